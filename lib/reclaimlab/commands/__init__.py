@@ -1,4 +1,6 @@
 """Subcommands of `reclaimlab`, one module each. Add a command by listing it in COMMANDS."""
 from __future__ import annotations
 
-COMMANDS: list = []
+from .labs import labs_command
+
+COMMANDS: list = [labs_command]

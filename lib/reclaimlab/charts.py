@@ -1,0 +1,191 @@
+"""Altair charts from a Recording, rendered offline.
+
+Charts are drawn by altair and rendered to SVG by vl-convert inside the kernel
+(`use_offline_renderer`): the page needs no JavaScript from a CDN, so a browser
+with no internet shows them, and an executed notebook stays small (tens of KB a
+chart, where an embedded JupyterChart costs ~0.9 MB of JavaScript each).
+"""
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from .recording import Recording
+
+KIB_PER_GIB = 1024 * 1024
+KIB_PER_MIB = 1024
+MAX_POINTS = 1500  # per series: more is invisible at chart width and only grows the page
+
+# What the guest's memory holds, bottom to top of the stack, with the meminfo fields behind each.
+STACK = [
+    ("Anonymous (AnonPages)", ("anon_kib",)),
+    ("Page cache (Cached + Buffers)", ("cached_kib", "buffers_kib")),
+    ("Reclaimable slab (SReclaimable)", ("slab_reclaimable_kib",)),
+    ("Free (MemFree)", ("mem_free_kib",)),
+]
+HOST_COLUMNS = {
+    "host_reported_kib": "Reported to the host since start (page_reporting reported_kib)",
+    "host_vm_working_set_kib": "Host: VM process working set (vmmem)",
+    "host_vm_rss_kib": "Host: QEMU process resident memory (VmRSS)",
+}
+
+_presenter = False
+
+
+def use_offline_renderer(presenter: bool = False) -> None:
+    """Render every chart as inline SVG (no CDN); `presenter` enlarges fonts for a projector."""
+    global _presenter
+    _presenter = presenter
+    alt.renderers.enable("svg")
+    alt.data_transformers.disable_max_rows()
+
+
+def _font(size: int) -> int:
+    return int(size * 1.5) if _presenter else size
+
+
+def _configure(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
+    return (chart.configure_axis(labelFontSize=_font(11), titleFontSize=_font(12))
+                 .configure_legend(labelFontSize=_font(11), titleFontSize=_font(12), orient="bottom",
+                                   columns=2, labelLimit=400)
+                 .configure_title(fontSize=_font(14), anchor="start"))
+
+
+def _thin(df: pd.DataFrame) -> pd.DataFrame:
+    """Keep at most MAX_POINTS evenly spread rows (first and last always kept)."""
+    if len(df) <= MAX_POINTS:
+        return df
+    step = len(df) / MAX_POINTS
+    idx = sorted({int(i * step) for i in range(MAX_POINTS)} | {len(df) - 1})
+    return df.iloc[idx]
+
+
+def _events_layer(rec: Recording, y_max: float) -> alt.Chart | None:
+    ev = rec.events[rec.events["kind"] != "note"]
+    if ev.empty:
+        return None
+    ev = ev.assign(label=[f"{k}" + (f" {d}" if d and len(d) < 18 else "") for k, d in zip(ev["kind"], ev["detail"])],
+                   y=y_max)
+    rules = alt.Chart(ev).mark_rule(strokeDash=[4, 3], color="#555").encode(x="t_s:Q")
+    text = alt.Chart(ev).mark_text(angle=270, align="left", baseline="bottom", dx=-4, dy=-2,
+                                   fontSize=_font(10), color="#333").encode(x="t_s:Q", y="y:Q", text="label:N")
+    return rules + text
+
+
+def stacked_memory(rec: Recording, title: str | None = None, width: int = 640, height: int = 260):
+    """What the guest's memory holds over time (GiB), with the experiment's steps marked."""
+    s = _thin(rec.samples)
+    parts = []
+    for name, cols in STACK:
+        present = [c for c in cols if c in s.columns]
+        if present:
+            parts.append(pd.DataFrame({"t_s": s["t_s"], "part": name,
+                                       "GiB": s[present].sum(axis=1) / KIB_PER_GIB}))
+    if not parts:
+        raise ValueError("this recording has none of the meminfo columns a memory chart needs")
+    long = pd.concat(parts, ignore_index=True)
+    order = [n for n, _ in STACK]
+    y_max = float(long.groupby("t_s")["GiB"].sum().max())
+    area = alt.Chart(long).mark_area(opacity=0.85).encode(
+        x=alt.X("t_s:Q", title="time (s)"),
+        y=alt.Y("GiB:Q", stack="zero", title="guest memory (GiB)"),
+        color=alt.Color("part:N", sort=order, title=None,
+                        scale=alt.Scale(domain=order, range=["#d62728", "#1f77b4", "#9467bd", "#c7c7c7"])),
+        order=alt.Order("order:Q"),
+    ).transform_calculate(order=f"indexof({order!r}, datum.part)")
+    layers = [area]
+    ev = _events_layer(rec, y_max)
+    if ev is not None:
+        layers.append(ev)
+    return _configure(alt.layer(*layers).properties(
+        width=width, height=height, title=title or f"{rec.meta.get('experiment', '')}: what the guest's memory holds"))
+
+
+def lines(rec: Recording, columns: dict[str, str], title: str, unit: str = "MiB",
+          width: int = 640, height: int = 220, since_start: bool = False):
+    """Selected *_kib columns as lines in `unit` (MiB or GiB), with the steps marked.
+
+    `columns` maps a column to its legend label; absent columns are skipped, never invented.
+    `since_start` plots each column's change since the first sample.
+    """
+    s = _thin(rec.samples)
+    div = KIB_PER_GIB if unit == "GiB" else KIB_PER_MIB
+    parts = []
+    for col, label in columns.items():
+        if col in s.columns and s[col].notna().any():
+            v = s[col] - (s[col].dropna().iloc[0] if since_start else 0)
+            parts.append(pd.DataFrame({"t_s": s["t_s"], "series": label, unit: v / div}))
+    if not parts:
+        raise ValueError(f"this recording has none of the columns {', '.join(columns)}")
+    long = pd.concat(parts, ignore_index=True)
+    line = alt.Chart(long).mark_line(interpolate="step-after").encode(
+        x=alt.X("t_s:Q", title="time (s)"),
+        y=alt.Y(f"{unit}:Q", title=unit + (" since start" if since_start else "")),
+        color=alt.Color("series:N", title=None, sort=list(columns.values())),
+    )
+    layers = [line]
+    ev = _events_layer(rec, float(long[unit].max()))
+    if ev is not None:
+        layers.append(ev)
+    return _configure(alt.layer(*layers).properties(width=width, height=height, title=title))
+
+
+def host_view(rec: Recording, title: str | None = None, width: int = 640, height: int = 200):
+    """The host's side: memory the guest handed back, or the VM process's footprint."""
+    present = {c: label for c, label in HOST_COLUMNS.items()
+               if c in rec.samples.columns and rec.samples[c].notna().any()}
+    if not present:
+        return None
+    cumulative = "host_reported_kib" in present
+    return lines(rec, present, title or "The host's side", unit="GiB", width=width, height=height,
+                 since_start=cumulative and len(present) == 1)
+
+
+def buddy_orders(rec: Recording, labels: list[str] | None = None, reporting_order: int | None = None,
+                 width: int = 560, height: int = 240):
+    """Free memory per buddy order (MiB) in each buddyinfo snapshot, summed over zones.
+
+    Blocks of at least `reporting_order` are the only ones free page reporting hands to the host.
+    """
+    b = rec.buddyinfo
+    if b.empty:
+        raise ValueError("this recording has no buddyinfo snapshots")
+    page_kib = rec.meta.get("page_size_kib", 4)
+    tot = b.groupby(["label", "order"], sort=False, as_index=False)["free_blocks"].sum()
+    tot["MiB"] = tot["free_blocks"] * (2 ** tot["order"]) * page_kib / KIB_PER_MIB
+    if labels:
+        tot = tot[tot["label"].isin(labels)]
+    label_order = labels or list(dict.fromkeys(tot["label"]))
+    if reporting_order is None:
+        reporting_order = rec.meta.get("page_reporting_order")
+    tot["reportable"] = tot["order"] >= (reporting_order if reporting_order is not None else 99)
+    bars = alt.Chart(tot).mark_bar().encode(
+        x=alt.X("order:O", title="buddy order (block = 2^order pages)"),
+        xOffset=alt.XOffset("label:N", sort=label_order),
+        y=alt.Y("MiB:Q", title="free memory in blocks of this order (MiB)", scale=alt.Scale(type="symlog")),
+        color=alt.Color("label:N", sort=label_order, title=None),
+        opacity=alt.condition("datum.reportable", alt.value(1.0), alt.value(0.55)),
+    )
+    title = "Free memory by block size"
+    if reporting_order is not None:
+        title += f" (solid bars: order ≥ {reporting_order}, the blocks free page reporting can hand back)"
+    return _configure(bars.properties(width=width, height=height, title=title))
+
+
+def compare(recordings: dict[str, Recording], column: str, title: str, unit: str = "GiB",
+            since_start: bool = False, width: int = 640, height: int = 240):
+    """One column from several recordings on the same axes (e.g. two reclaim policies)."""
+    div = KIB_PER_GIB if unit == "GiB" else KIB_PER_MIB
+    parts = []
+    for label, rec in recordings.items():
+        s = _thin(rec.samples)
+        if column in s.columns and s[column].notna().any():
+            v = s[column] - (s[column].dropna().iloc[0] if since_start else 0)
+            parts.append(pd.DataFrame({"t_s": s["t_s"], "run": label, unit: v / div}))
+    if not parts:
+        raise ValueError(f"none of these recordings has the column {column}")
+    long = pd.concat(parts, ignore_index=True)
+    chart = alt.Chart(long).mark_line(interpolate="step-after").encode(
+        x=alt.X("t_s:Q", title="time (s)"), y=alt.Y(f"{unit}:Q", title=unit),
+        color=alt.Color("run:N", title=None, sort=list(recordings)))
+    return _configure(chart.properties(width=width, height=height, title=title))

@@ -1,0 +1,151 @@
+"""The experiments of the story, and `run()`: live on this guest, or recorded.
+
+    rec = run("calloc-reclaim", mode="auto", size="3GB")
+
+`mode` is "live" (run here; refuse with the reason if this guest cannot),
+"recorded" (load the shipped recording), or "auto" (live where possible, recorded
+otherwise; the recording's meta["mode_reason"] says which and why). Every path
+yields the same Recording, so charts and questions never need to know which.
+The step scripts themselves live in `steps.py`.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from . import datasets, policy, sources
+from .recording import Recording
+
+MODES = ("auto", "live", "recorded")
+GUESTS = ("local", "vm")
+
+
+class ExperimentError(ValueError):
+    """Bad input to an experiment: unknown name, mode or parameter. The message says what is valid."""
+
+
+class ExperimentRefused(RuntimeError):
+    """Live mode was asked for but this guest cannot run the experiment; the message says why."""
+
+
+class ExperimentInterrupted(KeyboardInterrupt):
+    """The run was interrupted; the workload was stopped and cleaned up.
+
+    `.recording` holds what was sampled so far, marked partial (meta["complete"] is False).
+    """
+
+    def __init__(self, message: str, recording: Recording | None):
+        super().__init__(message)
+        self.recording = recording
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    summary: str
+    defaults: dict[str, Any]
+    knobs: tuple[str, ...] = ()            # system-wide knobs it turns: these need consent
+    variant_keys: tuple[str, ...] = ()     # parameters that select a different recorded dataset
+    needs_memory: bool = True              # allocates memory (so sized to this guest)
+    runner: Callable[..., Recording] | None = field(default=None, compare=False)
+
+
+REGISTRY: dict[str, Experiment] = {}
+
+
+def register(exp: Experiment) -> Experiment:
+    REGISTRY[exp.name] = exp
+    return exp
+
+
+def get(name: str) -> Experiment:
+    _load_steps()
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ExperimentError(f"unknown experiment {name!r}; choose one of: {', '.join(names())}") from None
+
+
+def names() -> list[str]:
+    _load_steps()
+    return list(REGISTRY)
+
+
+def _load_steps() -> None:
+    from . import steps  # noqa: F401  (registers the experiments)
+
+
+def _say(message: str, quiet: bool) -> None:
+    if not quiet:
+        print(message, file=sys.stdout, flush=True)
+
+
+def resolve_params(exp: Experiment, params: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(params) - set(exp.defaults))
+    if unknown:
+        raise ExperimentError(f"{exp.name}: unknown parameter(s) {', '.join(unknown)}; "
+                              f"valid: {', '.join(f'{k} (default {v!r})' for k, v in exp.defaults.items())}")
+    return {**exp.defaults, **params}
+
+
+def live_blocker(exp: Experiment, guest: str, allow_system_changes: bool | None,
+                 roots: sources.Roots | None = None) -> str | None:
+    """Why `exp` cannot run live here (None: it can)."""
+    if guest == "vm":
+        from .vm import availability
+        return availability()
+    roots = roots or sources.Roots.from_env()
+    from .guest import probe
+    info = probe(roots)
+    ok, reason = info.live_support.get(exp.name, (False, "not known to the guest probe"))
+    if not ok:
+        return reason
+    if exp.knobs:
+        shared = policy.shared_reason(roots)
+        if shared:
+            return shared + "; system-wide knobs stay off on shared machines"
+        if not policy.changes_allowed(allow_system_changes):
+            return (f"it turns system-wide knobs ({', '.join(exp.knobs)}) and system-wide changes were not "
+                    f"allowed (pass allow_system_changes=True or set {policy.ALLOW_ENV}=1 on a machine that is yours)")
+    return None
+
+
+def run(name: str, mode: str = "auto", *, guest: str = "local", allow_system_changes: bool | None = None,
+        quiet: bool = False, **params: Any) -> Recording:
+    """Run experiment `name` and return its Recording (see the module docstring for modes)."""
+    exp = get(name)
+    if mode not in MODES:
+        raise ExperimentError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+    if guest not in GUESTS:
+        raise ExperimentError(f"guest {guest!r} is not one of {', '.join(GUESTS)}")
+    params = resolve_params(exp, params)
+    selectors = {k: params[k] for k in exp.variant_keys}
+    if guest == "vm":
+        selectors["guest"] = "vm"
+    if mode == "recorded":
+        return _recorded(exp, selectors, "recorded mode was asked for", quiet)
+    blocker = live_blocker(exp, guest, allow_system_changes)
+    if blocker:
+        if mode == "live":
+            raise ExperimentRefused(f"{name} cannot run live here: {blocker}. Use mode='auto' or 'recorded' "
+                                    f"to see a recording instead.")
+        return _recorded(exp, selectors, f"live is not possible here: {blocker}", quiet)
+    _say(f"▶ {name}: running LIVE on this {'kit VM' if guest == 'vm' else 'machine'}", quiet)
+    assert exp.runner is not None
+    rec = exp.runner(params=params, mode=mode, guest=guest, allow=allow_system_changes, quiet=quiet)
+    rec.meta.setdefault("mode_reason", "live: this guest can run it" + (" and you allowed system-wide changes"
+                                                                        if exp.knobs else ""))
+    return rec
+
+
+def _recorded(exp: Experiment, selectors: dict[str, Any], reason: str, quiet: bool) -> Recording:
+    rec = datasets.find(exp.name, selectors)
+    rec.meta["mode_reason"] = reason
+    _say(f"▶ {exp.name}: showing a RECORDING ({reason}).\n  {rec.describe_source()}", quiet)
+    return rec
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
