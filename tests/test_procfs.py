@@ -1,0 +1,144 @@
+"""The pure parsers, on files captured from this project's guest and hand-made variants."""
+from __future__ import annotations
+
+import pytest
+
+from reclaimlab import procfs
+from reclaimlab.procfs import ProcParseError
+
+from conftest import TREES, fixture_text
+
+FC = TREES / "firecracker-vm"
+
+
+# --- /proc/meminfo -------------------------------------------------------------------------------
+
+def test_meminfo_captured_keeps_every_line_in_kib():
+    text = (FC / "proc/meminfo").read_text()
+    info = procfs.parse_meminfo(text)
+    assert len(info) == len(text.splitlines())
+    assert info["MemTotal"] == 24684084
+    assert info["MemAvailable"] == 24099748
+    assert info["Balloon"] == 0          # this kernel's line; others lack it
+    assert info["HugePages_Total"] == 0  # a count, no unit
+    assert info["MemFree"] <= info["MemAvailable"] <= info["MemTotal"]
+
+
+def test_meminfo_old_kernel_lacks_memavailable_without_inventing_it():
+    info = procfs.parse_meminfo(fixture_text("meminfo-2.6.32"))
+    assert "MemAvailable" not in info
+    assert info["MemTotal"] == 2054984 and info["HighTotal"] == 0
+
+
+def test_meminfo_newer_kernel_fields_are_kept():
+    info = procfs.parse_meminfo(fixture_text("meminfo-future"))
+    assert info["FuturePages"] == 42
+    assert info["Unaccepted"] == 0
+    assert info["MemTotal"] == 24684084
+
+
+@pytest.mark.parametrize("name, lineno", [("meminfo-corrupt-value", 2), ("meminfo-corrupt-colon", 3)])
+def test_meminfo_corrupt_line_names_file_and_line(name, lineno):
+    with pytest.raises(ProcParseError) as err:
+        procfs.parse_meminfo(fixture_text(name), source=f"fixtures/{name}")
+    assert str(err.value).startswith(f"fixtures/{name}: line {lineno} ")
+    assert "\n" not in str(err.value)
+
+
+def test_meminfo_empty_and_bad_unit():
+    with pytest.raises(ProcParseError, match="/proc/meminfo: empty"):
+        procfs.parse_meminfo("\n")
+    with pytest.raises(ProcParseError, match="line 1"):
+        procfs.parse_meminfo("MemTotal: 1024 MB\n")
+
+
+# --- /proc/vmstat ----------------------------------------------------------------------------------
+
+def test_vmstat_captured_has_compaction_counters():
+    stat = procfs.parse_vmstat((FC / "proc/vmstat").read_text())
+    assert stat["nr_free_pages"] == 1199015
+    for name in ("compact_stall", "compact_migrate_scanned", "compact_free_scanned"):
+        assert isinstance(stat[name], int)
+
+
+def test_vmstat_corrupt_line_and_empty():
+    with pytest.raises(ProcParseError, match=r"^/proc/vmstat: line 5 'pgpgin 12 34'"):
+        procfs.parse_vmstat(fixture_text("vmstat-corrupt"))
+    with pytest.raises(ProcParseError, match="empty"):
+        procfs.parse_vmstat("")
+
+
+# --- /proc/buddyinfo -------------------------------------------------------------------------------
+
+def test_buddyinfo_captured_zones_and_totals():
+    zones = procfs.parse_buddyinfo((FC / "proc/buddyinfo").read_text())
+    assert [z.zone for z in zones] == ["DMA", "DMA32", "Normal"]
+    assert all(len(z.free_blocks) == 11 for z in zones)
+    normal = zones[2]
+    assert normal.free_blocks[:2] == (2666, 2303)
+    assert normal.blocks_at_least(9) == 78 + 229
+    assert normal.free_pages(9) == 78 * 512 + 229 * 1024
+    assert procfs.buddy_totals(zones)[10] == 3 + 752 + 229
+
+
+def test_buddyinfo_corrupt_line():
+    with pytest.raises(ProcParseError, match=r"^/proc/buddyinfo: line 2 "):
+        procfs.parse_buddyinfo(fixture_text("buddyinfo-corrupt"))
+
+
+# --- cgroup files ------------------------------------------------------------------------------------
+
+def test_cgroup_v1_unlimited_is_none():
+    assert procfs.cgroup_limit_bytes("9223372036854771712\n", "memory.limit_in_bytes") is None
+
+
+def test_cgroup_v2_max_is_none_and_numbers_pass():
+    assert procfs.cgroup_limit_bytes("max\n", "memory.max") is None
+    assert procfs.parse_cgroup_number("max\n", "memory.max") is None
+    assert procfs.cgroup_limit_bytes("2147483648\n", "memory.max") == 2 * 1024 ** 3
+
+
+def test_cgroup_number_garbage_names_the_file():
+    with pytest.raises(ProcParseError, match=r"^/x/memory.max: 'lots' is not a number"):
+        procfs.parse_cgroup_number("lots\n", "/x/memory.max")
+
+
+def test_memory_stat_v1_prefers_hierarchical_totals():
+    stat = procfs.parse_memory_stat(next(FC.glob("sys/fs/cgroup/memory/*/*/memory.stat")).read_text())
+    assert procfs.cgroup_file_anon_bytes(stat) == (stat["total_cache"], stat["total_rss"])
+    # without the total_* lines (a leaf's own counters only), v1's cache/rss are used
+    assert procfs.cgroup_file_anon_bytes({"cache": 10, "rss": 20}) == (10, 20)
+
+
+def test_memory_stat_v2_file_anon():
+    stat = procfs.parse_memory_stat((TREES / "container-v2/sys/fs/cgroup/memory.stat").read_text())
+    assert procfs.cgroup_file_anon_bytes(stat) == (94371840, 201326592)
+
+
+def test_memory_stat_missing_split_is_none_not_zero():
+    assert procfs.cgroup_file_anon_bytes({"pgfault": 3}) == (None, None)
+
+
+def test_memory_stat_corrupt_line():
+    with pytest.raises(ProcParseError, match=r"^memory.stat: line 3 'file_mapped'"):
+        procfs.parse_memory_stat(fixture_text("memory.stat-corrupt"))
+
+
+# --- module parameters and /proc/self/cgroup -------------------------------------------------------
+
+@pytest.mark.parametrize("text, value", [("9\n", 9), ("Y\n", True), ("N\n", False), ("-1\n", -1), ("abc\n", "abc")])
+def test_module_param(text, value):
+    assert procfs.parse_module_param(text, "p") == value
+
+
+def test_cgroup_membership_hybrid():
+    membership = procfs.parse_cgroup_membership((FC / "proc/self/cgroup").read_text())
+    assert membership["memory"] == "/process_api/07ff040aea8250ebbd7ca645acaad4b9"
+    assert membership[""] == "/"
+    assert membership["cpu"] == "/"
+
+
+def test_cgroup_membership_joined_controllers():
+    membership = procfs.parse_cgroup_membership((TREES / "container-v1/proc/self/cgroup").read_text())
+    assert membership["cpu"] == membership["cpuacct"] == "/kubepods/burstable/pod5f1d/9c0e"
+    assert "" not in membership
