@@ -1,0 +1,310 @@
+"""The live step scripts of each experiment, run on this guest while the sampler records.
+
+Each script is short: mark an event, do a step in a workload child or turn a knob,
+wait while the sampler watches. `LiveRun` owns what every script shares: the
+sampler and host views, the results and notices that go into meta, and the
+guarantee that an interruption stops the workload and yields a recording marked
+partial, never one that passes for complete.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any, Callable
+
+from . import knobs, sources
+from .experiments import Experiment, ExperimentInterrupted, register
+from .recording import Recording
+from .sizes import format_size, parse_size
+
+
+class LiveRun:
+    """Sampler + host views + meta for one live run; use as a context manager."""
+
+    def __init__(self, experiment: str, params: dict[str, Any], mode: str, quiet: bool,
+                 buddyinfo: bool = False):
+        from .host import available_host_views
+        from .sampler import Sampler
+
+        self.experiment = experiment
+        self.params = params
+        self.quiet = quiet
+        self.roots = sources.Roots.from_env()
+        self.results: dict[str, Any] = {}
+        self.notices: list[str] = []
+        self.host_views = available_host_views(self.roots)
+        self.sampler = Sampler(hz=float(params.get("sample_hz", 10.0)), roots=self.roots,
+                               extra_sources=self.host_views, buddyinfo=buddyinfo,
+                               experiment=experiment, parameters=params)
+        self.recording: Recording | None = None
+        self._step = "start"
+
+    # -- life cycle
+    def __enter__(self) -> "LiveRun":
+        self.sampler.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        why = None
+        if exc_type is not None:
+            why = ("interrupted (KeyboardInterrupt)" if issubclass(exc_type, KeyboardInterrupt)
+                   else f"{exc_type.__name__}: {exc}") + f" during step {self._step!r}"
+        try:
+            rec = self.sampler.stop(interrupted=why)
+        finally:
+            for view in self.host_views:
+                view.close()
+        rec.meta.update(experiment=self.experiment, parameters=self.params, mode="live",
+                        results=self.results, notices=self.notices)
+        if exc_type is None:
+            rec.meta["complete"] = True
+            self.recording = rec
+            return False
+        rec.meta["complete"] = False
+        rec.meta["interrupted"] = why
+        self.recording = rec
+        if issubclass(exc_type, KeyboardInterrupt) and not isinstance(exc, ExperimentInterrupted):
+            raise ExperimentInterrupted(
+                f"{self.experiment} interrupted during {self._step!r}: the workload was stopped and its memory "
+                f"freed; what was sampled so far is in .recording (marked partial)", rec) from None
+        return False
+
+    # -- steps
+    def say(self, message: str) -> None:
+        if not self.quiet:
+            print(f"  {message}", flush=True)
+
+    def mark(self, kind: str, detail: str = "") -> None:
+        self._step = kind
+        self.sampler.mark(kind, detail)
+
+    def step(self, kind: str, detail: str, fn: Callable[[], Any]) -> Any:
+        """Mark `kind`, run fn, note its duration in the results; returns fn's result."""
+        self.mark(kind, detail)
+        t0 = time.monotonic()
+        out = fn()
+        # Repeated steps (drop_caches 1/2/3, touch first/hot/cold) keep one duration each.
+        suffix = f"_{detail}" if detail and (detail.isidentifier() or detail.isdigit()) else ""
+        self.results[f"{kind}{suffix}_s"] = round(time.monotonic() - t0, 4)
+        return out
+
+    def wait(self, seconds: float, until: Callable[[], bool] | None = None, poll_s: float = 0.25) -> float:
+        """Sleep up to `seconds`, returning early once `until()` is true; returns the time waited."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            if until is not None and until():
+                break
+            time.sleep(min(poll_s, max(0.0, seconds - (time.monotonic() - t0))))
+        return time.monotonic() - t0
+
+    def reported_kib(self) -> int | None:
+        for view in self.host_views:
+            if view.column == "host_reported_kib":
+                return view.read()
+        return None
+
+    def meminfo_kib(self, field: str) -> int:
+        return sources.meminfo(self.roots)[field]
+
+
+def _sized(run: LiveRun, requested: Any, mode: str) -> int:
+    """The size this guest can safely take: scaled down with a notice (auto) or refused (live)."""
+    from .sizing import plan_allocation
+
+    plan = plan_allocation(parse_size(requested), mode, roots=run.roots)
+    run.results["requested_bytes"] = parse_size(requested)
+    run.results["size_bytes"] = plan.size_bytes
+    if plan.scaled:
+        run.notices.append(plan.notice)
+        run.say(plan.notice)
+    return plan.size_bytes
+
+
+# ---------------------------------------------------------------- calloc-reclaim
+
+def calloc_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
+    from .workloads.allocator import Allocator
+
+    with LiveRun("calloc-reclaim", params, mode, quiet) as run:
+        size = _sized(run, params["size"], mode)
+        run.say(f"calloc {format_size(size)}, touch every page, hold {params['hold_s']} s, free, "
+                f"then watch the host's side for up to {params['observe_s']} s")
+        run.wait(params["baseline_s"])
+        with Allocator(size, huge_pages=params["huge_pages"]) as alloc:
+            r = run.step("calloc", format_size(size), alloc.calloc)
+            run.results["calloc_child_rss_anon_kib"] = r.rss_anon_kib
+            run.wait(params["hold_s"])
+            r = run.step("touch", "", alloc.touch)
+            run.results.update(touch_child_s=r.duration_s, touch_gb_per_s=r.gb_per_s,
+                               touch_child_rss_anon_kib=r.rss_anon_kib)
+            run.wait(params["hold_s"])
+            base = run.reported_kib()
+            r = run.step("free", "", alloc.free)
+            run.results["free_child_s"] = r.duration_s
+        size_kib = size // 1024
+        t_free = time.monotonic()
+        if base is not None:
+            # Stop watching once 90 % is back (or the host view stops moving for good).
+            run.wait(params["observe_s"], until=lambda: (run.reported_kib() or base) - base >= 0.9 * size_kib)
+            run.results["reported_after_free_kib"] = (run.reported_kib() or base) - base
+            run.results["observed_after_free_s"] = round(time.monotonic() - t_free, 2)
+        else:
+            run.notices.append("no host-side view on this guest: the chart shows the guest's side only")
+            run.wait(min(params["observe_s"], 5.0))
+        run.wait(params["tail_s"])
+        run.mark("end")
+    return run.recording
+
+
+register(Experiment(
+    "calloc-reclaim", "calloc a buffer, touch it, free it, and watch the host take the pages back",
+    defaults={"size": "3GB", "hold_s": 2.0, "observe_s": 25.0, "baseline_s": 1.0, "tail_s": 2.0,
+              "sample_hz": 10.0, "huge_pages": False},
+    runner=calloc_reclaim))
+
+
+# ---------------------------------------------------------------- refault
+
+def refault(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
+    from .workloads.allocator import Allocator
+
+    with LiveRun("refault", params, mode, quiet) as run:
+        size = _sized(run, params["size"], mode)
+        size_kib = size // 1024
+        run.say(f"touch {format_size(size)}, free, touch again at once (hot), free, wait for the host "
+                f"to take it back, touch again (cold)")
+        run.wait(params["baseline_s"])
+        with Allocator(size) as alloc:
+            alloc.calloc()
+            first = run.step("touch", "first", alloc.touch)
+            run.step("free", "first", alloc.free)
+            hot = run.step("touch", "hot", alloc.touch_again)
+            run.step("free", "hot", alloc.free)
+            base = run.reported_kib()
+            if base is not None:
+                run.mark("wait", "for the host to take the pages back")
+                run.wait(params["wait_for_report_s"],
+                         until=lambda: (run.reported_kib() or base) - base >= 0.9 * size_kib)
+                run.results["reported_before_cold_kib"] = (run.reported_kib() or base) - base
+            else:
+                run.notices.append("no host-side view: the cold touch waits a fixed time instead")
+                run.wait(params["wait_for_report_s"])
+            cold = run.step("touch", "cold", alloc.touch_again)
+            run.step("free", "cold", alloc.free)
+        for name, r in (("first", first), ("hot", hot), ("cold", cold)):
+            run.results[f"{name}_touch_s"] = r.duration_s
+            run.results[f"{name}_touch_gb_per_s"] = r.gb_per_s
+        run.wait(params["tail_s"])
+        run.mark("end")
+    return run.recording
+
+
+register(Experiment(
+    "refault", "the cost of giving memory back: touching pages the host already took back",
+    defaults={"size": "1GiB", "wait_for_report_s": 25.0, "baseline_s": 1.0, "tail_s": 1.0, "sample_hz": 10.0},
+    runner=refault))
+
+
+# ---------------------------------------------------------------- page-cache
+
+def _walk_filesystem(timeout_s: float) -> None:
+    """Stat every file on the root filesystem (like `find / -xdev`): fills the dentry and inode caches,
+    the reclaimable slab that drop_caches 2 frees. Runs as a child that dies with us."""
+    import subprocess
+
+    from .workloads._child import PR_SET_PDEATHSIG, libc
+
+    def die_with_parent() -> None:
+        libc().prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
+
+    proc = subprocess.Popen(["find", "/", "-xdev"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=die_with_parent)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        pass  # enough slab was filled for the lesson; stop here
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def page_cache(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
+    from .workloads.pagecache import PageCacheFile
+
+    with LiveRun("page-cache", params, mode, quiet) as run:
+        size = _sized(run, params["size"], mode)
+        run.say(f"write and read a {format_size(size)} file, drop_caches 1; fill the slab, drop_caches 2; "
+                f"read and fill again, drop_caches 3")
+        settle_s = params["settle_s"]
+        run.wait(params["baseline_s"])
+        with PageCacheFile(size) as f:
+            run.step("write_file", format_size(size), f.write)
+            run.step("sync", "", f.sync)
+            run.step("read_file", "", f.read)
+            run.wait(settle_s)
+            for level in (1, 2, 3):
+                if level == 2:
+                    run.step("walk_fs", "find / -xdev", lambda: _walk_filesystem(params["walk_timeout_s"]))
+                    run.wait(settle_s)
+                if level == 3:
+                    run.step("read_file", "again", f.read)
+                    run.step("walk_fs", "again", lambda: _walk_filesystem(params["walk_timeout_s"]))
+                    run.wait(settle_s)
+                result = run.step("drop_caches", str(level), lambda lv=level: knobs.drop_caches(lv, allow=allow))
+                run.results[f"drop_caches_{level}_sync_s"] = result.sync_s
+                run.wait(params["observe_s"])
+        run.results["file_bytes"] = size
+        run.wait(params["tail_s"])
+        run.mark("end")
+    return run.recording
+
+
+register(Experiment(
+    "page-cache", "grow the page cache with file I/O and drop it with drop_caches 1, 2 and 3",
+    defaults={"size": "1.5GB", "settle_s": 2.0, "observe_s": 6.0, "walk_timeout_s": 30.0, "baseline_s": 1.0,
+              "tail_s": 1.0, "sample_hz": 10.0},
+    knobs=("drop_caches",), runner=page_cache))
+
+
+# ---------------------------------------------------------------- compaction
+
+def compaction(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
+    from .workloads.fragmenter import Fragmenter, managed_pages
+
+    with LiveRun("compaction", params, mode, quiet) as run:
+        size = _sized(run, params["size"], mode)
+        order = sources.page_reporting_params(run.roots).get("page_reporting_order")
+        run.say(f"fragment {format_size(size)} of free memory, compact_memory, release, and watch the host's side")
+        managed_before = managed_pages(run.roots)
+        run.wait(params["baseline_s"])
+        run.sampler.snapshot_buddyinfo("before")
+        with Fragmenter(size) as frag:
+            r = run.step("fragment", format_size(size), frag.fragment)
+            run.results.update(fragment_freed_pages=r.freed_pages, fragment_held_pages=r.held_pages,
+                               fragment_fill_bytes=r.fill_bytes)
+            run.sampler.snapshot_buddyinfo("fragmented")
+            run.wait(params["settle_s"])
+            base = run.reported_kib()
+            run.step("compact_memory", "", lambda: knobs.compact_memory(allow=allow))
+            run.sampler.snapshot_buddyinfo("compacted")
+            run.wait(params["settle_s"])
+            run.results["reported_while_held_kib"] = None if base is None else (run.reported_kib() or base) - base
+            run.step("release", "", frag.release)
+        run.sampler.snapshot_buddyinfo("released")
+        run.wait(params["observe_s"])
+        run.sampler.snapshot_buddyinfo("observed")
+        if managed_pages(run.roots) != managed_before:
+            # This guest onlines memory lazily; new blocks appearing mid-run are not compaction's doing.
+            run.notices.append("the kernel brought more memory under the buddy allocator during this run "
+                               "(deferred memory init): compare the snapshots with that in mind")
+        run.results["page_reporting_order"] = order
+        run.mark("end")
+    return run.recording
+
+
+register(Experiment(
+    "compaction", "fragment free memory, compact it, and see why only large free blocks reach the host",
+    defaults={"size": "2GiB", "settle_s": 2.0, "observe_s": 10.0, "baseline_s": 1.0, "sample_hz": 10.0},
+    knobs=("compact_memory",), runner=compaction))
