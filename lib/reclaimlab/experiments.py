@@ -10,7 +10,6 @@ The step scripts themselves live in `steps.py`.
 """
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -49,6 +48,7 @@ class Experiment:
     knobs: tuple[str, ...] = ()            # system-wide knobs it turns: these need consent
     variant_keys: tuple[str, ...] = ()     # parameters that select a different recorded dataset
     needs_memory: bool = True              # allocates memory (so sized to this guest)
+    choices: dict[str, tuple[str, ...]] = field(default_factory=dict)  # allowed values of str parameters
     runner: Callable[..., Recording] | None = field(default=None, compare=False)
 
 
@@ -87,7 +87,25 @@ def resolve_params(exp: Experiment, params: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ExperimentError(f"{exp.name}: unknown parameter(s) {', '.join(unknown)}; "
                               f"valid: {', '.join(f'{k} (default {v!r})' for k, v in exp.defaults.items())}")
-    return {**exp.defaults, **params}
+    merged = {**exp.defaults, **params}
+    for key, value in params.items():
+        default = exp.defaults[key]
+        if key == "size":
+            from .sizes import parse_size
+            parse_size(value)  # SizeError (a ValueError) names the input and shows valid sizes
+        elif key == "sample_hz":
+            from .sampler import validate_hz
+            validate_hz(value)
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ExperimentError(f"{exp.name}: {key} must be True or False, not {value!r}")
+        elif isinstance(default, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 \
+                    or value == float("inf"):
+                raise ExperimentError(f"{exp.name}: {key} must be a number >= 0 (default {default}), not {value!r}")
+        elif isinstance(default, str) and exp.choices.get(key) and value not in exp.choices[key]:
+            raise ExperimentError(f"{exp.name}: {key} must be one of {', '.join(exp.choices[key])}, not {value!r}")
+    return merged
 
 
 def live_blocker(exp: Experiment, guest: str, allow_system_changes: bool | None,
@@ -108,7 +126,8 @@ def live_blocker(exp: Experiment, guest: str, allow_system_changes: bool | None,
             return shared + "; system-wide knobs stay off on shared machines"
         if not policy.changes_allowed(allow_system_changes):
             return (f"it turns system-wide knobs ({', '.join(exp.knobs)}) and system-wide changes were not "
-                    f"allowed (pass allow_system_changes=True or set {policy.ALLOW_ENV}=1 on a machine that is yours)")
+                    f"allowed (on a machine that is yours: allow_system_changes=True in Python, "
+                    f"--allow-system-changes on the command line, or {policy.ALLOW_ENV}=1)")
     return None
 
 
@@ -132,6 +151,11 @@ def run(name: str, mode: str = "auto", *, guest: str = "local", allow_system_cha
             raise ExperimentRefused(f"{name} cannot run live here: {blocker}. Use mode='auto' or 'recorded' "
                                     f"to see a recording instead.")
         return _recorded(exp, selectors, f"live is not possible here: {blocker}", quiet)
+    if mode == "live" and guest == "local" and "size" in params:
+        # Refuse an unsafe size before anything starts (auto mode scales it down inside the run).
+        from .sizes import parse_size
+        from .sizing import plan_allocation
+        plan_allocation(parse_size(params["size"]), "live")
     _say(f"▶ {name}: running LIVE on this {'kit VM' if guest == 'vm' else 'machine'}", quiet)
     assert exp.runner is not None
     rec = exp.runner(params=params, mode=mode, guest=guest, allow=allow_system_changes, quiet=quiet)
@@ -146,6 +170,3 @@ def _recorded(exp: Experiment, selectors: dict[str, Any], reason: str, quiet: bo
     _say(f"▶ {exp.name}: showing a RECORDING ({reason}).\n  {rec.describe_source()}", quiet)
     return rec
 
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
