@@ -1,0 +1,53 @@
+"""python -m reclaimlab.vm check | run NAME [--reporting on|off] [--size BYTES] [--mem BYTES] [--out DIR]"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from ..recording import save
+from ..sizes import parse_size
+from . import availability, build, machine
+from .errors import VmError
+from .experiments import DEFAULTS, run_vm_experiment
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m reclaimlab.vm", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("check", help="say whether the VM can run here, build it and boot it once")
+    r = sub.add_parser("run", help="run an experiment in the VM")
+    r.add_argument("name", choices=sorted(DEFAULTS))
+    r.add_argument("--reporting", choices=("on", "off"), default="on")
+    r.add_argument("--size", help="allocation / file size, e.g. 768MiB (default: fits the guest)")
+    r.add_argument("--mem", help="guest RAM, e.g. 2GiB (default: fits this process)")
+    r.add_argument("--out", help="save the Recording to this folder")
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "check":
+            reason = availability()
+            if reason:
+                print(f"kit VM: cannot run here: {reason}")
+                return 1
+            t0 = time.monotonic()
+            image = build.build()
+            print(f"kit VM: built/reused {image.dir} in {time.monotonic() - t0:.1f} s")
+            with machine.Machine(image, mem_mib=1024) as vm:
+                print(f"kit VM: booted in {vm.boot_s:.1f} s under {vm.accel.hypervisor} ({vm.accel.reason}); "
+                      f"guest kernel {vm.hello.fields.get('kernel')}, page_reporting_order "
+                      f"{vm.hello.fields.get('page_reporting_order')}, QEMU resident {vm.host_rss_kib()[0]} KiB")
+            return 0
+        rec = run_vm_experiment(args.name, reporting=args.reporting == "on",
+                                size_bytes=parse_size(args.size) if args.size else None,
+                                mem_bytes=parse_size(args.mem) if args.mem else None, quiet=False)
+        print(rec.meta["results"])
+        if args.out:
+            print(f"saved to {save(rec, args.out)}")
+        return 0
+    except (VmError, ValueError) as exc:
+        print(f"kit VM: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,459 @@
+/*
+ * reclaimlab guest agent: runs inside the kit's QEMU guest as root, does the experiment's
+ * steps on command and streams the guest's memory counters back to the host.
+ *
+ * Built on the host with `gcc -static -O2` (reclaimlab/vm/build.py) and started by the
+ * initramfs's /init with one argument: the virtio-serial port (e.g. /dev/vport1p1).
+ *
+ * PROTOCOL (version 1). ASCII lines ending in '\n' on one bidirectional channel.
+ * Times <t_ms> are the guest's CLOCK_MONOTONIC in milliseconds since the agent started.
+ *
+ * host -> agent:   <id> <verb> [args]             id: a decimal number the host chooses
+ *   alloc <bytes>        calloc a buffer (nothing is committed until touched)
+ *   touch                write one byte in every 4 KiB page of it; reply pages=, checksum=
+ *   free                 free it (glibc munmaps a buffer this large: pages go back to the buddy allocator)
+ *   fragment <bytes>     map, touch, then release every other 4 KiB page: scattered free order-0 pages
+ *   unfragment           release what fragment held
+ *   write_file <bytes>   write a file of that size on the guest's disk (/mnt/reclaimlab.dat), no fsync
+ *   read_file            read it back whole; reply bytes=, checksum=
+ *   rm_file              delete it
+ *   sync                 sync(2)
+ *   drop_caches <1|2|3>  sync, then write /proc/sys/vm/drop_caches
+ *   compact              write 1 to /proc/sys/vm/compact_memory
+ *   set <path> <value>   write a value to a file under /proc/sys/ or /sys/
+ *   get <path>           read a file under /proc/ or /sys/; reply value=<text, blanks as '_'>
+ *   snapshot <label>     send one B line (buddyinfo) with this label, then the ack
+ *   rate <hz>            samples per second (1..50; default 10)
+ *   quit                 ack, sync and power the guest off
+ *
+ * agent -> host:
+ *   H <t_ms> version=1 kernel=<release> page_size=<bytes> page_reporting_order=<n|none>
+ *            disk=<yes|no> thp=<[mode] of transparent_hugepage/enabled>
+ *   S <t_ms> <Key>=<value> ...   one sample: meminfo fields in KiB under their /proc/meminfo names,
+ *            the vmstat compact_* counters, and buddy=<free blocks per order, all zones, c0,c1,...>
+ *   B <t_ms> <label> <zone>:<c0>,<c1>,...;<zone>:...   a /proc/buddyinfo snapshot per zone
+ *   A <id> <t_start_ms> <t_end_ms> ok [key=value ...]   a command done
+ *   A <id> <t_start_ms> <t_end_ms> err <message>         a command failed
+ *   L <t_ms> <text>              a note
+ *
+ * Samples keep flowing while a command runs (the sampler is its own thread), so the host
+ * sees memory rise during a touch. The agent powers the guest off when the host side of the
+ * channel goes away, so an orphaned VM also stops from the inside.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/reboot.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PAGE 4096UL
+#define DATA_FILE "/mnt/reclaimlab.dat"
+
+static int chan = -1;
+static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct timespec start;
+static volatile int sample_hz = 10;
+
+static long now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (t.tv_sec - start.tv_sec) * 1000L + (t.tv_nsec - start.tv_nsec) / 1000000L;
+}
+
+/* One whole line per write(2) under a lock: the sampler and command threads never interleave. */
+static void emit(const char *fmt, ...) {
+    char line[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if (n > (int)sizeof line - 2) n = sizeof line - 2;
+    line[n++] = '\n';
+    pthread_mutex_lock(&out_lock);
+    for (int off = 0; off < n;) {
+        ssize_t w = write(chan, line + off, n - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break; /* host gone: the reader notices and powers off */
+        off += w;
+    }
+    pthread_mutex_unlock(&out_lock);
+}
+
+static ssize_t read_file_at(const char *path, char *buf, size_t size) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t got = 0, r;
+    while ((size_t)got < size - 1 && (r = read(fd, buf + got, size - 1 - got)) > 0) got += r;
+    close(fd);
+    buf[got < 0 ? 0 : got] = 0;
+    return got;
+}
+
+static int write_text(const char *path, const char *value) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t w = write(fd, value, strlen(value));
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return w < 0 ? -1 : 0;
+}
+
+/* ---- sampling ---------------------------------------------------------------------------- */
+
+static const char *MEMINFO_KEYS[] = {
+    "MemTotal", "MemFree", "MemAvailable", "Buffers", "Cached", "AnonPages", "Shmem",
+    "SReclaimable", "SUnreclaim", "AnonHugePages", "Dirty", "Writeback", NULL};
+
+static int append(char *out, int pos, int cap, const char *fmt, ...) {
+    if (pos >= cap) return pos;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out + pos, cap - pos, fmt, ap);
+    va_end(ap);
+    return n < 0 ? pos : (pos + n < cap ? pos + n : cap);
+}
+
+static int sample_meminfo(char *out, int pos, int cap) {
+    char buf[8192];
+    if (read_file_at("/proc/meminfo", buf, sizeof buf) <= 0) return pos;
+    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+        char *colon = strchr(line, ':');
+        if (!colon) continue;
+        *colon = 0;
+        for (int k = 0; MEMINFO_KEYS[k]; k++)
+            if (strcmp(line, MEMINFO_KEYS[k]) == 0) {
+                pos = append(out, pos, cap, " %s=%lld", line, strtoll(colon + 1, NULL, 10));
+                break;
+            }
+    }
+    return pos;
+}
+
+static int sample_vmstat(char *out, int pos, int cap) {
+    static char buf[16384];
+    if (read_file_at("/proc/vmstat", buf, sizeof buf) <= 0) return pos;
+    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strncmp(line, "compact_", 8) != 0) continue;
+        char *sp = strchr(line, ' ');
+        if (!sp) continue;
+        *sp = 0;
+        pos = append(out, pos, cap, " %s=%s", line, sp + 1);
+    }
+    return pos;
+}
+
+#define MAX_ORDER_SEEN 16
+
+/* Buddyinfo as text, either per zone (snapshot) or summed over zones (each sample). */
+static int buddyinfo(char *out, int pos, int cap, int per_zone) {
+    char buf[4096];
+    long long total[MAX_ORDER_SEEN] = {0};
+    int orders = 0;
+    if (read_file_at("/proc/buddyinfo", buf, sizeof buf) <= 0) return pos;
+    int first = 1;
+    for (char *save = NULL, *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *z = strstr(line, "zone");
+        if (!z) continue;
+        char zone[32];
+        int used = 0;
+        if (sscanf(z, "zone %31s%n", zone, &used) != 1) continue;
+        char *p = z + used;
+        if (per_zone) pos = append(out, pos, cap, "%s%s:", first ? "" : ";", zone);
+        first = 0;
+        for (int k = 0; k < MAX_ORDER_SEEN; k++) {
+            char *end;
+            long long v = strtoll(p, &end, 10);
+            if (end == p) break;
+            p = end;
+            total[k] += v;
+            if (k + 1 > orders) orders = k + 1;
+            if (per_zone) pos = append(out, pos, cap, "%s%lld", k ? "," : "", v);
+        }
+    }
+    if (!per_zone) {
+        pos = append(out, pos, cap, " buddy=");
+        for (int k = 0; k < orders; k++) pos = append(out, pos, cap, "%s%lld", k ? "," : "", total[k]);
+    }
+    return pos;
+}
+
+static void *sampler(void *unused) {
+    (void)unused;
+    char line[4096];
+    struct timespec next;
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    for (;;) {
+        int pos = append(line, 0, sizeof line, "S %ld", now_ms());
+        pos = sample_meminfo(line, pos, sizeof line);
+        pos = sample_vmstat(line, pos, sizeof line);
+        buddyinfo(line, pos, sizeof line, 0);
+        emit("%s", line);
+        /* Absolute deadlines: a slow sample does not push every later one back. */
+        long step_ns = 1000000000L / (sample_hz > 0 ? sample_hz : 10);
+        next.tv_nsec += step_ns;
+        while (next.tv_nsec >= 1000000000L) { next.tv_nsec -= 1000000000L; next.tv_sec++; }
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec > next.tv_sec || (now.tv_sec == next.tv_sec && now.tv_nsec > next.tv_nsec))
+            next = now; /* fell behind (e.g. the CPU was busy): resume from now, no burst */
+        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+    }
+    return NULL;
+}
+
+/* ---- commands ---------------------------------------------------------------------------- */
+
+static unsigned char *buffer;      /* alloc/touch/free */
+static size_t buffer_bytes;
+static unsigned char *frag;        /* fragment/unfragment */
+static size_t frag_bytes;
+
+/* The value written to page i and read back: the checksum depends on every touched page,
+   so the compiler cannot drop the writes (a pitfall seen in the first trial). */
+static unsigned char page_mark(size_t i) { return (unsigned char)(i % 251 + 1); }
+
+static void reply(long id, long t0, const char *status, const char *fmt, ...) {
+    char detail[4096] = "";
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    emit("A %ld %ld %ld %s%s%s", id, t0, now_ms(), status, detail[0] ? " " : "", detail);
+}
+
+static int under(const char *path, const char *prefix) {
+    return strncmp(path, prefix, strlen(prefix)) == 0 && !strstr(path, "..");
+}
+
+static void run_command(char *line) {
+    char *save = NULL;
+    char *id_s = strtok_r(line, " ", &save);
+    char *verb = strtok_r(NULL, " ", &save);
+    char *arg = strtok_r(NULL, " ", &save);
+    char *arg2 = strtok_r(NULL, "", &save);
+    if (!id_s || !verb) return;
+    long id = strtol(id_s, NULL, 10);
+    long t0 = now_ms();
+
+    if (!strcmp(verb, "alloc")) {
+        if (buffer) return reply(id, t0, "err", "already holding %zu bytes; free first", buffer_bytes);
+        size_t n = arg ? strtoull(arg, NULL, 10) : 0;
+        if (!n) return reply(id, t0, "err", "alloc needs a size in bytes");
+        buffer = calloc(1, n);
+        if (!buffer) return reply(id, t0, "err", "calloc(%zu) failed: %s", n, strerror(errno));
+        buffer_bytes = n;
+        return reply(id, t0, "ok", "bytes=%zu", n);
+    }
+    if (!strcmp(verb, "touch")) {
+        if (!buffer) return reply(id, t0, "err", "nothing allocated; alloc first");
+        volatile unsigned char *p = buffer;
+        size_t pages = (buffer_bytes + PAGE - 1) / PAGE;
+        unsigned long long sum = 0;
+        for (size_t i = 0; i < pages; i++) p[i * PAGE] = page_mark(i);
+        for (size_t i = 0; i < pages; i++) sum += p[i * PAGE];
+        return reply(id, t0, "ok", "pages=%zu checksum=%llu", pages, sum);
+    }
+    if (!strcmp(verb, "free")) {
+        if (!buffer) return reply(id, t0, "err", "nothing allocated");
+        free(buffer);
+        buffer = NULL;
+        size_t n = buffer_bytes;
+        buffer_bytes = 0;
+        return reply(id, t0, "ok", "bytes=%zu", n);
+    }
+    if (!strcmp(verb, "fragment")) {
+        if (frag) return reply(id, t0, "err", "already fragmented; unfragment first");
+        size_t n = arg ? strtoull(arg, NULL, 10) & ~(PAGE - 1) : 0;
+        if (!n) return reply(id, t0, "err", "fragment needs a size in bytes");
+        unsigned char *m = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) return reply(id, t0, "err", "mmap(%zu) failed: %s", n, strerror(errno));
+        madvise(m, n, MADV_NOHUGEPAGE); /* 4 KiB pages, so freeing every other one leaves holes */
+        volatile unsigned char *p = m;
+        size_t pages = n / PAGE, held = 0;
+        unsigned long long sum = 0;
+        for (size_t i = 0; i < pages; i++) p[i * PAGE] = page_mark(i);
+        for (size_t i = 1; i < pages; i += 2) madvise(m + i * PAGE, PAGE, MADV_DONTNEED);
+        for (size_t i = 0; i < pages; i += 2, held++) sum += p[i * PAGE];
+        frag = m;
+        frag_bytes = n;
+        return reply(id, t0, "ok", "pages=%zu held_pages=%zu checksum=%llu", pages, held, sum);
+    }
+    if (!strcmp(verb, "unfragment")) {
+        if (!frag) return reply(id, t0, "err", "nothing fragmented");
+        munmap(frag, frag_bytes);
+        size_t n = frag_bytes;
+        frag = NULL;
+        frag_bytes = 0;
+        return reply(id, t0, "ok", "bytes=%zu", n);
+    }
+    if (!strcmp(verb, "write_file")) {
+        size_t n = arg ? strtoull(arg, NULL, 10) : 0;
+        int fd = open(DATA_FILE, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0) return reply(id, t0, "err", "cannot open %s: %s (is the disk mounted?)", DATA_FILE, strerror(errno));
+        static unsigned char chunk[1 << 20];
+        for (size_t i = 0; i < sizeof chunk; i++) chunk[i] = (unsigned char)(i * 7 + 1);
+        size_t done = 0;
+        while (done < n) {
+            size_t want = n - done < sizeof chunk ? n - done : sizeof chunk;
+            ssize_t w = write(fd, chunk, want);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) {
+                int e = errno;
+                close(fd);
+                return reply(id, t0, "err", "write failed after %zu bytes: %s", done, strerror(e));
+            }
+            done += w;
+        }
+        close(fd);
+        return reply(id, t0, "ok", "bytes=%zu", done);
+    }
+    if (!strcmp(verb, "read_file")) {
+        int fd = open(DATA_FILE, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return reply(id, t0, "err", "cannot open %s: %s", DATA_FILE, strerror(errno));
+        static unsigned char chunk[1 << 20];
+        unsigned long long sum = 0;
+        size_t total = 0;
+        ssize_t r;
+        while ((r = read(fd, chunk, sizeof chunk)) > 0) {
+            for (ssize_t i = 0; i < r; i += PAGE) sum += chunk[i];
+            total += r;
+        }
+        close(fd);
+        return reply(id, t0, "ok", "bytes=%zu checksum=%llu", total, sum);
+    }
+    if (!strcmp(verb, "rm_file")) {
+        if (unlink(DATA_FILE) < 0 && errno != ENOENT)
+            return reply(id, t0, "err", "unlink: %s", strerror(errno));
+        return reply(id, t0, "ok", "");
+    }
+    if (!strcmp(verb, "sync")) {
+        sync();
+        return reply(id, t0, "ok", "");
+    }
+    if (!strcmp(verb, "drop_caches")) {
+        const char *level = arg ? arg : "3";
+        if (strcmp(level, "1") && strcmp(level, "2") && strcmp(level, "3"))
+            return reply(id, t0, "err", "drop_caches takes 1, 2 or 3");
+        sync();
+        if (write_text("/proc/sys/vm/drop_caches", level) < 0)
+            return reply(id, t0, "err", "drop_caches: %s", strerror(errno));
+        return reply(id, t0, "ok", "level=%s", level);
+    }
+    if (!strcmp(verb, "compact")) {
+        if (write_text("/proc/sys/vm/compact_memory", "1") < 0)
+            return reply(id, t0, "err", "compact_memory: %s", strerror(errno));
+        return reply(id, t0, "ok", "");
+    }
+    if (!strcmp(verb, "set")) {
+        if (!arg || !arg2) return reply(id, t0, "err", "set needs a path and a value");
+        if (!under(arg, "/proc/sys/") && !under(arg, "/sys/"))
+            return reply(id, t0, "err", "set only writes under /proc/sys/ or /sys/");
+        if (write_text(arg, arg2) < 0) return reply(id, t0, "err", "%s: %s", arg, strerror(errno));
+        return reply(id, t0, "ok", "");
+    }
+    if (!strcmp(verb, "get")) {
+        char buf[3072]; /* /proc/meminfo fits; the ack line is capped at 8 KiB */
+        if (!arg || (!under(arg, "/proc/") && !under(arg, "/sys/")))
+            return reply(id, t0, "err", "get only reads under /proc/ or /sys/");
+        if (read_file_at(arg, buf, sizeof buf) < 0) return reply(id, t0, "err", "%s: %s", arg, strerror(errno));
+        for (char *c = buf; *c; c++) if (*c == ' ' || *c == '\n' || *c == '\t') *c = '_';
+        size_t len = strlen(buf);
+        while (len && buf[len - 1] == '_') buf[--len] = 0;
+        return reply(id, t0, "ok", "value=%s", buf);
+    }
+    if (!strcmp(verb, "snapshot")) {
+        char out[2048];
+        int pos = append(out, 0, sizeof out, "B %ld %s ", now_ms(), arg ? arg : "-");
+        buddyinfo(out, pos, sizeof out, 1);
+        emit("%s", out);
+        return reply(id, t0, "ok", "");
+    }
+    if (!strcmp(verb, "rate")) {
+        int hz = arg ? atoi(arg) : 0;
+        if (hz < 1 || hz > 50) return reply(id, t0, "err", "rate takes 1..50 samples per second");
+        sample_hz = hz;
+        return reply(id, t0, "ok", "hz=%d", hz);
+    }
+    if (!strcmp(verb, "quit")) {
+        reply(id, t0, "ok", "");
+        sync();
+        reboot(RB_POWER_OFF);
+        _exit(0);
+    }
+    reply(id, t0, "err", "unknown command %s", verb);
+}
+
+static void hello(void) {
+    struct utsname u;
+    char order[64] = "none", thp[128] = "unknown";
+    uname(&u);
+    if (read_file_at("/sys/module/page_reporting/parameters/page_reporting_order", order, sizeof order) > 0)
+        order[strcspn(order, "\n")] = 0;
+    if (read_file_at("/sys/kernel/mm/transparent_hugepage/enabled", thp, sizeof thp) > 0) {
+        char *a = strchr(thp, '['), *b = a ? strchr(a, ']') : NULL;
+        if (a && b) { *b = 0; memmove(thp, a + 1, strlen(a + 1) + 1); }
+        else thp[strcspn(thp, "\n")] = 0;
+    }
+    int disk = access("/mnt/lost+found", F_OK) == 0;
+    emit("H %ld version=1 kernel=%s page_size=%ld page_reporting_order=%s disk=%s thp=%s",
+         now_ms(), u.release, sysconf(_SC_PAGESIZE), order, disk ? "yes" : "no", thp);
+}
+
+int main(int argc, char **argv) {
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    if (argc != 2) {
+        fprintf(stderr, "usage: agent /dev/vportNpM\n");
+        return 2;
+    }
+    chan = open(argv[1], O_RDWR | O_CLOEXEC);
+    if (chan < 0) {
+        fprintf(stderr, "agent: cannot open %s: %s\n", argv[1], strerror(errno));
+        return 1;
+    }
+    hello();
+    pthread_t t;
+    pthread_create(&t, NULL, sampler, NULL);
+
+    char buf[4096];
+    size_t have = 0;
+    int eofs = 0;
+    for (;;) {
+        ssize_t r = read(chan, buf + have, sizeof buf - 1 - have);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            /* virtio-serial reads 0 while the host end is closed. Allow a moment for a
+               reconnect, then stop the guest: nobody is listening any more. No goodbye line:
+               writes block while the host is away, and the sampler may hold the lock in one. */
+            if (++eofs >= 10) {
+                sync();
+                reboot(RB_POWER_OFF);
+                return 0;
+            }
+            usleep(100000);
+            continue;
+        }
+        eofs = 0;
+        have += r;
+        buf[have] = 0;
+        char *start_of_line = buf, *nl;
+        while ((nl = strchr(start_of_line, '\n'))) {
+            *nl = 0;
+            if (nl > start_of_line) run_command(start_of_line);
+            start_of_line = nl + 1;
+        }
+        have = strlen(start_of_line);
+        memmove(buf, start_of_line, have);
+        if (have >= sizeof buf - 1) have = 0; /* a line longer than any command: drop it */
+    }
+}

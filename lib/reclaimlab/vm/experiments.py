@@ -1,0 +1,216 @@
+"""The story's experiments run inside the kit's VM: short step scripts returning Recordings.
+
+    rec = run_vm_experiment("calloc-reclaim", reporting=True, size_bytes=768 << 20)
+
+Each boots its own guest (free page reporting on or off, ~3 s under TCG) unless handed a
+booted `machine`, samples both sides while it runs, and always stops the VM it booted. The
+names match the local experiments; the host view is QEMU's resident memory.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ..recording import Recording
+from ..sizes import format_size
+from . import build
+from .machine import Machine
+from .sampler import VmSampler
+from .sizing import host_allowance_bytes, plan
+
+COMMON = {"baseline_s": 1.0, "tail_s": 1.0, "sample_hz": 10.0}
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "calloc-reclaim": {**COMMON, "hold_s": 1.0, "observe_s": 15.0},
+    "refault": {**COMMON, "wait_for_report_s": 15.0},
+    "page-cache": {**COMMON, "hold_s": 1.0, "observe_s": 15.0},
+    "compaction": {**COMMON, "observe_s": 8.0},
+}
+RETURNED_FRACTION = 0.9  # "back" = the host holds at most 10 % of the touched amount more than at rest
+
+
+class VmExperimentError(ValueError):
+    """Unknown experiment or parameter; the message lists what is valid."""
+
+
+def _back_to(run: VmSampler, base_kib: int, touched_kib: int) -> Callable[[], bool]:
+    def back() -> bool:
+        rss = run.host_rss_kib()
+        return rss is not None and rss - base_kib <= (1 - RETURNED_FRACTION) * touched_kib
+    return back
+
+
+def _wait(seconds: float, until: Callable[[], bool] | None = None, poll_s: float = 0.1) -> float:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        if until is not None and until():
+            break
+        time.sleep(poll_s)
+    return time.monotonic() - t0
+
+
+SETTLED_S = 5.0  # reporting passes come ~2 s apart: no fall for this long means it is done
+
+
+def _observe_return(run: VmSampler, base_kib: int, touched_kib: int, limit_s: float, name: str) -> None:
+    """Watch the host take the memory back until it is back (90 %), settles, or limit_s passes.
+
+    `<name>_host_back_s` is when 90 % was back (None if never); the first round typically
+    leaves ~40 MiB of the guest out of MemFree for good (not anon, cache or slab; compaction and
+    drop_caches do not bring it back), so small sizes may settle short of 90 %.
+    """
+    t0 = time.monotonic()
+    back = _back_to(run, base_kib, touched_kib)
+    lowest, lowest_at, back_s = run.host_rss_kib() or 0, t0, None
+    while time.monotonic() - t0 < limit_s:
+        rss = run.host_rss_kib()
+        now = time.monotonic()
+        if rss is None:
+            break
+        if rss < lowest - 1024:
+            lowest, lowest_at = rss, now
+        if back_s is None and back():
+            back_s = now - t0
+            break
+        if lowest_at > t0 and now - lowest_at > SETTLED_S:
+            break
+        time.sleep(0.1)
+    rss = run.host_rss_kib()
+    peak = run.results.get(f"{name}_host_peak_kib")
+    run.results[f"{name}_host_back_s"] = round(back_s, 2) if back_s is not None else None
+    run.results[f"{name}_host_rss_after_kib"] = rss
+    if rss is not None and peak is not None:
+        run.results[f"{name}_host_returned_fraction"] = round((peak - rss) / max(touched_kib, 1), 3)
+    run.results[f"{name}_observed_s"] = round(time.monotonic() - t0, 2)
+
+
+# ---------------------------------------------------------------- the step scripts
+
+def calloc_reclaim(run: VmSampler, size: int, p: dict[str, Any]) -> None:
+    _wait(p["baseline_s"])
+    base = run.host_rss_kib() or 0
+    run.results["host_rss_before_kib"] = base
+    run.snapshot("before")
+    run.step("calloc", format_size(size), "alloc", size)
+    _wait(p["hold_s"])
+    ack = run.step("touch", "", "touch")
+    run.results["touch_pages"] = int(ack.detail.get("pages", 0))
+    _wait(p["hold_s"])
+    run.results["free_host_peak_kib"] = run.host_rss_kib()
+    run.step("free", "", "free")
+    touched_kib = (run.results["free_host_peak_kib"] or base) - base
+    run.results["touched_host_kib"] = touched_kib
+    _observe_return(run, base, touched_kib, p["observe_s"], "free")
+    run.snapshot("after")
+
+
+def refault(run: VmSampler, size: int, p: dict[str, Any]) -> None:
+    _wait(p["baseline_s"])
+    base = run.host_rss_kib() or 0
+    run.step("calloc", format_size(size), "alloc", size)
+    run.step("touch", "first", "touch")
+    run.step("free", "first", "free")
+    run.step("calloc", "hot", "alloc", size)
+    run.step("touch", "hot", "touch")  # at once: the pages are free in the guest, not yet returned
+    run.results["hot_host_peak_kib"] = peak = run.host_rss_kib() or base
+    run.step("free", "hot", "free")
+    run.mark("wait", "for the host to take the pages back")
+    _observe_return(run, base, peak - base, p["wait_for_report_s"], "hot")
+    run.step("calloc", "cold", "alloc", size)
+    run.step("touch", "cold", "touch")  # the host must supply every page again
+    run.step("free", "cold", "free")
+    for k in ("first", "hot", "cold"):
+        run.results[f"{k}_touch_gb_per_s"] = round(size / 1e9 / max(run.results[f"touch_{k}_s"], 1e-3), 3)
+
+
+def page_cache(run: VmSampler, size: int, p: dict[str, Any]) -> None:
+    if not run.machine.hello or run.machine.hello.fields.get("disk") != "yes":
+        raise RuntimeError("the guest has no disk mounted; page-cache needs one (see the console)")
+    _wait(p["baseline_s"])
+    base = run.host_rss_kib() or 0
+    run.step("write_file", format_size(size), "write_file", size)
+    run.step("sync", "", "sync")
+    run.step("read_file", "cached", "read_file")
+    _wait(p["hold_s"])
+    run.results["drop_caches_host_peak_kib"] = peak = run.host_rss_kib() or base
+    run.step("drop_caches", "3", "drop_caches", 3)
+    _observe_return(run, base, peak - base, p["observe_s"], "drop_caches")
+    run.step("read_file", "cold", "read_file")  # from the disk again: the cache is refilled
+    run.step("rm_file", "", "rm_file")
+
+
+def compaction(run: VmSampler, size: int, p: dict[str, Any]) -> None:
+    _wait(p["baseline_s"])
+    base = run.host_rss_kib() or 0
+    run.snapshot("before")
+    ack = run.step("fragment", format_size(size), "fragment", size)
+    run.results["fragment_held_pages"] = int(ack.detail.get("held_pages", 0))
+    run.snapshot("fragmented")
+    _wait(p["observe_s"])  # half of it is free in the guest, but in 4 KiB holes: not reportable
+    run.results["fragmented_host_rss_kib"] = before = run.host_rss_kib()
+    run.step("compact", "", "compact")
+    run.snapshot("compacted")
+    _wait(p["observe_s"])
+    after = run.host_rss_kib()
+    run.results["compacted_host_rss_kib"] = after
+    if before is not None and after is not None:
+        run.results["compaction_returned_kib"] = before - after
+    run.step("unfragment", "", "unfragment")
+    run.results["host_rss_before_kib"] = base
+
+
+SCRIPTS: dict[str, Callable[[VmSampler, int, dict[str, Any]], None]] = {
+    "calloc-reclaim": calloc_reclaim, "refault": refault, "page-cache": page_cache, "compaction": compaction,
+}
+
+
+def run_vm_experiment(name: str, reporting: bool = True, size_bytes: int | None = None,
+                      mem_bytes: int | None = None, *, machine: Machine | None = None,
+                      cache_dir: Path | None = None, quiet: bool = True, **params: Any) -> Recording:
+    """Run experiment `name` in the kit's VM and return its Recording.
+
+    reporting: free page reporting on or off (ignored with `machine`, which has its own).
+    size_bytes / mem_bytes: allocation and guest RAM; None sizes them to what this process
+    may safely use. params: the experiment's timings (see DEFAULTS). On an exception or
+    Ctrl-C the VM is stopped and the exception carries `.recording` (marked partial).
+    """
+    if name not in SCRIPTS:
+        raise VmExperimentError(f"unknown VM experiment {name!r}; choose one of: {', '.join(SCRIPTS)}")
+    unknown = sorted(set(params) - set(DEFAULTS[name]))
+    if unknown:
+        raise VmExperimentError(f"{name}: unknown parameter(s) {', '.join(unknown)}; valid: "
+                                f"{', '.join(f'{k} (default {v!r})' for k, v in DEFAULTS[name].items())}")
+    p = {**DEFAULTS[name], **params}
+    say = (lambda _m: None) if quiet else (lambda m: print(f"  {m}", flush=True))
+    own = machine is None
+    if own:
+        vm_plan = plan(size_bytes, mem_bytes, host_allowance_bytes())
+        machine = Machine(build.build(cache_dir=cache_dir), mem_mib=vm_plan.mem_mib, reporting=reporting)
+        size = vm_plan.size_bytes
+        notices = list(vm_plan.notices)
+    else:
+        size = size_bytes if size_bytes is not None else (machine.mem_mib << 20) // 3
+        notices = []
+    for n in notices:
+        say(n)
+    parameters = {**p, "size_bytes": size, "reporting": machine.reporting}
+    run: VmSampler | None = None
+    try:
+        if own:
+            machine.start()
+            say(f"booted the kit's VM in {machine.boot_s:.1f} s ({machine.accel.hypervisor}, "
+                f"{machine.mem_mib} MiB, free page reporting {'on' if machine.reporting else 'off'})")
+        run = VmSampler(machine, hz=p["sample_hz"], experiment=name, parameters=parameters).start()
+        run.results["notices"] = notices
+        SCRIPTS[name](run, size, p)
+        _wait(p["tail_s"])
+        run.mark("end")
+        return run.stop()
+    except BaseException as exc:
+        if run is not None:
+            why = "interrupted (KeyboardInterrupt)" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+            exc.recording = run.stop(interrupted=why)  # type: ignore[attr-defined]
+        raise
+    finally:
+        if own:
+            machine.stop()

@@ -1,0 +1,134 @@
+"""The guest agent's line protocol, host side: pure functions, text in, values out.
+
+The protocol itself is documented at the top of agent.c (version 1). In short, the agent
+sends `H` (hello), `S` (sample), `B` (buddyinfo snapshot), `A` (ack) and `L` (note) lines;
+the host sends `<id> <verb> [args]`. Times are the guest's milliseconds since the agent started.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from .errors import VmProtocolError
+
+PROTOCOL_VERSION = 1
+VERBS = ("alloc", "touch", "free", "fragment", "unfragment", "write_file", "read_file", "rm_file", "sync",
+         "drop_caches", "compact", "set", "get", "snapshot", "rate", "quit")
+
+
+@dataclass(frozen=True)
+class Hello:
+    t_ms: int
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Sample:
+    t_ms: int
+    values: dict[str, int]                  # meminfo names (KiB) and vmstat compact_* counters
+    buddy: tuple[int, ...] = ()             # free blocks per order, summed over zones
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    t_ms: int
+    label: str
+    zones: dict[str, tuple[int, ...]]       # zone name -> free blocks per order
+
+
+@dataclass(frozen=True)
+class Ack:
+    id: int
+    t_start_ms: int
+    t_end_ms: int
+    ok: bool
+    detail: dict[str, str] = field(default_factory=dict)  # key=value pairs of an ok reply
+    message: str = ""                                       # the text of an err reply
+
+    @property
+    def duration_s(self) -> float:
+        return (self.t_end_ms - self.t_start_ms) / 1000.0
+
+
+@dataclass(frozen=True)
+class Note:
+    t_ms: int
+    text: str
+
+
+Message = Union[Hello, Sample, Snapshot, Ack, Note]
+
+
+def _int(text: str, line: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise VmProtocolError(f"agent line {line[:80]!r}: {what} {text[:20]!r} is not an integer") from None
+
+
+def _counts(text: str, line: str) -> tuple[int, ...]:
+    return tuple(_int(c, line, "count") for c in text.split(",")) if text else ()
+
+
+def _pairs(words: list[str], line: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for w in words:
+        key, sep, value = w.partition("=")
+        if not sep or not key:
+            raise VmProtocolError(f"agent line {line[:80]!r}: {w[:30]!r} is not key=value")
+        out[key] = value
+    return out
+
+
+def parse_line(line: str) -> Message:
+    """One agent line -> Hello | Sample | Snapshot | Ack | Note; VmProtocolError otherwise.
+
+    >>> parse_line("S 100 MemFree=512 compact_stall=0 buddy=3,2,1")
+    Sample(t_ms=100, values={'MemFree': 512, 'compact_stall': 0}, buddy=(3, 2, 1))
+    """
+    line = line.rstrip("\r\n")
+    words = line.split(" ")
+    kind = words[0]
+    if kind not in ("H", "S", "B", "A", "L") or len(words) < 2:
+        raise VmProtocolError(f"agent line {line[:80]!r}: not a line of the agent protocol "
+                              f"(expected H, S, B, A or L and a time)")
+    if kind == "A":
+        if len(words) < 5 or words[4] not in ("ok", "err"):
+            raise VmProtocolError(f"agent line {line[:80]!r}: an ack is 'A <id> <t0> <t1> ok|err ...'")
+        ident, t0, t1 = (_int(w, line, "number") for w in words[1:4])
+        if words[4] == "ok":
+            return Ack(ident, t0, t1, True, _pairs([w for w in words[5:] if w], line))
+        return Ack(ident, t0, t1, False, message=" ".join(words[5:]))
+    t_ms = _int(words[1], line, "time")
+    if kind == "L":
+        return Note(t_ms, " ".join(words[2:]))
+    if kind == "H":
+        return Hello(t_ms, _pairs([w for w in words[2:] if w], line))
+    if kind == "B":
+        if len(words) < 4:
+            raise VmProtocolError(f"agent line {line[:80]!r}: a snapshot is 'B <t> <label> <zone>:<counts>;...'")
+        zones: dict[str, tuple[int, ...]] = {}
+        for part in filter(None, words[3].split(";")):
+            zone, sep, counts = part.partition(":")
+            if not sep:
+                raise VmProtocolError(f"agent line {line[:80]!r}: {part[:30]!r} is not <zone>:<counts>")
+            zones[zone] = _counts(counts, line)
+        return Snapshot(t_ms, words[2], zones)
+    pairs = _pairs([w for w in words[2:] if w], line)
+    buddy = _counts(pairs.pop("buddy", ""), line)
+    return Sample(t_ms, {k: _int(v, line, k) for k, v in pairs.items()}, buddy)
+
+
+def command_line(ident: int, verb: str, *args: object) -> str:
+    """The line the host sends for one command; ValueError for what the agent would refuse to parse."""
+    if verb not in VERBS:
+        raise ValueError(f"unknown agent command {verb!r}; valid: {', '.join(VERBS)}")
+    words = [str(a) for a in args]
+    if any(not w or any(c in w for c in " \n\r") for w in words[:-1]) or any(c in "".join(words) for c in "\n\r"):
+        raise ValueError(f"agent command arguments {words!r} must be single words without newlines")
+    return " ".join([str(ident), verb, *words]) + "\n"
+
+
+def reportable_free_kib(buddy: tuple[int, ...], min_order: int, page_kib: int = 4) -> int:
+    """Free memory in blocks of at least `min_order` (what free page reporting can hand back)."""
+    return sum(n << k for k, n in enumerate(buddy) if k >= min_order) * page_kib

@@ -1,0 +1,193 @@
+"""Guest samples + the host's view of the QEMU process, merged into one Recording.
+
+Every `S` line the agent streams becomes one row: the guest's columns (named as the local
+sampler names them) and, read the moment the line arrives, QEMU's VmRSS and RssAnon. So each
+row shows both sides of the same instant, like the seed's two windows side by side.
+
+Times: t_s is the host's clock (seconds since start). The guest's own clock is kept in
+`guest_t_s`; guest-side times (command start/end) are mapped to the host's clock with the
+smallest (arrival - guest time) seen so far, i.e. the least-delayed line.
+"""
+from __future__ import annotations
+
+import platform
+import threading
+import time
+from typing import Any
+
+import pandas as pd
+
+from .. import __version__
+from ..provenance import utc_now_iso
+from ..recording import BUDDY_COLUMNS, EVENT_COLUMNS, SCHEMA_VERSION, Recording
+from ..sampler import MEMINFO_COLUMNS, VMSTAT_COLUMNS
+from .machine import Machine, read_rss_kib
+from .protocol import Ack, Message, Note, Sample, Snapshot, reportable_free_kib
+
+HOST_COLUMNS = ("host_vm_rss_kib", "host_vm_rss_anon_kib")
+
+
+def sample_row(sample: Sample, page_reporting_order: int | None, page_kib: int = 4) -> dict[str, Any]:
+    """The guest's columns of one sample (pure): local-sampler names, units in the names."""
+    row: dict[str, Any] = {"guest_t_s": sample.t_ms / 1000.0}
+    for key, column in MEMINFO_COLUMNS.items():
+        if key in sample.values:
+            row[column] = sample.values[key]
+    for key, column in VMSTAT_COLUMNS.items():
+        if key in sample.values:
+            row[column] = sample.values[key]
+    if sample.buddy and page_reporting_order is not None:
+        row["reportable_free_kib"] = reportable_free_kib(sample.buddy, page_reporting_order, page_kib)
+    return row
+
+
+class VmSampler:
+    """Subscribes to a booted Machine; `stop()` returns the Recording."""
+
+    def __init__(self, machine: Machine, hz: float = 10.0, experiment: str = "vm",
+                 parameters: dict[str, Any] | None = None):
+        if machine.hello is None:
+            raise ValueError("boot the Machine before sampling it")
+        self.machine = machine
+        self.hz = float(hz)
+        self.experiment = experiment
+        self.parameters = dict(parameters or {})
+        hello = machine.hello.fields
+        order = hello.get("page_reporting_order", "none")
+        self.page_reporting_order = int(order) if order.isdigit() else None
+        self.page_kib = int(hello.get("page_size", "4096")) // 1024
+        self.results: dict[str, Any] = {}
+        self.notes: list[str] = []
+        self._rows: list[dict[str, Any]] = []
+        self._events: list[tuple[float, str, str]] = []
+        self._buddy: list[tuple[float, str, str, int, int]] = []
+        self._lock = threading.Lock()
+        self._offset_s: float | None = None  # host clock - guest clock, least-delayed line
+        self._t0 = 0.0
+        self.recording: Recording | None = None
+
+    def start(self) -> "VmSampler":
+        rate = max(1, min(50, round(self.hz)))
+        self.machine.command("rate", rate)
+        self.hz = float(rate)
+        self._t0 = time.monotonic()
+        self.machine.subscribe(self._on_message)
+        self._wait_rows(1, 5.0)
+        return self
+
+    def _wait_rows(self, n: int, timeout_s: float) -> None:
+        end = time.monotonic() + timeout_s
+        while len(self._rows) < n and time.monotonic() < end and self.machine.alive:
+            time.sleep(0.02)
+
+    def _on_message(self, arrived_s: float, msg: Message) -> None:
+        if isinstance(msg, (Sample, Snapshot, Note)):
+            offset = arrived_s - msg.t_ms / 1000.0
+            if self._offset_s is None or offset < self._offset_s:
+                self._offset_s = offset
+        if isinstance(msg, Sample):
+            rss, anon = read_rss_kib(self.machine.pid)
+            row = {"t_s": arrived_s - self._t0, **sample_row(msg, self.page_reporting_order, self.page_kib),
+                   "host_vm_rss_kib": rss, "host_vm_rss_anon_kib": anon}
+            with self._lock:
+                self._rows.append(row)
+        elif isinstance(msg, Snapshot):
+            t_s = self.guest_to_t_s(msg.t_ms)
+            rows = [(t_s, msg.label, zone, order, n) for zone, counts in msg.zones.items()
+                    for order, n in enumerate(counts)]
+            with self._lock:
+                self._buddy.extend(rows)
+        elif isinstance(msg, Note):
+            self.notes.append(msg.text)
+
+    def guest_to_t_s(self, guest_ms: int) -> float:
+        """A guest time as this recording's t_s."""
+        offset = self._offset_s if self._offset_s is not None else self._t0
+        return guest_ms / 1000.0 + offset - self._t0
+
+    # -- what experiments call -------------------------------------------------------------------
+    def now_s(self) -> float:
+        return time.monotonic() - self._t0
+
+    def mark(self, kind: str, detail: str = "", t_s: float | None = None) -> float:
+        """Note an event at t_s (default now). Events keep the order they happened in: the clock
+        mapping can shift by a few ms as better estimates arrive, never reordering them."""
+        t = self.now_s() if t_s is None else t_s
+        with self._lock:
+            if self._events:
+                t = max(t, self._events[-1][0])
+            self._events.append((t, kind, detail))
+        return t
+
+    def step(self, kind: str, detail: str, verb: str, *args: object, timeout_s: float = 300.0) -> Ack:
+        """Run an agent command as an event at the guest's start time; its duration goes into results."""
+        ack = self.machine.command(verb, *args, timeout_s=timeout_s)
+        self.mark(kind, detail, self.guest_to_t_s(ack.t_start_ms))
+        key = f"{kind}_{detail}_s" if detail.isidentifier() else f"{kind}_s"
+        self.results[key] = round(ack.duration_s, 3)
+        return ack
+
+    def snapshot(self, label: str) -> None:
+        self.machine.command("snapshot", label)
+
+    def latest(self) -> dict[str, Any] | None:
+        with self._lock:
+            return dict(self._rows[-1]) if self._rows else None
+
+    def host_rss_kib(self) -> int | None:
+        return read_rss_kib(self.machine.pid)[0]
+
+    # -- the Recording ---------------------------------------------------------------------------
+    def stop(self, interrupted: str | None = None) -> Recording:
+        if self.recording is not None:
+            return self.recording
+        self.machine.unsubscribe(self._on_message)
+        with self._lock:
+            samples = pd.DataFrame.from_records(self._rows)
+            events = pd.DataFrame(self._events, columns=EVENT_COLUMNS)
+            buddy = pd.DataFrame(self._buddy, columns=BUDDY_COLUMNS)
+        if samples.empty:
+            samples = pd.DataFrame({"t_s": pd.Series(dtype="float64")})
+        front = ["t_s", "guest_t_s"]
+        samples = samples[[c for c in front if c in samples] + [c for c in samples if c not in front]]
+        for c in samples.columns:
+            samples[c] = pd.to_numeric(samples[c])
+        self.recording = Recording(samples=samples, events=events, meta=self._meta(interrupted), buddyinfo=buddy)
+        return self.recording
+
+    def _meta(self, interrupted: str | None) -> dict[str, Any]:
+        m = self.machine
+        hello = m.hello.fields if m.hello else {}
+        assert m.accel is not None
+        meta: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "experiment": self.experiment,
+            "parameters": self.parameters,
+            "mode": "live",
+            "complete": interrupted is None,
+            "kernel_release": hello.get("kernel", m.image.kernel_release),
+            "guest_kind": "kit-vm",
+            "hypervisor": m.accel.hypervisor,
+            "accel_reason": m.accel.reason,
+            "free_page_reporting": "on" if m.reporting else "off",
+            "page_reporting_order": self.page_reporting_order,
+            "page_size_kib": self.page_kib,
+            "guest_thp": hello.get("thp"),
+            "guest_disk": hello.get("disk") == "yes",
+            "guest_mem_mib": m.mem_mib,
+            "guest_cpus": 1,
+            "boot_s": round(m.boot_s, 3) if m.boot_s is not None else None,
+            "host_view": "QEMU process VmRSS / RssAnon from /proc/<pid>/status",
+            "host_kernel_release": platform.release(),
+            "sample_hz": self.hz,
+            "tool_version": __version__,
+            "python_version": platform.python_version(),
+            "machine": platform.machine(),
+            "date_utc": utc_now_iso(),
+            "results": self.results,
+        }
+        if self.notes:
+            meta["guest_notes"] = list(self.notes)
+        if interrupted is not None:
+            meta["interrupted"] = interrupted
+        return meta
