@@ -65,14 +65,25 @@ def read_index(root: Path | None = None) -> list[dict[str, Any]]:
         raise recording.RecordingError(f"{path}: corrupt ({exc}); run `reclaimlab record --reindex`") from None
 
 
-def find(experiment: str, selectors: dict[str, Any] | None = None, root: Path | None = None) -> recording.Recording:
-    """Load the recording of `experiment` whose parameters match every selector (first match)."""
+VM_GUEST_KIND = "kit-vm"
+
+
+def find(experiment: str, selectors: dict[str, Any] | None = None, root: Path | None = None,
+         guest_kind: str | None = None) -> recording.Recording:
+    """Load the recording of `experiment` whose parameters match every selector (first match).
+
+    guest_kind "kit-vm" picks recordings made in the kit's own VM; otherwise those made on a guest
+    the notebook ran on.
+    """
     root = root or recordings_dir()
     selectors = selectors or {}
-    candidates = [e for e in read_index(root) if e["experiment"] == experiment and e.get("complete")]
+    in_vm = guest_kind == VM_GUEST_KIND
+    candidates = [e for e in read_index(root) if e["experiment"] == experiment and e.get("complete")
+                  and (e.get("guest_kind") == VM_GUEST_KIND) == in_vm]
     if not candidates:
-        raise recording.RecordingError(f"no recording of {experiment!r} in {root}; record one with "
-                                       f"`reclaimlab record {experiment} --out {root / experiment}/<id>`")
+        where = " in the kit's VM" if in_vm else ""
+        raise recording.RecordingError(f"no recording of {experiment!r}{where} in {root}; record one with "
+                                       f"`reclaimlab record {experiment}{' --guest vm' if in_vm else ''} --to-data`")
     matching = [e for e in candidates
                 if all(e["parameters"].get(k) == v for k, v in selectors.items())]
     if not matching:

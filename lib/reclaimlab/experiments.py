@@ -139,14 +139,14 @@ def run(name: str, mode: str = "auto", *, guest: str = "local", allow_system_cha
         raise ExperimentError(f"mode {mode!r} is not one of {', '.join(MODES)}")
     if guest not in GUESTS:
         raise ExperimentError(f"guest {guest!r} is not one of {', '.join(GUESTS)}")
+    if guest == "vm":
+        return _run_vm(exp, mode, quiet, params)
     params = resolve_params(exp, params)
     selectors = {k: params[k] for k in exp.variant_keys}
-    if guest == "vm":
-        selectors["guest"] = "vm"
     if mode == "recorded":
         return _recorded(exp, selectors, "recorded mode was asked for", quiet)
     blocker = live_blocker(exp, guest, allow_system_changes)
-    if blocker:
+    if blocker:  # (local guest)
         if mode == "live":
             raise ExperimentRefused(f"{name} cannot run live here: {blocker}. Use mode='auto' or 'recorded' "
                                     f"to see a recording instead.")
@@ -164,8 +164,49 @@ def run(name: str, mode: str = "auto", *, guest: str = "local", allow_system_cha
     return rec
 
 
-def _recorded(exp: Experiment, selectors: dict[str, Any], reason: str, quiet: bool) -> Recording:
-    rec = datasets.find(exp.name, selectors)
+def _run_vm(exp: Experiment, mode: str, quiet: bool, params: dict[str, Any]) -> Recording:
+    """The same experiment inside the kit's own QEMU guest (the notebook is then its host)."""
+    from .vm.experiments import DEFAULTS as VM_DEFAULTS
+
+    if exp.name not in VM_DEFAULTS:
+        raise ExperimentError(f"{exp.name} has no version for the kit's VM; VM experiments: {', '.join(VM_DEFAULTS)}")
+    params = dict(params)
+    reporting = params.pop("reporting", True)
+    if not isinstance(reporting, bool):
+        raise ExperimentError(f"{exp.name}: reporting must be True or False, not {reporting!r}")
+    size, mem = params.pop("size", None), params.pop("mem", None)
+    from .sizes import parse_size
+    size_bytes = None if size is None else parse_size(size)
+    mem_bytes = None if mem is None else parse_size(mem)
+    vm_exp = Experiment(exp.name, exp.summary, VM_DEFAULTS[exp.name])
+    params = resolve_params(vm_exp, params)
+    selectors = {"reporting": reporting}
+    if mode == "recorded":
+        return _recorded(exp, selectors, "recorded mode was asked for", quiet, guest_kind="kit-vm")
+    blocker = live_blocker(exp, "vm", None)
+    if blocker:
+        if mode == "live":
+            raise ExperimentRefused(f"{exp.name} cannot run in the kit's VM here: {blocker}")
+        return _recorded(exp, selectors, f"the kit's VM cannot run here: {blocker}", quiet, guest_kind="kit-vm")
+    from .vm import run_vm_experiment
+    _say(f"▶ {exp.name}: running LIVE in the kit's own VM (free page reporting {'on' if reporting else 'off'})",
+         quiet)
+    try:
+        rec = run_vm_experiment(exp.name, reporting=reporting, size_bytes=size_bytes, mem_bytes=mem_bytes,
+                                quiet=quiet, **params)
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, ExperimentInterrupted):
+            raise
+        raise ExperimentInterrupted(f"{exp.name} in the kit's VM was interrupted: the VM was stopped; what was "
+                                    f"sampled so far is in .recording (marked partial)",
+                                    getattr(exc, "recording", None)) from None
+    rec.meta.setdefault("mode_reason", "live: the kit's VM runs here")
+    return rec
+
+
+def _recorded(exp: Experiment, selectors: dict[str, Any], reason: str, quiet: bool,
+              guest_kind: str | None = None) -> Recording:
+    rec = datasets.find(exp.name, selectors, guest_kind=guest_kind)
     rec.meta["mode_reason"] = reason
     _say(f"▶ {exp.name}: showing a RECORDING ({reason}).\n  {rec.describe_source()}", quiet)
     return rec

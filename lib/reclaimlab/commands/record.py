@@ -87,6 +87,8 @@ def record_command(name: str, mode: str, size: str | None, policy: str | None, p
             raise click.UsageError("--to-data picks the folder itself; drop --out")
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         variant = "-".join(str(params[k]) for k in get(name).variant_keys if k in params)
+        if guest == "vm":
+            variant = "reporting-" + ("on" if params.get("reporting", True) else "off")
         out = recordings_dir() / name / "-".join(p for p in (stamp, guest, variant) if p)
     _check_out(out)
     try:
