@@ -23,7 +23,7 @@ class LiveRun:
     """Sampler + host views + meta for one live run; use as a context manager."""
 
     def __init__(self, experiment: str, params: dict[str, Any], mode: str, quiet: bool,
-                 buddyinfo: bool = False):
+                 buddyinfo: bool = False, extra_sources: tuple = ()):
         from .host import available_host_views
         from .sampler import Sampler
 
@@ -35,7 +35,7 @@ class LiveRun:
         self.notices: list[str] = []
         self.host_views = available_host_views(self.roots)
         self.sampler = Sampler(hz=float(params.get("sample_hz", 10.0)), roots=self.roots,
-                               extra_sources=self.host_views, buddyinfo=buddyinfo,
+                               extra_sources=[*self.host_views, *extra_sources], buddyinfo=buddyinfo,
                                experiment=experiment, parameters=params)
         self.recording: Recording | None = None
         self._step = "start"
@@ -308,3 +308,87 @@ register(Experiment(
     "compaction", "fragment free memory, compact it, and see why only large free blocks reach the host",
     defaults={"size": "2GiB", "settle_s": 2.0, "observe_s": 10.0, "baseline_s": 1.0, "sample_hz": 10.0},
     knobs=("compact_memory",), runner=compaction))
+
+
+# ---------------------------------------------------------------- auto-reclaim
+
+class _WorkloadCgroupBytes:
+    """A sampler column: the memory charged to the experiment's own cgroup (the cache it reclaims)."""
+
+    column = "workload_cgroup_bytes"
+
+    def __init__(self, cgroup: Any):
+        self._cgroup = cgroup
+
+    def read(self) -> int | None:
+        try:
+            return self._cgroup.usage_bytes()
+        except (OSError, ValueError):
+            return None
+
+
+# Scales that fit a lab: the released 30 s polls / 3 and 10 min windows become 1.5 s / 9 s and 30 s;
+# the newer 10 s polls / 2 min window become 1 s / 12 s.
+DEFAULT_TIME_SCALE = {"released": 0.05, "newer": 0.1}
+
+
+def auto_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
+    from .autoreclaim import Daemon, Policy, knob_applier
+    from .workloads.pagecache import PageCacheFile
+
+    variant = params["variant"]
+    scale = params["time_scale"] or DEFAULT_TIME_SCALE[variant]
+    order = sources.page_reporting_params(sources.Roots.from_env()).get("page_reporting_order")
+    policy = Policy(params["policy"], variant, scale,
+                    page_reporting_order=order if isinstance(order, int) and not isinstance(order, bool) else 0)
+    with knobs.WorkloadCgroup() as cgroup:
+        with LiveRun("auto-reclaim", params, mode, quiet, extra_sources=(_WorkloadCgroupBytes(cgroup),)) as run:
+            size = _sized(run, params["size"], mode)
+            method = "memory.reclaim" if cgroup.memory.version == 2 else knobs.V1_SQUEEZE
+            run.results.update(policy=policy.describe(), method=method, time_scale=scale,
+                               cgroup_version=cgroup.memory.version)
+            if method != "memory.reclaim":
+                run.notices.append(f"this guest has cgroup v1, which has no memory.reclaim: 'gradual' reclaims with the "
+                                   f"nearest honest stand-in ({method}) on the experiment's own cgroup")
+            run.say(policy.describe())
+            run.wait(params["baseline_s"])
+            knob_apply = knob_applier(allow, cgroup=cgroup, mark=run.sampler.mark)
+            drop_times: list[float] = []
+
+            def apply(action: Any) -> object:
+                result = knob_apply(action)
+                if action.kind == "drop_caches":
+                    drop_times.append(time.monotonic())
+                return result
+
+            with PageCacheFile(size) as f:
+                f.start()
+                cgroup.add(f.pid)  # its page cache is charged here, where the reclaim acts
+                with Daemon(policy, apply) as daemon:
+                    run.step("fill_cache", format_size(size), lambda: (f.write(), f.sync(), f.read()))
+                    run.mark("idle", "the workload is done; the guest goes quiet")
+
+                    def settled() -> bool:
+                        # gradual: the cache is (nearly) gone; dropCache: a drop happened and had time to show
+                        if (cgroup.usage_bytes() or 0) < 0.05 * size:
+                            return True
+                        return bool(drop_times) and time.monotonic() - drop_times[-1] > params["tail_s"] + 3
+
+                    run.wait(params["observe_s"], until=settled)
+                run.results["reclaimed_kib"] = sum(
+                    getattr(r, "reclaimed_bytes", 0) for _, a, r in daemon.applied if a.kind == "reclaim") // 1024
+                run.results["actions"] = [a.kind for _, a, _ in daemon.applied]
+                run.results["errors"] = [f"{e.action.kind if e.action else 'observe'}: {e.error}" for e in daemon.errors]
+            run.wait(params["tail_s"])
+            run.mark("end")
+    return run.recording
+
+
+register(Experiment(
+    "auto-reclaim", "WSL's autoMemoryReclaim (gradual, dropCache) reproduced on this guest, time-compressed",
+    # time_scale 0 = the variant's lab scale (DEFAULT_TIME_SCALE); 1 = WSL's real timing.
+    defaults={"policy": "gradual", "variant": "released", "size": "1.5GB", "time_scale": 0.0, "observe_s": 60.0,
+              "baseline_s": 1.0, "tail_s": 2.0, "sample_hz": 10.0},
+    choices={"policy": ("gradual", "dropCache", "disabled"), "variant": ("released", "newer")},
+    knobs=("drop_caches", "compact_memory", "memory.reclaim"), variant_keys=("policy", "variant"),
+    runner=auto_reclaim))
