@@ -74,6 +74,27 @@ class Recording:
         return self.samples.iloc[max(int(idx), 0)]
 
 
+def check_out(out_dir: str | os.PathLike) -> Path:
+    """Refuse, before any work, an `out_dir` that save() could not write (RecordingError says why).
+
+    Creates nothing: it probes the nearest existing ancestor with a temporary folder, which
+    also catches read-only file systems where root's os.access() would say yes.
+    """
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RecordingError(f"{out}: already exists and is not an empty folder; choose a new --out")
+    probe_in = out if out.is_dir() else out.parent
+    while not probe_in.exists() and probe_in != probe_in.parent:
+        probe_in = probe_in.parent
+    if not probe_in.is_dir():
+        raise RecordingError(f"{out}: cannot write there ({probe_in} is not a folder); choose a writable --out")
+    try:
+        tempfile.TemporaryDirectory(prefix=".reclaimlab-probe.", dir=probe_in).cleanup()
+    except OSError as exc:
+        raise RecordingError(f"{out}: cannot write in {probe_in} ({exc.strerror}); choose a writable --out") from None
+    return out
+
+
 def save(rec: Recording, out_dir: str | os.PathLike) -> Path:
     """Write `rec` to `out_dir` atomically. Refuses an existing non-empty folder."""
     out = Path(out_dir)
@@ -89,7 +110,9 @@ def save(rec: Recording, out_dir: str | os.PathLike) -> Path:
         meta = dict(rec.meta)
         meta.setdefault("schema_version", SCHEMA_VERSION)
         _write(tmp / "meta.json", json.dumps(_jsonable(meta), indent=2, sort_keys=True) + "\n")
-        _write(tmp / "samples.csv", rec.samples.to_csv(index=False, float_format="%.6g"))
+        # Floats are written in full (shortest round-trip form): a KiB or byte column holds
+        # floats wherever it has gaps, and 6 significant digits would round 24684084 KiB.
+        _write(tmp / "samples.csv", rec.samples.to_csv(index=False))
         _write(tmp / "events.csv", rec.events.reindex(columns=EVENT_COLUMNS).to_csv(index=False))
         if len(rec.buddyinfo):
             _write(tmp / "buddyinfo.csv", rec.buddyinfo.reindex(columns=BUDDY_COLUMNS).to_csv(index=False))
@@ -132,8 +155,8 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
+    if hasattr(value, "item"):  # numpy scalars (a float32 NaN must become null too)
+        return _jsonable(value.item())
     if isinstance(value, Path):
         return str(value)
     return value
@@ -169,12 +192,16 @@ def load(path: str | os.PathLike, *, allow_partial: bool = False) -> Recording:
     bad_cols = [c for c in samples.columns if not pd.api.types.is_numeric_dtype(samples[c])]
     if bad_cols:
         raise RecordingError(f"{root / 'samples.csv'}: non-numeric values in column(s) {', '.join(bad_cols)}")
+    if samples["t_s"].isna().any():
+        raise RecordingError(f"{root / 'samples.csv'}: t_s has empty cells; the file is corrupt")
     if (samples["t_s"].diff().dropna() < 0).any():
         raise RecordingError(f"{root / 'samples.csv'}: t_s goes backwards; the file is corrupt")
     events = _read_csv(root / "events.csv", required=EVENT_COLUMNS)
+    if events.empty:  # a run without marks (e.g. `reclaimlab watch`): pandas reads the header as text
+        events = events.astype({"t_s": "float64"})
     if not pd.api.types.is_numeric_dtype(events["t_s"]):
         raise RecordingError(f"{root / 'events.csv'}: t_s must be numbers")
-    events["detail"] = events["detail"].fillna("").astype(str)
+    events["detail"] = events["detail"].astype(object).fillna("").astype(str)  # all-empty reads as float NaN
     events["kind"] = events["kind"].astype(str)
     buddy_path = root / "buddyinfo.csv"
     buddy = _read_csv(buddy_path, required=BUDDY_COLUMNS) if buddy_path.exists() else _empty(BUDDY_COLUMNS)
