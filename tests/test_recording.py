@@ -330,3 +330,15 @@ def test_partial_recording_is_refused_unless_asked_for(tmp_path):
 def test_not_a_folder(tmp_path):
     with pytest.raises(RecordingError, match="no such recording folder"):
         recording.load(tmp_path / "nothing")
+
+
+def test_save_removes_partials_of_killed_writers_but_not_of_live_ones(tmp_path):
+    dead = tmp_path / ".rec.999999999.abc.partial"   # no such pid: its writer was killed mid-save
+    alive = tmp_path / f".rec.{os.getpid()}.def.partial"  # a writer still running
+    for d in (dead, alive):
+        d.mkdir()
+        (d / "samples.csv").write_text("t_s\n0\n")
+    save(make_recording(), tmp_path / "rec")
+    assert not dead.exists()
+    assert alive.exists()
+    assert load(tmp_path / "rec").complete

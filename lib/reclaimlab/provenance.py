@@ -33,10 +33,10 @@ def _guest_fields(guest_info: Any, roots: sources.Roots) -> dict[str, Any]:
     """guest_kind, hypervisor, page_reporting_order from the guest probe, where it answers."""
     info: Mapping[str, Any] = {}
     if guest_info is None:
+        from .guest import probe
         try:
-            from .guest import probe  # TODO(lead): guest.py landed in parallel; drop the ImportError fallback
             guest_info = probe(roots)
-        except (ImportError, OSError, ValueError):  # no probe yet, or a captured tree it cannot read
+        except (OSError, ValueError):  # a captured tree the probe cannot read
             guest_info = None
     if guest_info is not None:
         info = guest_info.to_dict() if hasattr(guest_info, "to_dict") else dict(guest_info)

@@ -103,7 +103,9 @@ def save(rec: Recording, out_dir: str | os.PathLike) -> Path:
     parent = out.parent if str(out.parent) else Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=parent))
+        _remove_stale_partials(parent, out.name)
+        # The writer's pid in the name lets a later save() tell a killed writer's leftovers from a live one's.
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".partial", dir=parent))
     except OSError as exc:
         raise RecordingError(f"{out}: cannot write there ({exc.strerror}); choose a writable --out") from None
     try:
@@ -126,6 +128,15 @@ def save(rec: Recording, out_dir: str | os.PathLike) -> Path:
             raise RecordingError(f"{out}: could not write the recording ({exc}); nothing was saved") from None
         raise
     return out
+
+
+def _remove_stale_partials(parent: Path, name: str) -> None:
+    """Remove hidden `.NAME.<pid>.*.partial` folders whose writer process is gone (killed mid-save)."""
+    for leftover in parent.glob(f".{name}.*.partial"):
+        pid_text = leftover.name[len(name) + 2:].split(".", 1)[0]
+        if not pid_text.isdigit() or Path(f"/proc/{pid_text}").exists():
+            continue
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _write(path: Path, text: str) -> None:

@@ -41,21 +41,6 @@ def _coerce(value: str):
     return value
 
 
-def _check_out(out: Path | None) -> None:
-    # Refuse before any work starts, so a long run never ends with nowhere to go.
-    if out is None:
-        return
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise click.UsageError(f"--out {out}: already exists and is not an empty folder; choose a new one")
-    parent = out.parent if str(out.parent) else Path(".")
-    probe = parent
-    while not probe.exists():
-        probe = probe.parent
-    import os
-    if not os.access(probe, os.W_OK):
-        raise click.UsageError(f"--out {out}: {probe} is not writable; choose a folder you can write to")
-
-
 @click.command("record")
 @click.argument("name", metavar="NAME")
 @click.option("--mode", type=click.Choice(MODES), default="live", show_default=True,
@@ -90,7 +75,11 @@ def record_command(name: str, mode: str, size: str | None, policy: str | None, p
         if guest == "vm":
             variant = "reporting-" + ("on" if params.get("reporting", True) else "off")
         out = recordings_dir() / name / "-".join(p for p in (stamp, guest, variant) if p)
-    _check_out(out)
+    if out is not None:
+        try:
+            recording.check_out(out)  # refuse before any work, so a long run never ends with nowhere to go
+        except recording.RecordingError as exc:
+            raise UserError(str(exc)) from None
     try:
         rec = run(name, mode, guest=guest, allow_system_changes=allow_system_changes or None, **params)
     except (ExperimentError, ExperimentRefused, ValueError) as exc:
