@@ -338,7 +338,7 @@ def test_save_removes_partials_of_killed_writers_but_not_of_live_ones(tmp_path):
     for d in (dead, alive):
         d.mkdir()
         (d / "samples.csv").write_text("t_s\n0\n")
-    save(make_recording(), tmp_path / "rec")
+    recording.save(make_recording(), tmp_path / "rec")
     assert not dead.exists()
     assert alive.exists()
-    assert load(tmp_path / "rec").complete
+    assert recording.load(tmp_path / "rec").complete
