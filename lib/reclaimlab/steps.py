@@ -108,6 +108,44 @@ class LiveRun:
         return sources.meminfo(self.roots)[field]
 
 
+class _ChildRssAnon:
+    """A sampler column: the workload child's own anonymous memory (RssAnon), like a per-process
+    view in a task manager; empty before the child starts and after it exits."""
+
+    column = "workload_rss_anon_kib"
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self._fd: int | None = None
+
+    def attach(self, pid: int) -> None:
+        self.detach()
+        self.pid = pid
+        try:
+            self._fd = os.open(f"/proc/{pid}/status", os.O_RDONLY)
+        except OSError:
+            self._fd = None
+
+    def detach(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd, self.pid = None, None
+
+    def read(self) -> int | None:
+        fd = self._fd
+        if fd is None:
+            return None
+        try:
+            text = os.pread(fd, 4096, 0)
+        except OSError:  # the child has exited
+            return None
+        at = text.find(b"RssAnon:")
+        return int(text[at + 8:text.index(b"kB", at)]) if at >= 0 else None
+
+    def close(self) -> None:
+        self.detach()
+
+
 def _sized(run: LiveRun, requested: Any, mode: str) -> int:
     """The size this guest can safely take: scaled down with a notice (auto) or refused (live)."""
     from .sizing import plan_allocation
@@ -126,12 +164,16 @@ def _sized(run: LiveRun, requested: Any, mode: str) -> int:
 def calloc_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
     from .workloads.allocator import Allocator
 
-    with LiveRun("calloc-reclaim", params, mode, quiet) as run:
+    child = _ChildRssAnon()
+    with LiveRun("calloc-reclaim", params, mode, quiet, extra_sources=(child,)) as run:
         size = _sized(run, params["size"], mode)
         run.say(f"calloc {format_size(size)}, touch every page, hold {params['hold_s']} s, free, "
                 f"then watch the host's side for up to {params['observe_s']} s")
         run.wait(params["baseline_s"])
         with Allocator(size, huge_pages=params["huge_pages"]) as alloc:
+            child.attach(alloc.pid)
+            run.results["child_rss_anon_before_kib"] = alloc.status().get("RssAnon")
+            run.wait(0.5)
             r = run.step("calloc", format_size(size), alloc.calloc)
             run.results["calloc_child_rss_anon_kib"] = r.rss_anon_kib
             run.wait(params["hold_s"])
@@ -142,6 +184,9 @@ def calloc_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | 
             base = run.reported_kib()
             r = run.step("free", "", alloc.free)
             run.results["free_child_s"] = r.duration_s
+            run.results["free_child_rss_anon_kib"] = r.rss_anon_kib
+            run.wait(0.5)
+        child.detach()
         size_kib = size // 1024
         t_free = time.monotonic()
         if base is not None:
@@ -169,13 +214,15 @@ register(Experiment(
 def refault(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
     from .workloads.allocator import Allocator
 
-    with LiveRun("refault", params, mode, quiet) as run:
+    child = _ChildRssAnon()
+    with LiveRun("refault", params, mode, quiet, extra_sources=(child,)) as run:
         size = _sized(run, params["size"], mode)
         size_kib = size // 1024
         run.say(f"touch {format_size(size)}, free, touch again at once (hot), free, wait for the host "
                 f"to take it back, touch again (cold)")
         run.wait(params["baseline_s"])
         with Allocator(size) as alloc:
+            child.attach(alloc.pid)
             alloc.calloc()
             first = run.step("touch", "first", alloc.touch)
             run.step("free", "first", alloc.free)
@@ -192,6 +239,7 @@ def refault(params: dict[str, Any], mode: str, guest: str, allow: bool | None, q
                 run.wait(params["wait_for_report_s"])
             cold = run.step("touch", "cold", alloc.touch_again)
             run.step("free", "cold", alloc.free)
+        child.detach()
         for name, r in (("first", first), ("hot", hot), ("cold", cold)):
             run.results[f"{name}_touch_s"] = r.duration_s
             run.results[f"{name}_touch_gb_per_s"] = r.gb_per_s

@@ -1,0 +1,81 @@
+"""The shipped recordings: present for every experiment, valid, honest, and showing what the labs claim."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reclaimlab import analysis, datasets, experiments, recording
+from reclaimlab.paths import recordings_dir
+
+ROOT = recordings_dir()
+ENTRIES = datasets.read_index(ROOT)
+LOCAL = [e for e in ENTRIES if e["guest_kind"] != datasets.VM_GUEST_KIND]
+
+
+def _load(entry) -> recording.Recording:
+    return recording.load(ROOT / entry["path"])
+
+
+def test_index_is_exactly_what_the_folders_hold(tmp_path):
+    rebuilt = datasets._entries(ROOT)
+    assert json.loads((ROOT / datasets.INDEX_NAME).read_text())["recordings"] == rebuilt
+
+
+@pytest.mark.parametrize("name", experiments.names())
+def test_every_experiment_has_a_complete_local_recording(name):
+    rec = datasets.find(name)
+    assert rec.complete and len(rec.samples) > 10
+
+
+@pytest.mark.parametrize("policy", ["gradual", "dropCache"])
+def test_both_auto_reclaim_policies_are_recorded(policy):
+    rec = datasets.find("auto-reclaim", {"policy": policy})
+    assert rec.meta["parameters"]["policy"] == policy
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e["path"])
+def test_recording_is_small_valid_and_says_where_it_was_made(entry):
+    folder = ROOT / entry["path"]
+    assert sum(p.stat().st_size for p in folder.iterdir()) <= 2_000_000
+    rec = _load(entry)
+    meta = rec.meta
+    for key in ("kernel_release", "guest_kind", "hypervisor", "date_utc", "tool_version", "sample_hz"):
+        assert meta.get(key), f"{folder}: meta lacks {key}"
+    # Never dressed up as WSL: only a WSL kernel may claim to be WSL.
+    assert (meta["guest_kind"] == "wsl2") == ("microsoft" in meta["kernel_release"].lower())
+    assert not {"user", "hostname", "host_name", "username"} & set(meta)
+
+
+def test_calloc_reclaim_recording_shows_the_story():
+    rec = datasets.find("calloc-reclaim")
+    size_kib = rec.meta["results"]["size_bytes"] / 1024
+    t_calloc, t_touch, t_free, t_end = (analysis.first_event(rec, k) for k in ("calloc", "touch", "free", "end"))
+    # calloc alone: the allocator's own RssAnon barely moves, nor (in the moment after) does the guest's.
+    assert analysis.change(rec, "workload_rss_anon_kib", t_calloc - 0.05, t_touch - 0.05) < 0.05 * size_kib
+    assert analysis.change(rec, "anon_kib", t_calloc - 0.05, t_calloc + 0.3) < 0.05 * size_kib
+    assert analysis.peak_change(rec, "workload_rss_anon_kib", t_touch - 0.05, t_free) >= 0.9 * size_kib
+    assert analysis.peak_change(rec, "anon_kib", t_touch - 0.05, t_free) >= 0.9 * size_kib
+    assert analysis.change(rec, "host_reported_kib", t_free, t_end) >= 0.5 * size_kib
+
+
+def test_refault_recording_touched_cold_after_the_host_took_the_pages():
+    rec = datasets.find("refault")
+    r = rec.meta["results"]
+    assert r["reported_before_cold_kib"] >= 0.5 * r["size_bytes"] / 1024
+    assert r["cold_touch_gb_per_s"] < r["hot_touch_gb_per_s"]
+
+
+def test_page_cache_recording_drops_cache_and_slab():
+    rec = datasets.find("page-cache")
+    file_kib = rec.meta["results"]["file_bytes"] / 1024
+    drops = rec.events[rec.events.kind == "drop_caches"].set_index("detail").t_s
+    assert -analysis.change(rec, "cached_kib", drops["1"] - 0.05, drops["1"] + 2) >= 0.8 * file_kib
+    assert analysis.change(rec, "slab_reclaimable_kib", drops["2"] - 0.05, drops["2"] + 2) < 0
+
+
+def test_compaction_recording_restores_reportable_blocks():
+    rec = datasets.find("compaction")
+    order = rec.meta["page_reporting_order"]
+    assert analysis.blocks_at_least(rec, "fragmented", order) < analysis.blocks_at_least(rec, "before", order)
+    assert analysis.blocks_at_least(rec, "compacted", order) > analysis.blocks_at_least(rec, "fragmented", order)

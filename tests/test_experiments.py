@@ -1,0 +1,159 @@
+"""experiments.run(): modes, refusals, interruption, and each experiment's physical effect, live here."""
+from __future__ import annotations
+
+import _thread
+import os
+import threading
+import time
+
+import pytest
+
+from reclaimlab import analysis, experiments, sources
+from reclaimlab.experiments import ExperimentError, ExperimentInterrupted, ExperimentRefused, run
+from reclaimlab.sizes import SizeError
+
+MIB = 1024 * 1024
+
+
+def _children_alive() -> list[int]:
+    me = str(os.getpid())
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[1] == me:
+                        out.append(int(d))
+            except OSError:
+                pass
+    return out
+
+
+def test_every_experiment_is_registered():
+    assert set(experiments.names()) == {"calloc-reclaim", "refault", "page-cache", "compaction", "auto-reclaim"}
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda: run("no-such"), ExperimentError, "choose one of"),
+    (lambda: run("calloc-reclaim", mode="fast"), ExperimentError, "auto, live, recorded"),
+    (lambda: run("calloc-reclaim", guest="cloud"), ExperimentError, "local, vm"),
+    (lambda: run("calloc-reclaim", bogus=1), ExperimentError, "unknown parameter"),
+    (lambda: run("calloc-reclaim", size="3XB"), SizeError, "3XB"),
+    (lambda: run("calloc-reclaim", hold_s=-1), ExperimentError, "hold_s"),
+    (lambda: run("calloc-reclaim", huge_pages="yes"), ExperimentError, "True or False"),
+    (lambda: run("calloc-reclaim", sample_hz=0), ValueError, "above 0"),
+    (lambda: run("auto-reclaim", policy="sometimes"), ExperimentError, "gradual, dropCache"),
+])
+def test_bad_input_is_refused_before_anything_runs(call, error, words):
+    with pytest.raises(error, match=words):
+        call()
+    assert _children_alive() == []
+
+
+def test_recorded_mode_loads_the_shipped_recording_and_says_so(capsys):
+    rec = run("calloc-reclaim", mode="recorded")
+    assert rec.is_recorded and rec.complete
+    assert rec.meta["mode_reason"] == "recorded mode was asked for"
+    assert "RECORDING" in capsys.readouterr().out
+
+
+def test_knob_experiment_without_consent_refuses_live_and_falls_back_in_auto(monkeypatch):
+    monkeypatch.delenv("RECLAIMLAB_ALLOW_SYSTEM_CHANGES", raising=False)
+    with pytest.raises(ExperimentRefused, match="system-wide changes were not allowed"):
+        run("page-cache", mode="live", quiet=True)
+    rec = run("page-cache", mode="auto", quiet=True)
+    assert rec.is_recorded and "not allowed" in rec.meta["mode_reason"]
+
+
+def test_knob_experiment_on_a_shared_machine_is_refused_even_with_consent(monkeypatch):
+    monkeypatch.setenv("RECLAIMLAB_SHARED", "1")
+    with pytest.raises(ExperimentRefused, match="shared"):
+        run("compaction", mode="live", allow_system_changes=True, quiet=True)
+
+
+def test_unsafe_size_in_live_mode_is_refused_before_the_run():
+    with pytest.raises(ValueError, match="safe to allocate"):
+        run("calloc-reclaim", mode="live", size="1PiB", quiet=True)
+
+
+@pytest.mark.live
+def test_interrupted_run_frees_everything_and_yields_a_partial_recording():
+    # Interrupt the main thread (as Ctrl-C would) while the allocator holds touched memory.
+    timer = threading.Timer(3.0, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(ExperimentInterrupted) as info:
+            run("calloc-reclaim", mode="live", size="512MiB", hold_s=10, quiet=True)
+    finally:
+        timer.cancel()
+    rec = info.value.recording
+    assert rec is not None and rec.meta["complete"] is False
+    assert "KeyboardInterrupt" in rec.meta["interrupted"]
+    deadline = time.monotonic() + 2
+    while _children_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _children_alive() == []
+
+
+@pytest.mark.live
+def test_calloc_commits_nothing_touch_commits_all_free_returns_it():
+    size = 512 * MIB
+    rec = run("calloc-reclaim", mode="live", size=size, hold_s=1.0, observe_s=15, quiet=True)
+    assert rec.complete and not rec.is_recorded
+    t_calloc, t_touch, t_free = (analysis.first_event(rec, k) for k in ("calloc", "touch", "free"))
+    size_kib = size / 1024
+    # calloc alone: the allocator's own RssAnon barely moves, nor (in the moment after) does the guest's.
+    assert analysis.change(rec, "workload_rss_anon_kib", t_calloc - 0.05, t_touch - 0.05) < 0.05 * size_kib
+    assert analysis.change(rec, "anon_kib", t_calloc - 0.05, t_calloc + 0.3) < 0.05 * size_kib
+    assert analysis.peak_change(rec, "workload_rss_anon_kib", t_touch - 0.05, t_free) >= 0.9 * size_kib
+    assert analysis.peak_change(rec, "anon_kib", t_touch - 0.05, t_free) >= 0.9 * size_kib
+    end = analysis.first_event(rec, "end")
+    # free: glibc unmaps the chunk at once (tight window: other processes' memory is noise here)
+    assert analysis.change(rec, "anon_kib", t_free - 0.05, t_free + 0.6) <= -0.9 * size_kib
+    assert rec.meta["results"]["free_child_rss_anon_kib"] < 0.1 * size_kib
+    if "host_reported_kib" in rec.samples.columns:
+        # Free page reporting hands freed 2 MiB blocks to the host within seconds.
+        assert analysis.change(rec, "host_reported_kib", t_free, end) > 0
+
+
+@pytest.mark.live
+def test_drop_caches_1_drops_the_files_page_cache():
+    size = 512 * MIB
+    rec = run("page-cache", mode="live", size=size, observe_s=2, settle_s=1, walk_timeout_s=5,
+              allow_system_changes=True, quiet=True)
+    t_drop1 = rec.events[(rec.events.kind == "drop_caches") & (rec.events.detail == "1")].t_s.iloc[0]
+    fall = -analysis.change(rec, "cached_kib", t_drop1 - 0.05, t_drop1 + 1.5)
+    assert fall >= 0.8 * size / 1024
+
+
+@pytest.mark.live
+def test_compact_memory_restores_high_order_free_blocks():
+    order = sources.page_reporting_params(sources.Roots()).get("page_reporting_order", 9)
+    rec = run("compaction", mode="live", size="1GiB", observe_s=1, settle_s=0.5, allow_system_changes=True, quiet=True)
+    fragmented = analysis.blocks_at_least(rec, "fragmented", order)
+    compacted = analysis.blocks_at_least(rec, "compacted", order)
+    assert analysis.blocks_at_least(rec, "before", order) > fragmented
+    assert compacted > fragmented
+
+
+@pytest.mark.live
+def test_refault_measures_all_three_touches():
+    rec = run("refault", mode="live", size="256MiB", wait_for_report_s=8, quiet=True)
+    r = rec.meta["results"]
+    for which in ("first", "hot", "cold"):
+        assert r[f"{which}_touch_gb_per_s"] > 0
+    assert list(rec.events.detail[rec.events.kind == "touch"]) == ["first", "hot", "cold"]
+
+
+@pytest.mark.live
+def test_auto_reclaim_newer_gradual_reclaims_the_idle_cache():
+    size = 256 * MIB
+    rec = run("auto-reclaim", mode="live", policy="gradual", variant="newer", size=size, observe_s=45,
+              allow_system_changes=True, quiet=True)
+    kinds = set(rec.events.kind)
+    assert {"fill_cache", "idle", "end"} <= kinds
+    assert "reclaim" in kinds, f"no reclaim while idle; actions: {rec.meta['results']['actions']}, " \
+                               f"errors: {rec.meta['results']['errors']}"
+    t_idle = analysis.first_event(rec, "idle")
+    peak = analysis.value_at(rec, "workload_cgroup_bytes", t_idle)
+    assert analysis.value_at(rec, "workload_cgroup_bytes", analysis.first_event(rec, "end")) < 0.5 * peak
