@@ -14,6 +14,7 @@ from .recording import Recording
 
 KIB_PER_GIB = 1024 * 1024
 KIB_PER_MIB = 1024
+BYTES_PER_GIB = 1024 ** 3
 MAX_POINTS = 1500  # per series: more is invisible at chart width and only grows the page
 
 # What the guest's memory holds, bottom to top of the stack, with the meminfo fields behind each.
@@ -22,6 +23,15 @@ STACK = [
     ("Page cache (Cached + Buffers)", ("cached_kib", "buffers_kib")),
     ("Reclaimable slab (SReclaimable)", ("slab_reclaimable_kib",)),
     ("Free (MemFree)", ("mem_free_kib",)),
+]
+STACK_COLORS = ["#d62728", "#1f77b4", "#9467bd", "#c7c7c7"]
+# In a container /proc/meminfo is the host's, not the learner's: the stack is the memory cgroup's own
+# split instead, bottom to top, filling up to the cgroup's limit.
+CGROUP_STACK = [
+    "Anonymous (cgroup anon)",
+    "Page cache (cgroup file)",
+    "Other charged to the cgroup (kernel, slab, ...)",
+    "Free within the limit (limit − usage)",
 ]
 HOST_COLUMNS = {
     "host_reported_kib": "Reported to the host since start (page_reporting reported_kib)",
@@ -60,6 +70,11 @@ def _thin(df: pd.DataFrame) -> pd.DataFrame:
     return df.iloc[idx]
 
 
+def _kib(s: pd.DataFrame, column: str) -> pd.Series:
+    """A column in KiB: meminfo's columns are in KiB (*_kib), the cgroup's in bytes (*_bytes)."""
+    return s[column] / 1024 if column.endswith("_bytes") else s[column]
+
+
 def _events_layer(rec: Recording, y_max: float) -> alt.Chart | None:
     ev = rec.events[rec.events["kind"] != "note"]
     if ev.empty:
@@ -72,25 +87,64 @@ def _events_layer(rec: Recording, y_max: float) -> alt.Chart | None:
     return rules + text
 
 
-def stacked_memory(rec: Recording, title: str | None = None, width: int = 640, height: int = 260):
-    """What the guest's memory holds over time (GiB), with the experiment's steps marked."""
-    s = _thin(rec.samples)
-    parts = []
+def is_container_recording(rec: Recording) -> bool:
+    """True when `rec` was made in a container with a memory cgroup (its meminfo columns are the host's)."""
+    return rec.meta.get("guest_kind") == "container" and "cgroup_usage_bytes" in rec.samples.columns
+
+
+def _meminfo_parts(s: pd.DataFrame) -> dict[str, pd.Series]:
+    parts = {}
     for name, cols in STACK:
         present = [c for c in cols if c in s.columns]
         if present:
-            parts.append(pd.DataFrame({"t_s": s["t_s"], "part": name,
-                                       "GiB": s[present].sum(axis=1) / KIB_PER_GIB}))
+            parts[name] = s[present].sum(axis=1) / KIB_PER_GIB
+    return parts
+
+
+def _cgroup_parts(s: pd.DataFrame, limit_bytes: int | None) -> dict[str, pd.Series]:
+    usage = s["cgroup_usage_bytes"].astype(float)
+    anon_name, file_name, other_name, free_name = CGROUP_STACK
+    parts = {}
+    for name, col in ((anon_name, "cgroup_anon_bytes"), (file_name, "cgroup_file_bytes")):
+        if col in s.columns:
+            parts[name] = s[col].astype(float).fillna(0)
+    # usage also counts kernel memory, slab and sockets; v1 usage is batched per CPU, so never below 0
+    parts[other_name] = (usage - sum(parts.values(), 0.0)).clip(lower=0)
+    if limit_bytes:
+        parts[free_name] = (limit_bytes - usage).clip(lower=0)
+    return {name: v / BYTES_PER_GIB for name, v in parts.items()}
+
+
+def memory_stack(rec: Recording) -> tuple[pd.DataFrame, list[str], str]:
+    """(long frame of t_s, part, GiB; the parts bottom to top; whose memory it is) for stacked_memory.
+
+    A container recording stacks its memory cgroup (anon, file, other, free within the limit), since its
+    meminfo columns are the host's; any other recording stacks /proc/meminfo's fields (STACK).
+    """
+    if is_container_recording(rec):
+        # Above 10 Hz memory.stat is read on every k-th sample only (sampler.py): carry it forward, then thin.
+        stat = [c for c in ("cgroup_anon_bytes", "cgroup_file_bytes") if c in rec.samples.columns]
+        s = _thin(rec.samples.assign(**{c: rec.samples[c].ffill() for c in stat}))
+        parts, order = _cgroup_parts(s, rec.meta.get("cgroup_limit_bytes")), CGROUP_STACK
+        whose = "the container's memory cgroup"
+    else:
+        s = _thin(rec.samples)
+        parts, order, whose = _meminfo_parts(s), [n for n, _ in STACK], "the guest's memory"
     if not parts:
         raise ValueError("this recording has none of the meminfo columns a memory chart needs")
-    long = pd.concat(parts, ignore_index=True)
-    order = [n for n, _ in STACK]
+    long = pd.concat([pd.DataFrame({"t_s": s["t_s"], "part": name, "GiB": v}) for name, v in parts.items()],
+                     ignore_index=True)
+    return long, list(order), whose
+
+
+def stacked_memory(rec: Recording, title: str | None = None, width: int = 640, height: int = 260):
+    """What the guest's memory (in a container: its memory cgroup) holds over time (GiB), steps marked."""
+    long, order, whose = memory_stack(rec)
     y_max = float(long.groupby("t_s")["GiB"].sum().max())
     area = alt.Chart(long).mark_area(opacity=0.85).encode(
         x=alt.X("t_s:Q", title="time (s)"),
-        y=alt.Y("GiB:Q", stack="zero", title="guest memory (GiB)"),
-        color=alt.Color("part:N", sort=order, title=None,
-                        scale=alt.Scale(domain=order, range=["#d62728", "#1f77b4", "#9467bd", "#c7c7c7"])),
+        y=alt.Y("GiB:Q", stack="zero", title=f"{whose} (GiB)"),
+        color=alt.Color("part:N", sort=order, title=None, scale=alt.Scale(domain=order, range=STACK_COLORS)),
         order=alt.Order("order:Q"),
     ).transform_calculate(order=f"indexof({order!r}, datum.part)")
     layers = [area]
@@ -98,12 +152,12 @@ def stacked_memory(rec: Recording, title: str | None = None, width: int = 640, h
     if ev is not None:
         layers.append(ev)
     return _configure(alt.layer(*layers).properties(
-        width=width, height=height, title=title or f"{rec.meta.get('experiment', '')}: what the guest's memory holds"))
+        width=width, height=height, title=title or f"{rec.meta.get('experiment', '')}: what {whose} holds"))
 
 
 def lines(rec: Recording, columns: dict[str, str], title: str, unit: str = "MiB",
           width: int = 640, height: int = 220, since_start: bool = False):
-    """Selected *_kib columns as lines in `unit` (MiB or GiB), with the steps marked.
+    """Selected *_kib or *_bytes columns as lines in `unit` (MiB or GiB), with the steps marked.
 
     `columns` maps a column to its legend label; absent columns are skipped, never invented.
     `since_start` plots each column's change since the first sample.
@@ -113,7 +167,8 @@ def lines(rec: Recording, columns: dict[str, str], title: str, unit: str = "MiB"
     parts = []
     for col, label in columns.items():
         if col in s.columns and s[col].notna().any():
-            v = s[col] - (s[col].dropna().iloc[0] if since_start else 0)
+            kib = _kib(s, col)
+            v = kib - (kib.dropna().iloc[0] if since_start else 0)
             parts.append(pd.DataFrame({"t_s": s["t_s"], "series": label, unit: v / div}))
     if not parts:
         raise ValueError(f"this recording has none of the columns {', '.join(columns)}")
@@ -162,7 +217,9 @@ def buddy_orders(rec: Recording, labels: list[str] | None = None, reporting_orde
     bars = alt.Chart(tot).mark_bar().encode(
         x=alt.X("order:O", title="buddy order (block = 2^order pages)"),
         xOffset=alt.XOffset("label:N", sort=label_order),
-        y=alt.Y("MiB:Q", title="free memory in blocks of this order (MiB)", scale=alt.Scale(type="symlog")),
+        # symlog keeps tiny and huge orders on one chart; explicit ticks keep the low orders readable
+        y=alt.Y("MiB:Q", title="free memory in blocks of this order (MiB)", scale=alt.Scale(type="symlog"),
+                axis=alt.Axis(values=[0, 1, 10, 100, 1000, 10000, 100000], format=",.0f")),
         color=alt.Color("label:N", sort=label_order, title=None),
         opacity=alt.condition("datum.reportable", alt.value(1.0), alt.value(0.55)),
     )
@@ -180,7 +237,8 @@ def compare(recordings: dict[str, Recording], column: str, title: str, unit: str
     for label, rec in recordings.items():
         s = _thin(rec.samples)
         if column in s.columns and s[column].notna().any():
-            v = s[column] - (s[column].dropna().iloc[0] if since_start else 0)
+            kib = _kib(s, column)
+            v = kib - (kib.dropna().iloc[0] if since_start else 0)
             parts.append(pd.DataFrame({"t_s": s["t_s"], "run": label, unit: v / div}))
     if not parts:
         raise ValueError(f"none of these recordings has the column {column}")

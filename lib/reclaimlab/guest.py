@@ -367,11 +367,12 @@ def _budget_support(memory: MemoryInfo) -> LiveSupport:
 
 def _knob_support(needed: list[tuple[bool, str]], shared: str | None, consent: bool) -> LiveSupport:
     """Knob experiments: every needed (ok, what) holds and the machine is not shared."""
+    if shared:
+        # Said first: on a shared machine no permission would change the answer ("needs root" would mislead).
+        return LiveSupport(False, f"{shared}: system-wide knobs stay off")
     missing = [what for ok, what in needed if not ok]
     if missing:
         return LiveSupport(False, "; ".join(missing))
-    if shared:
-        return LiveSupport(False, f"{shared}: system-wide knobs stay off")
     have = "; ".join(what for _, what in needed)
     if consent:
         return LiveSupport(True, f"{have}; consent given ({policy.ALLOW_ENV}=1)")

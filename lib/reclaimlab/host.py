@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from . import sources
+from . import policy, sources
 
 REPORTED_KIB_FILE = sources.PAGE_REPORTING_PARAMS / "reported_kib"
 VMMEM_IMAGES = ("vmmemWSL", "vmmem")  # Windows 11 22H2+ names WSL's VM process vmmemWSL
@@ -333,6 +333,12 @@ def _kill_group(proc: subprocess.Popen) -> None:
 def find_host_views(roots: sources.Roots, env: Mapping[str, str] = os.environ,
                     kernel_release: str | None = None) -> tuple[list[HostViewSpec], list[str]]:
     """The host views this guest has, and one note per view it lacks saying why."""
+    container = policy.container_reason(roots, env)
+    if container:
+        # A container shares the machine's kernel: reported_kib and vmmem count every tenant's memory,
+        # so showing them would pass the machine's figures off as this user's.
+        return [], [f"none: this runs in {container}; the machine's host views (reported_kib, WSL's vmmem) "
+                    f"count everyone's memory on it, not this container's"]
     specs: list[HostViewSpec] = []
     notes: list[str] = []
     reported = roots.sys / REPORTED_KIB_FILE

@@ -1,0 +1,494 @@
+#!/usr/bin/env python3
+"""The Binder simulation behind ci/check-binder: every lab, run the way a Binder participant runs it.
+
+1. A fresh virtual environment from binder/requirements.txt alone (pip runs as root so the machine's
+   pip cache serves it; the venv is then handed to the participant's user, as repo2docker's image is).
+2. binder/postBuild, as that user.
+3. Every lab executed by papermill through binder/start (`binder/start reclaimlab labs --mode auto`) as
+   the unprivileged user `reclaimlab-binder`, in a PID namespace of its own (what the kit's container
+   detection looks for), with the variables BinderHub sets, inside a memory cgroup limited to 2 GiB
+   (cgroup v1 memory.limit_in_bytes, or v2 memory.max where cgroup2 has the memory controller).
+4. Asserts: every lab passed; nothing in the cgroup was OOM-killed; the banners say RECORDED, for the
+   shared-machine reason, for every experiment that turns a system-wide knob, and LIVE in the container
+   for the allocation experiments, with calloc-reclaim's 3 GB scaled down to fit the limit.
+
+Executed notebooks are kept in build/binder-labs/. The cgroup and the temporary checkout are removed at
+the end, on failure and on Ctrl-C. Needs root (a cgroup, a user switch) and skips without it.
+Standard library only: it runs before anything is installed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT_DIR = ROOT / "build" / "binder-labs"
+USER = "reclaimlab-binder"
+PREFIX = "reclaimlab-binder-"  # of the cgroup and the temporary folder, followed by this process's PID
+LIMIT_BYTES = 2 * 1024 ** 3    # mybinder.org's ceiling per user
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "build", "__pycache__", ".pytest_cache", "*.egg-info",
+                                     ".ipynb_checkpoints")
+PIP_TIMEOUT_S, POSTBUILD_TIMEOUT_S, LABS_TIMEOUT_S = 900, 300, 1800
+# What BinderHub's spawner exports (binderhub/binderspawner_mixin.py: BINDER_*), and JupyterHub's
+# MEM_LIMIT / MEM_GUARANTEE (mybinder.org: 2 GB at most, 1 GB guaranteed; jupyter-resource-usage shows
+# MEM_LIMIT). The repository is a stand-in.
+REPO_URL = "https://github.com/OWNER/reclaimlab"
+BINDER_ENV = {
+    "BINDER_LAUNCH_HOST": "https://mybinder.org/",
+    "BINDER_REPO_URL": REPO_URL,
+    "BINDER_REF_URL": f"{REPO_URL}/tree/HEAD",
+    "BINDER_REQUEST": "v2/gh/OWNER/reclaimlab/HEAD",
+    "BINDER_PERSISTENT_REQUEST": "v2/gh/OWNER/reclaimlab/HEAD",
+    "MEM_LIMIT": str(LIMIT_BYTES),
+    "MEM_GUARANTEE": str(LIMIT_BYTES // 2),
+}
+
+
+class CheckFailed(Exception):
+    """The simulation found a problem; str() says what and where to look."""
+
+
+def say(message: str) -> None:
+    print(f"check-binder: {message}", flush=True)
+
+
+# --------------------------------------------------------------------------- the memory cgroup
+
+@dataclasses.dataclass
+class Cgroup:
+    """A memory cgroup this check made: v1 (memory.limit_in_bytes) or v2 (memory.max)."""
+
+    path: Path
+    version: int
+
+    @classmethod
+    def create(cls, name: str, limit_bytes: int) -> "Cgroup":
+        try:
+            return cls._create(name, limit_bytes)
+        except OSError as exc:
+            raise CheckFailed(f"could not make the memory cgroup {name}: {exc}") from None
+
+    @classmethod
+    def _create(cls, name: str, limit_bytes: int) -> "Cgroup":
+        v1 = CGROUP_ROOT / "memory"
+        if (v1 / "memory.limit_in_bytes").exists():
+            cg = cls(v1 / name, 1)
+            cg.path.mkdir()
+            cg._write("memory.limit_in_bytes", limit_bytes)
+            return cg
+        v2 = find_cgroup2_with_memory()
+        if v2 is None:
+            raise CheckFailed("no memory cgroup controller here (neither cgroup v1 memory nor cgroup2 with memory)")
+        if "memory" not in (v2 / "cgroup.subtree_control").read_text().split():
+            (v2 / "cgroup.subtree_control").write_text("+memory")  # delegate it to the children
+        cg = cls(v2 / name, 2)
+        cg.path.mkdir()
+        cg._write("memory.max", limit_bytes)
+        if (cg.path / "memory.swap.max").exists():
+            cg._write("memory.swap.max", 0)  # Binder's pods have no swap either
+        return cg
+
+    def _write(self, name: str, value: int) -> None:
+        (self.path / name).write_text(f"{value}\n")
+
+    def _read(self, name: str) -> str | None:
+        try:
+            return (self.path / name).read_text()
+        except OSError:
+            return None
+
+    def join(self) -> None:
+        """Put the calling process in this cgroup (used as a preexec_fn: the child joins before it execs)."""
+        self._write("cgroup.procs", os.getpid())
+
+    def pids(self) -> list[int]:
+        return [int(p) for p in (self._read("cgroup.procs") or "").split()]
+
+    def counters(self) -> dict[str, int | None]:
+        """oom_kill (processes the kernel killed for this cgroup), peak_bytes, failcnt (v1: times at the limit)."""
+        if self.version == 1:
+            oom = _keyed(self._read("memory.oom_control"))
+            return {"oom_kill": oom.get("oom_kill"), "under_oom": oom.get("under_oom"),
+                    "peak_bytes": _number(self._read("memory.max_usage_in_bytes")),
+                    "failcnt": _number(self._read("memory.failcnt"))}
+        events = _keyed(self._read("memory.events"))
+        return {"oom_kill": events.get("oom_kill"), "oom": events.get("oom"), "max_events": events.get("max"),
+                "peak_bytes": _number(self._read("memory.peak"))}
+
+    def remove(self, timeout_s: float = 10.0) -> None:
+        """Kill whatever is left in it and remove it (rmdir fails while a process is inside)."""
+        deadline = time.monotonic() + timeout_s
+        while self.path.exists():
+            for pid in self.pids():
+                _kill(pid)
+            try:
+                self.path.rmdir()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise CheckFailed(f"could not remove the cgroup {self.path}; remove it by hand (rmdir)")
+                time.sleep(0.2)
+
+
+def find_cgroup2_with_memory() -> Path | None:
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        fields = line.split()
+        if len(fields) > 2 and fields[2] == "cgroup2":
+            mount = Path(fields[1])
+            if "memory" in (mount / "cgroup.controllers").read_text().split():
+                return mount
+    return None
+
+
+def _keyed(text: str | None) -> dict[str, int]:
+    out = {}
+    for line in (text or "").splitlines():
+        key, _, value = line.partition(" ")
+        if value.strip().isdigit():
+            out[key] = int(value)
+    return out
+
+
+def _number(text: str | None) -> int | None:
+    return int(text) if text and text.strip().isdigit() else None
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_leftovers() -> None:
+    """Remove cgroups and folders of earlier runs that were killed before they could clean up."""
+    for d in sorted({*CGROUP_ROOT.glob(f"*/{PREFIX}*"), *CGROUP_ROOT.glob(f"{PREFIX}*")}):
+        pid = d.name[len(PREFIX):].split("-")[0]
+        if d.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            Cgroup(d, 1).remove()
+            say(f"removed the cgroup {d} of an earlier run")
+    for d in Path(tempfile.gettempdir()).glob(f"{PREFIX}*"):
+        pid = d.name[len(PREFIX):].split("-")[0]
+        if d.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+            say(f"removed the folder {d} of an earlier run")
+
+
+# --------------------------------------------------------------------------- the participant
+
+def ensure_user(name: str = USER) -> tuple[int, int]:
+    """(uid, gid) of the participant's user, made as a system user without a login where missing."""
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                        "--shell", "/usr/sbin/nologin", name], check=True)
+        entry = pwd.getpwnam(name)
+        say(f"created the system user {name} (uid {entry.pw_uid})")
+    return entry.pw_uid, entry.pw_gid
+
+
+def binder_env(repo: Path, venv: Path, user: str = USER) -> dict[str, str]:
+    """The environment of a Binder session: nothing from ours but what the image and BinderHub set."""
+    return {
+        "PATH": f"{venv / 'bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": str(repo), "REPO_DIR": str(repo), "USER": user, "NB_USER": user, "SHELL": "/bin/bash",
+        "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+        **BINDER_ENV,
+    }
+
+
+def as_user(argv: list[str], uid: int, gid: int, pid_namespace: bool = False) -> list[str]:
+    """argv run as uid:gid (no new privileges); in a new PID namespace with its own /proc if asked.
+
+    --kill-child: if this check dies, the namespace's first process dies, and with it every process inside.
+    """
+    cmd = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--init-groups", "--no-new-privs", "--", *argv]
+    return (["unshare", "--pid", "--kill-child", "--mount-proc", *cmd]) if pid_namespace else cmd
+
+
+def run(cmd: list[str], timeout_s: float, what: str, preexec: Callable[[], None] | None = None,
+        log: Path | None = None, **kw) -> None:
+    """Run cmd in its own process group; on a timeout or an interruption kill the whole group.
+
+    log: send its output there instead of ours, and show the end of it only if it fails (pip's chatter).
+    """
+    out = open(log, "w") if log else None
+    try:
+        proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=preexec, stdout=out,
+                                stderr=subprocess.STDOUT if out else None, **kw)
+        try:
+            code = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise CheckFailed(f"{what} did not finish within {timeout_s:.0f} s") from None
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    finally:
+        if out:
+            out.close()
+    if code != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:]) if log else "see its output above"
+        raise CheckFailed(f"{what} failed (exit code {code}):\n{tail}")
+
+
+# --------------------------------------------------------------------------- building the "image"
+
+def runtime_python(repo: Path) -> str:
+    """The interpreter binder/runtime.txt asks for (e.g. python-3.11 -> python3.11), outside any venv."""
+    wanted = (repo / "binder" / "runtime.txt").read_text().strip()
+    match = re.fullmatch(r"python-(\d+\.\d+)", wanted)
+    if not match:
+        raise CheckFailed(f"binder/runtime.txt says {wanted!r}; expected python-X.Y")
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        if folder and not (Path(folder).parent / "pyvenv.cfg").exists():  # not the dev venv's python
+            found = shutil.which(f"python{match[1]}", path=folder)
+            # The venv links to it, so the participant must be able to run it (not e.g. pyenv under /root).
+            if found and others_can_run(Path(found)):
+                return found
+    raise CheckFailed(f"binder/runtime.txt asks for Python {match[1]}, which is not installed here for every "
+                      f"user (Debian: apt-get install python{match[1]} python{match[1]}-venv)")
+
+
+def others_can_run(path: Path) -> bool:
+    """True when any user may execute `path`: it and every folder above it are open to others."""
+    real = path.resolve()
+    if not real.stat().st_mode & 0o001:
+        return False
+    return all(d.stat().st_mode & 0o001 for d in real.parents)
+
+
+def copy_checkout(dest: Path) -> None:
+    shutil.copytree(ROOT, dest, ignore=COPY_IGNORE, symlinks=True)
+    data = os.environ.get("RECLAIMLAB_DATA")
+    if data:  # development: recordings not yet in data/ (the user reads its own copy)
+        shutil.rmtree(dest / "data", ignore_errors=True)
+        shutil.copytree(data, dest / "data", symlinks=True)
+        say(f"using the recordings of RECLAIMLAB_DATA={data}, not data/")
+
+
+def install(python: str, repo: Path, venv: Path) -> None:
+    run([python, "-m", "venv", str(venv)], 120, "python -m venv")
+    # From the repository root, as repo2docker runs it: that is where `-e .` points.
+    run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "-r", "binder/requirements.txt"],
+        PIP_TIMEOUT_S, "pip install -r binder/requirements.txt", cwd=repo, log=venv.parent / "pip.log")
+
+
+def experiment_knobs(venv: Path, repo: Path) -> dict[str, bool]:
+    """{experiment: turns system-wide knobs}, from the installed kit's own registry."""
+    code = ("import json; from reclaimlab import experiments as e; "
+            "print(json.dumps({n: bool(e.get(n).knobs) for n in e.names()}))")
+    out = subprocess.run([str(venv / "bin" / "python"), "-c", code], cwd=repo, check=True, capture_output=True,
+                         text=True, timeout=120).stdout
+    return json.loads(out)
+
+
+def container_seen_from_namespace(venv: Path, repo: Path, uid: int, gid: int) -> str:
+    """What the kit's container detection says in our PID namespace with no Binder variables at all.
+
+    Binder's pods have a PID namespace of their own; ours must be seen as a container by that alone.
+    """
+    code = "from reclaimlab import policy, sources; print(policy.container_reason(sources.Roots(), {}))"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(repo), "LANG": "C.UTF-8"}
+    out = subprocess.run(as_user([str(venv / "bin" / "python"), "-c", code], uid, gid, pid_namespace=True),
+                         cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+    seen = out.stdout.strip()
+    if out.returncode != 0 or "PID namespace" not in seen:
+        raise CheckFailed(f"in a PID namespace of its own the kit did not see a container: {seen or out.stderr}")
+    return seen
+
+
+# --------------------------------------------------------------------------- what the labs said
+
+@dataclasses.dataclass(frozen=True)
+class Banner:
+    lab: str
+    experiment: str
+    live: bool
+    guest_kind: str
+    reason: str
+    notices: tuple[str, ...]
+
+
+# lab.banner_html: "<b>LIVE on this machine</b> · exp · KIND guest ..." or
+# "<b>RECORDED</b> · exp · recorded DATE UTC on a KIND guest ..."
+BANNER_RE = re.compile(r"<b>(LIVE on this machine|RECORDED)</b> · ([^ <]+) · "
+                       r"(?:recorded [^<]*? on a )?([^ <]+) guest")
+REASON_RE = re.compile(r"Why (?:a recording|live): ([^<]*)")
+NOTICE_RE = re.compile(r"<b>Notice:</b> ([^<]*)")
+
+
+def _html_outputs(notebook: Path) -> Iterator[str]:
+    for cell in json.loads(notebook.read_text(encoding="utf-8")).get("cells", []):
+        for output in cell.get("outputs", []):
+            text = output.get("data", {}).get("text/html")
+            if text:
+                yield "".join(text) if isinstance(text, list) else text
+
+
+def banners(notebook: Path) -> list[Banner]:
+    """The LIVE / RECORDED banners an executed lab displayed, with their reasons and notices."""
+    found = []
+    for text in _html_outputs(notebook):
+        match = BANNER_RE.search(text)
+        if match:
+            reason = REASON_RE.search(text)
+            found.append(Banner(notebook.stem, html.unescape(match[2]), match[1] != "RECORDED",
+                                html.unescape(match[3]), html.unescape(reason[1]) if reason else "",
+                                tuple(html.unescape(n) for n in NOTICE_RE.findall(text))))
+    return found
+
+
+def banner_problems(seen: list[Banner], knobs: dict[str, bool]) -> list[str]:
+    """What the banners got wrong for a Binder participant (empty: all as it must be)."""
+    problems = []
+    local = [b for b in seen if b.guest_kind != "kit-vm"]  # lab 05's own VM is the participant's to use
+    for b in local:
+        where = f"{b.lab}: {b.experiment}"
+        if knobs.get(b.experiment) and (b.live or "shared" not in b.reason):
+            problems.append(f"{where} turns system-wide knobs, so it must be RECORDED for the shared-machine "
+                            f"reason; it was {'LIVE' if b.live else 'RECORDED'} ({b.reason or 'no reason shown'})")
+        if not knobs.get(b.experiment, True) and not (b.live and b.guest_kind == "container"):
+            problems.append(f"{where} only allocates memory, so it must run LIVE in the container's cgroup; it was "
+                            f"{'LIVE on a ' + b.guest_kind + ' guest' if b.live else 'RECORDED'} ({b.reason})")
+        if b.experiment == "calloc-reclaim" and b.live and not any("safely spare only" in n for n in b.notices):
+            problems.append(f"{where}: 3 GB cannot fit a 2 GiB cgroup, yet no scaled-down notice was shown")
+    if not any(b.live and b.experiment == "calloc-reclaim" for b in local):
+        problems.append("no lab ran calloc-reclaim LIVE: the labs no longer show what a container can do live")
+    if not any(knobs.get(b.experiment) and not b.live for b in local):
+        problems.append("no lab showed a knob experiment RECORDED: the labs no longer exercise the fallback")
+    return problems
+
+
+def lab_report(labs: list[Path], executed: Path, seen: list[Banner]) -> list[str]:
+    missing = [p.name for p in labs if not (executed / p.name).exists()]
+    lines = [f"{p.stem:<28} " + (", ".join(f"{b.experiment} {'LIVE' if b.live else 'RECORDED'}"
+                                           + (" (kit VM)" if b.guest_kind == "kit-vm" else "")
+                                           for b in seen if b.lab == p.stem) or "no experiment run")
+             for p in labs if p.name not in missing]
+    if missing:
+        raise CheckFailed(f"no executed copy of {', '.join(missing)} in {executed}")
+    return lines
+
+
+# --------------------------------------------------------------------------- the whole check
+
+def gib(n: int | None) -> str:
+    return "?" if n is None else f"{n / 1024 ** 3:.2f} GiB"
+
+
+def simulate(tmp: Path, uid: int, gid: int) -> None:
+    repo, venv, executed = tmp / "repo", tmp / "venv", tmp / "executed"
+    t0 = time.monotonic()
+    copy_checkout(repo)
+    python = runtime_python(repo)
+    say(f"installing binder/requirements.txt into a fresh venv ({python}) ...")
+    install(python, repo, venv)
+    knobs = experiment_knobs(venv, repo)
+    executed.mkdir()
+    run(["chown", "-R", f"{uid}:{gid}", str(tmp)], 300, "chown")
+    t_install = time.monotonic()
+    say(f"installed in {t_install - t0:.0f} s; running binder/postBuild as {USER} ...")
+    env = binder_env(repo, venv)
+    run(as_user(["binder/postBuild"], uid, gid), POSTBUILD_TIMEOUT_S, "binder/postBuild", cwd=repo, env=env)
+    t_post = time.monotonic()
+    say(f"from its PID namespace alone the kit sees {container_seen_from_namespace(venv, repo, uid, gid)}")
+
+    cgroup = Cgroup.create(f"{PREFIX}{os.getpid()}", LIMIT_BYTES)
+    try:
+        say(f"running every lab as {USER} (uid {uid}) in a new PID namespace, in the memory cgroup {cgroup.path} "
+            f"(v{cgroup.version}, limit {gib(LIMIT_BYTES)}), through binder/start ...")
+        argv = ["binder/start", "reclaimlab", "labs", "--mode", "auto", "--out", str(executed)]
+        labs_error = None
+        try:
+            run(as_user(argv, uid, gid, pid_namespace=True), LABS_TIMEOUT_S, "the labs", preexec=cgroup.join,
+                cwd=repo, env=env)
+        except CheckFailed as exc:
+            labs_error = exc
+        counters = cgroup.counters()
+    finally:
+        cgroup.remove()
+    t_labs = time.monotonic()
+    save_executed(executed)
+    say(f"cgroup after the labs: peak {gib(counters.get('peak_bytes'))} of {gib(LIMIT_BYTES)}, "
+        + ", ".join(f"{k} {v}" for k, v in counters.items() if k != "peak_bytes"))
+    if counters.get("oom_kill"):
+        raise CheckFailed(f"the kernel OOM-killed {counters['oom_kill']} process(es) in the 2 GiB cgroup: "
+                          f"a lab allocated more than a Binder participant has")
+    if labs_error:
+        raise CheckFailed(f"{labs_error} (executed copies in {OUT_DIR})")
+    labs = sorted((repo / "labs").glob("[0-9][0-9]_*.ipynb"))
+    seen = [b for p in labs if (executed / p.name).exists() for b in banners(executed / p.name)]
+    for line in lab_report(labs, executed, seen):
+        say(f"  {line}")
+    problems = banner_problems(seen, knobs)
+    if problems:
+        raise CheckFailed("the labs did not say what a Binder participant must see:\n  - " + "\n  - ".join(problems))
+    say(f"all {len(labs)} labs passed as a Binder participant; times: install {t_install - t0:.0f} s, "
+        f"postBuild {t_post - t_install:.0f} s, labs {t_labs - t_post:.0f} s; executed copies in {OUT_DIR}")
+
+
+def save_executed(executed: Path) -> None:
+    shutil.rmtree(OUT_DIR, ignore_errors=True)
+    OUT_DIR.mkdir(parents=True)
+    for nb in executed.glob("*.ipynb"):
+        shutil.copy(nb, OUT_DIR / nb.name)
+
+
+def _raise_exit(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the finally blocks, which clean up
+
+
+def main() -> int:
+    if os.geteuid() != 0:
+        say("SKIPPED: needs root, to make a memory cgroup and run the labs as an unprivileged user")
+        return 0
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_exit)
+    t0 = time.monotonic()
+    sweep_leftovers()
+    uid, gid = ensure_user()
+    tmp = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
+    try:
+        simulate(tmp, uid, gid)
+    except CheckFailed as exc:
+        say(f"FAILED: {exc}")
+        return 1
+    except (KeyboardInterrupt, SystemExit):
+        say("interrupted: the labs were stopped, the cgroup and the temporary checkout removed")
+        raise
+    finally:
+        if os.environ.get("RECLAIMLAB_BINDER_KEEP") == "1":  # for debugging this check only
+            say(f"kept {tmp} (RECLAIMLAB_BINDER_KEEP=1): remove it when done")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    say(f"passed in {time.monotonic() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

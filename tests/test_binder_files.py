@@ -1,0 +1,183 @@
+"""binder/ as repo2docker reads it, and the Binder check's reading of the labs' banners (no root needed).
+
+The Binder simulation itself (ci/check-binder) needs root and minutes; these checks are fast and say
+which file breaks which rule.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from reclaimlab import lab
+from reclaimlab.recording import Recording
+from reclaimlab.vm.errors import APT_PACKAGES
+
+ROOT = Path(__file__).resolve().parents[1]
+BINDER = ROOT / "binder"
+sys.path.insert(0, str(ROOT / "ci"))
+import binder_check  # noqa: E402  (ci/ is not a package)
+
+# repo2docker builds on Ubuntu, where Debian's kernel metapackage has another name.
+UBUNTU_NAMES = {"linux-image-amd64": "linux-image-virtual"}
+# What the kit and the labs need (pyproject's dependencies and [labs]), and what issue 6 adds for workshops.
+NEEDED = {"pandas", "altair", "vl-convert-python", "psutil", "click", "jupyterlab", "ipykernel", "ipywidgets",
+          "papermill", "nbformat", "jupyterlab-rise", "jupyter-resource-usage"}
+
+
+def _lines(name: str) -> list[str]:
+    """The file's lines without comments and blanks, as repo2docker and pip read them."""
+    text = (BINDER / name).read_text()
+    return [line.partition("#")[0].strip() for line in text.splitlines() if line.partition("#")[0].strip()]
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _commands(script: Path) -> list[str]:
+    return [line.strip() for line in script.read_text().splitlines()[1:]
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_requirements_are_pinned_and_install_the_kit_last():
+    lines = _lines("requirements.txt")
+    assert lines[-1] == "-e .", "the last line must be `-e .`: repo2docker ignores pyproject.toml once binder/ exists"
+    unpinned = [line for line in lines[:-1] if not re.fullmatch(r"[A-Za-z0-9._-]+==[A-Za-z0-9.+!]+", line)]
+    assert not unpinned, f"binder/requirements.txt: pin these exactly (name==version): {unpinned}"
+
+
+def test_requirements_cover_what_the_labs_need():
+    pinned = {_normalize(line.split("==")[0]) for line in _lines("requirements.txt")[:-1]}
+    assert NEEDED <= pinned, f"binder/requirements.txt lacks {sorted(NEEDED - pinned)}"
+
+
+def test_pins_satisfy_pyproject():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+; 3.10 skips this one
+    specifiers = pytest.importorskip("packaging.requirements")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [specifiers.Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["labs"]]
+    pins = dict(line.split("==") for line in _lines("requirements.txt")[:-1])
+    pins = {_normalize(name): version for name, version in pins.items()}
+    for req in wanted:
+        version = pins.get(_normalize(req.name))
+        assert version is not None and req.specifier.contains(version, prereleases=True), \
+            f"binder pins {req.name}=={version}, but pyproject.toml asks for {req}"
+
+
+def test_runtime_is_a_python_the_kit_supports():
+    (line,) = _lines("runtime.txt")
+    match = re.fullmatch(r"python-3\.(\d+)", line)
+    assert match and int(match[1]) >= 10, f"binder/runtime.txt says {line!r}; use python-3.X with X >= 10"
+
+
+def test_apt_lists_the_vm_packages_under_ubuntu_names():
+    listed = _lines("apt.txt")
+    bad = [p for p in listed if not re.fullmatch(r"[a-z0-9.+-]+", p)]
+    assert not bad, f"repo2docker refuses these apt.txt lines: {bad}"
+    wanted = {UBUNTU_NAMES.get(p, p) for p in APT_PACKAGES}
+    assert wanted <= set(listed), f"binder/apt.txt lacks {sorted(wanted - set(listed))} (see ci/setup-vm)"
+
+
+@pytest.mark.parametrize("name", ["postBuild", "start"])
+def test_scripts_are_executable_bash(name):
+    script = BINDER / name
+    assert os.access(script, os.X_OK), f"binder/{name} must be executable (chmod +x)"
+    assert script.read_text().startswith("#!/bin/bash\n")
+    subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+def test_postbuild_stops_at_the_first_error():
+    assert _commands(BINDER / "postBuild")[0].startswith("set -e"), "binder/postBuild must start with `set -e`"
+
+
+def test_start_marks_the_machine_shared_and_execs_its_arguments():
+    commands = _commands(BINDER / "start")
+    assert commands[-1] == 'exec "$@"', 'binder/start must end with exec "$@" (Binder passes the server command)'
+    assert "export RECLAIMLAB_SHARED=1" in commands
+
+
+def test_start_turns_consent_off_whatever_the_environment_says():
+    env = dict(os.environ, RECLAIMLAB_ALLOW_SYSTEM_CHANGES="1", RECLAIMLAB_SHARED="0")
+    code = ("import os; from reclaimlab import policy, sources; "
+            "print(os.environ.get('RECLAIMLAB_ALLOW_SYSTEM_CHANGES')); print(policy.shared_reason(sources.Roots()))")
+    out = subprocess.run([str(BINDER / "start"), sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.splitlines()
+    assert out == ["None", "RECLAIMLAB_SHARED=1 marks this machine as shared"]
+
+
+def test_check_binder_is_a_ci_stage():
+    assert os.access(ROOT / "ci" / "check-binder", os.X_OK), "tasks.py runs every executable ci/check-*"
+
+
+# --- the check reads the banners lab.banner_html writes -----------------------------------------
+
+def _banner_output(experiment: str, recorded: bool, kind: str = "container", reason: str = "",
+                   notices: tuple[str, ...] = ()) -> str:
+    meta = {"experiment": experiment, "guest_kind": kind, "hypervisor": "KVM", "kernel_release": "6.1",
+            "date_utc": "2025-11-25T18:00:00Z", "complete": True, "mode_reason": reason, "notices": list(notices),
+            "parameters": {"size": "3GB"}}
+    rec = Recording(pd.DataFrame({"t_s": [0.0]}), meta=meta, path=Path("/data") if recorded else None)
+    return lab.banner_html(rec)
+
+
+def _notebook(tmp_path: Path, *outputs: str) -> Path:
+    import nbformat
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("ctx.run(...)")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": text}) for text in outputs]
+    nb.cells.append(cell)
+    path = tmp_path / "01_lab.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+SCALED = "You asked for 2.79 GiB, but this machine can safely spare only 1.37 GiB right now (...)"
+SHARED = "live is not possible here: RECLAIMLAB_SHARED=1 marks this machine as shared: system-wide knobs stay off"
+KNOBS = {"calloc-reclaim": False, "refault": False, "page-cache": True}
+
+
+def test_banners_are_read_as_lab_py_writes_them(tmp_path):
+    path = _notebook(tmp_path, _banner_output("calloc-reclaim", False, notices=(SCALED,)),
+                     _banner_output("page-cache", True, kind="vm", reason=SHARED))
+    live, recorded = binder_check.banners(path)
+    assert (live.experiment, live.live, live.guest_kind, live.notices) == ("calloc-reclaim", True, "container",
+                                                                          (SCALED,))
+    assert (recorded.experiment, recorded.live, recorded.guest_kind, recorded.reason) == ("page-cache", False, "vm",
+                                                                                         SHARED)
+
+
+def _banner(experiment, live, kind="container", reason="", notices=()):
+    return binder_check.Banner("01_lab", experiment, live, kind, reason, tuple(notices))
+
+
+def test_what_a_participant_must_see_passes():
+    seen = [_banner("calloc-reclaim", True, notices=[SCALED]), _banner("refault", True),
+            _banner("page-cache", False, "vm", SHARED), _banner("calloc-reclaim", True, "kit-vm")]
+    assert binder_check.banner_problems(seen, KNOBS) == []
+
+
+@pytest.mark.parametrize("wrong, complaint", [
+    (_banner("page-cache", True, reason="live: this guest can run it"), "must be RECORDED"),
+    (_banner("page-cache", False, "vm", "recorded mode was asked for"), "shared-machine reason"),
+    (_banner("refault", False, "vm", "no"), "must run LIVE in the container"),
+    (_banner("refault", True, "vm"), "must run LIVE in the container"),
+])
+def test_what_a_participant_must_not_see_fails(wrong, complaint):
+    seen = [_banner("calloc-reclaim", True, notices=[SCALED]), _banner("page-cache", False, "vm", SHARED), wrong]
+    assert any(complaint in p for p in binder_check.banner_problems(seen, KNOBS))
+
+
+def test_an_unscaled_3gb_run_in_2gib_fails():
+    seen = [_banner("calloc-reclaim", True), _banner("page-cache", False, "vm", SHARED)]
+    assert any("no scaled-down notice" in p for p in binder_check.banner_problems(seen, KNOBS))
+
+
+def test_labs_that_stop_exercising_live_or_recorded_fail():
+    problems = binder_check.banner_problems([_banner("refault", True)], KNOBS)
+    assert any("calloc-reclaim LIVE" in p for p in problems) and any("RECORDED" in p for p in problems)
