@@ -26,17 +26,18 @@ class VmPlan:
 
 
 def host_allowance_bytes(roots: sources.Roots | None = None) -> int:
-    """What this process may still use: MemAvailable, capped by its memory cgroup's room."""
-    roots = roots or sources.Roots()
-    allowance = sources.meminfo(roots)["MemAvailable"] * 1024
-    cgroup = sources.memory_cgroup(roots)
-    if cgroup is not None:
-        try:
-            limit = cgroup.limit_bytes()
-            if limit is not None:
-                allowance = min(allowance, limit - cgroup.usage_bytes())
-        except (sources.SourceError, ValueError):
-            pass
+    """What this process may still use: MemAvailable, capped by its memory cgroup's room and, on
+    Kubernetes, its memory guarantee (the same headroom the local experiments are sized by)."""
+    from ..guest import memory_guarantee_bytes
+    from ..sizing import headroom
+
+    available, limit, usage, _basis = headroom(roots or sources.Roots())
+    allowance = available
+    if limit is not None:
+        allowance = min(allowance, limit - (usage or 0))
+    guarantee = memory_guarantee_bytes()
+    if guarantee is not None:
+        allowance = min(allowance, guarantee - (usage or 0))
     return allowance
 
 
