@@ -137,14 +137,32 @@ def memory_stack(rec: Recording) -> tuple[pd.DataFrame, list[str], str]:
     return long, list(order), whose
 
 
-def stacked_memory(rec: Recording, title: str | None = None, width: int = 640, height: int = 260):
-    """What the guest's memory (in a container: its memory cgroup) holds over time (GiB), steps marked."""
+FREE_DWARFS_FACTOR = 3  # free memory more than 3x the rest would flatten the parts the lesson is about
+
+
+def stacked_memory(rec: Recording, title: str | None = None, width: int = 640, height: int = 260,
+                   include_free: bool | None = None):
+    """What the guest's memory (in a container: its memory cgroup) holds over time (GiB), steps marked.
+
+    include_free: stack free memory on top; None (default) leaves it out where it would dwarf the rest
+    (a 24 GiB guest moving 3 GiB) and says so in the axis title.
+    """
     long, order, whose = memory_stack(rec)
+    free_part = order[-1]  # both stacks put free memory last
+    held = long[long["part"] != free_part].groupby("t_s")["GiB"].sum()
+    if include_free is None:
+        free_max = long.loc[long["part"] == free_part, "GiB"].max()
+        include_free = not (held.max() > 0 and free_max > FREE_DWARFS_FACTOR * held.max())
+    y_title = f"{whose} (GiB)"
+    if not include_free:
+        long, order = long[long["part"] != free_part], order[:-1]
+        y_title = f"{whose}, free not shown (GiB)"
     y_max = float(long.groupby("t_s")["GiB"].sum().max())
+    colors = STACK_COLORS[:len(order)]
     area = alt.Chart(long).mark_area(opacity=0.85).encode(
-        x=alt.X("t_s:Q", title="time (s)"),
-        y=alt.Y("GiB:Q", stack="zero", title=f"{whose} (GiB)"),
-        color=alt.Color("part:N", sort=order, title=None, scale=alt.Scale(domain=order, range=STACK_COLORS)),
+        x=alt.X("t_s:Q", title="time (s)", scale=alt.Scale(nice=False)),
+        y=alt.Y("GiB:Q", stack="zero", title=y_title),
+        color=alt.Color("part:N", sort=order, title=None, scale=alt.Scale(domain=order, range=colors)),
         order=alt.Order("order:Q"),
     ).transform_calculate(order=f"indexof({order!r}, datum.part)")
     layers = [area]
@@ -174,7 +192,7 @@ def lines(rec: Recording, columns: dict[str, str], title: str, unit: str = "MiB"
         raise ValueError(f"this recording has none of the columns {', '.join(columns)}")
     long = pd.concat(parts, ignore_index=True)
     line = alt.Chart(long).mark_line(interpolate="step-after").encode(
-        x=alt.X("t_s:Q", title="time (s)"),
+        x=alt.X("t_s:Q", title="time (s)", scale=alt.Scale(nice=False)),
         y=alt.Y(f"{unit}:Q", title=unit + (" since start" if since_start else "")),
         color=alt.Color("series:N", title=None, sort=list(columns.values())),
     )
