@@ -146,7 +146,7 @@ def compaction(run: VmSampler, size: int, p: dict[str, Any]) -> None:
     ack = run.step("fragment", format_size(size), "fragment", size)
     run.results["fragment_held_pages"] = int(ack.detail.get("held_pages", 0))
     run.snapshot("fragmented")
-    _wait(p["observe_s"])  # half of it is free in the guest, but in 4 KiB holes: not reportable
+    _wait(p["observe_s"])  # 2/3 of it is free in the guest, but in small holes: not reportable
     run.results["fragmented_host_rss_kib"] = before = run.host_rss_kib()
     run.step("compact", "", "compact")
     run.snapshot("compacted")
@@ -205,7 +205,10 @@ def run_vm_experiment(name: str, reporting: bool = True, size_bytes: int | None 
         SCRIPTS[name](run, size, p)
         _wait(p["tail_s"])
         run.mark("end")
-        return run.stop()
+        rec = run.stop()
+        if notices:
+            rec.meta["notices"] = notices  # where banners look for them (a size scaled down to fit)
+        return rec
     except BaseException as exc:
         if run is not None:
             why = "interrupted (KeyboardInterrupt)" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
