@@ -401,9 +401,23 @@ def _reclaim_means(reclaim_ok: bool, cgroup_limit_writable: bool) -> tuple[bool,
     return False, "neither cgroup v2 memory.reclaim nor a writable cgroup v1 memory.limit_in_bytes"
 
 
+def _vm_status(roots: sources.Roots) -> LiveSupport | None:
+    """On this machine, whether the kit's VM can run and what it would really use: /dev/kvm can
+    open yet fail to boot Linux (vm/accel.py keeps that verdict), so ask the VM code, not the device."""
+    if not roots.is_live:
+        return None
+    try:
+        from .vm import availability, hypervisor_status
+        missing = availability()
+        return LiveSupport(False, missing) if missing else LiveSupport(True, hypervisor_status())
+    except Exception as exc:  # noqa: BLE001 - the doctor must answer even if the VM code cannot
+        return LiveSupport(False, f"the kit's VM code could not say ({exc})")
+
+
 def live_support(memory: MemoryInfo, knobs: Mapping[str, policy.KnobAccess], cgroup_limit_writable: bool,
                  shared: str | None, consent: bool, scratch_free_bytes: int | None,
-                 qemu_path: str | None, kvm_usable: bool, has_host_view: bool) -> dict[str, LiveSupport]:
+                 qemu_path: str | None, kvm_usable: bool, has_host_view: bool,
+                 vm_status: LiveSupport | None = None) -> dict[str, LiveSupport]:
     """{experiment: LiveSupport} for EXPERIMENTS, from facts already probed (pure)."""
     def knob(name: str) -> tuple[bool, str]:
         k = knobs.get(name)
@@ -424,7 +438,8 @@ def live_support(memory: MemoryInfo, knobs: Mapping[str, policy.KnobAccess], cgr
         "compaction": _knob_support([knob("compact_memory")], shared, consent),
         "auto-reclaim": _knob_support([knob("drop_caches"), _reclaim_means(reclaim_ok, cgroup_limit_writable)],
                                       shared, consent),
-        "vm": LiveSupport(True, f"{qemu_path}: {qemu_note}") if qemu_path else
+        "vm": LiveSupport(vm_status.live, f"{qemu_path}: {vm_status.reason}") if qemu_path and vm_status else
+              LiveSupport(True, f"{qemu_path}: {qemu_note}") if qemu_path else
               LiveSupport(False, f"{QEMU_BINARY} not on PATH (Debian: apt-get install qemu-system-x86); "
                                  f"would use {qemu_note}"),
     }
@@ -479,5 +494,5 @@ def probe(roots: sources.Roots | None = None, env: Mapping[str, str] = os.enviro
         cgroup_limit_writable=limit_writable, shared_reason=shared, consent_given=consent,
         memory=memory, scratch_dir=scratch, scratch_free_bytes=scratch_free, kvm_usable=kvm, qemu_path=qemu,
         live_support=live_support(memory, knobs, limit_writable, shared, consent, scratch_free,
-                                  qemu, kvm, bool(views)),
+                                  qemu, kvm, bool(views), _vm_status(roots) if qemu else None),
         proc_root=str(roots.proc), sys_root=str(roots.sys), problems=tuple(problems))

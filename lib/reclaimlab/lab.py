@@ -309,7 +309,8 @@ def banner_html(rec: Recording, requested: dict[str, Any] | None = None) -> str:
         head = f"<b>RECORDED</b> · {exp} · recorded {_e(date)} UTC on a {where}"
         kind = "recorded"
     else:
-        head = f"<b>LIVE on this machine</b> · {exp} · {where}"
+        in_vm = m.get("guest_kind") == "kit-vm"
+        head = f"<b>LIVE {'in the kit&#x27;s VM on this machine' if in_vm else 'on this machine'}</b> · {exp} · {where}"
         kind = "live"
     lines = [head]
     params = m.get("parameters") or {}

@@ -63,6 +63,8 @@ class Recording:
                 f"kernel {m.get('kernel_release', '?')}"
         if self.is_recorded:
             return f"RECORDED on {m.get('date_utc', '?')[:10]} ({where}) - loaded from {self.path}"
+        if m.get("guest_kind") == "kit-vm":
+            return f"LIVE in the kit's VM on this machine ({where})"
         return f"LIVE on this machine ({where})"
 
     def event_times(self, kind: str) -> list[float]:
