@@ -62,8 +62,10 @@ def test_calloc_reclaim_recording_shows_the_story():
 def test_refault_recording_touched_cold_after_the_host_took_the_pages():
     rec = datasets.find("refault")
     r = rec.meta["results"]
-    assert r["reported_before_cold_kib"] >= 0.5 * r["size_bytes"] / 1024
-    assert r["cold_touch_gb_per_s"] < r["hot_touch_gb_per_s"]
+    # Reporting can stall on fragmentation (MEASURED.md: 42-65 %), but a large share must be back...
+    assert r["reported_before_cold_kib"] >= 0.3 * r["size_bytes"] / 1024
+    # ...and touching it again must cost clearly more than the hot touch did.
+    assert r["cold_touch_gb_per_s"] < 0.5 * r["hot_touch_gb_per_s"]
 
 
 def test_page_cache_recording_drops_cache_and_slab():
