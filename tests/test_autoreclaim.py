@@ -1,0 +1,491 @@
+"""The autoMemoryReclaim engine, driven through synthetic timelines (no I/O, no sleeping).
+
+Each expectation is a number from WSL's source (see reclaimlab/autoreclaim.py's docstring).
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from reclaimlab import autoreclaim as ar
+from reclaimlab.autoreclaim import (GIB, MIB, Compact, CpuTimes, Daemon, DropCaches, Observation, Policy,
+                                    Reclaim)
+
+TOTAL = 16 * GIB
+BUSY, QUIET = 0.20, 0.001       # shares of all CPUs' time
+
+
+def obs(now_s, *, user=QUIET, busy=None, free=TOTAL - 4 * GIB, reclaimable=2 * GIB, probe=None, total=TOTAL):
+    return Observation(now_s=now_s, mem_total_bytes=total, mem_free_bytes=free,
+                       user_cpu_fraction=user, busy_cpu_fraction=user if busy is None else busy,
+                       reclaimable_cache_bytes=reclaimable, probe_user_cpu_fraction=probe)
+
+
+def run(policy, shares, **kw):
+    """Feed one observation per poll (evenly spaced); return [(poll index from 1, actions)]."""
+    out = []
+    for i, share in enumerate(shares, 1):
+        out.append((i, policy.decide(obs(i * policy.poll_interval_s, user=share, **kw))))
+    return out
+
+
+def kinds(actions):
+    return [type(a).__name__ for a in actions]
+
+
+def first_poll_with(timeline, cls):
+    return next((i for i, acts in timeline if any(isinstance(a, cls) for a in acts)), None)
+
+
+# ------------------------------------------------------------------ construction and timing
+
+def test_bad_arguments_name_the_valid_values():
+    with pytest.raises(ValueError, match="gradual"):
+        Policy(mode="sometimes")
+    with pytest.raises(ValueError, match="released"):
+        Policy(variant="future")
+    with pytest.raises(ValueError, match="positive"):
+        Policy(time_scale=0)
+    with pytest.raises(ValueError, match="1, 2 or 3"):
+        Policy(drop_level=4)
+
+
+def test_dropcache_spelling_of_wslconfig_is_accepted():
+    assert Policy(mode="dropcache").mode == "dropCache"
+
+
+@pytest.mark.parametrize("variant,mode,poll_s,window_s", [
+    ("released", "dropCache", 30, 600),   # 10 minutes
+    ("released", "gradual", 30, 180),     # 3 minutes
+    ("newer", "dropCache", 10, 120),      # 2 minutes
+    ("newer", "gradual", 10, 120),
+])
+def test_periods_match_wsl_and_scale(variant, mode, poll_s, window_s):
+    p = Policy(mode, variant)
+    assert (p.poll_interval_s, p.idle_window_s) == (poll_s, window_s)
+    fast = Policy(mode, variant, time_scale=0.01)
+    assert fast.poll_interval_s == pytest.approx(poll_s * 0.01)
+    assert fast.idle_window_s == pytest.approx(window_s * 0.01)
+
+
+def test_ten_minutes_become_six_seconds():
+    assert Policy("dropCache", "released", time_scale=0.01).idle_window_s == pytest.approx(6.0)
+
+
+def test_bad_observation_is_refused():
+    with pytest.raises(ValueError, match="share of CPU"):
+        Policy().decide(obs(0, user=1.5))
+    with pytest.raises(ValueError, match="memory sizes"):
+        Policy().decide(Observation(now_s=0, mem_total_bytes=0, mem_free_bytes=0))
+
+
+# ------------------------------------------------------------------ released dropCache
+
+def test_released_dropcache_drops_once_after_a_full_ten_minute_window():
+    p = Policy("dropCache", "released", page_reporting_order=0)
+    # poll 1 is only a baseline; polls 2..21 are 20 quiet 30 s intervals = 10 minutes
+    tl = run(p, [BUSY] + [QUIET] * 40)
+    assert first_poll_with(tl, DropCaches) == 21
+    drops = [a for _, acts in tl for a in acts if isinstance(a, DropCaches)]
+    assert drops == [DropCaches(1, reason=drops[0].reason)]      # once per idle period, level 1
+
+
+def test_released_dropcache_rearms_after_a_busy_poll_and_waits_a_full_window_again():
+    p = Policy("dropCache", "released", page_reporting_order=0)
+    tl = run(p, [BUSY] + [QUIET] * 25 + [BUSY] + [QUIET] * 25)
+    drops = [i for i, acts in tl if any(isinstance(a, DropCaches) for a in acts)]
+    assert drops == [21, 27 + 20]
+
+
+def test_released_one_busy_poll_in_the_window_blocks_idle():
+    p = Policy("dropCache", "released", page_reporting_order=0)
+    # a burst at poll 15 is inside every window until poll 35
+    tl = run(p, [BUSY] + [QUIET] * 13 + [BUSY] + [QUIET] * 25)
+    assert first_poll_with(tl, DropCaches) == 15 + 20
+
+
+def test_released_window_sums_cpu_so_a_short_burst_need_not_block_idle():
+    """Window test: user CPU summed over L polls < (L+1) x the per-poll 0.5 % threshold.
+
+    One poll at 10 thresholds (5 % user) early in the window still lets the window pass (10 < 21);
+    one at 25 thresholds does not. The last poll alone must be under one threshold.
+    """
+    p = Policy("dropCache", "released", page_reporting_order=0)
+    assert first_poll_with(run(p, [BUSY, QUIET, 0.05] + [0.0] * 18), DropCaches) == 21
+    p2 = Policy("dropCache", "released", page_reporting_order=0)
+    assert first_poll_with(run(p2, [BUSY, QUIET, 0.125] + [0.0] * 25), DropCaches) == 23
+    p3 = Policy("dropCache", "released", page_reporting_order=0)
+    assert first_poll_with(run(p3, [BUSY] + [0.0051] * 30), DropCaches) is None   # each poll over 0.5 %
+
+
+def test_released_uses_user_cpu_only():
+    p = Policy("dropCache", "released", page_reporting_order=0)
+    # busy (system/iowait-heavy) but no user CPU: the released thread calls that idle
+    tl = [(i, p.decide(obs(i * 30.0, user=0.0, busy=0.5))) for i in range(1, 22)]
+    assert first_poll_with(tl, DropCaches) == 21
+
+
+def test_released_drop_level_is_a_parameter():
+    p = Policy("dropCache", "released", drop_level=3, page_reporting_order=0)
+    assert first_poll_with(run(p, [BUSY] + [QUIET] * 20), DropCaches) == 21
+    assert p.last_tick.actions[0].level == 3
+
+
+# ------------------------------------------------------------------ released gradual
+
+def test_released_gradual_reclaims_three_percent_of_used_each_idle_poll_after_three_minutes():
+    p = Policy("gradual", "released", page_reporting_order=0)
+    used = 4 * GIB
+    tl = run(p, [BUSY] + [QUIET] * 9, free=TOTAL - used)
+    assert first_poll_with(tl, Reclaim) == 7                      # 6 quiet polls = 3 minutes
+    reclaims = [a for _, acts in tl for a in acts if isinstance(a, Reclaim)]
+    assert len(reclaims) == 4                                    # polls 7..10, every idle poll
+    assert reclaims[0].bytes == ar.released_gradual_bytes(used) == int(used - used * 0.97)
+    assert reclaims[0].file_only is False                        # no swappiness=0 in the released code
+
+
+def test_released_gradual_used_is_total_minus_free_including_cache():
+    o = obs(0, free=TOTAL - 3 * GIB)
+    assert o.used_bytes == 3 * GIB
+
+
+def test_released_gradual_stops_under_one_gib_until_used_exceeds_1_1_gib():
+    p = Policy("gradual", "released", page_reporting_order=0)
+    for i in range(1, 7):
+        p.decide(obs(i * 30.0, user=BUSY if i == 1 else QUIET, free=TOTAL - 2 * GIB))
+    # used 1.02 GiB: 0.97 x used < 1 GiB, so this is the last write ...
+    a = p.decide(obs(7 * 30.0, free=TOTAL - int(1.02 * GIB)))
+    assert kinds(a) == ["Reclaim"]
+    # ... at 1.05 GiB (between Low and High) nothing more
+    assert p.decide(obs(8 * 30.0, free=TOTAL - int(1.05 * GIB))) == []
+    # over 1.1 GiB it starts again
+    assert kinds(p.decide(obs(9 * 30.0, free=TOTAL - int(1.2 * GIB)))) == ["Reclaim"]
+
+
+def test_released_gradual_does_nothing_at_or_under_one_gib():
+    p = Policy("gradual", "released", page_reporting_order=0)
+    tl = run(p, [BUSY] + [QUIET] * 10, free=TOTAL - GIB)
+    assert first_poll_with(tl, Reclaim) is None
+
+
+def test_released_gradual_falls_back_to_dropcache_without_memory_reclaim():
+    p = Policy("gradual", "released", memory_reclaim_available=False, page_reporting_order=0)
+    assert p.effective_mode == "dropCache" and p.idle_window_s == 600
+    tl = run(p, [BUSY] + [QUIET] * 20)
+    assert first_poll_with(tl, DropCaches) == 21 and first_poll_with(tl, Reclaim) is None
+    assert "fell back" in p.describe()
+
+
+# ------------------------------------------------------------------ released compaction
+
+def test_released_compacts_after_activity_when_the_probe_is_quiet_even_when_disabled():
+    p = Policy("disabled", "released")                  # page_reporting_order 9: the thread runs
+    assert p.runs_thread
+    assert kinds(p.decide(obs(30, user=BUSY, probe=0.001))) == ["Compact"]    # Stop = 0: first poll probes
+    assert p.decide(obs(60, user=BUSY, probe=0.5)) == []                     # activity, but the probe is busy
+    assert kinds(p.decide(obs(90, user=BUSY, probe=0.0))) == ["Compact"]
+    # no user CPU since the last probe (under nprocs jiffies): no probe, no compaction
+    assert p.decide(obs(120, user=0.0, probe=0.0)) == []
+
+
+def test_released_compaction_is_off_with_page_reporting_order_zero():
+    p = Policy("disabled", "released", page_reporting_order=0)
+    assert not p.runs_thread and p.compact_probe_s == 0
+    assert run(p, [BUSY, QUIET, BUSY]) == [(1, []), (2, []), (3, [])]
+
+
+def test_released_compaction_probe_scales():
+    assert Policy(time_scale=0.01).compact_probe_s == pytest.approx(0.01)
+
+
+def test_released_compaction_comes_after_the_drop_in_the_same_poll():
+    p = Policy("dropCache", "released")
+    tl = run(p, [BUSY] + [QUIET] * 20, probe=0.0)
+    assert kinds(tl[20][1]) == ["DropCaches", "Compact"]
+
+
+# ------------------------------------------------------------------ newer
+
+def test_newer_dropcache_after_two_minutes_then_compacts_once():
+    p = Policy("dropCache", "newer")
+    shares = [None, BUSY] + [QUIET] * 20
+    tl = [(i, p.decide(obs(i * 10.0, user=s))) for i, s in enumerate(shares, 1)]
+    # poll 1 is the baseline, poll 2 busy, polls 3..14 are 12 quiet 10 s intervals = 2 minutes
+    assert first_poll_with(tl, DropCaches) == 14
+    assert kinds(tl[13][1]) == ["DropCaches", "Compact"]
+    assert all(acts == [] for _, acts in tl[14:])                # once per idle period
+    assert p.idle and tl[13][0] == 14
+
+
+def test_newer_uses_busy_cpu_not_user_cpu():
+    p = Policy("dropCache", "newer")
+    tl = [(i, p.decide(obs(i * 10.0, user=0.0, busy=0.3))) for i in range(1, 30)]
+    assert first_poll_with(tl, DropCaches) is None
+
+
+def test_newer_threshold_is_inclusive_half_a_percent():
+    p = Policy("dropCache", "newer")
+    tl = run(p, [0.005] * 14)          # run() gives a measured interval from poll 1 on
+    assert first_poll_with(tl, DropCaches) == 12
+    p2 = Policy("dropCache", "newer")
+    assert first_poll_with(run(p2, [0.0051] * 30), DropCaches) is None
+
+
+def test_newer_busy_interval_resets_the_streak_and_rearms():
+    p = Policy("dropCache", "newer")
+    tl = run(p, [QUIET] * 13 + [BUSY] + [QUIET] * 12)
+    assert [i for i, acts in tl if any(isinstance(a, DropCaches) for a in acts)] == [12, 26]
+
+
+@pytest.mark.parametrize("total,step", [
+    (2 * GIB, 256 * MIB),          # 64 MiB -> clamped up
+    (16 * GIB, 512 * MIB),         # RAM/32
+    (64 * GIB, GIB),               # 2 GiB -> clamped down
+])
+def test_newer_step_is_ram_over_32_clamped(total, step):
+    assert ar.newer_step_bytes(total) == step
+
+
+def test_newer_gradual_steps_toward_the_128_mib_floor_and_compacts_after_each():
+    p = Policy("gradual", "newer")
+    cache = 1200 * MIB
+    seen = []
+    for i in range(1, 20):
+        acts = p.decide(obs(i * 10.0, reclaimable=cache, total=16 * GIB))
+        rec = [a for a in acts if isinstance(a, Reclaim)]
+        if rec:
+            assert kinds(acts) == ["Reclaim", "Compact"] and rec[0].file_only
+            seen.append(rec[0].bytes)
+            cache -= rec[0].bytes            # pretend the kernel freed exactly what was asked
+    assert seen == [512 * MIB, 512 * MIB, 1200 * MIB - 1024 * MIB - 128 * MIB]
+    assert cache == 128 * MIB
+
+
+def test_newer_gradual_at_the_floor_compacts_once_on_entering_idle():
+    p = Policy("gradual", "newer")
+    tl = run(p, [QUIET] * 20, reclaimable=100 * MIB)
+    compacts = [i for i, acts in tl if acts]
+    assert compacts == [12] and kinds(tl[11][1]) == ["Compact"]
+
+
+def test_newer_disabled_runs_no_thread():
+    p = Policy("disabled", "newer")
+    assert not p.runs_thread
+    assert all(acts == [] for _, acts in run(p, [QUIET] * 30))
+
+
+def test_newer_gradual_falls_back_to_dropcache():
+    p = Policy("gradual", "newer", memory_reclaim_available=False)
+    tl = run(p, [QUIET] * 14)
+    assert first_poll_with(tl, DropCaches) == 12 and first_poll_with(tl, Reclaim) is None
+
+
+def test_time_scale_changes_wall_time_not_poll_counts():
+    slow, fast = Policy("dropCache", "released", page_reporting_order=0), Policy(
+        "dropCache", "released", time_scale=0.01, page_reporting_order=0)
+    assert first_poll_with(run(slow, [BUSY] + [QUIET] * 22), DropCaches) == first_poll_with(
+        run(fast, [BUSY] + [QUIET] * 22), DropCaches) == 21
+
+
+def test_uneven_polls_count_real_cpu_time():
+    """A late poll carries more CPU time: the released test sums share x seconds, as jiffies do."""
+    p = Policy("dropCache", "released", page_reporting_order=0)
+    p.decide(obs(30, user=BUSY))
+    for i in range(2, 21):
+        p.decide(obs(i * 30.0, user=0.003))
+    # 0.003 over a 90 s gap is 0.27 CPU-s, over the 0.15 CPU-s per-poll threshold: not idle
+    assert p.decide(obs(20 * 30.0 + 90, user=0.003)) == []
+
+
+def test_describe_quotes_the_numbers():
+    text = Policy("gradual", "newer", time_scale=0.1).describe()
+    assert "1 s" in text and "128 MiB" in text and "12 polls" in text
+    assert "3 %" in Policy("gradual", "released").describe()
+
+
+# ------------------------------------------------------------------ /proc/stat and observe()
+
+STAT = "cpu  100 5 30 1000 20 1 2 3 7 0\ncpu0 1 2 3 4 5 6 7 8 0 0\nintr 1\n"
+
+
+def test_parse_cpu_times_reads_the_aggregate_line():
+    c = ar.parse_cpu_times(STAT)
+    assert c == CpuTimes(100, 5, 30, 1000, 20, 1, 2, 3)
+    assert c.total == 1161 and c.busy == 1161 - 1000 - 20
+    with pytest.raises(ValueError, match="/proc/stat"):
+        ar.parse_cpu_times("intr 5\n")
+
+
+def test_cpu_shares_between_two_readings():
+    a = CpuTimes(100, 0, 0, 900)
+    b = CpuTimes(110, 0, 10, 1880)              # 1000 jiffies: 10 user, 20 busy
+    assert ar.cpu_shares(None, b) == (None, None)
+    assert ar.cpu_shares(a, b) == (pytest.approx(0.01), pytest.approx(0.02))
+    assert ar.cpu_shares(a, a) == (0.0, 0.0)
+    assert ar.cpu_shares(b, a) == (None, None)  # counters went backwards
+
+
+def write_tree(root, stat=STAT, meminfo=None):
+    (root / "proc").mkdir(parents=True, exist_ok=True)
+    (root / "sys").mkdir(exist_ok=True)
+    (root / "proc" / "stat").write_text(stat)
+    (root / "proc" / "meminfo").write_text(meminfo or (
+        "MemTotal:       16384000 kB\nMemFree:         8192000 kB\nMemAvailable:   12000000 kB\n"
+        "Cached:          3000000 kB\nActive(file):    1000000 kB\nInactive(file):  1500000 kB\n"
+        "SReclaimable:     200000 kB\n"))
+
+
+def test_observe_reads_a_captured_tree(tmp_path):
+    from reclaimlab.sources import Roots
+
+    write_tree(tmp_path)
+    roots = Roots(tmp_path / "proc", tmp_path / "sys")
+    o, cpu = ar.observe(roots, None, now_s=5.0)
+    assert o.user_cpu_fraction is None and cpu.user == 100
+    assert o.mem_total_bytes == 16384000 * 1024 and o.used_bytes == (16384000 - 8192000) * 1024
+    assert o.reclaimable_cache_bytes == (1000000 + 1500000 + 200000) * 1024
+    assert o.cached_bytes == 3000000 * 1024
+    o2, _ = ar.observe(roots, CpuTimes(90, 5, 30, 900, 20, 1, 2, 3), now_s=6.0)
+    assert o2.user_cpu_fraction == pytest.approx(10 / 110)
+
+
+def test_observe_names_a_missing_file(tmp_path):
+    from reclaimlab.sources import Roots, SourceError
+
+    (tmp_path / "proc").mkdir()
+    with pytest.raises(SourceError, match="stat"):
+        ar.observe(Roots(tmp_path / "proc", tmp_path / "sys"), None)
+
+
+# ------------------------------------------------------------------ the Daemon
+
+def fake_observer(shares):
+    """An observe_fn replaying CPU shares (then quiet) with 4 GiB used."""
+    it = iter(shares)
+
+    def observe_fn(cpu_prev, probe_s):
+        share = next(it, QUIET)
+        return obs(time.monotonic(), user=share, probe=0.0), CpuTimes(0, 0, 0, 0)
+    return observe_fn
+
+
+def test_daemon_applies_actions_in_order_and_stops_cleanly():
+    p = Policy("dropCache", "newer", time_scale=0.001)      # 10 ms polls, 120 ms window
+    applied, done = [], threading.Event()
+
+    def apply(action):
+        applied.append(action)
+        if isinstance(action, Compact):
+            done.set()
+        return "ok"
+
+    d = Daemon(p, apply, observe_fn=fake_observer([None, BUSY]), read_cpu=lambda: CpuTimes(0, 0, 0, 0))
+    with d:
+        assert done.wait(5), "the daemon never dropped caches"
+    assert not d.running
+    assert kinds(applied[:2]) == ["DropCaches", "Compact"]
+    assert d.applied[0][2] == "ok" and d.errors == []
+    assert any(t.entered_idle for t in d.ticks)
+
+
+def test_daemon_keeps_going_after_an_apply_error():
+    p = Policy("gradual", "newer", time_scale=0.001)
+    seen = threading.Event()
+
+    def apply(action):
+        if isinstance(action, Reclaim):
+            raise PermissionError("not root")
+        seen.set()
+
+    errors = []
+    d = Daemon(p, apply, observe_fn=fake_observer([None]), read_cpu=lambda: CpuTimes(0, 0, 0, 0),
+               on_error=errors.append)
+    with d:
+        assert seen.wait(5)
+    assert errors and isinstance(errors[0].error, PermissionError) and isinstance(errors[0].action, Reclaim)
+
+
+def test_daemon_for_a_threadless_setting_does_nothing():
+    d = Daemon(Policy("disabled", "newer", time_scale=0.001), apply=lambda a: None,
+               observe_fn=fake_observer([]))
+    d.start()
+    time.sleep(0.05)
+    d.stop()
+    assert d.ticks == [] and d.applied == []
+
+
+def test_daemon_cannot_start_twice():
+    d = Daemon(Policy("disabled", "newer"), apply=lambda a: None, observe_fn=fake_observer([]))
+    d.start()
+    d.stop()
+    with pytest.raises(RuntimeError, match="already started"):
+        d.start()
+
+
+def test_own_process_ticks_are_left_out_of_the_shares():
+    stat = "4242 (python3 -m x) S 1 2 3 4 5 6 7 8 9 10 70 30 0 0 20 0 8 0 100 0 0\n"
+    assert ar.parse_own_ticks(stat) == (70, 30)
+    a = CpuTimes(100, 0, 0, 900, own_user=10, own_system=0)
+    b = CpuTimes(150, 0, 20, 1830, own_user=50, own_system=10)   # 1000 jiffies: 50 user, 40 of them ours
+    user, busy = ar.cpu_shares(a, b)
+    assert user == pytest.approx(0.01) and busy == pytest.approx(0.02)
+
+
+def test_observe_can_exclude_this_process(tmp_path):
+    import os
+
+    from reclaimlab.sources import Roots
+
+    write_tree(tmp_path)
+    (tmp_path / "proc" / str(os.getpid())).mkdir()
+    (tmp_path / "proc" / str(os.getpid()) / "stat").write_text(
+        f"{os.getpid()} (py) S 1 2 3 4 5 6 7 8 9 10 40 2 0 0 20 0 8 0 100 0 0\n")
+    roots = Roots(tmp_path / "proc", tmp_path / "sys")
+    _, cpu = ar.observe(roots, None, exclude_self=True)
+    assert (cpu.own_user, cpu.own_system) == (40, 2)
+    _, cpu_plain = ar.observe(roots, None)
+    assert (cpu_plain.own_user, cpu_plain.own_system) == (0, 0)
+
+
+# ------------------------------------------------------------------ the paper model
+
+def test_simulate_shows_each_policy_at_wsls_real_timing():
+    kw = dict(duration_s=1800, busy_until_s=300, mem_total_bytes=16 * GIB, anon_bytes=GIB, cache_bytes=3 * GIB)
+    drop = ar.simulate(Policy("dropCache", "released", page_reporting_order=0), **kw)
+    first = next(r for r in drop if "drop_caches" in r["actions"])
+    assert 300 + 600 <= first["t_s"] <= 300 + 600 + 60          # 10 idle minutes (+ the poll grid)
+    assert drop[-1]["cache_bytes"] == 64 * MIB
+    newer = ar.simulate(Policy("gradual", "newer"), **kw)
+    reclaims = [r for r in newer if "reclaim" in r["actions"]]
+    assert 300 + 120 <= reclaims[0]["t_s"] <= 300 + 140           # 2 idle minutes
+    assert newer[-1]["cache_bytes"] == 128 * MIB                  # the floor (pinned cache is below it)
+    gradual = ar.simulate(Policy("gradual", "released", page_reporting_order=0), **kw)
+    steps = [r for r in gradual if "reclaim" in r["actions"]]
+    assert 300 + 180 <= steps[0]["t_s"] <= 300 + 210               # 3 idle minutes
+    assert gradual[-1]["used_bytes"] < 4 * GIB - 2 * GIB          # 3 % of used per 30 s adds up
+
+
+def test_simulate_refuses_an_impossible_guest():
+    with pytest.raises(ValueError, match="exceed"):
+        ar.simulate(Policy(), duration_s=10, busy_until_s=0, mem_total_bytes=GIB, anon_bytes=GIB, cache_bytes=GIB)
+
+
+def test_knob_applier_maps_actions_to_knobs_and_marks_events(monkeypatch):
+    from reclaimlab import knobs
+
+    calls, marks = [], []
+    monkeypatch.setattr(knobs, "drop_caches", lambda level, allow=None, roots=None: calls.append(("drop", level)) or "d")
+    monkeypatch.setattr(knobs, "compact_memory", lambda allow=None, roots=None: calls.append(("compact",)) or "c")
+    monkeypatch.setattr(knobs, "cgroup_reclaim", lambda n, allow=None, cgroup=None, roots=None: calls.append(
+        ("reclaim", n, cgroup)) or knobs.ReclaimResult(knobs.V1_SQUEEZE, n, n // 2, 0.01))
+    apply = ar.knob_applier(allow=True, cgroup="cg", mark=lambda kind, detail: marks.append((kind, detail)))
+    assert apply(DropCaches(1)) == "d" and apply(Compact("entering idle")) == "c"
+    result = apply(Reclaim(1000))
+    assert calls == [("drop", 1), ("compact",), ("reclaim", 1000, "cg")]
+    assert result.method == knobs.V1_SQUEEZE
+    assert marks == [("drop_caches", "1"), ("compact_memory", "entering idle"),
+                     ("reclaim", f"1000 bytes, 500 reclaimed, {knobs.V1_SQUEEZE}")]
+    with pytest.raises(TypeError):
+        apply("drop")
