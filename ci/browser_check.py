@@ -1,0 +1,642 @@
+#!/usr/bin/env python3
+"""Real-browser check: every lab runs in JupyterLab in Debian's chromium and renders for a participant.
+
+    ci/check-browser [--port N] [--only 01] [--timeout-s 300] [--no-dashboard] [--self-test]
+    python ci/browser_check.py ...                               (the same, once they are there)
+
+What it does, and why:
+- Copies labs/[0-9]*.ipynb to build/browser/labs and serves build/browser only, so no output is
+  ever saved back into labs/. In each copy a cell is added after the `parameters` cell that sets
+  mode = "recorded" (as papermill would inject it), and RECLAIMLAB_MODE=recorded is in the
+  server's environment: the check renders the shipped recordings, never touches this machine's
+  memory, and takes the same time everywhere.
+- Starts JupyterLab on 127.0.0.1 at a fixed port with --ServerApp.port_retries=0 (a server still
+  closing on that port would otherwise make the new one move silently), a token, --allow-root,
+  and its own settings (notebook windowing off, so every cell is in the DOM to be checked).
+- Drives /usr/bin/chromium headless through Playwright (executable_path: Playwright's own browser
+  download fails here). For each lab: open it, wait for the kernel's idle status, Run All Cells
+  from the Run menu (retried once: on a just-started server the first one can be ignored), wait
+  until every code cell has an execution count and the kernel is idle, save the copy, then check:
+  every cell ran without an error output; every SVG chart output shows a loaded image or an svg
+  (an offline failure is blank, with no error text); every lab.predict / lab.question cell shows
+  its widgets; no "Error displaying widget", "JavaScript Error" or "Error rendering output item".
+- A generated notebook (build/browser/labs/dashboard_check.ipynb) starts the live dashboard and
+  then sleeps in another cell: the figures' time and sample count, and the chart image, must
+  change between two reads a second apart while that cell runs.
+- First, a notebook of planted failures (a blank SVG, a chart that needs a CDN, a widget whose
+  model is missing, an exception) must be reported, each of them: a check that cannot fail
+  proves nothing. --self-test runs only that notebook.
+- Screenshots: build/screenshots/<lab>.png, the whole notebook (one taller than chromium can
+  capture at once continues in <lab>-2.png, ...). The server's log: build/browser/jupyterlab.log.
+- Cleans up on success, failure and Ctrl-C: kernels, the server (and any kernel it left), chromium.
+Exit status 0 when everything passed; 1 with one line per failure naming the lab and what failed.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "build" / "browser"
+SHOTS = ROOT / "build" / "screenshots"
+CHROMIUM = Path(os.environ.get("RECLAIMLAB_CHROMIUM", "/usr/bin/chromium"))
+DEFAULT_PORT = 18765
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-default-apps", "--disable-extensions"]
+ERROR_TEXTS = ("Error displaying widget", "JavaScript Error", "Error rendering output item")
+DASHBOARD_NB = "dashboard_check.ipynb"
+VIEWPORT = {"width": 1280, "height": 900}
+MAX_SCREENSHOT_PX = 16000  # chromium's limit for one capture
+
+
+class CheckFailed(Exception):
+    """A failure that stops the check of one lab (the others still run)."""
+
+
+@dataclass
+class LabResult:
+    name: str
+    failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    charts: int = 0
+    widgets: int = 0
+
+    def fail(self, what: str) -> None:
+        self.failures.append(what)
+
+
+def log(msg: str) -> None:
+    print(f"[browser-check {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# --------------------------------------------------------------------------- the notebooks
+
+
+def inject_recorded_mode(nb: dict) -> None:
+    """Add `mode = "recorded"` after the parameters cell (as papermill's injected-parameters)."""
+    cells = nb["cells"]
+    at = next((i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if at is None:
+        return  # a lab without parameters runs nothing live
+    cells.insert(at + 1, {"cell_type": "code", "execution_count": None, "id": "browser-check-mode",
+                          "metadata": {"tags": ["injected-parameters"]}, "outputs": [],
+                          "source": 'mode = "recorded"  # injected by ci/browser_check.py: render the shipped recordings'})
+
+
+def dashboard_notebook() -> dict:
+    cells = [
+        ("from reclaimlab import dashboard\n"
+         "dash = dashboard.show(hz=4, window_s=30)\n"
+         "_ = dash.mark(\"start\")"),
+        ("import time\n"
+         "time.sleep(8)  # the browser check reads the dashboard twice while this cell runs\n"
+         "_ = dash.mark(\"slept 8 s\")"),
+        "dash.latest()[\"t_s\"]",
+    ]
+    return {"cells": [{"cell_type": "code", "execution_count": None, "id": f"dash-{i}", "metadata": {},
+                       "outputs": [], "source": src} for i, src in enumerate(cells)],
+            "metadata": {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
+                                        "name": "python3"}},
+            "nbformat": 4, "nbformat_minor": 5}
+
+
+SELF_TEST_NB = "selftest_broken.ipynb"
+SELF_TEST_EXPECTED = {  # what the check must report on the self-test notebook
+    "blank SVG": "an SVG chart output is blank",
+    "CDN chart": "a chart needs JavaScript",
+    "missing widget": "'Error displaying widget'",
+    "error output": "raised ZeroDivisionError",
+}
+
+
+def self_test_notebook() -> dict:
+    """A notebook with one of each failure the check exists to catch."""
+    cells = [
+        "from IPython.display import display\n"
+        "display({'image/svg+xml': \"<svg xmlns='http://www.w3.org/2000/svg' width='0' height='0'></svg>\"}, raw=True)",
+        "import altair as alt, pandas as pd\nalt.renderers.enable('html')  # JavaScript from a CDN: blank offline\n"
+        "alt.Chart(pd.DataFrame({'x': [1, 2]})).mark_point().encode(x='x:Q')",
+        "display({'application/vnd.jupyter.widget-view+json': {'model_id': 'no-such-model', 'version_major': 2,"
+        " 'version_minor': 0}, 'text/plain': 'a widget'}, raw=True)",
+        "1 / 0",
+    ]
+    nb = dashboard_notebook()
+    nb["cells"] = [{"cell_type": "code", "execution_count": None, "id": f"broken-{i}", "metadata": {},
+                    "outputs": [], "source": src} for i, src in enumerate(cells)]
+    return nb
+
+
+def prepare(labs: list[Path], dashboard: bool = True, self_test: bool = True) -> list[Path]:
+    """Fresh build/browser: the notebooks to check (the self-test first, the copies of the labs with
+    their mode injected, the dashboard notebook) and JupyterLab's settings."""
+    for sub in ("labs", "settings", "workspaces", "config", "runtime", "chromium-profile"):
+        shutil.rmtree(BUILD / sub, ignore_errors=True)
+    shutil.rmtree(SHOTS, ignore_errors=True)  # no stale picture of a lab that was renamed or failed earlier
+    (BUILD / "labs").mkdir(parents=True)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    out = []
+    if self_test:  # first: a check that cannot see these failures must not pass the labs
+        broken = BUILD / "labs" / SELF_TEST_NB
+        broken.write_text(json.dumps(self_test_notebook(), indent=1) + "\n", encoding="utf-8")
+        out.append(broken)
+    for lab in labs:
+        nb = json.loads(lab.read_text(encoding="utf-8"))
+        inject_recorded_mode(nb)
+        dest = BUILD / "labs" / lab.name
+        dest.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        out.append(dest)
+    if dashboard:
+        dash = BUILD / "labs" / DASHBOARD_NB
+        dash.write_text(json.dumps(dashboard_notebook(), indent=1) + "\n", encoding="utf-8")
+        out.append(dash)
+    settings = BUILD / "settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    # Windowing off: every cell stays in the DOM, so every output can be checked and screenshot.
+    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    # No "get notified about Jupyter news?" toast over the screenshots, no update check (no network).
+    notify = BUILD / "settings" / "@jupyterlab" / "apputils-extension"
+    notify.mkdir(parents=True)
+    (notify / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    return out
+
+
+# --------------------------------------------------------------------------- the server
+
+
+class Server:
+    """JupyterLab on 127.0.0.1:port, in its own process group; stop() ends it and its kernels."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.token = secrets.token_hex(16)
+        self.base = f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen | None = None
+        self.log_path = BUILD / "jupyterlab.log"
+
+    def start(self, timeout_s: float = 90.0) -> None:
+        if not port_free(self.port):
+            raise SystemExit(f"browser check: port {self.port} on 127.0.0.1 is in use (a server still closing, "
+                             f"or another check); wait, or pass --port")
+        env = dict(os.environ, RECLAIMLAB_MODE="recorded", JUPYTER_CONFIG_DIR=str(BUILD / "config"),
+                   JUPYTER_RUNTIME_DIR=str(BUILD / "runtime"), PYTHONUNBUFFERED="1")
+        cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
+               "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
+               f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={BUILD}",
+               f"--LabApp.user_settings_dir={BUILD / 'settings'}", f"--LabApp.workspaces_dir={BUILD / 'workspaces'}",
+               "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+        self.proc = subprocess.Popen(cmd, cwd=BUILD, env=env, stdout=self.log_path.open("w"),
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"browser check: JupyterLab exited at start (status {self.proc.returncode}); "
+                                 f"its log, {self.log_path}, ends with:\n{tail(self.log_path)}")
+            try:
+                self.api("GET", "/api/status")
+                return
+            except OSError:
+                time.sleep(0.5)
+        raise SystemExit(f"browser check: JupyterLab did not answer on {self.base} within {timeout_s:.0f} s; "
+                         f"see {self.log_path}:\n{tail(self.log_path)}")
+
+    def api(self, method: str, path: str, timeout_s: float = 10.0):
+        req = urllib.request.Request(f"{self.base}{path}", method=method,
+                                     headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            body = resp.read()
+        return json.loads(body) if body else None
+
+    def shutdown_kernels(self) -> None:
+        try:
+            for k in self.api("GET", "/api/kernels") or []:
+                self.api("DELETE", f"/api/kernels/{k['id']}", timeout_s=30)
+        except (OSError, ValueError):
+            pass  # the server is gone already; stop() ends what it left
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.shutdown_kernels()
+        pid = self.proc.pid
+        if self.proc.poll() is None:
+            os.killpg(pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(pid, signal.SIGKILL)
+                self.proc.wait(5)
+        # Kernels run in sessions of their own; any this server started and left is ended by its id.
+        for kernel_pid in children_by_parent_env(pid):
+            try:
+                os.kill(kernel_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc = None
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As the server binds (SO_REUSEADDR): connections in TIME-WAIT do not count, a listener does.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def children_by_parent_env(server_pid: int) -> list[int]:
+    """Processes whose environment says JPY_PARENT_PID=server_pid: the server's kernels."""
+    marker = f"JPY_PARENT_PID={server_pid}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+# --------------------------------------------------------------------------- the page
+
+PAGE_STATE_JS = """() => {
+  const nb = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook');
+  if (!nb) return null;
+  const ind = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator');
+  const cells = [...nb.querySelectorAll('.jp-Cell')].map(cell => {
+    const prompt = cell.querySelector('.jp-InputPrompt');
+    const outputs = [...cell.querySelectorAll('.jp-OutputArea-output')].map(o => ({
+      mime: o.getAttribute('data-mime-type') || '',
+      imgs: [...o.querySelectorAll('img')].map(i => ({ok: i.complete && i.naturalWidth > 0,
+                                                     svg: (i.src || '').startsWith('data:image/svg') || (i.src || '').startsWith('blob:')})),
+      svgs: [...o.querySelectorAll('svg')].filter(s => s.getBoundingClientRect().width > 20).length,
+      canvases: o.querySelectorAll('canvas').length,
+      // ipywidgets 8 puts .jupyter-widgets on some views only (a RadioButtons is .widget-radio).
+      widgets: o.querySelectorAll('.jupyter-widgets, [class*="widget-"]').length ? 1 : 0,
+      text: (o.innerText || '').slice(0, 300),
+      vega: /vega/i.test(o.innerHTML || ''),
+      height: o.getBoundingClientRect().height,
+    }));
+    return {code: cell.classList.contains('jp-CodeCell'), prompt: prompt ? prompt.textContent.trim() : '',
+            outputs, text: (cell.querySelector('.jp-Cell-outputArea') || {innerText: ''}).innerText || ''};
+  });
+  const bar = document.querySelector('.jp-StatusBar-Widget');
+  const dialogs = [...document.querySelectorAll('.jp-Dialog')].map(d => (d.innerText || '').replace(/\\s+/g, ' ').slice(0, 200));
+  return {status: ind ? ind.getAttribute('data-status') : null, cells, bar: bar ? bar.innerText : '', dialogs};
+}"""
+
+DASHBOARD_JS = """() => {
+  const f = document.querySelector('.reclaimlab-dashboard-figures');
+  const img = document.querySelector('.reclaimlab-dashboard img');
+  return {t_s: f ? parseFloat(f.dataset.tS) : null, samples: f ? parseInt(f.dataset.samples) : null,
+          src: img ? img.src : null, img_ok: img ? (img.complete && img.naturalWidth > 0) : false};
+}"""
+
+
+class LabPage:
+    """One lab opened in its own page."""
+
+    def __init__(self, context, server: Server, nb_path: Path, timeout_s: float):
+        self.server = server
+        self.nb_path = nb_path
+        self.timeout_s = timeout_s
+        self.page = context.new_page()
+        self.page_errors: list[str] = []
+        self.page.on("pageerror", lambda exc: self.page_errors.append(str(exc)))
+
+    def state(self) -> dict:
+        st = self.page.evaluate(PAGE_STATE_JS)
+        if st is None:
+            raise CheckFailed("the notebook is not on the page")
+        return st
+
+    def open(self) -> None:
+        rel = self.nb_path.relative_to(BUILD).as_posix()
+        # ?reset: no workspace restored (it would reopen the previous lab and start its kernel too).
+        self.page.goto(f"{self.server.base}/lab/tree/{rel}?reset&token={self.server.token}",
+                       wait_until="domcontentloaded", timeout=90_000)
+        self.page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=90_000)
+        # The toolbar's indicator says "idle" before any kernel exists (the status bar then reads
+        # "No Kernel | Initializing") and Run All Cells is lost: wait for the kernel's own Idle and
+        # for every cell of the file to be on the page.
+        n_cells = len(json.loads(self.nb_path.read_text(encoding="utf-8"))["cells"])
+        self.wait_for(lambda st: kernel_idle(st) and len(st["cells"]) == n_cells, 90,
+                      f"the kernel's Idle status and all {n_cells} cells")
+
+    def wait_for(self, predicate, timeout_s: float, what: str) -> dict:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            st = self.state()
+            if predicate(st):
+                return st
+            if time.monotonic() > deadline:
+                raise CheckFailed(f"timed out after {timeout_s:.0f} s waiting for {what} "
+                                  f"(kernel status {st['status']!r}; {progress(st)})")
+            time.sleep(0.5)
+
+    def run_all(self) -> None:
+        for attempt in (1, 2):
+            self.page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+            self.page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+            try:
+                self.wait_for(started, 20, "Run All Cells to start a cell")
+                return
+            except CheckFailed:
+                dialogs = self.state()["dialogs"]
+                said = f" (a dialog says: {' | '.join(dialogs)})" if dialogs else ""
+                if attempt == 2:
+                    raise CheckFailed(f"Run All Cells was ignored twice: no cell got an execution count or [*]{said}")
+                log(f"{self.nb_path.name}: Run All Cells was ignored{said}; trying once more")
+                self.page.keyboard.press("Escape")
+
+    def wait_done(self) -> dict:
+        # Done: the kernel is idle and nothing is queued ([*]). After an error the rest of the
+        # queue is dropped and those cells stay [ ]: check_saved() then names the error.
+        return self.wait_for(lambda st: kernel_idle(st) and started(st) and not queued(st), self.timeout_s,
+                             "every code cell to run")
+
+    def save(self) -> None:
+        before = self.nb_path.stat().st_mtime_ns
+        self.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook").first.click(position={"x": 5, "y": 5})
+        self.page.keyboard.press("Escape")
+        self.page.keyboard.press("Control+s")
+        deadline = time.monotonic() + 30
+        while self.nb_path.stat().st_mtime_ns == before:
+            if time.monotonic() > deadline:
+                raise CheckFailed("saving the executed copy (Ctrl+S) did not write it within 30 s")
+            time.sleep(0.3)
+        time.sleep(0.5)  # the write is not atomic on every server; let it finish
+
+    def screenshot(self, dest: Path) -> list[Path]:
+        """The whole notebook: the window grown to its height (<lab>.png); a notebook taller than
+        one capture continues in <lab>-2.png, <lab>-3.png, ..."""
+        outer = ("document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer')"
+                 " || document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook')")
+        height = self.page.evaluate(f"() => {{ const n = {outer}; return n ? n.scrollHeight : 0; }}")
+        chrome_px = 160  # menu bar, tab bar, toolbar, status bar
+        window_px = max(VIEWPORT["height"], min(height + chrome_px, MAX_SCREENSHOT_PX))
+        self.page.set_viewport_size({"width": VIEWPORT["width"], "height": window_px})
+        time.sleep(1.0)  # let the layout settle at the new size
+        shots, top = [], 0
+        while True:
+            self.page.evaluate(f"() => {{ const n = {outer}; if (n) n.scrollTop = {top}; }}")
+            time.sleep(0.3)
+            shot = dest if not shots else dest.with_name(f"{dest.stem}-{len(shots) + 1}{dest.suffix}")
+            self.page.screenshot(path=str(shot))
+            shots.append(shot)
+            top += window_px - chrome_px
+            if top >= height or len(shots) >= 5:
+                break
+        self.page.set_viewport_size(VIEWPORT)
+        return shots
+
+    def close(self) -> None:
+        try:
+            self.page.close()
+        except Exception:  # noqa: BLE001  the browser may be gone already; cleanup goes on
+            pass
+
+
+def started(st: dict) -> bool:
+    return any(re.fullmatch(r"\[(\*|\d+)\]:", c["prompt"]) for c in st["cells"] if c["code"])
+
+
+def queued(st: dict) -> bool:
+    return any(c["prompt"] == "[*]:" for c in st["cells"] if c["code"])
+
+
+def kernel_idle(st: dict) -> bool:
+    """The status bar names a kernel and says it is Idle (and the toolbar agrees)."""
+    return st["status"] == "idle" and re.search(r"^(?!No Kernel).+ \| Idle$", st["bar"], re.M) is not None
+
+
+def progress(st: dict) -> str:
+    code = [c for c in st["cells"] if c["code"]]
+    done = sum(bool(re.fullmatch(r"\[\d+\]:", c["prompt"])) for c in code)
+    return f"{done} of {len(code)} code cells have an execution count"
+
+
+# --------------------------------------------------------------------------- the checks
+
+
+def check_rendering(result: LabResult, st: dict, nb: dict) -> None:
+    """Charts, widgets and error texts in the DOM, against the executed notebook's cells."""
+    code_cells = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    dom_code = [c for c in st["cells"] if c["code"]]
+    if len(code_cells) != len(dom_code):
+        result.fail(f"the page shows {len(dom_code)} code cells, the notebook has {len(code_cells)}")
+        return
+    for n, (cell, dom) in enumerate(zip(code_cells, dom_code), start=1):
+        where = f"code cell {n} ({first_line(cell)})"
+        for text in ERROR_TEXTS:
+            if text in dom["text"]:
+                result.fail(f"{where}: the page shows {text!r}")
+        for out in dom["outputs"]:
+            if out["mime"] == "image/svg+xml":
+                result.charts += 1
+                if not (any(i["ok"] for i in out["imgs"]) or out["svgs"]):
+                    result.fail(f"{where}: an SVG chart output is blank (no loaded image, no svg element)")
+            elif out["mime"].startswith(("application/vnd.vegalite", "application/vnd.vega")) or \
+                    (out["mime"] == "text/html" and out["vega"] and not (out["svgs"] or out["canvases"])):
+                result.fail(f"{where}: a chart needs JavaScript ({out['mime']}), not offline SVG; use charts.use_offline_renderer()")
+            result.widgets += out["widgets"]
+        source = "".join(cell["source"])
+        ran = cell.get("execution_count") is not None  # a cell that never ran is reported by check_saved
+        if ran and re.search(r"\blab\.(question|predict)\(", source) and not any(o["widgets"] for o in dom["outputs"]):
+            result.fail(f"{where}: calls lab.question/lab.predict but no widget rendered")
+
+
+def check_saved(result: LabResult, nb: dict) -> None:
+    """Every code cell ran (an execution count) and none has an error output."""
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    if not code:
+        result.fail("has no code cell")
+    errored = False
+    for n, cell in enumerate(code, start=1):
+        where = f"code cell {n} ({first_line(cell)})"
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                result.fail(f"{where}: raised {out.get('ename')}: {str(out.get('evalue'))[:200]}")
+                errored = True
+        if cell.get("execution_count") is None:
+            if errored:  # Run All stops at the first error: one line for the rest, not one each
+                result.fail(f"{len(code) - n + 1} code cells from cell {n} on did not run (after the error above)")
+                return
+            result.fail(f"{where}: has no execution count in the saved copy")
+
+
+def first_line(cell: dict) -> str:
+    src = "".join(cell["source"]).strip().splitlines()
+    return (src[0][:60] + ("…" if len(src[0]) > 60 else "")) if src else "empty"
+
+
+def check_dashboard(result: LabResult, lab: LabPage) -> None:
+    """The dashboard's figures and chart change between two reads a second apart while another cell runs."""
+    lab.wait_for(lambda st: st["cells"][0]["prompt"] not in ("[ ]:", "[*]:") and st["cells"][1]["prompt"] == "[*]:",
+                 60, "the dashboard cell to finish and the sleeping cell to run")
+    lab.page.wait_for_function("() => { const i = document.querySelector('.reclaimlab-dashboard img');"
+                               " return i && i.complete && i.naturalWidth > 0; }", timeout=30_000)
+    first = lab.page.evaluate(DASHBOARD_JS)
+    time.sleep(1.5)
+    second = lab.page.evaluate(DASHBOARD_JS)
+    still_running = lab.state()["cells"][1]["prompt"] == "[*]:"
+    log(f"dashboard: t = {first['t_s']} s, {first['samples']} samples -> t = {second['t_s']} s, "
+        f"{second['samples']} samples; chart image changed: {first['src'] != second['src']}")
+    if first["t_s"] is None:
+        result.fail("the dashboard's figures are not on the page")
+        return
+    if not second["t_s"] > first["t_s"] + 0.5 or not second["samples"] > first["samples"]:
+        result.fail(f"the dashboard did not update: t {first['t_s']} -> {second['t_s']} s, "
+                    f"samples {first['samples']} -> {second['samples']} in 1.5 s")
+    if first["src"] == second["src"]:
+        result.fail("the dashboard's chart image did not change in 1.5 s")
+    if not second["img_ok"]:
+        result.fail("the dashboard's chart image did not load")
+    if not still_running:
+        result.fail("the sleeping cell ended before the second read: the check proved nothing about updates "
+                    "during another cell")
+
+
+def check_lab(context, server: Server, nb_path: Path, timeout_s: float) -> LabResult:
+    name = nb_path.stem
+    result = LabResult(name)
+    t0 = time.monotonic()
+    lab = LabPage(context, server, nb_path, timeout_s)
+    try:
+        lab.open()
+        lab.run_all()
+        if nb_path.name == DASHBOARD_NB:
+            check_dashboard(result, lab)
+        st = lab.wait_done()
+        time.sleep(1.5)  # widgets render after their comm messages; let the last ones land
+        st = lab.state()
+        lab.save()
+        nb = json.loads(nb_path.read_text(encoding="utf-8"))
+        check_saved(result, nb)
+        check_rendering(result, st, nb)
+        code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+        if result.charts == 0 and re.search(r"\bcharts\.\w+\(", code):
+            result.fail("calls reclaimlab.charts but no chart rendered")
+        for err in lab.page_errors:
+            log(f"{name}: page error (not counted as a failure): {err[:200]}")
+    except CheckFailed as exc:
+        result.fail(str(exc))
+    except Exception as exc:  # noqa: BLE001  Playwright timeouts etc.: this lab failed, the others still run
+        result.fail(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+    finally:
+        try:
+            lab.screenshot(SHOTS / f"{name}.png")
+        except Exception as exc:  # noqa: BLE001
+            log(f"{name}: no screenshot ({type(exc).__name__}: {exc})")
+        lab.close()
+        server.shutdown_kernels()  # one kernel at a time: this machine has 2 cores
+        result.seconds = time.monotonic() - t0
+    return result
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--port", type=int, default=int(os.environ.get("RECLAIMLAB_BROWSER_PORT", DEFAULT_PORT)))
+    ap.add_argument("--only", action="append", default=[], help="labs whose file name contains this (repeatable)")
+    ap.add_argument("--timeout-s", type=float, default=300.0, help="per lab, for all its cells to run")
+    ap.add_argument("--no-dashboard", action="store_true", help="skip the live dashboard check")
+    ap.add_argument("--no-self-test", action="store_true", help="skip the notebook of planted failures")
+    ap.add_argument("--self-test", action="store_true", help="only the notebook of planted failures")
+    args = ap.parse_args(argv)
+
+    if not CHROMIUM.exists():
+        print(f"browser check: {CHROMIUM} not found; ci/check-browser installs Debian's chromium", file=sys.stderr)
+        return 1
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        print("browser check: the playwright package is missing; ci/check-browser installs it", file=sys.stderr)
+        return 1
+    labs = [] if args.self_test else sorted((ROOT / "labs").glob("[0-9]*.ipynb"))
+    if args.only:
+        labs = [p for p in labs if any(o in p.name for o in args.only)]
+        if not labs:
+            print(f"browser check: no lab matches {args.only}", file=sys.stderr)
+            return 1
+    notebooks = prepare(labs, dashboard=not (args.no_dashboard or args.self_test),
+                        self_test=not args.no_self_test)
+
+    t0 = time.monotonic()
+    server = Server(args.port)
+    results: list[LabResult] = []
+    signal.signal(signal.SIGTERM, _interrupt)  # a CI timeout must still end the server and chromium
+    try:
+        server.start()
+        log(f"JupyterLab at {server.base} (log: {server.log_path.relative_to(ROOT)})")
+        with sync_playwright() as pw:
+            context = pw.chromium.launch_persistent_context(
+                str(BUILD / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
+                args=CHROMIUM_ARGS, viewport=VIEWPORT)
+            try:
+                for nb_path in notebooks:
+                    log(f"{nb_path.stem}: opening, running all cells")
+                    r = check_lab(context, server, nb_path, args.timeout_s)
+                    if nb_path.name == SELF_TEST_NB:
+                        r.failures = self_test_misses(r)
+                    log(f"{nb_path.stem}: {'ok' if not r.failures else 'FAILED'} in {r.seconds:.0f} s "
+                        f"({r.charts} charts, {r.widgets} outputs with widgets)")
+                    results.append(r)
+            finally:
+                context.close()
+    except KeyboardInterrupt:
+        print("browser check: interrupted; the server and chromium were stopped", file=sys.stderr)
+        return 130
+    finally:
+        server.stop()
+        shutil.rmtree(BUILD / "chromium-profile", ignore_errors=True)
+
+    failures = [f"{r.name}: {f}" for r in results for f in r.failures]
+    log(f"{len(results)} notebooks in {time.monotonic() - t0:.0f} s; screenshots in {SHOTS.relative_to(ROOT)}/")
+    if failures:
+        print("\nbrowser check FAILED:\n  " + "\n  ".join(failures), file=sys.stderr)
+    failed = sum(bool(r.failures) for r in results)
+    print(f"browser-check: {len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def self_test_misses(result: LabResult) -> list[str]:
+    """The planted failures the check did not report (the self-test notebook passes when none)."""
+    log("self-test: the check reported: " + " | ".join(result.failures or ["nothing"]))
+    return [f"the check missed a planted failure: {name} (expected a report containing {text!r})"
+            for name, text in SELF_TEST_EXPECTED.items() if not any(text in f for f in result.failures)]
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

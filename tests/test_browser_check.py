@@ -1,0 +1,114 @@
+"""The browser check's own logic, without a browser: what it injects, when it thinks the kernel is
+ready and the run is done, and what it reports (ci/check-browser runs the real thing)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bc():
+    spec = importlib.util.spec_from_file_location("browser_check", ROOT / "ci" / "browser_check.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["browser_check"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("browser_check", None)
+
+
+def code(source: str, count: int | None = 1, outputs: list | None = None) -> dict:
+    return {"cell_type": "code", "source": source, "execution_count": count, "outputs": outputs or [],
+            "metadata": {}}
+
+
+def dom_cell(prompt: str = "[1]:", outputs: list | None = None, text: str = "") -> dict:
+    return {"code": True, "prompt": prompt, "outputs": outputs or [], "text": text}
+
+
+def dom_output(mime: str = "text/html", ok_imgs: int = 0, svgs: int = 0, widgets: int = 0, vega: bool = False) -> dict:
+    return {"mime": mime, "imgs": [{"ok": True, "svg": True}] * ok_imgs, "svgs": svgs, "canvases": 0,
+            "widgets": widgets, "text": "", "vega": vega, "height": 100}
+
+
+def test_recorded_mode_is_injected_after_the_parameters_cell(bc):
+    nb = {"cells": [code("import x"), {**code('mode = "auto"'), "metadata": {"tags": ["parameters"]}}, code("go()")]}
+    bc.inject_recorded_mode(nb)
+    assert [c["source"] for c in nb["cells"]][1:3] == ['mode = "auto"', nb["cells"][2]["source"]]
+    assert nb["cells"][2]["source"].startswith('mode = "recorded"')
+    assert nb["cells"][2]["metadata"]["tags"] == ["injected-parameters"]
+    plain = {"cells": [code("x = 1")]}
+    bc.inject_recorded_mode(plain)
+    assert len(plain["cells"]) == 1
+
+
+def test_prepare_copies_into_build_never_into_labs(bc, tmp_path, monkeypatch):
+    monkeypatch.setattr(bc, "BUILD", tmp_path / "browser")
+    monkeypatch.setattr(bc, "SHOTS", tmp_path / "shots")
+    labs = sorted((ROOT / "labs").glob("[0-9]*.ipynb"))[:1]
+    before = labs[0].read_bytes()
+    out = bc.prepare(labs)
+    assert [p.name for p in out] == [bc.SELF_TEST_NB, labs[0].name, bc.DASHBOARD_NB]
+    assert all(p.parent == tmp_path / "browser" / "labs" for p in out)
+    assert labs[0].read_bytes() == before
+    copy = json.loads(out[1].read_text())
+    assert any("".join(c["source"]).startswith('mode = "recorded"') for c in copy["cells"])
+    settings = tmp_path / "browser/settings/@jupyterlab/notebook-extension/tracker.jupyterlab-settings"
+    assert json.loads(settings.read_text()) == {"windowingMode": "none"}
+
+
+def test_the_kernel_is_ready_only_when_the_status_bar_says_so(bc):
+    # The toolbar reads "idle" before a kernel exists; Run All Cells is then lost.
+    assert not bc.kernel_idle({"status": "idle", "bar": "0\nNo Kernel | Initializing\nMode: Command"})
+    assert not bc.kernel_idle({"status": "busy", "bar": "1\nPython 3 (ipykernel) | Busy"})
+    assert bc.kernel_idle({"status": "idle", "bar": "1\nPython 3 (ipykernel) | Idle\nMode: Command"})
+
+
+def test_run_progress(bc):
+    st = {"cells": [dom_cell("[1]:"), dom_cell("[*]:"), dom_cell("[ ]:"), {"code": False, "prompt": ""}]}
+    assert bc.started(st) and bc.queued(st)
+    assert not bc.started({"cells": [dom_cell("[ ]:")]})
+    assert "1 of 3 code cells" in bc.progress(st)
+
+
+def test_an_error_is_reported_once_with_the_cells_it_stopped(bc):
+    result = bc.LabResult("04_x")
+    nb = {"cells": [code("a = 1"), code("boom()", outputs=[{"output_type": "error", "ename": "RecordingError",
+                                                             "evalue": "no recording"}]),
+                    code("b", count=None), code("c", count=None)]}
+    bc.check_saved(result, nb)
+    assert result.failures == ["code cell 2 (boom()): raised RecordingError: no recording",
+                               "2 code cells from cell 3 on did not run (after the error above)"]
+
+
+def test_rendering_failures_are_named(bc):
+    nb = {"cells": [code("charts.lines(rec)"), code("charts.lines(rec)"), code("alt.Chart(df)"),
+                    code('lab.question("q", ["a", "b"], 0, "x")'), code('lab.predict("p", ["a", "b"])'),
+                    code("show()")]}
+    st = {"cells": [dom_cell(outputs=[dom_output("image/svg+xml", ok_imgs=1)]),
+                    dom_cell(outputs=[dom_output("image/svg+xml")]),                 # blank
+                    dom_cell(outputs=[dom_output("text/html", vega=True)]),          # needs a CDN
+                    dom_cell(outputs=[dom_output("text/html")]),                     # no widget
+                    dom_cell(outputs=[dom_output("text/html"), dom_output("", widgets=1)]),
+                    dom_cell(outputs=[dom_output("")], text="Error displaying widget: model not found")]}
+    result = bc.LabResult("lab")
+    bc.check_rendering(result, st, nb)
+    assert result.charts == 2 and result.widgets == 1
+    assert [f.split(": ", 1)[0] for f in result.failures] == [
+        "code cell 2 (charts.lines(rec))", "code cell 3 (alt.Chart(df))",
+        'code cell 4 (lab.question("q", ["a", "b"], 0, "x"))', "code cell 6 (show())"]
+    assert "blank" in result.failures[0] and "JavaScript" in result.failures[1]
+    assert "no widget" in result.failures[2] and "Error displaying widget" in result.failures[3]
+
+
+def test_the_self_test_passes_only_when_every_planted_failure_is_reported(bc):
+    r = bc.LabResult(bc.SELF_TEST_NB)
+    r.failures = [f"cell: {text}" for text in bc.SELF_TEST_EXPECTED.values()]
+    assert bc.self_test_misses(r) == []
+    r.failures = r.failures[1:]
+    assert len(bc.self_test_misses(r)) == 1
