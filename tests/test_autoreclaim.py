@@ -196,8 +196,10 @@ def test_released_compaction_is_off_with_page_reporting_order_zero():
     assert run(p, [BUSY, QUIET, BUSY]) == [(1, []), (2, []), (3, [])]
 
 
-def test_released_compaction_probe_scales():
-    assert Policy(time_scale=0.01).compact_probe_s == pytest.approx(0.01)
+def test_released_compaction_probe_is_a_measurement_not_compressed_below_what_proc_stat_resolves():
+    assert Policy(time_scale=1.0).compact_probe_s == pytest.approx(1.0)
+    assert Policy(time_scale=0.05).compact_probe_s == pytest.approx(1.0)   # poll 1.5 s: the 1 s probe fits
+    assert Policy(time_scale=0.01).compact_probe_s == pytest.approx(0.2)   # poll 0.3 s: two thirds of it
 
 
 def test_released_compaction_comes_after_the_drop_in_the_same_poll():

@@ -252,8 +252,15 @@ class Policy:
 
     @property
     def compact_probe_s(self) -> float:
-        """The released compaction probe (1 s, scaled); 0 where the variant has none."""
-        return RELEASED_COMPACT_PROBE_S * self.time_scale if self._released_compacts else 0.0
+        """The released compaction probe (1 s); 0 where the variant has none.
+
+        Not time-compressed: it is a measurement window, not a wait. /proc/stat counts in 10 ms
+        jiffies, so a 50 ms probe reads 0 % almost always and would call every poll "quiet". It is
+        capped at two thirds of a poll so the probe still fits inside a compressed poll.
+        """
+        if not self._released_compacts:
+            return 0.0
+        return min(RELEASED_COMPACT_PROBE_S, self.poll_interval_s * 2 / 3)
 
     @property
     def exclude_own_work(self) -> bool:
