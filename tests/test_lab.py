@@ -270,3 +270,11 @@ def test_has():
     rec = _timeline()
     rec.samples["empty"] = float("nan")
     assert lab.has(rec, "host_reported_kib") and not lab.has(rec, "empty") and not lab.has(rec, "absent")
+
+
+def test_reclaimlab_mode_pins_every_labs_mode(quiet_setup, monkeypatch):
+    monkeypatch.setenv("RECLAIMLAB_MODE", "recorded")
+    assert quiet_setup(mode="live").mode == "recorded"
+    monkeypatch.setenv("RECLAIMLAB_MODE", "sometimes")
+    with pytest.raises(lab.LabParameterError, match="sometimes"):
+        quiet_setup(mode="auto")

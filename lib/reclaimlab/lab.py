@@ -181,6 +181,8 @@ def setup(mode: str = "auto", allow_system_changes: bool = False, presenter: boo
     **sizes: size parameters such as size="3GB" (see reclaimlab.sizes); each must parse.
     Raises LabParameterError (a ValueError) naming the bad parameter and the valid values.
     """
+    # A deployment can pin every lab's mode (the browser check and Binder images set RECLAIMLAB_MODE).
+    mode = os.environ.get("RECLAIMLAB_MODE") or mode
     mode = _check_choice("mode", mode, MODES)
     allow = _check_bool("allow_system_changes", allow_system_changes)
     presenter = _check_bool("presenter", presenter)
