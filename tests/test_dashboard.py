@@ -292,3 +292,16 @@ def test_updates_arrive_while_another_cell_runs_in_a_real_kernel():
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_in_a_container_the_stack_is_the_cgroups_own_split_up_to_its_limit():
+    from reclaimlab import charts
+    row = {"t_s": 1.0, "mem_free_kib": 20 << 20, "anon_kib": 5 << 20,   # the host's meminfo: not the learner's
+           "cgroup_usage_bytes": 700 << 20, "cgroup_anon_bytes": 500 << 20, "cgroup_file_bytes": 150 << 20}
+    values = dict(dashboard.stack_values(row, container=True, limit_kib=float(2 << 20)))
+    anon, file, other, free = charts.CGROUP_STACK
+    assert values[anon] == 500 * 1024 and values[file] == 150 * 1024
+    assert values[other] == 50 * 1024 and values[free] == (2048 - 700) * 1024
+    spec = dashboard.chart_spec([tuple(row.values())], tuple(row)[1:], [], 60, container=True,
+                                limit_kib=float(2 << 20))
+    assert spec["title"]["text"].startswith("Your container")

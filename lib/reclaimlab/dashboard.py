@@ -57,7 +57,7 @@ PRESENTER_FONT_SCALE = 1.5   # as charts._font
 KIB_PER_GIB = charts.KIB_PER_GIB
 
 STACK = charts.STACK  # (label, meminfo columns), bottom to top: the same parts as the labs' charts
-STACK_COLORS = ["#d62728", "#1f77b4", "#9467bd", "#c7c7c7"]
+STACK_COLORS = charts.STACK_COLORS
 HOST_LABELS = {
     "host_reported_kib": "Returned to the host since start (reported_kib)",
     "host_vm_working_set_kib": "Host: VM process working set (vmmem)",
@@ -86,13 +86,30 @@ def font_px(size: float, presenter: bool) -> int:
     return int(round(size * (PRESENTER_FONT_SCALE if presenter else 1.0)))
 
 
-def stack_values(row: dict[str, Any]) -> list[tuple[str, float | None]]:
-    """(label, KiB) of each stack part for one sample; None where the guest lacks the field."""
-    out = []
-    for label, cols in STACK:
-        present = [row.get(c) for c in cols if row.get(c) is not None]
-        out.append((label, float(sum(present)) if present else None))
-    return out
+def stack_labels(container: bool = False) -> list[str]:
+    return list(charts.CGROUP_STACK) if container else [label for label, _ in STACK]
+
+
+def stack_values(row: dict[str, Any], container: bool = False,
+                 limit_kib: float | None = None) -> list[tuple[str, float | None]]:
+    """(label, KiB) of each stack part for one sample; None where the guest lacks the field.
+
+    In a container the host's meminfo is not the learner's memory: the parts are the memory
+    cgroup's own split (as charts.memory_stack draws a container recording), up to its limit.
+    """
+    if not container:
+        out = []
+        for label, cols in STACK:
+            present = [row.get(c) for c in cols if row.get(c) is not None]
+            out.append((label, float(sum(present)) if present else None))
+        return out
+    anon_name, file_name, other_name, free_name = charts.CGROUP_STACK
+    usage = row.get("cgroup_usage_bytes")
+    anon, file = row.get("cgroup_anon_bytes"), row.get("cgroup_file_bytes")
+    kib = lambda b: None if b is None else float(b) / 1024  # noqa: E731
+    other = None if usage is None else max(0.0, float(usage) - float(anon or 0) - float(file or 0))
+    free = None if usage is None or not limit_kib else max(0.0, limit_kib - float(usage) / 1024)
+    return [(anon_name, kib(anon)), (file_name, kib(file)), (other_name, kib(other)), (free_name, free)]
 
 
 def host_value(column: str, value: float | None, base: float | None) -> float | None:
@@ -122,7 +139,7 @@ def x_domain(t_last_s: float, window_s: float) -> list[float]:
 
 def chart_spec(rows: Sequence[tuple], columns: Sequence[str], events: Sequence[tuple[float, str, str]],
                window_s: float, presenter: bool = False, host_base: dict[str, float] | None = None,
-               hz: float = DEFAULT_HZ) -> dict:
+               hz: float = DEFAULT_HZ, container: bool = False, limit_kib: float | None = None) -> dict:
     """The Vega-Lite spec of one frame: `rows` are samples (t_s first, then `columns`).
 
     One panel: the stacked guest memory, the host view as a line on the same GiB axis (memory
@@ -140,19 +157,20 @@ def chart_spec(rows: Sequence[tuple], columns: Sequence[str], events: Sequence[t
     host_data: dict[str, list[dict]] = {c: [] for c in host_cols}
     for r in visible:
         row = dict(zip(names, r))
-        for order, (label, kib) in enumerate(stack_values(row)):
+        for order, (label, kib) in enumerate(stack_values(row, container, limit_kib)):
             if kib is not None:
                 stack_data.append({"t_s": row["t_s"], "part": label, "GiB": kib / KIB_PER_GIB, "order": order})
         for c in host_cols:
             v = host_value(c, row.get(c), host_base.get(c))
             if v is not None:
                 host_data[c].append({"t_s": row["t_s"], "GiB": v / KIB_PER_GIB})
-    total = dict(zip(names, rows[-1])).get("mem_total_kib") if rows else None
+    total = limit_kib if container else (dict(zip(names, rows[-1])).get("mem_total_kib") if rows else None)
     x = {"field": "t_s", "type": "quantitative", "title": "time since the dashboard started (s)",
          "scale": {"domain": domain, "nice": False, "zero": False}, "axis": {"tickCount": 12}}
-    y = {"field": "GiB", "type": "quantitative", "title": "guest memory (GiB)",
+    y = {"field": "GiB", "type": "quantitative",
+         "title": "your container's memory (GiB)" if container else "guest memory (GiB)",
          "scale": {"domain": [0, total / KIB_PER_GIB]} if total else {}}
-    parts = [label for label, _ in STACK]
+    parts = stack_labels(container)
     stack_layer = {
         "data": {"values": stack_data},
         "mark": {"type": "area", "opacity": 0.85, "clip": True, "interpolate": "step-after"},
@@ -177,7 +195,8 @@ def chart_spec(rows: Sequence[tuple], columns: Sequence[str], events: Sequence[t
         "background": "white",
         "width": 860 if presenter else 680,
         "height": 400 if presenter else 300,
-        "title": {"text": f"The guest's memory, last {window_s:g} s", "subtitle": subtitle},
+        "title": {"text": f"{'Your container' if container else 'The guest'}'s memory, last {window_s:g} s",
+                  "subtitle": subtitle},
         "layer": [stack_layer, *host_layers, *_event_layers(events, domain, presenter)],
         "config": _config(presenter),
     }
@@ -209,13 +228,15 @@ def _config(presenter: bool) -> dict:
 
 
 def figures_html(row: dict[str, Any] | None, host_base: dict[str, float], samples: int, frame: int,
-                 hz: float, window_s: float, presenter: bool) -> str:
+                 hz: float, window_s: float, presenter: bool, container: bool = False,
+                 limit_kib: float | None = None) -> str:
     """The current figures as HTML. The data-* attributes let a test (ci/browser_check.py) read
     the time and the sample count of the frame the browser shows."""
     if row is None:
         return "<div class='reclaimlab-dashboard-figures' data-t-s='' data-samples='0'>waiting for the first sample…</div>"
     # The coloured squares are the chart's legend (a legend in the SVG costs ~30 % more per frame).
-    figures = [(label, kib, color) for (label, kib), color in zip(stack_values(row), STACK_COLORS)]
+    figures = [(label, kib, color)
+               for (label, kib), color in zip(stack_values(row, container, limit_kib), STACK_COLORS)]
     figures += [(label, host_value(c, row[c], host_base.get(c)), color)
                 for (c, label), color in zip(HOST_LABELS.items(), HOST_COLORS) if c in row]
     items = [f"<span title='{html.escape(label)}'><span style='color:{color}'>&#9632;</span> "
@@ -237,6 +258,21 @@ def _check_positive(name: str, value: Any, limit: float, hint: str) -> float:
 
 
 # --------------------------------------------------------------------------- the dashboard
+
+
+def _container_view(roots: sources.Roots) -> tuple[bool, float | None]:
+    """(in a container with a memory cgroup, its limit in KiB or None)."""
+    from . import policy
+    if policy.container_reason(roots) is None:
+        return False, None
+    cgroup = sources.memory_cgroup(roots)
+    if cgroup is None:
+        return False, None
+    try:
+        limit = cgroup.limit_bytes()
+    except (sources.SourceError, ValueError):
+        limit = None
+    return True, None if limit is None else limit / 1024
 
 
 class Dashboard:
@@ -284,6 +320,7 @@ class Dashboard:
         self._host_base: dict[str, float] = {}
         self.error: str | None = None
         self.stopped = False
+        self.container, self.limit_kib = False, None   # set at start(): in a container, show the cgroup
         self.figures, self.chart, self.status, self.widget = _make_widgets()
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -301,7 +338,8 @@ class Dashboard:
             raise DashboardError("this dashboard was already started; call dashboard.show() for a new one")
         self._host_views = self._open_host_views()
         try:
-            self._readers = SampleReaders(self.roots, self._host_views, cgroup=False, hz=self.hz)
+            self.container, self.limit_kib = _container_view(self.roots)
+            self._readers = SampleReaders(self.roots, self._host_views, cgroup=self.container, hz=self.hz)
             self.columns = self._readers.columns
             self._t0 = time.monotonic()
             self._proc_cpu0 = time.process_time()
@@ -485,14 +523,15 @@ class Dashboard:
     def _update_figures(self) -> None:
         self.figure_frames += 1
         self.figures.value = figures_html(self.latest(), self._host_base, len(self._ring), self.figure_frames,
-                                          self.hz, self.window_s, self.presenter)
+                                          self.hz, self.window_s, self.presenter, self.container, self.limit_kib)
 
     def _update_chart(self) -> None:
         import vl_convert
         wall0 = time.perf_counter()
         with self._lock:
             rows, events = list(self._ring), list(self._events)
-        spec = chart_spec(rows, self.columns, events, self.window_s, self.presenter, self._host_base, self.hz)
+        spec = chart_spec(rows, self.columns, events, self.window_s, self.presenter, self._host_base, self.hz,
+                          self.container, self.limit_kib)
         svg = vl_convert.vegalite_to_svg(spec)
         self.chart.value = svg.encode()
         wall_s = time.perf_counter() - wall0
