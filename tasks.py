@@ -62,8 +62,25 @@ def setup() -> None:
     STAMP.write_text(fingerprint)
 
 
+def install_system_packages() -> list[str]:
+    """Run ci/setup-* (system packages: QEMU and a kernel for the kit's VM). Returns the ones that
+    failed where they should have worked (as root); elsewhere the labs and tests that need them fall
+    back to recordings or skip, saying why."""
+    failed = []
+    is_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    for script in sorted((ROOT / "ci").glob("setup-*")):
+        print(f"\n=== {script.name}", flush=True)
+        if _run(script) != 0:
+            if is_root:
+                failed.append(script.name)
+            else:
+                print(f"{script.name}: not installed (not root); what needs it will say so and use recordings")
+    return failed
+
+
 def labs(args: list[str]) -> int:
     setup()
+    install_system_packages()  # lab 05 boots the kit's VM where QEMU and a kernel are installed
     cmd = [BIN / "jupyter", "lab", "labs/00_start_here.ipynb", "--ServerApp.root_dir", str(ROOT)]
     if not os.environ.get("DISPLAY") and sys.platform.startswith("linux"):
         # Headless box: no browser to open; JupyterLab prints the URL with its token.
@@ -74,17 +91,7 @@ def labs(args: list[str]) -> int:
 def test(args: list[str]) -> int:
     setup()
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    failed = []
-    is_root = hasattr(os, "geteuid") and os.geteuid() == 0
-    for script in sorted((ROOT / "ci").glob("setup-*")):
-        # System packages some stages need (QEMU for the kit's VM). As root they must install;
-        # elsewhere the stages that need them skip, saying why.
-        print(f"\n=== {script.name}", flush=True)
-        if _run(script, env=env) != 0:
-            if is_root:
-                failed.append(script.name)
-            else:
-                print(f"{script.name}: not installed (not root); the tests that need it will be skipped")
+    failed = install_system_packages()
     steps: list[tuple[str, list]] = [
         ("unit, live and recorded tests", [PY, "-m", "pytest", "-q", *args]),
     ]
