@@ -104,6 +104,11 @@ class LiveRun:
                 return view.read()
         return None
 
+    def wait_for_host(self, base_kib: int, target_kib: float, seconds: float) -> int:
+        """Wait up to `seconds` until the host view has risen by `target_kib` over `base_kib`; returns the rise."""
+        self.wait(seconds, until=lambda: (self.reported_kib() or base_kib) - base_kib >= target_kib)
+        return (self.reported_kib() or base_kib) - base_kib
+
     def meminfo_kib(self, field: str) -> int:
         return sources.meminfo(self.roots)[field]
 
@@ -190,9 +195,8 @@ def calloc_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | 
         size_kib = size // 1024
         t_free = time.monotonic()
         if base is not None:
-            # Stop watching once 90 % is back (or the host view stops moving for good).
-            run.wait(params["observe_s"], until=lambda: (run.reported_kib() or base) - base >= 0.9 * size_kib)
-            run.results["reported_after_free_kib"] = (run.reported_kib() or base) - base
+            # Stop watching once 90 % is back, or when observe_s is over.
+            run.results["reported_after_free_kib"] = run.wait_for_host(base, 0.9 * size_kib, params["observe_s"])
             run.results["observed_after_free_s"] = round(time.monotonic() - t_free, 2)
         else:
             run.notices.append("no host-side view on this guest: the chart shows the guest's side only")
@@ -231,9 +235,8 @@ def refault(params: dict[str, Any], mode: str, guest: str, allow: bool | None, q
             base = run.reported_kib()
             if base is not None:
                 run.mark("wait", "for the host to take the pages back")
-                run.wait(params["wait_for_report_s"],
-                         until=lambda: (run.reported_kib() or base) - base >= 0.9 * size_kib)
-                run.results["reported_before_cold_kib"] = (run.reported_kib() or base) - base
+                run.results["reported_before_cold_kib"] = run.wait_for_host(base, 0.9 * size_kib,
+                                                                            params["wait_for_report_s"])
             else:
                 run.notices.append("no host-side view: the cold touch waits a fixed time instead")
                 run.wait(params["wait_for_report_s"])

@@ -247,3 +247,43 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     t0 = time.perf_counter()
     result = fn()
     return result, time.perf_counter() - t0
+
+
+class Workload:
+    """The life cycle every workload shares: `with` closes the child on success and kills it on any
+    exception (KeyboardInterrupt included), so no gigabytes outlive the block. Subclasses set
+    `self._child`, define start(), and put their own cleanup in `_ended()`."""
+
+    _child: "ChildProcess | None" = None
+
+    def start(self) -> "Workload":
+        raise NotImplementedError
+
+    def _ended(self) -> None:
+        """Forget (or remove) what belonged to the child; runs after close() and kill()."""
+
+    def close(self) -> None:
+        """Stop the child politely (its memory goes with it)."""
+        try:
+            if self._child is not None:
+                self._child.close()
+        finally:
+            self._child = None
+            self._ended()
+
+    def kill(self) -> None:
+        try:
+            if self._child is not None:
+                self._child.kill()
+        finally:
+            self._child = None
+            self._ended()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.kill()

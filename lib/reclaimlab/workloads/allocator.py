@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..sizes import parse_size
-from ._child import ChildProcess, status_kib
+from ._child import ChildProcess, Workload, status_kib
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def _result(step: str, reply: dict[str, Any]) -> StepResult:
                       reply.get("gb_per_s"), {k: v for k, v in reply.items() if k not in keys})
 
 
-class Allocator:
+class Allocator(Workload):
     """A child process that callocs, touches, holds and frees `size_bytes` on command.
 
     huge_pages=False (default): ``calloc(size_bytes, 1)`` exactly as the seed's C program.
@@ -61,27 +61,8 @@ class Allocator:
     def pid(self) -> int:
         return self._require().pid
 
-    def close(self) -> None:
-        """Stop the child (its memory goes with it)."""
-        if self._child is not None:
-            self._child.close()
-            self._child = None
-            self.allocated = False
-
-    def kill(self) -> None:
-        if self._child is not None:
-            self._child.kill()
-            self._child = None
-            self.allocated = False
-
-    def __enter__(self) -> "Allocator":
-        return self.start()
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.kill()
+    def _ended(self) -> None:
+        self.allocated = False
 
     def _require(self) -> ChildProcess:
         if self._child is None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from .. import procfs, sources
 from ..sizes import MIB, parse_size
-from ._child import PAGE_BYTES, ChildProcess
+from ._child import PAGE_BYTES, ChildProcess, Workload
 
 REPORTING_ORDER_DEFAULT = 9  # pageblock order on x86-64; page_reporting_order here
 FILL_SLACK_BYTES = 64 * MIB  # per-CPU page lists hold some free pages that buddyinfo does not show
@@ -65,7 +65,7 @@ class FragmentResult:
     rss_anon_kib: int | None
 
 
-class Fragmenter:
+class Fragmenter(Workload):
     """A child process holding memory arranged to fragment the free lists (see the module doc)."""
 
     def __init__(self, size_bytes: int | str, stride_pages: int = 2, fill: str | int = "auto",
@@ -115,21 +115,3 @@ class Fragmenter:
             return 0.0
         return self._child.request("release")["duration_s"]
 
-    def close(self) -> None:
-        if self._child is not None:
-            self._child.close()
-            self._child = None
-
-    def kill(self) -> None:
-        if self._child is not None:
-            self._child.kill()
-            self._child = None
-
-    def __enter__(self) -> "Fragmenter":
-        return self.start()
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.kill()

@@ -18,11 +18,11 @@ from typing import Any
 
 from ..sizes import parse_size
 from . import scratch
-from ._child import ChildProcess
+from ._child import ChildProcess, Workload
 from .allocator import StepResult
 
 
-class PageCacheFile:
+class PageCacheFile(Workload):
     """One file of `size_bytes` in a fresh scratch folder, driven through a child process.
 
     directory: the scratch base to use (default: $RECLAIMLAB_SCRATCH, ~/.cache/reclaimlab, /var/tmp);
@@ -47,7 +47,7 @@ class PageCacheFile:
             self._child = ChildProcess("reclaimlab.workloads.pagecache_child", python=self._python,
                                        what="page-cache")
         except BaseException:
-            self._cleanup()
+            self._ended()
             raise
         return self
 
@@ -78,34 +78,11 @@ class PageCacheFile:
 
     def remove(self) -> None:
         """Delete the file and its folder (its cached pages are freed with it)."""
-        self._cleanup()
+        self._ended()
 
-    def _cleanup(self) -> None:
+    def _ended(self) -> None:
+        # after the child is gone: a child still writing would hold the file open
         if self.run_dir is not None:
             shutil.rmtree(self.run_dir, ignore_errors=True)
             self.run_dir = None
 
-    def close(self) -> None:
-        try:
-            if self._child is not None:
-                self._child.close()
-        finally:
-            self._child = None
-            self._cleanup()
-
-    def kill(self) -> None:
-        try:
-            if self._child is not None:
-                self._child.kill()  # first: a child still writing would recreate nothing, but holds the fd
-        finally:
-            self._child = None
-            self._cleanup()
-
-    def __enter__(self) -> "PageCacheFile":
-        return self.start()
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.kill()
