@@ -422,6 +422,32 @@ class LabPage:
             pass
 
 
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def pending_widgets(st: dict) -> int:
+    """Widget outputs that show neither a widget nor an error yet: ipywidgets asks the kernel about
+    a model before it gives up on it, so "Error displaying widget" can come seconds later."""
+    # The placeholder carries no data-mime-type; it reads "Loading widget..." until it resolves.
+    return sum(1 for c in st["cells"] for o in c["outputs"]
+               if o["text"].startswith("Loading widget")
+               or (o["mime"] == WIDGET_MIME and not o["widgets"] and not any(t in o["text"] for t in ERROR_TEXTS)))
+
+
+def settled_state(lab: "LabPage", min_s: float = 1.5, max_s: float = 20.0, poll_s: float = 0.75) -> dict:
+    """The page once it stops changing and every widget output has resolved (rendered or failed).
+    A live view (the dashboard) never settles; it is read at max_s."""
+    t0 = time.monotonic()
+    previous = None
+    while True:
+        time.sleep(poll_s)
+        current = lab.state()
+        elapsed = time.monotonic() - t0
+        if (current == previous and elapsed >= min_s and not pending_widgets(current)) or elapsed >= max_s:
+            return current
+        previous = current
+
+
 def started(st: dict) -> bool:
     return any(re.fullmatch(r"\[(\*|\d+)\]:", c["prompt"]) for c in st["cells"] if c["code"])
 
@@ -532,9 +558,8 @@ def check_lab(context, server: Server, nb_path: Path, timeout_s: float) -> LabRe
         lab.run_all()
         if nb_path.name == DASHBOARD_NB:
             check_dashboard(result, lab)
-        st = lab.wait_done()
-        time.sleep(1.5)  # widgets render after their comm messages; let the last ones land
-        st = lab.state()
+        lab.wait_done()
+        st = settled_state(lab)
         lab.save()
         nb = json.loads(nb_path.read_text(encoding="utf-8"))
         check_saved(result, nb)

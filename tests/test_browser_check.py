@@ -112,3 +112,14 @@ def test_the_self_test_passes_only_when_every_planted_failure_is_reported(bc):
     assert bc.self_test_misses(r) == []
     r.failures = r.failures[1:]
     assert len(bc.self_test_misses(r)) == 1
+
+
+def test_a_widget_still_loading_keeps_the_page_unsettled(bc):
+    def page(*outputs):
+        return {"cells": [{"code": True, "outputs": [
+            {"mime": m, "widgets": w, "text": t} for m, w, t in outputs]}]}
+    loading = page(("", 0, "Loading widget..."))
+    failed = page(("", 0, "Error displaying widget: model not found"))
+    rendered = page((bc.WIDGET_MIME, 1, ""))
+    assert bc.pending_widgets(loading) == 1
+    assert bc.pending_widgets(failed) == 0 and bc.pending_widgets(rendered) == 0
