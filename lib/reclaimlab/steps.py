@@ -391,7 +391,8 @@ def auto_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | No
     scale = params["time_scale"] or DEFAULT_TIME_SCALE[variant]
     order = sources.page_reporting_params(sources.Roots.from_env()).get("page_reporting_order")
     policy = Policy(params["policy"], variant, scale,
-                    page_reporting_order=order if isinstance(order, int) and not isinstance(order, bool) else 0)
+                    page_reporting_order=order if isinstance(order, int) and not isinstance(order, bool) else 0,
+                    idle_share=params["idle_share"] or None)
     with knobs.WorkloadCgroup() as cgroup:
         with LiveRun("auto-reclaim", params, mode, quiet, extra_sources=(_WorkloadCgroupBytes(cgroup),)) as run:
             size = _sized(run, params["size"], mode)
@@ -438,7 +439,10 @@ def auto_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | No
 register(Experiment(
     "auto-reclaim", "WSL's autoMemoryReclaim (gradual, dropCache) reproduced on this guest, time-compressed",
     # time_scale 0 = the variant's lab scale (DEFAULT_TIME_SCALE); 1 = WSL's real timing.
-    defaults={"policy": "gradual", "variant": "released", "size": "1.5GB", "time_scale": 0.0, "observe_s": 60.0,
+    # idle_share 0 = WSL's own idle threshold (0.5 % of CPU time); a guest whose own daemons sit near it
+    # can raise it, and the recording's parameters say so.
+    defaults={"policy": "gradual", "variant": "released", "size": "1.5GB", "time_scale": 0.0, "idle_share": 0.0,
+              "observe_s": 60.0,
               "baseline_s": 1.0, "tail_s": 2.0, "sample_hz": 10.0},
     choices={"policy": ("gradual", "dropCache", "disabled"), "variant": ("released", "newer")},
     knobs=("drop_caches", "compact_memory", "memory.reclaim"), variant_keys=("policy", "variant"),
