@@ -145,18 +145,18 @@ def run(name: str, mode: str = "auto", *, guest: str = "local", allow_system_cha
     selectors = {k: params[k] for k in exp.variant_keys}
     if mode == "recorded":
         return _recorded(exp, selectors, "recorded mode was asked for", quiet)
-    blocker = live_blocker(exp, guest, allow_system_changes)
-    if blocker:  # (local guest)
+    blocker = live_blocker(exp, "local", allow_system_changes)
+    if blocker:
         if mode == "live":
             raise ExperimentRefused(f"{name} cannot run live here: {blocker}. Use mode='auto' or 'recorded' "
                                     f"to see a recording instead.")
         return _recorded(exp, selectors, f"live is not possible here: {blocker}", quiet)
-    if mode == "live" and guest == "local" and "size" in params:
+    if mode == "live" and "size" in params:
         # Refuse an unsafe size before anything starts (auto mode scales it down inside the run).
         from .sizes import parse_size
         from .sizing import plan_allocation
         plan_allocation(parse_size(params["size"]), "live")
-    _say(f"▶ {name}: running LIVE on this {'kit VM' if guest == 'vm' else 'machine'}", quiet)
+    _say(f"▶ {name}: running LIVE on this machine", quiet)
     assert exp.runner is not None
     rec = exp.runner(params=params, mode=mode, guest=guest, allow=allow_system_changes, quiet=quiet)
     rec.meta.setdefault("mode_reason", "live: this guest can run it" + (" and you allowed system-wide changes"
