@@ -81,18 +81,3 @@ def test_this_machine_survives_any_typed_size():
         return  # a tiny machine: refusing is also safe
     assert plan.scaled and plan.size_bytes < available
 
-
-def test_kubernetes_memory_guarantee_caps_the_plan(monkeypatch):
-    # mybinder / zero-to-jupyterhub reserve only MEM_GUARANTEE; above it a crowded node may evict the pod.
-    from reclaimlab.sizing import plan_allocation
-    monkeypatch.setenv("MEM_GUARANTEE", str(1024 ** 3))
-    plan = plan_allocation("3GB", "auto")
-    assert plan.scaled and plan.size_bytes < 1024 ** 3
-    assert "MEM_GUARANTEE" in plan.notice
-
-
-def test_safe_budget_respects_the_guarantee():
-    from reclaimlab.guest import safe_budget_bytes
-    gib = 1024 ** 3
-    assert safe_budget_bytes(20 * gib, guarantee_bytes=gib) == safe_budget_bytes(gib)
-    assert safe_budget_bytes(20 * gib, guarantee_bytes=None) == safe_budget_bytes(20 * gib)

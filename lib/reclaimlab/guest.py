@@ -33,14 +33,12 @@ QEMU_BINARY = "qemu-system-x86_64"
 
 
 def safe_budget_bytes(mem_available_bytes: int, cgroup_limit_bytes: int | None = None,
-                      cgroup_usage_bytes: int | None = None, guarantee_bytes: int | None = None) -> int:
+                      cgroup_usage_bytes: int | None = None) -> int:
     """How many bytes one experiment may allocate here without inviting the OOM killer.
 
     headroom = MemAvailable, or the cgroup's limit minus its usage where that is smaller (in a
     container /proc/meminfo is the host's, so the cgroup is what binds). We keep back 10 % of
     the headroom plus 256 MiB for the kernel, the notebook and the sampler. Never negative.
-    guarantee_bytes: on Kubernetes (mybinder, zero-to-jupyterhub) only the pod's memory guarantee
-    is reserved (MEM_GUARANTEE); above it a crowded node may evict the session, so it caps headroom.
 
     >>> safe_budget_bytes(4 * GIB) // MIB
     3430
@@ -50,19 +48,8 @@ def safe_budget_bytes(mem_available_bytes: int, cgroup_limit_bytes: int | None =
     headroom = mem_available_bytes
     if cgroup_limit_bytes is not None:
         headroom = min(headroom, max(0, cgroup_limit_bytes - (cgroup_usage_bytes or 0)))
-    if guarantee_bytes is not None:
-        headroom = min(headroom, max(0, guarantee_bytes - (cgroup_usage_bytes or 0)))
     margin = int(headroom * SAFETY_FRACTION) + SAFETY_FLOOR_BYTES
     return max(0, headroom - margin)
-
-
-def memory_guarantee_bytes(env: Mapping[str, str] = os.environ) -> int | None:
-    """The pod's guaranteed memory where KubeSpawner says it (MEM_GUARANTEE, bytes), else None."""
-    try:
-        value = int(float(env.get("MEM_GUARANTEE", "")))
-    except ValueError:
-        return None
-    return value if value > 0 else None
 
 
 class LiveSupport(NamedTuple):
@@ -326,8 +313,7 @@ def _memory(roots: sources.Roots, problems: list[str]) -> tuple[MemoryInfo, sour
             limit, usage = cgroup.limit_bytes(), cgroup.usage_bytes()
         except (sources.SourceError, procfs.ProcParseError) as exc:
             problems.append(f"memory cgroup: {exc}")
-    budget = safe_budget_bytes((available_kib if available_kib is not None else free_kib) * 1024, limit, usage,
-                               memory_guarantee_bytes())
+    budget = safe_budget_bytes((available_kib if available_kib is not None else free_kib) * 1024, limit, usage)
     info = MemoryInfo(
         mem_total_bytes=meminfo.get("MemTotal", 0) * 1024,
         mem_available_bytes=None if available_kib is None else available_kib * 1024,

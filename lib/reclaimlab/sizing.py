@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import sources
-from .guest import memory_guarantee_bytes, safe_budget_bytes
+from .guest import safe_budget_bytes
 from .sizes import MIB, format_size, parse_size
 
 MODES = ("auto", "live")
@@ -60,10 +60,7 @@ def plan_allocation(requested_bytes: int | str, mode: str, roots: sources.Roots 
     requested = parse_size(requested_bytes)
     roots = roots or sources.Roots.from_env()
     available, limit, usage, basis = headroom(roots)
-    guarantee = memory_guarantee_bytes()
-    safe = safe_budget_bytes(available, limit, usage, guarantee)
-    if guarantee is not None and guarantee - (usage or 0) < min(available, (limit or available) - (usage or 0)):
-        basis = f"this session's guaranteed memory {format_size(guarantee)} (MEM_GUARANTEE) minus its usage"
+    safe = safe_budget_bytes(available, limit, usage)
     why = f"{basis}, less a safety margin for the kernel, the notebook and the sampler"
     if requested <= safe:
         return Plan(requested, False, "", requested, safe, basis)

@@ -26,18 +26,14 @@ class VmPlan:
 
 
 def host_allowance_bytes(roots: sources.Roots | None = None) -> int:
-    """What this process may still use: MemAvailable, capped by its memory cgroup's room and, on
-    Kubernetes, its memory guarantee (the same headroom the local experiments are sized by)."""
-    from ..guest import memory_guarantee_bytes
+    """What this process may still use: MemAvailable, capped by its memory cgroup's room (the same
+    headroom the local experiments are sized by)."""
     from ..sizing import headroom
 
     available, limit, usage, _basis = headroom(roots or sources.Roots())
     allowance = available
     if limit is not None:
         allowance = min(allowance, limit - (usage or 0))
-    guarantee = memory_guarantee_bytes()
-    if guarantee is not None:
-        allowance = min(allowance, guarantee - (usage or 0))
     return allowance
 
 
