@@ -75,6 +75,17 @@ def _kib(s: pd.DataFrame, column: str) -> pd.Series:
     return s[column] / 1024 if column.endswith("_bytes") else s[column]
 
 
+def _series(samples: pd.DataFrame, column: str, key: str, label: str, unit: str,
+            since_start: bool) -> pd.DataFrame | None:
+    """One column as a long frame (t_s, key=label, unit), or None where the recording lacks it."""
+    if column not in samples.columns or not samples[column].notna().any():
+        return None
+    kib = _kib(samples, column)
+    v = kib - (kib.dropna().iloc[0] if since_start else 0)
+    return pd.DataFrame({"t_s": samples["t_s"], key: label,
+                         unit: v / (KIB_PER_GIB if unit == "GiB" else KIB_PER_MIB)})
+
+
 def _events_layer(rec: Recording, y_max: float) -> alt.Chart | None:
     ev = rec.events[rec.events["kind"] != "note"]
     if ev.empty:
@@ -181,13 +192,7 @@ def lines(rec: Recording, columns: dict[str, str], title: str, unit: str = "MiB"
     `since_start` plots each column's change since the first sample.
     """
     s = _thin(rec.samples)
-    div = KIB_PER_GIB if unit == "GiB" else KIB_PER_MIB
-    parts = []
-    for col, label in columns.items():
-        if col in s.columns and s[col].notna().any():
-            kib = _kib(s, col)
-            v = kib - (kib.dropna().iloc[0] if since_start else 0)
-            parts.append(pd.DataFrame({"t_s": s["t_s"], "series": label, unit: v / div}))
+    parts = [p for col, label in columns.items() if (p := _series(s, col, "series", label, unit, since_start)) is not None]
     if not parts:
         raise ValueError(f"this recording has none of the columns {', '.join(columns)}")
     long = pd.concat(parts, ignore_index=True)
@@ -250,18 +255,13 @@ def buddy_orders(rec: Recording, labels: list[str] | None = None, reporting_orde
 def compare(recordings: dict[str, Recording], column: str, title: str, unit: str = "GiB",
             since_start: bool = False, width: int = 640, height: int = 240):
     """One column from several recordings on the same axes (e.g. two reclaim policies)."""
-    div = KIB_PER_GIB if unit == "GiB" else KIB_PER_MIB
-    parts = []
-    for label, rec in recordings.items():
-        s = _thin(rec.samples)
-        if column in s.columns and s[column].notna().any():
-            kib = _kib(s, column)
-            v = kib - (kib.dropna().iloc[0] if since_start else 0)
-            parts.append(pd.DataFrame({"t_s": s["t_s"], "run": label, unit: v / div}))
+    parts = [p for label, rec in recordings.items()
+             if (p := _series(_thin(rec.samples), column, "run", label, unit, since_start)) is not None]
     if not parts:
         raise ValueError(f"none of these recordings has the column {column}")
     long = pd.concat(parts, ignore_index=True)
     chart = alt.Chart(long).mark_line(interpolate="step-after").encode(
-        x=alt.X("t_s:Q", title="time (s)"), y=alt.Y(f"{unit}:Q", title=unit),
+        x=alt.X("t_s:Q", title="time (s)", scale=alt.Scale(nice=False)),
+        y=alt.Y(f"{unit}:Q", title=unit + (" since start" if since_start else "")),
         color=alt.Color("run:N", title=None, sort=list(recordings)))
     return _configure(chart.properties(width=width, height=height, title=title))
