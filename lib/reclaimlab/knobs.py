@@ -195,6 +195,26 @@ class WorkloadCgroup:
                 _remove_cgroup(entry, 2 if (entry / "memory.current").exists() else 1)
 
 
+@contextlib.contextmanager
+def own_workload_cgroup(roots: sources.Roots | None = None) -> Iterator[tuple["WorkloadCgroup | None", str | None]]:
+    """A WorkloadCgroup where this guest permits one, else None and the reason (never an error).
+
+    For experiments that only want to *measure* their own workload (not reclaim from it): a
+    sub-cgroup of our own, holding only our child, changes nothing for anyone else, so it needs
+    no consent; where the kernel refuses (not root, v2 without a delegated memory controller)
+    the experiment runs without it and says why. Removed on exit, exceptions and Ctrl-C included.
+    """
+    try:
+        cgroup = WorkloadCgroup(roots).__enter__()
+    except (SystemChangeRefused, OSError) as exc:
+        yield None, str(exc)
+        return
+    try:
+        yield cgroup, None
+    finally:
+        cgroup.remove()
+
+
 def _remove_cgroup(path: Path, version: int) -> None:
     parent_procs = path.parent / "cgroup.procs"
     for _ in range(3):  # a task may fork while we move them; a few rounds catch the stragglers

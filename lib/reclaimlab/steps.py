@@ -166,30 +166,57 @@ def _sized(run: LiveRun, requested: Any, mode: str) -> int:
 
 # ---------------------------------------------------------------- calloc-reclaim
 
+def _cgroup_kib(cgroup: Any) -> int | None:
+    """The KiB charged to the workload's own cgroup now (None without one)."""
+    if cgroup is None:
+        return None
+    try:
+        return cgroup.usage_bytes() // 1024
+    except (OSError, ValueError):
+        return None
+
+
+def _own_cgroup_sources(cgroup: Any) -> tuple:
+    return (_WorkloadCgroupBytes(cgroup),) if cgroup is not None else ()
+
+
+def _note_cgroup(run: LiveRun, cgroup: Any, why_not: str | None) -> None:
+    run.results["workload_cgroup_version"] = cgroup.version if cgroup is not None else None
+    if cgroup is None:
+        run.notices.append(f"no memory cgroup of its own for the workload ({why_not}): its own figure is its RssAnon")
+
+
 def calloc_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
     from .workloads.allocator import Allocator
 
     child = _ChildRssAnon()
-    with LiveRun("calloc-reclaim", params, mode, quiet, extra_sources=(child,)) as run:
+    with knobs.own_workload_cgroup() as (cgroup, why_not), \
+            LiveRun("calloc-reclaim", params, mode, quiet, extra_sources=(child, *_own_cgroup_sources(cgroup))) as run:
+        _note_cgroup(run, cgroup, why_not)
         size = _sized(run, params["size"], mode)
         run.say(f"calloc {format_size(size)}, touch every page, hold {params['hold_s']} s, free, "
                 f"then watch the host's side for up to {params['observe_s']} s")
         run.wait(params["baseline_s"])
         with Allocator(size, huge_pages=params["huge_pages"]) as alloc:
             child.attach(alloc.pid)
+            if cgroup is not None:
+                cgroup.add(alloc.pid)  # what it allocates from now on is charged there, and only it
             run.results["child_rss_anon_before_kib"] = alloc.status().get("RssAnon")
+            run.results["cgroup_before_kib"] = _cgroup_kib(cgroup)
             run.wait(0.5)
             r = run.step("calloc", format_size(size), alloc.calloc)
             run.results["calloc_child_rss_anon_kib"] = r.rss_anon_kib
+            run.results["calloc_cgroup_kib"] = _cgroup_kib(cgroup)
             run.wait(params["hold_s"])
             r = run.step("touch", "", alloc.touch)
             run.results.update(touch_child_s=r.duration_s, touch_gb_per_s=r.gb_per_s,
-                               touch_child_rss_anon_kib=r.rss_anon_kib)
+                               touch_child_rss_anon_kib=r.rss_anon_kib, touch_cgroup_kib=_cgroup_kib(cgroup))
             run.wait(params["hold_s"])
             base = run.reported_kib()
             r = run.step("free", "", alloc.free)
             run.results["free_child_s"] = r.duration_s
             run.results["free_child_rss_anon_kib"] = r.rss_anon_kib
+            run.results["free_cgroup_kib"] = _cgroup_kib(cgroup)
             run.wait(0.5)
         child.detach()
         size_kib = size // 1024
@@ -201,6 +228,8 @@ def calloc_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | 
         else:
             run.notices.append("no host-side view on this guest: the chart shows the guest's side only")
             run.wait(min(params["observe_s"], 5.0))
+        # Where reporting stalls, this says why: free memory in blocks below page_reporting_order.
+        run.sampler.snapshot_buddyinfo("observed")
         run.wait(params["tail_s"])
         run.mark("end")
     return run.recording
@@ -219,7 +248,9 @@ def refault(params: dict[str, Any], mode: str, guest: str, allow: bool | None, q
     from .workloads.allocator import Allocator
 
     child = _ChildRssAnon()
-    with LiveRun("refault", params, mode, quiet, extra_sources=(child,)) as run:
+    with knobs.own_workload_cgroup() as (cgroup, why_not), \
+            LiveRun("refault", params, mode, quiet, extra_sources=(child, *_own_cgroup_sources(cgroup))) as run:
+        _note_cgroup(run, cgroup, why_not)
         size = _sized(run, params["size"], mode)
         size_kib = size // 1024
         run.say(f"touch {format_size(size)}, free, touch again at once (hot), free, wait for the host "
@@ -227,19 +258,25 @@ def refault(params: dict[str, Any], mode: str, guest: str, allow: bool | None, q
         run.wait(params["baseline_s"])
         with Allocator(size) as alloc:
             child.attach(alloc.pid)
+            if cgroup is not None:
+                cgroup.add(alloc.pid)
             alloc.calloc()
             first = run.step("touch", "first", alloc.touch)
             run.step("free", "first", alloc.free)
             hot = run.step("touch", "hot", alloc.touch_again)
             run.step("free", "hot", alloc.free)
             base = run.reported_kib()
+            t_wait = time.monotonic()
             if base is not None:
+                # Bounded: until 90 % of the buffer is reported, or wait_for_report_s.
                 run.mark("wait", "for the host to take the pages back")
                 run.results["reported_before_cold_kib"] = run.wait_for_host(base, 0.9 * size_kib,
                                                                             params["wait_for_report_s"])
             else:
                 run.notices.append("no host-side view: the cold touch waits a fixed time instead")
                 run.wait(params["wait_for_report_s"])
+            run.results["waited_for_report_s"] = round(time.monotonic() - t_wait, 2)
+            run.sampler.snapshot_buddyinfo("before_cold")  # where reporting stalled: the free blocks' orders
             cold = run.step("touch", "cold", alloc.touch_again)
             run.step("free", "cold", alloc.free)
         child.detach()
@@ -253,7 +290,7 @@ def refault(params: dict[str, Any], mode: str, guest: str, allow: bool | None, q
 
 register(Experiment(
     "refault", "the cost of giving memory back: touching pages the host already took back",
-    defaults={"size": "1GiB", "wait_for_report_s": 25.0, "baseline_s": 1.0, "tail_s": 1.0, "sample_hz": 10.0},
+    defaults={"size": "1GiB", "wait_for_report_s": 30.0, "baseline_s": 1.0, "tail_s": 1.0, "sample_hz": 10.0},
     runner=refault))
 
 

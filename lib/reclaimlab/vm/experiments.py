@@ -116,10 +116,17 @@ def refault(run: VmSampler, size: int, p: dict[str, Any]) -> None:
     run.step("free", "hot", "free")
     run.mark("wait", "for the host to take the pages back")
     _observe_return(run, base, peak - base, p["wait_for_report_s"], "hot")
+    # The local experiment's names for the same things: what the host took back, how long we waited.
+    after = run.results.get("hot_host_rss_after_kib")
+    run.results["reported_before_cold_kib"] = max(peak - after, 0) if after is not None else None
+    run.results["waited_for_report_s"] = run.results.get("hot_observed_s")
+    run.results["size_bytes"] = size
+    run.snapshot("before_cold")
     run.step("calloc", "cold", "alloc", size)
     run.step("touch", "cold", "touch")  # the host must supply every page again
     run.step("free", "cold", "free")
     for k in ("first", "hot", "cold"):
+        run.results[f"{k}_touch_s"] = run.results[f"touch_{k}_s"]  # the agent times the touch itself
         run.results[f"{k}_touch_gb_per_s"] = round(size / 1e9 / max(run.results[f"touch_{k}_s"], 1e-3), 3)
 
 

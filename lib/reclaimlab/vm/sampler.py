@@ -123,7 +123,8 @@ class VmSampler:
         """Run an agent command as an event at the guest's start time; its duration goes into results."""
         ack = self.machine.command(verb, *args, timeout_s=timeout_s)
         self.mark(kind, detail, self.guest_to_t_s(ack.t_start_ms))
-        key = f"{kind}_{detail}_s" if detail.isidentifier() else f"{kind}_s"
+        # The local experiments' names: drop_caches_3_s, touch_hot_s (steps.LiveRun.step).
+        key = f"{kind}_{detail}_s" if detail.isidentifier() or detail.isdigit() else f"{kind}_s"
         self.results[key] = round(ack.duration_s, 3)
         return ack
 
