@@ -156,8 +156,8 @@ def reporting(rec: Recording) -> Claim:
                         "took the memory back cannot be seen from it.",
         "returned": "The host got it back: **{reported}** was reported after `free`, {share:.0%} of the buffer, "
                     "within {observed}.",
-        "partial": "The host got back only **{reported}** ({share:.0%} of the buffer) in the {observed} watched: "
-                   "free page reporting was on, but stalled. {why} {try_}",
+        "partial": "The host got back **{reported}** ({share:.0%} of the buffer) in the {observed} watched: "
+                   "free page reporting was on, but had not handed all of it back. {why} {try_}",
         "stalled": "The host got back only **{reported}** ({share:.0%} of the buffer) in the {observed} watched: "
                    "free page reporting was on, but stalled. {why} {try_}",
     }
@@ -173,7 +173,7 @@ def reporting(rec: Recording) -> Claim:
     why, evidence = _stall.reasons(rec, unreported_kib=size - reported, size_kib=size, t_free_s=t_free,
                                    t_end_s=t_end, snapshot="observed",
                                    wait_bound_s=rec.meta.get("parameters", {}).get("observe_s"))
-    verdict = "partial" if share >= THRESHOLDS["share_some"] else "stalled"
+    verdict = "partial" if share >= THRESHOLDS["share_most"] else "stalled"
     return claim("calloc_reclaim.reporting", verdict, sentences, value=share, unit="share",
                  reported=analysis.mib(reported), share=share, observed=observed, why=why, try_=_stall.WHAT_TO_TRY,
                  reported_kib=reported, **evidence)

@@ -1,0 +1,173 @@
+"""Claims of lab 01 (calloc-reclaim, refault) and lab 05 (the kit's VM): verdicts on the shipped
+recordings, on edited copies that recreate the runs that made the labs contradict themselves
+(a cold touch not slower, reporting stalled at 12 %, another program allocating beside ours),
+and at the edges of their thresholds."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from reclaimlab import claims, datasets, lab
+from reclaimlab.claims import THRESHOLDS
+from reclaimlab.findings import calloc_reclaim, refault, vm
+
+
+def local(name):
+    return datasets.find(name)
+
+
+def in_vm(name, reporting=True):
+    return datasets.find(name, {"reporting": reporting}, guest_kind="kit-vm")
+
+
+def edited(rec):
+    return type(rec)(samples=rec.samples.copy(), events=rec.events.copy(), meta=copy.deepcopy(rec.meta),
+                     buddyinfo=None if rec.buddyinfo is None else rec.buddyinfo.copy())
+
+
+# ---------------------------------------------------------------- shipped recordings
+
+def test_calloc_reclaim_shipped_tells_calloc_touch_free_from_the_workload():
+    rec = local("calloc-reclaim")
+    assert rec.meta["kernel_release"] and rec.meta["hypervisor"] and rec.meta["date_utc"]
+    by = {c.key: c for c in calloc_reclaim.all_claims(rec)}
+    assert by["calloc_reclaim.calloc"].verdict == "next_to_nothing"
+    assert by["calloc_reclaim.touch"].verdict == "nearly_all"
+    assert by["calloc_reclaim.free"].verdict == "returned"
+    assert by["calloc_reclaim.reporting"].verdict in ("returned", "partial")
+    assert by["calloc_reclaim.reporting"].value >= THRESHOLDS["share_most"]   # the host took most of it back
+    assert by["calloc_reclaim.batches"].verdict == "as_documented"
+    assert "its own memory cgroup" in by["calloc_reclaim.calloc"].sentence
+
+
+def test_refault_shipped_judges_cold_against_hot_by_what_was_reported():
+    by = {c.key: c for c in refault.all_claims(local("refault"))}
+    share = by["refault.reported_before_cold"].value
+    if share >= THRESHOLDS["refault_min_reported_share"]:
+        assert by["refault.cold_vs_hot"].verdict == "slower"
+    else:
+        assert by["refault.cold_vs_hot"].verdict == "not_measurable"
+        assert "not measure the refault cost" in by["refault.cold_vs_hot"].sentence
+
+
+def test_vm_shipped_recordings():
+    on, off = in_vm("calloc-reclaim", True), in_vm("calloc-reclaim", False)
+    assert vm.host_return(on, "on").verdict == "returned"
+    assert vm.host_return(off, "off").verdict == "kept"
+    assert vm.on_vs_off(on, off).verdict == "reporting_returns"
+    boot = vm.boot(on)
+    assert f"{on.meta['boot_s']:.1f} s" in boot.sentence and "about 3 s" not in boot.sentence
+    assert vm.step_budget(on).verdict == "matches"
+    rf_on, rf_off = in_vm("refault", True), in_vm("refault", False)
+    assert refault.cold_vs_hot(rf_on).verdict == "slower"
+    assert vm.refault_control(rf_on, rf_off).verdict == "faster"
+    assert vm.page_cache(in_vm("page-cache"))[0].verdict == "returned"
+    assert vm.compaction(in_vm("compaction")).verdict in ("most", "nearly_all")
+
+
+def test_vm_results_use_the_local_names():
+    res = in_vm("refault").meta["results"]
+    for k in ("first", "hot", "cold"):
+        assert f"{k}_touch_s" in res and f"{k}_touch_gb_per_s" in res
+    assert "reported_before_cold_kib" in res
+    assert "drop_caches_3_s" in in_vm("page-cache").meta["results"]
+
+
+# ---------------------------------------------------------------- edited copies: the contradictions of issue 11
+
+def test_a_cold_touch_not_slower_is_never_called_slower():
+    rec = edited(in_vm("refault"))
+    rec.meta["results"].update(hot_touch_gb_per_s=0.09, cold_touch_gb_per_s=0.15)   # lab 05, live, busy
+    c = refault.cold_vs_hot(rec)
+    assert c.verdict == "faster" and "slower" not in c.sentence.split("faster")[0]
+    rec.meta["results"].update(hot_touch_gb_per_s=1.0, cold_touch_gb_per_s=0.95)
+    assert refault.cold_vs_hot(rec).verdict == "about_the_same"
+
+
+def test_a_cold_touch_4_5_times_slower_is_not_nearly_as_fast():
+    rec = edited(in_vm("refault"))
+    rec.meta["results"].update(hot_touch_gb_per_s=1.99, cold_touch_gb_per_s=0.44)
+    c = refault.cold_vs_hot(rec)
+    assert c.verdict == "slower" and "4.5× slower" in c.sentence and "nearly as fast" not in c.sentence
+
+
+def test_reporting_stalled_at_12_percent_says_so_and_why():
+    rec = edited(local("calloc-reclaim"))
+    t_free = lab.when(rec, "free")
+    s = rec.samples
+    base = float(rec.at(t_free)["host_reported_kib"])
+    after = s["t_s"] > t_free
+    s["host_reported_kib"] = s["host_reported_kib"].astype(float)
+    s.loc[after, "host_reported_kib"] = base + (s.loc[after, "host_reported_kib"] - base) * 0.12 / \
+        ((s["host_reported_kib"].iloc[-1] - base) / calloc_reclaim.size_kib(rec))
+    c = calloc_reclaim.reporting(rec)
+    assert c.verdict == "stalled" and c.value == pytest.approx(0.12, abs=0.01)
+    assert "stalled" in c.sentence and "Run this lab live" not in c.sentence
+    assert "lab 03" in c.sentence   # what to try
+
+
+def test_refault_with_12_percent_reported_is_not_measurable():
+    rec = edited(local("refault"))
+    size_kib = refault.size_kib(rec)
+    rec.meta["results"]["reported_before_cold_kib"] = 0.12 * size_kib
+    rec.meta["results"].update(hot_touch_gb_per_s=1.99, cold_touch_gb_per_s=1.9)
+    c = refault.cold_vs_hot(rec)
+    assert c.verdict == "not_measurable" and "12%" in c.sentence
+    assert refault.reported_before_cold(rec).verdict == "little"
+
+
+def test_another_program_allocating_does_not_change_calloc_touch_free():
+    rec = edited(local("calloc-reclaim"))
+    before = {c.key: c.verdict for c in calloc_reclaim.all_claims(rec)}
+    t_calloc = lab.when(rec, "calloc")
+    s = rec.samples
+    # a second program allocates 1.5 GiB between calloc and touch and frees it again later
+    s[["anon_kib", "mem_free_kib"]] = s[["anon_kib", "mem_free_kib"]].astype(float)
+    s.loc[s["t_s"] > t_calloc + 0.2, "anon_kib"] += 1.5 * 1024 * 1024
+    s.loc[s["t_s"] > t_calloc + 0.2, "mem_free_kib"] -= 1.5 * 1024 * 1024
+    after = {c.key: c for c in calloc_reclaim.all_claims(rec)}
+    for key in ("calloc_reclaim.calloc", "calloc_reclaim.touch", "calloc_reclaim.free"):
+        assert after[key].verdict == before[key]
+    assert after["calloc_reclaim.whole_guest"].verdict == "busy"
+    assert "other programs" in after["calloc_reclaim.whole_guest"].sentence
+
+
+def test_vm_first_step_at_2_1_s_is_not_called_sooner():
+    rec = edited(in_vm("calloc-reclaim"))
+    t_free = lab.when(rec, "free")
+    s = rec.samples
+    # move every fall of the host's view 1.5 s later: the first comes at about +2.1 s
+    late = s["t_s"] > t_free
+    shifted = s["host_vm_rss_kib"].copy()
+    for i in s.index[late]:
+        earlier = s[(s["t_s"] <= s.at[i, "t_s"] - 1.5)]
+        shifted[i] = earlier["host_vm_rss_kib"].iloc[-1] if len(earlier) and earlier["t_s"].iloc[-1] > t_free \
+            else s.loc[s["t_s"] <= t_free, "host_vm_rss_kib"].iloc[-1]
+    s["host_vm_rss_kib"] = shifted
+    c = vm.first_step(rec)
+    assert c.value == pytest.approx(2.1, abs=0.25)
+    assert c.verdict == "as_documented" and "sooner" not in c.sentence
+
+
+# ---------------------------------------------------------------- edges of the thresholds
+
+def test_threshold_edges():
+    rec = edited(local("refault"))
+    size_kib = refault.size_kib(rec)
+    rec.meta["results"]["reported_before_cold_kib"] = THRESHOLDS["refault_min_reported_share"] * size_kib
+    assert refault.cold_vs_hot(rec).verdict != "not_measurable"
+    rec.meta["results"]["reported_before_cold_kib"] = THRESHOLDS["refault_min_reported_share"] * size_kib - 1
+    assert refault.cold_vs_hot(rec).verdict == "not_measurable"
+    rec.meta["results"]["reported_before_cold_kib"] = THRESHOLDS["reported_enough_share"] * size_kib
+    assert refault.reported_before_cold(rec).verdict == "nearly_all"
+    rec.meta["results"]["reported_before_cold_kib"] = THRESHOLDS["reported_enough_share"] * size_kib - 1
+    assert refault.reported_before_cold(rec).verdict == "partial"
+
+
+def test_claims_are_json_and_every_sentence_is_filled():
+    recs = [local("calloc-reclaim"), local("refault")]
+    for c in calloc_reclaim.all_claims(recs[0]) + refault.all_claims(recs[1]):
+        assert "{" not in c.sentence and c.to_json()["key"] == c.key
+    bundle = claims.bundle(calloc_reclaim.all_claims(recs[0]))
+    assert len(bundle[claims.MIME]["claims"]) == 6
