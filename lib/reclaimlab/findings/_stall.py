@@ -47,6 +47,9 @@ def reasons(rec: Recording, *, unreported_kib: float, size_kib: float, t_free_s:
     reports still came (the last one within `tail_still_reporting_s` of the end)."""
     found: list[str] = []
     evidence: dict[str, Any] = {}
+    if rec.meta.get("free_page_reporting") == "off":
+        return ("Free page reporting was off in this guest: the host never hears which pages are free.",
+                {"free_page_reporting": "off"})
     order = rec.meta.get("page_reporting_order")
     blocks = small_block_free_kib(rec, snapshot)
     if blocks is not None:

@@ -24,8 +24,18 @@ def size_kib(rec: Recording) -> float:
 
 def reported_share(rec: Recording) -> float | None:
     """The share of the buffer the host had taken back before the cold touch (None: no host view)."""
-    reported = rec.meta.get("results", {}).get("reported_before_cold_kib")
+    reported = reported_kib(rec)
     return None if reported is None else reported / size_kib(rec)
+
+
+def reported_kib(rec: Recording) -> float | None:
+    """KiB the host had taken back before the cold touch; VM recordings made before the names were
+    shared carry it as the fall of QEMU's RSS (hot_host_peak_kib - hot_host_rss_after_kib)."""
+    res = rec.meta.get("results", {})
+    if res.get("reported_before_cold_kib") is not None:
+        return float(res["reported_before_cold_kib"])
+    peak, after = res.get("hot_host_peak_kib"), res.get("hot_host_rss_after_kib")
+    return None if peak is None or after is None else float(max(peak - after, 0))
 
 
 def _why_not_reported(rec: Recording, reported_kib: float) -> tuple[str, dict[str, Any]]:
@@ -56,7 +66,7 @@ def reported_before_cold(rec: Recording) -> Claim:
     share = reported_share(rec)
     if share is None:
         return claim("refault.reported_before_cold", "no_host_view", sentences)
-    reported = res["reported_before_cold_kib"]
+    reported = reported_kib(rec)
     waited_s = res.get("waited_for_report_s")
     waited = f" in the {waited_s:.0f} s the experiment waited" if waited_s is not None else ""
     if share >= THRESHOLDS["reported_enough_share"]:
@@ -99,7 +109,7 @@ def cold_vs_hot(rec: Recording) -> Claim:
     if hot is None or cold is None or hot <= 0 or cold <= 0:
         reason = "the recording lacks a touch speed."
     elif share is not None and share < THRESHOLDS["refault_min_reported_share"]:
-        why, _ = _why_not_reported(rec, res_kib := rec.meta["results"]["reported_before_cold_kib"])
+        why, _ = _why_not_reported(rec, res_kib := reported_kib(rec))
         reason = (f"the host had taken back only {analysis.mib(res_kib)} ({share:.0%} of the buffer) before the cold "
                   f"touch, so it mostly found pages still in the guest. {why} {_stall.WHAT_TO_TRY}")
     if reason is not None:
