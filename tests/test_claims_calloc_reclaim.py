@@ -66,12 +66,40 @@ def test_vm_shipped_recordings():
     assert vm.compaction(in_vm("compaction")).verdict in ("most", "nearly_all")
 
 
-def test_vm_results_use_the_local_names():
-    res = in_vm("refault").meta["results"]
+class _FakeVmRun:
+    """Stands in for VmSampler: the agent's steps take fixed times, QEMU's RSS falls after the hot free."""
+
+    def __init__(self):
+        from types import SimpleNamespace
+        self.results, self.rss, self._ns = {}, 1_000_000, SimpleNamespace
+
+    def step(self, kind, detail, verb, *args):
+        key = f"{kind}_{detail}_s" if detail.isidentifier() or detail.isdigit() else f"{kind}_s"
+        self.results[key] = {"touch": 0.5}.get(kind, 0.01)
+        if (kind, detail) == ("free", "hot"):
+            self.rss = 300_000
+        return self._ns(detail={})
+
+    def host_rss_kib(self):
+        return self.rss
+
+    def mark(self, *a):
+        pass
+
+    def snapshot(self, label):
+        pass
+
+
+def test_vm_refault_writes_the_local_names():
+    from reclaimlab.vm import experiments as vm_experiments
+    run = _FakeVmRun()
+    vm_experiments.refault(run, 768 << 20, {**vm_experiments.DEFAULTS["refault"], "baseline_s": 0,
+                                            "wait_for_report_s": 0.2})
+    res = run.results
     for k in ("first", "hot", "cold"):
-        assert f"{k}_touch_s" in res and f"{k}_touch_gb_per_s" in res
-    assert "reported_before_cold_kib" in res
-    assert "drop_caches_3_s" in in_vm("page-cache").meta["results"]
+        assert res[f"{k}_touch_s"] == res[f"touch_{k}_s"] and f"{k}_touch_gb_per_s" in res
+    assert res["reported_before_cold_kib"] == 700_000 and res["size_bytes"] == 768 << 20
+    assert "waited_for_report_s" in res
 
 
 # ---------------------------------------------------------------- edited copies: the contradictions of issue 11
