@@ -225,7 +225,9 @@ class Policy:
     drop_level: what a DropCaches action writes (default: the variant's, 1 released, 3 newer).
     memory_reclaim_available: False reproduces WSL's fallback (gradual behaves as dropCache).
     page_reporting_order: the released thread compacts only when this is non-zero (WSL sends 9 on x64).
-    idle_share: override the 0.5 % idle threshold (e.g. where the lab's own sampler is noisier).
+    idle_share: override the 0.5 % idle threshold (e.g. where the lab's own sampler is noisier); 1 turns
+        the CPU gate off (every interval counts as idle), for a shared machine where others' work never
+        lets busy CPU fall near 0.5 %: then the windows' timing alone decides, and callers must say so.
     """
 
     def __init__(self, mode: str = "gradual", variant: str = "released", time_scale: float = 1.0, *,
@@ -243,8 +245,9 @@ class Policy:
             drop_level = DROP_LEVEL[variant]
         if drop_level not in (1, 2, 3):
             raise ValueError(f"drop_level {drop_level!r} must be 1, 2 or 3")
-        if idle_share is not None and not (0 < idle_share < 1):
-            raise ValueError(f"idle_share {idle_share!r} must be a share of CPU time between 0 and 1")
+        if idle_share is not None and not (0 < idle_share <= 1):
+            raise ValueError(f"idle_share {idle_share!r} must be a share of CPU time above 0 and at most 1 "
+                             "(1 turns the CPU gate off: only the windows' timing decides)")
         self.mode = mode
         self.variant = variant
         self.time_scale = float(time_scale)
@@ -396,9 +399,10 @@ class Policy:
         window = self.window_polls
         threshold_s = self.idle_share * self.poll_interval_s      # ReclaimThreshold, as CPU-share-seconds
         history = self._user_cpu_s
+        gate_off = self.idle_share >= 1
         idle = (have_reading and len(history) >= window
-                and self._user_cum_s - history[-window] < threshold_s * (window + 1)
-                and self._user_cum_s - history[-1] < threshold_s)
+                and (gate_off or (self._user_cum_s - history[-window] < threshold_s * (window + 1)
+                                  and self._user_cum_s - history[-1] < threshold_s)))
         history.append(self._user_cum_s)
         while len(history) > window:
             history.popleft()
