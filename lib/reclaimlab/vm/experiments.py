@@ -166,10 +166,13 @@ SCRIPTS: dict[str, Callable[[VmSampler, int, dict[str, Any]], None]] = {
 
 def run_vm_experiment(name: str, reporting: bool = True, size_bytes: int | None = None,
                       mem_bytes: int | None = None, *, machine: Machine | None = None,
-                      cache_dir: Path | None = None, quiet: bool = True, **params: Any) -> Recording:
+                      cache_dir: Path | None = None, quiet: bool = True,
+                      page_reporting_order: int | None = None, **params: Any) -> Recording:
     """Run experiment `name` in the kit's VM and return its Recording.
 
     reporting: free page reporting on or off (ignored with `machine`, which has its own).
+    page_reporting_order: set on the guest's kernel command line as WSL does (None: the kernel's
+    choice); the recording's meta carries what the guest then read from sysfs.
     size_bytes / mem_bytes: allocation and guest RAM; None sizes them to what this process
     may safely use. params: the experiment's timings (see DEFAULTS). On an exception or
     Ctrl-C the VM is stopped and the exception carries `.recording` (marked partial).
@@ -185,7 +188,8 @@ def run_vm_experiment(name: str, reporting: bool = True, size_bytes: int | None 
     own = machine is None
     if own:
         vm_plan = plan(size_bytes, mem_bytes, host_allowance_bytes())
-        machine = Machine(build.build(cache_dir=cache_dir), mem_mib=vm_plan.mem_mib, reporting=reporting)
+        machine = Machine(build.build(cache_dir=cache_dir), mem_mib=vm_plan.mem_mib, reporting=reporting,
+                          page_reporting_order=page_reporting_order)
         size = vm_plan.size_bytes
         notices = list(vm_plan.notices)
     else:
@@ -194,6 +198,8 @@ def run_vm_experiment(name: str, reporting: bool = True, size_bytes: int | None 
     for n in notices:
         say(n)
     parameters = {**p, "size_bytes": size, "reporting": machine.reporting}
+    if machine.page_reporting_order is not None:
+        parameters["page_reporting_order"] = machine.page_reporting_order
     run: VmSampler | None = None
     try:
         if own:
@@ -206,6 +212,10 @@ def run_vm_experiment(name: str, reporting: bool = True, size_bytes: int | None 
         _wait(p["tail_s"])
         run.mark("end")
         rec = run.stop()
+        asked, got = machine.page_reporting_order, rec.meta.get("page_reporting_order")
+        if asked is not None and got != asked:
+            notices.append(f"page_reporting.page_reporting_order={asked} was on the kernel command line, but the "
+                           f"guest's /sys/module/page_reporting/parameters/page_reporting_order reads {got}")
         if notices:
             rec.meta["notices"] = notices  # where banners look for them (a size scaled down to fit)
         return rec
