@@ -31,6 +31,11 @@ THRESHOLDS: dict[str, float] = {
     "share_some": 0.10,         # at least this: "some"; below: "little"
     # A change smaller than this share of the workload's size is "next to nothing".
     "negligible_share": 0.02,
+    # auto-reclaim (findings/auto_reclaim.py)
+    "auto_reclaim_compare_s": 20.0,          # compare runs at most this long after each one's action
+    "auto_reclaim_min_freed_kib": 64 * 1024,  # an action that freed less than this freed "next to nothing"
+    # page reporting order (findings/reporting_order.py)
+    "order_returned_min_kib": 32 * 1024,     # less than this reaching the host is "nothing"
 }
 
 
