@@ -480,14 +480,130 @@ def test_knob_applier_maps_actions_to_knobs_and_marks_events(monkeypatch):
     calls, marks = [], []
     monkeypatch.setattr(knobs, "drop_caches", lambda level, allow=None, roots=None: calls.append(("drop", level)) or "d")
     monkeypatch.setattr(knobs, "compact_memory", lambda allow=None, roots=None: calls.append(("compact",)) or "c")
-    monkeypatch.setattr(knobs, "cgroup_reclaim", lambda n, allow=None, cgroup=None, roots=None: calls.append(
-        ("reclaim", n, cgroup)) or knobs.ReclaimResult(knobs.V1_SQUEEZE, n, n // 2, 0.01))
+    monkeypatch.setattr(knobs, "cgroup_reclaim", lambda n, allow=None, cgroup=None, roots=None, swappiness=None: calls.append(
+        ("reclaim", n, cgroup, swappiness)) or knobs.ReclaimResult(knobs.V1_SQUEEZE, n, n // 2, 0.01))
     apply = ar.knob_applier(allow=True, cgroup="cg", mark=lambda kind, detail: marks.append((kind, detail)))
     assert apply(DropCaches(1)) == "d" and apply(Compact("entering idle")) == "c"
     result = apply(Reclaim(1000))
-    assert calls == [("drop", 1), ("compact",), ("reclaim", 1000, "cg")]
+    apply(Reclaim(2000, file_only=True))       # the newer variant's request carries swappiness=0
+    assert calls == [("drop", 1), ("compact",), ("reclaim", 1000, "cg", None), ("reclaim", 2000, "cg", 0)]
     assert result.method == knobs.V1_SQUEEZE
-    assert marks == [("drop_caches", "1"), ("compact_memory", "entering idle"),
-                     ("reclaim", f"1000 bytes, 500 reclaimed, {knobs.V1_SQUEEZE}")]
+    assert marks[:3] == [("drop_caches", "1"), ("compact_memory", "entering idle"),
+                         ("reclaim", f"1000 bytes, 500 reclaimed, {knobs.V1_SQUEEZE}")]
     with pytest.raises(TypeError):
         apply("drop")
+
+
+# ------------------------------------------------------------------ newer: the merged code's own cases
+# microsoft/WSL src/linux/init/util.cpp at 3e27a6a: CpuIdleTracker (3536-3592), StartMemoryReductionThread (3783-).
+
+def test_newer_defaults_follow_the_merged_code():
+    p = Policy("dropCache", "newer")
+    assert p.poll_interval_s == 10 and p.window_polls == 12 and p.idle_share == 0.005
+    assert p.drop_level == 3                      # "3\n" since #41171 (88f76dd)
+    assert Policy("dropCache", "released").drop_level == 1
+
+
+def test_newer_dropcache_writes_3_once_per_idle_period_then_compacts():
+    p = Policy("dropCache", "newer")
+    tl = run(p, [QUIET] * 30)
+    drops = [(i, a) for i, acts in tl for a in acts if isinstance(a, DropCaches)]
+    assert [i for i, _ in drops] == [12] and drops[0][1].level == 3
+    assert kinds(tl[11][1]) == ["DropCaches", "Compact"]
+
+
+def test_newer_a_burst_in_an_idle_window_blocks_one_tick_and_keeps_the_history():
+    """"A short burst blocks this tick but does not discard the preceding idle history"."""
+    p = Policy("gradual", "newer")
+    # 12 quiet intervals -> idle at poll 12; poll 13 is a 2 % burst: the 12-interval sum stays
+    # at (11 x 0.1 % + 2 %) / 12 = 0.26 % <= 0.5 %, so the window is idle but this interval is not.
+    tl = run(p, [QUIET] * 12 + [0.02] + [QUIET] * 3)
+    assert kinds(tl[11][1]) == ["Reclaim", "Compact"]
+    assert tl[12][1] == [] and p.last_tick is not None
+    # poll 14: idle again at once (no new 2 minutes), and the once-per-period compaction is not re-armed:
+    # it compacts only because it reclaimed.
+    assert kinds(tl[13][1]) == ["Reclaim", "Compact"] and tl[13][1][1].after_reclaim
+
+
+def test_newer_a_busy_window_rearms_and_needs_the_window_to_clear():
+    p = Policy("dropCache", "newer")
+    # 20 % in one interval lifts the 12-interval sum over 0.5 % for the next 11 polls too.
+    tl = run(p, [QUIET] * 12 + [BUSY] + [QUIET] * 13)
+    assert [i for i, acts in tl if any(isinstance(a, DropCaches) for a in acts)] == [12, 25]
+    assert not any(acts for i, acts in tl if 13 <= i <= 24)
+
+
+def test_newer_window_is_a_sum_not_every_poll():
+    """The window test sums busy and total over 12 intervals: one 1 % interval among quiet ones passes."""
+    p = Policy("dropCache", "newer")
+    tl = run(p, [0.01] + [0.0] * 11 + [0.0])
+    assert first_poll_with(tl, DropCaches) == 12   # (1 % + 0) / 12 <= 0.5 %, and poll 12 itself is quiet
+
+
+def test_newer_counter_reset_discards_the_window():
+    p = Policy("dropCache", "newer")
+    run(p, [QUIET] * 11)
+    assert p.decide(obs(115.0, user=None)) == []      # counters went backwards: resample
+    tl = [(i, p.decide(obs(115.0 + 10 * i, user=QUIET))) for i in range(1, 13)]
+    assert first_poll_with(tl, DropCaches) == 12
+
+
+@pytest.mark.parametrize("ram_gib,step_mib", [(2, 256), (8, 256), (32, 1024), (64, 1024)])
+def test_newer_step_clamp_at_2_8_32_64_gib(ram_gib, step_mib):
+    """totalram / 32 (util.cpp:3849) clamped to 256 MiB..1 GiB (3843-3844)."""
+    assert ar.newer_step_bytes(ram_gib * GIB) == step_mib * MIB
+    p = Policy("gradual", "newer")
+    tl = run(p, [QUIET] * 12, reclaimable=10 * GIB, total=ram_gib * GIB, free=GIB)
+    assert tl[11][1][0] == Reclaim(step_mib * MIB, file_only=True, reason="cache above the 128 MiB floor")
+    assert tl[11][1][0].detail().endswith("swappiness=0")
+
+
+def test_newer_eagain_counts_as_reclaimed_so_compaction_follows():
+    """RequestReclaim: EAGAIN is success (util.cpp:3774); knobs returns a result with a note, no error."""
+    p = Policy("gradual", "newer", time_scale=0.001)
+    applied, done = [], threading.Event()
+
+    def apply(action):
+        applied.append(action)
+        if len([a for a in applied if isinstance(a, Compact)]) >= 2:
+            done.set()
+        return "EAGAIN: reclaimed less than asked"     # knobs' EAGAIN outcome is a result, not an exception
+
+    with Daemon(p, apply, observe_fn=fake_observer([None]), read_cpu=lambda: CpuTimes(0, 0, 0, 0)):
+        assert done.wait(5)
+    assert kinds(applied[:4]) == ["Reclaim", "Compact", "Reclaim", "Compact"]
+
+
+def test_newer_a_failed_reclaim_skips_the_compaction_it_would_have_earned():
+    p = Policy("gradual", "newer", time_scale=0.001)
+    applied, done = [], threading.Event()
+
+    def apply(action):
+        applied.append(action)
+        if isinstance(action, Reclaim):
+            if sum(isinstance(a, Reclaim) for a in applied) >= 3:
+                done.set()
+            raise OSError(5, "Input/output error")
+        return "ok"
+
+    with Daemon(p, apply, observe_fn=fake_observer([None]), read_cpu=lambda: CpuTimes(0, 0, 0, 0)):
+        assert done.wait(5)
+    # the first idle poll compacts (once per period); after that a failed reclaim earns none
+    assert kinds(applied[:4]) == ["Reclaim", "Compact", "Reclaim", "Reclaim"]
+
+
+def test_newer_a_failed_drop_is_tried_again_next_poll():
+    p = Policy("dropCache", "newer")
+    run(p, [QUIET] * 12)
+    p.outcome(DropCaches(3), ok=False)
+    acts = p.decide(obs(130.0))
+    assert kinds(acts) == ["DropCaches", "Compact"] and acts[1].after_reclaim
+
+
+def test_newer_gradual_falls_back_to_dropcache_3_without_memory_reclaim():
+    """access(RECLAIM_PATH, W_OK) < 0 -> drop_caches (util.cpp:3831)."""
+    p = Policy("gradual", "newer", memory_reclaim_available=False)
+    tl = run(p, [QUIET] * 20)
+    drops = [a for _, acts in tl for a in acts if isinstance(a, DropCaches)]
+    assert len(drops) == 1 and drops[0].level == 3 and first_poll_with(tl, Reclaim) is None
+    assert "fell back" in p.describe()

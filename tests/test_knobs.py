@@ -141,3 +141,52 @@ def test_cgroup_reclaim_takes_page_cache_charged_to_a_workload_cgroup():
         result = knobs.cgroup_reclaim(4 * size, allow=True, cgroup=cg)
         assert result.reclaimed_bytes >= 0.8 * size // 2
         assert cg.memory.limit_file.read_text() == limit_before
+
+
+# ---------------------------------------------------------------- memory.reclaim's request (no kernel needed)
+
+def _fake_v2(tmp_path, monkeypatch):
+    cg = tmp_path / "cg"
+    cg.mkdir()
+    (cg / "memory.current").write_text(str(512 * MIB))
+    (cg / "memory.reclaim").write_text("")
+    monkeypatch.setattr(knobs, "_require_cgroup_write", lambda *a, **k: None)
+    return sources.MemoryCgroup(2, cg)
+
+
+def test_reclaim_v2_writes_swappiness_where_asked(tmp_path, monkeypatch):
+    target = _fake_v2(tmp_path, monkeypatch)
+    result = knobs.cgroup_reclaim(256 * MIB, allow=True, cgroup=target, swappiness=0)
+    assert (target.path / "memory.reclaim").read_text() == f"{256 * MIB} swappiness=0"
+    assert result.request == f"{256 * MIB} swappiness=0" and result.note == ""
+
+
+def test_reclaim_v2_without_swappiness_key_falls_back_to_bytes_and_says_so(tmp_path, monkeypatch):
+    import errno
+    target = _fake_v2(tmp_path, monkeypatch)
+    written = []
+
+    def write(path, request):
+        if "swappiness" in request:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        written.append(request)
+    monkeypatch.setattr(knobs, "_write_request", write)
+    result = knobs.cgroup_reclaim(MIB, allow=True, cgroup=target, swappiness=0)
+    assert written == [str(MIB)] and result.request == str(MIB) and "EINVAL" in result.note
+
+
+def test_reclaim_v2_eagain_is_an_outcome_not_an_error(tmp_path, monkeypatch):
+    """WSL's RequestReclaim treats EAGAIN (some, not all, reclaimed) as success (util.cpp:3774 at 3e27a6a)."""
+    import errno
+    target = _fake_v2(tmp_path, monkeypatch)
+
+    def write(path, request):
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+    monkeypatch.setattr(knobs, "_write_request", write)
+    result = knobs.cgroup_reclaim(MIB, allow=True, cgroup=target, swappiness=0)
+    assert result.method == "memory.reclaim" and "EAGAIN" in result.note
+
+
+def test_reclaim_rejects_bad_swappiness():
+    with pytest.raises(ValueError, match="0 to 200"):
+        knobs.cgroup_reclaim(MIB, allow=True, swappiness=201)

@@ -346,3 +346,18 @@ def test_experiment_recording_has_both_views(image):
     assert rec.meta["hypervisor"] in ("QEMU TCG", "QEMU KVM") and rec.meta["complete"]
     assert rec.meta["results"]["free_host_returned_fraction"] >= 0.7
     assert set(rec.buddyinfo["label"]) == {"before", "after"}
+
+
+def test_page_reporting_order_goes_on_the_kernel_command_line_as_wsl_sets_it():
+    from reclaimlab.vm import machine as m
+    assert "page_reporting.page_reporting_order=5" in m.kernel_args(5)
+    assert "page_reporting" not in m.kernel_args(None)
+    for bad in (11, -1, "5", True, 2.5):
+        with pytest.raises(ValueError, match="0 to 10"):
+            m.check_page_reporting_order(bad)
+
+
+def test_experiments_refuse_a_bad_order_at_the_boundary():
+    from reclaimlab import experiments
+    with pytest.raises(experiments.ExperimentError, match="page_reporting_order"):
+        experiments.run("compaction", "recorded", guest="vm", page_reporting_order=12, quiet=True)

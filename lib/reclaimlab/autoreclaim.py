@@ -29,24 +29,41 @@ counts as used).
     CPUs), write "1" to /proc/sys/vm/compact_memory. So it compacts after activity, once quiet: it is
     NOT gated on the 3/10-minute window.
 
-`variant="newer"`: microsoft/WSL pull request #41096 "Improve WSL2 guest memory reclaim" (benhillis,
-merged 2026-07-16). Its description states: aggregate busy CPU instead of user-only; two minutes of
-sustained idle before cache reclaim; DropCache "run drop_caches once for the idle period"; Gradual
-"reclaim cold cache toward a 128 MB floor using RAM-scaled 256 MB to 1 GB steps" with
-`memory.reclaim` and `swappiness=0`, falling back to DropCache; "free pages are compacted when the VM
-enters idle and after every reclaim operation"; reclaim/compaction CPU excluded from the next idle
-sample; Disabled = no thread at all. The merged code itself is not in the reference index; numbers the
-description leaves open are taken from Ben Hillis's later revisions of the same thread
-(benhillis/WSL src/linux/init/util.cpp, `StartMemoryReductionThread`): `c_pollInterval` = 10 s;
-`c_busyThresholdPerMille` = 5 (idle iff busy*1000 <= total*5, i.e. <= 0.5 %); reclaimable cache =
-Active(file) + Inactive(file) + SReclaimable (`GetReclaimableCacheBytes`); drop_caches written with
-"1\\n". Sizes are MiB/GiB (the code writes `128ll * 1024 * 1024`).
+`variant="newer"`: the merged code, microsoft/WSL src/linux/init/util.cpp at commit
+3e27a6a50177ce4e32e72f7b957aef5db5768062 (master, 2026-08-07): `StartMemoryReductionThread()` (line
+3783) and `CpuIdleTracker` (line 3536), as merged in #41096 (49f841c) with the follow-up #41171
+(88f76dd: drop_caches writes 3, the /proc/stat regex). #41104 (c40ea60) touches util.cpp only at line
+3519 (CreateChildProcess' exec result), not this thread.
+  - `Disabled`: no thread at all (line 3809); free page reporting still hands back what processes free.
+  - Every 10 s (`c_pollInterval`, 3837; the loop sleeps first, 3870; the first reading is a baseline)
+    read the aggregate cpu line: busy = user + nice + system + irq + softirq + steal, idle = idle +
+    iowait (`ReadCpuBusyIdle`, 3658-3659).
+  - `CpuIdleTracker::AddSample`: a ring of the last 12 intervals (`c_windowIntervals`, 3581, "2
+    minutes"); IntervalIdle = this interval, WindowIdle = the ring is full and its SUM is idle; idle iff
+    `Total == 0 || Busy * 1000 <= Total * 5` (`c_busyThresholdPerMille`, 3578/3582: <= 0.5 %).
+  - Not WindowIdle: re-arm (droppedThisIdlePeriod = compactedThisIdlePeriod = false), nothing else
+    (3907). WindowIdle but not IntervalIdle: skip this poll only, "a short burst blocks this tick but
+    does not discard the preceding idle history" (3915).
+  - gradual (`useReclaim`, unless `access(/sys/fs/cgroup/memory.reclaim, W_OK)` fails: then it falls
+    back to drop_caches, 3831): cache = Active(file) + Inactive(file) + SReclaimable
+    (`GetReclaimableCacheBytes`); if cache > 128 MiB (`c_floorBytes`, 3840) write
+    `min(cache - 128 MiB, step)` + " swappiness=0" (3772) to the ROOT cgroup's memory.reclaim
+    (`RECLAIM_PATH`, 3532, CGROUP_MOUNTPOINT "/sys/fs/cgroup" util.h:45); step = totalram / 32 (3849)
+    clamped to 256 MiB..1 GiB (`c_minReclaimBytes`/`c_maxReclaimBytes`, 3843-3844). EAGAIN counts as
+    success (3774).
+  - dropCache: "3\n" to drop_caches (3949) once per idle period (set only when the write worked).
+  - compact_memory "if (!compactedThisIdlePeriod || reclaimed)" (3961): once per idle period, and
+    after every reclaim that worked.
+  - After any memory operation that worked, /proc/stat is re-read so that work does not count as
+    busy in the next interval (3971-3978).
+  Page reporting order (not this thread): WslCoreVm.cpp:1452/1456 chooses 5 (128 KiB) on builds with
+  the VID partition-teardown fix (Germanium; Cobalt UBR >= 2360, Iron >= 1970, Vibranium 22H2 >= 3393),
+  else 9 (2 MiB); helpers.cpp:796 puts it on the kernel command line as
+  `page_reporting.page_reporting_order` (#40374 2cfdd58, #40380 ce674a6).
 
-Discrepancies with the issue text (#3): it says the newer dropCache writes 3; every WSL revision
-readable here writes 1 ("3" appears in a third-party Rust reimplementation, not in WSL), so
-`drop_level` defaults to 1 and is a parameter. The released idle test is user CPU only (nice, system
-and iowait do not count), its window is L polls plus a per-poll test, and compaction is not "when idle"
-in the window's sense but "after activity, when the next second is quiet", even with `disabled`.
+The released idle test is user CPU only (nice, system and iowait do not count), its window is L polls
+plus a per-poll test, and compaction is not "when idle" in the window's sense but "after activity, when
+the next second is quiet", even with `disabled`.
 
 On this kit's cgroup v1 guest there is no memory.reclaim. The driver maps `Reclaim(bytes)` to
 `knobs.cgroup_reclaim(bytes, allow, cgroup)`, whose v1 result is a labelled limit_in_bytes squeeze of a
@@ -86,13 +103,14 @@ RELEASED_COMPACT_QUIET_USER_SHARE = 0.01  # nprocs jiffies in 1 s = 1 % of all C
 # --- newer: microsoft/WSL PR #41096 (+ benhillis/WSL util.cpp for the constants it leaves open) ---
 NEWER_POLL_S = 10.0                     # c_pollInterval
 NEWER_IDLE_BUSY_SHARE = 0.005           # c_busyThresholdPerMille = 5 (idle iff <= 0.5 %)
-NEWER_IDLE_WINDOW_S = 120.0             # "two minutes of sustained idle"
+NEWER_WINDOW_POLLS = 12                 # CpuIdleTracker::c_windowIntervals ("2 minutes")
 NEWER_FLOOR_BYTES = 128 * MIB           # "toward a 128 MB floor"
 NEWER_STEP_MIN_BYTES = 256 * MIB        # "RAM-scaled 256 MB to 1 GB steps"
 NEWER_STEP_MAX_BYTES = GIB
 NEWER_STEP_RAM_DIVISOR = 32             # RAM/32 (clamped), per the issue; the PR says "RAM-scaled"
 
-DEFAULT_DROP_LEVEL = 1                  # both variants write "1\n" to drop_caches
+DROP_LEVEL = {"released": 1, "newer": 3}   # "1\n" in main.cpp; "3\n" in util.cpp since #41171
+DEFAULT_DROP_LEVEL = DROP_LEVEL["released"]
 
 
 # ----------------------------------------------------------------------------- observations
@@ -152,9 +170,14 @@ class DropCaches:
 
 @dataclass(frozen=True)
 class Compact:
-    """Write 1 to /proc/sys/vm/compact_memory."""
+    """Write 1 to /proc/sys/vm/compact_memory.
+
+    `after_reclaim`: due only because the action before it reclaimed (newer variant, already compacted
+    this idle period); the driver skips it when that reclaim failed, as WSL's `|| reclaimed` does.
+    """
 
     reason: str = ""
+    after_reclaim: bool = False
     kind = "compact_memory"
 
     def detail(self) -> str:
@@ -199,14 +222,16 @@ class Policy:
     mode: "disabled" | "gradual" | "dropCache" (the .wslconfig values; "dropcache" is accepted too).
     variant: "released" | "newer" (see the module docstring for the source of each).
     time_scale: multiplies every period; 0.01 turns the released 10-minute window into 6 s.
-    drop_level: what a DropCaches action writes (WSL writes 1).
+    drop_level: what a DropCaches action writes (default: the variant's, 1 released, 3 newer).
     memory_reclaim_available: False reproduces WSL's fallback (gradual behaves as dropCache).
     page_reporting_order: the released thread compacts only when this is non-zero (WSL sends 9 on x64).
-    idle_share: override the 0.5 % idle threshold (e.g. where the lab's own sampler is noisier).
+    idle_share: override the 0.5 % idle threshold (e.g. where the lab's own sampler is noisier); 1 turns
+        the CPU gate off (every interval counts as idle), for a shared machine where others' work never
+        lets busy CPU fall near 0.5 %: then the windows' timing alone decides, and callers must say so.
     """
 
     def __init__(self, mode: str = "gradual", variant: str = "released", time_scale: float = 1.0, *,
-                 drop_level: int = DEFAULT_DROP_LEVEL, memory_reclaim_available: bool = True,
+                 drop_level: int | None = None, memory_reclaim_available: bool = True,
                  page_reporting_order: int = 9, idle_share: float | None = None):
         if isinstance(mode, str) and mode.lower() == "dropcache":
             mode = "dropCache"
@@ -216,10 +241,13 @@ class Policy:
             raise ValueError(f"variant {variant!r} is not one of {', '.join(VARIANTS)}")
         if not (isinstance(time_scale, (int, float)) and time_scale > 0):
             raise ValueError(f"time_scale {time_scale!r} must be a positive number (1.0 = WSL's real timing)")
+        if drop_level is None and variant in DROP_LEVEL:
+            drop_level = DROP_LEVEL[variant]
         if drop_level not in (1, 2, 3):
             raise ValueError(f"drop_level {drop_level!r} must be 1, 2 or 3")
-        if idle_share is not None and not (0 < idle_share < 1):
-            raise ValueError(f"idle_share {idle_share!r} must be a share of CPU time between 0 and 1")
+        if idle_share is not None and not (0 < idle_share <= 1):
+            raise ValueError(f"idle_share {idle_share!r} must be a share of CPU time above 0 and at most 1 "
+                             "(1 turns the CPU gate off: only the windows' timing decides)")
         self.mode = mode
         self.variant = variant
         self.time_scale = float(time_scale)
@@ -244,7 +272,7 @@ class Policy:
             return 0
         if self.variant == "released":
             return RELEASED_WINDOW_POLLS[self.effective_mode]
-        return round(NEWER_IDLE_WINDOW_S / NEWER_POLL_S)
+        return NEWER_WINDOW_POLLS
 
     @property
     def idle_window_s(self) -> float:
@@ -299,8 +327,9 @@ class Policy:
             if self.mode == "disabled":
                 return f"newer WSL logic{scaled}: disabled, no reduction thread at all"
             parts = [f"newer WSL logic{scaled}: poll every {self.poll_interval_s:g} s",
-                     f"idle = busy CPU <= {self.idle_share:.1%} for {self.window_polls} polls in a row "
-                     f"({self.idle_window_s:g} s)", "compact_memory on entering idle and after each reclaim"]
+                     f"idle = busy CPU <= {self.idle_share:.1%} summed over the last {self.window_polls} polls "
+                     f"({self.idle_window_s:g} s) and in the current poll (a burst skips the poll, the window "
+                     "stays)", "compact_memory once per idle period and after each reclaim"]
             if self.effective_mode == "dropCache":
                 parts.append(f"drop_caches={self.drop_level} once per idle period")
             else:
@@ -322,7 +351,8 @@ class Policy:
         self._reclaim_idling = False                  # ReclaimIdling
         self._activity_since_probe_s = float("inf")   # Stop = 0 at start: the first poll probes
         # newer
-        self._idle_streak = 0
+        self._window: deque[tuple[float, float]] = deque()   # (busy, total) CPU-seconds per interval
+        self._interval_idle = False
         self._dropped_this_idle = False
         self._compacted_this_idle = False
 
@@ -344,7 +374,7 @@ class Policy:
         if self.variant == "released":
             actions = self._decide_released(obs, dt_s)
         else:
-            actions = self._decide_newer(obs)
+            actions = self._decide_newer(obs, dt_s)
         self.last_tick = Tick(obs.now_s, self._idle, self._idle and not was_idle, tuple(actions))
         return actions
 
@@ -369,9 +399,10 @@ class Policy:
         window = self.window_polls
         threshold_s = self.idle_share * self.poll_interval_s      # ReclaimThreshold, as CPU-share-seconds
         history = self._user_cpu_s
+        gate_off = self.idle_share >= 1
         idle = (have_reading and len(history) >= window
-                and self._user_cum_s - history[-window] < threshold_s * (window + 1)
-                and self._user_cum_s - history[-1] < threshold_s)
+                and (gate_off or (self._user_cum_s - history[-window] < threshold_s * (window + 1)
+                                  and self._user_cum_s - history[-1] < threshold_s)))
         history.append(self._user_cum_s)
         while len(history) > window:
             history.popleft()
@@ -394,34 +425,68 @@ class Policy:
         return [Reclaim(released_gradual_bytes(used), file_only=False, reason="3 % of used memory")]
 
     # -- newer --
-    def _decide_newer(self, obs: Observation) -> list[Action]:
-        # No fraction yet = the first reading: "two samples are required to compute utilization".
-        if self.mode == "disabled" or obs.busy_cpu_fraction is None:
+    def _decide_newer(self, obs: Observation, dt_s: float) -> list[Action]:
+        # util.cpp StartMemoryReductionThread (3e27a6a): the first reading is only a baseline, and a
+        # counter that went backwards resets the window and re-arms ("resample if it does"); both reach
+        # the policy as a missing fraction.
+        if self.mode == "disabled":
             return []
-        if obs.busy_cpu_fraction > self.idle_share:
-            self._idle_streak = 0
+        if obs.busy_cpu_fraction is None:
+            self._window.clear()
             self._idle = False
             self._dropped_this_idle = False
             self._compacted_this_idle = False
             return []
-        self._idle_streak += 1
-        self._idle = self._idle_streak >= self.window_polls
-        if not self._idle:
+        # CpuIdleTracker::AddSample: busy and total jiffies of this interval into a 12-interval ring.
+        self._window.append((obs.busy_cpu_fraction * dt_s, dt_s))
+        while len(self._window) > self.window_polls:
+            self._window.popleft()
+        interval_idle = self._is_idle(obs.busy_cpu_fraction * dt_s, dt_s)
+        window_idle = (len(self._window) == self.window_polls
+                       and self._is_idle(sum(b for b, _ in self._window), sum(t for _, t in self._window)))
+        self._interval_idle = interval_idle
+        self._idle = window_idle
+        if not window_idle:   # a non-idle window re-arms the once-per-period actions
+            self._dropped_this_idle = False
+            self._compacted_this_idle = False
+            return []
+        if not interval_idle:
+            # "A short burst blocks this tick but does not discard the preceding idle history."
             return []
         actions: list[Action] = []
-        if self.effective_mode == "dropCache":
-            if not self._dropped_this_idle:
-                self._dropped_this_idle = True
-                actions.append(DropCaches(self.drop_level, reason=f"idle for {self.idle_window_s:g} s"))
-        else:
-            excess = obs.reclaimable_cache_bytes - NEWER_FLOOR_BYTES
-            if excess > 0:
+        if self.effective_mode == "gradual":
+            cache = obs.reclaimable_cache_bytes
+            if cache > NEWER_FLOOR_BYTES:
                 step = newer_step_bytes(obs.mem_total_bytes)
-                actions.append(Reclaim(min(excess, step), file_only=True, reason="cache above the 128 MiB floor"))
+                actions.append(Reclaim(min(cache - NEWER_FLOOR_BYTES, step), file_only=True,
+                                       reason="cache above the 128 MiB floor"))
+        elif not self._dropped_this_idle:
+            self._dropped_this_idle = True   # undone by outcome() if the write fails
+            actions.append(DropCaches(self.drop_level, reason=f"idle for {self.idle_window_s:g} s"))
+        # "if (!compactedThisIdlePeriod || reclaimed)": after a reclaim the compaction depends on it
+        # having worked (EAGAIN counts as worked), which the driver knows, hence `after_reclaim`.
         if actions or not self._compacted_this_idle:
+            after = bool(actions) and self._compacted_this_idle
             self._compacted_this_idle = True
-            actions.append(Compact(reason="after reclaim" if actions else "entering idle"))
+            actions.append(Compact(reason="after reclaim" if actions else "entering idle", after_reclaim=after))
         return actions
+
+    def _is_idle(self, busy: float, total: float) -> bool:
+        """CpuIdleTracker::IsIdle: Total == 0 || Busy * 1000 <= Total * 5 (0.5 %, inclusive)."""
+        return total <= 0 or busy <= total * self.idle_share + 1e-12
+
+    def outcome(self, action: Action, ok: bool) -> None:
+        """Tell the policy whether an action's write worked (the driver calls this after each apply).
+
+        WSL sets droppedThisIdlePeriod / compactedThisIdlePeriod only when the write returned 0, so a
+        failed drop or compaction is tried again at the next idle poll.
+        """
+        if self.variant != "newer" or ok:
+            return
+        if isinstance(action, DropCaches):
+            self._dropped_this_idle = False
+        elif isinstance(action, Compact) and not action.after_reclaim:
+            self._compacted_this_idle = False
 
 
 # ----------------------------------------------------------------------------- a paper model
@@ -588,7 +653,7 @@ def knob_applier(allow: bool | None, cgroup=None, mark: Callable[[str, str], obj
     The event detail says what ran: "1" for a drop, "<requested> bytes, <reclaimed> reclaimed,
     <method>" for a reclaim, so the recording carries the method. Returns the knob's result;
     knobs.SystemChangeRefused propagates (the Daemon records it).
-    Not reproduced: WSL's newer variant writes `<bytes> swappiness=0`; knobs writes the bytes alone.
+    A file-only Reclaim (newer) asks for `swappiness=0` too (knobs writes it where the kernel accepts it).
     """
     from . import knobs
 
@@ -598,8 +663,11 @@ def knob_applier(allow: bool | None, cgroup=None, mark: Callable[[str, str], obj
         elif isinstance(action, Compact):
             result, detail = knobs.compact_memory(allow=allow, roots=roots), action.reason
         elif isinstance(action, Reclaim):
-            result = knobs.cgroup_reclaim(action.bytes, allow=allow, cgroup=cgroup, roots=roots)
+            result = knobs.cgroup_reclaim(action.bytes, allow=allow, cgroup=cgroup, roots=roots,
+                                          swappiness=0 if action.file_only else None)
             detail = f"{action.bytes} bytes, {result.reclaimed_bytes} reclaimed, {result.method}"
+            if result.request:
+                detail += f" ({result.request})"
         else:
             raise TypeError(f"not an autoreclaim action: {action!r}")
         if mark is not None:
@@ -692,14 +760,21 @@ class Daemon:
                 self._error(time.monotonic(), None, exc)
                 continue
             actions = policy.decide(obs)
+            worked: list[bool] = []
             for action in actions:
                 if self._stop.is_set():
                     break
+                if isinstance(action, Compact) and action.after_reclaim and not (worked and worked[-1]):
+                    continue   # WSL: `if (!compactedThisIdlePeriod || reclaimed)`, and the reclaim failed
                 try:
                     self.applied.append((obs.now_s, action, self._apply(action)))
+                    worked.append(True)
                 except Exception as exc:  # noqa: BLE001
                     self._error(obs.now_s, action, exc)
-            if actions and policy.exclude_own_work:
+                    worked.append(False)
+                policy.outcome(action, worked[-1])
+            # WSL re-reads /proc/stat after a memory operation that worked, so its own CPU does not count.
+            if any(worked) and policy.exclude_own_work:
                 try:
                     cpu_prev = self._read_cpu()
                 except Exception as exc:  # noqa: BLE001

@@ -39,6 +39,11 @@ THRESHOLDS: dict[str, float] = {
     "tail_still_reporting_s": 3.0,      # a report this close to the end: the watch ended too early
     "report_delay_early_s": 1.5,        # first report after a free sooner than this: sooner than the kernel's 2 s
     "report_delay_late_s": 3.5,         # later than this: later than 2 s plus a pass
+    # auto-reclaim (findings/auto_reclaim.py)
+    "auto_reclaim_compare_s": 20.0,          # compare runs at most this long after each one's action
+    "auto_reclaim_min_freed_kib": 64 * 1024,  # an action that freed less than this freed "next to nothing"
+    # page reporting order (findings/reporting_order.py)
+    "order_returned_min_kib": 32 * 1024,     # less than this reaching the host is "nothing"
 }
 
 

@@ -174,13 +174,23 @@ def _run_vm(exp: Experiment, mode: str, quiet: bool, params: dict[str, Any]) -> 
     reporting = params.pop("reporting", True)
     if not isinstance(reporting, bool):
         raise ExperimentError(f"{exp.name}: reporting must be True or False, not {reporting!r}")
+    # page_reporting_order: on the guest's kernel command line, as WSL sets it (None: the kernel's own)
+    order = params.pop("page_reporting_order", None)
+    if isinstance(order, str) and order.strip().isdigit():
+        order = int(order)
+    from .vm.machine import check_page_reporting_order
+    try:
+        order = check_page_reporting_order(order)
+    except ValueError as exc:
+        raise ExperimentError(f"{exp.name}: {exc}") from None
     size, mem = params.pop("size", None), params.pop("mem", None)
     from .sizes import parse_size
     size_bytes = None if size is None else parse_size(size)
     mem_bytes = None if mem is None else parse_size(mem)
     vm_exp = Experiment(exp.name, exp.summary, VM_DEFAULTS[exp.name])
     params = resolve_params(vm_exp, params)
-    selectors = {"reporting": reporting}
+    # None picks the recordings made without an order on the command line (the kernel's own, 9 here)
+    selectors = {"reporting": reporting, "page_reporting_order": order}
     if mode == "recorded":
         return _recorded(exp, selectors, "recorded mode was asked for", quiet, guest_kind="kit-vm")
     blocker = live_blocker(exp, "vm", None)
@@ -193,7 +203,7 @@ def _run_vm(exp: Experiment, mode: str, quiet: bool, params: dict[str, Any]) -> 
          quiet)
     try:
         rec = run_vm_experiment(exp.name, reporting=reporting, size_bytes=size_bytes, mem_bytes=mem_bytes,
-                                quiet=quiet, **params)
+                                quiet=quiet, page_reporting_order=order, **params)
     except KeyboardInterrupt as exc:
         if isinstance(exc, ExperimentInterrupted):
             raise

@@ -13,6 +13,7 @@ WorkloadCgroup this process created: squeezing anyone else's cgroup would take t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import os
 import secrets
@@ -251,6 +252,7 @@ class ReclaimResult:
     reclaimed_bytes: int   # usage before - usage after (others may allocate meanwhile: a measurement)
     duration_s: float
     note: str = ""         # e.g. why less than asked was reclaimed
+    request: str = ""      # what was written: "<bytes>" or "<bytes> swappiness=0" (v2), the goal limit (v1)
 
 
 V1_SQUEEZE = "cgroup-v1 limit_in_bytes squeeze"
@@ -258,15 +260,22 @@ V1_SQUEEZE = "cgroup-v1 limit_in_bytes squeeze"
 
 def cgroup_reclaim(size_bytes: int, allow: bool | None = None,
                    cgroup: WorkloadCgroup | sources.MemoryCgroup | None = None,
-                   roots: sources.Roots | None = None, env: Mapping[str, str] = os.environ) -> ReclaimResult:
+                   roots: sources.Roots | None = None, env: Mapping[str, str] = os.environ,
+                   swappiness: int | None = None) -> ReclaimResult:
     """Ask the kernel to reclaim `size_bytes` from a memory cgroup.
 
     cgroup v2: write to its memory.reclaim (default: this process's cgroup, as WSL does for
     the whole guest). cgroup v1: the limit squeeze described in the module doc, only on a
     WorkloadCgroup (pass one). Without swap only page cache and reclaimable slab can go.
+    `swappiness` (0..200): v2 writes "<bytes> swappiness=<n>" as WSL's newer thread does; a kernel
+    that rejects the key (EINVAL: before Linux 6.13) gets the bytes alone and the note says so. v1's
+    squeeze has no such argument (the note says so); without swap it reclaims no anonymous memory anyway.
     """
     if isinstance(size_bytes, bool) or not isinstance(size_bytes, int) or size_bytes <= 0:
         raise ValueError(f"cgroup_reclaim needs a positive number of bytes; got {size_bytes!r}")
+    if swappiness is not None and (isinstance(swappiness, bool) or not isinstance(swappiness, int)
+                                   or not 0 <= swappiness <= 200):
+        raise ValueError(f"swappiness must be a whole number from 0 to 200 (memory.reclaim's range); got {swappiness!r}")
     roots = _roots(roots)
     target = cgroup.memory if isinstance(cgroup, WorkloadCgroup) else cgroup
     if target is None:
@@ -274,17 +283,21 @@ def cgroup_reclaim(size_bytes: int, allow: bool | None = None,
         if target is None:
             raise SystemChangeRefused("cgroup reclaim refused: no memory cgroup found for this process")
     if target.version == 2:
-        return _reclaim_v2(size_bytes, target, cgroup is None, roots, allow, env)
+        return _reclaim_v2(size_bytes, target, cgroup is None, roots, allow, env, swappiness)
     if not isinstance(cgroup, WorkloadCgroup):
         raise SystemChangeRefused(
             "cgroup reclaim refused: this is cgroup v1, which has no memory.reclaim; its stand-in (lowering "
             "memory.limit_in_bytes for a moment) only runs on a WorkloadCgroup this process created, "
             "never on a cgroup others' processes live in; pass cgroup=<WorkloadCgroup>")
-    return _squeeze_v1(size_bytes, target, roots, allow, env)
+    result = _squeeze_v1(size_bytes, target, roots, allow, env)
+    if swappiness is not None:
+        extra = f"swappiness={swappiness} not passed: the v1 squeeze has no such argument"
+        result = dataclasses.replace(result, note="; ".join(x for x in (result.note, extra) if x))
+    return result
 
 
 def _reclaim_v2(size_bytes: int, target: sources.MemoryCgroup, own: bool, roots: sources.Roots,
-                allow: bool | None, env: Mapping[str, str]) -> ReclaimResult:
+                allow: bool | None, env: Mapping[str, str], swappiness: int | None = None) -> ReclaimResult:
     if own:
         path = policy.require("memory.reclaim", roots, allow, env)
     else:
@@ -293,17 +306,31 @@ def _reclaim_v2(size_bytes: int, target: sources.MemoryCgroup, own: bool, roots:
             raise SystemChangeRefused(f"memory.reclaim refused: {path} does not exist (needs Linux >= 5.19)")
         _require_cgroup_write("memory.reclaim", path, roots, allow, env)
     before = target.usage_bytes()
-    note = ""
+    notes = []
+    request = str(size_bytes) if swappiness is None else f"{size_bytes} swappiness={swappiness}"
     t0 = time.perf_counter()
     try:
-        with open(path, "w") as f:
-            f.write(str(size_bytes))
+        try:
+            _write_request(path, request)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL or swappiness is None:
+                raise
+            # Kernels before 6.13 know no keys in memory.reclaim: ask for the bytes alone, and say so.
+            notes.append(f"this kernel rejected 'swappiness={swappiness}' (EINVAL); asked for the bytes alone")
+            request = str(size_bytes)
+            _write_request(path, request)
     except OSError as exc:
         if exc.errno != errno.EAGAIN:
             raise
-        note = "the kernel reclaimed less than asked (EAGAIN): what is left is not reclaimable now"
+        notes.append("the kernel reclaimed less than asked (EAGAIN): what is left is not reclaimable now")
     duration_s = time.perf_counter() - t0
-    return ReclaimResult("memory.reclaim", size_bytes, before - target.usage_bytes(), duration_s, note)
+    return ReclaimResult("memory.reclaim", size_bytes, before - target.usage_bytes(), duration_s,
+                         "; ".join(notes), request)
+
+
+def _write_request(path: Path, request: str) -> None:
+    with open(path, "w") as f:
+        f.write(request)
 
 
 def _squeeze_v1(size_bytes: int, target: sources.MemoryCgroup, roots: sources.Roots,
@@ -329,4 +356,5 @@ def _squeeze_v1(size_bytes: int, target: sources.MemoryCgroup, roots: sources.Ro
         with open(limit_file, "w") as f:  # put the old limit back at once, whatever happened
             f.write(old_limit)
     duration_s = time.perf_counter() - t0
-    return ReclaimResult(V1_SQUEEZE, size_bytes, before - target.usage_bytes(), duration_s, note)
+    return ReclaimResult(V1_SQUEEZE, size_bytes, before - target.usage_bytes(), duration_s, note,
+                         f"limit_in_bytes={goal}")

@@ -420,57 +420,105 @@ class _WorkloadCgroupBytes:
 DEFAULT_TIME_SCALE = {"released": 0.05, "newer": 0.1}
 
 
+def _busy_share(roots: Any, seconds: float) -> float | None:
+    """The guest's busy CPU share (WSL's newer definition) over `seconds`, this process left out."""
+    from .autoreclaim import cpu_shares, read_cpu_times
+
+    before = read_cpu_times(roots, exclude_self=True)
+    time.sleep(seconds)
+    return cpu_shares(before, read_cpu_times(roots, exclude_self=True))[1]
+
+
 def auto_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
     from .autoreclaim import Daemon, Policy, knob_applier
     from .workloads.pagecache import PageCacheFile
 
     variant = params["variant"]
-    scale = params["time_scale"] or DEFAULT_TIME_SCALE[variant]
+    # Resolve the "0 = default" parameters here, so the recording's parameters (and every banner that
+    # prints them) say what ran, not the placeholder.
+    params["time_scale"] = scale = params["time_scale"] or DEFAULT_TIME_SCALE[variant]
     order = sources.page_reporting_params(sources.Roots.from_env()).get("page_reporting_order")
     policy = Policy(params["policy"], variant, scale,
                     page_reporting_order=order if isinstance(order, int) and not isinstance(order, bool) else 0,
                     idle_share=params["idle_share"] or None)
+    params["idle_share"] = policy.idle_share
     with knobs.WorkloadCgroup() as cgroup:
         with LiveRun("auto-reclaim", params, mode, quiet, extra_sources=(_WorkloadCgroupBytes(cgroup),)) as run:
             size = _sized(run, params["size"], mode)
-            method = "memory.reclaim" if cgroup.memory.version == 2 else knobs.V1_SQUEEZE
-            run.results.update(policy=policy.describe(), method=method, time_scale=scale,
-                               cgroup_version=cgroup.memory.version)
-            if method != "memory.reclaim":
-                run.notices.append(f"this guest has cgroup v1, which has no memory.reclaim: 'gradual' reclaims with the "
-                                   f"nearest honest stand-in ({method}) on the experiment's own cgroup")
+            available = "memory.reclaim" if cgroup.memory.version == 2 else knobs.V1_SQUEEZE
+            busy = _busy_share(run.roots, max(1.0, params["baseline_s"]))
+            run.results.update(policy=policy.describe(), reclaim_method_available=available, time_scale=scale,
+                               idle_share=policy.idle_share, guest_busy_share_baseline=busy,
+                               cgroup_version=cgroup.memory.version, page_reporting_order=order)
+            if policy.idle_share >= 1:
+                run.notices.append(
+                    "idle_share=1: the CPU gate was off. Other programs kept this guest's busy CPU at "
+                    f"{busy:.0%} in the baseline (WSL's threshold is 0.5 %), so its idle test could never pass; "
+                    "the idle windows' timing is WSL's, counted from the workload's end (the idle mark)"
+                    if busy is not None else "idle_share=1: the CPU gate was off; the idle windows' timing is WSL's")
+            if params["policy"] == "gradual" and available != "memory.reclaim":
+                run.notices.append(
+                    f"this guest has cgroup v1, which has no memory.reclaim: 'gradual' reclaims with the nearest "
+                    f"honest stand-in ({available}) on the experiment's own cgroup, where WSL writes the root "
+                    "cgroup's memory.reclaim (the whole guest's cache) and would fall back to dropCache here")
             run.say(policy.describe())
-            run.wait(params["baseline_s"])
             knob_apply = knob_applier(allow, cgroup=cgroup, mark=run.sampler.mark)
-            drop_times: list[float] = []
+            action_ticks: list[int] = []   # how many polls had finished when each drop/reclaim ran
+            daemon = Daemon(policy, lambda action: apply(action))
 
             def apply(action: Any) -> object:
-                result = knob_apply(action)
-                if action.kind == "drop_caches":
-                    drop_times.append(time.monotonic())
-                return result
+                if action.kind in ("drop_caches", "reclaim"):
+                    action_ticks.append(len(daemon.ticks))
+                return knob_apply(action)
 
             with PageCacheFile(size) as f:
                 f.start()
                 cgroup.add(f.pid)  # its page cache is charged here, where the reclaim acts
-                with Daemon(policy, apply) as daemon:
-                    run.step("fill_cache", format_size(size), lambda: (f.write(), f.sync(), f.read()))
-                    run.mark("idle", "the workload is done; the guest goes quiet")
+                run.step("fill_cache", format_size(size), lambda: (f.write(), f.sync(), f.read()))
+                # The thread starts at the idle mark: its first poll is a baseline, and the window must
+                # fill with intervals after the workload's end (a busy fill would block it anyway).
+                run.mark("idle", "the workload is done; the guest goes quiet")
+                with daemon:
 
                     def settled() -> bool:
-                        # gradual: the cache is (nearly) gone; dropCache: a drop happened and had time to show
-                        if (cgroup.usage_bytes() or 0) < 0.05 * size:
-                            return True
-                        return bool(drop_times) and time.monotonic() - drop_times[-1] > params["tail_s"] + 3
+                        # gradual: the cache is (nearly) gone; dropCache: its one drop happened; and the
+                        # poll that acted has finished (its compact_memory follows the action in that poll)
+                        done = ((cgroup.usage_bytes() or 0) < 0.05 * size
+                                or (policy.effective_mode == "dropCache" and bool(action_ticks)))
+                        return done and bool(action_ticks) and len(daemon.ticks) > action_ticks[-1]
 
                     run.wait(params["observe_s"], until=settled)
-                run.results["reclaimed_kib"] = sum(
-                    getattr(r, "reclaimed_bytes", 0) for _, a, r in daemon.applied if a.kind == "reclaim") // 1024
+                reclaims = [r for _, a, r in daemon.applied if a.kind == "reclaim"]
+                run.results["reclaimed_kib"] = sum(getattr(r, "reclaimed_bytes", 0) for r in reclaims) // 1024
+                # the method of the reclaim requests actually made; none for a run that made none
+                run.results["method"] = reclaims[0].method if reclaims else None
+                run.results["reclaim_requests"] = [getattr(r, "request", "") for r in reclaims]
                 run.results["actions"] = [a.kind for _, a, _ in daemon.applied]
                 run.results["errors"] = [f"{e.action.kind if e.action else 'observe'}: {e.error}" for e in daemon.errors]
-            run.wait(params["tail_s"])
+            # Free page reporting needs seconds after each action: watch until the host view stops
+            # rising (tail_s at least), so runs can be compared at equal time after their action.
+            run.mark("tail", "after the last action: free page reporting finishes")
+            run.results["report_settled_s"] = _wait_reporting_settles(run, params["tail_s"], params["report_quiet_s"])
             run.mark("end")
     return run.recording
+
+
+def _wait_reporting_settles(run: LiveRun, at_least_s: float, quiet_s: float) -> float | None:
+    """Wait at least `at_least_s`, then until the host view has not risen for `quiet_s` (bounded by
+    3 x at_least_s). Returns the time waited, or None where there is no host view (then at_least_s)."""
+    t0 = time.monotonic()
+    if run.reported_kib() is None:
+        run.wait(at_least_s)
+        return None
+    last_kib, last_rise = run.reported_kib(), t0
+    while time.monotonic() - t0 < 3 * at_least_s:
+        time.sleep(0.25)
+        now_kib = run.reported_kib() or last_kib
+        if now_kib > last_kib:
+            last_kib, last_rise = now_kib, time.monotonic()
+        if time.monotonic() - t0 >= at_least_s and time.monotonic() - last_rise >= quiet_s:
+            break
+    return round(time.monotonic() - t0, 2)
 
 
 register(Experiment(
@@ -478,9 +526,11 @@ register(Experiment(
     # time_scale 0 = the variant's lab scale (DEFAULT_TIME_SCALE); 1 = WSL's real timing.
     # idle_share 0 = WSL's own idle threshold (0.5 % of CPU time); a guest whose own daemons sit near it
     # can raise it, and the recording's parameters say so.
+    # tail_s: at least this long after the last action (reporting runs ~2 s apart, in bursts), and then
+    # until the host view has been still for report_quiet_s.
     defaults={"policy": "gradual", "variant": "released", "size": "1.5GB", "time_scale": 0.0, "idle_share": 0.0,
               "observe_s": 60.0,
-              "baseline_s": 1.0, "tail_s": 2.0, "sample_hz": 10.0},
+              "baseline_s": 1.0, "tail_s": 20.0, "report_quiet_s": 5.0, "sample_hz": 10.0},
     choices={"policy": ("gradual", "dropCache", "disabled"), "variant": ("released", "newer")},
     knobs=("drop_caches", "compact_memory", "memory.reclaim"), variant_keys=("policy", "variant"),
     runner=auto_reclaim))

@@ -74,6 +74,8 @@ def record_command(name: str, mode: str, size: str | None, policy: str | None, p
         variant = "-".join(str(params[k]) for k in get(name).variant_keys if k in params)
         if guest == "vm":
             variant = "reporting-" + ("on" if params.get("reporting", True) else "off")
+            if params.get("page_reporting_order") is not None:
+                variant += f"-order{params['page_reporting_order']}"
         out = recordings_dir() / name / "-".join(p for p in (stamp, guest, variant) if p)
     if out is not None:
         try:

@@ -12,7 +12,8 @@
  *   alloc <bytes>        calloc a buffer (nothing is committed until touched)
  *   touch                write one byte in every 4 KiB page of it; reply pages=, checksum=
  *   free                 free it (glibc munmaps a buffer this large: pages go back to the buddy allocator)
- *   fragment <bytes>     map, touch, then release two of every three 4 KiB pages: small scattered free blocks
+ *   fragment <bytes> [k] map, touch, then keep one 4 KiB page in every k (default 3) and release the rest:
+ *                        free holes of k-1 pages (k=64: 252 KiB holes, above order 5 and below order 9)
  *   unfragment           release what fragment held
  *   write_file <bytes>   write a file of that size on the guest's disk (/mnt/reclaimlab.dat), no fsync
  *   read_file            read it back whole; reply bytes=, checksum=
@@ -277,6 +278,12 @@ static void run_command(char *line) {
         if (frag) return reply(id, t0, "err", "already fragmented; unfragment first");
         size_t n = arg ? strtoull(arg, NULL, 10) & ~(PAGE - 1) : 0;
         if (!n) return reply(id, t0, "err", "fragment needs a size in bytes");
+        size_t keep_every = FRAG_KEEP_EVERY;
+        if (arg2 && *arg2) {
+            keep_every = strtoull(arg2, NULL, 10);
+            if (keep_every < 2 || keep_every > 4096)
+                return reply(id, t0, "err", "fragment: keep one page in k needs 2 <= k <= 4096");
+        }
         unsigned char *m = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m == MAP_FAILED) return reply(id, t0, "err", "mmap(%zu) failed: %s", n, strerror(errno));
         madvise(m, n, MADV_NOHUGEPAGE); /* 4 KiB pages, so the freed ones leave holes */
@@ -288,11 +295,11 @@ static void run_command(char *line) {
            free scanner samples pfns with a power-of-two stride (up to 32), and with every other
            page held it can land on held pfns only, find no free page and compact nothing
            (measured: about half of the boots). A period of 3 cannot stay out of phase. */
-        for (size_t i = 0; i + 1 < pages; i += FRAG_KEEP_EVERY) {
-            size_t run = pages - i - 1 < FRAG_KEEP_EVERY - 1 ? pages - i - 1 : FRAG_KEEP_EVERY - 1;
+        for (size_t i = 0; i + 1 < pages; i += keep_every) {
+            size_t run = pages - i - 1 < keep_every - 1 ? pages - i - 1 : keep_every - 1;
             madvise(m + (i + 1) * PAGE, run * PAGE, MADV_DONTNEED);
         }
-        for (size_t i = 0; i < pages; i += FRAG_KEEP_EVERY, held++) sum += p[i * PAGE];
+        for (size_t i = 0; i < pages; i += keep_every, held++) sum += p[i * PAGE];
         frag = m;
         frag_bytes = n;
         return reply(id, t0, "ok", "pages=%zu held_pages=%zu checksum=%llu", pages, held, sum);

@@ -10,6 +10,18 @@ mount -t devtmpfs devtmpfs /dev
 while read -r mod; do
   insmod "/lib/modules/$mod.ko" || echo "reclaimlab-init: insmod $mod failed"
 done < /modules.load
+# WSL sets page_reporting.page_reporting_order on the kernel command line (microsoft/WSL helpers.cpp).
+# This guest's kernel (Debian 6.1) replaces that value with pageblock_order (9) when virtio_balloon
+# registers for page reporting, so set it again through the module parameter once the driver is up;
+# the agent then reads and reports what the kernel uses.
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in
+    page_reporting.page_reporting_order=*)
+      echo "${arg#*=}" > /sys/module/page_reporting/parameters/page_reporting_order \
+        || echo "reclaimlab-init: could not set page_reporting_order"
+      ;;
+  esac
+done
 if [ -b /dev/vda ]; then
   mount -t ext4 -o noatime /dev/vda /mnt || echo "reclaimlab-init: could not mount /dev/vda"
 fi

@@ -49,12 +49,32 @@ def find_qemu() -> Path:
     return Path(path)
 
 
-def qemu_args(qemu: Path, image: GuestImage, mem_mib: int, accel: str, reporting: bool, agent_fd: int) -> list[str]:
+def kernel_args(page_reporting_order: int | None = None) -> str:
+    """The guest's kernel command line; `page_reporting_order` is set the way WSL sets it
+    (microsoft/WSL src/windows/common/helpers.cpp:796 at 3e27a6a: `page_reporting.page_reporting_order=N`)."""
+    if page_reporting_order is None:
+        return KERNEL_ARGS
+    return f"{KERNEL_ARGS} page_reporting.page_reporting_order={page_reporting_order}"
+
+
+def check_page_reporting_order(order: int | None) -> int | None:
+    """None (the kernel's own choice) or a buddy order 0..10; anything else is refused with the reason."""
+    if order is None:
+        return None
+    if isinstance(order, bool) or not isinstance(order, int) or not 0 <= order <= 10:
+        raise ValueError(f"page_reporting_order must be a whole number from 0 to 10 (5 = 128 KiB, WSL on "
+                         f"Windows builds with the fix; 9 = 2 MiB, elsewhere) or None; got {order!r}")
+    return order
+
+
+def qemu_args(qemu: Path, image: GuestImage, mem_mib: int, accel: str, reporting: bool, agent_fd: int,
+              page_reporting_order: int | None = None) -> list[str]:
     """The QEMU command line (pure)."""
     args = [str(qemu), "-accel", accel, "-m", str(mem_mib), "-smp", "1",
             "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none",
             "-serial", "stdio", "-no-reboot",
-            "-kernel", str(image.kernel), "-initrd", str(image.initramfs), "-append", KERNEL_ARGS,
+            "-kernel", str(image.kernel), "-initrd", str(image.initramfs),
+            "-append", kernel_args(page_reporting_order),
             "-device", f"virtio-balloon-pci,free-page-reporting={'on' if reporting else 'off'}",
             "-device", "virtio-serial-pci",
             "-chardev", f"socket,id=agent,fd={agent_fd}",
@@ -104,10 +124,13 @@ class Machine:
     """One guest under QEMU. Not reusable: make a new Machine for a new boot."""
 
     def __init__(self, image: GuestImage, mem_mib: int = 1536, reporting: bool = True,
-                 accel: accel_mod.Accel | None = None, cache_dir: Path | None = None):
+                 accel: accel_mod.Accel | None = None, cache_dir: Path | None = None,
+                 page_reporting_order: int | None = None):
         self.image = image
         self.mem_mib = int(mem_mib)
         self.reporting = bool(reporting)
+        # asked for on the kernel command line; what the guest runs with is in hello (read from sysfs)
+        self.page_reporting_order = check_page_reporting_order(page_reporting_order)
         self.qemu = find_qemu()
         self._cache_dir = cache_dir or image.dir.parent
         self.accel = accel
@@ -173,7 +196,8 @@ class Machine:
         assert self.accel is not None
         host_end, guest_end = socket.socketpair()
         self._sock = host_end
-        args = qemu_args(self.qemu, self.image, self.mem_mib, self.accel.name, self.reporting, guest_end.fileno())
+        args = qemu_args(self.qemu, self.image, self.mem_mib, self.accel.name, self.reporting, guest_end.fileno(),
+                         self.page_reporting_order)
         t0 = time.monotonic()
         try:
             self.proc = subprocess.Popen(args, pass_fds=(guest_end.fileno(),), stdin=subprocess.DEVNULL,

@@ -1,0 +1,105 @@
+"""Claims of lab 04 (auto-reclaim) and of the order-5-against-9 comparison, on shipped recordings
+and on documented edits of them; THRESHOLDS edges."""
+import copy
+
+import pytest
+
+from reclaimlab import datasets
+from reclaimlab.claims import THRESHOLDS
+from reclaimlab.findings import auto_reclaim as ar
+from reclaimlab.findings import reporting_order as ro
+
+
+def _auto(policy, variant):
+    try:
+        return datasets.find("auto-reclaim", {"policy": policy, "variant": variant})
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"no shipped auto-reclaim recording {policy} · {variant}: {exc}")
+
+
+def test_dropcache_run_is_not_labelled_a_squeeze():
+    rec = _auto("dropCache", "released")
+    c = ar.method(rec)
+    assert c.verdict == "no_request" and "squeeze" not in c.sentence
+
+
+def test_gradual_on_cgroup_v1_says_what_the_stand_in_cannot_reach():
+    rec = _auto("gradual", "released")
+    c = ar.method(rec)
+    if rec.meta["results"].get("cgroup_version") == 1:
+        assert c.verdict == "v1_squeeze" and "ROOT" in c.sentence and "OWN" in c.sentence
+
+
+def test_runs_are_compared_at_equal_time_after_their_action():
+    g, d = _auto("gradual", "released"), _auto("dropCache", "released")
+    claims = ar.host_after_action({"gradual": g, "dropCache": d})
+    dts = {c.evidence["dt"] for c in claims if c.verdict != "no_action"}
+    assert len(dts) == 1 and dts.pop() <= THRESHOLDS["auto_reclaim_compare_s"]
+    for c in claims:
+        if c.value is not None and c.evidence["freed_kib"] >= THRESHOLDS["auto_reclaim_min_freed_kib"]:
+            assert c.verdict == __import__("reclaimlab.claims", fromlist=["x"]).share_verdict(c.evidence["share"])
+
+
+def test_a_run_cut_short_shortens_the_common_window():
+    d = _auto("dropCache", "released")
+    cut = copy.deepcopy(d)
+    t = ar.first_action_s(cut)
+    cut.samples = cut.samples[cut.samples["t_s"] <= t + 1.0]
+    assert ar.common_window_s({"a": d, "b": cut}) <= 1.0 + 0.2
+
+
+def test_no_action_and_no_host_view():
+    d = _auto("dropCache", "released")
+    none = copy.deepcopy(d)
+    none.events = none.events[~none.events.kind.isin(["drop_caches", "reclaim"])]
+    assert ar.host_after_action({"x": none}, window_s=5)[0].verdict == "no_action"
+    blind = copy.deepcopy(d)
+    blind.samples = blind.samples.drop(columns=["host_reported_kib"], errors="ignore")
+    assert ar.host_after_action({"x": blind}, window_s=5)[0].verdict == "not_measurable"
+
+
+def test_idle_rule_says_the_gate_was_off():
+    d = _auto("dropCache", "released")
+    rec = copy.deepcopy(d)
+    rec.meta["results"] = {**rec.meta.get("results", {}), "idle_share": 1.0, "guest_busy_share_baseline": 0.99,
+                           "time_scale": 0.05}
+    c = ar.idle_rule(rec)
+    assert c.verdict == "gate_off" and "99%" in c.sentence and "×0.05" in c.sentence
+    rec.meta["results"]["idle_share"] = 0.005
+    assert ar.idle_rule(rec).verdict == "wsl"
+
+
+def _order_recs():
+    out = {}
+    for e in datasets.read_index(datasets.recordings_dir()):
+        if e["experiment"] == "compaction" and e["parameters"].get("page_reporting_order") in (5, 9):
+            out[e["parameters"]["page_reporting_order"]] = datasets.recording.load(
+                datasets.recordings_dir() / e["path"])
+    if set(out) != {5, 9}:
+        pytest.skip("no shipped order-5 and order-9 VM compaction recordings")
+    return out
+
+
+def test_order_recordings_ran_at_their_order_and_order5_returns_more():
+    recs = _order_recs()
+    for order, rec in recs.items():
+        assert ro.order_of(rec) == order            # the guest's sysfs value, not just the command line
+    c = ro.compare({"5": recs[5], "9": recs[9]})
+    assert c.verdict in ("lower_returns_more", "about_the_same")
+    assert (c.verdict == "lower_returns_more") == (c.value >= THRESHOLDS["order_returned_min_kib"])
+
+
+def test_order_threshold_edge():
+    recs = _order_recs()
+    rec = copy.deepcopy(recs[5])
+    rec.meta["results"]["fragmented_returned_kib"] = THRESHOLDS["order_returned_min_kib"]
+    assert ro.returned_while_fragmented(rec).verdict == "returned"
+    rec.meta["results"]["fragmented_returned_kib"] = THRESHOLDS["order_returned_min_kib"] - 1
+    assert ro.returned_while_fragmented(rec).verdict == "nothing"
+
+
+def test_different_fragmentation_is_not_compared():
+    recs = _order_recs()
+    other = copy.deepcopy(recs[9])
+    other.meta["parameters"]["keep_every"] = 3
+    assert ro.compare({"5": recs[5], "9": other}).verdict == "not_comparable"
