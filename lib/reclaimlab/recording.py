@@ -263,8 +263,8 @@ def verify(root: Path) -> bool:
             continue
         shape = f"{have['bytes']} bytes" + (f", {have['rows']} rows" if have["rows"] is not None else "")
         listed = f"{want.get('bytes')} bytes" + (f", {want.get('rows')} rows" if want.get("rows") is not None else "")
-        if isinstance(want.get("bytes"), int) and have["bytes"] < want["bytes"] \
-                and (want.get("rows") is None or have["rows"] <= want["rows"]):
+        if have["rows"] is not None and (isinstance(want.get("rows"), int) and have["rows"] < want["rows"]
+                                         or not _ends_whole(path)):
             what = "cut short (truncated)"
         else:
             what = "changed since it was saved (edited)"
@@ -273,20 +273,23 @@ def verify(root: Path) -> bool:
     return True
 
 
+def _ends_whole(path: Path) -> bool:
+    """True when the file is empty or ends with a newline, as pandas ends every CSV it writes."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() == 0:
+            return True
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
+
+
 def _check_whole_lines(root: Path) -> None:
-    """Without a manifest, at least catch a file cut mid-line: pandas ends every CSV with a newline."""
+    """Without a manifest, at least catch a file cut mid-line."""
     for name in RECORDING_FILES:
         path = root / name
-        if path.suffix != ".csv" or not path.is_file():
-            continue
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            if f.tell() == 0:
-                continue
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":
-                raise RecordingError(f"{path}: its last line is cut off (no newline at the end): the file was "
-                                     f"truncated; {_restore_hint(root)}")
+        if path.suffix == ".csv" and path.is_file() and not _ends_whole(path):
+            raise RecordingError(f"{path}: its last line is cut off (no newline at the end): the file was "
+                                 f"truncated; {_restore_hint(root)}")
 
 
 def write_manifest(path: str | os.PathLike, *, force: bool = False) -> str:
@@ -333,11 +336,12 @@ def load(path: str | os.PathLike, *, allow_partial: bool = False, require_manife
     root = Path(path)
     if not root.is_dir():
         raise RecordingError(f"{root}: no such recording folder")
-    if verify_manifest and not verify(root):
+    if not (verify_manifest and verify(root)):
         if require_manifest:
             raise RecordingError(f"{root / MANIFEST_NAME}: missing, so nothing vouches that the files are whole; "
                                  f"if they are, add it with `{WRITE_MANIFEST_COMMAND} {root}`")
         _check_whole_lines(root)
+    if verify_manifest and not (root / MANIFEST_NAME).exists():
         warnings.warn(f"{root}: no {MANIFEST_NAME} (saved by an older reclaimlab), so it is loaded without checking "
                       f"that its files are whole; if they are, add one with `{WRITE_MANIFEST_COMMAND} {root}`",
                       RecordingWarning, stacklevel=2)
