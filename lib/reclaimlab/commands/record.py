@@ -50,7 +50,7 @@ def _save_partial(rec: "recording.Recording | None", out: Path | None, name: str
     except recording.RecordingError as exc:
         return f"the partial recording could not be saved: {exc}"
     return (f"what was sampled so far is saved, marked partial, in {where} "
-            f"(load it with reclaimlab.recording.load(path, allow_partial=True))")
+            f"(marked partial, no lab takes it for a whole run)")
 
 
 def _coerce(value: str):
