@@ -195,5 +195,5 @@ def test_interrupted_record_says_where_on_disk_the_partial_recording_is(tmp_path
     assert result.exit_code == 130
     assert ".recording" not in result.output  # never a Python attribute
     where = tmp_path / "mine" if with_out else next((tmp_path / "home/.cache/reclaimlab/partial").iterdir())
-    assert f"saved, marked partial, in {where}" in result.output
+    assert f"saved in {where}, marked partial" in result.output
     assert not recording.load(where, allow_partial=True).complete

@@ -49,8 +49,7 @@ def _save_partial(rec: "recording.Recording | None", out: Path | None, name: str
         recording.save(rec, where)
     except recording.RecordingError as exc:
         return f"the partial recording could not be saved: {exc}"
-    return (f"what was sampled so far is saved, marked partial, in {where} "
-            f"(marked partial, no lab takes it for a whole run)")
+    return f"what was sampled so far is saved in {where}, marked partial so that it never passes for a whole run"
 
 
 def _coerce(value: str):
