@@ -118,10 +118,14 @@ def resolve_params(exp: Experiment, params: dict[str, Any]) -> dict[str, Any]:
 def live_blocker(exp: Experiment, guest: str, allow_system_changes: bool | None,
                  roots: sources.Roots | None = None) -> str | None:
     """Why `exp` cannot run live here (None: it can)."""
+    roots = roots or sources.Roots.from_env()
     if guest == "vm":
+        from .guest import kernel_release, wsl1_refusal
+        from .host import wsl1_reason
+        if wsl1_reason(kernel_release(roots), sources.read_optional(roots.proc / "version")):
+            return wsl1_refusal()
         from .vm import availability
         return availability()
-    roots = roots or sources.Roots.from_env()
     from .guest import probe
     info = probe(roots)
     ok, reason = info.live_support.get(exp.name, (False, "not known to the guest probe"))
