@@ -22,6 +22,22 @@ def test_index_is_exactly_what_the_folders_hold(tmp_path):
     assert json.loads((ROOT / datasets.INDEX_NAME).read_text())["recordings"] == rebuilt
 
 
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e["path"] for e in ENTRIES])
+def test_every_shipped_recording_has_a_matching_manifest(entry):
+    # A recording added without one fails here: `python -m reclaimlab.recording --write-manifest DIR` adds it.
+    assert recording.verify(ROOT / entry["path"]), f"{entry['path']}: no manifest.json"
+
+
+def test_a_shipped_recording_without_its_manifest_is_refused(tmp_path):
+    import shutil
+    entry = LOCAL[0]
+    copy = tmp_path / "recordings"
+    shutil.copytree(ROOT, copy)
+    (copy / entry["path"] / recording.MANIFEST_NAME).unlink()
+    with pytest.raises(recording.RecordingError, match=r"manifest\.json: missing.*--write-manifest"):
+        datasets.find(entry["experiment"], entry["parameters"], root=copy)
+
+
 @pytest.mark.parametrize("name", experiments.names())
 def test_every_experiment_has_a_complete_local_recording(name):
     rec = datasets.find(name)

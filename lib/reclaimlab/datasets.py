@@ -90,4 +90,4 @@ def find(experiment: str, selectors: dict[str, Any] | None = None, root: Path | 
         have = "; ".join(", ".join(f"{k}={e['parameters'].get(k)!r}" for k in selectors) for e in candidates)
         raise recording.RecordingError(f"no recording of {experiment!r} with "
                                        f"{', '.join(f'{k}={v!r}' for k, v in selectors.items())}; recorded: {have}")
-    return recording.load(root / matching[0]["path"])
+    return recording.load(root / matching[0]["path"], require_manifest=True)

@@ -10,11 +10,12 @@ The step scripts themselves live in `steps.py`.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import datasets, policy, sources
+from . import datasets, guestlock, policy, sources
 from .recording import Recording
 
 MODES = ("auto", "live", "recorded")
@@ -29,10 +30,16 @@ class ExperimentRefused(RuntimeError):
     """Live mode was asked for but this guest cannot run the experiment; the message says why."""
 
 
+class ExperimentBusy(ExperimentRefused):
+    """Live mode was asked for but another live experiment held this guest past lock_timeout_s."""
+
+
 class ExperimentInterrupted(KeyboardInterrupt):
     """The run was interrupted; the workload was stopped and cleaned up.
 
     `.recording` holds what was sampled so far, marked partial (meta["complete"] is False).
+    Its message does not name that attribute: the command line prints it, and says where on
+    disk it saved the partial recording instead.
     """
 
     def __init__(self, message: str, recording: Recording | None):
@@ -111,10 +118,14 @@ def resolve_params(exp: Experiment, params: dict[str, Any]) -> dict[str, Any]:
 def live_blocker(exp: Experiment, guest: str, allow_system_changes: bool | None,
                  roots: sources.Roots | None = None) -> str | None:
     """Why `exp` cannot run live here (None: it can)."""
+    roots = roots or sources.Roots.from_env()
     if guest == "vm":
+        from .guest import kernel_release, wsl1_refusal
+        from .host import wsl1_reason
+        if wsl1_reason(kernel_release(roots), sources.read_optional(roots.proc / "version")):
+            return wsl1_refusal()
         from .vm import availability
         return availability()
-    roots = roots or sources.Roots.from_env()
     from .guest import probe
     info = probe(roots)
     ok, reason = info.live_support.get(exp.name, (False, "not known to the guest probe"))
@@ -131,16 +142,44 @@ def live_blocker(exp: Experiment, guest: str, allow_system_changes: bool | None,
     return None
 
 
+def _check_timeout(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+        raise ExperimentError(f"lock_timeout_s must be a number of seconds >= 0 (how long a live run waits for "
+                              f"another one on this guest to end; default {guestlock.DEFAULT_TIMEOUT_S:g}), "
+                              f"not {value!r}")
+    return float(value)
+
+
+def _say_always(message: str) -> None:
+    print(message, file=sys.stdout, flush=True)  # even when quiet: a silent wait looks like a hang
+
+
+def _guest_lock(exp: Experiment, guest: str, timeout_s: float) -> tuple[contextlib.ExitStack, str | None]:
+    """Take this guest's live-experiment lock (guestlock); (the held lock, None) or (nothing held, why not)."""
+    stack = contextlib.ExitStack()
+    try:
+        stack.enter_context(guestlock.hold(exp.name, guest=guest, timeout_s=timeout_s, say=_say_always))
+    except guestlock.GuestBusy as exc:
+        return stack, str(exc)
+    return stack, None
+
+
 def run(name: str, mode: str = "auto", *, guest: str = "local", allow_system_changes: bool | None = None,
-        quiet: bool = False, **params: Any) -> Recording:
-    """Run experiment `name` and return its Recording (see the module docstring for modes)."""
+        quiet: bool = False, lock_timeout_s: float = guestlock.DEFAULT_TIMEOUT_S, **params: Any) -> Recording:
+    """Run experiment `name` and return its Recording (see the module docstring for modes).
+
+    A live run holds this guest's lock (guestlock): while another live experiment runs here it
+    waits up to `lock_timeout_s`, then live mode raises ExperimentBusy and auto mode shows the
+    recording. Recorded mode never waits.
+    """
     exp = get(name)
     if mode not in MODES:
         raise ExperimentError(f"mode {mode!r} is not one of {', '.join(MODES)}")
     if guest not in GUESTS:
         raise ExperimentError(f"guest {guest!r} is not one of {', '.join(GUESTS)}")
+    lock_timeout_s = _check_timeout(lock_timeout_s)
     if guest == "vm":
-        return _run_vm(exp, mode, quiet, params)
+        return _run_vm(exp, mode, quiet, params, lock_timeout_s)
     params = resolve_params(exp, params)
     selectors = {k: params[k] for k in exp.variant_keys}
     if mode == "recorded":
@@ -156,16 +195,27 @@ def run(name: str, mode: str = "auto", *, guest: str = "local", allow_system_cha
         from .sizes import parse_size
         from .sizing import plan_allocation
         plan_allocation(parse_size(params["size"]), "live")
-    _say(f"▶ {name}: running LIVE on this machine", quiet)
-    assert exp.runner is not None
-    rec = exp.runner(params=params, mode=mode, guest=guest, allow=allow_system_changes, quiet=quiet)
+    lock, busy = _guest_lock(exp, "local", lock_timeout_s)
+    if busy:
+        if mode == "live":
+            raise ExperimentBusy(busy)
+        return _recorded(exp, selectors, f"live was not possible: {busy}", quiet)
+    with lock:
+        _say(f"▶ {name}: running LIVE on this machine", quiet)
+        assert exp.runner is not None
+        rec = exp.runner(params=params, mode=mode, guest=guest, allow=allow_system_changes, quiet=quiet)
     rec.meta.setdefault("mode_reason", "live: this guest can run it" + (" and you allowed system-wide changes"
                                                                         if exp.knobs else ""))
     return rec
 
 
-def _run_vm(exp: Experiment, mode: str, quiet: bool, params: dict[str, Any]) -> Recording:
-    """The same experiment inside the kit's own QEMU guest (the notebook is then its host)."""
+def _run_vm(exp: Experiment, mode: str, quiet: bool, params: dict[str, Any], lock_timeout_s: float) -> Recording:
+    """The same experiment inside the kit's own QEMU guest (the notebook is then its host).
+
+    It takes the same lock as a local run: the VM's counters are its own, but its RAM is
+    allocated in this guest and handed back through it (moving this guest's MemFree and
+    reported_kib that a local run measures), and both size themselves to this guest's
+    MemAvailable at their start, so two at once could together exceed it."""
     from .vm.experiments import DEFAULTS as VM_DEFAULTS
 
     if exp.name not in VM_DEFAULTS:
@@ -199,17 +249,23 @@ def _run_vm(exp: Experiment, mode: str, quiet: bool, params: dict[str, Any]) -> 
             raise ExperimentRefused(f"{exp.name} cannot run in the kit's VM here: {blocker}")
         return _recorded(exp, selectors, f"the kit's VM cannot run here: {blocker}", quiet, guest_kind="kit-vm")
     from .vm import run_vm_experiment
-    _say(f"▶ {exp.name}: running LIVE in the kit's own VM (free page reporting {'on' if reporting else 'off'})",
-         quiet)
-    try:
-        rec = run_vm_experiment(exp.name, reporting=reporting, size_bytes=size_bytes, mem_bytes=mem_bytes,
-                                quiet=quiet, page_reporting_order=order, **params)
-    except KeyboardInterrupt as exc:
-        if isinstance(exc, ExperimentInterrupted):
-            raise
-        raise ExperimentInterrupted(f"{exp.name} in the kit's VM was interrupted: the VM was stopped; what was "
-                                    f"sampled so far is in .recording (marked partial)",
-                                    getattr(exc, "recording", None)) from None
+    lock, busy = _guest_lock(exp, "vm", lock_timeout_s)
+    if busy:
+        if mode == "live":
+            raise ExperimentBusy(busy)
+        return _recorded(exp, selectors, f"the kit's VM did not run: {busy}", quiet, guest_kind="kit-vm")
+    with lock:
+        _say(f"▶ {exp.name}: running LIVE in the kit's own VM (free page reporting {'on' if reporting else 'off'})",
+             quiet)
+        try:
+            rec = run_vm_experiment(exp.name, reporting=reporting, size_bytes=size_bytes, mem_bytes=mem_bytes,
+                                    quiet=quiet, page_reporting_order=order, **params)
+        except KeyboardInterrupt as exc:
+            if isinstance(exc, ExperimentInterrupted):
+                raise
+            raise ExperimentInterrupted(f"{exp.name} in the kit's VM was interrupted: the VM was stopped; what was "
+                                        f"sampled so far is kept, marked partial",
+                                        getattr(exc, "recording", None)) from None
     rec.meta.setdefault("mode_reason", "live: the kit's VM runs here")
     return rec
 

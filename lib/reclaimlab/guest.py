@@ -18,10 +18,29 @@ from . import host, policy, procfs, sources
 
 MIB = 1024 ** 2
 GIB = 1024 ** 3
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: live_support's "live" is what auto mode does (consent included); verdict, labs, glossary
 
 EXPERIMENTS = ("calloc-reclaim", "refault", "page-cache", "compaction", "auto-reclaim", "vm")
 CONSENT_EXPERIMENTS = frozenset({"page-cache", "compaction", "auto-reclaim"})  # they turn system-wide knobs
+LABS = {  # which lab notebook (labs/NAME.ipynb) runs which experiment; a test reads the notebooks
+    "calloc-reclaim": ("01_calloc_and_reclaim",),
+    "refault": ("01_calloc_and_reclaim",),
+    "page-cache": ("02_page_cache",),
+    "compaction": ("03_compaction",),
+    "auto-reclaim": ("04_wsl_autoreclaim",),
+    "vm": ("05_be_the_host",),
+}
+VERDICTS = ("live", "live_with_consent", "recorded")
+REPORTED_KIB_MEANING = ("reported_kib: a running total since boot of the memory this guest has reported free to "
+                        "its host (never goes down); not what the host holds now: watch how it grows")
+GLOSSARY = {
+    "verdict": "what mode='auto' does here: live (runs here), live_with_consent (runs here once you allow "
+               "system-wide changes: allow_system_changes=True, --allow-system-changes or "
+               "RECLAIMLAB_ALLOW_SYSTEM_CHANGES=1; until then its recording is shown), recorded (its recording is "
+               "shown; reason says why)",
+    "live": "true only where mode='auto' runs it live now (verdict 'live')",
+    "reported_kib": REPORTED_KIB_MEANING,
+}
 MIN_LIVE_BUDGET_BYTES = 256 * MIB
 MIN_SCRATCH_FREE_BYTES = 1 * GIB  # page-cache writes a file of up to ~1.5 GB, scaled to the budget
 SAFETY_FRACTION = 0.10
@@ -57,6 +76,15 @@ class LiveSupport(NamedTuple):
     reason: str  # why, or why not, in one line a learner can act on
 
 
+def verdict(name: str, support: LiveSupport, consent_given: bool) -> str:
+    """What auto mode does with experiment `name` here: one of VERDICTS (the doctor's text and JSON agree)."""
+    if not support.live:
+        return "recorded"
+    if name in CONSENT_EXPERIMENTS and not consent_given:
+        return "live_with_consent"
+    return "live"
+
+
 @dataclass(frozen=True)
 class MemoryInfo:
     mem_total_bytes: int
@@ -74,7 +102,8 @@ class GuestInfo:
     """What this guest is and may do. `to_dict()` gives these stable JSON keys (schema 1):
 
     schema_version      1
-    kind                "wsl2" | "vm" | "container" | "bare-metal" (container wins over the others)
+    kind                "wsl2" | "wsl1" | "vm" | "container" | "bare-metal" (container wins over the others;
+                        wsl1: no Linux kernel and no VM, so nothing runs live)
     kind_reason         the evidence for `kind`, one line
     hypervisor          "Hyper-V (WSL 2)", "Firecracker (KVM)", "KVM", "KVM/QEMU", "Xen", "VMware", ...,
                         "unknown" (a VM we cannot name), or null (no sign of a hypervisor)
@@ -97,7 +126,10 @@ class GuestInfo:
                          cgroup_path, cgroup_limit_bytes, cgroup_usage_bytes, memory_budget_bytes}
     scratch_dir, scratch_free_bytes   where page-cache writes its file, and the room there
     kvm_usable          bool: /dev/kvm can be opened read-write; qemu_path: qemu-system-x86_64 or null
-    live_support        {experiment: {live, reason, needs_consent}} for EXPERIMENTS
+    live_support        {experiment: {verdict, live, reason, needs_consent, labs}} for EXPERIMENTS: verdict is
+                        what mode='auto' does here ("live" | "live_with_consent" | "recorded", see VERDICTS);
+                        live is verdict == "live"; labs names the lab notebooks that run it (LABS)
+    glossary            {term: meaning} for verdict, live and reported_kib (a running total since boot)
     proc_root, sys_root the roots probed
     problems            list of one-line notes on files that could not be read
     """
@@ -159,8 +191,11 @@ class GuestInfo:
             "scratch_free_bytes": self.scratch_free_bytes,
             "kvm_usable": self.kvm_usable,
             "qemu_path": self.qemu_path,
-            "live_support": {name: {"live": s.live, "reason": s.reason, "needs_consent": name in CONSENT_EXPERIMENTS}
+            "live_support": {name: {"verdict": verdict(name, s, self.consent_given),
+                                    "live": verdict(name, s, self.consent_given) == "live", "reason": s.reason,
+                                    "needs_consent": name in CONSENT_EXPERIMENTS, "labs": list(LABS.get(name, ()))}
                              for name, s in self.live_support.items()},
+            "glossary": dict(GLOSSARY),
             "proc_root": self.proc_root,
             "sys_root": self.sys_root,
             "problems": list(self.problems),
@@ -305,7 +340,8 @@ def _memory(roots: sources.Roots, problems: list[str]) -> tuple[MemoryInfo, sour
     available_kib = meminfo.get("MemAvailable")
     free_kib = meminfo.get("MemFree", 0)
     if available_kib is None:
-        problems.append("/proc/meminfo has no MemAvailable (kernel < 3.14): the budget counts MemFree only")
+        problems.append("/proc/meminfo has no MemAvailable (kernels before 3.14 and WSL 1 lack it): "
+                        "the budget counts MemFree only")
     cgroup = sources.memory_cgroup(roots)
     limit = usage = None
     if cgroup is not None:
@@ -433,10 +469,20 @@ def live_support(memory: MemoryInfo, knobs: Mapping[str, policy.KnobAccess], cgr
 
 # --- the probe -----------------------------------------------------------------------------------
 
+def wsl1_refusal(env: Mapping[str, str] = os.environ) -> str:
+    """Why nothing runs live on WSL 1, and how to convert the distro (named where WSL says it)."""
+    distro = env.get("WSL_DISTRO_NAME") or "<distro>"
+    return (f"WSL 1 has no Linux kernel and no VM (Windows answers Linux system calls itself): memory a program "
+            f"frees goes straight back to Windows, so there is no guest to give it back and nothing to measure; "
+            f"convert it to WSL 2 in Windows with `wsl --set-version {distro} 2` (`wsl -l -v` lists the distros)")
+
+
 def _kind(container: str | None, wsl: str | None, hypervisor: str | None,
-          evidence: tuple[str, ...]) -> tuple[str, str]:
+          evidence: tuple[str, ...], wsl1: str | None = None) -> tuple[str, str]:
     if container:
         return "container", f"{container}; the memory limit is the cgroup's, the host's /proc/meminfo is not ours"
+    if wsl1:
+        return "wsl1", f"{wsl1}: no guest kernel, no VM, nothing to give back"
     if wsl:
         return "wsl2", wsl
     if hypervisor:
@@ -457,7 +503,11 @@ def probe(roots: sources.Roots | None = None, env: Mapping[str, str] = os.enviro
     if release is None:
         problems.append(f"{roots.proc / 'sys/kernel/osrelease'}: not readable; kernel release unknown")
     wsl = host.wsl_reason(release, env)
+    wsl1 = host.wsl1_reason(release, sources.read_optional(roots.proc / "version"))
     hypervisor, evidence = identify_hypervisor(roots, wsl)
+    if wsl1:  # the CPU's hypervisor flag is Windows' own (Hyper-V under Windows), not a VM around this Linux
+        hypervisor = None
+        evidence = (wsl1,) + tuple(f"{e} (Windows' own, not a VM around this Linux)" for e in evidence)
     container = policy.container_reason(roots, env)
     params = sources.page_reporting_params(roots)
     balloon, reporting, reporting_reason = balloon_and_reporting(roots, params)
@@ -469,7 +519,11 @@ def probe(roots: sources.Roots | None = None, env: Mapping[str, str] = os.enviro
     scratch = str(scratch_dir or tempfile.gettempdir())
     scratch_free = _scratch_free_bytes(scratch)
     qemu, kvm = _qemu_and_kvm(roots, env)
-    kind, kind_reason = _kind(container, wsl, hypervisor, evidence)
+    kind, kind_reason = _kind(container, wsl, hypervisor, evidence, wsl1)
+    support = live_support(memory, knobs, limit_writable, shared, consent, scratch_free, qemu, kvm, bool(views),
+                           _vm_status(roots) if qemu else None)
+    if kind == "wsl1":
+        support = {name: LiveSupport(False, wsl1_refusal(env)) for name in support}
     return GuestInfo(
         kind=kind, kind_reason=kind_reason, hypervisor=hypervisor, hypervisor_evidence=evidence,
         container=container, kernel_release=release, is_root=_is_root(),
@@ -479,6 +533,5 @@ def probe(roots: sources.Roots | None = None, env: Mapping[str, str] = os.enviro
         host_views=tuple(views), host_view_notes=tuple(view_notes), knobs=knobs,
         cgroup_limit_writable=limit_writable, shared_reason=shared, consent_given=consent,
         memory=memory, scratch_dir=scratch, scratch_free_bytes=scratch_free, kvm_usable=kvm, qemu_path=qemu,
-        live_support=live_support(memory, knobs, limit_writable, shared, consent, scratch_free,
-                                  qemu, kvm, bool(views), _vm_status(roots) if qemu else None),
+        live_support=support,
         proc_root=str(roots.proc), sys_root=str(roots.sys), problems=tuple(problems))

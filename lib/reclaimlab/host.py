@@ -35,6 +35,10 @@ from . import policy, sources
 REPORTED_KIB_FILE = sources.PAGE_REPORTING_PARAMS / "reported_kib"
 VMMEM_IMAGES = ("vmmemWSL", "vmmem")  # Windows 11 22H2+ names WSL's VM process vmmemWSL
 WSL2_RELEASE = re.compile(r"microsoft-standard-WSL2", re.IGNORECASE)
+# WSL 1 has no Linux kernel: Windows' lxcore answers system calls and reports a release such as
+# "4.4.0-19041-Microsoft" (the Windows build; capital M, no "standard"), WSL 2's kernels say
+# "...-microsoft-standard[-WSL2]".
+WSL1_RELEASE = re.compile(r"^\d+\.\d+\.\d+-\d+-Microsoft$")
 SYSTEM32 = Path("Windows/System32")
 TASKLIST_REL = SYSTEM32 / "tasklist.exe"
 POWERSHELL_REL = SYSTEM32 / "WindowsPowerShell/v1.0/powershell.exe"
@@ -160,8 +164,20 @@ def parse_powershell_bytes(text: str) -> int | None:
     return int(value)
 
 
+def wsl1_reason(kernel_release: str | None, proc_version: str | None = None) -> str | None:
+    """Why we believe this is WSL 1 (Linux binaries on Windows, no Linux kernel, no VM), or None."""
+    if kernel_release and WSL1_RELEASE.match(kernel_release.strip()):
+        return f"kernel release {kernel_release.strip()} is WSL 1's (Windows answers Linux system calls)"
+    if kernel_release is None and proc_version and re.search(r"-\d+-Microsoft \(Microsoft@Microsoft\.com\)",
+                                                             proc_version):
+        return "/proc/version names a WSL 1 release (Windows answers Linux system calls)"
+    return None
+
+
 def wsl_reason(kernel_release: str | None, env: Mapping[str, str] = os.environ) -> str | None:
-    """Why we believe this is WSL 2, or None."""
+    """Why we believe this is WSL 2, or None (WSL 1 sets WSL_DISTRO_NAME too: wsl1_reason tells them apart)."""
+    if wsl1_reason(kernel_release):
+        return None
     if kernel_release and WSL2_RELEASE.search(kernel_release):
         return f"kernel release {kernel_release} is WSL 2's"
     if env.get("WSL_DISTRO_NAME"):

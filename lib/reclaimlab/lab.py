@@ -571,7 +571,9 @@ def guest_rows(info: Any) -> list[tuple[str, str]]:
         add("Free page reporting", ["free_page_reporting", "free_page_reporting_reason", "page_reporting_order",
                                     "page_reporting_params"], text)
     if "host_views" in d:
-        views = [v.get("name", "?") + (f" ({v['source']})" if v.get("source") else "") for v in d["host_views"]]
+        views = [v.get("name", "?") + (f" ({v['source']})" if v.get("source") else "")
+                 + (" - a running total since boot of what this guest handed back" if v.get("name") == "reported_kib"
+                    else "") for v in d["host_views"]]
         notes = list(d.get("host_view_notes") or [])
         add("The host's side, seen from here", ["host_views", "host_view_notes"],
             "; ".join(views + notes) if views or notes else "none")
@@ -594,7 +596,7 @@ def guest_rows(info: Any) -> list[tuple[str, str]]:
             f"{_yes(d['consent_given'])} ({policy.ALLOW_ENV})")
     if d.get("problems"):
         add("Could not read", ["problems"], "; ".join(d["problems"]))
-    skip = known | {"schema_version", "live_support", "problems", "proc_root", "sys_root", "scratch_dir", "scratch_free_bytes",
+    skip = known | {"schema_version", "live_support", "glossary", "problems", "proc_root", "sys_root", "scratch_dir", "scratch_free_bytes",
                     "kvm_usable", "qemu_path"}
     rows += [(k.replace("_", " "), _generic(v)) for k, v in d.items() if k not in skip]
     return rows
@@ -605,13 +607,17 @@ def live_rows(info: Any) -> list[tuple[str, str, str]]:
     d = info.to_dict() if hasattr(info, "to_dict") else dict(info)
     out = []
     for name, s in (d.get("live_support") or {}).items():
-        if isinstance(s, dict):
-            live, reason, consent = s.get("live"), s.get("reason", ""), s.get("needs_consent", False)
-        else:  # (live, reason)
-            live, reason, consent = s[0], s[1], False
-        verdict = "yes" if live else "no"
-        if live and consent:
-            verdict = "yes, with consent"
+        if isinstance(s, dict) and "verdict" in s:  # schema 2: what auto mode does, consent included
+            verdict = {"live": "yes", "live_with_consent": "yes, with consent"}.get(s["verdict"], "no")
+            reason = s.get("reason", "")
+        else:
+            if isinstance(s, dict):  # schema 1
+                live, reason, consent = s.get("live"), s.get("reason", ""), s.get("needs_consent", False)
+            else:  # (live, reason)
+                live, reason, consent = s[0], s[1], False
+            verdict = "yes" if live else "no"
+            if live and consent:
+                verdict = "yes, with consent"
         out.append((name, verdict, reason))
     return out
 

@@ -6,17 +6,32 @@ On disk a Recording is one folder of plain files that pandas alone can read:
     samples.csv     one row per sample: t_s, then memory columns with units in their names
     events.csv      t_s, kind, detail: what the experiment did and when
     buddyinfo.csv   (optional) snapshots of /proc/buddyinfo: t_s, label, zone, order, free_blocks
+    manifest.json   rows, bytes and SHA-256 of each file above, written last
 
 A folder is written atomically: into a hidden sibling first, then renamed into
-place, so a reader sees the whole recording or none of it.
+place, so a reader sees the whole recording or none of it. load() checks the
+manifest, so a file cut short, edited, dropped or added later is one RecordingError
+naming it, never numbers that load as if whole. A folder without a manifest (saved
+by reclaimlab before manifests) still loads, with a RecordingWarning, after the
+checks that need none (every CSV must end with a whole line). Add a manifest to a
+folder known to be whole (the shipped ones, say) with:
+
+    python -m reclaimlab.recording --write-manifest DIR [DIR...]
+    python -m reclaimlab.recording --check DIR [DIR...]
 """
 from __future__ import annotations
 
+import argparse
+import csv
+import hashlib
+import io
 import json
 import math
 import os
 import shutil
+import sys
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,10 +43,18 @@ EVENT_COLUMNS = ["t_s", "kind", "detail"]
 BUDDY_COLUMNS = ["t_s", "label", "zone", "order", "free_blocks"]
 REQUIRED_META = ("schema_version", "experiment", "mode", "complete", "kernel_release",
                  "guest_kind", "sample_hz", "tool_version", "date_utc")
+MANIFEST_NAME = "manifest.json"
+MANIFEST_VERSION = 1
+RECORDING_FILES = ("meta.json", "samples.csv", "events.csv", "buddyinfo.csv")  # what load() reads
+WRITE_MANIFEST_COMMAND = "python -m reclaimlab.recording --write-manifest"
 
 
 class RecordingError(ValueError):
     """A recording cannot be saved or loaded; the message names the file and the problem."""
+
+
+class RecordingWarning(UserWarning):
+    """A recording loaded without being verified (no manifest.json: saved before manifests)."""
 
 
 def _empty(columns: list[str]) -> pd.DataFrame:
@@ -120,6 +143,7 @@ def save(rec: Recording, out_dir: str | os.PathLike) -> Path:
         _write(tmp / "events.csv", rec.events.reindex(columns=EVENT_COLUMNS).to_csv(index=False))
         if len(rec.buddyinfo):
             _write(tmp / "buddyinfo.csv", rec.buddyinfo.reindex(columns=BUDDY_COLUMNS).to_csv(index=False))
+        _write(tmp / MANIFEST_NAME, _manifest_text(tmp))  # last: it vouches for what is written above
         if out.is_dir():
             out.rmdir()  # empty, checked above
         os.rename(tmp, out)
@@ -175,11 +199,152 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def load(path: str | os.PathLike, *, allow_partial: bool = False) -> Recording:
-    """Read and validate a recording folder; RecordingError names the file and the problem."""
+# --- the manifest -------------------------------------------------------------------------------
+
+def _rows(data: bytes) -> int:
+    """Data rows of a CSV (its header not counted; a quoted field may span lines)."""
+    return max(0, sum(1 for _ in csv.reader(io.StringIO(data.decode("utf-8", errors="replace")))) - 1)
+
+
+def _file_entry(path: Path) -> dict[str, Any]:
+    data = path.read_bytes()
+    return {"bytes": len(data), "rows": _rows(data) if path.suffix == ".csv" else None,
+            "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _manifest_text(root: Path) -> str:
+    files = {name: _file_entry(root / name) for name in RECORDING_FILES if (root / name).is_file()}
+    return json.dumps({"manifest_version": MANIFEST_VERSION, "files": files}, indent=2, sort_keys=True) + "\n"
+
+
+def _restore_hint(root: Path) -> str:
+    return (f"restore the folder from where it came (`git checkout -- {root}` for a shipped one) "
+            f"or record it again")
+
+
+def read_manifest(root: Path) -> dict[str, dict[str, Any]] | None:
+    """{file name: {bytes, rows, sha256}} from manifest.json, or None where there is none."""
+    path = root / MANIFEST_NAME
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise RecordingError(f"{path}: not readable ({exc}); {_restore_hint(root)}") from None
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not all(isinstance(v, dict) and isinstance(v.get("sha256"), str)
+                                              for v in files.values()):
+        raise RecordingError(f"{path}: not a reclaimlab manifest (no files with sha256); {_restore_hint(root)}")
+    if manifest.get("manifest_version") != MANIFEST_VERSION:
+        raise RecordingError(f"{path}: manifest_version {manifest.get('manifest_version')!r}, this reclaimlab "
+                             f"reads {MANIFEST_VERSION}; upgrade reclaimlab")
+    return files
+
+
+def verify(root: Path) -> bool:
+    """Check the folder against its manifest: True when it matches, False when it has none.
+
+    RecordingError names the first file that is cut short, edited, missing, or added later.
+    """
+    files = read_manifest(root)
+    if files is None:
+        return False
+    for name in RECORDING_FILES:
+        if (root / name).is_file() and name not in files:
+            raise RecordingError(f"{root / name}: not in {MANIFEST_NAME}, so it was added after the recording "
+                                 f"was saved; remove it or {_restore_hint(root)}")
+    for name, want in sorted(files.items()):
+        path = root / name
+        if not path.is_file():
+            raise RecordingError(f"{path}: missing, but {MANIFEST_NAME} lists it: the recording is incomplete; "
+                                 f"{_restore_hint(root)}")
+        have = _file_entry(path)
+        if have["sha256"] == want["sha256"]:
+            continue
+        shape = f"{have['bytes']} bytes" + (f", {have['rows']} rows" if have["rows"] is not None else "")
+        listed = f"{want.get('bytes')} bytes" + (f", {want.get('rows')} rows" if want.get("rows") is not None else "")
+        if have["rows"] is not None and (isinstance(want.get("rows"), int) and have["rows"] < want["rows"]
+                                         or not _ends_whole(path)):
+            what = "cut short (truncated)"
+        else:
+            what = "changed since it was saved (edited)"
+        raise RecordingError(f"{path}: {what}: {shape}, but {MANIFEST_NAME} says {listed} and another SHA-256; "
+                             f"its numbers cannot be trusted; {_restore_hint(root)}")
+    return True
+
+
+def _ends_whole(path: Path) -> bool:
+    """True when the file is empty or ends with a newline, as pandas ends every CSV it writes."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() == 0:
+            return True
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
+
+
+def _check_whole_lines(root: Path) -> None:
+    """Without a manifest, at least catch a file cut mid-line."""
+    for name in RECORDING_FILES:
+        path = root / name
+        if path.suffix == ".csv" and path.is_file() and not _ends_whole(path):
+            raise RecordingError(f"{path}: its last line is cut off (no newline at the end): the file was "
+                                 f"truncated; {_restore_hint(root)}")
+
+
+def write_manifest(path: str | os.PathLike, *, force: bool = False) -> str:
+    """Write manifest.json for an existing recording folder (atomically); returns what it did.
+
+    The folder must load (partial allowed) so that a broken one is never vouched for; one whose
+    manifest already matches is left alone; one whose manifest does not match is refused unless
+    `force` (the files were changed on purpose).
+    """
+    root = Path(path)
+    try:
+        matches = verify(root)
+    except RecordingError:
+        if not force:
+            raise
+        matches = False
+    if matches:
+        return f"{root}: {MANIFEST_NAME} already matches; unchanged"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RecordingWarning)
+        load(root, allow_partial=True, verify_manifest=False)
+    text = _manifest_text(root)
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{MANIFEST_NAME}.", suffix=".partial")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, root / MANIFEST_NAME)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(root)
+    return f"{root}: wrote {MANIFEST_NAME} ({', '.join(json.loads(text)['files'])})"
+
+
+def load(path: str | os.PathLike, *, allow_partial: bool = False, require_manifest: bool = False,
+         verify_manifest: bool = True) -> Recording:
+    """Read and validate a recording folder; RecordingError names the file and the problem.
+
+    Its manifest.json is checked first. Without one (a folder saved before manifests) it loads
+    with a RecordingWarning, unless `require_manifest` (the shipped datasets) makes that an error.
+    """
     root = Path(path)
     if not root.is_dir():
         raise RecordingError(f"{root}: no such recording folder")
+    if not (verify_manifest and verify(root)):
+        if require_manifest:
+            raise RecordingError(f"{root / MANIFEST_NAME}: missing, so nothing vouches that the files are whole; "
+                                 f"if they are, add it with `{WRITE_MANIFEST_COMMAND} {root}`")
+        _check_whole_lines(root)
+    if verify_manifest and not (root / MANIFEST_NAME).exists():
+        warnings.warn(f"{root}: no {MANIFEST_NAME} (saved by an older reclaimlab), so it is loaded without checking "
+                      f"that its files are whole; if they are, add one with `{WRITE_MANIFEST_COMMAND} {root}`",
+                      RecordingWarning, stacklevel=2)
     meta_path = root / "meta.json"
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -232,3 +397,33 @@ def _read_csv(path: Path, required: list[str]) -> pd.DataFrame:
     if absent:
         raise RecordingError(f"{path}: missing column(s) {', '.join(absent)}")
     return df
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m reclaimlab.recording --write-manifest DIR... | --check DIR..."""
+    parser = argparse.ArgumentParser(prog="python -m reclaimlab.recording",
+                                     description="Write or check the manifest.json of recording folders.")
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--write-manifest", action="store_true",
+                        help="write manifest.json for each folder (which must load); one that matches is left alone")
+    action.add_argument("--check", action="store_true", help="check each folder against its manifest and load it")
+    parser.add_argument("--force", action="store_true",
+                        help="with --write-manifest: replace a manifest that does not match (files changed on purpose)")
+    parser.add_argument("dirs", nargs="+", metavar="DIR", help="recording folders, e.g. data/recordings/*/*/")
+    args = parser.parse_args(argv)
+    failed = 0
+    for folder in args.dirs:
+        try:
+            if args.write_manifest:
+                print(write_manifest(folder, force=args.force))
+            else:
+                load(folder, allow_partial=True, require_manifest=True)
+                print(f"{folder}: whole ({MANIFEST_NAME} matches)")
+        except RecordingError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

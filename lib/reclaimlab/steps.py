@@ -67,7 +67,7 @@ class LiveRun:
         if issubclass(exc_type, KeyboardInterrupt) and not isinstance(exc, ExperimentInterrupted):
             raise ExperimentInterrupted(
                 f"{self.experiment} interrupted during {self._step!r}: the workload was stopped and its memory "
-                f"freed; what was sampled so far is in .recording (marked partial)", rec) from None
+                f"freed; what was sampled so far is kept, marked partial", rec) from None
         return False
 
     # -- steps

@@ -41,6 +41,9 @@ def _yes(flag: bool) -> str:
 
 KIND_MEANING = {
     "wsl2": "WSL 2: Windows' Hyper-V holds this VM's memory (vmmemWSL in Task Manager)",
+    "wsl1": "WSL 1: not a VM. Windows runs these Linux programs itself (no guest kernel), so memory they free "
+            "goes straight back to Windows: nothing to give back, nothing to measure live. Convert it to WSL 2 "
+            "in Windows: wsl --set-version <distro> 2",
     "vm": "a virtual machine: its host can take back memory the guest frees",
     "container": "a container: a cgroup limit binds us; system-wide knobs stay off",
     "bare-metal": "no host to give memory back to: the labs show the guest side only",
@@ -108,7 +111,10 @@ def _host_view_value(spec: host.HostViewSpec, roots: sources.Roots) -> tuple[str
         return ("no vmmem process", took) if kib is None else (_size(kib * 1024), took)
     with host.open_view(spec, roots, start=False) as view:
         kib = view.read()
-    return ("unreadable" if kib is None else _size(kib * 1024)), f"{spec.column} <- {spec.source}"
+    note = f"{spec.column} <- {spec.source}"
+    if spec.name == "reported_kib":
+        note = f"{guest.REPORTED_KIB_MEANING} ({spec.source})"
+    return ("unreadable" if kib is None else _size(kib * 1024)), note
 
 
 def _host_rows(info: guest.GuestInfo, roots: sources.Roots) -> list[str]:
@@ -134,16 +140,18 @@ def _knob_rows(info: guest.GuestInfo) -> list[str]:
     return rows
 
 
+VERDICT_TEXT = {"live": "live", "live_with_consent": "live, with consent", "recorded": "recorded"}
+
+
 def _experiment_rows(info: guest.GuestInfo) -> list[str]:
-    rows = ["Experiments (live here, or their recording)"]
+    rows = ["Experiments: what each lab does in mode='auto' (live here, or its recording)"]
     for name, support in info.live_support.items():
-        if not support.live:
-            value = "recorded"
-        elif name in guest.CONSENT_EXPERIMENTS and not info.consent_given:
-            value = "live, with consent"
-        else:
-            value = "live"
-        rows.append(_row(name, value, support.reason))
+        labs = ", ".join(lab[:2] for lab in guest.LABS.get(name, ()))
+        label = f"{name} (lab {labs})" if labs else name
+        reason = support.reason
+        if info.kind == "wsl1":
+            reason = "WSL 1 has no guest kernel: see 'kind' above"
+        rows.append(_row(label, VERDICT_TEXT[guest.verdict(name, support, info.consent_given)], reason))
     return rows
 
 

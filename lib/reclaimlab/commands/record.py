@@ -3,8 +3,12 @@
     reclaimlab record calloc-reclaim --size 3GB --out build/my-run
     reclaimlab record page-cache --allow-system-changes --to-data     # a new shipped dataset
 
-Ctrl-C stops the workload, frees its memory and (with --out) saves what was sampled,
-marked partial, so it can never pass for a complete run.
+Ctrl-C stops the workload, frees its memory and saves what was sampled, marked partial so
+it can never pass for a complete run: in --out, or else in a new folder under
+~/.cache/reclaimlab/partial/ (the message says which).
+
+While another live experiment runs on this guest, it waits (up to --wait seconds) and says
+which one; recorded mode never waits.
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from .. import datasets, recording
+from .. import datasets, guestlock, recording
 from ..experiments import MODES, ExperimentError, ExperimentInterrupted, ExperimentRefused, get, run
 from ..paths import recordings_dir
 from .errors import UserError
@@ -28,6 +32,24 @@ def _parse_params(pairs: tuple[str, ...]) -> dict:
             raise click.UsageError(f"--param {pair!r}: write it as name=value, e.g. --param observe_s=30")
         params[key.strip()] = _coerce(value.strip())
     return params
+
+
+def partial_dir(name: str) -> Path:
+    """Where an interrupted run without --out keeps what it sampled: a new folder in the user's cache."""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return Path.home() / ".cache" / "reclaimlab" / "partial" / f"{name}-{stamp}"
+
+
+def _save_partial(rec: "recording.Recording | None", out: Path | None, name: str) -> str:
+    """Save an interrupted run's recording (marked partial) and say where, or why it could not be."""
+    if rec is None:
+        return "nothing was sampled before the interruption, so nothing was saved"
+    where = out if out is not None else partial_dir(name)
+    try:
+        recording.save(rec, where)
+    except recording.RecordingError as exc:
+        return f"the partial recording could not be saved: {exc}"
+    return f"what was sampled so far is saved in {where}, marked partial so that it never passes for a whole run"
 
 
 def _coerce(value: str):
@@ -55,8 +77,11 @@ def _coerce(value: str):
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Save the Recording in this new folder.")
 @click.option("--to-data", is_flag=True, help="Save it as a shipped dataset under data/recordings/NAME/ and re-index.")
+@click.option("--wait", "wait_s", type=click.FloatRange(min=0), default=guestlock.DEFAULT_TIMEOUT_S, show_default=True,
+              metavar="SECONDS", help="While another live experiment runs on this guest, wait this long for it, "
+                                      "then give up (0: do not wait).")
 def record_command(name: str, mode: str, size: str | None, policy: str | None, param_pairs: tuple[str, ...],
-                   guest: str, allow_system_changes: bool, out: Path | None, to_data: bool) -> None:
+                   guest: str, allow_system_changes: bool, out: Path | None, to_data: bool, wait_s: float) -> None:
     """Run experiment NAME (one of: calloc-reclaim, page-cache, compaction, auto-reclaim, refault)."""
     try:
         get(name)
@@ -83,14 +108,13 @@ def record_command(name: str, mode: str, size: str | None, policy: str | None, p
         except recording.RecordingError as exc:
             raise UserError(str(exc)) from None
     try:
-        rec = run(name, mode, guest=guest, allow_system_changes=allow_system_changes or None, **params)
+        rec = run(name, mode, guest=guest, allow_system_changes=allow_system_changes or None,
+                  lock_timeout_s=wait_s, **params)
     except (ExperimentError, ExperimentRefused, ValueError) as exc:
         raise UserError(str(exc)) from None
     except ExperimentInterrupted as exc:
-        if out is not None and exc.recording is not None:
-            recording.save(exc.recording, out)
-            click.echo(f"interrupted: the partial recording (marked partial) is in {out}", err=True)
         click.echo(f"reclaimlab: {exc}", err=True)
+        click.echo(_save_partial(exc.recording, out, name), err=True)
         sys.exit(130)
     click.echo(f"{len(rec.samples)} samples, {len(rec.events)} events; {rec.describe_source()}")
     results = rec.meta.get("results") or {}

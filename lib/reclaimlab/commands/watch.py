@@ -3,7 +3,8 @@
 An instructor runs it in a terminal beside a workload. It shows what `free` shows
 (total, used, free, available) plus page cache, anonymous memory, reclaimable slab and
 what the host side says ("returned to host" where this guest has a host view), each
-with its change since watch started. On a terminal it redraws one block; piped (CI,
+with its change since watch started. "returned to host" counts from the start of the
+watch; reported_kib's running total since boot is shown beside it, labelled so. On a terminal it redraws one block; piped (CI,
 `| tee`) it prints one line per update. Ctrl-C is the normal way to end it: the
 recording is then complete and, with --out, saved.
 """
@@ -64,8 +65,10 @@ MEMORY_ROWS: list[tuple[str, Callable[[dict], float | None], str]] = [
     ("anonymous", _kib("anon_kib"), "AnonPages: process memory (malloc, stacks)"),
     ("slab reclaimable", _kib("slab_reclaimable_kib"), "SReclaimable: kernel caches it can drop"),
 ]
+RETURNED_SINCE_BOOT = ("total since boot", "reported_kib: all returned to the host since boot (a running total, "
+                                            "not what the host holds now)")
 HOST_ROWS: dict[str, tuple[str, str]] = {  # host view column -> (label, note)
-    "host_reported_kib": ("returned to host", "reported_kib: freed memory handed back (cumulative)"),
+    "host_reported_kib": ("returned to host", "freed memory handed to the host since this watch started"),
     "host_vm_working_set_kib": ("host holds (vmmem)", "Windows working set of the WSL VM"),
     "host_vm_rss_kib": ("host holds (QEMU)", "resident memory of the VM's QEMU process"),
 }
@@ -89,6 +92,10 @@ def view_rows(first: dict, now: dict, host_columns: list[str]) -> list[tuple[str
         label, note = HOST_ROWS.get(column, (column, "host view"))
         v, v0 = now.get(column), first.get(column)
         delta = None if _missing(v) or _missing(v0) else v - v0
+        if column == "host_reported_kib":  # a running total since boot: the watch counts its own rise
+            rows.append((label, _human(delta), "", note))
+            rows.append((*RETURNED_SINCE_BOOT[:1], _human(v), "", RETURNED_SINCE_BOOT[1]))
+            continue
         rows.append((label, _human(v), _human(delta, signed=True), note))
     if not host_columns:
         rows.append(("returned to host", "unknown", "", "no host view on this guest (see reclaimlab doctor)"))

@@ -5,6 +5,7 @@ import argparse
 import sys
 import time
 
+from .. import guestlock
 from ..recording import save
 from ..sizes import parse_size
 from . import availability, build, machine
@@ -37,14 +38,15 @@ def main(argv: list[str] | None = None) -> int:
                       f"guest kernel {vm.hello.fields.get('kernel')}, page_reporting_order "
                       f"{vm.hello.fields.get('page_reporting_order')}, QEMU resident {vm.host_rss_kib()[0]} KiB")
             return 0
-        rec = run_vm_experiment(args.name, reporting=args.reporting == "on",
-                                size_bytes=parse_size(args.size) if args.size else None,
-                                mem_bytes=parse_size(args.mem) if args.mem else None, quiet=False)
+        with guestlock.hold(args.name, guest="vm"):  # the same one-at-a-time rule as experiments.run
+            rec = run_vm_experiment(args.name, reporting=args.reporting == "on",
+                                    size_bytes=parse_size(args.size) if args.size else None,
+                                    mem_bytes=parse_size(args.mem) if args.mem else None, quiet=False)
         print(rec.meta["results"])
         if args.out:
             print(f"saved to {save(rec, args.out)}")
         return 0
-    except (VmError, ValueError) as exc:
+    except (VmError, ValueError, guestlock.GuestBusy) as exc:
         print(f"kit VM: {exc}", file=sys.stderr)
         return 1
 
