@@ -28,7 +28,7 @@ LABS = {  # which lab notebook (labs/NAME.ipynb) runs which experiment; a test r
     "page-cache": ("02_page_cache",),
     "compaction": ("03_compaction",),
     "auto-reclaim": ("04_wsl_autoreclaim",),
-    "vm": ("05_be_the_host",),
+    "vm": ("03_compaction", "05_be_the_host"),  # lab 03: its order-5 vs order-9 section
 }
 VERDICTS = ("live", "live_with_consent", "recorded")
 REPORTED_KIB_MEANING = ("reported_kib: a running total since boot of the memory this guest has reported free to "
