@@ -94,3 +94,11 @@ def test_the_solutions_pass_their_checkers(rec, rec_on):
     assert [fb.correct for fb in shown] == [True, True]
     shown = _run_solution("05_step_budget.py", budget=exercises.pass_budget(rec_on), rec_on=rec_on)
     assert [fb.correct for fb in shown] == [True]
+
+
+def test_with_snapshot_falls_back_to_the_shipped_recording(rec, capsys):
+    assert exercises.with_snapshot(rec) is rec
+    bare = type(rec)(samples=rec.samples, events=rec.events, meta=dict(rec.meta), buddyinfo=None)
+    used = exercises.with_snapshot(bare)
+    assert used.buddyinfo is not None and not used.buddyinfo.empty
+    assert "no `/proc/buddyinfo` snapshot" in capsys.readouterr().out

@@ -67,9 +67,21 @@ def _mib(v: float) -> str:
     return f"{v:,.1f} MiB"
 
 
+def _say(markdown: str) -> None:
+    """Markdown in a notebook, plain text elsewhere."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+    except ImportError:
+        get_ipython = None
+    if get_ipython is None or get_ipython() is None:
+        print(markdown)
+        return
+    display(Markdown(markdown))
+
+
 def _show(fb: Feedback) -> None:
-    from .lab import explain
-    explain(fb.markdown)
+    _say(fb.markdown)
 
 
 # --------------------------------------------------------------------------- lab 01: what is reportable
@@ -192,3 +204,20 @@ def step_budget_feedback(answer: Any, rec: Recording) -> Feedback:
 def check_step_budget(answer: Any, rec: Recording) -> None:
     """Show feedback on the learner's budget of one reporting pass, in MiB."""
     _show(step_budget_feedback(answer, rec))
+
+
+def with_snapshot(rec: Recording, label: str | None = None) -> Recording:
+    """`rec` if it has the buddyinfo snapshot an exercise needs, else the shipped recording of the same
+    experiment (and says so): a live run without /proc/buddyinfo still gets an exercise."""
+    b = rec.buddyinfo
+    if b is not None and not b.empty and (label is None or (b["label"] == label).any()):
+        return rec
+    from . import datasets
+    name = rec.meta.get("experiment", "?")
+    kind = rec.meta.get("guest_kind")
+    params = rec.meta.get("parameters", {})
+    selectors = {"reporting": params["reporting"]} if kind == "kit-vm" and "reporting" in params else None
+    shipped = datasets.find(name, selectors, guest_kind=kind if kind == "kit-vm" else None)
+    _say(f"_This run has no `/proc/buddyinfo` snapshot{f' {label!r}' if label else ''}: the exercise uses the "
+            f"shipped {name} recording of {str(shipped.meta.get('date_utc', '?'))[:10]} instead._")
+    return shipped
