@@ -371,7 +371,8 @@ def predict_html(prompt: str, choices: Sequence[str] | None = None) -> str:
     inner = f"<b>Predict first.</b> {_e(prompt)}"
     if choices:
         inner += _choice_list(choices)
-    inner += "<i>Pick or write your answer before you run the next cell; it is not graded.</i>"
+    inner += ("<i>Pick or write your answer before you run the next cell; it is not graded, and after the run "
+              "the lab sets it against what the run shows.</i>")
     return _box("predict", inner)
 
 
