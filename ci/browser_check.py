@@ -145,7 +145,7 @@ def self_test_notebook() -> dict:
 def prepare(labs: list[Path], dashboard: bool = True, self_test: bool = True) -> list[Path]:
     """Fresh build/browser: the notebooks to check (the self-test first, the copies of the labs with
     their mode injected, the dashboard notebook) and JupyterLab's settings."""
-    for sub in ("labs", "settings", "workspaces", "config", "runtime", "chromium-profile"):
+    for sub in ("labs", "docs", "settings", "workspaces", "config", "runtime", "chromium-profile"):
         shutil.rmtree(BUILD / sub, ignore_errors=True)
     shutil.rmtree(SHOTS, ignore_errors=True)  # no stale picture of a lab that was renamed or failed earlier
     (BUILD / "labs").mkdir(parents=True)
@@ -161,6 +161,9 @@ def prepare(labs: list[Path], dashboard: bool = True, self_test: bool = True) ->
         dest = BUILD / "labs" / lab.name
         dest.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         out.append(dest)
+    for sub in ("labs/img", "labs/solutions", "docs"):  # what the labs show, %load and link, where they expect it
+        if (ROOT / sub).is_dir():
+            shutil.copytree(ROOT / sub, BUILD / sub, dirs_exist_ok=True)
     if dashboard:
         dash = BUILD / "labs" / DASHBOARD_NB
         dash.write_text(json.dumps(dashboard_notebook(), indent=1) + "\n", encoding="utf-8")

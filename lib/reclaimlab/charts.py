@@ -185,23 +185,33 @@ def stacked_memory(rec: Recording, title: str | None = None, width: int = 640, h
 
 
 def lines(rec: Recording, columns: dict[str, str], title: str, unit: str = "MiB",
-          width: int = 640, height: int = 220, since_start: bool = False):
+          width: int = 640, height: int = 220, since_start: bool = False, on_top: str | None = None):
     """Selected *_kib or *_bytes columns as lines in `unit` (MiB or GiB), with the steps marked.
 
     `columns` maps a column to its legend label; absent columns are skipped, never invented.
     `since_start` plots each column's change since the first sample.
+    `on_top`: a column drawn last, dashed and thicker, so a line that runs on another stays visible.
     """
     s = _thin(rec.samples)
     parts = [p for col, label in columns.items() if (p := _series(s, col, "series", label, unit, since_start)) is not None]
     if not parts:
         raise ValueError(f"this recording has none of the columns {', '.join(columns)}")
     long = pd.concat(parts, ignore_index=True)
-    line = alt.Chart(long).mark_line(interpolate="step-after").encode(
+    labels = [label for label in columns.values() if label in set(long["series"])]
+    top_label = columns.get(on_top) if on_top in columns and columns.get(on_top) in labels else None
+    encoding = dict(
         x=alt.X("t_s:Q", title="time (s)", scale=alt.Scale(nice=False)),
         y=alt.Y(f"{unit}:Q", title=unit + (" since start" if since_start else "")),
-        color=alt.Color("series:N", title=None, sort=list(columns.values())),
+        color=alt.Color("series:N", title=None, sort=labels, scale=alt.Scale(domain=labels)),
     )
-    layers = [line]
+    if top_label is not None:  # one legend for colour and dash: same field, same title, same domain
+        encoding["strokeDash"] = alt.StrokeDash("series:N", title=None, sort=labels, scale=alt.Scale(
+            domain=labels, range=[[7, 3] if label == top_label else [1, 0] for label in labels]))
+        layers = [alt.Chart(long[long["series"] != top_label]).mark_line(interpolate="step-after").encode(**encoding),
+                  alt.Chart(long[long["series"] == top_label]).mark_line(interpolate="step-after", strokeWidth=3)
+                  .encode(**encoding)]
+    else:
+        layers = [alt.Chart(long).mark_line(interpolate="step-after").encode(**encoding)]
     ev = _events_layer(rec, float(long[unit].max()))
     if ev is not None:
         layers.append(ev)
@@ -265,3 +275,32 @@ def compare(recordings: dict[str, Recording], column: str, title: str, unit: str
         y=alt.Y(f"{unit}:Q", title=unit + (" since start" if since_start else "")),
         color=alt.Color("run:N", title=None, sort=list(recordings)))
     return _configure(chart.properties(width=width, height=height, title=title))
+
+
+def workload_memory(rec: Recording, title: str = "Memory while we calloc, touch and free: change since the start"):
+    """Lab 01's chart: our allocator's own RssAnon (dashed, on top: it runs on the guest's AnonPages) and,
+    as context, the whole guest's AnonPages and MemFree (in a container: the cgroup's counters)."""
+    whole = ({"cgroup_anon_bytes": "Context: your container's anonymous memory (cgroup)",
+              "cgroup_usage_bytes": "Context: your container's charged memory (cgroup)"} if is_container_recording(rec)
+             else {"anon_kib": "Context: the whole guest's AnonPages (every process)",
+                   "mem_free_kib": "Context: the whole guest's MemFree"})
+    own = {"workload_rss_anon_kib": "Our allocator's own anonymous memory (RssAnon, dashed)"}
+    return lines(rec, {**own, **whole}, title=title, unit="GiB", since_start=True, on_top="workload_rss_anon_kib")
+
+
+def touch_speeds(recordings: dict[str, Recording], title: str = "Writing every page of the buffer: speed of each touch",
+                 width: int = 420, height: int = 220):
+    """The first, hot and cold touch speeds (GB/s) of refault runs, grouped by touch, one bar per run."""
+    order = ["first", "hot", "cold"]
+    rows = [{"run": label, "touch": k, "GB/s": rec.meta.get("results", {}).get(f"{k}_touch_gb_per_s")}
+            for label, rec in recordings.items() for k in order]
+    speeds = pd.DataFrame(rows).dropna()
+    if speeds.empty:
+        raise ValueError("these recordings have no touch speeds (first/hot/cold_touch_gb_per_s)")
+    runs = list(recordings)
+    enc = dict(x=alt.X("touch:N", sort=order, title=None, axis=alt.Axis(labelAngle=0)),
+               y=alt.Y("GB/s:Q", title="GB/s (higher is faster)"),
+               tooltip=["run", "touch", alt.Tooltip("GB/s:Q", format=".2f")])
+    if len(runs) > 1:
+        enc.update(xOffset=alt.XOffset("run:N", sort=runs), color=alt.Color("run:N", sort=runs, title=None))
+    return _configure(alt.Chart(speeds, title=title).mark_bar().encode(**enc).properties(width=width, height=height))
