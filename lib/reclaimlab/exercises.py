@@ -123,7 +123,7 @@ def reportable_feedback(answer: Any, rec: Recording, order: int, label: str | No
     try:
         got = _answer_mib(answer)
     except _NoAnswer as exc:
-        return Feedback(None, str(exc))
+        return Feedback(None, f"Order {order}: {exc}")
     snap = buddy_snapshot(rec, label)
     page_kib = rec.meta.get("page_size_kib", 4)
     total = float((snap["free_blocks"] * snap["pages_per_block"]).sum() * page_kib) / KIB_PER_MIB
