@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from reclaimlab import paths, site
 
@@ -62,3 +63,24 @@ def test_provenance_rows_join_the_index_with_meta():
     page = site.provenance_html(entries, {"calloc-reclaim/r1": {"hypervisor": "QEMU TCG", "parameters": {"size": "3GB"}}},
                                 [])
     assert "QEMU TCG" in page and "size = 3GB" in page and "data/recordings/calloc-reclaim/r1" in page
+
+
+def test_a_lab_page_shows_every_chart_form_and_loads_nothing_from_elsewhere():
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    html_img = '<img src="data:image/svg+xml;base64,PHN2Zy8+" alt="chart">'
+    outputs = [CHART, {"output_type": "display_data", "metadata": {}, "data": {"text/html": [html_img]}},
+               {"output_type": "display_data", "metadata": {}, "data": {"image/png": png}}, WIDGET]
+    nb = _nb(_md("# 01 · t\n\nx"), {"cell_type": "code", "metadata": {}, "source": "charts.x()", "outputs": outputs,
+                                    "execution_count": 1}, _md("**Solution.** (b)", ["solution"]))
+    summaries = [site.summarize("01_t", nb)]
+    page = site.lab_html(nb, "01_t", summaries, "2026-01-01 00:00 UTC")
+    srcs = re.findall(r'<img [^>]*src="([^"]+)"', page)
+    assert srcs == ["data:image/svg+xml;base64,PHN2Zy8+", "data:image/svg+xml;base64,PHN2Zy8+",
+                    f"data:image/png;base64,{png}"]  # the SVG output, the HTML <img> as it was, the PNG
+    assert '<details class="folded"><summary>Solution</summary>' in page and "widget-view" not in page
+    assert "<script src=" not in page and "cdn" not in page.lower()
+
+
+def test_a_paragraph_after_the_overview_list_is_not_an_objective():
+    s = site.summarize("00_x", _nb(_md("# 00 · x"), _md("## Overview\n\n1. One\n2. Two\n\n**Who it is for.** Everyone.")))
+    assert s.objectives == ["One", "Two"]

@@ -94,7 +94,7 @@ def summarize(stem: str, nb: dict) -> LabSummary:
         if re.match(r"##\s+Overview", text.strip()):
             body = re.split(r"^##\s+(?!Overview)", text, flags=re.M)[0]
             for item in re.split(r"^\d+\.\s+", body, flags=re.M)[1:]:
-                objectives.append(" ".join(item.split()))
+                objectives.append(" ".join(item.split("\n\n")[0].split()))  # a blank line ends the list
             break
     return LabSummary(stem, title, intro, objectives)
 
@@ -141,6 +141,11 @@ def _md(text: str) -> str:
     return markdown2html(text)
 
 
+def _md_inline(text: str) -> str:
+    """One line of Markdown as inline HTML (without the paragraph around it)."""
+    return re.sub(r"^<p>(.*)</p>$", r"\1", _md(text).strip(), flags=re.S)
+
+
 def _page(title: str, body: str, nav: str) -> str:
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
             f'content="width=device-width, initial-scale=1"><title>{html.escape(title)}</title>'
@@ -149,8 +154,8 @@ def _page(title: str, body: str, nav: str) -> str:
 
 def landing_html(summaries: list[LabSummary], binder: str | None, executed_utc: str) -> str:
     labs = "".join(
-        f'<div class="lab"><h3><a href="{s.stem}.html">{html.escape(s.title)}</a></h3>{_md(s.intro_md)}'
-        + ("<p><b>You will:</b></p><ol>" + "".join(f"<li>{_md(o).strip()[3:-4]}</li>" for o in s.objectives)
+        f'<div class="lab"><h3><a href="{s.stem}.html">{_md_inline(s.title)}</a></h3>{_md(s.intro_md)}'
+        + ("<p><b>You will:</b></p><ol>" + "".join(f"<li>{_md_inline(o)}</li>" for o in s.objectives)
            + "</ol>" if s.objectives else "") + "</div>"
         for s in summaries)
     binder_part = (f'<p>On <a href="{html.escape(binder)}">mybinder.org</a>, in your browser, nothing to install '
