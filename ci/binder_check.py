@@ -370,9 +370,10 @@ class Banner:
     notices: tuple[str, ...]
 
 
-# lab.banner_html: "<b>LIVE on this machine</b> · exp · KIND guest ..." or
+# lab.banner_html: "<b>LIVE on this machine</b> · exp · KIND guest ..." (lab 05: "LIVE in the kit's VM on
+# this machine"), or
 # "<b>RECORDED</b> · exp · recorded DATE UTC on a KIND guest ..."
-BANNER_RE = re.compile(r"<b>(LIVE on this machine|RECORDED)</b> · ([^ <]+) · "
+BANNER_RE = re.compile(r"<b>(LIVE (?:in the kit(?:&#x27;|')s VM )?on this machine|RECORDED)</b> · ([^ <]+) · "
                        r"(?:recorded [^<]*? on a )?([^ <]+) guest")
 REASON_RE = re.compile(r"Why (?:a recording|live): ([^<]*)")
 NOTICE_RE = re.compile(r"<b>Notice:</b> ([^<]*)")

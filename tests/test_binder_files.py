@@ -208,3 +208,12 @@ def test_boot_kernels_are_made_root_only_and_restored(tmp_path, monkeypatch):
     (tmp_path / f"{binder_check.PREFIX}999999999-boot-modes.json").write_text(json.dumps({str(kernel): 0o644}))
     binder_check.restore_leftover_boot_modes()
     assert kernel.stat().st_mode & 0o777 == 0o644
+
+
+def test_the_kit_vm_banner_is_read_as_live(tmp_path):
+    text = ("<div class=\"reclaimlab-live\"><b>LIVE in the kit&#x27;s VM on this machine</b> · calloc-reclaim · "
+            "kit-vm guest · hypervisor QEMU TCG · kernel 6.18.56-0-virt<br>Why live: the kit's VM runs here</div>")
+    nb = tmp_path / "05_lab.ipynb"
+    nb.write_text(json.dumps({"cells": [{"cell_type": "code", "outputs": [{"data": {"text/html": text}}]}]}))
+    (banner,) = binder_check.banners(nb)
+    assert (banner.experiment, banner.live, banner.guest_kind) == ("calloc-reclaim", True, "kit-vm")
