@@ -3,6 +3,7 @@
 
     python3 tasks.py labs    # make .venv, install the kit, open the labs in JupyterLab
     python3 tasks.py test    # make .venv, install the kit, run every check CI runs
+    python3 tasks.py site    # execute every lab in recorded mode, build the static site in build/site/
     python3 tasks.py setup   # only make .venv and install
 
 Everything goes into ./.venv, so nothing outside the checkout is touched.
@@ -110,6 +111,15 @@ def test(args: list[str]) -> int:
     return 0
 
 
+def site(args: list[str]) -> int:
+    """Every lab executed in recorded mode (build/labs/recorded/), then the static site (build/site/)."""
+    setup()
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    if _run(BIN / "reclaimlab", "labs", "--mode", "recorded", env=env) != 0:
+        _fail("a lab failed in recorded mode; see its output above (executed copies in build/labs/recorded/)")
+    return _run(PY, "-m", "reclaimlab.site", *args, env=env)
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in {"-h", "--help", "help"}:
         print(__doc__)
@@ -122,7 +132,9 @@ def main(argv: list[str]) -> int:
         return labs(rest)
     if command == "test":
         return test(rest)
-    _fail(f"unknown command {command!r}; use one of: labs, test, setup")
+    if command == "site":
+        return site(rest)
+    _fail(f"unknown command {command!r}; use one of: labs, test, site, setup")
     return 2
 
 

@@ -1,4 +1,4 @@
-"""python -m reclaimlab.vm check | run NAME [--reporting on|off] [--size BYTES] [--mem BYTES] [--out DIR]"""
+"""python -m reclaimlab.vm check | fetch-kernel | run NAME [--reporting on|off] [--size BYTES] [--mem BYTES] [--out DIR]"""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +8,7 @@ import time
 from .. import guestlock
 from ..recording import save
 from ..sizes import parse_size
-from . import availability, build, machine
+from . import availability, build, machine, packaged_kernel
 from .errors import VmError
 from .experiments import DEFAULTS, run_vm_experiment
 
@@ -17,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m reclaimlab.vm", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("check", help="say whether the VM can run here, build it and boot it once")
+    sub.add_parser("fetch-kernel", help="fetch a guest kernel readable by this user (where /boot's is root's only)")
     r = sub.add_parser("run", help="run an experiment in the VM")
     r.add_argument("name", choices=sorted(DEFAULTS))
     r.add_argument("--reporting", choices=("on", "off"), default="on")
@@ -37,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"kit VM: booted in {vm.boot_s:.1f} s under {vm.accel.hypervisor} ({vm.accel.reason}); "
                       f"guest kernel {vm.hello.fields.get('kernel')}, page_reporting_order "
                       f"{vm.hello.fields.get('page_reporting_order')}, QEMU resident {vm.host_rss_kib()[0]} KiB")
+            return 0
+        if args.cmd == "fetch-kernel":
+            image, release, _mods = packaged_kernel.fetch()
+            print(f"kit VM: guest kernel {release} in {image.parent}")
             return 0
         with guestlock.hold(args.name, guest="vm"):  # the same one-at-a-time rule as experiments.run
             rec = run_vm_experiment(args.name, reporting=args.reporting == "on",

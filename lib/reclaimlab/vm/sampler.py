@@ -167,6 +167,7 @@ class VmSampler:
             "mode": "live",
             "complete": interrupted is None,
             "kernel_release": hello.get("kernel", m.image.kernel_release),
+            "guest_kernel_source": m.image.kernel_source or None,
             "guest_kind": "kit-vm",
             "hypervisor": m.accel.hypervisor,
             "accel_reason": m.accel.reason,
