@@ -31,7 +31,7 @@ def test_every_shipped_lab_has_a_title_and_objectives():
     for path in sorted(paths.labs_dir().glob(site.LAB_GLOB)):
         s = site.summarize(path.stem, json.loads(path.read_text(encoding="utf-8")))
         assert s.title[:2] == path.stem[:2] and s.intro_md, path.name
-        assert s.objectives or path.stem.startswith("00"), f"{path.name}: no numbered list under ## Overview"
+        assert s.objectives or path.stem.startswith("00"), f"{path.name}: no numbered list of objectives"
 
 
 def test_widgets_are_dropped_charts_kept_and_the_input_untouched():

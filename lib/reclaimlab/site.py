@@ -81,8 +81,12 @@ def _source(cell: dict) -> str:
     return "".join(src) if isinstance(src, list) else src
 
 
+OBJECTIVES_HEADING = r"##\s+(Overview|By the end you will be able to)"
+
+
 def summarize(stem: str, nb: dict) -> LabSummary:
-    """Title and introduction (the first cell), objectives (the numbered list under "## Overview")."""
+    """Title and introduction (the first cell), objectives (the numbered list under "## By the end you will be
+    able to", or "## Overview" in a lab not yet written as outcomes)."""
     cells = [c for c in nb.get("cells", []) if c.get("cell_type") == "markdown"]
     first = _source(cells[0]) if cells else ""
     heading = re.search(r"^#\s+(.+)$", first, re.M)
@@ -91,8 +95,8 @@ def summarize(stem: str, nb: dict) -> LabSummary:
     objectives: list[str] = []
     for cell in cells[1:]:
         text = _source(cell)
-        if re.match(r"##\s+Overview", text.strip()):
-            body = re.split(r"^##\s+(?!Overview)", text, flags=re.M)[0]
+        if re.match(OBJECTIVES_HEADING, text.strip()):
+            body = re.split(r"^##\s+", text.strip(), flags=re.M)[1]
             for item in re.split(r"^\d+\.\s+", body, flags=re.M)[1:]:
                 objectives.append(" ".join(item.split("\n\n")[0].split()))  # a blank line ends the list
             break
