@@ -66,9 +66,9 @@ def setup() -> None:
     fingerprint = _install_fingerprint()
     if STAMP.exists() and STAMP.read_text() == fingerprint:
         return
-    if _run(PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip") != 0:
+    if _run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--upgrade", "pip") != 0:
         _fail("pip could not upgrade itself; see the output above")
-    if _run(PY, "-m", "pip", "install", "--quiet", "-e", ".[labs,dev,browser]") != 0:
+    if _run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", ".[labs,dev,browser]") != 0:
         _fail("installing reclaimlab and its dependencies failed; see pip's output above")
     STAMP.write_text(fingerprint)
 
@@ -147,8 +147,10 @@ def labs(args: list[str]) -> int:
     # files, history) go into the checkout's .venv too, so nothing outside the checkout changes. The
     # token goes by the environment, not the command line other users can read in `ps`.
     state = VENV / "jupyter"
+    # (jupyter-lsp runs `npm prefix --global`, and npm writes a log file into its cache.)
     env = {"JUPYTER_CONFIG_DIR": str(state / "config"), "JUPYTER_DATA_DIR": str(state / "data"),
            "JUPYTER_RUNTIME_DIR": str(state / "runtime"), "IPYTHONDIR": str(state / "ipython"),
+           "NPM_CONFIG_CACHE": str(state / "npm"),
            **os.environ, "JUPYTER_TOKEN": token}  # directories the user set stay theirs
     stopping = []
 

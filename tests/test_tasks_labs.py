@@ -117,3 +117,14 @@ def test_setup_vm_check_names_what_is_missing_and_installs_nothing(tmp_path):
     assert re.search(r"missing: .*\bgcc\b", r.stdout)
     assert "apt-get update && apt-get install -y --no-install-recommends" in r.stdout and "gcc" in r.stdout.splitlines()[-1]
     assert not called.exists(), "--check must never install"
+
+
+def test_without_qemu_lab05_auto_shows_its_recording_with_the_install_command(tmp_path, monkeypatch):
+    # What `tasks.py labs` leaves a newcomer with when it installed nothing: lab 05 in auto mode.
+    from reclaimlab import experiments
+    monkeypatch.setenv("PATH", str(tmp_path))  # no qemu-system-x86_64 (nor anything else) on PATH
+    rec = experiments.run("calloc-reclaim", mode="auto", guest="vm", quiet=True)
+    reason = rec.meta["mode_reason"]  # set only where a recording stands in for the live run
+    assert len(rec.samples) > 0
+    assert "the kit's VM cannot run here" in reason and "qemu-system-x86_64 not found" in reason
+    assert "apt-get install -y --no-install-recommends qemu-system-x86" in reason
