@@ -10,9 +10,9 @@ describes it, plus that text as text/plain. JupyterLab refuses `image/svg+xml` o
 does not trust (any executed notebook opened later: the chart shows as its text), but shows sanitized
 HTML, and its sanitizer keeps an `<img>` with a data URL; nbconvert's HTML shows the same `<img>`.
 The base64 costs nothing against bare SVG in the notebook's JSON (which escapes every quote): executed
-in recorded mode, lab 01 is 224 KB either way. No PNG beside it: JupyterLab, nbconvert and VS Code all
-prefer text/html to image/png, so a PNG would never be shown there and would about triple each chart's
-bytes (lab 01's memory chart: 36 KB of SVG, 83 KB of PNG; vl-convert 1.9, measured 2026-11-26).
+in recorded mode, lab 01 is 224 KB either way. No PNG beside it: JupyterLab (trusted or not) and
+nbconvert both pick text/html before image/png, so a PNG would never be shown there and would about
+triple each chart's bytes (lab 01's memory chart: 36 KB of SVG, 83 KB of PNG; vl-convert 1.9, measured 2026-11-26).
 """
 from __future__ import annotations
 
