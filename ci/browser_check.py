@@ -815,7 +815,7 @@ def main(argv: list[str]) -> int:
                     if nb_path.name == SELF_TEST_NB:
                         r.failures = self_test_misses(r)
                     log(f"{nb_path.stem}: {'ok' if not r.failures else 'FAILED'} in {r.seconds:.0f} s "
-                        f"({r.charts} charts, {r.widgets} outputs with widgets, {r.solutions} solutions shut)")
+                        f"({r.charts} charts, {r.widgets} outputs with widgets, {r.solutions} solutions checked)")
                     results.append(r)
                 for nb_path in untrusted:
                     log(f"{UNTRUSTED}/{nb_path.stem}: opening the executed copy without running it")
@@ -823,7 +823,7 @@ def main(argv: list[str]) -> int:
                     if nb_path.name == SELF_TEST_UNTRUSTED_NB:
                         r.failures = self_test_misses(r, SELF_TEST_UNTRUSTED_EXPECTED)
                     log(f"{r.name}: {'ok' if not r.failures else 'FAILED'} in {r.seconds:.0f} s ({r.charts} charts, "
-                        f"{r.solutions} solutions shut)")
+                        f"{r.solutions} solutions checked)")
                     results.append(r)
             finally:
                 context.close()
