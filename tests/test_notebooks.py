@@ -15,7 +15,6 @@ import pytest
 LABS_DIR = Path(__file__).resolve().parents[1] / "labs"
 LABS = sorted(LABS_DIR.glob("[0-9][0-9]_*.ipynb"))
 HEADINGS = ("Overview", "Prerequisites", "Summary", "What's next", "Resources")
-HIDDEN_TAGS = {"solution", "instructor"}
 # An offline page must not need JavaScript from a CDN, and one JupyterChart embeds ~0.9 MB of it.
 FORBIDDEN_IN_CODE = ("JupyterChart", "cdn.jsdelivr", "unpkg.com", 'renderers.enable("default")',
                      "renderers.enable('default')", "sudo ")
@@ -107,12 +106,24 @@ def test_parameters_cell_then_validation(nb):
 
 
 def test_solutions_and_instructor_notes_are_collapsed(nb):
+    """A solution is a closed <details>: JupyterLab, RISE, nbconvert and GitHub all keep it shut until
+    the learner opens it. metadata.jupyter.source_hidden does not hold for a solution: JupyterLab's
+    Run All un-hides every markdown cell it runs. Instructor notes stay source_hidden (instructors
+    open them; a learner's Run All showing them gives nothing away)."""
     path, notebook = nb
     for i, cell in enumerate(notebook.cells):
-        if HIDDEN_TAGS & set(_tags(cell)):
+        tags = set(_tags(cell))
+        if "solution" in tags:
+            src = cell.source.strip()
+            assert cell.cell_type == "markdown", f"{path.name} cell {i}: a solution must be a markdown cell"
+            assert re.match(r"<details><summary>[^<]*<b>Solution</b>[^<]*</summary>\n\n", src) and src.endswith("</details>"), \
+                f"{path.name} cell {i}: wrap a solution in <details><summary><b>Solution</b> ...</summary>, a blank " \
+                "line, the text, a blank line, </details> (closed: no `open`)"
+            assert cell.get("metadata", {}).get("jupyter", {}).get("source_hidden") is not True, \
+                f"{path.name} cell {i}: a collapsed solution cell needs two clicks to open; <details> is enough"
+        elif "instructor" in tags:
             assert cell.get("metadata", {}).get("jupyter", {}).get("source_hidden") is True, \
-                f"{path.name} cell {i}: tagged {sorted(HIDDEN_TAGS & set(_tags(cell)))} but not collapsed " \
-                "(metadata.jupyter.source_hidden)"
+                f"{path.name} cell {i}: instructor notes must be collapsed (metadata.jupyter.source_hidden)"
 
 
 def test_every_question_has_a_solution(nb):
