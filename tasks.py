@@ -57,7 +57,7 @@ def setup() -> None:
         return
     if _run(PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip") != 0:
         _fail("pip could not upgrade itself; see the output above")
-    if _run(PY, "-m", "pip", "install", "--quiet", "-e", ".[labs,dev,browser]") != 0:
+    if _run(PY, "-m", "pip", "install", "--quiet", "-e", ".[labs,dev,browser,hub]") != 0:
         _fail("installing reclaimlab and its dependencies failed; see pip's output above")
     STAMP.write_text(fingerprint)
 
