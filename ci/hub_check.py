@@ -654,6 +654,7 @@ def check(args: argparse.Namespace, tmp: Path, figures: Figures, cleanup: list) 
     problems = room_problems(args.participants, limit, mem_total)
     if problems:
         raise CheckFailed("the room does not fit this machine: " + "; ".join(problems))
+    shutil.rmtree(OUT_DIR, ignore_errors=True)
     chp = install_proxy()
     repo, venv = user_environment(tmp)
     knobs = bc.experiment_knobs(venv, repo)
@@ -748,8 +749,8 @@ def check(args: argparse.Namespace, tmp: Path, figures: Figures, cleanup: list) 
         problems += own_cgroup_problems(p, limit)
     live = [(p.name, rec) for p in participants for r in p.results if r.probe for rec in r.probe["recordings"]
             if rec.get("mode") == "live" and rec.get("guest_kind") == "container"]
-    say(f"live recordings in the participants' containers: {len(live)}, each with its participant's cgroup "
-        f"(limit {limit / GIB:.2f} GiB, cgroup_* columns; peak in a recording "
+    say(f"live recordings in the participants' containers: {len(live)}, each checked against its participant's "
+        f"cgroup (limit {limit / GIB:.2f} GiB, cgroup_* columns; peak in a recording "
         f"{max((rec.get('cgroup_usage_max_bytes') or 0 for _, rec in live), default=0) / GIB:.2f} GiB)"
         if live else "no live recording in any participant's container")
     if not live:
@@ -894,7 +895,6 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, bc._raise_exit)
     bc.sweep_leftovers(PREFIX)
     sweep_leftover_users()
-    shutil.rmtree(OUT_DIR, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
     tmp.chmod(0o755)
     figures, cleanup, problems, t0 = Figures(), [], [], time.monotonic()
