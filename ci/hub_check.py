@@ -916,7 +916,8 @@ def main(argv: list[str] | None = None) -> int:
         say(f"FAILED: {problem}")
     print(f"hub: {figures.passed_participants}/{figures.participants} participants, {figures.labs_passed}/"
           f"{figures.labs_total} labs passed, {figures.oom_kills} OOM kills, min MemAvailable "
-          f"{figures.min_available_share * 100:.1f} %, {figures.seconds:.0f} s", flush=True)
+          f"{f'{figures.min_available_share * 100:.1f}' if figures.min_available_share else '-'} %, "
+          f"{figures.seconds:.0f} s", flush=True)
     return 1 if problems else 0
 
 
