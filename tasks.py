@@ -55,7 +55,11 @@ def _install_fingerprint() -> str:
     return h.hexdigest()
 
 
-def setup() -> None:
+LAB_EXTRAS = "labs,dev,browser"
+TEST_EXTRAS = LAB_EXTRAS + ",hub"  # ci/check-hub runs a real JupyterHub: only the tests need it
+
+
+def setup(extras: str = LAB_EXTRAS) -> None:
     if sys.version_info < (3, 10):
         _fail(f"Python >= 3.10 is needed, this is {sys.version.split()[0]}; run it with a newer python3.")
     if not PY.exists():
@@ -65,13 +69,16 @@ def setup() -> None:
         except Exception as exc:  # e.g. Debian without python3-venv
             _fail(f"could not create {VENV} ({exc}); on Debian/Ubuntu: apt-get install python3-venv")
     fingerprint = _install_fingerprint()
-    if STAMP.exists() and STAMP.read_text() == fingerprint:
-        return
+    done = STAMP.read_text().split() if STAMP.exists() else []
+    if done[:1] == [fingerprint] and set(extras.split(",")) <= set(done[1:2] and done[1].split(",")):
+        return  # the same pyproject, and every extra asked for is installed already
     if _run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--upgrade", "pip") != 0:
         _fail("pip could not upgrade itself; see the output above")
-    if _run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", ".[labs,dev,browser]") != 0:
+    if _run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", f".[{extras}]") != 0:
         _fail("installing reclaimlab and its dependencies failed; see pip's output above")
-    STAMP.write_text(fingerprint)
+    if done[:1] == [fingerprint] and done[1:2]:
+        extras = ",".join(dict.fromkeys(done[1].split(",") + extras.split(",")))
+    STAMP.write_text(f"{fingerprint} {extras}")
 
 
 def install_system_packages() -> list[str]:
@@ -201,7 +208,7 @@ def labs(args: list[str]) -> int:
 
 
 def test(args: list[str]) -> int:
-    setup()
+    setup(TEST_EXTRAS)
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     failed = install_system_packages()
     steps: list[tuple[str, list]] = [

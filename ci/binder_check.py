@@ -80,19 +80,20 @@ class Cgroup:
     version: int
 
     @classmethod
-    def create(cls, name: str, limit_bytes: int) -> "Cgroup":
+    def create(cls, name: str, limit_bytes: int | None) -> "Cgroup":
+        """limit_bytes None: a cgroup without a limit (it still counts; ci/check-hub's broken configuration)."""
         try:
             return cls._create(name, limit_bytes)
         except OSError as exc:
             raise CheckFailed(f"could not make the memory cgroup {name}: {exc}") from None
 
     @classmethod
-    def _create(cls, name: str, limit_bytes: int) -> "Cgroup":
+    def _create(cls, name: str, limit_bytes: int | None) -> "Cgroup":
         v1 = CGROUP_ROOT / "memory"
         if (v1 / "memory.limit_in_bytes").exists():
             cg = cls(v1 / name, 1)
             cg.path.mkdir()
-            cg._write("memory.limit_in_bytes", limit_bytes)
+            cg._write("memory.limit_in_bytes", -1 if limit_bytes is None else limit_bytes)
             return cg
         v2 = find_cgroup2_with_memory()
         if v2 is None:
@@ -101,12 +102,12 @@ class Cgroup:
             (v2 / "cgroup.subtree_control").write_text("+memory")  # delegate it to the children
         cg = cls(v2 / name, 2)
         cg.path.mkdir()
-        cg._write("memory.max", limit_bytes)
+        cg._write("memory.max", "max" if limit_bytes is None else limit_bytes)
         if (cg.path / "memory.swap.max").exists():
             cg._write("memory.swap.max", 0)  # Binder's pods have no swap either
         return cg
 
-    def _write(self, name: str, value: int) -> None:
+    def _write(self, name: str, value: int | str) -> None:
         (self.path / name).write_text(f"{value}\n")
 
     def _read(self, name: str) -> str | None:
@@ -188,15 +189,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def sweep_leftovers() -> None:
-    """Remove cgroups and folders of earlier runs that were killed before they could clean up."""
-    for d in sorted({*CGROUP_ROOT.glob(f"*/{PREFIX}*"), *CGROUP_ROOT.glob(f"{PREFIX}*")}):
-        pid = d.name[len(PREFIX):].split("-")[0]
+def sweep_leftovers(prefix: str = PREFIX) -> None:
+    """Remove cgroups and folders (named prefix + PID) of earlier runs killed before they could clean up."""
+    for d in sorted({*CGROUP_ROOT.glob(f"*/{prefix}*"), *CGROUP_ROOT.glob(f"{prefix}*")}):
+        pid = d.name[len(prefix):].split("-")[0]
         if d.is_dir() and pid.isdigit() and not _alive(int(pid)):
             Cgroup(d, 1).remove()
             say(f"removed the cgroup {d} of an earlier run")
-    for d in Path(tempfile.gettempdir()).glob(f"{PREFIX}*"):
-        pid = d.name[len(PREFIX):].split("-")[0]
+    for d in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+        pid = d.name[len(prefix):].split("-")[0]
         if d.is_dir() and pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(d, ignore_errors=True)
             say(f"removed the folder {d} of an earlier run")
