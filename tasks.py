@@ -4,7 +4,7 @@
     python3 tasks.py labs [--port N]   # make .venv, install the kit, start JupyterLab, print its URL
     python3 tasks.py test              # make .venv, install the kit, run every check CI runs
     python3 tasks.py site              # execute every lab in recorded mode, build the static site in build/site/
-    python3 tasks.py setup             # only make .venv and install
+    python3 tasks.py setup             # only make .venv and install everything the tests use
 
 Everything goes into ./.venv, so nothing outside the checkout is touched. `labs` never installs
 system packages: where lab 05's VM lacks some, it names them and the command that installs them.
@@ -244,7 +244,7 @@ def main(argv: list[str]) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command == "setup":
-        setup()
+        setup(TEST_EXTRAS)  # a developer's set-up: everything the tests use
         return 0
     if command == "labs":
         return labs(rest)
