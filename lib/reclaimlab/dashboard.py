@@ -297,7 +297,8 @@ class Dashboard:
     def display(self) -> None:
         """Show the view (again) in the current cell; every view of it keeps updating."""
         from IPython.display import display
-        bundle = dict(self.widget._repr_mimebundle_() or {})
+        bundle = self.widget._repr_mimebundle_() or {}
+        bundle = dict(bundle[0] if isinstance(bundle, tuple) else bundle)  # anywidget: (data, metadata)
         # Where widgets do not render (RISE's slideshow, a notebook read without its kernel) this
         # line is what shows: the figures at the time the cell ran.
         bundle["text/plain"] = ("reclaimlab live dashboard (a widget: it updates in JupyterLab, Notebook 7 or "
