@@ -49,7 +49,6 @@ import sys
 import tempfile
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -331,14 +330,15 @@ DASHBOARD_JS = """() => {
 
 
 def block_network(page, blocked: list[str]) -> None:
-    """Abort every request that is not to this machine's server; name each in `blocked`."""
-    def route(r) -> None:
-        if urllib.parse.urlsplit(r.request.url).hostname == "127.0.0.1":
-            r.continue_()
-        else:
-            blocked.append(r.request.url)
-            r.abort()
-    page.route("**/*", route)
+    """Abort every request that is not to this machine's server; name each in `blocked`.
+
+    Only those reach the handler (the pattern): Playwright's sync API runs a handler only while
+    the check calls into it, so routing the server's own requests through one would stall them
+    (a save, a kernel message) whenever the check sleeps."""
+    def abort(r) -> None:
+        blocked.append(r.request.url)
+        r.abort()
+    page.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/])"), abort)
 
 
 class LabPage:
