@@ -284,12 +284,14 @@ class Dashboard:
         self.stopped = True
         cost = self.cost()
         last = self.latest()
-        if self.widget is not None and self.widget.comm is not None:
-            if not alive:
-                self._send_new()  # the sender may not have sent the final samples
-            if self.error is None:
+        if self.widget is not None and self.widget.comm is not None and self.error is None:
+            try:
+                if not alive:
+                    self._send_new()  # the sender may not have sent the final samples
                 self.widget.status = (f"<span style='color:#666'>Stopped at t = {last['t_s']:.1f} s "
                                       f"(dashboard.show() starts a new one).</span>" if last else "Stopped.")
+            except Exception:  # noqa: BLE001  at interpreter exit (atexit) the kernel's channels may be gone
+                pass
         if alive:
             raise DashboardError(f"threads did not stop within {JOIN_TIMEOUT_S:g} s: {', '.join(alive)}")
         return cost
