@@ -325,7 +325,8 @@ DASHBOARD_JS = """() => {
     for (let i = 0; i < px.length; i += 4) if (px[i + 3] > 0 && (px[i] < 250 || px[i + 1] < 250 || px[i + 2] < 250)) inked++;
   }
   return {t_s: f && f.dataset.tS ? parseFloat(f.dataset.tS) : null, samples: f ? parseInt(f.dataset.samples) : null,
-          points: f ? parseInt(f.dataset.points) : null, canvas: hash, inked};
+          points: f ? parseInt(f.dataset.points) : null, frames: f ? parseInt(f.dataset.frame) : null,
+          canvas: hash, inked};
 }"""
 
 
@@ -560,7 +561,8 @@ def check_dashboard(result: LabResult, lab: LabPage, blocked: list[str]) -> None
     still_running = lab.state()["cells"][1]["prompt"] == "[*]:"
     log(f"dashboard: t = {first['t_s']} s, {first['samples']} samples -> t = {second['t_s']} s, "
         f"{second['samples']} samples; chart drawn: {second['inked']} inked pixels, changed: "
-        f"{first['canvas'] != second['canvas']}; requests blocked: {len(blocked)}")
+        f"{first['canvas'] != second['canvas']}, {second['frames'] - first['frames']} redraws in 1.5 s; "
+        f"requests blocked: {len(blocked)}")
     for url in blocked:
         log(f"dashboard: blocked a request off this machine: {url[:200]}")
     if first["t_s"] is None:
@@ -574,6 +576,9 @@ def check_dashboard(result: LabResult, lab: LabPage, blocked: list[str]) -> None
         result.fail(f"the dashboard's chart is not drawn (canvas: {second['canvas']}, {second['inked']} inked pixels)")
     elif first["canvas"] == second["canvas"]:
         result.fail("the dashboard's chart did not change in 1.5 s")
+    elif second["frames"] - first["frames"] < 4:  # 6 samples at 4 Hz: each one its own message and redraw
+        result.fail(f"the dashboard's chart fell behind: {second['frames'] - first['frames']} redraws in 1.5 s "
+                    f"at 4 samples/s")
     if not still_running:
         result.fail("the sleeping cell ended before the second read: the check proved nothing about updates "
                     "during another cell")
