@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -361,3 +362,41 @@ def test_in_a_container_the_stack_is_the_cgroups_own_split_up_to_its_limit():
     assert values[other] == 50 * 1024 and values[free] == (2048 - 700) * 1024
     assert [d["label"] for d in dashboard.series(tuple(row)[1:], container=True)] == charts.CGROUP_STACK
     assert dashboard.point(row, {}, container=True, limit_kib=float(2 << 20))[1:] == [v for _, v in values.items()]
+
+
+# --------------------------------------------------------------------------- the browser's side
+
+TRIM_JS = """
+import { storeFor, apply } from %(module)s;
+const traits = {uid: "t", window_s: 30, max_rows: 30 * 20 + 4, max_events: 200};
+const model = {get: (k) => traits[k]};
+const s = storeFor(model);
+let sent = 0;
+for (let k = 0; k < 3600 * 20; k += 5) {   // an hour at 20 Hz, five samples a message
+  const rows = [];
+  for (let j = k; j < k + 5; j++) rows.push([j / 20, 1, 2, 3, 4]);
+  apply(s, {kind: "points", rows, samples: k + 5}, model);
+  if (k %% 400 === 0) apply(s, {kind: "events", events: [[k / 20, "mark"]]}, model);
+  sent += 5;
+}
+apply(s, {kind: "points", rows: [[1.0, 9, 9, 9, 9]], samples: sent}, model);  // an old row again: ignored
+console.log(JSON.stringify({rows: s.rows.length, first: s.rows[0][0], last: s.rows[s.rows.length - 1][0],
+                            events: s.events.length, samples: s.samples}));
+"""
+
+
+def test_the_browser_keeps_only_the_window_for_an_hour(tmp_path):
+    """dashboard.js's store, run in node: an hour at 20 Hz leaves the window's rows and markers."""
+    import shutil
+    import subprocess
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the browser-side store is then only exercised by ci/check-browser")
+    module = (Path(dashboard.__file__).parent / "dashboard_assets" / "dashboard.js").as_uri()
+    script = tmp_path / "trim.mjs"
+    script.write_text(TRIM_JS % {"module": json.dumps(module)})
+    out = json.loads(subprocess.run([node, str(script)], capture_output=True, text=True, check=True,
+                                    timeout=60).stdout)
+    assert out["last"] == pytest.approx(3600 - 0.05)
+    assert out["last"] - out["first"] <= 30 + 0.05, "rows older than the window are dropped (one kept at the edge)"
+    assert out["rows"] <= 30 * 20 + 4 and out["events"] <= 2 and out["samples"] == 3600 * 20

@@ -229,3 +229,4 @@ function render({ model, el }) {
 }
 
 export default { initialize, render };
+export { storeFor, apply }; // for tests/test_dashboard.py (node)
