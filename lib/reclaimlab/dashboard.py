@@ -15,11 +15,12 @@ Why it is built this way:
   (dashboard_widget.py) with a vendored uPlot: its JavaScript is package data sent once with the
   widget, and the anywidget wheel ships the frontend, so it renders offline in JupyterLab,
   Notebook 7 and VS Code. Per update the kernel sends one custom message holding only the new
-  samples and any new markers. ci/bench-dashboard, on a shared 2-vCPU Firecracker guest (Linux
-  6.18, 2026-11-26): the kernel spent 0.38 % of a core at 4 Hz (1.4 % at 20 Hz), ~190 bytes a
-  message; the SVG frames this replaced (vl-convert in the kernel, 2 frames/s, the GIL held
-  meanwhile) took 14.0 % (16.9 %) and stretched a 10 Hz sampler's worst gap beside it to 313 ms,
-  against 109 ms beside this one and 130 ms with no dashboard.
+  samples and any new markers. ci/bench-dashboard, three runs on a shared 2-vCPU Firecracker
+  guest (Linux 6.18, 2026-11-26): the kernel spent 0.4-0.5 % of a core at 4 Hz (1.4-1.9 % at
+  20 Hz), ~185 bytes a message; the SVG frames this replaced (vl-convert in the kernel, 2
+  frames/s) took 14-16 % (17-20 % at 20 Hz) and ~95 KiB/s to the browser. A 10 Hz sampler
+  beside this dashboard kept its worst gap at 102-153 ms (103-130 ms with no dashboard); beside
+  the SVG frames it reached 313 ms in one run of three.
 - ipykernel 7 sends output written from a background thread to whichever cell is executing at
   that moment (or drops it), so the threads never print or display: they send widget messages,
   which reach the one view whatever cell runs meanwhile. Errors go to the view's status line.
