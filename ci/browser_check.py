@@ -21,8 +21,10 @@ What it does, and why:
   (an offline failure is blank, with no error text); every lab.predict / lab.question cell shows
   its widgets; no "Error displaying widget", "JavaScript Error" or "Error rendering output item".
 - A generated notebook (build/browser/labs/dashboard_check.ipynb) starts the live dashboard and
-  then sleeps in another cell: the figures' time and sample count, and the chart image, must
-  change between two reads a second apart while that cell runs.
+  then sleeps in another cell: the figures' time and sample count, and the chart the browser drew
+  on its canvas (not blank), must change between two reads 1.5 s apart while that cell runs. Its
+  page has the network blocked (every request not to 127.0.0.1 is aborted and named): the chart's
+  JavaScript must come from the installed packages, never a CDN.
 - Solutions stay shut: every cell tagged `solution` shows only its <summary> (no more text) after
   Run All, and opening one shows its text.
 - Untrusted: every lab executed by papermill (recorded mode, build/browser/untrusted/) is opened
@@ -389,10 +391,32 @@ PAGE_STATE_JS = """() => {
 
 DASHBOARD_JS = """() => {
   const f = document.querySelector('.reclaimlab-dashboard-figures');
-  const img = document.querySelector('.reclaimlab-dashboard img');
-  return {t_s: f ? parseFloat(f.dataset.tS) : null, samples: f ? parseInt(f.dataset.samples) : null,
-          src: img ? img.src : null, img_ok: img ? (img.complete && img.naturalWidth > 0) : false};
+  const c = document.querySelector('.reclaimlab-dashboard canvas');
+  let hash = null, inked = 0;
+  if (c && c.width > 0 && c.height > 0) {
+    const url = c.toDataURL();
+    let h = 0;
+    for (let i = 0; i < url.length; i++) h = (h * 31 + url.charCodeAt(i)) | 0;
+    hash = h + ':' + url.length;
+    const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    for (let i = 0; i < px.length; i += 4) if (px[i + 3] > 0 && (px[i] < 250 || px[i + 1] < 250 || px[i + 2] < 250)) inked++;
+  }
+  return {t_s: f && f.dataset.tS ? parseFloat(f.dataset.tS) : null, samples: f ? parseInt(f.dataset.samples) : null,
+          points: f ? parseInt(f.dataset.points) : null, frames: f ? parseInt(f.dataset.frame) : null,
+          canvas: hash, inked};
 }"""
+
+
+def block_network(page, blocked: list[str]) -> None:
+    """Abort every request that is not to this machine's server; name each in `blocked`.
+
+    Only those reach the handler (the pattern): Playwright's sync API runs a handler only while
+    the check calls into it, so routing the server's own requests through one would stall them
+    (a save, a kernel message) whenever the check sleeps."""
+    def abort(r) -> None:
+        blocked.append(r.request.url)
+        r.abort()
+    page.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/])"), abort)
 
 
 class LabPage:
@@ -645,28 +669,40 @@ def first_line(cell: dict) -> str:
     return (src[0][:60] + ("…" if len(src[0]) > 60 else "")) if src else "empty"
 
 
-def check_dashboard(result: LabResult, lab: LabPage) -> None:
-    """The dashboard's figures and chart change between two reads a second apart while another cell runs."""
+def check_dashboard(result: LabResult, lab: LabPage, blocked: list[str]) -> None:
+    """The dashboard's figures and its drawn chart change between two reads 1.5 s apart while another
+    cell runs, with the network blocked."""
     lab.wait_for(lambda st: st["cells"][0]["prompt"] not in ("[ ]:", "[*]:") and st["cells"][1]["prompt"] == "[*]:",
                  60, "the dashboard cell to finish and the sleeping cell to run")
-    lab.page.wait_for_function("() => { const i = document.querySelector('.reclaimlab-dashboard img');"
-                               " return i && i.complete && i.naturalWidth > 0; }", timeout=30_000)
+    try:
+        lab.page.wait_for_function("() => { const f = document.querySelector('.reclaimlab-dashboard-figures');"
+                                   " return f && f.dataset.tS; }", timeout=30_000)
+    except Exception:  # noqa: BLE001  reported below with what the page shows
+        pass
     first = lab.page.evaluate(DASHBOARD_JS)
     time.sleep(1.5)
     second = lab.page.evaluate(DASHBOARD_JS)
     still_running = lab.state()["cells"][1]["prompt"] == "[*]:"
     log(f"dashboard: t = {first['t_s']} s, {first['samples']} samples -> t = {second['t_s']} s, "
-        f"{second['samples']} samples; chart image changed: {first['src'] != second['src']}")
+        f"{second['samples']} samples; chart drawn: {second['inked']} inked pixels, changed: "
+        f"{first['canvas'] != second['canvas']}, {second['frames'] - first['frames']} redraws in 1.5 s; "
+        f"requests blocked: {len(blocked)}")
+    for url in blocked:
+        log(f"dashboard: blocked a request off this machine: {url[:200]}")
     if first["t_s"] is None:
-        result.fail("the dashboard's figures are not on the page")
+        result.fail("the dashboard's figures are not on the page" +
+                    (f" (blocked requests: {', '.join(u[:80] for u in blocked[:3])})" if blocked else ""))
         return
     if not second["t_s"] > first["t_s"] + 0.5 or not second["samples"] > first["samples"]:
         result.fail(f"the dashboard did not update: t {first['t_s']} -> {second['t_s']} s, "
                     f"samples {first['samples']} -> {second['samples']} in 1.5 s")
-    if first["src"] == second["src"]:
-        result.fail("the dashboard's chart image did not change in 1.5 s")
-    if not second["img_ok"]:
-        result.fail("the dashboard's chart image did not load")
+    if second["canvas"] is None or second["inked"] < 1000:
+        result.fail(f"the dashboard's chart is not drawn (canvas: {second['canvas']}, {second['inked']} inked pixels)")
+    elif first["canvas"] == second["canvas"]:
+        result.fail("the dashboard's chart did not change in 1.5 s")
+    elif second["frames"] - first["frames"] < 4:  # 6 samples at 4 Hz: each one its own message and redraw
+        result.fail(f"the dashboard's chart fell behind: {second['frames'] - first['frames']} redraws in 1.5 s "
+                    f"at 4 samples/s")
     if not still_running:
         result.fail("the sleeping cell ended before the second read: the check proved nothing about updates "
                     "during another cell")
@@ -677,11 +713,14 @@ def check_lab(context, server: Server, nb_path: Path, timeout_s: float) -> LabRe
     result = LabResult(name)
     t0 = time.monotonic()
     lab = LabPage(context, server, nb_path, timeout_s)
+    blocked: list[str] = []
+    if nb_path.name == DASHBOARD_NB:
+        block_network(lab.page, blocked)
     try:
         lab.open()
         lab.run_all()
         if nb_path.name == DASHBOARD_NB:
-            check_dashboard(result, lab)
+            check_dashboard(result, lab, blocked)
         lab.wait_done()
         st = settled_state(lab)
         lab.save()

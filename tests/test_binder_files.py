@@ -28,7 +28,7 @@ import binder_check  # noqa: E402  (ci/ is not a package)
 UBUNTU_NAMES = {"linux-image-amd64": "linux-image-virtual"}
 # What the kit and the labs need (pyproject's dependencies and [labs]), and what issue 6 adds for workshops.
 NEEDED = {"pandas", "altair", "vl-convert-python", "psutil", "click", "jupyterlab", "ipykernel", "ipywidgets",
-          "papermill", "nbformat", "jupyterlab-rise", "jupyter-resource-usage"}
+          "papermill", "nbformat", "jupyterlab-rise", "jupyter-resource-usage", "anywidget"}
 
 
 def _lines(name: str) -> list[str]:

@@ -6,27 +6,32 @@
     dash.stop()                  # or call show() again: the new view replaces this one
 
 What it shows: the guest's memory stacked (anonymous, page cache, reclaimable slab, free) over
-the last `window_s` seconds, the host's side where this guest has a host view (memory returned
+the last `window_s` seconds, the host's side where this guest has a host view (memory reported
 to the host since the start, or the VM process's footprint), the event markers, and the current
-figures with units.
+figures with units. In a container, the memory cgroup's own split up to its limit.
 
 Why it is built this way:
+- The browser draws; the kernel only streams numbers. The view is an anywidget
+  (dashboard_widget.py) with a vendored uPlot: its JavaScript is package data sent once with the
+  widget, and the anywidget wheel ships the frontend, so it renders offline in JupyterLab,
+  Notebook 7 and VS Code. Per update the kernel sends one custom message holding only the new
+  samples and any new markers. ci/bench-dashboard, three runs on a shared 2-vCPU Firecracker
+  guest (Linux 6.18, 2026-11-26): the kernel spent 0.4-0.5 % of a core at 4 Hz (1.4-1.9 % at
+  20 Hz), ~185 bytes a message; the SVG frames this replaced (vl-convert in the kernel, 2
+  frames/s) took 14-16 % (17-20 % at 20 Hz) and ~95 KiB/s to the browser. A 10 Hz sampler
+  beside this dashboard kept its worst gap at 102-153 ms (103-130 ms with no dashboard); beside
+  the SVG frames it reached 313 ms in one run of three.
 - ipykernel 7 sends output written from a background thread to whichever cell is executing at
-  that moment (or drops it), so the threads never print or display. They set widget values (an
-  ipywidgets.HTML for the figures, an ipywidgets.Image holding the SVG chart); those travel as
-  comm messages and update the one view in place, whatever cell runs meanwhile.
-- The chart is SVG rendered in the kernel by vl-convert: no CDN, no JupyterChart/anywidget.
-  A frame costs ~60 ms here and holds the GIL meanwhile (other threads of the kernel, e.g. an
-  experiment's sampler, wait; their samples keep their true times). So the chart is redrawn at
-  `chart_hz` (2 by default: ~14 % of one core in all at hz=4; chart_hz=1 halves it) while the
-  sampling thread keeps its own clock at `hz`, and the figures follow every sample (an HTML
-  string: microseconds). `cost()` reports what it took.
-- It is a widget, so it needs JupyterLab (or Notebook 7 / VS Code). jupyterlab-rise's slideshow
-  view does not render ipywidgets 8 (jupyterlab-contrib/rise#119): present it in a JupyterLab
-  tab beside the slides; the kernel is the same.
-- The data is a ring buffer (deque with maxlen) over `window_s`: an hour of presenting costs
-  the same memory and frame time as two minutes, and the notebook stores only the widgets'
-  last state.
+  that moment (or drops it), so the threads never print or display: they send widget messages,
+  which reach the one view whatever cell runs meanwhile. Errors go to the view's status line.
+- Two threads: the sampler keeps its own clock at `hz` (a slow send never delays a sample), the
+  sender batches what is new at most `chart_hz` times a second.
+- Bounded on both sides for an hour of presenting: the kernel keeps a ring buffer (deque with
+  maxlen) over `window_s`, the browser trims its copy to the window. A view that starts empty
+  (a reload, a second view) asks the kernel for the window so far.
+- jupyterlab-rise's slideshow view does not render ipywidgets 8 (jupyterlab-contrib/rise#119):
+  there the output's text fallback shows; present the dashboard in a JupyterLab tab beside the
+  slides (the kernel is the same).
 - One dashboard at a time: show() stops the previous one (a module-level registry), so
   re-running the cell never stacks threads.
 """
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import atexit
 import html
+import json
 import math
 import threading
 import time
@@ -47,23 +53,18 @@ from .sampler import ColumnSource, SampleReaders, validate_hz
 
 DEFAULT_HZ = 4.0
 DEFAULT_WINDOW_S = 120.0
-DEFAULT_CHART_HZ = 2.0
-MAX_HZ = 20.0            # each sample is a comm message to the browser: more only floods it
+DEFAULT_CHART_HZ = 10.0  # messages to the browser per second at most; at 4 Hz each sample goes alone
+MAX_HZ = 20.0            # the chart is ~700 px wide over 120 s: faster only floods the browser
 MAX_WINDOW_S = 3600.0
 MAX_EVENTS = 200         # markers kept; older ones have scrolled out of any sensible window
-MAX_POINTS_PER_SERIES = 300  # the chart is ~700 px wide: more points are invisible
 JOIN_TIMEOUT_S = 5.0
 PRESENTER_FONT_SCALE = 1.5   # as charts._font
 KIB_PER_GIB = charts.KIB_PER_GIB
 
 STACK = charts.STACK  # (label, meminfo columns), bottom to top: the same parts as the labs' charts
 STACK_COLORS = charts.STACK_COLORS
-HOST_LABELS = {
-    "host_reported_kib": "Returned to the host since start (reported_kib)",
-    "host_vm_working_set_kib": "Host: VM process working set (vmmem)",
-    "host_vm_rss_kib": "Host: QEMU process resident memory (VmRSS)",
-}
-HOST_COLORS = ["#2ca02c", "#ff7f0e", "#8c564b"]  # in HOST_LABELS order
+HOST_LABELS = charts.HOST_COLUMNS
+HOST_COLORS = ["#2ca02c", "#ff7f0e", "#8c564b"]  # in HOST_LABELS order; apart from the stack's colours
 
 
 class DashboardError(RuntimeError):
@@ -122,131 +123,39 @@ def host_value(column: str, value: float | None, base: float | None) -> float | 
     return float(value)
 
 
-def thin(rows: list[tuple], max_points: int = MAX_POINTS_PER_SERIES) -> list[tuple]:
-    """At most max_points rows spread evenly, the newest always kept."""
-    if len(rows) <= max_points:
-        return rows
-    step = len(rows) / max_points
-    keep = sorted({int(i * step) for i in range(max_points)} | {len(rows) - 1})
-    return [rows[i] for i in keep]
+def series(columns: Sequence[str], container: bool = False) -> list[dict[str, str]]:
+    """What each value of a point() is, in order: the stack parts bottom to top, then the host
+    views this guest has (label, colour, kind), as the browser draws and labels them."""
+    out = [{"label": label, "color": color, "kind": "stack"}
+           for label, color in zip(stack_labels(container), STACK_COLORS)]
+    out += [{"label": label, "color": color, "kind": "line"}
+            for (c, label), color in zip(HOST_LABELS.items(), HOST_COLORS) if c in columns]
+    return out
 
 
-def x_domain(t_last_s: float, window_s: float) -> list[float]:
-    """The time axis: fills from the left until the window is full, then scrolls."""
-    hi = max(t_last_s, window_s)
-    return [hi - window_s, hi]
+def point(row: dict[str, Any], host_base: dict[str, float], container: bool = False,
+          limit_kib: float | None = None) -> list[float | int | None]:
+    """One sample as the browser gets it: [t_s, KiB of each series() entry]; whole KiB keep it short."""
+    values = [kib for _, kib in stack_values(row, container, limit_kib)]
+    values += [host_value(c, row[c], host_base.get(c)) for c in HOST_LABELS if c in row]
+    return [row["t_s"], *(None if v is None else int(round(v)) for v in values)]
 
 
-def chart_spec(rows: Sequence[tuple], columns: Sequence[str], events: Sequence[tuple[float, str, str]],
-               window_s: float, presenter: bool = False, host_base: dict[str, float] | None = None,
-               hz: float = DEFAULT_HZ, container: bool = False, limit_kib: float | None = None) -> dict:
-    """The Vega-Lite spec of one frame: `rows` are samples (t_s first, then `columns`).
-
-    One panel: the stacked guest memory, the host view as a line on the same GiB axis (memory
-    returned to the host, or the VM process's footprint, is guest memory too), the event markers.
-    A second panel would cost ~70 % more per frame (measured with vl-convert). Built as a plain
-    dict rather than with altair: altair's validation costs ~11 ms a frame and buys nothing here.
-    """
-    host_base = host_base or {}
-    t_last = rows[-1][0] if rows else 0.0
-    domain = x_domain(t_last, window_s)
-    visible = thin([r for r in rows if r[0] >= domain[0]])
-    names = ("t_s", *columns)
-    host_cols = [c for c in HOST_LABELS if c in columns]
-    stack_data: list[dict] = []
-    host_data: dict[str, list[dict]] = {c: [] for c in host_cols}
-    for r in visible:
-        row = dict(zip(names, r))
-        for order, (label, kib) in enumerate(stack_values(row, container, limit_kib)):
-            if kib is not None:
-                stack_data.append({"t_s": row["t_s"], "part": label, "GiB": kib / KIB_PER_GIB, "order": order})
-        for c in host_cols:
-            v = host_value(c, row.get(c), host_base.get(c))
-            if v is not None:
-                host_data[c].append({"t_s": row["t_s"], "GiB": v / KIB_PER_GIB})
-    total = limit_kib if container else (dict(zip(names, rows[-1])).get("mem_total_kib") if rows else None)
-    x = {"field": "t_s", "type": "quantitative", "title": "time since the dashboard started (s)",
-         "scale": {"domain": domain, "nice": False, "zero": False}, "axis": {"tickCount": 12}}
-    y = {"field": "GiB", "type": "quantitative",
-         "title": "your container's memory (GiB)" if container else "guest memory (GiB)",
-         "scale": {"domain": [0, total / KIB_PER_GIB]} if total else {}}
-    parts = stack_labels(container)
-    stack_layer = {
-        "data": {"values": stack_data},
-        "mark": {"type": "area", "opacity": 0.85, "clip": True, "interpolate": "step-after"},
-        "encoding": {
-            "x": x, "y": {**y, "stack": "zero"},
-            "color": {"field": "part", "type": "nominal", "title": None, "sort": parts,
-                      "scale": {"domain": parts, "range": STACK_COLORS}, "legend": None},
-            "order": {"field": "order", "type": "quantitative"},
-        },
-    }
-    host_layers = [{"data": {"values": data},
-                    "mark": {"type": "line", "clip": True, "interpolate": "step-after",
-                             "strokeWidth": 3 if presenter else 2.5, "color": color},
-                    "encoding": {"x": x, "y": y}}
-                   for (c, data), color in zip(host_data.items(), HOST_COLORS) if data]
-    shown_host = [HOST_LABELS[c].split(" (")[0].lower() for c, data in host_data.items() if data]
-    subtitle = f"live at {hz:g} samples/s · t = {t_last:.1f} s"
-    if shown_host:
-        subtitle += " · line: " + "; ".join(shown_host)
-    return {
-        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
-        "background": "white",
-        "width": 860 if presenter else 680,
-        "height": 400 if presenter else 300,
-        "title": {"text": f"{'Your container' if container else 'The guest'}'s memory, last {window_s:g} s",
-                  "subtitle": subtitle},
-        "layer": [stack_layer, *host_layers, *_event_layers(events, domain, presenter)],
-        "config": _config(presenter),
-    }
-
-
-def _event_layers(events: Sequence[tuple[float, str, str]], domain: list[float], presenter: bool) -> list[dict]:
-    shown = [{"t_s": t, "label": kind + (f" {detail}" if detail and len(detail) < 18 else "")}
-             for t, kind, detail in events if domain[0] <= t <= domain[1]]
-    if not shown:
-        return []
-    x = {"field": "t_s", "type": "quantitative"}
-    rules = {"data": {"values": shown}, "mark": {"type": "rule", "strokeDash": [4, 3], "color": "#333"},
-             "encoding": {"x": x}}
-    labels = {"data": {"values": shown},
-              "mark": {"type": "text", "angle": 270, "align": "right", "baseline": "bottom",
-                       "dx": -4, "dy": -3, "y": 0, "fontSize": font_px(11, presenter), "color": "#222"},
-              "encoding": {"x": x, "text": {"field": "label", "type": "nominal"}}}
-    return [rules, labels]
-
-
-def _config(presenter: bool) -> dict:
+def fonts(presenter: bool) -> dict[str, float]:
+    """Font sizes in px (and the host line's width) for the view; presenter enlarges them."""
     f = lambda size: font_px(size, presenter)  # noqa: E731
-    return {
-        "axis": {"labelFontSize": f(11), "titleFontSize": f(12)},
-        "legend": {"labelFontSize": f(11), "titleFontSize": f(12)},
-        "title": {"fontSize": f(14), "subtitleFontSize": f(11), "anchor": "start"},
-        "view": {"stroke": "#ddd"},
-    }
+    return {"axis": f(11), "axis_title": f(12), "title": f(14), "subtitle": f(11), "figures": f(14),
+            "events": f(11), "line_width": 3 if presenter else 2.5}
 
 
-def figures_html(row: dict[str, Any] | None, host_base: dict[str, float], samples: int, frame: int,
-                 hz: float, window_s: float, presenter: bool, container: bool = False,
+def text_summary(row: dict[str, Any] | None, host_base: dict[str, float], container: bool = False,
                  limit_kib: float | None = None) -> str:
-    """The current figures as HTML. The data-* attributes let a test (ci/browser_check.py) read
-    the time and the sample count of the frame the browser shows."""
+    """The current figures as one line of text: the fallback where widgets do not render."""
     if row is None:
-        return "<div class='reclaimlab-dashboard-figures' data-t-s='' data-samples='0'>waiting for the first sample…</div>"
-    # The coloured squares are the chart's legend (a legend in the SVG costs ~30 % more per frame).
-    figures = [(label, kib, color)
-               for (label, kib), color in zip(stack_values(row, container, limit_kib), STACK_COLORS)]
-    figures += [(label, host_value(c, row[c], host_base.get(c)), color)
-                for (c, label), color in zip(HOST_LABELS.items(), HOST_COLORS) if c in row]
-    items = [f"<span title='{html.escape(label)}'><span style='color:{color}'>&#9632;</span> "
-             f"{html.escape(label.split(' (')[0])} <b>{format_kib(kib)}</b></span>"
-             for label, kib, color in figures]
-    t_s = row["t_s"]
-    items.append(f"<span style='color:#666'>t = {t_s:.1f} s · {hz:g} samples/s · window {window_s:g} s</span>")
-    return (f"<div class='reclaimlab-dashboard-figures' data-t-s='{t_s:.3f}' data-samples='{samples}' "
-            f"data-frame='{frame}' style='display:flex;flex-wrap:wrap;gap:4px 22px;line-height:1.5;"
-            f"font-size:{font_px(14, presenter)}px'>" + "".join(items) + "</div>")
+        return "no sample yet"
+    p = point(row, host_base, container, limit_kib)
+    names = [d["label"].split(" (")[0] for d in series(tuple(row), container)]
+    return f"t = {row['t_s']:.1f} s: " + ", ".join(f"{n} {format_kib(v)}" for n, v in zip(names, p[1:]))
 
 
 def _check_positive(name: str, value: Any, limit: float, hint: str) -> float:
@@ -255,6 +164,7 @@ def _check_positive(name: str, value: Any, limit: float, hint: str) -> float:
     if value > limit:
         raise ValueError(f"{name}={value!r} is above the maximum of {limit:g} ({hint})")
     return float(value)
+
 
 
 # --------------------------------------------------------------------------- the dashboard
@@ -276,13 +186,13 @@ def _container_view(roots: sources.Roots) -> tuple[bool, float | None]:
 
 
 class Dashboard:
-    """Samples in one thread, renders in another, updates its widgets; see the module doc.
+    """Samples in one thread, sends new samples to its view from another; see the module doc.
 
-    hz: samples per second (figures update at each). window_s: seconds the chart shows and the
-    ring buffer keeps. presenter: larger fonts (None: as lab.setup / charts.use_offline_renderer
-    set it). chart_hz: chart frames per second (at most hz). host: True opens this guest's host
-    views (and closes them at stop), False none, or a list of views the caller owns. roots:
-    where /proc and /sys are (tests use captured trees).
+    hz: samples per second. window_s: seconds the chart shows and both sides keep. presenter:
+    larger fonts (None: as lab.setup / charts.use_offline_renderer set it). chart_hz: messages
+    (and so redraws) per second at most; samples in between travel together. host: True opens
+    this guest's host views (and closes them at stop), False none, or a list of views the caller
+    owns. roots: where /proc and /sys are (tests use captured trees).
     """
 
     def __init__(self, hz: float = DEFAULT_HZ, window_s: float = DEFAULT_WINDOW_S, presenter: bool | None = None,
@@ -290,10 +200,11 @@ class Dashboard:
                  roots: sources.Roots | None = None):
         self.hz = validate_hz(hz)
         if self.hz > MAX_HZ:
-            raise ValueError(f"hz={hz!r} is above the dashboard's maximum of {MAX_HZ:g}: every sample is a "
-                             f"message to the browser (to record faster, use reclaimlab.sampler.Sampler)")
+            raise ValueError(f"hz={hz!r} is above the dashboard's maximum of {MAX_HZ:g}: the chart cannot show "
+                             f"more (to record faster, use reclaimlab.sampler.Sampler)")
         self.window_s = _check_positive("window_s", window_s, MAX_WINDOW_S, "seconds the chart shows, e.g. 120")
-        self.chart_hz = min(_check_positive("chart_hz", chart_hz, MAX_HZ, "chart frames per second, e.g. 2"), self.hz)
+        self.chart_hz = min(_check_positive("chart_hz", chart_hz, MAX_HZ, "updates of the view per second, e.g. 10"),
+                            self.hz)
         self.presenter = bool(charts._presenter if presenter is None else presenter)
         self.roots = roots or sources.Roots.from_env()
         self._host_arg = host
@@ -304,24 +215,27 @@ class Dashboard:
         # Bounded: the window's samples (plus a few for jitter) and the last markers.
         self._ring: deque[tuple] = deque(maxlen=int(math.ceil(self.window_s * self.hz)) + 4)
         self._events: deque[tuple[float, str, str]] = deque(maxlen=MAX_EVENTS)
-        self._lock = threading.Lock()          # guards _ring and _events
-        self._new_sample = threading.Event()
+        self._lock = threading.Lock()          # guards _ring, _events and the counters below
+        self._new_data = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._t0 = 0.0
         self._proc_cpu0 = 0.0
         self._ended: tuple[float, float] | None = None  # (monotonic, process CPU) at stop(): cost() stops counting
         self.samples_taken = 0
-        self.figure_frames = 0
-        self.chart_frames = 0
-        self._chart_wall_s = 0.0
-        self._chart_wall_max_s = 0.0
+        self.events_marked = 0
+        self._samples_sent = 0
+        self._events_sent = 0
+        self.messages_sent = 0
+        self.message_bytes_total = 0
+        self.message_bytes_max = 0
         self._sample_cpu_s = 0.0
+        self._send_cpu_s = 0.0
         self._host_base: dict[str, float] = {}
         self.error: str | None = None
         self.stopped = False
         self.container, self.limit_kib = False, None   # set at start(): in a container, show the cgroup
-        self.figures, self.chart, self.status, self.widget = _make_widgets()
+        self.widget: Any = None                        # the view, made at start()
 
     # -- life cycle ------------------------------------------------------------------------------
     @property
@@ -329,10 +243,10 @@ class Dashboard:
         return any(t.is_alive() for t in self._threads)
 
     def start(self) -> "Dashboard":
-        """Open the sources, take the first sample, draw the first frame, start both threads.
+        """Open the sources, take the first sample, make the view, start both threads.
 
-        The first frame is drawn here, in the caller's thread, so a failure (a missing /proc
-        file, vl-convert) is an exception in the cell rather than a blank view.
+        The first sample is taken here, in the caller's thread, so a failure (a missing /proc
+        file, no anywidget) is an exception in the cell rather than a blank view.
         """
         if self._threads or self.stopped:
             raise DashboardError("this dashboard was already started; call dashboard.show() for a new one")
@@ -344,36 +258,43 @@ class Dashboard:
             self._t0 = time.monotonic()
             self._proc_cpu0 = time.process_time()
             self._take_sample(0)
-            self._update_figures()
-            self._update_chart()
+            self.widget = self._make_widget()
         except BaseException:
             self._close_sources()
             self.stopped = True
             raise
         self._threads = [threading.Thread(target=self._sample_loop, name="reclaimlab-dashboard-sampler", daemon=True),
-                         threading.Thread(target=self._render_loop, name="reclaimlab-dashboard-render", daemon=True)]
+                         threading.Thread(target=self._send_loop, name="reclaimlab-dashboard-sender", daemon=True)]
         for t in self._threads:
             t.start()
         return self
 
     def stop(self) -> dict[str, Any]:
-        """Stop both threads (joined), close the sources, say so in the view; returns cost(). Safe twice."""
+        """Stop both threads (joined), close the sources, say so in the view; returns cost(). Safe twice.
+
+        The view stays, showing the window it had; closing the widget stops the dashboard too.
+        """
         if self.stopped:
             return self.cost()
         self._stop.set()
-        self._new_sample.set()  # wake the render thread now
+        self._new_data.set()  # wake the sender now
         for t in self._threads:
-            t.join(JOIN_TIMEOUT_S)
-        alive = [t.name for t in self._threads if t.is_alive()]
+            if t is not threading.current_thread():
+                t.join(JOIN_TIMEOUT_S)
+        alive = [t.name for t in self._threads if t.is_alive() and t is not threading.current_thread()]
         self._ended = (time.monotonic(), time.process_time())
         self._close_sources()
         self.stopped = True
         cost = self.cost()
         last = self.latest()
-        if not alive:
-            self._update_figures()  # the render thread may not have shown the final sample
-        self.status.value = (f"<span style='color:#666'>Stopped at t = {last['t_s']:.1f} s "
-                             f"(dashboard.show() starts a new one).</span>" if last else "Stopped.")
+        if self.widget is not None and self.widget.comm is not None and self.error is None:
+            try:
+                if not alive:
+                    self._send_new()  # the sender may not have sent the final samples
+                self.widget.status = (f"<span style='color:#666'>Stopped at t = {last['t_s']:.1f} s "
+                                      f"(dashboard.show() starts a new one).</span>" if last else "Stopped.")
+            except Exception:  # noqa: BLE001  at interpreter exit (atexit) the kernel's channels may be gone
+                pass
         if alive:
             raise DashboardError(f"threads did not stop within {JOIN_TIMEOUT_S:g} s: {', '.join(alive)}")
         return cost
@@ -381,10 +302,13 @@ class Dashboard:
     def display(self) -> None:
         """Show the view (again) in the current cell; every view of it keeps updating."""
         from IPython.display import display
-        # The widget's own text/plain would repeat its whole state (the SVG, tens of KB) in the
-        # saved notebook; a line of text is what a reader without a kernel needs.
-        bundle = dict(self.widget._repr_mimebundle_() or {})
-        bundle["text/plain"] = "reclaimlab live dashboard (it updates while its kernel runs)"
+        bundle = self.widget._repr_mimebundle_() or {}
+        bundle = dict(bundle[0] if isinstance(bundle, tuple) else bundle)  # anywidget: (data, metadata)
+        # Where widgets do not render (RISE's slideshow, a notebook read without its kernel) this
+        # line is what shows: the figures at the time the cell ran.
+        bundle["text/plain"] = ("reclaimlab live dashboard (a widget: it updates in JupyterLab, Notebook 7 or "
+                                "VS Code while its kernel runs); at start " +
+                                text_summary(self.latest(), self._host_base, self.container, self.limit_kib))
         display(bundle, raw=True)
 
     def __repr__(self) -> str:
@@ -401,12 +325,9 @@ class Dashboard:
         with self._lock:
             t_s = round(time.monotonic() - self._t0, 3)
             self._events.append((t_s, kind.strip(), str(detail)))
+            self.events_marked += 1
+        self._new_data.set()
         return t_s
-
-    @property
-    def svg(self) -> str:
-        """The chart frame the view shows now, as SVG text."""
-        return bytes(self.chart.value).decode()
 
     def latest(self) -> dict[str, Any] | None:
         """The newest sample as {column: value} (t_s first), or None before the first."""
@@ -424,25 +345,25 @@ class Dashboard:
         with self._lock:
             return pd.DataFrame(list(self._events), columns=["t_s", "kind", "detail"])
 
-    def cost(self) -> dict[str, Any]:
-        """What the dashboard costs: chart frame time, and CPU as a share of one core.
+    def summary(self) -> str:
+        """The current figures as a line of text (the view shows them with colours)."""
+        return text_summary(self.latest(), self._host_base, self.container, self.limit_kib)
 
-        vl-convert renders in threads of its own, so the chart's CPU is the process's
-        (`process_cpu_share_of_one_core`, which includes anything else the kernel does
-        meanwhile) rather than the render thread's.
-        """
+    def cost(self) -> dict[str, Any]:
+        """What the dashboard costs the kernel: its threads' CPU, the messages it sent, and the
+        whole process's CPU share meanwhile (which includes anything else the kernel did)."""
         end_s, end_cpu_s = self._ended or (time.monotonic(), time.process_time())
         wall_s = end_s - self._t0 if self._t0 else 0.0
         proc_cpu_s = end_cpu_s - self._proc_cpu0 if self._t0 else 0.0
-        n = self.chart_frames
+        n = self.messages_sent
         return {
             "wall_s": round(wall_s, 3),
             "samples": self.samples_taken,
-            "figure_frames": self.figure_frames,
-            "chart_frames": n,
-            "chart_ms_mean": round(self._chart_wall_s / n * 1000, 1) if n else None,
-            "chart_ms_max": round(self._chart_wall_max_s * 1000, 1) if n else None,
+            "messages": n,
+            "message_bytes_mean": round(self.message_bytes_total / n) if n else None,
+            "message_bytes_max": self.message_bytes_max if n else None,
             "sample_thread_cpu_s": round(self._sample_cpu_s, 4),
+            "send_thread_cpu_s": round(self._send_cpu_s, 4),
             "process_cpu_s": round(proc_cpu_s, 3),
             "process_cpu_share_of_one_core": round(proc_cpu_s / wall_s, 4) if wall_s > 0 else None,
             "ring_rows": len(self._ring),
@@ -479,8 +400,70 @@ class Dashboard:
                     self._host_base[c] = float(v)
         with self._lock:
             self._ring.append(row)
-        self.samples_taken += 1
-        self._new_sample.set()
+            self.samples_taken += 1
+        self._new_data.set()
+
+    # -- the view and its messages -------------------------------------------------------------
+    def _make_widget(self) -> Any:
+        try:
+            from .dashboard_widget import DashboardWidget
+        except ImportError as exc:
+            raise DashboardError(f"the dashboard needs anywidget and ipywidgets ({exc}): "
+                                 f"pip install 'reclaimlab[labs]'") from None
+        first = self.latest() or {}
+        total = self.limit_kib if self.container else first.get("mem_total_kib")
+        w = DashboardWidget(
+            on_backlog=self._backlog, on_close=self._closed_by_view,
+            title=f"{'Your container' if self.container else 'The guest'}'s memory, last {self.window_s:g} s",
+            x_title="time since the dashboard started (s)",
+            y_title="your container's memory (GiB)" if self.container else "guest memory (GiB)",
+            series=series(self.columns, self.container), fonts=fonts(self.presenter),
+            width=860 if self.presenter else 680, height=400 if self.presenter else 300,
+            hz=self.hz, window_s=self.window_s, y_max_kib=float(total) if total else None,
+            max_rows=self._ring.maxlen, max_events=MAX_EVENTS)
+        w.add_class("reclaimlab-dashboard")
+        return w
+
+    def _closed_by_view(self) -> None:
+        global _current
+        with _registry_lock:
+            if _current is self:
+                _current = None
+        self.stop()
+
+    def _points(self, rows: Sequence[tuple]) -> list[list]:
+        names = ("t_s", *self.columns)
+        return [point(dict(zip(names, r)), self._host_base, self.container, self.limit_kib) for r in rows]
+
+    def _events_out(self, events: Sequence[tuple[float, str, str]]) -> list[list]:
+        return [[t, kind + (f" {detail}" if detail and len(detail) < 18 else "")] for t, kind, detail in events]
+
+    def _backlog(self) -> dict[str, Any]:
+        """The window so far, for a view that starts empty."""
+        with self._lock:
+            rows, events, n = list(self._ring), list(self._events), self.samples_taken
+        return {"kind": "backlog", "rows": self._points(rows), "events": self._events_out(events), "samples": n}
+
+    def _send_new(self) -> None:
+        """Send the samples and markers not sent yet (the ring's newest; older ones have scrolled out)."""
+        with self._lock:
+            new_rows = min(self.samples_taken - self._samples_sent, len(self._ring))
+            rows = list(self._ring)[len(self._ring) - new_rows:] if new_rows else []
+            new_events = min(self.events_marked - self._events_sent, len(self._events))
+            events = list(self._events)[len(self._events) - new_events:] if new_events else []
+            n = self.samples_taken
+            self._samples_sent, self._events_sent = n, self.events_marked
+        if events:
+            self._send({"kind": "events", "events": self._events_out(events)})
+        if rows:
+            self._send({"kind": "points", "rows": self._points(rows), "samples": n})
+
+    def _send(self, content: dict[str, Any]) -> None:
+        self.widget.send(content)
+        size = len(json.dumps(content, separators=(",", ":")))
+        self.messages_sent += 1
+        self.message_bytes_total += size
+        self.message_bytes_max = max(self.message_bytes_max, size)
 
     # -- the threads ---------------------------------------------------------------------------
     def _sample_loop(self) -> None:
@@ -490,69 +473,40 @@ class Dashboard:
         try:
             while not self._stop.wait(max(0.0, self._t0 + k * period_s - time.monotonic())):
                 self._take_sample(k)
-                # The next grid point still ahead: after a hold-up (the GIL during a chart frame,
-                # a slow host view) ticks are skipped, never caught up in a burst of samples.
+                # The next grid point still ahead: after a hold-up (the GIL, a slow host view)
+                # ticks are skipped, never caught up in a burst of samples.
                 k = max(k + 1, int((time.monotonic() - self._t0) / period_s) + 1)
                 self._sample_cpu_s = time.thread_time() - cpu0
-        except Exception as exc:  # noqa: BLE001  shown in the view; the render thread stops on it
+        except Exception as exc:  # noqa: BLE001  shown in the view by the sender
             self.error = f"sampling stopped: {type(exc).__name__}: {exc}"
-            self._new_sample.set()
+            self._new_data.set()
 
-    def _render_loop(self) -> None:
-        chart_period_s = 1.0 / self.chart_hz
-        next_chart = time.monotonic() + chart_period_s
+    def _send_loop(self) -> None:
+        min_gap_s = 1.0 / self.chart_hz
+        cpu0 = time.thread_time()
         while not self._stop.is_set():
-            self._new_sample.wait(1.0)
-            self._new_sample.clear()
+            self._new_data.wait(1.0)
             if self._stop.is_set():
                 break
-            if self.error is not None:
-                self.status.value = f"<span style='color:#c62828'><b>Dashboard stopped:</b> {html.escape(self.error)}</span>"
-                return
+            self._new_data.clear()
+            sent_at = time.monotonic()
             try:
-                self._update_figures()
-                now = time.monotonic()
-                if now >= next_chart - 0.02:  # a frame is due (or nearly: samples wake this loop)
-                    next_chart = max(next_chart + chart_period_s, now + chart_period_s / 2)
-                    self._update_chart()
-            except Exception as exc:  # noqa: BLE001  a frame that cannot be drawn says why, in the view
-                self.error = f"drawing stopped: {type(exc).__name__}: {exc}"
-                self.status.value = f"<span style='color:#c62828'><b>Dashboard stopped:</b> {html.escape(self.error)}</span>"
+                self._send_new()
+            except Exception as exc:  # noqa: BLE001  a view that cannot be updated says why, in itself
+                self.error = f"updating the view stopped: {type(exc).__name__}: {exc}"
+            self._send_cpu_s = time.thread_time() - cpu0
+            if self.error is not None:
+                self._show_error()
                 return
+            # At most chart_hz messages a second: samples arriving meanwhile travel together.
+            self._stop.wait(max(0.0, sent_at + min_gap_s - time.monotonic()))
 
-    def _update_figures(self) -> None:
-        self.figure_frames += 1
-        self.figures.value = figures_html(self.latest(), self._host_base, len(self._ring), self.figure_frames,
-                                          self.hz, self.window_s, self.presenter, self.container, self.limit_kib)
-
-    def _update_chart(self) -> None:
-        import vl_convert
-        wall0 = time.perf_counter()
-        with self._lock:
-            rows, events = list(self._ring), list(self._events)
-        spec = chart_spec(rows, self.columns, events, self.window_s, self.presenter, self._host_base, self.hz,
-                          self.container, self.limit_kib)
-        svg = vl_convert.vegalite_to_svg(spec)
-        self.chart.value = svg.encode()
-        wall_s = time.perf_counter() - wall0
-        self.chart_frames += 1
-        self._chart_wall_s += wall_s
-        self._chart_wall_max_s = max(self._chart_wall_max_s, wall_s)
-
-
-def _make_widgets():
-    try:
-        import ipywidgets as w
-    except ImportError:
-        raise DashboardError("the dashboard needs ipywidgets: pip install 'reclaimlab[labs]'") from None
-    figures = w.HTML(value="")
-    # An Image, not inline HTML: the SVG travels as a binary buffer (no JSON escaping), and as an
-    # <img> its element ids cannot clash with other SVG on the page.
-    chart = w.Image(value=b"", format="svg+xml", layout=w.Layout(max_width="100%"))
-    status = w.HTML(value="")
-    box = w.VBox([figures, chart, status], layout=w.Layout(border="1px solid #ddd", padding="6px"))
-    box.add_class("reclaimlab-dashboard")
-    return figures, chart, status, box
+    def _show_error(self) -> None:
+        try:
+            self.widget.status = (f"<span style='color:#c62828'><b>Dashboard stopped:</b> "
+                                  f"{html.escape(self.error or '')}</span>")
+        except Exception:  # noqa: BLE001  no view to tell: cost() and .error still say it
+            pass
 
 
 # --------------------------------------------------------------------------- one at a time
