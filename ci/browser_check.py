@@ -101,7 +101,7 @@ def inject_recorded_mode(nb: dict) -> None:
 
 def dashboard_notebook() -> dict:
     cells = [
-        ("from reclaimlab import dashboard\n"
+        ("from reclaimlab.present import dashboard\n"
          "dash = dashboard.show(hz=4, window_s=30)\n"
          "_ = dash.mark(\"start\")"),
         ("import time\n"
@@ -569,7 +569,7 @@ def check_lab(context, server: Server, nb_path: Path, timeout_s: float) -> LabRe
         check_rendering(result, st, nb)
         code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
         if result.charts == 0 and re.search(r"\bcharts\.\w+\(", code):
-            result.fail("calls reclaimlab.charts but no chart rendered")
+            result.fail("calls reclaimlab.present.charts but no chart rendered")
         for err in lab.page_errors:
             log(f"{name}: page error (not counted as a failure): {err[:200]}")
     except CheckFailed as exc:

@@ -8,9 +8,12 @@ import sys
 
 import pytest
 
-from reclaimlab import claims, datasets, experiments, sources
-from reclaimlab.commands.labs import execute_lab
-from reclaimlab.findings import calloc_reclaim, refault, vm
+from reclaimlab.present import claims
+from reclaimlab.recording import datasets
+from reclaimlab.experiments import harness as experiments
+from reclaimlab.probe import sources
+from reclaimlab.cli.labs import execute_lab
+from reclaimlab.present.findings import calloc_reclaim, refault, vm
 from reclaimlab.paths import labs_dir
 
 

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from conftest import tree_roots
-from reclaimlab import charts, dashboard
-from reclaimlab.dashboard import Dashboard, DashboardError
+from reclaimlab.present import charts, dashboard
+from reclaimlab.present.dashboard import Dashboard, DashboardError
 
 ROOTS = tree_roots("firecracker-vm")  # a captured guest: the tests never depend on this machine's memory
 
@@ -188,7 +188,7 @@ def test_second_show_replaces_the_first(dash_factory):
 
 def test_stop_joins_threads_closes_sources_and_is_safe_twice(dash_factory, monkeypatch):
     view = FakeHostView()
-    monkeypatch.setattr("reclaimlab.host.available_host_views", lambda roots=None: [view])
+    monkeypatch.setattr("reclaimlab.probe.hostviews.available_host_views", lambda roots=None: [view])
     d = dash_factory(hz=10, window_s=10, host=True)
     wait_until(lambda: d.samples_taken >= 3, what="three samples")
     cost = d.stop()
@@ -228,7 +228,7 @@ def test_a_failing_source_is_shown_in_the_view_not_printed(dash_factory):
 
 
 def test_first_frame_failure_raises_in_the_cell(tmp_path):
-    from reclaimlab.sources import Roots, SourceError
+    from reclaimlab.probe.sources import Roots, SourceError
     with pytest.raises(SourceError, match="meminfo"):
         dashboard.show(roots=Roots(tmp_path / "proc", tmp_path / "sys"), host=False, display=False)
     assert not dashboard_threads()
@@ -258,8 +258,8 @@ def test_updates_arrive_while_another_cell_runs_in_a_real_kernel():
     jupyter_client = pytest.importorskip("jupyter_client")
     km, kc = jupyter_client.manager.start_new_kernel(kernel_name="python3")
     try:
-        opened = _run_cell(kc, "from pathlib import Path\nfrom reclaimlab import dashboard\n"
-                               "from reclaimlab.sources import Roots\n"
+        opened = _run_cell(kc, "from pathlib import Path\nfrom reclaimlab.present import dashboard\n"
+                               "from reclaimlab.probe.sources import Roots\n"
                                f"d = dashboard.show(hz=5, window_s=10, chart_hz=2, host=False, "
                                f"roots=Roots(Path({str(ROOTS.proc)!r}), Path({str(ROOTS.sys)!r})))")
         assert not _errors(opened), _errors(opened)
@@ -295,7 +295,7 @@ def test_updates_arrive_while_another_cell_runs_in_a_real_kernel():
 
 
 def test_in_a_container_the_stack_is_the_cgroups_own_split_up_to_its_limit():
-    from reclaimlab import charts
+    from reclaimlab.present import charts
     row = {"t_s": 1.0, "mem_free_kib": 20 << 20, "anon_kib": 5 << 20,   # the host's meminfo: not the learner's
            "cgroup_usage_bytes": 700 << 20, "cgroup_anon_bytes": 500 << 20, "cgroup_file_bytes": 150 << 20}
     values = dict(dashboard.stack_values(row, container=True, limit_kib=float(2 << 20)))
