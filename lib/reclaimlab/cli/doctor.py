@@ -184,7 +184,8 @@ def doctor(as_json: bool, proc_root: str | None, sys_root: str | None) -> None:
     """Show what this guest is, what it may do, and which labs can run live here."""
     roots = _roots(proc_root, sys_root)
     try:
-        info = guest.probe(roots)
+        from ..vm import live_status  # here, not at the top: `reclaimlab --help` stays quick
+        info = guest.probe(roots, vm_status=live_status)
     except (sources.SourceError, procfs.ProcParseError) as exc:
         raise DoctorError(str(exc)) from None
     if as_json:

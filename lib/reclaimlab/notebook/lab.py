@@ -146,10 +146,11 @@ def _check_size(name: str, value: Any) -> int:
 def _probe() -> tuple[Any, str | None]:
     try:
         from ..probe.guest import probe
+        from ..vm import live_status
     except ImportError as exc:
         return None, f"the guest probe is not available in this version of reclaimlab ({exc})"
     try:
-        return probe(), None
+        return probe(vm_status=live_status), None
     except Exception as exc:  # the status display must never stop a lab
         return None, f"the guest probe failed: {type(exc).__name__}: {exc}"
 

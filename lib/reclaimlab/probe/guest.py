@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 from . import hostviews as host, consent as policy, procfs, sources
 
@@ -423,19 +423,6 @@ def _reclaim_means(reclaim_ok: bool, cgroup_limit_writable: bool) -> tuple[bool,
     return False, "neither cgroup v2 memory.reclaim nor a writable cgroup v1 memory.limit_in_bytes"
 
 
-def _vm_status(roots: sources.Roots) -> LiveSupport | None:
-    """On this machine, whether the kit's VM can run and what it would really use: /dev/kvm can
-    open yet fail to boot Linux (vm/accel.py keeps that verdict), so ask the VM code, not the device."""
-    if not roots.is_live:
-        return None
-    try:
-        from ..vm import availability, hypervisor_status
-        missing = availability()
-        return LiveSupport(False, missing) if missing else LiveSupport(True, hypervisor_status())
-    except Exception as exc:  # noqa: BLE001 - the doctor must answer even if the VM code cannot
-        return LiveSupport(False, f"the kit's VM code could not say ({exc})")
-
-
 def live_support(memory: MemoryInfo, knobs: Mapping[str, policy.KnobAccess], cgroup_limit_writable: bool,
                  shared: str | None, consent: bool, scratch_free_bytes: int | None,
                  qemu_path: str | None, kvm_usable: bool, has_host_view: bool,
@@ -491,8 +478,13 @@ def _kind(container: str | None, wsl: str | None, hypervisor: str | None,
 
 
 def probe(roots: sources.Roots | None = None, env: Mapping[str, str] = os.environ,
-          scratch_dir: str | os.PathLike | None = None) -> GuestInfo:
+          scratch_dir: str | os.PathLike | None = None,
+          vm_status: Callable[[sources.Roots], LiveSupport | None] | None = None) -> GuestInfo:
     """Probe the guest at `roots` (default: Roots.from_env(), the live machine).
+
+    `vm_status(roots)` says whether the kit's VM can run here and on what: /dev/kvm can open yet
+    fail to boot Linux, so only the VM code knows (callers above the probe pass
+    `reclaimlab.vm.live_status`; the probe itself never imports the VM).
 
     Raises sources.SourceError / procfs.ProcParseError only when /proc/meminfo is missing or corrupt.
     """
@@ -521,7 +513,7 @@ def probe(roots: sources.Roots | None = None, env: Mapping[str, str] = os.enviro
     qemu, kvm = _qemu_and_kvm(roots, env)
     kind, kind_reason = _kind(container, wsl, hypervisor, evidence, wsl1)
     support = live_support(memory, knobs, limit_writable, shared, consent, scratch_free, qemu, kvm, bool(views),
-                           _vm_status(roots) if qemu else None)
+                           vm_status(roots) if qemu and vm_status else None)
     if kind == "wsl1":
         support = {name: LiveSupport(False, wsl1_refusal(env)) for name in support}
     return GuestInfo(
