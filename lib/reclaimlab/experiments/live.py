@@ -14,7 +14,7 @@ import time
 from typing import Any, Callable
 
 from ..probe import knobs, sources
-from .harness import Experiment, ExperimentInterrupted, register
+from .registry import Experiment, ExperimentInterrupted, register
 from ..recording.recording import Recording
 from ..units import format_size, parse_size
 
