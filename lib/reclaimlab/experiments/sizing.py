@@ -1,7 +1,7 @@
 """Safety sizing: how much an experiment may allocate here, decided before anything is allocated.
 
 The request is compared with what this process may use now: MemAvailable, or the memory cgroup's
-limit minus its usage where that is tighter, less a margin (guest.safe_budget_bytes). In `auto`
+limit minus its usage where that is tighter, less a margin (probe.budget.safe_budget_bytes). In `auto`
 mode a request above that is scaled down with a sentence for the learner; in `live` mode it is
 refused with SizeTooLarge. Any size a user can type (up to 1 PiB, see sizes.py) is handled here,
 before a byte is allocated, so the kernel never has to survive it.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..probe import sources
-from ..probe.guest import safe_budget_bytes
+from ..probe.budget import headroom, safe_budget_bytes  # headroom: re-exported for older callers
 from ..units import MIB, format_size, parse_size
 
 MODES = ("auto", "live")
@@ -31,26 +31,6 @@ class Plan:
     requested_bytes: int = 0
     safe_bytes: int = 0    # the budget at planning time
     basis: str = ""        # what bounded the budget, e.g. "MemAvailable 23.1 GiB"
-
-
-def headroom(roots: sources.Roots) -> tuple[int, int | None, int | None, str]:
-    """(MemAvailable bytes, cgroup limit bytes or None, cgroup usage bytes or None, a phrase saying which binds)."""
-    info = sources.meminfo(roots)
-    # MemAvailable exists since Linux 3.14; before, free + cache is the usual stand-in.
-    available = info.get("MemAvailable", info.get("MemFree", 0) + info.get("Cached", 0)) * 1024
-    limit = usage = None
-    cgroup = sources.memory_cgroup(roots)
-    if cgroup is not None:
-        try:
-            limit = cgroup.limit_bytes()
-            usage = cgroup.usage_bytes() if limit is not None else None
-        except (sources.SourceError, ValueError):
-            limit = usage = None  # unreadable cgroup files: MemAvailable alone decides
-    if limit is not None and limit - (usage or 0) < available:
-        basis = f"the memory cgroup's limit {format_size(limit)} minus its usage {format_size(usage or 0)}"
-    else:
-        basis = f"MemAvailable {format_size(available)}"
-    return available, limit, usage, basis
 
 
 def plan_allocation(requested_bytes: int | str, mode: str, roots: sources.Roots | None = None) -> Plan:

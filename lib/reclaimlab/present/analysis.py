@@ -82,3 +82,48 @@ def gib(kib: float) -> str:
 
 def mib(kib: float) -> str:
     return f"{kib / 1024:,.0f} MiB"
+
+
+# --------------------------------------------------------------------------- events and bursts
+
+
+def when(rec: Recording, kind: str, detail: str | None = None, nth: int = 0) -> float:
+    """The time (s) of the nth event of `kind` (and `detail`, if given); KeyError naming what exists."""
+    ev = rec.events[rec.events["kind"] == kind]
+    if detail is not None:
+        ev = ev[ev["detail"].astype(str) == str(detail)]
+    if len(ev) <= nth:
+        have = ", ".join(f"{k}({d})" if d else k for k, d in zip(rec.events["kind"], rec.events["detail"]))
+        want = f"{kind!r}" + (f" with detail {detail!r}" if detail is not None else "")
+        raise KeyError(f"the {rec.meta.get('experiment', '?')} recording has no event {want}"
+                       + (f" number {nth + 1}" if nth else "") + f"; its events: {have}")
+    return float(ev["t_s"].iloc[nth])
+
+
+def next_event(rec: Recording, t_s: float) -> float:
+    """The time of the first event after t_s (the last sample's time if none follows)."""
+    later = rec.events[rec.events["t_s"] > t_s]["t_s"]
+    return float(later.min()) if len(later) else float(rec.samples["t_s"].iloc[-1])
+
+
+def bursts(rec: Recording, column: str, t0_s: float = 0.0, t1_s: float = math.inf,
+           gap_s: float = 1.0) -> pd.DataFrame:
+    """Group the rises of a cumulative column (e.g. host_reported_kib) into bursts.
+
+    Rises in consecutive samples less than `gap_s` apart form one burst. Returns one row per burst:
+    start_s, end_s (times of its first and last rise) and rise (in the column's unit).
+    """
+    steps = rises(rec, column, t0_s, t1_s)
+    out: list[dict[str, float]] = []
+    for t, rise in zip(steps["t_s"], steps["rise"]):
+        if out and t - out[-1]["end_s"] < gap_s:
+            out[-1]["end_s"] = float(t)
+            out[-1]["rise"] += float(rise)
+        else:
+            out.append({"start_s": float(t), "end_s": float(t), "rise": float(rise)})
+    return pd.DataFrame(out, columns=["start_s", "end_s", "rise"])
+
+
+def has(rec: Recording, column: str) -> bool:
+    """True when the recording has the column with at least one value."""
+    return column in rec.samples.columns and bool(rec.samples[column].notna().any())

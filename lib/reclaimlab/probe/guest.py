@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple
 
 from . import hostviews as host, consent as policy, procfs, sources
+from .budget import SAFETY_FLOOR_BYTES, SAFETY_FRACTION, safe_budget_bytes  # noqa: F401 (re-exported)
 
 MIB = 1024 ** 2
 GIB = 1024 ** 3
@@ -43,32 +44,10 @@ GLOSSARY = {
 }
 MIN_LIVE_BUDGET_BYTES = 256 * MIB
 MIN_SCRATCH_FREE_BYTES = 1 * GIB  # page-cache writes a file of up to ~1.5 GB, scaled to the budget
-SAFETY_FRACTION = 0.10
-SAFETY_FLOOR_BYTES = 256 * MIB
 
 VIRTIO_ID_BALLOON = 5            # include/uapi/linux/virtio_ids.h
 VIRTIO_BALLOON_F_REPORTING = 5   # include/uapi/linux/virtio_balloon.h: free page reporting
 QEMU_BINARY = "qemu-system-x86_64"
-
-
-def safe_budget_bytes(mem_available_bytes: int, cgroup_limit_bytes: int | None = None,
-                      cgroup_usage_bytes: int | None = None) -> int:
-    """How many bytes one experiment may allocate here without inviting the OOM killer.
-
-    headroom = MemAvailable, or the cgroup's limit minus its usage where that is smaller (in a
-    container /proc/meminfo is the host's, so the cgroup is what binds). We keep back 10 % of
-    the headroom plus 256 MiB for the kernel, the notebook and the sampler. Never negative.
-
-    >>> safe_budget_bytes(4 * GIB) // MIB
-    3430
-    >>> safe_budget_bytes(24 * GIB, cgroup_limit_bytes=2 * GIB, cgroup_usage_bytes=512 * MIB) // MIB
-    1126
-    """
-    headroom = mem_available_bytes
-    if cgroup_limit_bytes is not None:
-        headroom = min(headroom, max(0, cgroup_limit_bytes - (cgroup_usage_bytes or 0)))
-    margin = int(headroom * SAFETY_FRACTION) + SAFETY_FLOOR_BYTES
-    return max(0, headroom - margin)
 
 
 class LiveSupport(NamedTuple):

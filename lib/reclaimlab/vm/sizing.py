@@ -28,7 +28,7 @@ class VmPlan:
 def host_allowance_bytes(roots: sources.Roots | None = None) -> int:
     """What this process may still use: MemAvailable, capped by its memory cgroup's room (the same
     headroom the local experiments are sized by)."""
-    from ..experiments.sizing import headroom
+    from ..probe.budget import headroom
 
     available, limit, usage, _basis = headroom(roots or sources.Roots())
     allowance = available

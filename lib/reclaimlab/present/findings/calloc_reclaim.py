@@ -11,7 +11,6 @@ import math
 from typing import Any
 
 from .. import analysis
-from ...notebook import lab
 from ..claims import THRESHOLDS, Claim, claim, negligible, share_verdict
 from ...recording.recording import Recording
 from ...units import format_size, parse_size
@@ -114,7 +113,7 @@ def whole_guest(rec: Recording) -> Claim:
     col, scale, name = (("cgroup_anon_bytes", 1 / 1024, "your container's anonymous memory") if in_container
                         else ("anon_kib", 1, "the whole guest's AnonPages"))
     try:
-        t_calloc, t_touch, t_free = lab.when(rec, "calloc"), lab.when(rec, "touch"), lab.when(rec, "free")
+        t_calloc, t_touch, t_free = analysis.when(rec, "calloc"), analysis.when(rec, "touch"), analysis.when(rec, "free")
     except KeyError:
         t_calloc = math.nan
     sentences = {
@@ -164,7 +163,7 @@ def reporting(rec: Recording) -> Claim:
     }
     if "host_reported_kib" not in rec.samples.columns or rec.samples["host_reported_kib"].isna().all():
         return claim("calloc_reclaim.reporting", "no_host_view", sentences)
-    t_free, t_end = lab.when(rec, "free"), _end_s(rec)
+    t_free, t_end = analysis.when(rec, "free"), _end_s(rec)
     reported = analysis.change(rec, "host_reported_kib", t_free, t_end)
     share = reported / size
     observed = f"{t_end - t_free:.0f} s"
@@ -195,8 +194,8 @@ def batches(rec: Recording) -> Claim:
     }
     if "host_reported_kib" not in rec.samples.columns:
         return claim("calloc_reclaim.batches", "no_host_view", sentences)
-    t_free = lab.when(rec, "free")
-    b = lab.bursts(rec, "host_reported_kib", t_free)
+    t_free = analysis.when(rec, "free")
+    b = analysis.bursts(rec, "host_reported_kib", t_free)
     if not len(b):
         return claim("calloc_reclaim.batches", "none", sentences)
     first = float(b["start_s"].iloc[0] - t_free)

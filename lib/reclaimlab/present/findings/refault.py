@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from .. import analysis
-from ...notebook import lab
 from ..claims import THRESHOLDS, Claim, claim, ratio_verdict, times
 from ...recording.recording import Recording
 from ...units import format_size, parse_size
@@ -43,7 +42,7 @@ def _why_not_reported(rec: Recording, reported_kib: float) -> tuple[str, dict[st
     size = size_kib(rec)
     res = rec.meta.get("results", {})
     try:
-        t0, t1 = lab.when(rec, "free", "hot"), lab.when(rec, "touch", "cold")
+        t0, t1 = analysis.when(rec, "free", "hot"), analysis.when(rec, "touch", "cold")
     except KeyError:
         return "", {}
     return _stall.reasons(rec, unreported_kib=size - reported_kib, size_kib=size, t_free_s=t0, t_end_s=t1,

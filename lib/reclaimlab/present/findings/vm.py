@@ -10,7 +10,6 @@ from typing import Any
 import pandas as pd
 
 from .. import analysis
-from ...notebook import lab
 from ..claims import THRESHOLDS, Claim, claim, ratio_verdict, share_verdict, times
 from ...recording.recording import Recording
 
@@ -38,7 +37,7 @@ def falls(rec: Recording, column: str, t0_s: float, t1_s: float = math.inf, gap_
 def story(rec: Recording) -> dict[str, Any]:
     """The numbers of one calloc-reclaim run in the VM: the host's view at rest, at its peak, its falls."""
     r = rec.meta["results"]
-    t_free = lab.when(rec, "free")
+    t_free = analysis.when(rec, "free")
     t_end = float(rec.samples["t_s"].iloc[-1])
     base, peak = r["host_rss_before_kib"], r["free_host_peak_kib"]
     touched = max(peak - base, 1)
@@ -165,8 +164,8 @@ def step_budget(rec: Recording) -> Claim:
 def page_cache(rec: Recording) -> list[Claim]:
     """Dropping the guest's page cache: what the host got back of what the cache cost it; and the cold read."""
     r = rec.meta["results"]
-    t_write, t_drop = lab.when(rec, "write_file"), lab.when(rec, "drop_caches")
-    t_cold = lab.when(rec, "read_file", "cold")
+    t_write, t_drop = analysis.when(rec, "write_file"), analysis.when(rec, "drop_caches")
+    t_cold = analysis.when(rec, "read_file", "cold")
     cache_rise = analysis.peak_change(rec, "cached_kib", t_write, t_drop)
     host_rise = r["drop_caches_host_peak_kib"] - analysis.value_at(rec, "host_vm_rss_kib", t_write)
     host_fall = r["drop_caches_host_peak_kib"] - r["drop_caches_host_rss_after_kib"]
@@ -192,7 +191,7 @@ def page_cache(rec: Recording) -> list[Claim]:
                  drop=f"{drop_s:.2f} s" if drop_s is not None else "a time not recorded",
                  host_rise_kib=host_rise, host_fall_kib=host_fall)
     cached, cold = r.get("read_file_cached_s"), r.get("read_file_cold_s")
-    refill = analysis.value_at(rec, "host_vm_rss_kib", lab.when(rec, "rm_file")) - r["drop_caches_host_rss_after_kib"]
+    refill = analysis.value_at(rec, "host_vm_rss_kib", analysis.when(rec, "rm_file")) - r["drop_caches_host_rss_after_kib"]
     read_sentences = {
         "slower": "The price comes at the next read: **{cold:.2f} s** from the disk instead of {cached:.2f} s from "
                   "the cache ({ratio_words} slower), and the host's view rose again by {refill} as the cache refilled.",
@@ -234,7 +233,7 @@ def refault_control(rec_on: Recording, rec_off: Recording) -> Claim:
 def compaction(rec: Recording) -> Claim:
     """What compact_memory returned to the host, of what fragmenting had left unreportable."""
     r = rec.meta["results"]
-    t_frag, t_comp = lab.when(rec, "fragment"), lab.when(rec, "compact")
+    t_frag, t_comp = analysis.when(rec, "fragment"), analysis.when(rec, "compact")
     unreportable = lambda t: (analysis.value_at(rec, "mem_free_kib", t)  # noqa: E731
                               - analysis.value_at(rec, "reportable_free_kib", t))
     stuck = unreportable(t_comp) - unreportable(t_frag)
