@@ -93,7 +93,8 @@ def test(args: list[str]) -> int:
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     failed = install_system_packages()
     steps: list[tuple[str, list]] = [
-        ("unit, live and recorded tests", [PY, "-m", "pytest", "-q", *args]),
+        # -m "": every kind (fast, slow, live, vm); a bare pytest runs the fast ones only (pyproject addopts)
+        ("unit, live and recorded tests", [PY, "-m", "pytest", "-q", "-m", "", *args]),
     ]
     for extra in sorted((ROOT / "ci").glob("check-*")):
         # ci/check-* are the further CI stages (labs, browser, binder); each is executable on its own.

@@ -23,6 +23,7 @@ def _executed(tmp_path, stem):
     return claims.by_key(claims.from_notebook(tmp_path / nb.name))
 
 
+@pytest.mark.slow
 def test_lab01_recorded_claims(tmp_path):
     found = _executed(tmp_path, "01")
     expected = {c.key: c.verdict for c in calloc_reclaim.all_claims(datasets.find("calloc-reclaim"))
@@ -33,6 +34,7 @@ def test_lab01_recorded_claims(tmp_path):
         assert "Run this lab live on a guest with free page reporting" not in c["sentence"]
 
 
+@pytest.mark.slow
 def test_lab05_recorded_claims(tmp_path):
     found = _executed(tmp_path, "05")
     on = datasets.find("calloc-reclaim", {"reporting": True}, guest_kind="kit-vm")

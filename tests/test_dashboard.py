@@ -254,6 +254,7 @@ def _errors(messages: list[dict]) -> list[str]:
     return [f"{m['content']['ename']}: {m['content']['evalue']}" for m in messages if m["msg_type"] == "error"]
 
 
+@pytest.mark.slow
 def test_updates_arrive_while_another_cell_runs_in_a_real_kernel():
     jupyter_client = pytest.importorskip("jupyter_client")
     km, kc = jupyter_client.manager.start_new_kernel(kernel_name="python3")

@@ -15,14 +15,14 @@ PKG = LIB / "reclaimlab"
 STAGES = [
     ("base", ["reclaimlab", "reclaimlab.paths", "reclaimlab.units"]),
     ("probe", ["reclaimlab.probe"]),
-    ("recording", ["reclaimlab.recording"]),
+    ("recording", ["reclaimlab.recording"]),  # restructure: keep
     ("sampling", ["reclaimlab.sampling"]),
     ("vm", ["reclaimlab.vm"]),
     ("wsl", ["reclaimlab.wsl"]),
-    ("experiments", ["reclaimlab.experiments"]),
+    ("experiments", ["reclaimlab.experiments"]),  # restructure: keep
     ("present", ["reclaimlab.present"]),
     ("notebook", ["reclaimlab.notebook"]),
-    ("cli", ["reclaimlab.cli"]),
+    ("cli", ["reclaimlab.cli"]),  # restructure: keep
 ]
 
 
