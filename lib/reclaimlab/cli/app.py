@@ -1,6 +1,6 @@
-"""The `reclaimlab` command: doctor | watch | record | labs.
+"""The `reclaimlab` command: doctor | watch | record | labs | wslconfig.
 
-Each subcommand lives beside the code it drives; this module only gathers them.
+Each subcommand is a module beside this one (cli/__init__.py lists them); this module only gathers them.
 Errors the user can fix exit with code 2 and one line naming the problem and the fix.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The experiments of the story, and `run()`: live on this guest, or recorded.
+"""The harness: `run()` one experiment live on this guest or in the kit's VM, or load its recording.
 
     rec = run("calloc-reclaim", mode="auto", size="3GB")
 
