@@ -11,9 +11,8 @@ from pathlib import Path
 
 import click
 
+from ..experiments.registry import MODES  # the one place the modes are named
 from ..paths import labs_dir
-
-MODES = ("recorded", "live", "auto")
 
 
 def lab_notebooks(directory: Path, only: tuple[str, ...] = ()) -> list[Path]:

@@ -14,6 +14,7 @@ import time
 from typing import Any, Callable
 
 from ..probe import knobs, sources
+from ..probe.procfs import parse_status_kib
 from .registry import Experiment, ExperimentInterrupted, register
 from ..recording.recording import Recording
 from ..units import format_size, parse_size
@@ -144,8 +145,7 @@ class _ChildRssAnon:
             text = os.pread(fd, 4096, 0)
         except OSError:  # the child has exited
             return None
-        at = text.find(b"RssAnon:")
-        return int(text[at + 8:text.index(b"kB", at)]) if at >= 0 else None
+        return parse_status_kib(text.decode("ascii", "replace")).get("RssAnon")
 
     def close(self) -> None:
         self.detach()

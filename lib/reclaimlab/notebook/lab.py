@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..probe import consent as policy
+from ..experiments.registry import MODES  # the one place the modes are named
 from ..recording.recording import Recording
 from ..present.analysis import bursts, has, next_event, when  # noqa: F401 (labs call lab.when etc.)
 
@@ -54,7 +55,6 @@ __all__ = ["LabContext", "LabParameterError", "setup", "banner", "banner_html", 
            "question", "question_html", "check_answer", "Prediction", "echo", "echo_bundle", "table", "table_html", "show_guest", "guest_rows",
            "live_rows", "status_html", "explain", "when", "next_event", "bursts", "has", "env_summary"]
 
-MODES = ("auto", "live", "recorded")
 MAX_SAMPLE_HZ = 1000.0
 
 

@@ -176,3 +176,18 @@ def parse_cgroup_membership(text: str) -> dict[str, str]:
             if c:
                 out[c] = path
     return out
+
+
+def parse_status_kib(text: str) -> dict[str, int]:
+    """The kB fields of a /proc/<pid>/status text (VmRSS, RssAnon, RssFile, ...), in KiB.
+
+    >>> parse_status_kib("Name:\\tx\\nVmRSS:\\t  1024 kB\\nRssAnon:\\t  512 kB\\n")
+    {'VmRSS': 1024, 'RssAnon': 512}
+    """
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        name, _, rest = line.partition(":")
+        parts = rest.split()
+        if len(parts) == 2 and parts[1] == "kB" and parts[0].isdigit():
+            out[name] = int(parts[0])
+    return out

@@ -35,6 +35,8 @@ import weakref
 from pathlib import Path
 from typing import Any, Callable
 
+from ...probe.procfs import parse_status_kib
+
 PARENT_PID_ENV = "RECLAIMLAB_PARENT_PID"
 PR_SET_PDEATHSIG = 1  # include/uapi/linux/prctl.h
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -74,17 +76,11 @@ def os_error(call: str) -> OSError:
 
 def status_kib(pid: int | str = "self") -> dict[str, int]:
     """The kB fields of /proc/<pid>/status (VmRSS, RssAnon, RssFile, ...); {} once the process is gone."""
-    out: dict[str, int] = {}
     try:
         text = Path(f"/proc/{pid}/status").read_text()
     except OSError:
-        return out
-    for line in text.splitlines():
-        name, _, rest = line.partition(":")
-        parts = rest.split()
-        if len(parts) == 2 and parts[1] == "kB":
-            out[name] = int(parts[0])
-    return out
+        return {}
+    return parse_status_kib(text)
 
 
 # ---------------------------------------------------------------- child side
