@@ -212,7 +212,8 @@ def test(args: list[str]) -> int:
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     failed = install_system_packages()
     steps: list[tuple[str, list]] = [
-        ("unit, live and recorded tests", [PY, "-m", "pytest", "-q", *args]),
+        # -m "": every kind (fast, slow, live, vm); a bare pytest runs the fast ones only (pyproject addopts)
+        ("unit, live and recorded tests", [PY, "-m", "pytest", "-q", "-m", "", *args]),
     ]
     for extra in sorted((ROOT / "ci").glob("check-*")):
         # ci/check-* are the further CI stages (labs, browser, binder); each is executable on its own.
@@ -235,7 +236,7 @@ def site(args: list[str]) -> int:
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     if _run(BIN / "reclaimlab", "labs", "--mode", "recorded", env=env) != 0:
         _fail("a lab failed in recorded mode; see its output above (executed copies in build/labs/recorded/)")
-    return _run(PY, "-m", "reclaimlab.site", *args, env=env)
+    return _run(PY, "-m", "reclaimlab.cli.site", *args, env=env)
 
 
 def main(argv: list[str]) -> int:

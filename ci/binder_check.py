@@ -337,7 +337,7 @@ def install(python: str, repo: Path, venv: Path) -> None:
 
 def experiment_knobs(venv: Path, repo: Path) -> dict[str, bool]:
     """{experiment: turns system-wide knobs}, from the installed kit's own registry."""
-    code = ("import json; from reclaimlab import experiments as e; "
+    code = ("import json; from reclaimlab.experiments import harness as e; "
             "print(json.dumps({n: bool(e.get(n).knobs) for n in e.names()}))")
     out = subprocess.run([str(venv / "bin" / "python"), "-c", code], cwd=repo, check=True, capture_output=True,
                          text=True, timeout=120).stdout
@@ -349,7 +349,7 @@ def container_seen_from_namespace(venv: Path, repo: Path, uid: int, gid: int) ->
 
     Binder's pods have a PID namespace of their own; ours must be seen as a container by that alone.
     """
-    code = "from reclaimlab import policy, sources; print(policy.container_reason(sources.Roots(), {}))"
+    code = "from reclaimlab.probe import consent as policy, sources; print(policy.container_reason(sources.Roots(), {}))"
     env = {"PATH": "/usr/bin:/bin", "HOME": str(repo), "LANG": "C.UTF-8"}
     out = subprocess.run(as_user([str(venv / "bin" / "python"), "-c", code], uid, gid, pid_namespace=True),
                          cwd=repo, env=env, capture_output=True, text=True, timeout=120)

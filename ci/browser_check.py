@@ -112,7 +112,7 @@ def inject_recorded_mode(nb: dict) -> None:
 
 def dashboard_notebook() -> dict:
     cells = [
-        ("from reclaimlab import dashboard\n"
+        ("from reclaimlab.present import dashboard\n"
          "dash = dashboard.show(hz=4, window_s=30)\n"
          "_ = dash.mark(\"start\")"),
         ("import time\n"
@@ -198,7 +198,7 @@ def is_chart_output(output: dict) -> bool:
 def execute_for_untrusted(labs: list[Path], self_test: bool = True) -> list[Path]:
     """Executed copies in build/browser/untrusted: each lab run by papermill in recorded mode (as
     `reclaimlab labs --mode recorded` does), and the planted failures first."""
-    from reclaimlab.commands.labs import execute_lab
+    from reclaimlab.cli.labs import execute_lab
     out_dir = BUILD / UNTRUSTED
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
@@ -730,7 +730,7 @@ def check_lab(context, server: Server, nb_path: Path, timeout_s: float) -> LabRe
         result.solutions = check_solutions(result, st, nb)
         code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
         if result.charts == 0 and re.search(r"\bcharts\.\w+\(", code):
-            result.fail("calls reclaimlab.charts but no chart rendered")
+            result.fail("calls reclaimlab.present.charts but no chart rendered")
         for err in lab.page_errors:
             log(f"{name}: page error (not counted as a failure): {err[:200]}")
     except CheckFailed as exc:

@@ -67,7 +67,8 @@ PROBE_TAG = "RECLAIMLAB-HUB-PROBE "
 # Run in each lab's kernel after its cells: what its live recordings say about where they were measured.
 PROBE = r'''
 import json as _j, os as _o
-from reclaimlab import recording as _r, sources as _s
+from reclaimlab.recording import recording as _r
+from reclaimlab.probe import sources as _s
 _cg = _s.memory_cgroup(_s.Roots())
 _recs = [v for v in list(globals().values()) if isinstance(v, _r.Recording)]
 print("''' + PROBE_TAG + r'''" + _j.dumps({

@@ -4,7 +4,7 @@
     ci/check-site [--no-build] [--no-self-test]
 
 1. Builds the site as `python3 tasks.py site` does: every lab executed in recorded mode by papermill
-   (build/labs/recorded/), then `python -m reclaimlab.site` (build/site/). --no-build reuses both.
+   (build/labs/recorded/), then `python -m reclaimlab.cli.site` (build/site/). --no-build reuses both.
 2. Serves build/site/ with Python's http.server on 127.0.0.1 (a free port) and opens every page in
    Debian's chromium through Playwright (the launch settings of ci/browser_check.py), with every
    request to anything but 127.0.0.1 aborted, as on a machine with no internet.
@@ -12,7 +12,7 @@
    loaded with a natural size > 0 and every top-level <svg> has a size (charts come as inline SVG, or
    as <img> with an SVG or PNG data URL, diagrams as <img> files); every internal link names a page
    that exists and, with a #fragment, an element of that page. On every lab page: its charts are
-   there (a lab that calls reclaimlab.charts shows at least one), every solution is a closed
+   there (a lab that calls reclaimlab.present.charts shows at least one), every solution is a closed
    <details>, and a lab that runs an experiment shows its RECORDED banner.
 4. First, a page of planted failures (a broken image, a blank svg, a script from a CDN, a dead link,
    a console error) must be reported, each of them: a check that cannot fail proves nothing.
@@ -71,7 +71,7 @@ def build(python: str) -> float:
     t0 = time.monotonic()
     env = dict(os.environ, PATH=f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     for cmd in ([str(Path(python).parent / "reclaimlab"), "labs", "--mode", "recorded"],
-                [python, "-m", "reclaimlab.site"]):
+                [python, "-m", "reclaimlab.cli.site"]):
         log("+ " + " ".join(Path(cmd[0]).name if i == 0 else c for i, c in enumerate(cmd)))
         if subprocess.call(cmd, cwd=ROOT, env=env) != 0:
             raise SystemExit(f"site-check: {' '.join(cmd[1:])} failed")

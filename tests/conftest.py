@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reclaimlab.sources import Roots
+from reclaimlab.probe.sources import Roots
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TREES = FIXTURES / "trees"

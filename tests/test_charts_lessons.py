@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reclaimlab import charts, datasets
+from reclaimlab.present import charts
+from reclaimlab.recording import datasets
 
 
 def test_the_workloads_line_is_drawn_last_and_dashed():

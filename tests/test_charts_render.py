@@ -10,8 +10,8 @@ import altair as alt
 import pandas as pd
 import pytest
 
-from reclaimlab import charts
-from reclaimlab.recording import Recording
+from reclaimlab.present import charts
+from reclaimlab.recording.recording import Recording
 
 
 @pytest.fixture()

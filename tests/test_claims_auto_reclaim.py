@@ -4,10 +4,10 @@ import copy
 
 import pytest
 
-from reclaimlab import datasets
-from reclaimlab.claims import THRESHOLDS
-from reclaimlab.findings import auto_reclaim as ar
-from reclaimlab.findings import reporting_order as ro
+from reclaimlab.recording import datasets
+from reclaimlab.present.claims import THRESHOLDS
+from reclaimlab.present.findings import auto_reclaim as ar
+from reclaimlab.present.findings import reporting_order as ro
 
 
 def _auto(policy, variant):
@@ -37,7 +37,7 @@ def test_runs_are_compared_at_equal_time_after_their_action():
     assert len(dts) == 1 and dts.pop() <= THRESHOLDS["auto_reclaim_compare_s"]
     for c in claims:
         if c.value is not None and c.evidence["freed_kib"] >= THRESHOLDS["auto_reclaim_min_freed_kib"]:
-            assert c.verdict == __import__("reclaimlab.claims", fromlist=["x"]).share_verdict(c.evidence["share"])
+            assert c.verdict == __import__("reclaimlab.present.claims", fromlist=["x"]).share_verdict(c.evidence["share"])
 
 
 def test_a_run_cut_short_shortens_the_common_window():

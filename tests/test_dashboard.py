@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import tree_roots
-from reclaimlab import charts, dashboard
-from reclaimlab.dashboard import Dashboard, DashboardError
+from reclaimlab.present import charts, dashboard
+from reclaimlab.present.dashboard import Dashboard, DashboardError
 
 ROOTS = tree_roots("firecracker-vm")  # a captured guest: the tests never depend on this machine's memory
 
@@ -233,7 +233,7 @@ def test_closing_the_view_stops_the_threads(dash_factory):
 
 def test_stop_joins_threads_closes_sources_and_is_safe_twice(dash_factory, monkeypatch):
     view = FakeHostView()
-    monkeypatch.setattr("reclaimlab.host.available_host_views", lambda roots=None: [view])
+    monkeypatch.setattr("reclaimlab.probe.hostviews.available_host_views", lambda roots=None: [view])
     d = dash_factory(hz=10, window_s=10, host=True)
     wait_until(lambda: d.samples_taken >= 3, what="three samples")
     cost = d.stop()
@@ -284,7 +284,7 @@ def test_threads_never_print_a_failure_shows_in_the_view(dash_factory, capfd):
 
 
 def test_first_sample_failure_raises_in_the_cell(tmp_path):
-    from reclaimlab.sources import Roots, SourceError
+    from reclaimlab.probe.sources import Roots, SourceError
     with pytest.raises(SourceError, match="meminfo"):
         dashboard.show(roots=Roots(tmp_path / "proc", tmp_path / "sys"), host=False, display=False)
     assert not dashboard_threads()
@@ -310,12 +310,13 @@ def _errors(messages: list[dict]) -> list[str]:
     return [f"{m['content']['ename']}: {m['content']['evalue']}" for m in messages if m["msg_type"] == "error"]
 
 
+@pytest.mark.slow
 def test_updates_arrive_while_another_cell_runs_in_a_real_kernel():
     jupyter_client = pytest.importorskip("jupyter_client")
     km, kc = jupyter_client.manager.start_new_kernel(kernel_name="python3")
     try:
-        opened = _run_cell(kc, "from pathlib import Path\nfrom reclaimlab import dashboard\n"
-                               "from reclaimlab.sources import Roots\n"
+        opened = _run_cell(kc, "from pathlib import Path\nfrom reclaimlab.present import dashboard\n"
+                               "from reclaimlab.probe.sources import Roots\n"
                                f"d = dashboard.show(hz=5, window_s=10, host=False, "
                                f"roots=Roots(Path({str(ROOTS.proc)!r}), Path({str(ROOTS.sys)!r})))")
         assert not _errors(opened), _errors(opened)
@@ -353,7 +354,7 @@ def test_updates_arrive_while_another_cell_runs_in_a_real_kernel():
 
 
 def test_in_a_container_the_stack_is_the_cgroups_own_split_up_to_its_limit():
-    from reclaimlab import charts
+    from reclaimlab.present import charts
     row = {"t_s": 1.0, "mem_free_kib": 20 << 20, "anon_kib": 5 << 20,   # the host's meminfo: not the learner's
            "cgroup_usage_bytes": 700 << 20, "cgroup_anon_bytes": 500 << 20, "cgroup_file_bytes": 150 << 20}
     values = dict(dashboard.stack_values(row, container=True, limit_kib=float(2 << 20)))

@@ -5,7 +5,9 @@ import json
 
 import pytest
 
-from reclaimlab import analysis, datasets, experiments, recording
+from reclaimlab.present import analysis
+from reclaimlab.recording import datasets, recording
+from reclaimlab.experiments import harness as experiments
 from reclaimlab.paths import recordings_dir
 
 ROOT = recordings_dir()
@@ -24,7 +26,7 @@ def test_index_is_exactly_what_the_folders_hold(tmp_path):
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e["path"] for e in ENTRIES])
 def test_every_shipped_recording_has_a_matching_manifest(entry):
-    # A recording added without one fails here: `python -m reclaimlab.recording --write-manifest DIR` adds it.
+    # A recording added without one fails here: `python -m reclaimlab.recording.recording --write-manifest DIR` adds it.
     assert recording.verify(ROOT / entry["path"]), f"{entry['path']}: no manifest.json"
 
 

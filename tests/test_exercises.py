@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from reclaimlab import datasets, exercises
+from reclaimlab.recording import datasets
+from reclaimlab.notebook import exercises
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "labs" / "solutions"
 

@@ -9,9 +9,11 @@ import time
 import pandas as pd
 import pytest
 
-from reclaimlab import analysis, experiments, sources
+from reclaimlab.present import analysis
+from reclaimlab.experiments import harness as experiments
+from reclaimlab.probe import sources
 from reclaimlab.experiments import ExperimentError, ExperimentInterrupted, ExperimentRefused, run
-from reclaimlab.sizes import SizeError
+from reclaimlab.units import SizeError
 
 MIB = 1024 * 1024
 
@@ -171,7 +173,7 @@ def test_auto_reclaim_newer_gradual_reclaims_the_idle_cache():
 
 
 def _interrupted(*args, **kwargs):
-    from reclaimlab.recording import Recording
+    from reclaimlab.recording.recording import Recording
     samples = pd.DataFrame({"t_s": [0.0, 0.1], "mem_free_kib": [1000, 900]})
     rec = Recording(samples=samples, meta={"schema_version": 1, "experiment": "calloc-reclaim", "mode": "live",
                                            "complete": False, "interrupted": "interrupted (KeyboardInterrupt)",
@@ -184,9 +186,9 @@ def _interrupted(*args, **kwargs):
 @pytest.mark.parametrize("with_out", [True, False])
 def test_interrupted_record_says_where_on_disk_the_partial_recording_is(tmp_path, monkeypatch, with_out):
     from click.testing import CliRunner
-    from reclaimlab import recording
-    from reclaimlab.cli import main
-    from reclaimlab.commands import record
+    from reclaimlab.recording import recording
+    from reclaimlab.cli.app import main
+    from reclaimlab.cli import record
 
     monkeypatch.setattr(record, "run", _interrupted)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))

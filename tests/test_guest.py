@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from reclaimlab import guest, policy
-from reclaimlab.cli import main
-from reclaimlab.procfs import ProcParseError
-from reclaimlab.sources import Roots, SourceError
+from reclaimlab.probe import guest, consent as policy
+from reclaimlab.cli.app import main
+from reclaimlab.probe.procfs import ProcParseError
+from reclaimlab.probe.sources import Roots, SourceError
 
 from conftest import FILES, tree_roots
 
@@ -266,7 +266,7 @@ def _setpriv_nobody() -> list[str]:
 
 
 def test_probe_as_nobody_in_a_real_subprocess():
-    code = "import json; from reclaimlab import guest; print(json.dumps(guest.probe(env={}).to_dict()))"
+    code = "import json; from reclaimlab.probe import guest; print(json.dumps(guest.probe(env={}).to_dict()))"
     run = subprocess.run([*_setpriv_nobody(), sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, cwd="/")
     if run.returncode != 0 and "Permission denied" in run.stderr:
@@ -349,7 +349,7 @@ def test_doctor_live_subprocess_on_this_guest():
         pytest.skip(f"{LIVE_PARAMS}/reported_kib absent: this kernel does not expose reported_kib")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECLAIMLAB_")}
     script = Path(sys.executable).with_name("reclaimlab")  # the console script, as a user runs it
-    command = [str(script)] if script.exists() else [sys.executable, "-c", "from reclaimlab.cli import main; main()"]
+    command = [str(script)] if script.exists() else [sys.executable, "-c", "from reclaimlab.cli.app import main; main()"]
     run = subprocess.run([*command, "doctor", "--json"], capture_output=True, text=True, timeout=60, env=env)
     assert run.returncode == 0, run.stderr
     d = json.loads(run.stdout)
@@ -377,7 +377,7 @@ def test_wsl1_tree_is_neither_a_vm_nor_wsl2(env):
 
 
 def test_wsl2_kernels_are_not_taken_for_wsl1():
-    from reclaimlab import host
+    from reclaimlab.probe import hostviews as host
     assert host.wsl1_reason("5.15.167.4-microsoft-standard-WSL2") is None
     assert host.wsl1_reason("4.19.128-microsoft-standard") is None
     assert host.wsl1_reason("4.4.0-22621-Microsoft")
@@ -433,7 +433,7 @@ def test_doctor_text_and_json_say_the_same_verdicts(monkeypatch):
 
 def test_json_verdict_matches_what_auto_mode_does_here(monkeypatch):
     # The probe's verdict and experiments.live_blocker (what auto mode asks) agree on this guest.
-    from reclaimlab import experiments
+    from reclaimlab.experiments import harness as experiments
     monkeypatch.delenv(policy.ALLOW_ENV, raising=False)
     info = guest.probe()
     for name in ("calloc-reclaim", "refault", "page-cache", "compaction", "auto-reclaim"):

@@ -12,17 +12,18 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from reclaimlab import guestlock, recording
-from reclaimlab.cli import main
+from reclaimlab.probe import lock as guestlock
+from reclaimlab.recording import recording
+from reclaimlab.cli.app import main
 from reclaimlab.experiments import ExperimentBusy, ExperimentError, run
-from reclaimlab.sources import Roots
+from reclaimlab.probe.sources import Roots
 
 from conftest import tree_roots
 
 LIB = Path(__file__).resolve().parent.parent / "lib"
 HOLDER = """
 import sys, time
-from reclaimlab import guestlock
+from reclaimlab.probe import lock as guestlock
 with guestlock.hold(sys.argv[1], timeout_s=0):
     print("held", flush=True)
     time.sleep(float(sys.argv[2]))
@@ -171,7 +172,7 @@ def test_record_command_gives_up_after_wait_with_one_clear_line(lock_env):
 @pytest.mark.live
 def test_two_live_runs_at_once_the_second_waits_for_the_first(lock_env, tmp_path):
     # A notebook-style run() while `reclaimlab record` runs on the same guest: the second waits, says who.
-    first = subprocess.Popen([sys.executable, "-c", "from reclaimlab.cli import main; main()", "record", "calloc-reclaim", "--size", "64MiB",
+    first = subprocess.Popen([sys.executable, "-c", "from reclaimlab.cli.app import main; main()", "record", "calloc-reclaim", "--size", "64MiB",
                               "--param", "observe_s=2", "--param", "hold_s=0.5", "--out", str(tmp_path / "first")],
                              env=lock_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     info = Path(lock_env[guestlock.LOCK_DIR_ENV]) / "reclaimlab-machine.json"
@@ -182,7 +183,7 @@ def test_two_live_runs_at_once_the_second_waits_for_the_first(lock_env, tmp_path
     try:
         holder = guestlock.read_holder(info)
         assert holder is not None and holder["pid"] == first.pid, first.stdout.read() if first.poll() is not None else ""
-        import reclaimlab.experiments as experiments
+        import reclaimlab.experiments.harness as experiments
         original = experiments._say_always
         experiments._say_always = lambda m: said.append((time.time(), m))
         try:

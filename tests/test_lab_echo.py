@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from reclaimlab import claims, lab
+from reclaimlab.present import claims
+from reclaimlab.notebook import lab
 
 CHOICES = ["By about 3 GB", "By almost nothing", "By about half"]
 RIGHT = {"next_to_nothing": 1, "committed": 0}

@@ -171,7 +171,7 @@ def test_a_teaching_lab_closes_every_loop(prefix):
         f"{path.name}: keep every prediction's handle (p = lab.predict(...)) to echo it"
     for name in predictions:
         assert re.search(rf"lab\.echo\({name},", code), f"{path.name}: prediction {name} is never echoed (lab.echo)"
-    assert re.search(r"exercises\.check_\w+\(", code), f"{path.name}: no exercise checked by reclaimlab.exercises"
+    assert re.search(r"exercises\.check_\w+\(", code), f"{path.name}: no exercise checked by reclaimlab.notebook.exercises"
     for load in re.findall(r"%load (solutions/\S+)", code):
         assert (LABS_DIR / load).exists(), f"{path.name}: {load} does not exist"
     assert "../docs/glossary.md" in markdown, f"{path.name}: link the glossary"

