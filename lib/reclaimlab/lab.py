@@ -75,6 +75,7 @@ class LabContext:
     guest: Any = None                                          # reclaimlab.guest.GuestInfo, or None
     guest_note: str | None = None                              # why `guest` is None
     plan: dict[str, tuple[str, str]] = field(default_factory=dict)  # experiment -> (live|recorded|refused, why)
+    recordings: dict[str, str] = field(default_factory=dict)  # replay key -> recording folder (see setup)
 
     @property
     def allow_arg(self) -> bool | None:
@@ -103,7 +104,9 @@ class LabContext:
         planned = self.plan.get(name, ("", ""))[0]
         if planned == "live" and self.mode != "recorded":
             print(f"▶ {name}: running live on this machine, please wait…", flush=True)
-        rec = experiments.run(name, mode=self.mode, allow_system_changes=self.allow_arg, quiet=True, **params)
+        folder = experiments.replay_for(name, "local", {**experiments.get(name).defaults, **params}, self.recordings)
+        rec = experiments.run(name, mode=self.mode, allow_system_changes=self.allow_arg, quiet=True,
+                              recording=folder, **params)
         if show_banner:
             banner(rec, requested=params)
         return rec
@@ -141,6 +144,30 @@ def _check_size(name: str, value: Any) -> int:
         raise LabParameterError(f"parameter {name}: {exc}") from None
 
 
+def _check_recordings(value: Any) -> dict[str, str]:
+    """The `recordings` parameter: {experiment: folder}; every folder must load as that experiment."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise LabParameterError(f"parameter recordings={value!r} is not valid; use a dict of experiment name to "
+                                f"recording folder, e.g. {{\"page-cache\": \"~/my-runs/page-cache\"}}, or {{}}")
+    from . import experiments
+    from .recording import RecordingError
+    out = {}
+    for key, folder in value.items():
+        name = str(key).split(":")[1 if str(key).startswith("vm:") else 0]
+        if name not in experiments.names():
+            raise LabParameterError(f"parameter recordings: {key!r} is not an experiment; use one of: "
+                                    f"{', '.join(experiments.names())} (optionally 'vm:' before it, "
+                                    f"':parameter=value' after it)")
+        try:
+            experiments.replay(experiments.get(name), folder, quiet=True)
+        except (RecordingError, OSError, TypeError) as exc:
+            raise LabParameterError(f"parameter recordings[{key!r}]: {exc}") from None
+        out[str(key)] = str(folder)
+    return out
+
+
 def _probe() -> tuple[Any, str | None]:
     try:
         from .guest import probe
@@ -150,6 +177,11 @@ def _probe() -> tuple[Any, str | None]:
         return probe(), None
     except Exception as exc:  # the status display must never stop a lab
         return None, f"the guest probe failed: {type(exc).__name__}: {exc}"
+
+
+def _replay_plan(name: str, recordings: dict[str, str]) -> tuple[str, str] | None:
+    replayed = [f"{k} → {v}" for k, v in recordings.items() if k.split(":")[1 if k.startswith("vm:") else 0] == name]
+    return ("replayed", "you chose a recording to replay: " + "; ".join(replayed)) if replayed else None
 
 
 def _plan(name: str, mode: str, allow: bool | None) -> tuple[str, str]:
@@ -169,7 +201,7 @@ def _plan(name: str, mode: str, allow: bool | None) -> tuple[str, str]:
 
 def setup(mode: str = "auto", allow_system_changes: bool = False, presenter: bool = False,
           sample_hz: float | None = None, experiments: Iterable[str] = (), *, show: bool = True,
-          **sizes: Any) -> LabContext:
+          recordings: dict[str, str] | None = None, **sizes: Any) -> LabContext:
     """Validate a lab's parameters, switch on offline charts, probe this guest, show the status.
 
     mode: "auto" (live where possible), "live" or "recorded".
@@ -178,6 +210,9 @@ def setup(mode: str = "auto", allow_system_changes: bool = False, presenter: boo
     presenter: larger chart fonts for a projector.
     sample_hz: samples per second for live runs (None: the experiment's default).
     experiments: the experiments this lab runs, to say for each whether it will be live or recorded.
+    recordings: {experiment: recording folder} to replay instead of running, e.g. an instructor's own
+        `reclaimlab record` from a WSL 2 laptop ({} or None: none). A key may be "vm:<experiment>" for
+        the kit's VM and end with ":<parameter>=<value>" to pick one run, e.g. "auto-reclaim:policy=dropCache".
     **sizes: size parameters such as size="3GB" (see reclaimlab.sizes); each must parse.
     Raises LabParameterError (a ValueError) naming the bad parameter and the valid values.
     """
@@ -199,7 +234,11 @@ def setup(mode: str = "auto", allow_system_changes: bool = False, presenter: boo
     ctx = LabContext(mode=mode, allow_system_changes=allow, presenter=presenter, sample_hz=hz,
                      sizes={k: str(v) for k, v in size_text.items()}, size_bytes=size_bytes,
                      guest=info, guest_note=note)
-    ctx.plan = {name: _plan(name, mode, ctx.allow_arg) for name in experiments}
+    ctx.recordings = _check_recordings(recordings)
+    from . import experiments as registry
+    registry.REPLAY.clear()
+    registry.REPLAY.update(ctx.recordings)  # also for labs that call experiments.run directly
+    ctx.plan = {name: _replay_plan(name, ctx.recordings) or _plan(name, mode, ctx.allow_arg) for name in experiments}
     if show:
         _display_html(status_html(ctx))
     return ctx
@@ -270,7 +309,7 @@ def status_html(ctx: LabContext) -> str:
                                                      "live": " (run here; refuse with the reason if impossible)",
                                                      "recorded": " (shipped recordings only)"}[ctx.mode]))
     for name, (how, why) in ctx.plan.items():
-        label = {"live": "LIVE", "recorded": "RECORDED", "refused": "REFUSED"}.get(how, how.upper())
+        label = {"live": "LIVE", "recorded": "RECORDED", "refused": "REFUSED", "replayed": "REPLAYED"}.get(how, how.upper())
         rows.append((f"Experiment {name}", f"<b>{label}</b>: {_e(why)}"))
     env_on = policy.changes_allowed(None)
     if ctx.allow_system_changes:
@@ -294,6 +333,8 @@ def status_html(ctx: LabContext) -> str:
                    for k, v in rows)
     kinds = {how for how, _ in ctx.plan.values()}
     kind = "refused" if "refused" in kinds else "live" if kinds == {"live"} else "recorded" if kinds else "info"
+    if kinds == {"replayed"}:
+        kind = "recorded"
     return _box(kind, f"<b>reclaimlab lab set-up</b><table style='margin-top:4px'>{body}</table>")
 
 
@@ -308,7 +349,12 @@ def banner_html(rec: Recording, requested: dict[str, Any] | None = None) -> str:
     exp = _e(m.get("experiment", "?"))
     if rec.is_recorded:
         date = str(m.get("date_utc", "?"))[:16].replace("T", " ")
-        head = f"<b>RECORDED</b> · {exp} · recorded {_e(date)} UTC on a {where}"
+        replayed = str(m.get("mode_reason", "")).startswith("replaying")
+        # Whose run: the machine as its meta describes it (recordings hold no host or user names).
+        head = (f"<b>{'REPLAYED' if replayed else 'RECORDED'}</b> · {exp} · recorded {_e(date)} UTC on a {where}"
+                f" · reclaimlab {_e(m.get('tool_version', '?'))}, {_e(m.get('machine', '?'))}")
+        if replayed:
+            head += f"<br>Not the kit's shipped recording: the run in <code>{_e(rec.path)}</code>, chosen with the lab's <code>recordings</code> parameter."
         kind = "recorded"
     else:
         in_vm = m.get("guest_kind") == "kit-vm"
