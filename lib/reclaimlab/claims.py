@@ -31,6 +31,13 @@ THRESHOLDS: dict[str, float] = {
     "share_some": 0.10,         # at least this: "some"; below: "little"
     # A change smaller than this share of the workload's size is "next to nothing".
     "negligible_share": 0.02,
+    # page-cache (findings/page_cache.py)
+    # The guest's Cached fell by more than our file's drop plus this share of the file: others' files too.
+    "page_cache_others_share": 0.10,
+    # SReclaimable's fall at drop_caches=1 is "explained" by buffer heads and xarray nodes within this factor.
+    "slab_explained_ratio": 1.5,
+    # An SReclaimable change smaller than this (KiB) is "did not move".
+    "slab_still_kib": 4096,
 }
 
 

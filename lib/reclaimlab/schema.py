@@ -113,7 +113,6 @@ RESULTS: dict[str, dict[str, str]] = {
         "drop_caches_1_s": "s", "drop_caches_2_s": "s", "drop_caches_3_s": "s",
         "drop_caches_1_sync_s": "s", "drop_caches_2_sync_s": "s", "drop_caches_3_sync_s": "s",
         "file_bytes": "bytes",
-        "file_resident_before_drop_kib": "KiB", "file_resident_after_drop_kib": "KiB",
         "workload_cgroup_version": "int",
         "drop_caches_host_peak_kib": "KiB", "drop_caches_host_back_s": "s",
         "drop_caches_host_rss_after_kib": "KiB", "drop_caches_host_returned_fraction": "share",
