@@ -244,6 +244,45 @@ def setup(mode: str = "auto", allow_system_changes: bool = False, presenter: boo
     return ctx
 
 
+# Which experiments each lab runs (lab 05 runs them in the kit's own VM).
+LAB_EXPERIMENTS: dict[str, tuple[str, ...]] = {
+    "01 · calloc and reclaim": ("calloc-reclaim", "refault"),
+    "02 · page cache": ("page-cache",),
+    "03 · compaction": ("compaction",),
+    "04 · WSL autoMemoryReclaim": ("auto-reclaim",),
+    "05 · be the host": ("vm",),
+}
+
+
+def lab_rows(ctx: LabContext) -> list[tuple[str, str, str]]:
+    """(lab, LIVE / RECORDED / REPLAYED per experiment, why) on this machine, from the probe (ctx.plan)."""
+    rows = []
+    for name, exps in LAB_EXPERIMENTS.items():
+        parts, whys = [], []
+        for exp in exps:
+            if exp == "vm":
+                how, why = _vm_plan(ctx.mode)
+                exp = "the kit's VM"
+            else:
+                how, why = ctx.plan.get(exp) or _replay_plan(exp, ctx.recordings) or _plan(exp, ctx.mode, ctx.allow_arg)
+            label = {"live": "LIVE", "recorded": "RECORDED", "refused": "REFUSED", "replayed": "REPLAYED"}.get(how, how)
+            parts.append(f"{exp}: {label}")
+            whys.append(why)
+        rows.append((name, "; ".join(parts), "; ".join(dict.fromkeys(whys))))
+    return rows
+
+
+def _vm_plan(mode: str) -> tuple[str, str]:
+    if mode == "recorded":
+        return "recorded", "you chose mode='recorded'"
+    try:
+        from .vm import availability
+        blocker = availability()
+    except Exception as exc:
+        blocker = f"the kit's VM could not be checked ({type(exc).__name__}: {exc})"
+    return ("live", "the kit's VM can boot here") if blocker is None else ("recorded", blocker)
+
+
 # --------------------------------------------------------------------------- HTML helpers
 
 _BOX = ("border-left:6px solid {color};background:{bg};padding:8px 12px;margin:6px 0;"
