@@ -38,6 +38,8 @@ THRESHOLDS: dict[str, float] = {
     "slab_explained_ratio": 1.5,
     # An SReclaimable change smaller than this (KiB) is "did not move".
     "slab_still_kib": 4096,
+    # A drop whose recording ends sooner than this (s) after it is "cut short": nothing is concluded.
+    "page_cache_min_window_s": 1.0,
 }
 
 

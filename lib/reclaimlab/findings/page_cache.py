@@ -146,9 +146,13 @@ def dropped(rec: Recording, level: int) -> list[Claim]:
         "not_measurable": "This run has no figure of our own file, so what `drop_caches={level}` did to it is not measured "
                           "here; the guest-wide Cached below is the only figure.",
         "not_run": "This run has no `drop_caches={level}` step.",
+        "cut_short": "The recording ends {window:.1f} s after `drop_caches={level}` began, too soon to see what it "
+                     "dropped: nothing is concluded from this step.",
     }
     if w is None:
         return [claim(key, "not_run", sentences, unit="share", level=level)]
+    if w["window_s"] < THRESHOLDS["page_cache_min_window_s"]:
+        return [claim(key, "cut_short", sentences, unit="share", level=level, window=w["window_s"])]
     col = own_column(rec)
     before, after = w["own_before_kib"], w["own_after_kib"]
     what = col[2] if col else ""
@@ -204,6 +208,7 @@ def slab_at_level_1(rec: Recording) -> Claim:
                 "programs filled reclaimable slab meanwhile, or the file system attached no buffer heads to these pages.",
         "still": "SReclaimable did not move at level 1 ({fall}): level 1 frees the page cache only, and these pages "
                  "carried no buffer heads to free with them.",
+        "cut_short": "The recording ends {window:.1f} s after `drop_caches=1` began: too soon to read SReclaimable's change.",
         "rose": "SReclaimable *rose* by {rise} across `drop_caches=1`: level 1 frees no dentries or inodes, and other "
                 "programs filled reclaimable slab meanwhile (a whole-machine counter).",
         "not_run": "This run has no `drop_caches=1` step.",
@@ -211,6 +216,8 @@ def slab_at_level_1(rec: Recording) -> Claim:
     w = around_drop(rec, 1)
     if w is None:
         return claim("page_cache.slab_at_level_1", "not_run", sentences, unit="KiB")
+    if w["window_s"] < THRESHOLDS["page_cache_min_window_s"]:
+        return claim("page_cache.slab_at_level_1", "cut_short", sentences, unit="KiB", window=w["window_s"])
     fall = w["slab_reclaimable_kib_before"] - w["slab_reclaimable_kib_after"]
     guest_dropped = max(w["cached_kib_before"] - w["cached_kib_after"], 0.0)
     ours = w["own_before_kib"] - w["own_after_kib"]
@@ -305,6 +312,8 @@ def host_after_drop(rec: Recording, level: int = 1) -> Claim:
                   "{freed} freed): the freed pages sat in free blocks below the reporting order, or others took the "
                   "memory at once (lab 03 shows the first case).",
         "no_host_view": "This run has no host-side view (`host_reported_kib`): what the host got back is not measured here.",
+        "cut_short": "The recording ends {window:.1f} s after `drop_caches={level}` began, before reporting (about 2 s "
+                     "after pages are freed) could show: what the host got back is not measured here.",
         "not_run": "This run has no `drop_caches={level}` step.",
     }
     w = around_drop(rec, level)
@@ -312,6 +321,9 @@ def host_after_drop(rec: Recording, level: int = 1) -> Claim:
         return claim("page_cache.host_after_drop", "not_run", sentences, unit="share", level=level)
     if not analysis_has(rec, "host_reported_kib"):
         return claim("page_cache.host_after_drop", "no_host_view", sentences, unit="share", level=level)
+    if w["window_s"] < THRESHOLDS["page_cache_min_window_s"]:
+        return claim("page_cache.host_after_drop", "cut_short", sentences, unit="share", level=level,
+                     window=w["window_s"])
     returned = w["host_reported_kib_after"] - w["host_reported_kib_before"]
     # What the drop freed: the guest's Cached fall (reported pages stay in MemFree, so MemFree cannot say).
     freed = w["cached_kib_before"] - w["cached_kib_after"]
