@@ -111,7 +111,7 @@ def cache_kept(rec: Recording) -> Claim:
         "little": "**The cache did not stay.** Just before the first drop, only {kept} of our {size} file ({value:.0%}) was "
                   "in memory ({what}): the kernel reclaimed it already (memory pressure on this guest), so the drops "
                   "below have little of ours to drop.",
-        "not_measurable": "This run has no figure of our own file (no per-file or per-cgroup column: an older recording); "
+        "not_measurable": "This run has no figure of our own file (no per-file or per-cgroup column in it); "
                           "the guest's Cached, which holds every file of the machine, rose by {guest_rise} while the file "
                           "was written and read, which is context, not a measure of our file.",
     }
@@ -297,8 +297,10 @@ def sync_cleaned(rec: Recording) -> Claim:
                  took=f" ({sync_s:.2f} s later)" if sync_s else "", dirty_after_kib=after, dirty_peak_kib=peak)
 
 
-def host_after_drop(rec: Recording, level: int = 1) -> Claim:
-    """How much of what drop_caches freed went back to the host (reported) in the window after it."""
+def host_after_drop(rec: Recording, level: int | None = None) -> Claim:
+    """How much of what drop_caches freed went back to the host in the window after it (level None: the first drop)."""
+    if level is None:
+        level = next((lv for lv in (1, 2, 3) if drop_time(rec, lv) is not None), 1)
     sentences = {
         "nearly_all": "After `drop_caches={level}` the freed pages were reported like any free memory: **{returned}** went "
                       "back to the host in the following {window:.0f} s, {value:.0%} of the {freed} the drop freed.",
@@ -319,12 +321,15 @@ def host_after_drop(rec: Recording, level: int = 1) -> Claim:
     w = around_drop(rec, level)
     if w is None:
         return claim("page_cache.host_after_drop", "not_run", sentences, unit="share", level=level)
-    if not analysis_has(rec, "host_reported_kib"):
+    if analysis_has(rec, "host_reported_kib"):
+        returned = w["host_reported_kib_after"] - w["host_reported_kib_before"]
+    elif analysis_has(rec, "host_vm_rss_kib"):  # the kit's VM: its QEMU process's resident memory falls
+        returned = analysis.value_at(rec, "host_vm_rss_kib", w["t0_s"]) - analysis.value_at(rec, "host_vm_rss_kib", w["t1_s"])
+    else:
         return claim("page_cache.host_after_drop", "no_host_view", sentences, unit="share", level=level)
     if w["window_s"] < THRESHOLDS["page_cache_min_window_s"]:
         return claim("page_cache.host_after_drop", "cut_short", sentences, unit="share", level=level,
                      window=w["window_s"])
-    returned = w["host_reported_kib_after"] - w["host_reported_kib_before"]
     # What the drop freed: the guest's Cached fall (reported pages stay in MemFree, so MemFree cannot say).
     freed = w["cached_kib_before"] - w["cached_kib_after"]
     share = returned / freed if freed > 0 else math.nan
