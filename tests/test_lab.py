@@ -325,3 +325,21 @@ def test_replay_keys_pick_the_most_specific_run():
     assert experiments.replay_for("refault", "vm", {"reporting": False}, table) == "c"
     assert experiments.replay_for("refault", "vm", {"reporting": True}, table) is None
     assert experiments.replay_for("refault", "local", {}, table) is None
+
+
+def test_lab_rows_say_what_each_lab_runs_here(monkeypatch, tmp_path):
+    import shutil
+    from reclaimlab import experiments
+    monkeypatch.setattr(lab, "_vm_plan", lambda mode: ("recorded", "no QEMU here"))
+    mine = tmp_path / "cp"
+    shutil.copytree(_shipped("compaction"), mine)
+    try:
+        ctx = lab.setup(show=False, mode="recorded", experiments=["calloc-reclaim", "refault", "page-cache"],
+                        recordings={"compaction": str(mine)})
+        rows = {name: (what, why) for name, what, why in lab.lab_rows(ctx)}
+    finally:
+        experiments.REPLAY.clear()
+    assert set(rows) == set(lab.LAB_EXPERIMENTS)
+    assert rows["01 · calloc and reclaim"][0] == "calloc-reclaim: RECORDED; refault: RECORDED"
+    assert rows["03 · compaction"][0] == "compaction: REPLAYED" and str(mine) in rows["03 · compaction"][1]
+    assert rows["05 · be the host"] == ("the kit's VM: RECORDED", "no QEMU here")
