@@ -196,10 +196,10 @@ def _guest_context(rec: Recording, level: int, w: dict[str, float], ours_kib: fl
 def slab_at_level_1(rec: Recording) -> Claim:
     """Why SReclaimable moved at drop_caches=1, which frees no dentries or inodes."""
     sentences = {
-        "buffer_heads": "SReclaimable fell too, by **{fall}**, although level 1 frees no dentries or inodes: the dropped "
-                        "pages took their **buffer heads** (one 104-byte `struct buffer_head` per 4 KiB block of a file "
-                        "written through ext4) and the **xarray nodes** that indexed them with them, and both live in "
-                        "reclaimable slab. That is {low} for our file's pages, up to {high} for every page the guest "
+        "buffer_heads": "SReclaimable fell too, by **{fall}**, although level 1 frees no dentries or inodes: the "
+                        "**buffer heads** of the dropped pages (one 104-byte `struct buffer_head` per 4 KiB block of a "
+                        "file written through ext4) and the **xarray nodes** that indexed them were freed with the "
+                        "pages, and both live in reclaimable slab. That is {low} for our file's pages, up to {high} for every page the guest "
                         "dropped: the fall is within that range.",
         "more": "SReclaimable fell by **{fall}**, more than the buffer heads and xarray nodes of the dropped pages "
                 "explain (at most {high}; level 1 frees no dentries or inodes): something else on this guest freed "
