@@ -144,8 +144,9 @@ def compacted(rec: Recording) -> Claim:
                   "{order} and up) grew by **{big_rise}**: {value:.0%} of the {small_before} that sat in smaller blocks "
                   "after fragmenting{was_fragmenter}. Free memory joined into blocks the host can take.",
         "some": "**Compacted, partly.** `compact_memory` scanned {scanned} pages; reportable free memory grew by "
-                "{big_rise}, {value:.0%} of the {small_before} in smaller blocks. The rest stayed scattered: pages that "
-                "cannot move (kernel memory, pinned pages) sit between the free ones.",
+                "{big_rise}, {value:.0%} of the {small_before} in smaller blocks. The rest stayed in smaller blocks: "
+                "compaction cannot move every page between them (kernel memory and pinned pages stay put), and other "
+                "programs may have allocated from the joined blocks meanwhile.",
         "below_order": "**Compaction joined memory, but below the reporting order.** `compact_memory` scanned {scanned} "
                        "pages; reportable free memory changed by only {big_rise}, while free memory in blocks of orders "
                        "{near_from} to {order_below} changed by **{near_change}**: larger than before, still too small "
