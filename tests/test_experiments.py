@@ -158,11 +158,13 @@ def test_refault_measures_all_three_touches():
 @pytest.mark.live
 def test_auto_reclaim_newer_gradual_reclaims_the_idle_cache():
     size = 256 * MIB
-    # The newer variant counts all busy CPU; this VM's own daemons (kdamond, its agent) use ~0.3 % of it,
-    # next to WSL's 0.5 % threshold, so the test allows 3 %: the decision logic is what it checks.
+    # The idle gate reads the whole machine's CPU, which other programs (a CI runner, a browser check,
+    # this VM's own daemons at ~0.3 % next to WSL's 0.5 %) keep busy at will: when to act is tested on
+    # replayed /proc/stat in test_autoreclaim.py. Live, the gate is off (idle_share=1, as in the
+    # shipped recordings) and what is checked is the physical effect: the steps reclaim the cache.
     rec = run("auto-reclaim", mode="live", policy="gradual", variant="newer", size=size, observe_s=45,
-              idle_share=0.03, allow_system_changes=True, quiet=True)
-    assert rec.meta["parameters"]["idle_share"] == 0.03
+              idle_share=1.0, allow_system_changes=True, quiet=True)
+    assert rec.meta["parameters"]["idle_share"] == 1.0
     kinds = set(rec.events.kind)
     assert {"fill_cache", "idle", "end"} <= kinds
     assert "reclaim" in kinds, f"no reclaim while idle; actions: {rec.meta['results']['actions']}, " \
