@@ -103,3 +103,27 @@ def test_different_fragmentation_is_not_compared():
     other = copy.deepcopy(recs[9])
     other.meta["parameters"]["keep_every"] = 3
     assert ro.compare({"5": recs[5], "9": other}).verdict == "not_comparable"
+
+
+def _model(mode, variant):
+    from reclaimlab import autoreclaim as a
+    policy = a.Policy(mode, variant)
+    rows = a.simulate(policy, duration_s=30 * 60, busy_until_s=5 * 60, mem_total_bytes=16 * a.GIB,
+                      anon_bytes=a.GIB, cache_bytes=3 * a.GIB)
+    return ar.model_setting(f"{variant} · {mode}", rows, busy_until_s=5 * 60, poll_s=policy.poll_interval_s,
+                            runs_thread=policy.runs_thread)
+
+
+def test_model_claims_follow_the_engine():
+    # released: gradual after 6 polls of 30 s (3 min), dropCache after 20 (10 min); newer: 12 polls of 10 s (2 min)
+    g, d = _model("gradual", "released"), _model("dropCache", "released")
+    assert g.verdict == "steps" and g.evidence["wait_min"] == pytest.approx(3.0)
+    assert d.verdict == "one_drop" and d.evidence["wait_min"] == pytest.approx(10.0)
+    ng, nd = _model("gradual", "newer"), _model("dropCache", "newer")
+    assert nd.verdict == "one_drop" and nd.evidence["wait_min"] == pytest.approx(2.0)
+    # 16 GiB / 32 = 512 MiB steps down to the 128 MiB floor: 3 GiB takes six requests, the last one smaller
+    assert ng.verdict == "steps" and ng.evidence["n"] == 6 and max(ng.evidence["steps_kib"]) == 512 * 1024
+    assert "512 MiB" in ng.sentence and "0.12 GiB" in ng.sentence
+    off = _model("disabled", "newer")
+    assert off.verdict == "never" and "no thread ran" in off.sentence
+    assert "compacted" in _model("disabled", "released").sentence

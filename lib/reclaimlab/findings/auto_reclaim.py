@@ -141,3 +141,48 @@ def idle_rule(rec: Recording) -> Claim:
     verdict = "gate_off" if share >= 1 else ("raised" if share > 0.005 + 1e-9 else "wsl")
     return claim("auto_reclaim.idle_rule", verdict, _IDLE, value=share, unit="share", share=share, scale=scale,
                  busy=busy_s)
+
+
+# ------------------------------------------------------------------ the engine on a model VM (section 2)
+
+_MODEL = {
+    "one_drop": "**{label}**: one `drop_caches` at minute **{first_min:.1f}**, {wait_min:.1f} idle minutes after the "
+                "build; the cache fell from {cache_start} to **{cache_end}** at once; {compact}.",
+    "steps": "**{label}**: first reclaim at minute **{first_min:.1f}**, {wait_min:.1f} idle minutes after the build, "
+             "then a request {every}: {n} in all, freeing at most **{step_max}** each{freeing}; the cache was **{cache_end}** at "
+             "minute {end_min:.0f}; {compact}.",
+    "never": "**{label}**: never gives cache back (it stays at **{cache_end}**); {compact}.",
+}
+
+
+def _model_compact(n: int, runs_thread: bool) -> str:
+    if n:
+        return f"it compacted {n} time{'s' if n != 1 else ''}"
+    return "it never compacted" if runs_thread else "no thread ran, so nothing compacted"
+
+
+def model_setting(label: str, rows: "list[dict] | object", *, busy_until_s: float, poll_s: float,
+                  runs_thread: bool = True) -> Claim:
+    """What the engine decided for one setting on the model VM (rows from `autoreclaim.simulate`):
+    when it first gave cache back, in what steps, where the cache ended, how often it compacted."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    acts = df["actions"].fillna("")
+    gives = df[acts.str.contains("reclaim|drop_caches")]
+    n_compact = int(acts.str.count("compact_memory").sum())
+    before = df["cache_bytes"].shift(1, fill_value=df["cache_bytes"].iloc[0])
+    steps_kib = ((before - df["cache_bytes"])[gives.index] / 1024).tolist()
+    ev = dict(label=label, cache_start=analysis.gib(df["cache_bytes"].iloc[0] / 1024),
+              cache_end=analysis.gib(df["cache_bytes"].iloc[-1] / 1024), end_min=df["t_s"].iloc[-1] / 60,
+              compact=_model_compact(n_compact, runs_thread), n=len(gives), n_compact=n_compact)
+    if gives.empty:
+        return claim(f"auto_reclaim.model.{label}", "never", _MODEL, **ev)
+    first_s = float(gives["t_s"].iloc[0])
+    ev.update(first_min=first_s / 60, wait_min=(first_s - busy_until_s) / 60,
+              every=f"every {poll_s:g} s", steps_kib=steps_kib,
+              step_max=analysis.mib(max(steps_kib)), n_freeing=sum(k > 0 for k in steps_kib))
+    idle_n = len(gives) - ev["n_freeing"]
+    ev["freeing"] = f" ({idle_n} found no cache left to free)" if idle_n else ""
+    verdict = "one_drop" if acts[gives.index[0]].startswith("drop_caches") and len(gives) == 1 else "steps"
+    return claim(f"auto_reclaim.model.{label}", verdict, _MODEL, value=first_s, unit="s", **ev)
