@@ -49,3 +49,20 @@ def test_the_shipped_solution_passes(capsys):
     exec(code, ns)
     assert ex.feedback(ns["my_wslconfig"]).correct is True
     assert "WSL applies it" in capsys.readouterr().out
+
+
+def test_lab04_states_outcomes_answers_them_and_checks_the_exercise():
+    import re
+
+    import nbformat
+    nb = nbformat.read(paths.labs_dir() / "04_wsl_autoreclaim.ipynb", as_version=4)
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    outcomes = re.search(r"^## By the end you will be able to\n\n((?:\d\. .*\n(?:   .*\n)*)+)", markdown, re.M)
+    keypoints = re.search(r"\*\*Keypoints\*\*.*?\n\n((?:\d\. .*\n(?:   .*\n)*)+)", markdown, re.S)
+    assert outcomes and keypoints
+    n = len(re.findall(r"^\d\. ", outcomes.group(1), re.M))
+    assert 3 <= n <= 5 and len(re.findall(r"^\d\. ", keypoints.group(1), re.M)) == n
+    assert "wslconfig_exercise.check(my_wslconfig)" in code and "my_wslconfig = ...\n" in code
+    for load in re.findall(r"%load (solutions/\S+)", code):
+        assert (paths.labs_dir() / load).exists()
