@@ -186,3 +186,82 @@ def model_setting(label: str, rows: "list[dict] | object", *, busy_until_s: floa
     ev["freeing"] = f" ({idle_n} found no cache left to free)" if idle_n else ""
     verdict = "one_drop" if acts[gives.index[0]].startswith("drop_caches") and len(gives) == 1 else "steps"
     return claim(f"auto_reclaim.model.{label}", verdict, _MODEL, value=first_s, unit="s", **ev)
+
+
+# ------------------------------------------------------------------ what each recorded run did (section 3)
+
+_ACTED = {
+    "dropped": "**{label}**: {wait_s:.1f} s after the idle mark ({wsl_wait}) it wrote `drop_caches={level}`{compact}; "
+               "the cache charged to the experiment's cgroup went from {own_idle} to **{own_end}**, the guest's "
+               "Cached from {cached_idle} to {cached_end}.",
+    "stepped_within_clamp": "**{label}**: {wait_s:.1f} s after the idle mark ({wsl_wait}) it made the first of **{n}** "
+                            "reclaim request(s), of {sizes}: each within WSL's step, min(cache − 128 MiB, RAM/32 = "
+                            "{ram32} clamped to 256 MiB…1 GiB = **{step}**){compact}. The cache charged to the "
+                            "experiment's cgroup went from {own_idle} to **{own_end}**, the guest's Cached from "
+                            "{cached_idle} to {cached_end}.",
+    "stepped_outside_clamp": "**{label}**: its {n} reclaim request(s), of {sizes}, are NOT all within WSL's step "
+                             "(RAM/32 = {ram32} clamped to 256 MiB…1 GiB = {step}): the engine did not follow the "
+                             "source in this run.",
+    "stepped": "**{label}**: {wait_s:.1f} s after the idle mark ({wsl_wait}) it made the first of **{n}** reclaim "
+               "request(s), of {sizes} (3 % of used memory each){compact}. The cache charged to the experiment's "
+               "cgroup went from {own_idle} to **{own_end}**, the guest's Cached from {cached_idle} to {cached_end}.",
+    "no_action": "**{label}**: made no drop or reclaim after the idle mark in this recording.",
+}
+
+
+def _first_int(text: str) -> int | None:
+    word = str(text).split(" ", 1)[0]
+    return int(word) if word.isdigit() else None
+
+
+def _at(rec: Recording, column: str, t: float, scale: float = 1.0) -> str:
+    if column not in rec.samples.columns or rec.samples[column].isna().all():
+        return "—"
+    return analysis.gib(analysis.value_at(rec, column, t) / scale)
+
+
+def actions(rec: Recording, label: str | None = None) -> Claim:
+    """What the run did after its idle mark: one drop (and the compaction after it), or reclaim steps
+    checked against WSL's rule for the variant (newer: RAM/32 clamped to 256 MiB…1 GiB)."""
+    from ..autoreclaim import NEWER_FLOOR_BYTES, newer_step_bytes
+
+    label = label or _label(rec)
+    p, res = rec.meta.get("parameters", {}), rec.meta.get("results", {})
+    key = f"auto_reclaim.actions.{label}"
+    t = first_action_s(rec)
+    if t is None:
+        return claim(key, "no_action", _ACTED, label=label)
+    idle = rec.event_times("idle")
+    t_idle = idle[0] if idle else 0.0
+    t_end = _end_s(rec)
+    scale = float(res.get("time_scale") or p.get("time_scale") or 1.0)
+    ev = rec.events
+    after = ev[ev["t_s"] >= t - 1e-9]
+    compacts = after[(after["kind"] == "compact_memory")]["t_s"].tolist()
+    ev_common = dict(label=label, t_action_s=round(t, 2), wait_s=t - t_idle,
+                     wsl_wait=f"{(t - t_idle) / scale:.0f} s of WSL's clock at ×{scale:g}",
+                     own_idle=_at(rec, "workload_cgroup_bytes", t_idle, 1024),
+                     own_end=_at(rec, "workload_cgroup_bytes", t_end, 1024),
+                     cached_idle=_at(rec, "cached_kib", t_idle), cached_end=_at(rec, "cached_kib", t_end))
+    drops = after[after["kind"] == "drop_caches"]
+    if len(drops) and float(drops["t_s"].iloc[0]) <= t + 1e-9:
+        level = str(drops["detail"].iloc[0]).strip()
+        nxt = [c for c in compacts if c >= t]
+        compact = f", then `compact_memory` {nxt[0] - t:.2f} s later" if nxt else ", and no `compact_memory` followed"
+        return claim(key, "dropped", _ACTED, value=t - t_idle, unit="s", level=level, compact=compact,
+                     compact_after_s=(nxt[0] - t) if nxt else None, **ev_common)
+    reqs = [b for b in (_first_int(d) for d in after[after["kind"] == "reclaim"]["detail"]) if b is not None]
+    sizes = (analysis.mib(reqs[0] / 1024) if len(set(reqs)) == 1
+             else f"{analysis.mib(min(reqs) / 1024)} to {analysis.mib(max(reqs) / 1024)}") if reqs else "unknown size"
+    n_compact = len(compacts)
+    compact = f", with {n_compact} `compact_memory` after them" if n_compact else ", with no `compact_memory` after them"
+    common = dict(n=len(reqs), sizes=sizes, requests_bytes=reqs, compact=compact, **ev_common)
+    if p.get("variant") != "newer":
+        return claim(key, "stepped", _ACTED, value=t - t_idle, unit="s", **common)
+    total_kib = analysis.value_at(rec, "mem_total_kib", t)
+    step = newer_step_bytes(int(total_kib * 1024))
+    # WSL writes min(cache - floor, step): never more than the step, and only the last may be smaller
+    within = bool(reqs) and all(0 < b <= step for b in reqs) and all(b == step for b in reqs[:-1])
+    return claim(key, "stepped_within_clamp" if within else "stepped_outside_clamp", _ACTED,
+                 value=max(reqs) if reqs else None, unit="bytes", ram32=analysis.mib(total_kib / 32),
+                 step=analysis.mib(step / 1024), step_bytes=step, floor_bytes=NEWER_FLOOR_BYTES, **common)
