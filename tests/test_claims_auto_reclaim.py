@@ -127,3 +127,40 @@ def test_model_claims_follow_the_engine():
     off = _model("disabled", "newer")
     assert off.verdict == "never" and "no thread ran" in off.sentence
     assert "compacted" in _model("disabled", "released").sentence
+
+
+def test_newer_dropcache_writes_3_then_compacts():
+    rec = _auto("dropCache", "newer")
+    ev = rec.events
+    drops = ev[ev["kind"] == "drop_caches"]
+    assert len(drops) >= 1 and str(drops["detail"].iloc[0]).strip() == "3"   # util.cpp since #41171
+    t = float(drops["t_s"].iloc[0])
+    assert (ev[(ev["kind"] == "compact_memory") & (ev["t_s"] >= t)]).shape[0] >= 1
+    c = ar.actions(rec)
+    assert c.verdict == "dropped" and "`drop_caches=3`" in c.sentence and c.evidence["compact_after_s"] is not None
+
+
+def test_newer_gradual_steps_stay_within_the_clamp():
+    from reclaimlab.autoreclaim import NEWER_STEP_MAX_BYTES, NEWER_STEP_MIN_BYTES
+    rec = _auto("gradual", "newer")
+    c = ar.actions(rec)
+    assert c.verdict == "stepped_within_clamp", c.sentence
+    step = c.evidence["step_bytes"]
+    assert NEWER_STEP_MIN_BYTES <= step <= NEWER_STEP_MAX_BYTES
+    assert all(0 < b <= step for b in c.evidence["requests_bytes"])
+    # an edited request above the step is caught
+    bad = copy.deepcopy(rec)
+    i = bad.events.index[bad.events["kind"] == "reclaim"][0]
+    bad.events.loc[i, "detail"] = f"{step + 4096} bytes swappiness=0"
+    assert ar.actions(bad).verdict == "stepped_outside_clamp"
+
+
+@pytest.mark.parametrize("policy", ["gradual", "dropCache"])
+@pytest.mark.parametrize("variant", ["released", "newer"])
+def test_every_run_watches_reporting_finish_after_its_last_action(policy, variant):
+    rec = _auto(policy, variant)
+    acts = [t for k in ("drop_caches", "reclaim", "compact_memory") for t in rec.event_times(k)]
+    tail = float(rec.meta["parameters"]["tail_s"])
+    assert float(rec.samples["t_s"].iloc[-1]) - max(acts) >= tail - 0.5
+    assert rec.meta["parameters"]["idle_share"] == 1.0          # the CPU gate off on this shared guest
+    assert ar.idle_rule(rec).verdict == "gate_off"
