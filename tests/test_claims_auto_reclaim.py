@@ -37,7 +37,9 @@ def test_runs_are_compared_at_equal_time_after_their_action():
     assert len(dts) == 1 and dts.pop() <= THRESHOLDS["auto_reclaim_compare_s"]
     for c in claims:
         if c.value is not None and c.evidence["freed_kib"] >= THRESHOLDS["auto_reclaim_min_freed_kib"]:
-            assert c.verdict == __import__("reclaimlab.claims", fromlist=["x"]).share_verdict(c.evidence["share"])
+            want = ("more_than_freed" if c.evidence["share"] >= THRESHOLDS["auto_reclaim_more_than_freed_share"]
+                    else __import__("reclaimlab.claims", fromlist=["x"]).share_verdict(c.evidence["share"]))
+            assert c.verdict == want
 
 
 def test_a_run_cut_short_shortens_the_common_window():
@@ -164,3 +166,18 @@ def test_every_run_watches_reporting_finish_after_its_last_action(policy, varian
     assert float(rec.samples["t_s"].iloc[-1]) - max(acts) >= tail - 0.5
     assert rec.meta["parameters"]["idle_share"] == 1.0          # the CPU gate off on this shared guest
     assert ar.idle_rule(rec).verdict == "gate_off"
+
+
+def test_more_reaching_the_host_than_was_freed_is_not_called_nearly_all():
+    d = _auto("dropCache", "newer")
+    t = ar.first_action_s(d)
+    edge = THRESHOLDS["auto_reclaim_more_than_freed_share"]
+    for share, verdict in ((edge + 0.001, "more_than_freed"), (edge - 0.01, "nearly_all")):
+        rec = copy.deepcopy(d)
+        freed = ar.analysis.change(rec, "mem_free_kib", t - 0.5, t + 5)
+        s = rec.samples
+        # the host's view rises by exactly share x freed within the window, and stays flat outside it
+        base = float(s.loc[s["t_s"] <= t - 0.5, "host_reported_kib"].iloc[-1])
+        s["host_reported_kib"] = base + (s["t_s"] > t - 0.5) * share * freed
+        c = ar.host_after_action({"x": rec}, window_s=5)[0]
+        assert c.verdict == verdict and c.evidence["share"] == pytest.approx(share), c.sentence

@@ -53,6 +53,10 @@ _HOST = {
     "little": "**{label}**: within **{dt:.0f} s** after its {action}, **{host}** reached the host, little of the "
               "**{freed}** freed ({share:.0%}): the freed pages lay in blocks below the reporting order "
               "(order {order}), or reporting had not yet run.",
+    "more_than_freed": "**{label}**: within **{dt:.0f} s** after its {action}, **{host}** reached the host, more than "
+                       "the **{freed}** by which the guest's free memory rose ({share:.0%}): on this shared guest other "
+                       "programs freed memory that was reported too, or took some of what was freed, in the same "
+                       "window, and the whole-guest counters cannot tell them apart.",
     "nothing_freed": "**{label}**: its {action} freed next to nothing ({freed}), so there was nothing new for "
                      "the host; {host} reached it in the {dt:.0f} s after.",
     "no_action": "**{label}**: made no drop or reclaim in this run, so there is no \"after the action\" to compare.",
@@ -88,7 +92,8 @@ def host_after_action(recs: Mapping[str, Recording], window_s: float | None = No
             verdict, share = "nothing_freed", None
         else:
             share = host_kib / freed_kib
-            verdict = share_verdict(share)
+            verdict = ("more_than_freed" if share >= THRESHOLDS["auto_reclaim_more_than_freed_share"]
+                       else share_verdict(share))
         out.append(claim(key, verdict, _HOST, value=host_kib if host_kib == host_kib else None, unit="KiB",
                          share=share if share is not None else 0.0, **ev))
     return out
@@ -247,7 +252,16 @@ def actions(rec: Recording, label: str | None = None) -> Claim:
     if len(drops) and float(drops["t_s"].iloc[0]) <= t + 1e-9:
         level = str(drops["detail"].iloc[0]).strip()
         nxt = [c for c in compacts if c >= t]
-        compact = f", then `compact_memory` {nxt[0] - t:.2f} s later" if nxt else ", and no `compact_memory` followed"
+        if nxt:
+            compact = f", then `compact_memory` {nxt[0] - t:.2f} s later"
+        elif p.get("variant") == "released":
+            busy = res.get("guest_busy_share_baseline")
+            compact = (", and no `compact_memory` followed: the released thread compacts only when the second "
+                       "after a poll is quiet (user CPU under 1 %), which `idle_share` does not change, and on this "
+                       f"guest{f', busy at {busy:.0%} in the baseline,' if isinstance(busy, (int, float)) else ''} "
+                       "no such second came before the run ended")
+        else:
+            compact = ", and no `compact_memory` followed"
         return claim(key, "dropped", _ACTED, value=t - t_idle, unit="s", level=level, compact=compact,
                      compact_after_s=(nxt[0] - t) if nxt else None, **ev_common)
     reqs = [b for b in (_first_int(d) for d in after[after["kind"] == "reclaim"]["detail"]) if b is not None]
