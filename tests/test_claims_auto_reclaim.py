@@ -93,11 +93,40 @@ def test_order_recordings_ran_at_their_order_and_order5_returns_more():
 
 def test_order_threshold_edge():
     recs = _order_recs()
-    rec = copy.deepcopy(recs[5])
-    rec.meta["results"]["fragmented_returned_kib"] = THRESHOLDS["order_returned_min_kib"]
-    assert ro.returned_while_fragmented(rec).verdict == "returned"
-    rec.meta["results"]["fragmented_returned_kib"] = THRESHOLDS["order_returned_min_kib"] - 1
-    assert ro.returned_while_fragmented(rec).verdict == "nothing"
+    least = THRESHOLDS["order_returned_min_kib"]
+    for order, above, below in ((5, "returned", "not_yet"), (9, "returned_elsewhere", "nothing")):
+        rec = copy.deepcopy(recs[order])
+        rec.meta["results"]["fragmented_returned_kib"] = least
+        assert ro.returned_while_fragmented(rec).verdict == above
+        rec.meta["results"]["fragmented_returned_kib"] = least - 1
+        assert ro.returned_while_fragmented(rec).verdict == below
+
+
+def test_holes_of_63_pages_hold_an_order5_block_but_no_order6_one():
+    assert ro.holes_hold_a_block(64, 5) and not ro.holes_hold_a_block(64, 6) and not ro.holes_hold_a_block(64, 9)
+    assert ro.holes_hold_a_block(3, 0) and not ro.holes_hold_a_block(3, 1)
+
+
+def test_what_the_shipped_order_runs_show():
+    recs = _order_recs()
+    c5, c9 = ro.returned_while_fragmented(recs[5]), ro.returned_while_fragmented(recs[9])
+    assert c5.verdict == "returned" and c9.verdict == "nothing", (c5.sentence, c9.sentence)
+    assert "252 KiB" in c5.sentence and "-0" not in c9.sentence
+
+
+def test_after_compaction_credits_compaction_only_with_new_blocks():
+    recs = _order_recs()
+    for order, rec in recs.items():
+        c = ro.after_compaction(rec)
+        gained = c.evidence["gained_kib"]
+        least = THRESHOLDS["order_returned_min_kib"]
+        assert (c.verdict == "formed") == (gained >= least)
+        if c.verdict != "formed":
+            assert (c.verdict == "still_reporting") == (c.value >= least)
+    # no snapshots: not measurable
+    bare = copy.deepcopy(recs[9])
+    bare.buddyinfo = bare.buddyinfo[bare.buddyinfo["label"] == "before"]
+    assert ro.after_compaction(bare).verdict == "not_measurable"
 
 
 def test_different_fragmentation_is_not_compared():
