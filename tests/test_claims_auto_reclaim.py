@@ -210,3 +210,16 @@ def test_more_reaching_the_host_than_was_freed_is_not_called_nearly_all():
         s["host_reported_kib"] = base + (s["t_s"] > t - 0.5) * share * freed
         c = ar.host_after_action({"x": rec}, window_s=5)[0]
         assert c.verdict == verdict and c.evidence["share"] == pytest.approx(share), c.sentence
+
+
+def test_idle_rules_name_each_variants_compression_and_the_busy_range():
+    runs = {f"{p} · {v}": _auto(p, v) for v in ("released", "newer") for p in ("gradual", "dropCache")}
+    c = ar.idle_rules(runs)
+    busy = [r.meta["results"]["guest_busy_share_baseline"] for r in runs.values()]
+    assert c.verdict == "gate_off" and "×0.05 (released)" in c.sentence and "×0.1 (newer)" in c.sentence
+    assert f"{min(busy):.0%}" in c.sentence and f"{max(busy):.0%}" in c.sentence
+    mixed = dict(runs)
+    other = copy.deepcopy(runs["gradual · newer"])
+    other.meta["results"]["idle_share"] = 0.005
+    mixed["gradual · newer"] = other
+    assert ar.idle_rules(mixed).verdict == "mixed"

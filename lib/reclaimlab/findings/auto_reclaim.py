@@ -279,3 +279,40 @@ def actions(rec: Recording, label: str | None = None) -> Claim:
     return claim(key, "stepped_within_clamp" if within else "stepped_outside_clamp", _ACTED,
                  value=max(reqs) if reqs else None, unit="bytes", ram32=analysis.mib(total_kib / 32),
                  step=analysis.mib(step / 1024), step_bytes=step, floor_bytes=NEWER_FLOOR_BYTES, **common)
+
+
+def _pct_range(values: list[float]) -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo:.0%}" if round(lo, 2) == round(hi, 2) else f"{lo:.0%}–{hi:.0%}"
+
+
+def idle_rules(recs: Mapping[str, Recording]) -> Claim:
+    """idle_rule over several runs: one sentence when they share the idle threshold, with each
+    variant's time compression and the range of busy CPU their baselines saw."""
+    rules = {name: idle_rule(rec) for name, rec in recs.items()}
+    shares = {c.evidence["share"] for c in rules.values()}
+    verdicts = {c.verdict for c in rules.values()}
+    if len(shares) != 1 or len(verdicts) != 1:
+        return claim("auto_reclaim.idle_rule", "mixed", {"mixed": "{sentences}"},
+                     sentences=" ".join(f"({name}) {c.sentence}" for name, c in rules.items()))
+    by_variant: dict[str, float] = {}
+    for rec, c in zip(recs.values(), rules.values()):
+        by_variant.setdefault(str(rec.meta.get("parameters", {}).get("variant", "?")), c.evidence["scale"])
+    scales = ", ".join(f"×{s:g} ({v})" for v, s in by_variant.items()) if len(set(by_variant.values())) > 1 \
+        else f"×{next(iter(by_variant.values())):g}"
+    busy = [r.meta.get("results", {}).get("guest_busy_share_baseline") for r in recs.values()]
+    busy = [b for b in busy if isinstance(b, (int, float))]
+    share = shares.pop()
+    return claim("auto_reclaim.idle_rule", verdicts.pop(), _IDLE_ALL, value=share, unit="share", share=share,
+                 scale=scales, busy=_pct_range(busy) if busy else "not measured", n=len(recs))
+
+
+_IDLE_ALL = {
+    "gate_off": "**How idle was decided.** Other programs kept this guest's busy CPU at **{busy}** in the baselines "
+                "of these {n} runs, far above WSL's 0.5 % idle threshold, so WSL's test could never pass here: they "
+                "used `idle_share={share:g}` (the CPU gate off). The idle windows' length is WSL's, counted from the "
+                "workload's end, time-compressed {scale}.",
+    "raised": "**How idle was decided.** These {n} runs counted the guest as idle at busy CPU up to **{share:.1%}** "
+              "(WSL: 0.5 %), time-compressed {scale}; busy CPU in their baselines was {busy}.",
+    "wsl": "**How idle was decided.** WSL's own threshold, 0.5 % busy CPU, time-compressed {scale}.",
+}
