@@ -293,8 +293,8 @@ def idle_rules(recs: Mapping[str, Recording]) -> Claim:
     shares = {c.evidence["share"] for c in rules.values()}
     verdicts = {c.verdict for c in rules.values()}
     if len(shares) != 1 or len(verdicts) != 1:
-        return claim("auto_reclaim.idle_rule", "mixed", {"mixed": "{sentences}"},
-                     sentences=" ".join(f"({name}) {c.sentence}" for name, c in rules.items()))
+        return claim("auto_reclaim.idle_rule", "mixed", {"mixed": "{each}"},
+                     each=" ".join(f"({name}) {c.sentence}" for name, c in rules.items()))
     by_variant: dict[str, float] = {}
     for rec, c in zip(recs.values(), rules.values()):
         by_variant.setdefault(str(rec.meta.get("parameters", {}).get("variant", "?")), c.evidence["scale"])
