@@ -77,8 +77,8 @@ _COMPACTED = {
               "{observe:g} s.",
     "still_reporting": "**Order {order}, after `compact_memory`**: compaction formed no new free blocks of order {order} "
                        "or more (buddyinfo, {rep_frag} → {rep_comp}); the **{host}** the host got in the next "
-                       "{observe:g} s is reporting still handing over holes that were reportable before it (a pass "
-                       "hands over a budget of blocks, lab 05), not compaction's work.",
+                       "{observe:g} s is reporting still handing over holes that were reportable before it (each pass "
+                       "hands over a limited budget of blocks), not compaction's work.",
     "nothing": "**Order {order}, after `compact_memory`**: compaction formed no new free blocks of order {order} or more "
                "(buddyinfo, {rep_frag} → {rep_comp}: the held pages stayed where they were), and nothing more "
                "reached the host ({host} in {observe:g} s). One `compact_memory` does not promise to move every page.",
@@ -111,7 +111,8 @@ def after_compaction(rec: Recording) -> Claim:
 _CMP = {
     "lower_returns_more": "**Side by side.** From the same fragmentation, order {lo} handed **{lo_ret}** to the host "
                           "before any compaction, order {hi} **{hi_ret}**: the smaller reporting order reports free "
-                          "holes that order {hi} must wait for compaction to merge.",
+                          "holes that order {hi} can report only once compaction merges them or the held pages are "
+                          "freed.",
     "about_the_same": "**Side by side.** From the same fragmentation, order {lo} handed {lo_ret} and order {hi} "
                       "{hi_ret} to the host before compaction: no clear difference in this run (the holes were "
                       "too small, or too large, for the order to matter).",
