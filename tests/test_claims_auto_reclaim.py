@@ -223,3 +223,24 @@ def test_idle_rules_name_each_variants_compression_and_the_busy_range():
     other.meta["results"]["idle_share"] = 0.005
     mixed["gradual · newer"] = other
     assert ar.idle_rules(mixed).verdict == "mixed"
+
+
+def test_after_release_says_when_the_watch_was_too_short():
+    recs = _order_recs()
+    rec = copy.deepcopy(recs[9])
+    c = ro.after_release(rec)
+    dt, least = c.evidence["dt"], THRESHOLDS["order_returned_min_kib"]
+    if c.value < least:
+        assert c.verdict == ("watch_too_short" if dt < THRESHOLDS["order_release_watch_s"] else "nothing")
+    # the same run, watched past the edge with nothing more: "nothing"; with the host's view falling: "returned"
+    s = rec.samples
+    t = rec.event_times("unfragment")[0]
+    last = s.iloc[[-1]].copy()
+    last["t_s"] = t + THRESHOLDS["order_release_watch_s"]
+    rec.samples = __import__("pandas").concat([s, last], ignore_index=True)
+    assert ro.after_release(rec).verdict == "nothing"
+    rec.samples.loc[rec.samples.index[-1], "host_vm_rss_kib"] -= 2 * least
+    assert ro.after_release(rec).verdict == "returned"
+    bare = copy.deepcopy(recs[9])
+    bare.events = bare.events[bare.events["kind"] != "unfragment"]
+    assert ro.after_release(bare).verdict == "not_measurable"

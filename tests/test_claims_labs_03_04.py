@@ -40,6 +40,7 @@ def test_lab03_order_section_claims(tmp_path):
             and e["parameters"].get("page_reporting_order") in (5, 9)}
     expected = {c.key: c.verdict for c in [*(ro.returned_while_fragmented(r) for r in recs.values()),
                                            *(ro.after_compaction(r) for r in recs.values()),
+                                           *(ro.after_release(r) for r in recs.values()),
                                            ro.compare({f"order {o}": r for o, r in recs.items()})]}
     assert {k: found[k]["verdict"] for k in expected} == expected
     assert found["reporting_order.compare"]["verdict"] == "lower_returns_more"

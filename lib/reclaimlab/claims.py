@@ -45,6 +45,7 @@ THRESHOLDS: dict[str, float] = {
     "auto_reclaim_more_than_freed_share": 1.10,  # host got at least this share of what MemFree rose: others moved it
     # page reporting order (findings/reporting_order.py)
     "order_returned_min_kib": 32 * 1024,     # less than this reaching the host is "nothing"
+    "order_release_watch_s": 8.0,            # watched less than this after the release: too short to show reporting
 }
 
 

@@ -111,8 +111,7 @@ def after_compaction(rec: Recording) -> Claim:
 _CMP = {
     "lower_returns_more": "**Side by side.** From the same fragmentation, order {lo} handed **{lo_ret}** to the host "
                           "before any compaction, order {hi} **{hi_ret}**: the smaller reporting order reports free "
-                          "holes that order {hi} can report only once compaction merges them or the held pages are "
-                          "freed.",
+                          "holes that order {hi} can report only once they merge into whole {hi_block} blocks.",
     "about_the_same": "**Side by side.** From the same fragmentation, order {lo} handed {lo_ret} and order {hi} "
                       "{hi_ret} to the host before compaction: no clear difference in this run (the holes were "
                       "too small, or too large, for the order to matter).",
@@ -140,4 +139,37 @@ def compare(recs: Mapping[str, Recording]) -> Claim:
     diff = ret[lo] - ret[hi]
     verdict = "lower_returns_more" if diff >= THRESHOLDS["order_returned_min_kib"] else "about_the_same"
     return claim("reporting_order.compare", verdict, _CMP, value=diff, unit="KiB", lo=lo, hi=hi,
-                 lo_ret=analysis.mib(max(ret[lo], 0)), hi_ret=analysis.mib(max(ret[hi], 0)))
+                 lo_ret=analysis.mib(max(ret[lo], 0)), hi_ret=analysis.mib(max(ret[hi], 0)), hi_block=_block(hi))
+
+
+_RELEASED = {
+    "returned": "**Order {order}, after the release**: when the fragmenter let go of its held pages ({held}), the "
+                "holes merged into whole blocks and **{host}** reached the host in the {dt:.0f} s the recording went on.",
+    "watch_too_short": "**Order {order}, after the release**: the fragmenter let go of its held pages ({held}) only "
+                       "{dt:.0f} s before the recording ended, and next to nothing reached the host in that time "
+                       "({host}). Reporting waits about 2 s after a free, then works in passes about 2 s apart, so a "
+                       "watch this short can end before the merged blocks go; a longer `tail_s` would show it.",
+    "nothing": "**Order {order}, after the release**: the fragmenter let go of its held pages ({held}), and in the "
+               "{dt:.0f} s the recording went on next to nothing more reached the host ({host}).",
+    "not_measurable": "**Order {order}, after the release**: this recording has no release step or no host-side view.",
+}
+
+
+def after_release(rec: Recording) -> Claim:
+    """What reached the host after the fragmenter released its held pages (the `unfragment` step), and
+    whether the recording watched long enough after it to show reporting at all."""
+    order = order_of(rec)
+    t = rec.event_times("unfragment")
+    held_kib = int(rec.meta.get("results", {}).get("fragment_held_pages", 0)) * rec.meta.get("page_size_kib", 4)
+    ev = dict(order=order, held=analysis.mib(held_kib) if held_kib >= 1024 else f"{held_kib} KiB")
+    if not t or "host_vm_rss_kib" not in rec.samples.columns or rec.samples["host_vm_rss_kib"].isna().all():
+        return claim(f"reporting_order.after_release.{order}", "not_measurable", _RELEASED, **ev)
+    end = float(rec.samples["t_s"].iloc[-1])
+    host_kib = -analysis.change(rec, "host_vm_rss_kib", t[0] - 0.5, end)
+    dt = end - t[0]
+    if host_kib >= THRESHOLDS["order_returned_min_kib"]:
+        verdict = "returned"
+    else:
+        verdict = "watch_too_short" if dt < THRESHOLDS["order_release_watch_s"] else "nothing"
+    return claim(f"reporting_order.after_release.{order}", verdict, _RELEASED, value=host_kib, unit="KiB",
+                 dt=dt, host=analysis.mib(max(host_kib, 0)), host_kib=host_kib, **ev)
