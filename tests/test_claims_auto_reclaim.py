@@ -236,7 +236,7 @@ def test_after_release_says_when_the_watch_was_too_short():
     s = rec.samples
     t = rec.event_times("unfragment")[0]
     last = s.iloc[[-1]].copy()
-    last["t_s"] = t + THRESHOLDS["order_release_watch_s"]
+    last["t_s"] = max(float(s["t_s"].iloc[-1]), t + THRESHOLDS["order_release_watch_s"]) + 1.0
     rec.samples = __import__("pandas").concat([s, last], ignore_index=True)
     assert ro.after_release(rec).verdict == "nothing"
     rec.samples.loc[rec.samples.index[-1], "host_vm_rss_kib"] -= 2 * least
@@ -244,3 +244,11 @@ def test_after_release_says_when_the_watch_was_too_short():
     bare = copy.deepcopy(recs[9])
     bare.events = bare.events[bare.events["kind"] != "unfragment"]
     assert ro.after_release(bare).verdict == "not_measurable"
+
+
+def test_a_release_watched_for_only_4_s_says_the_watch_was_too_short():
+    rec = copy.deepcopy(_order_recs()[9])
+    t = rec.event_times("unfragment")[0]
+    rec.samples = rec.samples[rec.samples["t_s"] <= t + 4.0]
+    c = ro.after_release(rec)
+    assert c.verdict == "watch_too_short" and "tail_s" in c.sentence and "-0" not in c.sentence

@@ -150,7 +150,9 @@ _RELEASED = {
                        "({host}). Reporting waits about 2 s after a free, then works in passes about 2 s apart, so a "
                        "watch this short can end before the merged blocks go; a longer `tail_s` would show it.",
     "nothing": "**Order {order}, after the release**: the fragmenter let go of its held pages ({held}), and in the "
-               "{dt:.0f} s the recording went on next to nothing more reached the host ({host}).",
+               "{dt:.0f} s the recording went on next to nothing more reached the host ({host}): the holes did not "
+               "become reported blocks in that time (the recording has no buddyinfo snapshot after the release "
+               "to show whether they merged).",
     "not_measurable": "**Order {order}, after the release**: this recording has no release step or no host-side view.",
 }
 
@@ -172,4 +174,4 @@ def after_release(rec: Recording) -> Claim:
     else:
         verdict = "watch_too_short" if dt < THRESHOLDS["order_release_watch_s"] else "nothing"
     return claim(f"reporting_order.after_release.{order}", verdict, _RELEASED, value=host_kib, unit="KiB",
-                 dt=dt, host=analysis.mib(max(host_kib, 0)), host_kib=host_kib, **ev)
+                 dt=dt, host=analysis.mib(host_kib if host_kib > 0 else 0), host_kib=host_kib, **ev)
