@@ -10,7 +10,12 @@
    (cgroup v1 memory.limit_in_bytes, or v2 memory.max where cgroup2 has the memory controller).
 4. Asserts: every lab passed; nothing in the cgroup was OOM-killed; the banners say RECORDED, for the
    shared-machine reason, for every experiment that turns a system-wide knob, and LIVE in the container
-   for the allocation experiments, with calloc-reclaim's 3 GB scaled down to fit the limit.
+   for the allocation experiments, with calloc-reclaim's 3 GB scaled down to fit the limit; and lab 05
+   runs LIVE in the kit's own VM (where QEMU is installed).
+
+As on Ubuntu (Binder's image), /boot/vmlinuz-* is made readable by root only (0600) for the whole
+run, so postBuild must fetch the packaged guest kernel (reclaimlab/vm/packaged_kernel.py); the modes
+are restored at the end, on failure and on Ctrl-C (and by the next run if this one was SIGKILLed).
 
 Executed notebooks are kept in build/binder-labs/. The cgroup and the temporary checkout are removed at
 the end, on failure and on Ctrl-C. Needs root (a cgroup, a user switch) and skips without it.
@@ -75,19 +80,20 @@ class Cgroup:
     version: int
 
     @classmethod
-    def create(cls, name: str, limit_bytes: int) -> "Cgroup":
+    def create(cls, name: str, limit_bytes: int | None) -> "Cgroup":
+        """limit_bytes None: a cgroup without a limit (it still counts; ci/check-hub's broken configuration)."""
         try:
             return cls._create(name, limit_bytes)
         except OSError as exc:
             raise CheckFailed(f"could not make the memory cgroup {name}: {exc}") from None
 
     @classmethod
-    def _create(cls, name: str, limit_bytes: int) -> "Cgroup":
+    def _create(cls, name: str, limit_bytes: int | None) -> "Cgroup":
         v1 = CGROUP_ROOT / "memory"
         if (v1 / "memory.limit_in_bytes").exists():
             cg = cls(v1 / name, 1)
             cg.path.mkdir()
-            cg._write("memory.limit_in_bytes", limit_bytes)
+            cg._write("memory.limit_in_bytes", -1 if limit_bytes is None else limit_bytes)
             return cg
         v2 = find_cgroup2_with_memory()
         if v2 is None:
@@ -96,12 +102,12 @@ class Cgroup:
             (v2 / "cgroup.subtree_control").write_text("+memory")  # delegate it to the children
         cg = cls(v2 / name, 2)
         cg.path.mkdir()
-        cg._write("memory.max", limit_bytes)
+        cg._write("memory.max", "max" if limit_bytes is None else limit_bytes)
         if (cg.path / "memory.swap.max").exists():
             cg._write("memory.swap.max", 0)  # Binder's pods have no swap either
         return cg
 
-    def _write(self, name: str, value: int) -> None:
+    def _write(self, name: str, value: int | str) -> None:
         (self.path / name).write_text(f"{value}\n")
 
     def _read(self, name: str) -> str | None:
@@ -183,18 +189,49 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def sweep_leftovers() -> None:
-    """Remove cgroups and folders of earlier runs that were killed before they could clean up."""
-    for d in sorted({*CGROUP_ROOT.glob(f"*/{PREFIX}*"), *CGROUP_ROOT.glob(f"{PREFIX}*")}):
-        pid = d.name[len(PREFIX):].split("-")[0]
+def sweep_leftovers(prefix: str = PREFIX) -> None:
+    """Remove cgroups and folders (named prefix + PID) of earlier runs killed before they could clean up."""
+    for d in sorted({*CGROUP_ROOT.glob(f"*/{prefix}*"), *CGROUP_ROOT.glob(f"{prefix}*")}):
+        pid = d.name[len(prefix):].split("-")[0]
         if d.is_dir() and pid.isdigit() and not _alive(int(pid)):
             Cgroup(d, 1).remove()
             say(f"removed the cgroup {d} of an earlier run")
-    for d in Path(tempfile.gettempdir()).glob(f"{PREFIX}*"):
-        pid = d.name[len(PREFIX):].split("-")[0]
+    for d in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+        pid = d.name[len(prefix):].split("-")[0]
         if d.is_dir() and pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(d, ignore_errors=True)
             say(f"removed the folder {d} of an earlier run")
+
+
+def boot_modes_file(pid: int) -> Path:
+    return Path(tempfile.gettempdir()) / f"{PREFIX}{pid}-boot-modes.json"
+
+
+def make_boot_kernels_root_only(boot: Path = Path("/boot")) -> dict[str, int]:
+    """chmod 0600 every /boot/vmlinuz-*, as Ubuntu installs them; returns {path: old mode} (also saved
+    to a file, so that a run killed before it could restore them is undone by the next one)."""
+    modes = {str(p): p.stat().st_mode & 0o7777 for p in sorted(boot.glob("vmlinuz-*")) if p.is_file()}
+    boot_modes_file(os.getpid()).write_text(json.dumps(modes))
+    for path in modes:
+        os.chmod(path, 0o600)
+    return modes
+
+
+def restore_boot_modes(modes: dict[str, int], pid: int | None = None) -> None:
+    for path, mode in modes.items():
+        try:
+            os.chmod(path, mode)
+        except FileNotFoundError:
+            pass
+    boot_modes_file(pid or os.getpid()).unlink(missing_ok=True)
+
+
+def restore_leftover_boot_modes() -> None:
+    for f in Path(tempfile.gettempdir()).glob(f"{PREFIX}*-boot-modes.json"):
+        pid = f.name[len(PREFIX):].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            restore_boot_modes(json.loads(f.read_text()), int(pid))
+            say(f"restored the modes of /boot's kernels left at 0600 by an earlier run ({f.name})")
 
 
 # --------------------------------------------------------------------------- the participant
@@ -300,7 +337,7 @@ def install(python: str, repo: Path, venv: Path) -> None:
 
 def experiment_knobs(venv: Path, repo: Path) -> dict[str, bool]:
     """{experiment: turns system-wide knobs}, from the installed kit's own registry."""
-    code = ("import json; from reclaimlab import experiments as e; "
+    code = ("import json; from reclaimlab.experiments import harness as e; "
             "print(json.dumps({n: bool(e.get(n).knobs) for n in e.names()}))")
     out = subprocess.run([str(venv / "bin" / "python"), "-c", code], cwd=repo, check=True, capture_output=True,
                          text=True, timeout=120).stdout
@@ -312,7 +349,7 @@ def container_seen_from_namespace(venv: Path, repo: Path, uid: int, gid: int) ->
 
     Binder's pods have a PID namespace of their own; ours must be seen as a container by that alone.
     """
-    code = "from reclaimlab import policy, sources; print(policy.container_reason(sources.Roots(), {}))"
+    code = "from reclaimlab.probe import consent as policy, sources; print(policy.container_reason(sources.Roots(), {}))"
     env = {"PATH": "/usr/bin:/bin", "HOME": str(repo), "LANG": "C.UTF-8"}
     out = subprocess.run(as_user([str(venv / "bin" / "python"), "-c", code], uid, gid, pid_namespace=True),
                          cwd=repo, env=env, capture_output=True, text=True, timeout=120)
@@ -334,9 +371,10 @@ class Banner:
     notices: tuple[str, ...]
 
 
-# lab.banner_html: "<b>LIVE on this machine</b> · exp · KIND guest ..." or
+# lab.banner_html: "<b>LIVE on this machine</b> · exp · KIND guest ..." (lab 05: "LIVE in the kit's VM on
+# this machine"), or
 # "<b>RECORDED</b> · exp · recorded DATE UTC on a KIND guest ..."
-BANNER_RE = re.compile(r"<b>(LIVE on this machine|RECORDED)</b> · ([^ <]+) · "
+BANNER_RE = re.compile(r"<b>(LIVE (?:in the kit(?:&#x27;|')s VM )?on this machine|RECORDED)</b> · ([^ <]+) · "
                        r"(?:recorded [^<]*? on a )?([^ <]+) guest")
 REASON_RE = re.compile(r"Why (?:a recording|live): ([^<]*)")
 NOTICE_RE = re.compile(r"<b>Notice:</b> ([^<]*)")
@@ -363,7 +401,7 @@ def banners(notebook: Path) -> list[Banner]:
     return found
 
 
-def banner_problems(seen: list[Banner], knobs: dict[str, bool]) -> list[str]:
+def banner_problems(seen: list[Banner], knobs: dict[str, bool], vm_expected: bool = False) -> list[str]:
     """What the banners got wrong for a Binder participant (empty: all as it must be)."""
     problems = []
     local = [b for b in seen if b.guest_kind != "kit-vm"]  # lab 05's own VM is the participant's to use
@@ -381,6 +419,14 @@ def banner_problems(seen: list[Banner], knobs: dict[str, bool]) -> list[str]:
         problems.append("no lab ran calloc-reclaim LIVE: the labs no longer show what a container can do live")
     if not any(knobs.get(b.experiment) and not b.live for b in local):
         problems.append("no lab showed a knob experiment RECORDED: the labs no longer exercise the fallback")
+    if vm_expected:
+        in_vm = [b for b in seen if b.guest_kind == "kit-vm"]
+        if not in_vm:
+            problems.append("no experiment ran in the kit's VM: lab 05 no longer boots it")
+        for b in in_vm:
+            if not b.live:
+                problems.append(f"{b.lab}: {b.experiment} was RECORDED ({b.reason}), not LIVE in the kit's VM, "
+                                f"with /boot's kernel root's only: the packaged kernel was not used")
     return problems
 
 
@@ -417,6 +463,10 @@ def simulate(tmp: Path, uid: int, gid: int) -> None:
     run(as_user(["binder/postBuild"], uid, gid), POSTBUILD_TIMEOUT_S, "binder/postBuild", cwd=repo, env=env)
     t_post = time.monotonic()
     say(f"from its PID namespace alone the kit sees {container_seen_from_namespace(venv, repo, uid, gid)}")
+    readable = [str(p) for p in Path("/boot").glob("vmlinuz-*")
+                if subprocess.run(as_user(["test", "-r", str(p)], uid, gid)).returncode == 0]
+    if readable:
+        raise CheckFailed(f"{USER} can read {', '.join(readable)}: the simulation must have /boot as on Ubuntu (0600)")
 
     cgroup = Cgroup.create(f"{PREFIX}{os.getpid()}", LIMIT_BYTES)
     try:
@@ -445,11 +495,23 @@ def simulate(tmp: Path, uid: int, gid: int) -> None:
     seen = [b for p in labs if (executed / p.name).exists() for b in banners(executed / p.name)]
     for line in lab_report(labs, executed, seen):
         say(f"  {line}")
-    problems = banner_problems(seen, knobs)
+    vm_expected = shutil.which("qemu-system-x86_64") is not None
+    problems = banner_problems(seen, knobs, vm_expected)
     if problems:
         raise CheckFailed("the labs did not say what a Binder participant must see:\n  - " + "\n  - ".join(problems))
+    for p in labs:
+        seconds = lab_seconds(executed / p.name)
+        say(f"  {p.stem}: {'?' if seconds is None else f'{seconds:.0f} s'} (papermill)")
     say(f"all {len(labs)} labs passed as a Binder participant; times: install {t_install - t0:.0f} s, "
         f"postBuild {t_post - t_install:.0f} s, labs {t_labs - t_post:.0f} s; executed copies in {OUT_DIR}")
+
+
+def lab_seconds(notebook: Path) -> float | None:
+    """How long papermill took to execute the notebook (its metadata), or None."""
+    try:
+        return float(json.loads(notebook.read_text(encoding="utf-8"))["metadata"]["papermill"]["duration"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
 
 
 def save_executed(executed: Path) -> None:
@@ -471,9 +533,13 @@ def main() -> int:
         signal.signal(sig, _raise_exit)
     t0 = time.monotonic()
     sweep_leftovers()
+    restore_leftover_boot_modes()
     uid, gid = ensure_user()
     tmp = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
+    modes: dict[str, int] = {}
     try:
+        modes = make_boot_kernels_root_only()
+        say(f"made {', '.join(modes) or 'no kernel in /boot'} readable by root only (0600), as on Ubuntu")
         simulate(tmp, uid, gid)
     except CheckFailed as exc:
         say(f"FAILED: {exc}")
@@ -482,6 +548,7 @@ def main() -> int:
         say("interrupted: the labs were stopped, the cgroup and the temporary checkout removed")
         raise
     finally:
+        restore_boot_modes(modes)
         if os.environ.get("RECLAIMLAB_BINDER_KEEP") == "1":  # for debugging this check only
             say(f"kept {tmp} (RECLAIMLAB_BINDER_KEEP=1): remove it when done")
         else:

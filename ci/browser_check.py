@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Real-browser check: every lab runs in JupyterLab in Debian's chromium and renders for a participant.
 
-    ci/check-browser [--port N] [--only 01] [--timeout-s 300] [--no-dashboard] [--self-test]
+    ci/check-browser [--port N] [--only 01] [--timeout-s 300] [--no-dashboard] [--no-untrusted] [--self-test]
     python ci/browser_check.py ...                               (the same, once they are there)
 
 What it does, and why:
@@ -21,11 +21,21 @@ What it does, and why:
   (an offline failure is blank, with no error text); every lab.predict / lab.question cell shows
   its widgets; no "Error displaying widget", "JavaScript Error" or "Error rendering output item".
 - A generated notebook (build/browser/labs/dashboard_check.ipynb) starts the live dashboard and
-  then sleeps in another cell: the figures' time and sample count, and the chart image, must
-  change between two reads a second apart while that cell runs.
-- First, a notebook of planted failures (a blank SVG, a chart that needs a CDN, a widget whose
-  model is missing, an exception) must be reported, each of them: a check that cannot fail
-  proves nothing. --self-test runs only that notebook.
+  then sleeps in another cell: the figures' time and sample count, and the chart the browser drew
+  on its canvas (not blank), must change between two reads 1.5 s apart while that cell runs. Its
+  page has the network blocked (every request not to 127.0.0.1 is aborted and named): the chart's
+  JavaScript must come from the installed packages, never a CDN.
+- Solutions stay shut: every cell tagged `solution` shows only its <summary> (no more text) after
+  Run All, and opening one shows its text.
+- Untrusted: every lab executed by papermill (recorded mode, build/browser/untrusted/) is opened
+  from disk WITHOUT running it, as a learner opens an executed copy later: JupyterLab does not
+  trust it (the check asserts that), so it refuses image/svg+xml. Every chart in the file must
+  render as an image (nonzero natural size), none may show as its text (`alt.Chart(...)`), and the
+  solutions must be shut.
+- First, notebooks of planted failures (a blank SVG, a chart that needs a CDN, a widget whose
+  model is missing, an exception, a solution hidden only by metadata; untrusted: a chart as
+  image/svg+xml, a chart image that does not load, a solution left open) must be reported, each
+  of them: a check that cannot fail proves nothing. --self-test runs only those notebooks.
 - Screenshots: build/screenshots/<lab>.png, the whole notebook (one taller than chromium can
   capture at once continues in <lab>-2.png, ...). The server's log: build/browser/jupyterlab.log.
 - Cleans up on success, failure and Ctrl-C: kernels, the server (and any kernel it left), chromium.
@@ -76,6 +86,7 @@ class LabResult:
     seconds: float = 0.0
     charts: int = 0
     widgets: int = 0
+    solutions: int = 0
 
     def fail(self, what: str) -> None:
         self.failures.append(what)
@@ -101,7 +112,7 @@ def inject_recorded_mode(nb: dict) -> None:
 
 def dashboard_notebook() -> dict:
     cells = [
-        ("from reclaimlab import dashboard\n"
+        ("from reclaimlab.present import dashboard\n"
          "dash = dashboard.show(hz=4, window_s=30)\n"
          "_ = dash.mark(\"start\")"),
         ("import time\n"
@@ -122,7 +133,18 @@ SELF_TEST_EXPECTED = {  # what the check must report on the self-test notebook
     "CDN chart": "a chart needs JavaScript",
     "missing widget": "'Error displaying widget'",
     "error output": "raised ZeroDivisionError",
+    "solution hidden only by metadata (Run All shows it)": "is visible before the learner opens it",
 }
+UNTRUSTED = "untrusted"  # executed copies opened without running them
+SELF_TEST_UNTRUSTED_NB = "selftest_untrusted.ipynb"
+SELF_TEST_UNTRUSTED_EXPECTED = {
+    "chart as image/svg+xml": "shows as its text",
+    "chart image that does not load": "did not load",
+    "solution left open": "is visible before the learner opens it",
+}
+# What JupyterLab shows for a chart it refuses to render: altair's text/plain.
+CHART_AS_TEXT = re.compile(r"^\s*(alt\.\w*Chart\(\.\.\.\)|<\w*Chart[^>]*>)")
+SOLUTION_TEXT = "The planted solution: its text must not show until the learner opens it."
 
 
 def self_test_notebook() -> dict:
@@ -139,13 +161,63 @@ def self_test_notebook() -> dict:
     nb = dashboard_notebook()
     nb["cells"] = [{"cell_type": "code", "execution_count": None, "id": f"broken-{i}", "metadata": {},
                     "outputs": [], "source": src} for i, src in enumerate(cells)]
+    # Hidden by metadata only: shut when opened, but Run All un-hides every markdown cell it runs.
+    nb["cells"].insert(0, {"cell_type": "markdown", "id": "broken-solution", "source": SOLUTION_TEXT,
+                           "metadata": {"tags": ["solution"], "jupyter": {"source_hidden": True}}})
     return nb
+
+
+def self_test_untrusted_notebook() -> dict:
+    """An executed notebook, written as a file (so nobody signed it), with one of each failure the
+    untrusted stage exists to catch."""
+    svg = "<svg xmlns='http://www.w3.org/2000/svg' width='200' height='100'><rect width='200' height='100' fill='#1f77b4'/></svg>"
+    outputs = [
+        {"image/svg+xml": svg, "text/plain": "alt.Chart(...)"},  # what altair's "svg" renderer gives
+        {"text/html": '<img class="reclaimlab-chart" src="data:image/svg+xml;base64,bm90IGFuIHN2Zw==" alt="a chart">',
+         "text/plain": "a chart"},
+    ]
+    cells = [{"cell_type": "code", "execution_count": i + 1, "id": f"untrusted-{i}", "metadata": {},
+              "outputs": [{"output_type": "display_data", "data": data, "metadata": {}}], "source": f"chart_{i}"}
+             for i, data in enumerate(outputs)]
+    cells.append({"cell_type": "markdown", "id": "untrusted-solution", "metadata": {"tags": ["solution"]},
+                  "source": f"**Solution.** {SOLUTION_TEXT}"})
+    nb = dashboard_notebook()
+    nb["cells"] = cells
+    return nb
+
+
+def is_chart_output(output: dict) -> bool:
+    """An output of the executed file that is a chart (ours, altair's SVG, or a Vega embed)."""
+    data = output.get("data", {})
+    html = data.get("text/html", "")
+    html = "".join(html) if isinstance(html, list) else html
+    return ("image/svg+xml" in data or 'class="reclaimlab-chart"' in html
+            or any(m.startswith("application/vnd.vegalite") for m in data))
+
+
+def execute_for_untrusted(labs: list[Path], self_test: bool = True) -> list[Path]:
+    """Executed copies in build/browser/untrusted: each lab run by papermill in recorded mode (as
+    `reclaimlab labs --mode recorded` does), and the planted failures first."""
+    from reclaimlab.cli.labs import execute_lab
+    out_dir = BUILD / UNTRUSTED
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    out = []
+    if self_test:
+        planted = out_dir / SELF_TEST_UNTRUSTED_NB
+        planted.write_text(json.dumps(self_test_untrusted_notebook(), indent=1) + "\n", encoding="utf-8")
+        out.append(planted)
+    for lab in labs:
+        seconds, size = execute_lab(lab, out_dir, "recorded")
+        log(f"{lab.stem}: executed by papermill for the untrusted stage in {seconds:.0f} s ({size / 1e6:.2f} MB)")
+        out.append(out_dir / lab.name)
+    return out
 
 
 def prepare(labs: list[Path], dashboard: bool = True, self_test: bool = True) -> list[Path]:
     """Fresh build/browser: the notebooks to check (the self-test first, the copies of the labs with
     their mode injected, the dashboard notebook) and JupyterLab's settings."""
-    for sub in ("labs", "settings", "workspaces", "config", "runtime", "chromium-profile"):
+    for sub in ("labs", "docs", UNTRUSTED, "settings", "workspaces", "config", "runtime", "chromium-profile"):
         shutil.rmtree(BUILD / sub, ignore_errors=True)
     shutil.rmtree(SHOTS, ignore_errors=True)  # no stale picture of a lab that was renamed or failed earlier
     (BUILD / "labs").mkdir(parents=True)
@@ -161,6 +233,9 @@ def prepare(labs: list[Path], dashboard: bool = True, self_test: bool = True) ->
         dest = BUILD / "labs" / lab.name
         dest.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         out.append(dest)
+    for sub in ("labs/img", "labs/solutions", "docs"):  # what the labs show, %load and link, where they expect it
+        if (ROOT / sub).is_dir():
+            shutil.copytree(ROOT / sub, BUILD / sub, dirs_exist_ok=True)
     if dashboard:
         dash = BUILD / "labs" / DASHBOARD_NB
         dash.write_text(json.dumps(dashboard_notebook(), indent=1) + "\n", encoding="utf-8")
@@ -292,7 +367,7 @@ PAGE_STATE_JS = """() => {
     const prompt = cell.querySelector('.jp-InputPrompt');
     const outputs = [...cell.querySelectorAll('.jp-OutputArea-output')].map(o => ({
       mime: o.getAttribute('data-mime-type') || '',
-      imgs: [...o.querySelectorAll('img')].map(i => ({ok: i.complete && i.naturalWidth > 0,
+      imgs: [...o.querySelectorAll('img')].map(i => ({ok: i.complete && i.naturalWidth > 0 && i.naturalHeight > 0,
                                                      svg: (i.src || '').startsWith('data:image/svg') || (i.src || '').startsWith('blob:')})),
       svgs: [...o.querySelectorAll('svg')].filter(s => s.getBoundingClientRect().width > 20).length,
       canvases: o.querySelectorAll('canvas').length,
@@ -302,8 +377,12 @@ PAGE_STATE_JS = """() => {
       vega: /vega/i.test(o.innerHTML || ''),
       height: o.getBoundingClientRect().height,
     }));
+    const summary = cell.querySelector('.jp-RenderedMarkdown summary');
     return {code: cell.classList.contains('jp-CodeCell'), prompt: prompt ? prompt.textContent.trim() : '',
-            outputs, text: (cell.querySelector('.jp-Cell-outputArea') || {innerText: ''}).innerText || ''};
+            outputs, text: (cell.querySelector('.jp-Cell-outputArea') || {innerText: ''}).innerText || '',
+            // what a markdown cell shows: innerText leaves out a closed <details> but its <summary>
+            shown: cell.classList.contains('jp-MarkdownCell') ? (cell.innerText || '') : '',
+            summary: summary ? (summary.innerText || '') : ''};
   });
   const bar = document.querySelector('.jp-StatusBar-Widget');
   const dialogs = [...document.querySelectorAll('.jp-Dialog')].map(d => (d.innerText || '').replace(/\\s+/g, ' ').slice(0, 200));
@@ -312,10 +391,32 @@ PAGE_STATE_JS = """() => {
 
 DASHBOARD_JS = """() => {
   const f = document.querySelector('.reclaimlab-dashboard-figures');
-  const img = document.querySelector('.reclaimlab-dashboard img');
-  return {t_s: f ? parseFloat(f.dataset.tS) : null, samples: f ? parseInt(f.dataset.samples) : null,
-          src: img ? img.src : null, img_ok: img ? (img.complete && img.naturalWidth > 0) : false};
+  const c = document.querySelector('.reclaimlab-dashboard canvas');
+  let hash = null, inked = 0;
+  if (c && c.width > 0 && c.height > 0) {
+    const url = c.toDataURL();
+    let h = 0;
+    for (let i = 0; i < url.length; i++) h = (h * 31 + url.charCodeAt(i)) | 0;
+    hash = h + ':' + url.length;
+    const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    for (let i = 0; i < px.length; i += 4) if (px[i + 3] > 0 && (px[i] < 250 || px[i + 1] < 250 || px[i + 2] < 250)) inked++;
+  }
+  return {t_s: f && f.dataset.tS ? parseFloat(f.dataset.tS) : null, samples: f ? parseInt(f.dataset.samples) : null,
+          points: f ? parseInt(f.dataset.points) : null, frames: f ? parseInt(f.dataset.frame) : null,
+          canvas: hash, inked};
 }"""
+
+
+def block_network(page, blocked: list[str]) -> None:
+    """Abort every request that is not to this machine's server; name each in `blocked`.
+
+    Only those reach the handler (the pattern): Playwright's sync API runs a handler only while
+    the check calls into it, so routing the server's own requests through one would stall them
+    (a save, a kernel message) whenever the check sleeps."""
+    def abort(r) -> None:
+        blocked.append(r.request.url)
+        r.abort()
+    page.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/])"), abort)
 
 
 class LabPage:
@@ -483,7 +584,10 @@ def check_rendering(result: LabResult, st: dict, nb: dict) -> None:
             if text in dom["text"]:
                 result.fail(f"{where}: the page shows {text!r}")
         for out in dom["outputs"]:
-            if out["mime"] == "image/svg+xml":
+            if CHART_AS_TEXT.search(out["text"]):
+                result.fail(f"{where}: a chart shows as its text ({out['text'][:40]!r}), not as a picture")
+            # A chart: image/svg+xml (trusted only), or charts.py's <img> of the SVG in text/html.
+            if out["mime"] == "image/svg+xml" or any(i["svg"] for i in out["imgs"]):
                 result.charts += 1
                 if not (any(i["ok"] for i in out["imgs"]) or out["svgs"]):
                     result.fail(f"{where}: an SVG chart output is blank (no loaded image, no svg element)")
@@ -495,6 +599,50 @@ def check_rendering(result: LabResult, st: dict, nb: dict) -> None:
         ran = cell.get("execution_count") is not None  # a cell that never ran is reported by check_saved
         if ran and re.search(r"\blab\.(question|predict)\(", source) and not any(o["widgets"] for o in dom["outputs"]):
             result.fail(f"{where}: calls lab.question/lab.predict but no widget rendered")
+
+
+def _tags(cell: dict) -> list[str]:
+    return cell.get("metadata", {}).get("tags", [])
+
+
+def check_solutions(result: LabResult, st: dict, nb: dict) -> int:
+    """Every cell tagged `solution` shows at most its <summary>: its text stays out of sight until the
+    learner opens it. Returns how many solutions were checked."""
+    if len(st["cells"]) != len(nb["cells"]):
+        result.fail(f"the page shows {len(st['cells'])} cells, the notebook has {len(nb['cells'])}")
+        return 0
+    n = 0
+    for i, (cell, dom) in enumerate(zip(nb["cells"], st["cells"]), start=1):
+        if "solution" not in _tags(cell):
+            continue
+        n += 1
+        beyond = " ".join(dom["shown"].replace(dom["summary"], "", 1).split())
+        if beyond:
+            result.fail(f"cell {i}: a solution is visible before the learner opens it ({beyond[:60]!r})")
+    return n
+
+
+def check_untrusted(result: LabResult, st: dict, nb: dict) -> None:
+    """An executed copy opened without running it: every chart of the file rendered as a picture."""
+    expected = sum(is_chart_output(o) for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", []))
+    code_cells = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    dom_code = [c for c in st["cells"] if c["code"]]
+    if len(code_cells) != len(dom_code):
+        result.fail(f"the page shows {len(dom_code)} code cells, the notebook has {len(code_cells)}")
+        return
+    for n, (cell, dom) in enumerate(zip(code_cells, dom_code), start=1):
+        where = f"code cell {n} ({first_line(cell)})"
+        for out in dom["outputs"]:
+            if CHART_AS_TEXT.search(out["text"]):
+                result.fail(f"{where}: a chart shows as its text ({out['text'][:40]!r}): JupyterLab does not "
+                            "render image/svg+xml in an untrusted notebook; use charts.use_offline_renderer()")
+            for img in out["imgs"]:
+                if img["svg"] and img["ok"]:
+                    result.charts += 1
+                elif img["svg"]:
+                    result.fail(f"{where}: a chart image did not load (natural size 0)")
+    if result.charts < expected:
+        result.fail(f"{expected} charts in the executed file, {result.charts} rendered as pictures")
 
 
 def check_saved(result: LabResult, nb: dict) -> None:
@@ -521,28 +669,40 @@ def first_line(cell: dict) -> str:
     return (src[0][:60] + ("…" if len(src[0]) > 60 else "")) if src else "empty"
 
 
-def check_dashboard(result: LabResult, lab: LabPage) -> None:
-    """The dashboard's figures and chart change between two reads a second apart while another cell runs."""
+def check_dashboard(result: LabResult, lab: LabPage, blocked: list[str]) -> None:
+    """The dashboard's figures and its drawn chart change between two reads 1.5 s apart while another
+    cell runs, with the network blocked."""
     lab.wait_for(lambda st: st["cells"][0]["prompt"] not in ("[ ]:", "[*]:") and st["cells"][1]["prompt"] == "[*]:",
                  60, "the dashboard cell to finish and the sleeping cell to run")
-    lab.page.wait_for_function("() => { const i = document.querySelector('.reclaimlab-dashboard img');"
-                               " return i && i.complete && i.naturalWidth > 0; }", timeout=30_000)
+    try:
+        lab.page.wait_for_function("() => { const f = document.querySelector('.reclaimlab-dashboard-figures');"
+                                   " return f && f.dataset.tS; }", timeout=30_000)
+    except Exception:  # noqa: BLE001  reported below with what the page shows
+        pass
     first = lab.page.evaluate(DASHBOARD_JS)
     time.sleep(1.5)
     second = lab.page.evaluate(DASHBOARD_JS)
     still_running = lab.state()["cells"][1]["prompt"] == "[*]:"
     log(f"dashboard: t = {first['t_s']} s, {first['samples']} samples -> t = {second['t_s']} s, "
-        f"{second['samples']} samples; chart image changed: {first['src'] != second['src']}")
+        f"{second['samples']} samples; chart drawn: {second['inked']} inked pixels, changed: "
+        f"{first['canvas'] != second['canvas']}, {second['frames'] - first['frames']} redraws in 1.5 s; "
+        f"requests blocked: {len(blocked)}")
+    for url in blocked:
+        log(f"dashboard: blocked a request off this machine: {url[:200]}")
     if first["t_s"] is None:
-        result.fail("the dashboard's figures are not on the page")
+        result.fail("the dashboard's figures are not on the page" +
+                    (f" (blocked requests: {', '.join(u[:80] for u in blocked[:3])})" if blocked else ""))
         return
     if not second["t_s"] > first["t_s"] + 0.5 or not second["samples"] > first["samples"]:
         result.fail(f"the dashboard did not update: t {first['t_s']} -> {second['t_s']} s, "
                     f"samples {first['samples']} -> {second['samples']} in 1.5 s")
-    if first["src"] == second["src"]:
-        result.fail("the dashboard's chart image did not change in 1.5 s")
-    if not second["img_ok"]:
-        result.fail("the dashboard's chart image did not load")
+    if second["canvas"] is None or second["inked"] < 1000:
+        result.fail(f"the dashboard's chart is not drawn (canvas: {second['canvas']}, {second['inked']} inked pixels)")
+    elif first["canvas"] == second["canvas"]:
+        result.fail("the dashboard's chart did not change in 1.5 s")
+    elif second["frames"] - first["frames"] < 4:  # 6 samples at 4 Hz: each one its own message and redraw
+        result.fail(f"the dashboard's chart fell behind: {second['frames'] - first['frames']} redraws in 1.5 s "
+                    f"at 4 samples/s")
     if not still_running:
         result.fail("the sleeping cell ended before the second read: the check proved nothing about updates "
                     "during another cell")
@@ -553,20 +713,24 @@ def check_lab(context, server: Server, nb_path: Path, timeout_s: float) -> LabRe
     result = LabResult(name)
     t0 = time.monotonic()
     lab = LabPage(context, server, nb_path, timeout_s)
+    blocked: list[str] = []
+    if nb_path.name == DASHBOARD_NB:
+        block_network(lab.page, blocked)
     try:
         lab.open()
         lab.run_all()
         if nb_path.name == DASHBOARD_NB:
-            check_dashboard(result, lab)
+            check_dashboard(result, lab, blocked)
         lab.wait_done()
         st = settled_state(lab)
         lab.save()
         nb = json.loads(nb_path.read_text(encoding="utf-8"))
         check_saved(result, nb)
         check_rendering(result, st, nb)
+        result.solutions = check_solutions(result, st, nb)
         code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
         if result.charts == 0 and re.search(r"\bcharts\.\w+\(", code):
-            result.fail("calls reclaimlab.charts but no chart rendered")
+            result.fail("calls reclaimlab.present.charts but no chart rendered")
         for err in lab.page_errors:
             log(f"{name}: page error (not counted as a failure): {err[:200]}")
     except CheckFailed as exc:
@@ -584,6 +748,64 @@ def check_lab(context, server: Server, nb_path: Path, timeout_s: float) -> LabRe
     return result
 
 
+def served_untrusted(server: Server, nb_path: Path) -> bool:
+    """JupyterLab's own verdict: the server marks each code cell of a notebook it has no signature
+    for as untrusted (metadata.trusted false) when it sends it to the page."""
+    rel = nb_path.relative_to(BUILD).as_posix()
+    model = server.api("GET", f"/api/contents/{rel}?content=1")
+    flags = [c.get("metadata", {}).get("trusted") for c in model["content"]["cells"] if c["cell_type"] == "code"]
+    return bool(flags) and not any(flags)
+
+
+def open_a_solution(result: LabResult, lab: "LabPage", nb: dict) -> None:
+    """Click the first solution's summary, as a learner would: its text must then show."""
+    at = next((i for i, c in enumerate(nb["cells"]) if "solution" in _tags(c)), None)
+    if at is None:
+        return
+    cell = lab.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell").nth(at)
+    summary = cell.locator("summary")
+    if summary.count() == 0:
+        return  # check_solutions reported it if its text shows; a collapsed cell has nothing to click
+    summary.first.click()
+    time.sleep(0.5)
+    dom = lab.state()["cells"][at]
+    shown = " ".join(dom["shown"].replace(dom["summary"], "", 1).split())
+    if not shown:
+        result.fail(f"cell {at + 1}: opening the solution (a click on its summary) shows no text")
+    else:
+        log(f"{result.name}: opened the solution in cell {at + 1}: it shows {shown[:50]!r}…")
+
+
+def check_untrusted_lab(context, server: Server, nb_path: Path) -> LabResult:
+    """Open an executed copy from disk, run nothing, and check what a learner sees."""
+    result = LabResult(f"{UNTRUSTED}/{nb_path.stem}")
+    t0 = time.monotonic()
+    lab = LabPage(context, server, nb_path, 60)
+    try:
+        if not served_untrusted(server, nb_path):
+            result.fail("JupyterLab trusts this executed copy: the stage would not show what a learner sees")
+        lab.open()
+        st = settled_state(lab)
+        nb = json.loads(nb_path.read_text(encoding="utf-8"))
+        check_untrusted(result, st, nb)
+        result.solutions = check_solutions(result, st, nb)
+        if result.solutions:
+            open_a_solution(result, lab, nb)
+    except CheckFailed as exc:
+        result.fail(str(exc))
+    except Exception as exc:  # noqa: BLE001  Playwright timeouts etc.: this notebook failed, the others still run
+        result.fail(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+    finally:
+        try:
+            lab.screenshot(SHOTS / f"{UNTRUSTED}-{nb_path.stem}.png")
+        except Exception as exc:  # noqa: BLE001
+            log(f"{result.name}: no screenshot ({type(exc).__name__}: {exc})")
+        lab.close()
+        server.shutdown_kernels()
+        result.seconds = time.monotonic() - t0
+    return result
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -593,6 +815,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--only", action="append", default=[], help="labs whose file name contains this (repeatable)")
     ap.add_argument("--timeout-s", type=float, default=300.0, help="per lab, for all its cells to run")
     ap.add_argument("--no-dashboard", action="store_true", help="skip the live dashboard check")
+    ap.add_argument("--no-untrusted", action="store_true",
+                    help="skip opening papermill's executed copies without running them")
     ap.add_argument("--no-self-test", action="store_true", help="skip the notebook of planted failures")
     ap.add_argument("--self-test", action="store_true", help="only the notebook of planted failures")
     args = ap.parse_args(argv)
@@ -613,6 +837,7 @@ def main(argv: list[str]) -> int:
             return 1
     notebooks = prepare(labs, dashboard=not (args.no_dashboard or args.self_test),
                         self_test=not args.no_self_test)
+    untrusted = [] if args.no_untrusted else execute_for_untrusted(labs, self_test=not args.no_self_test)
 
     t0 = time.monotonic()
     server = Server(args.port)
@@ -632,7 +857,15 @@ def main(argv: list[str]) -> int:
                     if nb_path.name == SELF_TEST_NB:
                         r.failures = self_test_misses(r)
                     log(f"{nb_path.stem}: {'ok' if not r.failures else 'FAILED'} in {r.seconds:.0f} s "
-                        f"({r.charts} charts, {r.widgets} outputs with widgets)")
+                        f"({r.charts} charts, {r.widgets} outputs with widgets, {r.solutions} solutions checked)")
+                    results.append(r)
+                for nb_path in untrusted:
+                    log(f"{UNTRUSTED}/{nb_path.stem}: opening the executed copy without running it")
+                    r = check_untrusted_lab(context, server, nb_path)
+                    if nb_path.name == SELF_TEST_UNTRUSTED_NB:
+                        r.failures = self_test_misses(r, SELF_TEST_UNTRUSTED_EXPECTED)
+                    log(f"{r.name}: {'ok' if not r.failures else 'FAILED'} in {r.seconds:.0f} s ({r.charts} charts, "
+                        f"{r.solutions} solutions checked)")
                     results.append(r)
             finally:
                 context.close()
@@ -656,11 +889,12 @@ def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
-def self_test_misses(result: LabResult) -> list[str]:
-    """The planted failures the check did not report (the self-test notebook passes when none)."""
-    log("self-test: the check reported: " + " | ".join(result.failures or ["nothing"]))
+def self_test_misses(result: LabResult, expected: dict[str, str] | None = None) -> list[str]:
+    """The planted failures the check did not report (a self-test notebook passes when none)."""
+    expected = SELF_TEST_EXPECTED if expected is None else expected
+    log(f"self-test {result.name}: the check reported: " + " | ".join(result.failures or ["nothing"]))
     return [f"the check missed a planted failure: {name} (expected a report containing {text!r})"
-            for name, text in SELF_TEST_EXPECTED.items() if not any(text in f for f in result.failures)]
+            for name, text in expected.items() if not any(text in f for f in result.failures)]
 
 
 if __name__ == "__main__":

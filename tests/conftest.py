@@ -2,7 +2,7 @@
 
 tests/fixtures/trees/<name>/{proc,sys,...}: kernel files captured from a guest (firecracker-vm,
 by tests/fixtures/capture_tree.py) or made by hand (wsl2, container-v1, container-v2,
-bare-metal). tests/fixtures/files/: single files, e.g. old, new and corrupt /proc/meminfo.
+bare-metal, wsl1). tests/fixtures/files/: single files, e.g. old, new and corrupt /proc/meminfo.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reclaimlab.sources import Roots
+from reclaimlab.probe.sources import Roots
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TREES = FIXTURES / "trees"

@@ -1,6 +1,6 @@
 """The autoMemoryReclaim engine, driven through synthetic timelines (no I/O, no sleeping).
 
-Each expectation is a number from WSL's source (see reclaimlab/autoreclaim.py's docstring).
+Each expectation is a number from WSL's source (see reclaimlab/wsl/autoreclaim.py's docstring).
 """
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from reclaimlab import autoreclaim as ar
-from reclaimlab.autoreclaim import (GIB, MIB, Compact, CpuTimes, Daemon, DropCaches, Observation, Policy,
-                                    Reclaim)
+from reclaimlab.wsl import autoreclaim as ar
+from reclaimlab.wsl.autoreclaim import (GIB, MIB, Compact, CpuTimes, Daemon, DropCaches, Observation, Policy,
+                                        Reclaim)
 
 TOTAL = 16 * GIB
 BUSY, QUIET = 0.20, 0.001       # shares of all CPUs' time
@@ -340,7 +340,7 @@ def write_tree(root, stat=STAT, meminfo=None):
 
 
 def test_observe_reads_a_captured_tree(tmp_path):
-    from reclaimlab.sources import Roots
+    from reclaimlab.probe.sources import Roots
 
     write_tree(tmp_path)
     roots = Roots(tmp_path / "proc", tmp_path / "sys")
@@ -354,7 +354,7 @@ def test_observe_reads_a_captured_tree(tmp_path):
 
 
 def test_observe_names_a_missing_file(tmp_path):
-    from reclaimlab.sources import Roots, SourceError
+    from reclaimlab.probe.sources import Roots, SourceError
 
     (tmp_path / "proc").mkdir()
     with pytest.raises(SourceError, match="stat"):
@@ -438,7 +438,7 @@ def test_own_process_ticks_are_left_out_of_the_shares():
 def test_observe_can_exclude_this_process(tmp_path):
     import os
 
-    from reclaimlab.sources import Roots
+    from reclaimlab.probe.sources import Roots
 
     write_tree(tmp_path)
     (tmp_path / "proc" / str(os.getpid())).mkdir()
@@ -475,7 +475,7 @@ def test_simulate_refuses_an_impossible_guest():
 
 
 def test_knob_applier_maps_actions_to_knobs_and_marks_events(monkeypatch):
-    from reclaimlab import knobs
+    from reclaimlab.probe import knobs
 
     calls, marks = [], []
     monkeypatch.setattr(knobs, "drop_caches", lambda level, allow=None, roots=None: calls.append(("drop", level)) or "d")

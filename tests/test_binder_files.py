@@ -5,6 +5,7 @@ which file breaks which rule.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -14,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reclaimlab import lab
-from reclaimlab.recording import Recording
+from reclaimlab.notebook import lab
+from reclaimlab.recording.recording import Recording
 from reclaimlab.vm.errors import APT_PACKAGES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +28,7 @@ import binder_check  # noqa: E402  (ci/ is not a package)
 UBUNTU_NAMES = {"linux-image-amd64": "linux-image-virtual"}
 # What the kit and the labs need (pyproject's dependencies and [labs]), and what issue 6 adds for workshops.
 NEEDED = {"pandas", "altair", "vl-convert-python", "psutil", "click", "jupyterlab", "ipykernel", "ipywidgets",
-          "papermill", "nbformat", "jupyterlab-rise", "jupyter-resource-usage"}
+          "papermill", "nbformat", "jupyterlab-rise", "jupyter-resource-usage", "anywidget"}
 
 
 def _lines(name: str) -> list[str]:
@@ -104,7 +105,7 @@ def test_start_marks_the_machine_shared_and_execs_its_arguments():
 
 def test_start_turns_consent_off_whatever_the_environment_says():
     env = dict(os.environ, RECLAIMLAB_ALLOW_SYSTEM_CHANGES="1", RECLAIMLAB_SHARED="0")
-    code = ("import os; from reclaimlab import policy, sources; "
+    code = ("import os; from reclaimlab.probe import consent as policy, sources; "
             "print(os.environ.get('RECLAIMLAB_ALLOW_SYSTEM_CHANGES')); print(policy.shared_reason(sources.Roots()))")
     out = subprocess.run([str(BINDER / "start"), sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True).stdout.splitlines()
@@ -181,3 +182,38 @@ def test_an_unscaled_3gb_run_in_2gib_fails():
 def test_labs_that_stop_exercising_live_or_recorded_fail():
     problems = binder_check.banner_problems([_banner("refault", True)], KNOBS)
     assert any("calloc-reclaim LIVE" in p for p in problems) and any("RECORDED" in p for p in problems)
+
+
+def test_lab05_must_run_live_in_the_kit_vm_where_qemu_is_installed():
+    base = [_banner("calloc-reclaim", True, notices=[SCALED]), _banner("page-cache", False, "vm", SHARED)]
+    assert binder_check.banner_problems(base + [_banner("calloc-reclaim", True, "kit-vm")], KNOBS, True) == []
+    recorded = binder_check.banner_problems(base + [_banner("calloc-reclaim", False, "kit-vm", "no kernel")], KNOBS, True)
+    assert any("not LIVE in the kit's VM" in p for p in recorded)
+    assert any("no experiment ran in the kit's VM" in p for p in binder_check.banner_problems(base, KNOBS, True))
+
+
+def test_boot_kernels_are_made_root_only_and_restored(tmp_path, monkeypatch):
+    monkeypatch.setattr(binder_check.tempfile, "gettempdir", lambda: str(tmp_path))
+    boot = tmp_path / "boot"
+    boot.mkdir()
+    kernel = boot / "vmlinuz-9.9-test"
+    kernel.write_bytes(b"k")
+    kernel.chmod(0o644)
+    modes = binder_check.make_boot_kernels_root_only(boot)
+    assert kernel.stat().st_mode & 0o777 == 0o600 and binder_check.boot_modes_file(os.getpid()).exists()
+    binder_check.restore_boot_modes(modes)
+    assert kernel.stat().st_mode & 0o777 == 0o644 and not binder_check.boot_modes_file(os.getpid()).exists()
+    # A run killed before it restored them: the next one does, from the file it left.
+    kernel.chmod(0o600)
+    (tmp_path / f"{binder_check.PREFIX}999999999-boot-modes.json").write_text(json.dumps({str(kernel): 0o644}))
+    binder_check.restore_leftover_boot_modes()
+    assert kernel.stat().st_mode & 0o777 == 0o644
+
+
+def test_the_kit_vm_banner_is_read_as_live(tmp_path):
+    text = ("<div class=\"reclaimlab-live\"><b>LIVE in the kit&#x27;s VM on this machine</b> · calloc-reclaim · "
+            "kit-vm guest · hypervisor QEMU TCG · kernel 6.18.56-0-virt<br>Why live: the kit's VM runs here</div>")
+    nb = tmp_path / "05_lab.ipynb"
+    nb.write_text(json.dumps({"cells": [{"cell_type": "code", "outputs": [{"data": {"text/html": text}}]}]}))
+    (banner,) = binder_check.banners(nb)
+    assert (banner.experiment, banner.live, banner.guest_kind) == ("calloc-reclaim", True, "kit-vm")

@@ -123,3 +123,63 @@ def test_a_widget_still_loading_keeps_the_page_unsettled(bc):
     rendered = page((bc.WIDGET_MIME, 1, ""))
     assert bc.pending_widgets(loading) == 1
     assert bc.pending_widgets(failed) == 0 and bc.pending_widgets(rendered) == 0
+
+
+def md(source: str, tags: list[str] | None = None) -> dict:
+    return {"cell_type": "markdown", "source": source, "metadata": {"tags": tags or []}}
+
+
+def dom_md(shown: str, summary: str = "") -> dict:
+    return {"code": False, "prompt": "", "outputs": [], "text": "", "shown": shown, "summary": summary}
+
+
+def test_a_solution_may_show_its_summary_and_nothing_more(bc):
+    nb = {"cells": [md("q"), md("<details><summary>Solution</summary>\n\nB</details>", ["solution"]),
+                    md("**Solution.** B", ["solution"]), md("hidden", ["solution"])]}
+    st = {"cells": [dom_md("q"), dom_md("Solution (open it)\n", "Solution (open it)"),  # shut
+                    dom_md("Solution. B is the answer"),                                  # open
+                    dom_md("")]}                                                          # collapsed
+    result = bc.LabResult("lab")
+    assert bc.check_solutions(result, st, nb) == 3
+    assert result.failures == ["cell 3: a solution is visible before the learner opens it ('Solution. B is the answer')"]
+    mismatch = bc.LabResult("lab")
+    bc.check_solutions(mismatch, {"cells": st["cells"][:2]}, nb)
+    assert "the page shows 2 cells, the notebook has 4" in mismatch.failures[0]
+
+
+def test_an_untrusted_copy_must_show_every_chart_of_the_file_as_a_picture(bc):
+    ours = {"output_type": "display_data", "data": {"text/html": '<img class="reclaimlab-chart" src="data:...">'}}
+    svg = {"output_type": "display_data", "data": {"image/svg+xml": "<svg/>", "text/plain": "alt.Chart(...)"}}
+    nb = {"cells": [code("charts.lines(rec)", outputs=[ours]), code("alt.Chart(df)", outputs=[svg]),
+                    code("charts.host_view(rec)", outputs=[ours])]}
+    st = {"cells": [dom_cell(outputs=[dom_output("text/html", ok_imgs=1)]),
+                    dom_cell(outputs=[{**dom_output("text/plain"), "text": "alt.Chart(...)"}]),  # refused
+                    dom_cell(outputs=[{**dom_output("text/html"), "imgs": [{"ok": False, "svg": True}]}])]}
+    result = bc.LabResult("untrusted/lab")
+    bc.check_untrusted(result, st, nb)
+    assert result.charts == 1
+    assert [f.split(": ", 1)[0] for f in result.failures] == [
+        "code cell 2 (alt.Chart(df))", "code cell 3 (charts.host_view(rec))", "3 charts in the executed file, 1 rendered as pictures"]
+    assert "shows as its text" in result.failures[0] and "did not load" in result.failures[1]
+    assert all(bc.is_chart_output(o) for o in (ours, svg))
+    assert not bc.is_chart_output({"output_type": "display_data", "data": {"text/html": "<table></table>"}})
+
+
+def test_a_chart_shown_as_text_is_caught_in_a_trusted_run_too(bc):
+    result = bc.LabResult("lab")
+    bc.check_rendering(result, {"cells": [dom_cell(outputs=[{**dom_output("text/plain"), "text": "<Chart>"}])]},
+                       {"cells": [code("chart")]})
+    assert result.failures and "shows as its text" in result.failures[0]
+
+
+def test_every_planted_failure_has_a_notebook_that_plants_it(bc):
+    broken = bc.self_test_notebook()
+    assert any("solution" in c["metadata"].get("tags", []) and c["metadata"]["jupyter"]["source_hidden"]
+               for c in broken["cells"])
+    planted = bc.self_test_untrusted_notebook()
+    outputs = [o for c in planted["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
+    assert len(outputs) == 2 and all(bc.is_chart_output(o) for o in outputs)
+    assert "image/svg+xml" in outputs[0]["data"] and "reclaimlab-chart" in outputs[1]["data"]["text/html"]
+    r = bc.LabResult(bc.SELF_TEST_UNTRUSTED_NB)
+    r.failures = [f"x: {t}" for t in bc.SELF_TEST_UNTRUSTED_EXPECTED.values()][:-1]
+    assert len(bc.self_test_misses(r, bc.SELF_TEST_UNTRUSTED_EXPECTED)) == 1

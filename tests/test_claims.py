@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from reclaimlab import claims
-from reclaimlab.claims import THRESHOLDS, Claim, ClaimError
+from reclaimlab.present import claims
+from reclaimlab.present.claims import THRESHOLDS, Claim, ClaimError
 
 
 @pytest.mark.parametrize("ratio, verdict", [

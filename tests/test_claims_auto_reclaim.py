@@ -4,10 +4,10 @@ import copy
 
 import pytest
 
-from reclaimlab import datasets
-from reclaimlab.claims import THRESHOLDS
-from reclaimlab.findings import auto_reclaim as ar
-from reclaimlab.findings import reporting_order as ro
+from reclaimlab.recording import datasets
+from reclaimlab.present.claims import THRESHOLDS
+from reclaimlab.present.findings import auto_reclaim as ar
+from reclaimlab.present.findings import reporting_order as ro
 
 
 def _auto(policy, variant):
@@ -38,7 +38,7 @@ def test_runs_are_compared_at_equal_time_after_their_action():
     for c in claims:
         if c.value is not None and c.evidence["freed_kib"] >= THRESHOLDS["auto_reclaim_min_freed_kib"]:
             want = ("more_than_freed" if c.evidence["share"] >= THRESHOLDS["auto_reclaim_more_than_freed_share"]
-                    else __import__("reclaimlab.claims", fromlist=["x"]).share_verdict(c.evidence["share"]))
+                    else __import__("reclaimlab.present.claims", fromlist=["x"]).share_verdict(c.evidence["share"]))
             assert c.verdict == want
 
 
@@ -137,7 +137,7 @@ def test_different_fragmentation_is_not_compared():
 
 
 def _model(mode, variant):
-    from reclaimlab import autoreclaim as a
+    from reclaimlab.wsl import autoreclaim as a
     policy = a.Policy(mode, variant)
     rows = a.simulate(policy, duration_s=30 * 60, busy_until_s=5 * 60, mem_total_bytes=16 * a.GIB,
                       anon_bytes=a.GIB, cache_bytes=3 * a.GIB)
@@ -172,7 +172,7 @@ def test_newer_dropcache_writes_3_then_compacts():
 
 
 def test_newer_gradual_steps_stay_within_the_clamp():
-    from reclaimlab.autoreclaim import NEWER_STEP_MAX_BYTES, NEWER_STEP_MIN_BYTES
+    from reclaimlab.wsl.autoreclaim import NEWER_STEP_MAX_BYTES, NEWER_STEP_MIN_BYTES
     rec = _auto("gradual", "newer")
     c = ar.actions(rec)
     assert c.verdict == "stepped_within_clamp", c.sentence

@@ -8,9 +8,11 @@ import copy
 
 import pytest
 
-from reclaimlab import claims, datasets, lab
-from reclaimlab.claims import THRESHOLDS
-from reclaimlab.findings import calloc_reclaim, refault, vm
+from reclaimlab.present import claims
+from reclaimlab.recording import datasets
+from reclaimlab.notebook import lab
+from reclaimlab.present.claims import THRESHOLDS
+from reclaimlab.present.findings import calloc_reclaim, refault, vm
 
 
 def local(name):

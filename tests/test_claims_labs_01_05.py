@@ -8,9 +8,12 @@ import sys
 
 import pytest
 
-from reclaimlab import claims, datasets, experiments, sources
-from reclaimlab.commands.labs import execute_lab
-from reclaimlab.findings import calloc_reclaim, refault, vm
+from reclaimlab.present import claims
+from reclaimlab.recording import datasets
+from reclaimlab.experiments import harness as experiments
+from reclaimlab.probe import sources
+from reclaimlab.cli.labs import execute_lab
+from reclaimlab.present.findings import calloc_reclaim, refault, vm
 from reclaimlab.paths import labs_dir
 
 
@@ -20,6 +23,7 @@ def _executed(tmp_path, stem):
     return claims.by_key(claims.from_notebook(tmp_path / nb.name))
 
 
+@pytest.mark.slow
 def test_lab01_recorded_claims(tmp_path):
     found = _executed(tmp_path, "01")
     expected = {c.key: c.verdict for c in calloc_reclaim.all_claims(datasets.find("calloc-reclaim"))
@@ -30,6 +34,7 @@ def test_lab01_recorded_claims(tmp_path):
         assert "Run this lab live on a guest with free page reporting" not in c["sentence"]
 
 
+@pytest.mark.slow
 def test_lab05_recorded_claims(tmp_path):
     found = _executed(tmp_path, "05")
     on = datasets.find("calloc-reclaim", {"reporting": True}, guest_kind="kit-vm")

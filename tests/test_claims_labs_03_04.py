@@ -3,11 +3,14 @@ the verdicts the findings give on the shipped recordings: lab 04's four auto-rec
 model's decisions, the order-5-against-9 section of lab 03."""
 from __future__ import annotations
 
-from reclaimlab import claims, datasets
-from reclaimlab.commands.labs import execute_lab
-from reclaimlab.findings import auto_reclaim as ar
-from reclaimlab.findings import reporting_order as ro
+import pytest
+
+from reclaimlab.cli.labs import execute_lab
 from reclaimlab.paths import labs_dir
+from reclaimlab.present import claims
+from reclaimlab.present.findings import auto_reclaim as ar
+from reclaimlab.present.findings import reporting_order as ro
+from reclaimlab.recording import datasets
 
 
 def _executed(tmp_path, stem):
@@ -16,6 +19,7 @@ def _executed(tmp_path, stem):
     return claims.by_key(claims.from_notebook(tmp_path / nb.name))
 
 
+@pytest.mark.slow
 def test_lab04_recorded_claims(tmp_path):
     found = _executed(tmp_path, "04")
     runs = {f"{p} · {v}": datasets.find("auto-reclaim", {"policy": p, "variant": v})
@@ -33,6 +37,7 @@ def test_lab04_recorded_claims(tmp_path):
     assert "512 MiB" in model["auto_reclaim.model.newer · gradual"]["sentence"]
 
 
+@pytest.mark.slow
 def test_lab03_order_section_claims(tmp_path):
     found = _executed(tmp_path, "03")
     recs = {e["parameters"]["page_reporting_order"]: datasets.recording.load(datasets.recordings_dir() / e["path"])

@@ -21,9 +21,12 @@ import pandas as pd
 import pytest
 
 from conftest import tree_roots
-from reclaimlab import charts, experiments, guest, host, policy, recording, sizing
-from reclaimlab.recording import Recording
-from reclaimlab.sampler import Sampler
+from reclaimlab.present import charts
+from reclaimlab.experiments import harness as experiments, sizing
+from reclaimlab.probe import guest, hostviews as host, consent as policy
+from reclaimlab.recording import recording
+from reclaimlab.recording.recording import Recording
+from reclaimlab.sampling.sampler import Sampler
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "ci"))
@@ -166,7 +169,7 @@ def test_line_charts_take_byte_columns_in_their_unit():
 
 PARTICIPANT_SCRIPT = """
 import sys
-from reclaimlab import recording
+from reclaimlab.recording import recording
 from reclaimlab.experiments import run
 rec = run("calloc-reclaim", mode="auto", size="3GB", observe_s=2, quiet=True)
 recording.save(rec, sys.argv[1])

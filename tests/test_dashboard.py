@@ -1,16 +1,18 @@
-"""The live dashboard: bounded data, one at a time, clean stops, frames that keep coming, presenter
-fonts, and (in a real ipykernel 7 kernel) widget updates that arrive while another cell runs."""
+"""The live dashboard: small messages with only new samples, bounded data, one at a time, clean stops
+(also when the view is closed), no printing from threads, presenter fonts, and (in a real ipykernel 7
+kernel) updates that arrive while another cell runs."""
 from __future__ import annotations
 
-import re
+import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from conftest import tree_roots
-from reclaimlab import charts, dashboard
-from reclaimlab.dashboard import Dashboard, DashboardError
+from reclaimlab.present import charts, dashboard
+from reclaimlab.present.dashboard import Dashboard, DashboardError
 
 ROOTS = tree_roots("firecracker-vm")  # a captured guest: the tests never depend on this machine's memory
 
@@ -45,10 +47,6 @@ def wait_until(predicate, timeout_s: float = 5.0, what: str = "condition") -> No
         time.sleep(0.02)
 
 
-def figure_time_s(value: str) -> float:
-    return float(re.search(r"data-t-s='([0-9.]+)'", value).group(1))
-
-
 @pytest.fixture
 def dash_factory():
     """Start dashboards on the captured tree; every one is stopped at the end, even on failure."""
@@ -71,6 +69,8 @@ def dash_factory():
 
 # --------------------------------------------------------------------------- pure parts
 
+COLS = ("mem_total_kib", "mem_free_kib", "anon_kib", "cached_kib", "buffers_kib", "slab_reclaimable_kib")
+
 
 def test_format_kib_has_units():
     assert dashboard.format_kib(512 * 1024) == "512 MiB"
@@ -84,25 +84,15 @@ def test_reported_kib_is_shown_since_start_and_vm_footprint_as_is():
     assert dashboard.host_value("host_vm_rss_kib", 7000, 5000) == 7000
 
 
-def test_time_axis_fills_then_scrolls():
-    assert dashboard.x_domain(10.0, 120.0) == [0.0, 120.0]
-    assert dashboard.x_domain(300.0, 120.0) == [180.0, 300.0]
-
-
-def test_spec_shows_only_the_window_and_its_events():
-    cols = ("mem_total_kib", "mem_free_kib", "anon_kib", "cached_kib", "buffers_kib", "slab_reclaimable_kib")
-    rows = [(t / 4, 8_000_000, 4_000_000, 1_000_000, 500_000, 10, 90_000) for t in range(4 * 200)]
-    spec = dashboard.chart_spec(rows, cols, [(10.0, "alloc", ""), (150.0, "free", "3GB")], window_s=60)
-    stack = spec["layer"][0]["data"]["values"]
-    assert min(d["t_s"] for d in stack) >= 200 - 60 - 0.25
-    assert len(stack) <= 4 * (dashboard.MAX_POINTS_PER_SERIES + 1)
-    labels = [v.get("label") for layer in spec["layer"][1:] for v in layer["data"]["values"]]
-    assert "free 3GB" in labels and not any(str(l).startswith("alloc") for l in labels)
-    assert not [l for l in spec["layer"] if l["mark"]["type"] == "line"], "no host column: no host line"
-    with_host = dashboard.chart_spec([r + (7000,) for r in rows], cols + ("host_reported_kib",), [], window_s=60,
-                                     host_base={"host_reported_kib": 5000})
-    line = next(l for l in with_host["layer"] if l["mark"]["type"] == "line")
-    assert {d["GiB"] for d in line["data"]["values"]} == {2000 / 1024 / 1024}  # since start, in GiB
+def test_a_point_is_the_stack_bottom_to_top_then_the_host_in_whole_kib():
+    row = dict(zip(("t_s", *COLS, "host_reported_kib"), (1.25, 8_000_000, 4_000_000, 1_000_000, 500_000, 10, 90_000.4, 7000)))
+    assert dashboard.point(row, {"host_reported_kib": 5000}) == [1.25, 1_000_000, 500_010, 90_000, 4_000_000, 2000]
+    labels = [d["label"] for d in dashboard.series(tuple(row)[1:])]
+    assert labels == [label for label, _ in charts.STACK] + [charts.HOST_COLUMNS["host_reported_kib"]]
+    assert [d["kind"] for d in dashboard.series(COLS)] == ["stack"] * 4, "no host column: no host line"
+    assert [d["color"] for d in dashboard.series(COLS)] == charts.STACK_COLORS
+    # a guest without a field: that part is null, not 0
+    assert dashboard.point({"t_s": 0.0, "mem_free_kib": 10}, {})[1:] == [None, None, None, 10]
 
 
 def test_bad_parameters_are_refused_with_their_names():
@@ -114,37 +104,32 @@ def test_bad_parameters_are_refused_with_their_names():
         Dashboard(window_s=-5, roots=ROOTS, host=False)
     with pytest.raises(ValueError, match="window_s"):
         Dashboard(window_s=dashboard.MAX_WINDOW_S * 2, roots=ROOTS, host=False)
+    with pytest.raises(ValueError, match="chart_hz"):
+        Dashboard(chart_hz=0, roots=ROOTS, host=False)
 
 
 # --------------------------------------------------------------------------- presenter fonts
 
 
-def test_presenter_enlarges_chart_and_figure_fonts():
-    rows = [(0.0, 8_000_000, 4_000_000, 1_000_000)]
-    cols = ("mem_total_kib", "mem_free_kib", "anon_kib")
-    normal = dashboard.chart_spec(rows, cols, [], 60, presenter=False)["config"]
-    big = dashboard.chart_spec(rows, cols, [], 60, presenter=True)["config"]
-    for part in ("axis", "legend"):
-        for key, size in normal[part].items():
-            assert big[part][key] == round(size * dashboard.PRESENTER_FONT_SCALE)
-    assert big["title"]["fontSize"] > normal["title"]["fontSize"]
-    row = dict(zip(("t_s", *cols), rows[0]))
-    assert "font-size:21px" in dashboard.figures_html(row, {}, 1, 1, 4, 60, presenter=True)
-    assert "font-size:14px" in dashboard.figures_html(row, {}, 1, 1, 4, 60, presenter=False)
+def test_presenter_enlarges_every_font():
+    normal, big = dashboard.fonts(False), dashboard.fonts(True)
+    for key, size in normal.items():
+        if key != "line_width":
+            assert big[key] == round(size * dashboard.PRESENTER_FONT_SCALE), key
+    assert big["figures"] == 21 and normal["figures"] == 14
 
 
-def test_presenter_none_follows_lab_setup_and_reaches_the_svg(dash_factory):
+def test_presenter_none_follows_lab_setup_and_reaches_the_view(dash_factory):
     try:
         charts.use_offline_renderer(presenter=True)  # what lab.setup(presenter=True) does
         d = dash_factory(window_s=10)
         assert d.presenter is True
-        svg = d.svg
-        assert 'font-size="16px"' in svg and 'font-size="11px"' not in svg  # axis labels 11 px * 1.5
+        assert d.widget.fonts["axis"] == 16 and d.widget.width == 860  # axis labels 11 px * 1.5
     finally:
         charts.use_offline_renderer(presenter=False)
     d2 = dash_factory(window_s=10)
     assert d2.presenter is False
-    assert 'font-size="11px"' in d2.svg
+    assert d2.widget.fonts["axis"] == 11 and d2.widget.width == 680
 
 
 # --------------------------------------------------------------------------- life cycle
@@ -164,15 +149,67 @@ def test_ring_buffer_is_bounded_by_the_window(dash_factory):
     assert len(events) == dashboard.MAX_EVENTS and events["detail"].iloc[-1] == str(dashboard.MAX_EVENTS + 24)
 
 
-def test_frames_keep_coming(dash_factory):
-    d = dash_factory(hz=10, window_s=30, chart_hz=4)
-    wait_until(lambda: d.chart_frames >= 2, what="a chart frame from the render thread")
-    figures0, svg0, frames0 = d.figures.value, d.svg, d.chart_frames
-    time.sleep(1.2)
-    assert figure_time_s(d.figures.value) >= figure_time_s(figures0) + 0.8
-    assert d.svg != svg0 and d.svg.startswith("<svg")
-    assert d.chart_frames >= frames0 + 2
-    assert d.figure_frames >= 8
+class Captured:
+    """Stands in for the widget's send(): what the sender thread would put on the wire."""
+
+    def __init__(self):
+        self.messages: list[dict] = []
+        self.threads: set[str] = set()
+
+    def __call__(self, content, buffers=None):
+        self.threads.add(threading.current_thread().name)
+        self.messages.append(json.loads(json.dumps(content)))  # as JSON would carry it
+
+    def of(self, kind: str) -> list[dict]:
+        return [m for m in self.messages if m["kind"] == kind]
+
+
+def capture(d: Dashboard) -> Captured:
+    cap = Captured()
+    d.widget.send = cap
+    return cap
+
+
+def test_messages_are_small_and_carry_only_new_points(dash_factory):
+    d = dash_factory(hz=10, window_s=30)
+    cap = capture(d)
+    wait_until(lambda: len(cap.of("points")) >= 10, what="ten messages at 10 samples/s")
+    d.mark("free", "3GB")
+    wait_until(lambda: cap.of("events"), what="the marker's message")
+    d.stop()
+    points = cap.of("points")
+    rows = [r for m in points for r in m["rows"]]
+    times = [r[0] for r in rows]
+    assert times == sorted(set(times)), "a sample was sent twice or out of order"
+    assert len(rows) <= d.samples_taken and rows[-1][0] == d.latest()["t_s"], "stop() sends the last samples"
+    assert len(points) >= len(rows) / 3, "at 10 Hz with chart_hz=10 samples go (nearly) one by one"
+    assert max(len(json.dumps(m)) for m in points) < 400, "a message is the new samples, not the window"
+    assert all(len(r) == 1 + len(d.widget.series) for r in rows)
+    assert [m["events"] for m in cap.of("events")] == [[[d.events()["t_s"].iloc[0], "free 3GB"]]], "once each"
+    assert cap.threads <= {"reclaimlab-dashboard-sender", threading.current_thread().name}
+
+
+def test_chart_hz_batches_samples_into_fewer_messages(dash_factory):
+    d = dash_factory(hz=20, window_s=30, chart_hz=2)
+    cap = capture(d)
+    time.sleep(2.2)
+    d.stop()
+    points = cap.of("points")
+    assert 3 <= len(points) <= 7, f"{len(points)} messages in 2.2 s at chart_hz=2"
+    assert max(len(m["rows"]) for m in points) >= 5, "20 samples/s at 2 messages/s travel ~10 at a time"
+
+
+def test_a_view_that_starts_empty_gets_the_window_so_far(dash_factory):
+    d = dash_factory(hz=20, window_s=0.5)
+    wait_until(lambda: d.samples_taken > 3 * d._ring.maxlen, timeout_s=10, what="the ring to wrap")
+    d.mark("free")
+    cap = capture(d)
+    d.widget._handle(d.widget, {"kind": "backlog"}, [])  # what the browser sends from initialize()
+    backlog = cap.of("backlog")[0]
+    assert len(backlog["rows"]) <= d._ring.maxlen and backlog["samples"] >= 3 * d._ring.maxlen
+    assert backlog["events"][-1][1] == "free"
+    # the browser's own bound is the kernel's
+    assert d.widget.max_rows == d._ring.maxlen and d.widget.max_events == dashboard.MAX_EVENTS
 
 
 def test_second_show_replaces_the_first(dash_factory):
@@ -183,18 +220,26 @@ def test_second_show_replaces_the_first(dash_factory):
     assert first.stopped and not any(t.is_alive() for t in first_threads)
     assert dashboard.current() is second
     assert len(dashboard_threads()) == 2
-    assert "Stopped" in first.status.value
+    assert "Stopped" in first.widget.status
+
+
+def test_closing_the_view_stops_the_threads(dash_factory):
+    d = dash_factory(hz=10, window_s=10)
+    wait_until(lambda: d.samples_taken >= 3, what="three samples")
+    d.widget.close()
+    assert d.stopped and not d.running and not dashboard_threads()
+    assert dashboard.current() is None and d._readers is None
 
 
 def test_stop_joins_threads_closes_sources_and_is_safe_twice(dash_factory, monkeypatch):
     view = FakeHostView()
-    monkeypatch.setattr("reclaimlab.host.available_host_views", lambda roots=None: [view])
+    monkeypatch.setattr("reclaimlab.probe.hostviews.available_host_views", lambda roots=None: [view])
     d = dash_factory(hz=10, window_s=10, host=True)
     wait_until(lambda: d.samples_taken >= 3, what="three samples")
     cost = d.stop()
     assert not d.running and not dashboard_threads()
     assert view.closed == 1 and d._readers is None
-    assert cost["samples"] >= 3 and cost["chart_frames"] >= 1
+    assert cost["samples"] >= 3 and cost["messages"] >= 1 and cost["message_bytes_max"] < 400
     taken = d.samples_taken
     time.sleep(0.3)
     assert d.samples_taken == taken, "sampling went on after stop()"
@@ -204,19 +249,20 @@ def test_stop_joins_threads_closes_sources_and_is_safe_twice(dash_factory, monke
         d.mark("free")
 
 
-def test_host_view_is_shown_as_returned_since_start(dash_factory):
+def test_host_view_is_shown_as_reported_since_start(dash_factory):
     view = FakeHostView(start_kib=5_000_000, step_kib=1024 * 1024)  # 1 GiB more at every read
     d = dash_factory(hz=10, window_s=10, host=[view])
     wait_until(lambda: d.samples_taken >= 3, what="three samples")
     d.stop()
     assert view.closed == 0, "a view the caller passed is the caller's to close"
-    assert "Returned to the host since start" in d.figures.value
-    returned_gib = float(re.search(r"Returned to the host since start <b>([0-9.]+) GiB", d.figures.value).group(1))
-    assert returned_gib == d.samples_taken - 1
-    assert "returned to the host since start" in d.svg
+    assert d.widget.series[-1] == {"label": charts.HOST_COLUMNS["host_reported_kib"], "color": dashboard.HOST_COLORS[0],
+                                   "kind": "line"}
+    rows = d._backlog()["rows"]
+    assert [r[-1] for r in rows] == [i * 1024 * 1024 for i in range(len(rows))]
+    assert f"Reported to the host since start {d.samples_taken - 1:.2f} GiB" in d.summary()
 
 
-def test_a_failing_source_is_shown_in_the_view_not_printed(dash_factory):
+def test_threads_never_print_a_failure_shows_in_the_view(dash_factory, capfd):
     class Broken(FakeHostView):
         def read(self):
             raise OSError("host went away")
@@ -224,11 +270,21 @@ def test_a_failing_source_is_shown_in_the_view_not_printed(dash_factory):
     d = dash_factory(hz=10, window_s=10, host=[Broken()])
     time.sleep(0.3)
     assert d.running  # a host view failing leaves its column empty; the sampler's policy
-    assert "n/a" in d.figures.value
+    assert "n/a" in d.summary()
+
+    def refuse(content, buffers=None):
+        raise RuntimeError("comm closed")
+
+    d.widget.send = refuse
+    wait_until(lambda: d.error is not None, what="the sender to notice")
+    assert "updating the view stopped: RuntimeError: comm closed" in d.widget.status
+    d.stop()
+    out, err = capfd.readouterr()
+    assert out == "" and err == "", f"a dashboard thread printed: {out!r} {err!r}"
 
 
-def test_first_frame_failure_raises_in_the_cell(tmp_path):
-    from reclaimlab.sources import Roots, SourceError
+def test_first_sample_failure_raises_in_the_cell(tmp_path):
+    from reclaimlab.probe.sources import Roots, SourceError
     with pytest.raises(SourceError, match="meminfo"):
         dashboard.show(roots=Roots(tmp_path / "proc", tmp_path / "sys"), host=False, display=False)
     assert not dashboard_threads()
@@ -254,32 +310,35 @@ def _errors(messages: list[dict]) -> list[str]:
     return [f"{m['content']['ename']}: {m['content']['evalue']}" for m in messages if m["msg_type"] == "error"]
 
 
+@pytest.mark.slow
 def test_updates_arrive_while_another_cell_runs_in_a_real_kernel():
     jupyter_client = pytest.importorskip("jupyter_client")
     km, kc = jupyter_client.manager.start_new_kernel(kernel_name="python3")
     try:
-        opened = _run_cell(kc, "from pathlib import Path\nfrom reclaimlab import dashboard\n"
-                               "from reclaimlab.sources import Roots\n"
-                               f"d = dashboard.show(hz=5, window_s=10, chart_hz=2, host=False, "
+        opened = _run_cell(kc, "from pathlib import Path\nfrom reclaimlab.present import dashboard\n"
+                               "from reclaimlab.probe.sources import Roots\n"
+                               f"d = dashboard.show(hz=5, window_s=10, host=False, "
                                f"roots=Roots(Path({str(ROOTS.proc)!r}), Path({str(ROOTS.sys)!r})))")
         assert not _errors(opened), _errors(opened)
         models = {m["content"]["comm_id"]: m["content"]["data"]["state"]
                   for m in opened if m["msg_type"] == "comm_open"}
-        box = next(st for st in models.values() if st.get("_model_name") == "VBoxModel")
-        figures_id, chart_id, _status_id = (ref.replace("IPY_MODEL_", "") for ref in box["children"])
-        assert models[figures_id]["_model_name"] == "HTMLModel" and models[chart_id]["_model_name"] == "ImageModel"
+        view_id = next(cid for cid, st in models.items() if st.get("_model_name") == "AnyModel")
+        assert "uPlot" in models[view_id]["_esm"], "the chart library travels with the widget, not from a CDN"
+        assert [s["kind"] for s in models[view_id]["series"]] == ["stack"] * 4
+        shown = [m for m in opened if m["msg_type"] == "display_data"]
+        assert "reclaimlab live dashboard" in shown[0]["content"]["data"]["text/plain"], "the text fallback"
 
         sleeping = _run_cell(kc, "import time\ntime.sleep(3)")  # the dashboard must move meanwhile
         assert not _errors(sleeping), _errors(sleeping)
-        figure_values = [m["content"]["data"]["state"]["value"] for m in sleeping
-                         if m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == figures_id
-                         and "value" in m["content"]["data"]["state"]]
-        chart_updates = [m for m in sleeping if m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == chart_id]
-        assert len(figure_values) >= 8, f"only {len(figure_values)} figure updates in 3 s at 5 samples/s"
-        times = [figure_time_s(v) for v in figure_values]
-        assert times == sorted(times) and times[-1] - times[0] >= 2.0
-        assert len(chart_updates) >= 3 and all(m["buffers"] for m in chart_updates), "the chart did not move"
-        # The threads write nothing: no output of theirs lands in the sleeping cell.
+        custom = [m for m in sleeping if m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == view_id
+                  and m["content"]["data"].get("method") == "custom"]
+        points = [m["content"]["data"]["content"] for m in custom if m["content"]["data"]["content"]["kind"] == "points"]
+        assert len(points) >= 8, f"only {len(points)} updates in 3 s at 5 samples/s"
+        times = [r[0] for p in points for r in p["rows"]]
+        assert times == sorted(set(times)) and times[-1] - times[0] >= 2.0
+        assert max(len(json.dumps(p)) for p in points) < 400
+        # No state churn: only messages with new data, and nothing printed into the sleeping cell.
+        assert not [m for m in sleeping if m["msg_type"] == "comm_msg" and m["content"]["data"].get("method") == "update"]
         assert not [m for m in sleeping if m["msg_type"] in ("stream", "display_data", "update_display_data")]
 
         stopped = _run_cell(kc, "cost = d.stop()\nimport threading\n"
@@ -288,20 +347,57 @@ def test_updates_arrive_while_another_cell_runs_in_a_real_kernel():
         printed = "".join(m["content"]["text"] for m in stopped if m["msg_type"] == "stream")
         assert printed.strip() == "[]", f"dashboard threads left after stop(): {printed}"
         after = _run_cell(kc, "time.sleep(1)")
-        assert not [m for m in after if m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == figures_id]
+        assert not [m for m in after if m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == view_id]
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
 
 
 def test_in_a_container_the_stack_is_the_cgroups_own_split_up_to_its_limit():
-    from reclaimlab import charts
+    from reclaimlab.present import charts
     row = {"t_s": 1.0, "mem_free_kib": 20 << 20, "anon_kib": 5 << 20,   # the host's meminfo: not the learner's
            "cgroup_usage_bytes": 700 << 20, "cgroup_anon_bytes": 500 << 20, "cgroup_file_bytes": 150 << 20}
     values = dict(dashboard.stack_values(row, container=True, limit_kib=float(2 << 20)))
     anon, file, other, free = charts.CGROUP_STACK
     assert values[anon] == 500 * 1024 and values[file] == 150 * 1024
     assert values[other] == 50 * 1024 and values[free] == (2048 - 700) * 1024
-    spec = dashboard.chart_spec([tuple(row.values())], tuple(row)[1:], [], 60, container=True,
-                                limit_kib=float(2 << 20))
-    assert spec["title"]["text"].startswith("Your container")
+    assert [d["label"] for d in dashboard.series(tuple(row)[1:], container=True)] == charts.CGROUP_STACK
+    assert dashboard.point(row, {}, container=True, limit_kib=float(2 << 20))[1:] == [v for _, v in values.items()]
+
+
+# --------------------------------------------------------------------------- the browser's side
+
+TRIM_JS = """
+import { storeFor, apply } from %(module)s;
+const traits = {uid: "t", window_s: 30, max_rows: 30 * 20 + 4, max_events: 200};
+const model = {get: (k) => traits[k]};
+const s = storeFor(model);
+let sent = 0;
+for (let k = 0; k < 3600 * 20; k += 5) {   // an hour at 20 Hz, five samples a message
+  const rows = [];
+  for (let j = k; j < k + 5; j++) rows.push([j / 20, 1, 2, 3, 4]);
+  apply(s, {kind: "points", rows, samples: k + 5}, model);
+  if (k %% 400 === 0) apply(s, {kind: "events", events: [[k / 20, "mark"]]}, model);
+  sent += 5;
+}
+apply(s, {kind: "points", rows: [[1.0, 9, 9, 9, 9]], samples: sent}, model);  // an old row again: ignored
+console.log(JSON.stringify({rows: s.rows.length, first: s.rows[0][0], last: s.rows[s.rows.length - 1][0],
+                            events: s.events.length, samples: s.samples}));
+"""
+
+
+def test_the_browser_keeps_only_the_window_for_an_hour(tmp_path):
+    """dashboard.js's store, run in node: an hour at 20 Hz leaves the window's rows and markers."""
+    import shutil
+    import subprocess
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the browser-side store is then only exercised by ci/check-browser")
+    module = (Path(dashboard.__file__).parent / "dashboard_assets" / "dashboard.js").as_uri()
+    script = tmp_path / "trim.mjs"
+    script.write_text(TRIM_JS % {"module": json.dumps(module)})
+    out = json.loads(subprocess.run([node, str(script)], capture_output=True, text=True, check=True,
+                                    timeout=60).stdout)
+    assert out["last"] == pytest.approx(3600 - 0.05)
+    assert out["last"] - out["first"] <= 30 + 0.05, "rows older than the window are dropped (one kept at the edge)"
+    assert out["rows"] <= 30 * 20 + 4 and out["events"] <= 2 and out["samples"] == 3600 * 20

@@ -5,7 +5,9 @@ import json
 
 import pytest
 
-from reclaimlab import analysis, datasets, experiments, recording
+from reclaimlab.present import analysis
+from reclaimlab.recording import datasets, recording
+from reclaimlab.experiments import harness as experiments
 from reclaimlab.paths import recordings_dir
 
 ROOT = recordings_dir()
@@ -20,6 +22,22 @@ def _load(entry) -> recording.Recording:
 def test_index_is_exactly_what_the_folders_hold(tmp_path):
     rebuilt = datasets._entries(ROOT)
     assert json.loads((ROOT / datasets.INDEX_NAME).read_text())["recordings"] == rebuilt
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e["path"] for e in ENTRIES])
+def test_every_shipped_recording_has_a_matching_manifest(entry):
+    # A recording added without one fails here: `python -m reclaimlab.recording.recording --write-manifest DIR` adds it.
+    assert recording.verify(ROOT / entry["path"]), f"{entry['path']}: no manifest.json"
+
+
+def test_a_shipped_recording_without_its_manifest_is_refused(tmp_path):
+    import shutil
+    entry = LOCAL[0]
+    copy = tmp_path / "recordings"
+    shutil.copytree(ROOT, copy)
+    (copy / entry["path"] / recording.MANIFEST_NAME).unlink()
+    with pytest.raises(recording.RecordingError, match=r"manifest\.json: missing.*--write-manifest"):
+        datasets.find(entry["experiment"], entry["parameters"], root=copy)
 
 
 @pytest.mark.parametrize("name", experiments.names())

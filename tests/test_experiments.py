@@ -6,11 +6,14 @@ import os
 import threading
 import time
 
+import pandas as pd
 import pytest
 
-from reclaimlab import analysis, experiments, sources
+from reclaimlab.present import analysis
+from reclaimlab.experiments import harness as experiments
+from reclaimlab.probe import sources
 from reclaimlab.experiments import ExperimentError, ExperimentInterrupted, ExperimentRefused, run
-from reclaimlab.sizes import SizeError
+from reclaimlab.units import SizeError
 
 MIB = 1024 * 1024
 
@@ -167,3 +170,32 @@ def test_auto_reclaim_newer_gradual_reclaims_the_idle_cache():
     t_idle = analysis.first_event(rec, "idle")
     peak = analysis.value_at(rec, "workload_cgroup_bytes", t_idle)
     assert analysis.value_at(rec, "workload_cgroup_bytes", analysis.first_event(rec, "end")) < 0.5 * peak
+
+
+def _interrupted(*args, **kwargs):
+    from reclaimlab.recording.recording import Recording
+    samples = pd.DataFrame({"t_s": [0.0, 0.1], "mem_free_kib": [1000, 900]})
+    rec = Recording(samples=samples, meta={"schema_version": 1, "experiment": "calloc-reclaim", "mode": "live",
+                                           "complete": False, "interrupted": "interrupted (KeyboardInterrupt)",
+                                           "kernel_release": "x", "guest_kind": "vm", "sample_hz": 10.0,
+                                           "tool_version": "0", "date_utc": "2026-01-01T00:00:00Z"})
+    raise ExperimentInterrupted("calloc-reclaim interrupted during 'touch': the workload was stopped and its memory "
+                                "freed; what was sampled so far is kept, marked partial", rec)
+
+
+@pytest.mark.parametrize("with_out", [True, False])
+def test_interrupted_record_says_where_on_disk_the_partial_recording_is(tmp_path, monkeypatch, with_out):
+    from click.testing import CliRunner
+    from reclaimlab.recording import recording
+    from reclaimlab.cli.app import main
+    from reclaimlab.cli import record
+
+    monkeypatch.setattr(record, "run", _interrupted)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    args = ["record", "calloc-reclaim"] + (["--out", str(tmp_path / "mine")] if with_out else [])
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 130
+    assert ".recording" not in result.output  # never a Python attribute
+    where = tmp_path / "mine" if with_out else next((tmp_path / "home/.cache/reclaimlab/partial").iterdir())
+    assert f"saved in {where}, marked partial" in result.output
+    assert not recording.load(where, allow_partial=True).complete

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from reclaimlab import guest, policy
-from reclaimlab.cli import main
-from reclaimlab.procfs import ProcParseError
-from reclaimlab.sources import Roots, SourceError
+from reclaimlab.probe import guest, consent as policy
+from reclaimlab.cli.app import main
+from reclaimlab.probe.procfs import ProcParseError
+from reclaimlab.probe.sources import Roots, SourceError
 
 from conftest import FILES, tree_roots
 
@@ -28,7 +28,7 @@ STABLE_KEYS = {
     "free_page_reporting_reason", "page_reporting_order", "page_reporting_params", "host_views",
     "host_view_notes", "knobs", "cgroup_limit_writable", "shared_reason", "consent_given", "memory",
     "scratch_dir", "scratch_free_bytes", "kvm_usable", "qemu_path", "live_support", "proc_root",
-    "sys_root", "problems",
+    "sys_root", "problems", "glossary",
 }
 MEMORY_KEYS = {"mem_total_bytes", "mem_available_bytes", "mem_free_bytes", "cgroup_version", "cgroup_path",
                "cgroup_limit_bytes", "cgroup_usage_bytes", "memory_budget_bytes"}
@@ -79,7 +79,8 @@ def test_to_dict_keys_are_stable_and_json():
     assert set(d) == STABLE_KEYS
     assert set(d["memory"]) == MEMORY_KEYS
     assert set(d["live_support"]) == set(guest.EXPERIMENTS)
-    assert all(set(v) == {"live", "reason", "needs_consent"} for v in d["live_support"].values())
+    assert all(set(v) == {"verdict", "live", "reason", "needs_consent", "labs"} for v in d["live_support"].values())
+    assert "since boot" in d["glossary"]["reported_kib"]
     assert set(d["knobs"]) == {"drop_caches", "compact_memory", "compaction_proactiveness", "memory.reclaim"}
     assert d["host_views"] == [{"name": "reported_kib", "column": "host_reported_kib",
                                 "source": str(tree_roots("firecracker-vm").sys / "module/page_reporting/parameters/reported_kib")}]
@@ -265,7 +266,7 @@ def _setpriv_nobody() -> list[str]:
 
 
 def test_probe_as_nobody_in_a_real_subprocess():
-    code = "import json; from reclaimlab import guest; print(json.dumps(guest.probe(env={}).to_dict()))"
+    code = "import json; from reclaimlab.probe import guest; print(json.dumps(guest.probe(env={}).to_dict()))"
     run = subprocess.run([*_setpriv_nobody(), sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, cwd="/")
     if run.returncode != 0 and "Permission denied" in run.stderr:
@@ -297,7 +298,7 @@ def tree_args(name: str) -> list[str]:
     return ["--proc-root", str(roots.proc), "--sys-root", str(roots.sys)]
 
 
-@pytest.mark.parametrize("name", ["firecracker-vm", "wsl2", "container-v1", "container-v2", "bare-metal"])
+@pytest.mark.parametrize("name", ["firecracker-vm", "wsl2", "wsl1", "container-v1", "container-v2", "bare-metal"])
 def test_doctor_table_on_each_tree(name):
     result = CliRunner().invoke(main, ["doctor", *tree_args(name)])
     assert result.exit_code == 0, result.output
@@ -348,7 +349,7 @@ def test_doctor_live_subprocess_on_this_guest():
         pytest.skip(f"{LIVE_PARAMS}/reported_kib absent: this kernel does not expose reported_kib")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECLAIMLAB_")}
     script = Path(sys.executable).with_name("reclaimlab")  # the console script, as a user runs it
-    command = [str(script)] if script.exists() else [sys.executable, "-c", "from reclaimlab.cli import main; main()"]
+    command = [str(script)] if script.exists() else [sys.executable, "-c", "from reclaimlab.cli.app import main; main()"]
     run = subprocess.run([*command, "doctor", "--json"], capture_output=True, text=True, timeout=60, env=env)
     assert run.returncode == 0, run.stderr
     d = json.loads(run.stdout)
@@ -357,3 +358,117 @@ def test_doctor_live_subprocess_on_this_guest():
     assert [v["column"] for v in d["host_views"]] == ["host_reported_kib"]
     table = subprocess.run([*command, "doctor"], capture_output=True, text=True, timeout=60, env=env)
     assert table.returncode == 0 and "page_reporting_order     9 (2.0 MiB blocks)" in table.stdout
+
+
+# --- WSL 1 is not a VM --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("env", [{}, {"WSL_DISTRO_NAME": "Ubuntu"}])  # WSL 1 sets WSL_DISTRO_NAME too
+def test_wsl1_tree_is_neither_a_vm_nor_wsl2(env):
+    info = probe_tree("wsl1", env=env)
+    assert info.kind == "wsl1" and info.hypervisor is None
+    assert "4.4.0-19041-Microsoft is WSL 1's" in info.kind_reason
+    assert info.memory.mem_available_bytes is None
+    assert any("WSL 1 lack it" in p for p in info.problems)
+    distro = env.get("WSL_DISTRO_NAME", "<distro>")
+    for name, support in info.live_support.items():
+        assert not support.live and f"wsl --set-version {distro} 2" in support.reason, name
+    d = info.to_dict()
+    assert {v["verdict"] for v in d["live_support"].values()} == {"recorded"}
+
+
+def test_wsl2_kernels_are_not_taken_for_wsl1():
+    from reclaimlab.probe import hostviews as host
+    assert host.wsl1_reason("5.15.167.4-microsoft-standard-WSL2") is None
+    assert host.wsl1_reason("4.19.128-microsoft-standard") is None
+    assert host.wsl1_reason("4.4.0-22621-Microsoft")
+    assert host.wsl_reason("4.4.0-19041-Microsoft", {"WSL_DISTRO_NAME": "Ubuntu"}) is None
+
+
+def test_doctor_on_wsl1_says_what_it_means_and_offers_nothing_live():
+    result = CliRunner().invoke(main, ["doctor", *tree_args("wsl1")])
+    assert result.exit_code == 0, result.output
+    kind_row = next(line for line in result.output.splitlines() if line.startswith("  kind "))
+    assert kind_row.split()[1] == "wsl1" and "no guest kernel" in kind_row and "wsl --set-version" in kind_row
+    hypervisor_row = next(line for line in result.output.splitlines() if line.startswith("  hypervisor "))
+    assert hypervisor_row.split()[1] == "none" and "Hyper-V" not in hypervisor_row
+    rows = result.output.split("\nExperiments")[1].split("\n\n")[0].splitlines()[1:]
+    assert len(rows) == len(guest.EXPERIMENTS) and all(" recorded " in r for r in rows)
+
+
+def test_on_wsl1_labs_show_their_recordings_with_the_reason(monkeypatch):
+    from reclaimlab.experiments import ExperimentRefused, run
+    monkeypatch.setenv("RECLAIMLAB_PROC_ROOT", str(tree_roots("wsl1").proc))
+    monkeypatch.setenv("RECLAIMLAB_SYS_ROOT", str(tree_roots("wsl1").sys))
+    rec = run("calloc-reclaim", "auto", quiet=True)
+    assert rec.is_recorded and "WSL 1 has no Linux kernel" in rec.meta["mode_reason"]
+    vm_rec = run("calloc-reclaim", "auto", guest="vm", quiet=True)
+    assert vm_rec.is_recorded and "wsl --set-version" in vm_rec.meta["mode_reason"]
+    with pytest.raises(ExperimentRefused, match="WSL 1"):
+        run("refault", "live", quiet=True)
+
+
+# --- the doctor agrees with what auto mode does ---------------------------------------------------------
+
+def test_json_verdict_is_live_with_consent_where_consent_was_not_given():
+    d = probe_tree("firecracker-vm", env={}).to_dict()["live_support"]
+    assert d["page-cache"]["verdict"] == "live_with_consent" and d["page-cache"]["live"] is False
+    assert d["calloc-reclaim"]["verdict"] == "live" and d["calloc-reclaim"]["live"] is True
+    given = probe_tree("firecracker-vm", env={policy.ALLOW_ENV: "1"}).to_dict()["live_support"]
+    assert given["page-cache"]["verdict"] == "live" and given["page-cache"]["live"] is True
+    shared = probe_tree("firecracker-vm", env={policy.SHARED_ENV: "1", policy.ALLOW_ENV: "1"}).to_dict()
+    assert shared["live_support"]["compaction"]["verdict"] == "recorded"
+
+
+def test_doctor_text_and_json_say_the_same_verdicts(monkeypatch):
+    monkeypatch.delenv(policy.ALLOW_ENV, raising=False)
+    monkeypatch.delenv(policy.SHARED_ENV, raising=False)
+    text = CliRunner().invoke(main, ["doctor", *tree_args("wsl2")]).output
+    d = json.loads(CliRunner().invoke(main, ["doctor", "--json", *tree_args("wsl2")]).output)
+    words = {"live": "live", "live_with_consent": "live, with consent", "recorded": "recorded"}
+    for name, v in d["live_support"].items():
+        row = next(line for line in text.splitlines() if line.startswith(f"  {name} (lab "))
+        assert row[len("  ") + 24:].lstrip().startswith(words[v["verdict"]] + "  "), row
+    assert d["live_support"]["auto-reclaim"]["verdict"] == "live_with_consent"
+
+
+def test_json_verdict_matches_what_auto_mode_does_here(monkeypatch):
+    # The probe's verdict and experiments.live_blocker (what auto mode asks) agree on this guest.
+    from reclaimlab.experiments import harness as experiments
+    monkeypatch.delenv(policy.ALLOW_ENV, raising=False)
+    info = guest.probe()
+    for name in ("calloc-reclaim", "refault", "page-cache", "compaction", "auto-reclaim"):
+        blocker = experiments.live_blocker(experiments.get(name), "local", None)
+        assert (info.to_dict()["live_support"][name]["verdict"] == "live") == (blocker is None), (name, blocker)
+
+
+def _experiment_runs(notebook: Path) -> set[str]:
+    """The experiments a notebook's code runs: `…run("name", …)` calls, "vm" where guest="vm"."""
+    import ast
+    import json
+    found = set()
+    for cell in json.loads(notebook.read_text())["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        source = "".join(cell["source"])
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:  # IPython magics: not a run() call
+            continue
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) == "run"
+                    and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+                in_vm = any(k.arg == "guest" and isinstance(k.value, ast.Constant) and k.value.value == "vm"
+                            for k in node.keywords)
+                found.add("vm" if in_vm else node.args[0].value)
+    return found
+
+
+def test_labs_named_for_each_experiment_are_the_notebooks_that_run_it():
+    labs_dir = Path(__file__).resolve().parent.parent / "labs"
+    runs = {nb.stem: _experiment_runs(nb) for nb in labs_dir.glob("0[1-5]_*.ipynb")}
+    for name, labs in guest.LABS.items():
+        for lab in labs:
+            assert name in runs[lab], (name, lab, runs[lab])
+    for stem, names in runs.items():
+        for name in names & set(guest.EXPERIMENTS):
+            assert stem in guest.LABS[name], (stem, name)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from reclaimlab import guest, host
-from reclaimlab.sources import Roots
+from reclaimlab.probe import guest, hostviews as host
+from reclaimlab.probe.sources import Roots
 
 from conftest import tree_roots
 

@@ -5,11 +5,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from reclaimlab import knobs, policy, sources
-from reclaimlab.policy import SystemChangeRefused
-from reclaimlab.sizes import MIB
-from reclaimlab.workloads import PageCacheFile
-from reclaimlab.workloads.scratch import owner_tag
+from reclaimlab.probe import knobs, consent as policy, sources
+from reclaimlab.probe.consent import SystemChangeRefused
+from reclaimlab.units import MIB
+from reclaimlab.experiments.workloads import PageCacheFile
+from reclaimlab.probe.scratch import owner_tag
 
 ROOTS = sources.Roots()
 NO_CONSENT = {}                              # RECLAIMLAB_ALLOW_SYSTEM_CHANGES unset

@@ -1,4 +1,4 @@
-"""reclaimlab.lab: parameter checks, banners, prompts and the self-check feedback, without a kernel."""
+"""reclaimlab.notebook.lab: parameter checks, banners, prompts and the self-check feedback, without a kernel."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +6,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reclaimlab import lab, policy
-from reclaimlab.recording import Recording
+from reclaimlab.notebook import lab
+from reclaimlab.probe import consent as policy
+from reclaimlab.recording.recording import Recording
 
 
 def _rec(recorded: bool = True, **meta) -> Recording:

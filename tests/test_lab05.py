@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from reclaimlab import analysis, datasets, experiments
+from reclaimlab.present import analysis
+from reclaimlab.recording import datasets
+from reclaimlab.experiments import harness as experiments
 from reclaimlab.paths import recordings_dir
 
 LAB = Path(__file__).resolve().parents[1] / "labs" / "05_be_the_host.ipynb"

@@ -15,7 +15,6 @@ import pytest
 LABS_DIR = Path(__file__).resolve().parents[1] / "labs"
 LABS = sorted(LABS_DIR.glob("[0-9][0-9]_*.ipynb"))
 HEADINGS = ("Overview", "Prerequisites", "Summary", "What's next", "Resources")
-HIDDEN_TAGS = {"solution", "instructor"}
 # An offline page must not need JavaScript from a CDN, and one JupyterChart embeds ~0.9 MB of it.
 FORBIDDEN_IN_CODE = ("JupyterChart", "cdn.jsdelivr", "unpkg.com", 'renderers.enable("default")',
                      "renderers.enable('default')", "sudo ")
@@ -117,12 +116,24 @@ def test_parameters_cell_then_validation(nb):
 
 
 def test_solutions_and_instructor_notes_are_collapsed(nb):
+    """A solution is a closed <details>: JupyterLab, RISE, nbconvert and GitHub all keep it shut until
+    the learner opens it. metadata.jupyter.source_hidden does not hold for a solution: JupyterLab's
+    Run All un-hides every markdown cell it runs. Instructor notes stay source_hidden (instructors
+    open them; a learner's Run All showing them gives nothing away)."""
     path, notebook = nb
     for i, cell in enumerate(notebook.cells):
-        if HIDDEN_TAGS & set(_tags(cell)):
+        tags = set(_tags(cell))
+        if "solution" in tags:
+            src = cell.source.strip()
+            assert cell.cell_type == "markdown", f"{path.name} cell {i}: a solution must be a markdown cell"
+            assert re.match(r"<details><summary>[^<]*<b>Solution</b>[^<]*</summary>\n\n", src) and src.endswith("</details>"), \
+                f"{path.name} cell {i}: wrap a solution in <details><summary><b>Solution</b> ...</summary>, a blank " \
+                "line, the text, a blank line, </details> (closed: no `open`)"
+            assert cell.get("metadata", {}).get("jupyter", {}).get("source_hidden") is not True, \
+                f"{path.name} cell {i}: a collapsed solution cell needs two clicks to open; <details> is enough"
+        elif "instructor" in tags:
             assert cell.get("metadata", {}).get("jupyter", {}).get("source_hidden") is True, \
-                f"{path.name} cell {i}: tagged {sorted(HIDDEN_TAGS & set(_tags(cell)))} but not collapsed " \
-                "(metadata.jupyter.source_hidden)"
+                f"{path.name} cell {i}: instructor notes must be collapsed (metadata.jupyter.source_hidden)"
 
 
 def test_every_question_has_a_solution(nb):
@@ -144,3 +155,33 @@ def test_code_is_python_and_renders_offline(nb):
         for bad in FORBIDDEN_IN_CODE:
             assert bad not in cell.source, f"{path.name} cell {i}: uses {bad.strip()!r}"
 
+
+
+# Labs that teach (issue 14): outcomes at the top, keypoints that answer them, every prediction echoed
+# against a claim's verdict, and a "Your turn" exercise whose checker is in the library. Add a lab here
+# once it has them all.
+TEACHING_LABS = ("01_", "05_")
+
+
+@pytest.mark.parametrize("prefix", TEACHING_LABS)
+def test_a_teaching_lab_closes_every_loop(prefix):
+    path = next(p for p in LABS if p.name.startswith(prefix))
+    notebook = _load(path)
+    markdown = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+    code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+    outcomes = re.search(r"^## By the end you will be able to\n\n((?:\d\. .*\n(?:   .*\n)*)+)", markdown, re.M)
+    assert outcomes, f"{path.name}: '## By the end you will be able to' followed by a numbered list"
+    n = len(re.findall(r"^\d\. ", outcomes.group(1), re.M))
+    assert 3 <= n <= 5, f"{path.name}: {n} outcomes; state 3 to 5"
+    keypoints = re.search(r"\*\*Keypoints\*\*.*?\n\n((?:\d\. .*\n(?:   .*\n)*)+)", markdown, re.S)
+    assert keypoints and len(re.findall(r"^\d\. ", keypoints.group(1), re.M)) == n, \
+        f"{path.name}: the Summary needs **Keypoints**, one numbered point per outcome"
+    predictions = re.findall(r"^(\w+) = lab\.predict\(", code, re.M)
+    assert predictions and len(predictions) == code.count("lab.predict("), \
+        f"{path.name}: keep every prediction's handle (p = lab.predict(...)) to echo it"
+    for name in predictions:
+        assert re.search(rf"lab\.echo\({name},", code), f"{path.name}: prediction {name} is never echoed (lab.echo)"
+    assert re.search(r"exercises\.check_\w+\(", code), f"{path.name}: no exercise checked by reclaimlab.notebook.exercises"
+    for load in re.findall(r"%load (solutions/\S+)", code):
+        assert (LABS_DIR / load).exists(), f"{path.name}: {load} does not exist"
+    assert "../docs/glossary.md" in markdown, f"{path.name}: link the glossary"

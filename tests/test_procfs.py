@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from reclaimlab import procfs
-from reclaimlab.procfs import ProcParseError
+from reclaimlab.probe import procfs
+from reclaimlab.probe.procfs import ProcParseError
 
 from conftest import TREES, fixture_text
 

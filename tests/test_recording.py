@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reclaimlab import recording
-from reclaimlab.recording import Recording, RecordingError
+from reclaimlab.recording import recording
+from reclaimlab.recording.recording import Recording, RecordingError
 
 LIB = Path(__file__).resolve().parent.parent / "lib"
 
@@ -47,6 +47,13 @@ def saved(tmp_path) -> Path:
     return recording.save(make_recording(), tmp_path / "rec")
 
 
+@pytest.fixture
+def unverified(saved) -> Path:
+    """A recording as an older reclaimlab saved it (no manifest): load() relies on its own checks."""
+    (saved / recording.MANIFEST_NAME).unlink()
+    return saved
+
+
 def leftovers(parent: Path) -> list[str]:
     return sorted(p.name for p in parent.iterdir() if p.name.endswith(".partial"))
 
@@ -65,7 +72,8 @@ def test_round_trip_keeps_every_value(tmp_path):
     pd.testing.assert_frame_equal(back.buddyinfo, rec.buddyinfo, check_dtype=False)
     assert back.meta["numpy_value"] == 7 and back.meta["not_a_number"] is None
     # Plain files that pandas alone reads; meta.json is strict JSON (no NaN tokens).
-    assert sorted(p.name for p in out.iterdir()) == ["buddyinfo.csv", "events.csv", "meta.json", "samples.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["buddyinfo.csv", "events.csv", "manifest.json", "meta.json",
+                                                     "samples.csv"]
     json.loads((out / "meta.json").read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
     assert pd.read_csv(out / "samples.csv")["anon_kib"].iloc[-1] == 13168 + 4_000_000
 
@@ -162,7 +170,7 @@ HANGING_WRITER = r"""
 import sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[3])
-from reclaimlab import recording
+from reclaimlab.recording import recording
 from test_recording import make_recording
 real = recording._write
 def write_then_hang(path, text):
@@ -177,7 +185,7 @@ HUGE_WRITER = r"""
 import sys
 sys.path.insert(0, sys.argv[2])
 import pandas as pd
-from reclaimlab import recording
+from reclaimlab.recording import recording
 from test_recording import make_recording
 rec = make_recording()
 n = 3_000_000
@@ -233,90 +241,90 @@ def test_huge_writer_killed_during_save_leaves_no_recording(tmp_path):
 
 # --- loading: each problem names its file ---------------------------------------------------------
 
-def test_corrupt_meta_json(saved):
-    (saved / "meta.json").write_text('{"experiment": "demo", ')
+def test_corrupt_meta_json(unverified):
+    (unverified / "meta.json").write_text('{"experiment": "demo", ')
     with pytest.raises(RecordingError, match=r"meta\.json: not valid JSON"):
-        recording.load(saved)
+        recording.load(unverified)
 
 
-def test_meta_json_that_is_not_an_object(saved):
-    (saved / "meta.json").write_text("[1, 2]")
+def test_meta_json_that_is_not_an_object(unverified):
+    (unverified / "meta.json").write_text("[1, 2]")
     with pytest.raises(RecordingError, match=r"meta\.json: must hold a JSON object"):
-        recording.load(saved)
+        recording.load(unverified)
 
 
-def test_meta_missing_keys_and_wrong_schema(saved):
-    meta = json.loads((saved / "meta.json").read_text())
+def test_meta_missing_keys_and_wrong_schema(unverified):
+    meta = json.loads((unverified / "meta.json").read_text())
     del meta["kernel_release"]
-    (saved / "meta.json").write_text(json.dumps(meta))
+    (unverified / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(RecordingError, match=r"meta\.json: missing keys kernel_release"):
-        recording.load(saved)
+        recording.load(unverified)
     meta["kernel_release"], meta["schema_version"] = "x", 99
-    (saved / "meta.json").write_text(json.dumps(meta))
+    (unverified / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(RecordingError, match=r"meta\.json: schema_version 99"):
-        recording.load(saved)
+        recording.load(unverified)
 
 
-def test_missing_meta_json(saved):
-    (saved / "meta.json").unlink()
+def test_missing_meta_json(unverified):
+    (unverified / "meta.json").unlink()
     with pytest.raises(RecordingError, match=r"meta\.json: missing"):
-        recording.load(saved)
+        recording.load(unverified)
 
 
-def test_corrupt_samples_csv(saved):
-    (saved / "samples.csv").write_bytes(b"t_s,anon_kib\n0.0,1\n\xff\xfe\x00garbage,,,,\n1,2,3,4,5\n")
+def test_corrupt_samples_csv(unverified):
+    (unverified / "samples.csv").write_bytes(b"t_s,anon_kib\n0.0,1\n\xff\xfe\x00garbage,,,,\n1,2,3,4,5\n")
     with pytest.raises(RecordingError, match=r"samples\.csv: not a readable CSV"):
-        recording.load(saved)
+        recording.load(unverified)
 
 
-def test_samples_csv_missing_t_s(saved):
-    df = pd.read_csv(saved / "samples.csv").drop(columns=["t_s"])
-    df.to_csv(saved / "samples.csv", index=False)
+def test_samples_csv_missing_t_s(unverified):
+    df = pd.read_csv(unverified / "samples.csv").drop(columns=["t_s"])
+    df.to_csv(unverified / "samples.csv", index=False)
     with pytest.raises(RecordingError, match=r"samples\.csv: missing column\(s\) t_s"):
-        recording.load(saved)
+        recording.load(unverified)
 
 
-def test_events_csv_missing_kind(saved):
-    pd.DataFrame({"t_s": [0.1], "detail": [""]}).to_csv(saved / "events.csv", index=False)
+def test_events_csv_missing_kind(unverified):
+    pd.DataFrame({"t_s": [0.1], "detail": [""]}).to_csv(unverified / "events.csv", index=False)
     with pytest.raises(RecordingError, match=r"events\.csv: missing column\(s\) kind"):
-        recording.load(saved)
+        recording.load(unverified)
 
 
-def test_missing_samples_csv(saved):
-    (saved / "samples.csv").unlink()
+def test_missing_samples_csv(unverified):
+    (unverified / "samples.csv").unlink()
     with pytest.raises(RecordingError, match=r"samples\.csv: missing"):
-        recording.load(saved)
+        recording.load(unverified)
 
 
-def test_backwards_time(saved):
-    df = pd.read_csv(saved / "samples.csv")
+def test_backwards_time(unverified):
+    df = pd.read_csv(unverified / "samples.csv")
     df.loc[3, "t_s"] = 0.05
-    df.to_csv(saved / "samples.csv", index=False)
+    df.to_csv(unverified / "samples.csv", index=False)
     with pytest.raises(RecordingError, match=r"samples\.csv: t_s goes backwards"):
-        recording.load(saved)
+        recording.load(unverified)
 
 
-def test_empty_time_cell(saved):
-    df = pd.read_csv(saved / "samples.csv")
+def test_empty_time_cell(unverified):
+    df = pd.read_csv(unverified / "samples.csv")
     df.loc[2, "t_s"] = np.nan
-    df.to_csv(saved / "samples.csv", index=False)
+    df.to_csv(unverified / "samples.csv", index=False)
     with pytest.raises(RecordingError, match=r"samples\.csv: t_s has empty cells"):
-        recording.load(saved)
+        recording.load(unverified)
 
 
-def test_non_numeric_sample_values(saved):
-    df = pd.read_csv(saved / "samples.csv")
+def test_non_numeric_sample_values(unverified):
+    df = pd.read_csv(unverified / "samples.csv")
     df["anon_kib"] = df["anon_kib"].astype(object)
     df.loc[1, "anon_kib"] = "lots"
-    df.to_csv(saved / "samples.csv", index=False)
+    df.to_csv(unverified / "samples.csv", index=False)
     with pytest.raises(RecordingError, match=r"samples\.csv: non-numeric values in column\(s\) anon_kib"):
-        recording.load(saved)
+        recording.load(unverified)
 
 
-def test_no_samples(saved):
-    (saved / "samples.csv").write_text("t_s,anon_kib\n")
+def test_no_samples(unverified):
+    (unverified / "samples.csv").write_text("t_s,anon_kib\n")
     with pytest.raises(RecordingError, match=r"samples\.csv: has no samples"):
-        recording.load(saved)
+        recording.load(unverified)
 
 
 def test_partial_recording_is_refused_unless_asked_for(tmp_path):
@@ -342,3 +350,121 @@ def test_save_removes_partials_of_killed_writers_but_not_of_live_ones(tmp_path):
     assert not dead.exists()
     assert alive.exists()
     assert recording.load(tmp_path / "rec").complete
+
+
+# --- the manifest: a recording cut short, edited, missing a file or given one loads never -------------
+
+def test_save_writes_a_manifest_that_load_checks(saved):
+    manifest = json.loads((saved / "manifest.json").read_text())
+    assert set(manifest["files"]) == {"meta.json", "samples.csv", "events.csv", "buddyinfo.csv"}
+    assert manifest["files"]["samples.csv"]["rows"] == 5 and manifest["files"]["events.csv"]["rows"] == 2
+    assert manifest["files"]["meta.json"]["rows"] is None
+    assert recording.verify(saved) is True
+    recording.load(saved, require_manifest=True)  # no warning, no error
+
+
+def test_samples_cut_in_half_is_refused_naming_the_file(tmp_path):
+    # The issue's case: half of samples.csv loaded silently, its last value a cut-off number.
+    out = recording.save(make_recording(n=40), tmp_path / "rec")
+    data = (out / "samples.csv").read_bytes()
+    (out / "samples.csv").write_bytes(data[: len(data) // 2])
+    with pytest.raises(RecordingError, match=r"rec/samples\.csv: cut short \(truncated\): \d+ bytes, \d+ rows, "
+                                             r"but manifest\.json says \d+ bytes, 40 rows") as info:
+        recording.load(out)
+    assert "git checkout" in str(info.value) and "record it again" in str(info.value)
+
+
+def test_samples_cut_at_a_line_boundary_is_refused(saved):
+    lines = (saved / "samples.csv").read_text().splitlines(keepends=True)
+    (saved / "samples.csv").write_text("".join(lines[:-2]))
+    with pytest.raises(RecordingError, match=r"samples\.csv: cut short .* 3 rows, .* 5 rows"):
+        recording.load(saved)
+
+
+def test_one_edited_value_is_refused(saved):
+    text = (saved / "samples.csv").read_text()
+    (saved / "samples.csv").write_text(text.replace("1013168", "1013169", 1))
+    with pytest.raises(RecordingError, match=r"samples\.csv: changed since it was saved \(edited\)"):
+        recording.load(saved)
+
+
+def test_edited_meta_is_refused(saved):
+    meta = json.loads((saved / "meta.json").read_text())
+    meta["hypervisor"] = "Hyper-V (WSL 2)"  # dressing a recording up as WSL
+    (saved / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    with pytest.raises(RecordingError, match=r"meta\.json: changed since it was saved"):
+        recording.load(saved)
+
+
+def test_dropped_file_is_refused(saved):
+    (saved / "buddyinfo.csv").unlink()
+    with pytest.raises(RecordingError, match=r"buddyinfo\.csv: missing, but manifest\.json lists it"):
+        recording.load(saved)
+
+
+def test_added_recording_file_is_refused_but_other_files_are_ignored(tmp_path):
+    rec = make_recording()
+    rec.buddyinfo = rec.buddyinfo.iloc[0:0]
+    out = recording.save(rec, tmp_path / "rec")
+    (out / "notes.txt").write_text("load() never reads this\n")
+    recording.load(out)
+    (out / "buddyinfo.csv").write_text("t_s,label,zone,order,free_blocks\n0,before,Normal,0,1\n")
+    with pytest.raises(RecordingError, match=r"buddyinfo\.csv: not in manifest\.json, so it was added after"):
+        recording.load(out)
+
+
+def test_corrupt_manifest_is_refused(saved):
+    (saved / "manifest.json").write_text('{"files": ')
+    with pytest.raises(RecordingError, match=r"manifest\.json: not readable"):
+        recording.load(saved)
+    (saved / "manifest.json").write_text('{"files": {"samples.csv": {}}}')
+    with pytest.raises(RecordingError, match=r"manifest\.json: not a reclaimlab manifest"):
+        recording.load(saved)
+
+
+def test_no_manifest_loads_with_a_warning_naming_the_command(unverified):
+    with pytest.warns(recording.RecordingWarning, match=r"no manifest\.json .*`python -m reclaimlab\.recording\.recording "
+                                                         r"--write-manifest .*rec`"):
+        rec = recording.load(unverified)
+    assert len(rec.samples) == 5
+    with pytest.raises(RecordingError, match=r"manifest\.json: missing, so nothing vouches"):
+        recording.load(unverified, require_manifest=True)
+
+
+def test_no_manifest_still_catches_a_cut_mid_line(unverified):
+    data = (unverified / "samples.csv").read_bytes()
+    (unverified / "samples.csv").write_bytes(data[:-4])  # "...1918976\n" becomes "...191"
+    with pytest.raises(RecordingError, match=r"samples\.csv: its last line is cut off"):
+        recording.load(unverified)
+
+
+def test_write_manifest_command_adds_leaves_and_refuses(unverified, capsys):
+    before = {p.name: p.read_bytes() for p in unverified.iterdir()}
+    assert recording.main(["--write-manifest", str(unverified)]) == 0
+    assert "wrote manifest.json" in capsys.readouterr().out
+    assert {p.name: p.read_bytes() for p in unverified.iterdir() if p.name != "manifest.json"} == before
+    recording.load(unverified, require_manifest=True)
+    assert recording.main(["--write-manifest", str(unverified)]) == 0
+    assert "already matches; unchanged" in capsys.readouterr().out
+    assert recording.main(["--check", str(unverified)]) == 0
+    text = (unverified / "events.csv").read_text()
+    (unverified / "events.csv").write_text(text.replace("touch", "tauch"))
+    assert recording.main(["--write-manifest", str(unverified)]) == 1  # never vouches for a changed folder
+    assert "events.csv: changed since it was saved" in capsys.readouterr().err
+    assert recording.main(["--write-manifest", "--force", str(unverified)]) == 0
+    recording.load(unverified, require_manifest=True)
+
+
+def test_write_manifest_refuses_a_folder_that_does_not_load(unverified, capsys):
+    data = (unverified / "samples.csv").read_bytes()
+    (unverified / "samples.csv").write_bytes(data[:-3])
+    assert recording.main(["--write-manifest", str(unverified)]) == 1
+    assert "last line is cut off" in capsys.readouterr().err
+    assert not (unverified / "manifest.json").exists()
+
+
+def test_module_runs_as_a_command(unverified):
+    done = subprocess.run([sys.executable, "-m", "reclaimlab.recording.recording", "--write-manifest", str(unverified)],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(LIB)})
+    assert done.returncode == 0, done.stderr
+    assert (unverified / "manifest.json").exists() and "RuntimeWarning" not in done.stderr

@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 
 from conftest import fixture_text
-from reclaimlab import fastread, procfs, provenance, recording, sampler
-from reclaimlab.sampler import MEMINFO_COLUMNS, VMSTAT_COLUMNS, Sampler, SamplerError, validate_hz
-from reclaimlab.sources import Roots, SourceError
+from reclaimlab.probe import fastread, procfs
+from reclaimlab.recording import provenance, recording
+from reclaimlab.sampling import sampler
+from reclaimlab.sampling.sampler import MEMINFO_COLUMNS, VMSTAT_COLUMNS, Sampler, SamplerError, validate_hz
+from reclaimlab.probe.sources import Roots, SourceError
 
 GIB_KIB = 1024 * 1024
 

@@ -1,7 +1,7 @@
 """sizes: what people type -> bytes, and bytes -> what we show."""
 import pytest
 
-from reclaimlab.sizes import GIB, KIB, MIB, PIB, SizeError, format_size, parse_size
+from reclaimlab.units import GIB, KIB, MIB, PIB, SizeError, format_size, parse_size
 
 GOOD = [
     ("3GB", 3_000_000_000),            # SI, as the seed's calloc(3000000000, 1)

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from reclaimlab import sources
-from reclaimlab.sizes import GIB, MIB, PIB
-from reclaimlab.sizing import MIN_USEFUL_BYTES, Plan, SizeTooLarge, plan_allocation
+from reclaimlab.probe import sources
+from reclaimlab.units import GIB, MIB, PIB
+from reclaimlab.experiments.sizing import MIN_USEFUL_BYTES, Plan, SizeTooLarge, plan_allocation
 
 
 def fake_roots(tmp_path: Path, available_kib: int, cgroup_v1: tuple[int, int] | None = None) -> sources.Roots:

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from reclaimlab import slides
+from reclaimlab.notebook import slides
 
 ROOT = Path(__file__).resolve().parents[1]
 LABS = sorted((ROOT / "labs").glob("[0-9]*.ipynb"))
@@ -25,7 +25,7 @@ def sample_notebook():
     return new_notebook(cells=[
         new_markdown_cell("# 09 · A lab\n\nIntro."),                            # slide
         new_markdown_cell("## Imports"),                                         # skip: its section is skipped
-        new_code_cell("import pandas as pd\nfrom reclaimlab import lab  # the helpers\n"),  # skip
+        new_code_cell("import pandas as pd\nfrom reclaimlab.notebook import lab  # the helpers\n"),  # skip
         new_markdown_cell("## Parameters\n\nEdit the next cell."),               # slide: has text
         tagged(new_code_cell('mode = "auto"'), "parameters"),                    # skip
         new_code_cell("ctx = lab.setup(mode=mode)"),                             # -

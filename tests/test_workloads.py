@@ -10,13 +10,13 @@ from pathlib import Path
 import psutil
 import pytest
 
-from reclaimlab import knobs, policy, procfs, sources
-from reclaimlab.policy import SystemChangeRefused
-from reclaimlab.sizes import GIB, MIB, PIB
-from reclaimlab.workloads import Allocator, Fragmenter, PageCacheFile, ScratchError, WorkloadError
-from reclaimlab.workloads import scratch
-from reclaimlab.workloads._child import ChildProcess, status_kib
-from reclaimlab.workloads.fragmenter import managed_pages
+from reclaimlab.probe import knobs, consent as policy, procfs, sources
+from reclaimlab.probe.consent import SystemChangeRefused
+from reclaimlab.units import GIB, MIB, PIB
+from reclaimlab.experiments.workloads import Allocator, Fragmenter, PageCacheFile, ScratchError, WorkloadError
+from reclaimlab.probe import scratch
+from reclaimlab.experiments.workloads._child import ChildProcess, status_kib
+from reclaimlab.experiments.workloads.fragmenter import managed_pages
 
 ROOTS = sources.Roots()
 LIB = str(Path(__file__).resolve().parents[1] / "lib")
@@ -121,7 +121,7 @@ def test_child_is_killed_when_the_block_raises():
 
 
 def test_child_exits_on_eof_of_its_stdin():
-    child = ChildProcess("reclaimlab.workloads.allocator_child")
+    child = ChildProcess("reclaimlab.experiments.workloads.allocator_child")
     try:
         child._proc.stdin.close()  # what the parent's death does to the pipe
         assert child._proc.wait(timeout=2) == 0
@@ -142,7 +142,7 @@ def test_kill_9_of_the_parent_takes_the_child_and_its_memory():
     size_kib = 512 * 1024
     parent = _run_script("""
         import time
-        from reclaimlab.workloads import Allocator
+        from reclaimlab.experiments.workloads import Allocator
         a = Allocator("512MiB").start()
         a.calloc(); a.touch()
         print(a.pid, flush=True)
@@ -191,7 +191,7 @@ def test_page_cache_grows_and_drop_caches_takes_it():
 @pytest.mark.live
 def test_file_removed_after_ctrl_c_mid_write():
     parent = _run_script("""
-        from reclaimlab.workloads import PageCacheFile
+        from reclaimlab.experiments.workloads import PageCacheFile
         with PageCacheFile("1GiB") as f:
             print(f.path, f.pid, flush=True)
             f.write()

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from reclaimlab import wslconfig as w
-from reclaimlab.cli import main
-from reclaimlab.wslconfig import Finding, check
+from reclaimlab.wsl import wslconfig as w
+from reclaimlab.cli.app import main
+from reclaimlab.wsl.wslconfig import Finding, check
 
 FIXTURES = Path(__file__).parent / "fixtures" / "wslconfig"
 

@@ -1,8 +1,10 @@
 """Lab 04's exercise: what WSL applies from a .wslconfig (wslconfig.settings) and the feedback on a
-learner's file; the shipped solution passes its own checker."""
+learner's file (notebook.exercises.wslconfig_feedback); the shipped solution passes its own checker."""
 import pytest
 
-from reclaimlab import paths, wslconfig, wslconfig_exercise as ex
+from reclaimlab import paths
+from reclaimlab.notebook import exercises as ex
+from reclaimlab.wsl import wslconfig
 
 
 def test_settings_are_what_wsl_applies():
@@ -19,7 +21,7 @@ def test_settings_are_what_wsl_applies():
     "[wsl2]\nmemory=8192MB\nprocessors=4\n[experimental]\nautoMemoryReclaim=gradual\n",
 ])
 def test_files_that_meet_the_need(text):
-    fb = ex.feedback(text)
+    fb = ex.wslconfig_feedback(text)
     assert fb.correct is True and "WSL applies it" in fb.markdown
 
 
@@ -33,21 +35,21 @@ def test_files_that_meet_the_need(text):
     ("[wsl2]\nmemory=16GB\nmemory=8GB\n[experimental]\nautoMemoryReclaim=gradual\n", "16 GiB, not 8 GiB"),
 ])
 def test_files_that_miss_say_why(text, says):
-    fb = ex.feedback(text)
+    fb = ex.wslconfig_feedback(text)
     assert fb.correct is False and says in fb.markdown and "Traceback" not in fb.markdown
 
 
 @pytest.mark.parametrize("answer", [..., None, "", "   ", 8, b"[wsl2]"])
 def test_no_answer_or_not_text(answer):
-    fb = ex.feedback(answer)
+    fb = ex.wslconfig_feedback(answer)
     assert fb.correct is None and ("No answer yet" in fb.markdown or "not the text of a file" in fb.markdown)
 
 
 def test_the_shipped_solution_passes(capsys):
     code = (paths.labs_dir() / "solutions" / "04_wslconfig.py").read_text()
-    ns = {"wslconfig_exercise": ex}
+    ns = {"exercises": ex}
     exec(code, ns)
-    assert ex.feedback(ns["my_wslconfig"]).correct is True
+    assert ex.wslconfig_feedback(ns["my_wslconfig"]).correct is True
     assert "WSL applies it" in capsys.readouterr().out
 
 
@@ -63,6 +65,6 @@ def test_lab04_states_outcomes_answers_them_and_checks_the_exercise():
     assert outcomes and keypoints
     n = len(re.findall(r"^\d\. ", outcomes.group(1), re.M))
     assert 3 <= n <= 5 and len(re.findall(r"^\d\. ", keypoints.group(1), re.M)) == n
-    assert "wslconfig_exercise.check(my_wslconfig)" in code and "my_wslconfig = ...\n" in code
+    assert "exercises.check_wslconfig(my_wslconfig)" in code and "my_wslconfig = ...\n" in code
     for load in re.findall(r"%load (solutions/\S+)", code):
         assert (paths.labs_dir() / load).exists()

@@ -6,4 +6,4 @@ memory=8GB                  # upper-case unit, binary: 8 GiB
 [experimental]
 autoMemoryReclaim=gradual   # in [experimental]: under [wsl2] WSL ignores it
 """
-wslconfig_exercise.check(my_wslconfig)
+exercises.check_wslconfig(my_wslconfig)

@@ -13,7 +13,7 @@ from .errors import VmBootError, VmCommandError, VmError, VmSetupError
 from .experiments import DEFAULTS as EXPERIMENT_DEFAULTS
 from .experiments import run_vm_experiment
 
-__all__ = ["availability", "hypervisor_status", "run_vm_experiment", "EXPERIMENT_DEFAULTS", "VmError", "VmSetupError",
+__all__ = ["availability", "hypervisor_status", "live_status", "run_vm_experiment", "EXPERIMENT_DEFAULTS", "VmError", "VmSetupError",
            "VmBootError", "VmCommandError"]
 
 
@@ -48,3 +48,17 @@ def hypervisor_status() -> str:
     if known is None:
         return f"QEMU KVM to be tried at the first boot ({why}); TCG if the guest does not boot under it"
     return f"QEMU KVM ({known[1]})" if known[0] else f"QEMU TCG (software emulation): {known[1]}"
+
+
+def live_status(roots=None):
+    """The guest probe's verdict on the kit's VM here (pass it to `probe.guest.probe(vm_status=...)`):
+    /dev/kvm can open yet fail to boot Linux (accel.py keeps that verdict), so ask the VM code, not the
+    device. None for a captured tree (it is not this machine)."""
+    from ..probe.guest import LiveSupport
+    if roots is not None and not roots.is_live:
+        return None
+    try:
+        missing = availability()
+        return LiveSupport(False, missing) if missing else LiveSupport(True, hypervisor_status())
+    except Exception as exc:  # noqa: BLE001 - the doctor must answer even if the VM code cannot
+        return LiveSupport(False, f"the kit's VM code could not say ({exc})")

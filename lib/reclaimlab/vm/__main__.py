@@ -1,13 +1,14 @@
-"""python -m reclaimlab.vm check | run NAME [--reporting on|off] [--size BYTES] [--mem BYTES] [--out DIR]"""
+"""python -m reclaimlab.vm check | fetch-kernel | run NAME [--reporting on|off] [--size BYTES] [--mem BYTES] [--out DIR]"""
 from __future__ import annotations
 
 import argparse
 import sys
 import time
 
-from ..recording import save
-from ..sizes import parse_size
-from . import availability, build, machine
+from ..probe import lock as guestlock
+from ..recording.recording import save
+from ..units import parse_size
+from . import availability, build, machine, packaged_kernel
 from .errors import VmError
 from .experiments import DEFAULTS, run_vm_experiment
 
@@ -16,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m reclaimlab.vm", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("check", help="say whether the VM can run here, build it and boot it once")
+    sub.add_parser("fetch-kernel", help="fetch a guest kernel readable by this user (where /boot's is root's only)")
     r = sub.add_parser("run", help="run an experiment in the VM")
     r.add_argument("name", choices=sorted(DEFAULTS))
     r.add_argument("--reporting", choices=("on", "off"), default="on")
@@ -37,14 +39,19 @@ def main(argv: list[str] | None = None) -> int:
                       f"guest kernel {vm.hello.fields.get('kernel')}, page_reporting_order "
                       f"{vm.hello.fields.get('page_reporting_order')}, QEMU resident {vm.host_rss_kib()[0]} KiB")
             return 0
-        rec = run_vm_experiment(args.name, reporting=args.reporting == "on",
-                                size_bytes=parse_size(args.size) if args.size else None,
-                                mem_bytes=parse_size(args.mem) if args.mem else None, quiet=False)
+        if args.cmd == "fetch-kernel":
+            image, release, _mods = packaged_kernel.fetch()
+            print(f"kit VM: guest kernel {release} in {image.parent}")
+            return 0
+        with guestlock.hold(args.name, guest="vm"):  # the same one-at-a-time rule as experiments.run
+            rec = run_vm_experiment(args.name, reporting=args.reporting == "on",
+                                    size_bytes=parse_size(args.size) if args.size else None,
+                                    mem_bytes=parse_size(args.mem) if args.mem else None, quiet=False)
         print(rec.meta["results"])
         if args.out:
             print(f"saved to {save(rec, args.out)}")
         return 0
-    except (VmError, ValueError) as exc:
+    except (VmError, ValueError, guestlock.GuestBusy) as exc:
         print(f"kit VM: {exc}", file=sys.stderr)
         return 1
 

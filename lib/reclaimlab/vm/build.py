@@ -1,8 +1,9 @@
 """Assemble the guest from installed Debian packages: kernel, initramfs (busybox + agent +
 virtio modules), and a small ext4 disk, into a cache folder keyed by a hash of the inputs.
 
-Nothing is downloaded: the kernel is linux-image-amd64's, busybox is busybox-static's, the
-agent is compiled from agent.c with the host's gcc. A build takes ~1-2 s and is reused until
+Nothing is downloaded here: the kernel is linux-image-amd64's (or, where /boot's is root's only,
+the one packaged_kernel.fetch() got from PyPI), busybox is busybox-static's, the agent is compiled
+from agent.c with the host's gcc. A build takes ~1-2 s and is reused until
 an input changes (a new kernel, a new agent.c, ...).
 """
 from __future__ import annotations
@@ -16,11 +17,13 @@ import shutil
 import struct
 import subprocess
 import tempfile
+import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from . import cpio
+from . import cpio, packaged_kernel
+from .cache import cache_root
 from .errors import VmSetupError
 
 BUILD_LAYOUT = 2  # bump when what build() makes changes shape, so old caches are not reused
@@ -28,6 +31,8 @@ DISK_MIB = 2048   # sparse: costs only what mkfs writes (~70 MiB) on the host un
 # What the guest needs, by module name; their dependencies are added from modules.dep.
 # crc32c_generic is ext4's soft dependency (metadata checksums), which modules.dep does not list.
 WANTED_MODULES = ("virtio_pci", "virtio_balloon", "virtio_console", "virtio_blk", "crc32c_generic", "ext4")
+# Wanted only where the kernel has it: since Linux 6.14 ext4 takes crc32c from lib/crc, built in.
+OPTIONAL_MODULES = ("crc32c_generic",)
 
 
 @dataclass(frozen=True)
@@ -49,13 +54,7 @@ class GuestImage:
     initramfs: Path
     disk: Path | None
     kernel_release: str
-
-
-def cache_root() -> Path:
-    env = os.environ.get("RECLAIMLAB_VM_CACHE")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "reclaimlab" / "vm"
+    kernel_source: str = ""  # where the kernel came from, for the recording's metadata
 
 
 # ---- finding the inputs ---------------------------------------------------------------------
@@ -106,8 +105,17 @@ def find_busybox() -> Path:
     raise VmSetupError("busybox not found", "busybox-static")
 
 
-def find_inputs(boot_dir: Path = Path("/boot"), modules_root: Path = Path("/lib/modules")) -> Inputs:
-    image, release, mods = find_kernel(boot_dir, modules_root)
+def find_inputs(boot_dir: Path = Path("/boot"), modules_root: Path = Path("/lib/modules"),
+                packaged_root: Path | None = None) -> Inputs:
+    """The build inputs; the kernel from /boot, or where this user cannot read it (Ubuntu installs
+    vmlinuz 0600, so Binder's notebook user cannot), the one fetched by `packaged_kernel.fetch()`."""
+    try:
+        image, release, mods = find_kernel(boot_dir, modules_root)
+    except VmSetupError as exc:
+        found = packaged_kernel.find(packaged_root)
+        if found is None:
+            raise VmSetupError(f"{exc}; or, without root: {packaged_kernel.FETCH_COMMAND}") from None
+        image, release, mods = found
     cc = shutil.which("gcc") or shutil.which("cc")
     if not cc:
         raise VmSetupError("no C compiler (gcc) to build the guest agent", "gcc libc6-dev")
@@ -135,12 +143,21 @@ def module_name(path: str) -> str:
     return base.replace("-", "_")
 
 
-def load_order(dep: dict[str, tuple[str, list[str]]], wanted: tuple[str, ...]) -> list[str]:
-    """Module names in an order insmod accepts: each after all it depends on."""
+def parse_modules_builtin(text: str) -> set[str]:
+    """modules.builtin -> names of the modules compiled into the kernel (nothing to load)."""
+    return {module_name(line.strip()) for line in text.splitlines() if line.strip()}
+
+
+def load_order(dep: dict[str, tuple[str, list[str]]], wanted: tuple[str, ...],
+               builtin: set[str] = frozenset(), optional: tuple[str, ...] = ()) -> list[str]:
+    """Module names in an order insmod accepts: each after all it depends on.
+
+    Modules built into the kernel are skipped; an `optional` one is skipped where the kernel lacks it.
+    """
     order: list[str] = []
 
     def visit(name: str, stack: tuple[str, ...]) -> None:
-        if name in order:
+        if name in order or name in builtin or (not stack and name in optional and name not in dep):
             return
         if name not in dep:
             raise VmSetupError(f"kernel module {name} not in modules.dep (needed by {' <- '.join(stack) or 'the guest'}); "
@@ -191,7 +208,9 @@ def build(inputs: Inputs | None = None, cache_dir: Path | None = None, with_disk
     inputs = inputs or find_inputs()
     dep_file = inputs.modules_dir / "modules.dep"
     dep = parse_modules_dep(dep_file.read_text())
-    names = load_order(dep, WANTED_MODULES)
+    builtin_file = inputs.modules_dir / "modules.builtin"
+    builtin = parse_modules_builtin(builtin_file.read_text()) if builtin_file.is_file() else set()
+    names = load_order(dep, WANTED_MODULES, builtin, OPTIONAL_MODULES)
     modules = [(n, inputs.modules_dir / dep[n][0]) for n in names]
     root = Path(cache_dir) if cache_dir else cache_root()
     out = root / f"{inputs.kernel_release}-{input_key(inputs, modules)}"
@@ -199,7 +218,14 @@ def build(inputs: Inputs | None = None, cache_dir: Path | None = None, with_disk
     if not ((out / "complete").exists() and (not with_disk or (out / "disk.img").exists())):
         _build_into(out, inputs, modules, with_disk)
     kernel = out / "vmlinux" if (out / "vmlinux").exists() else out / "vmlinuz"
-    return GuestImage(out, kernel, out / "initramfs.gz", disk, inputs.kernel_release)
+    return GuestImage(out, kernel, out / "initramfs.gz", disk, inputs.kernel_release, kernel_source(inputs.kernel_image))
+
+
+def kernel_source(image: Path) -> str:
+    """Where a guest kernel came from, in words (recorded in each VM recording's metadata)."""
+    if (image.parent / packaged_kernel.SOURCE_NAME).exists():  # extracted by packaged_kernel
+        return packaged_kernel.DESCRIPTION
+    return f"this machine's {image}"
 
 
 def _build_into(out: Path, inputs: Inputs, modules: list[tuple[str, Path]], with_disk: bool) -> None:
@@ -240,30 +266,39 @@ def _prune(root: Path, keep: Path) -> None:
 
 
 XZ_MAGIC = b"\xfd7zXZ\x00"
+GZIP_MAGIC = b"\x1f\x8b\x08"  # Alpine's linux-virt (the packaged kernel) is gzip-packed
 PT_NOTE = 4
 XEN_ELFNOTE_PHYS32_ENTRY = 18
 
 
 def pvh_vmlinux(bzimage: bytes) -> bytes | None:
-    """The uncompressed kernel inside an xz-compressed bzImage, if it has a PVH entry point.
+    """The uncompressed kernel inside an xz- or gzip-compressed bzImage, if it has a PVH entry point.
 
     QEMU boots such an ELF directly (-kernel vmlinux): under TCG this skips the emulated
     decompression and halves the boot (5.8 s -> 2.7 s measured here). None when the kernel
     is packed otherwise or lacks the entry; the bzImage is booted then.
     """
+    elf = None
     start = bzimage.find(XZ_MAGIC)
-    if start < 0:
-        return None
-    try:
-        elf = lzma.LZMADecompressor().decompress(bzimage[start:])
-    except lzma.LZMAError:
-        return None
+    if start >= 0:
+        try:
+            elf = lzma.LZMADecompressor().decompress(bzimage[start:])
+        except lzma.LZMAError:
+            return None
+    else:
+        start = bzimage.find(GZIP_MAGIC)
+        if start < 0:
+            return None
+        try:
+            elf = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(bzimage[start:])  # stops at the member's end
+        except zlib.error:
+            return None
     return elf if has_pvh_note(elf) else None
 
 
 def has_pvh_note(elf: bytes) -> bool:
     """True when an ELF64 has the Xen PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)."""
-    if elf[:4] != b"\x7fELF" or elf[4] != 2:
+    if len(elf) < 64 or elf[:4] != b"\x7fELF" or elf[4] != 2:  # shorter than an ELF64 header: not one
         return False
     phoff, = struct.unpack_from("<Q", elf, 0x20)
     phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)

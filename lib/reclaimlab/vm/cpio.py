@@ -52,3 +52,22 @@ def symlink(name: str, target: str) -> Entry:
 
 def char_device(name: str, major: int, minor: int) -> Entry:
     return Entry(name, stat.S_IFCHR | 0o600, rdev=(major, minor))
+
+
+def read_newc(data: bytes) -> list[Entry]:
+    """The entries of a newc archive (e.g. a decompressed initrd), up to its trailer."""
+    out: list[Entry] = []
+    pos = 0
+    while pos + 110 <= len(data):
+        if data[pos:pos + 6] not in (b"070701", b"070702"):
+            raise ValueError(f"not a newc cpio archive at byte {pos}")
+        fields = [int(data[pos + 6 + 8 * i:pos + 14 + 8 * i], 16) for i in range(13)]
+        mode, size, namesize = fields[1], fields[6], fields[11]
+        name_end = pos + 110 + namesize
+        name = data[pos + 110:name_end - 1].decode()
+        start = name_end + (-(name_end - pos) % 4)
+        if name == TRAILER:
+            break
+        out.append(Entry(name, mode, data[start:start + size]))
+        pos = start + size + (-size % 4)
+    return out

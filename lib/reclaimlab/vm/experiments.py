@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..recording import Recording
-from ..sizes import format_size
+from ..recording.recording import Recording
+from ..units import format_size
 from . import build
 from .machine import Machine
 from .sampler import VmSampler

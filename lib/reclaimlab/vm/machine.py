@@ -29,6 +29,7 @@ import weakref
 from pathlib import Path
 from typing import Callable
 
+from ..probe.procfs import parse_status_kib
 from . import accel as accel_mod
 from .build import GuestImage
 from .errors import VmBootError, VmCommandError, VmError, VmSetupError
@@ -97,13 +98,9 @@ def read_rss_kib(pid: int) -> tuple[int | None, int | None]:
 
 
 def parse_status_rss_kib(text: str) -> tuple[int | None, int | None]:
-    rss = anon = None
-    for line in text.splitlines():
-        if line.startswith("VmRSS:"):
-            rss = int(line.split()[1])
-        elif line.startswith("RssAnon:"):
-            anon = int(line.split()[1])
-    return rss, anon
+    """(VmRSS, RssAnon) in KiB from a /proc/<pid>/status text (procfs.parse_status_kib)."""
+    fields = parse_status_kib(text)
+    return fields.get("VmRSS"), fields.get("RssAnon")
 
 
 _libc = ctypes.CDLL(None, use_errno=True)

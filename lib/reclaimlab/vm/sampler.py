@@ -18,9 +18,9 @@ from typing import Any
 import pandas as pd
 
 from .. import __version__
-from ..provenance import utc_now_iso
-from ..recording import BUDDY_COLUMNS, EVENT_COLUMNS, SCHEMA_VERSION, Recording
-from ..sampler import MEMINFO_COLUMNS, VMSTAT_COLUMNS
+from ..recording.provenance import utc_now_iso
+from ..recording.recording import BUDDY_COLUMNS, EVENT_COLUMNS, SCHEMA_VERSION, Recording
+from ..sampling.sampler import MEMINFO_COLUMNS, VMSTAT_COLUMNS
 from .machine import Machine, read_rss_kib
 from .protocol import Ack, Message, Note, Sample, Snapshot, reportable_free_kib
 
@@ -167,6 +167,7 @@ class VmSampler:
             "mode": "live",
             "complete": interrupted is None,
             "kernel_release": hello.get("kernel", m.image.kernel_release),
+            "guest_kernel_source": m.image.kernel_source or None,
             "guest_kind": "kit-vm",
             "hypervisor": m.accel.hypervisor,
             "accel_reason": m.accel.reason,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .. import sources
-from ..sizes import MIB, format_size
+from ..probe import sources
+from ..units import MIB, format_size
 
 QEMU_OVERHEAD_BYTES = 350 * MIB       # QEMU's own resident memory, with room to spare
 GUEST_KERNEL_BYTES = 320 * MIB        # what the guest's kernel, slab and agent keep out of reach
@@ -28,7 +28,7 @@ class VmPlan:
 def host_allowance_bytes(roots: sources.Roots | None = None) -> int:
     """What this process may still use: MemAvailable, capped by its memory cgroup's room (the same
     headroom the local experiments are sized by)."""
-    from ..sizing import headroom
+    from ..probe.budget import headroom
 
     available, limit, usage, _basis = headroom(roots or sources.Roots())
     allowance = available

@@ -1,0 +1,67 @@
+"""`reclaimlab labs`: execute every lab with papermill, as CI and instructors do.
+
+Executed copies go to build/labs/ (ignored by git); the committed notebooks stay
+without outputs. Stops at the first failing lab, naming the lab and the cell.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from ..experiments.registry import MODES  # the one place the modes are named
+from ..paths import labs_dir
+
+
+def lab_notebooks(directory: Path, only: tuple[str, ...] = ()) -> list[Path]:
+    labs = sorted(p for p in directory.glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        labs = [p for p in labs if any(p.stem.startswith(o) or p.stem == o for o in only)]
+    return labs
+
+
+def execute_lab(notebook: Path, out_dir: Path, mode: str, extra: dict | None = None) -> tuple[float, int]:
+    """Run one lab; return (seconds, bytes of the executed copy). Raises click.ClickException on failure."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    out = out_dir / notebook.name
+    params = {"mode": mode, "allow_system_changes": mode == "live", **(extra or {})}
+    t0 = time.monotonic()
+    try:
+        pm.execute_notebook(str(notebook), str(out), parameters=params, cwd=str(notebook.parent),
+                            kernel_name="python3", progress_bar=False, log_output=False)
+    except PapermillExecutionError as exc:
+        raise click.ClickException(f"{notebook.name}: cell {exc.exec_count} failed: {exc.ename}: "
+                                   f"{str(exc.evalue).splitlines()[0] if exc.evalue else ''} "
+                                   f"(executed copy with the traceback: {out})") from None
+    return time.monotonic() - t0, out.stat().st_size
+
+
+@click.command("labs")
+@click.option("--mode", type=click.Choice(MODES), default="auto", show_default=True,
+              help="recorded: shipped data only; live: run every experiment here (needs root); auto: live where possible.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where executed copies go [default: build/labs/<mode>].")
+@click.option("--only", multiple=True, help="Run only labs whose name starts with this (repeatable), e.g. --only 01.")
+def labs_command(mode: str, out_dir: Path | None, only: tuple[str, ...]) -> None:
+    """Execute every lab with papermill and report each one's time and size."""
+    directory = labs_dir()
+    notebooks = lab_notebooks(directory, only)
+    if not notebooks:
+        raise click.UsageError(f"no labs matched in {directory}" + (f" for --only {' '.join(only)}" if only else ""))
+    out_dir = out_dir or directory.parent / "build" / "labs" / mode
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.UsageError(f"--out {out_dir}: cannot create it ({exc.strerror})")
+    total_s = 0.0
+    for nb in notebooks:
+        click.echo(f"{nb.name:<32} ", nl=False)
+        sys.stdout.flush()
+        seconds, size = execute_lab(nb, out_dir, mode)
+        total_s += seconds
+        click.echo(f"ok  {seconds:6.1f} s  {size / 1e6:5.2f} MB")
+    click.echo(f"{len(notebooks)} labs passed in {total_s:.1f} s ({mode} mode); executed copies in {out_dir}")

@@ -1,0 +1,136 @@
+"""`reclaimlab record NAME`: run one experiment and save its Recording.
+
+    reclaimlab record calloc-reclaim --size 3GB --out build/my-run
+    reclaimlab record page-cache --allow-system-changes --to-data     # a new shipped dataset
+
+Ctrl-C stops the workload, frees its memory and saves what was sampled, marked partial so
+it can never pass for a complete run: in --out, or else in a new folder under
+~/.cache/reclaimlab/partial/ (the message says which).
+
+While another live experiment runs on this guest, it waits (up to --wait seconds) and says
+which one; recorded mode never waits.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import sys
+from pathlib import Path
+
+import click
+
+from ..recording import datasets, recording
+from ..probe import lock as guestlock
+from ..experiments.harness import MODES, ExperimentError, ExperimentInterrupted, ExperimentRefused, get, run
+from ..paths import recordings_dir
+from .errors import UserError
+
+
+def _parse_params(pairs: tuple[str, ...]) -> dict:
+    params: dict = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"--param {pair!r}: write it as name=value, e.g. --param observe_s=30")
+        params[key.strip()] = _coerce(value.strip())
+    return params
+
+
+def partial_dir(name: str) -> Path:
+    """Where an interrupted run without --out keeps what it sampled: a new folder in the user's cache."""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return Path.home() / ".cache" / "reclaimlab" / "partial" / f"{name}-{stamp}"
+
+
+def _save_partial(rec: "recording.Recording | None", out: Path | None, name: str) -> str:
+    """Save an interrupted run's recording (marked partial) and say where, or why it could not be."""
+    if rec is None:
+        return "nothing was sampled before the interruption, so nothing was saved"
+    where = out if out is not None else partial_dir(name)
+    try:
+        recording.save(rec, where)
+    except recording.RecordingError as exc:
+        return f"the partial recording could not be saved: {exc}"
+    return f"what was sampled so far is saved in {where}, marked partial so that it never passes for a whole run"
+
+
+def _coerce(value: str):
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return value
+
+
+@click.command("record")
+@click.argument("name", metavar="NAME")
+@click.option("--mode", type=click.Choice(MODES), default="live", show_default=True,
+              help="live: run it here or refuse; auto: live where possible, else load the shipped recording.")
+@click.option("--size", default=None, help="The experiment's size, e.g. 3GB (SI), 3GiB, 512MiB.")
+@click.option("--policy", default=None, help="auto-reclaim only: gradual or dropCache.")
+@click.option("--param", "param_pairs", multiple=True, metavar="NAME=VALUE", help="Any other parameter (repeatable).")
+@click.option("--guest", type=click.Choice(["local", "vm"]), default="local", show_default=True,
+              help="local: this machine; vm: the kit's own QEMU guest.")
+@click.option("--allow-system-changes", is_flag=True,
+              help="Permit drop_caches / compaction / reclaim (root, on a machine that is yours).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Save the Recording in this new folder.")
+@click.option("--to-data", is_flag=True, help="Save it as a shipped dataset under data/recordings/NAME/ and re-index.")
+@click.option("--wait", "wait_s", type=click.FloatRange(min=0), default=guestlock.DEFAULT_TIMEOUT_S, show_default=True,
+              metavar="SECONDS", help="While another live experiment runs on this guest, wait this long for it, "
+                                      "then give up (0: do not wait).")
+def record_command(name: str, mode: str, size: str | None, policy: str | None, param_pairs: tuple[str, ...],
+                   guest: str, allow_system_changes: bool, out: Path | None, to_data: bool, wait_s: float) -> None:
+    """Run experiment NAME (one of: calloc-reclaim, page-cache, compaction, auto-reclaim, refault)."""
+    try:
+        get(name)
+    except ExperimentError as exc:
+        raise click.UsageError(str(exc))
+    params = _parse_params(param_pairs)
+    if size is not None:
+        params["size"] = size
+    if policy is not None:
+        params["policy"] = policy
+    if to_data:
+        if out is not None:
+            raise click.UsageError("--to-data picks the folder itself; drop --out")
+        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        variant = "-".join(str(params[k]) for k in get(name).variant_keys if k in params)
+        if guest == "vm":
+            variant = "reporting-" + ("on" if params.get("reporting", True) else "off")
+            if params.get("page_reporting_order") is not None:
+                variant += f"-order{params['page_reporting_order']}"
+        out = recordings_dir() / name / "-".join(p for p in (stamp, guest, variant) if p)
+    if out is not None:
+        try:
+            recording.check_out(out)  # refuse before any work, so a long run never ends with nowhere to go
+        except recording.RecordingError as exc:
+            raise UserError(str(exc)) from None
+    try:
+        rec = run(name, mode, guest=guest, allow_system_changes=allow_system_changes or None,
+                  lock_timeout_s=wait_s, **params)
+    except (ExperimentError, ExperimentRefused, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    except ExperimentInterrupted as exc:
+        click.echo(f"reclaimlab: {exc}", err=True)
+        click.echo(_save_partial(exc.recording, out, name), err=True)
+        sys.exit(130)
+    click.echo(f"{len(rec.samples)} samples, {len(rec.events)} events; {rec.describe_source()}")
+    results = rec.meta.get("results") or {}
+    for key, value in results.items():
+        click.echo(f"  {key:<34} {value}")
+    for notice in rec.meta.get("notices") or []:
+        click.echo(f"  notice: {notice}")
+    if out is not None:
+        if rec.is_recorded:
+            raise click.ClickException("that was a recording loaded from data/, not a new run; nothing saved")
+        try:
+            recording.save(rec, out)
+        except recording.RecordingError as exc:
+            raise UserError(str(exc)) from None
+        click.echo(f"saved to {out}")
+        if to_data:
+            click.echo(f"re-indexed {datasets.rebuild_index()}")
+

@@ -1,0 +1,234 @@
+"""The harness: `run()` one experiment live on this guest or in the kit's VM, or load its recording.
+
+    rec = run("calloc-reclaim", mode="auto", size="3GB")
+
+`mode` is "live" (run here; refuse with the reason if this guest cannot),
+"recorded" (load the shipped recording), or "auto" (live where possible, recorded
+otherwise; the recording's meta["mode_reason"] says which and why). Every path
+yields the same Recording, so charts and questions never need to know which.
+The experiments themselves live in `registry.py` (what each is) and `live.py` (their live scripts).
+"""
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Any
+
+from ..recording import datasets
+from ..probe import lock as guestlock, consent as policy, sources
+from ..recording.recording import Recording
+
+from .registry import (GUESTS, MODES, REGISTRY, Experiment, ExperimentBusy,  # noqa: F401 (re-exported)
+                       ExperimentError, ExperimentInterrupted, ExperimentRefused, register)
+
+
+def get(name: str) -> Experiment:
+    _load_steps()
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ExperimentError(f"unknown experiment {name!r}; choose one of: {', '.join(names())}") from None
+
+
+def names() -> list[str]:
+    _load_steps()
+    return list(REGISTRY)
+
+
+def _load_steps() -> None:
+    from . import live  # noqa: F401  (registers the experiments)
+
+
+def _say(message: str, quiet: bool) -> None:
+    if not quiet:
+        print(message, file=sys.stdout, flush=True)
+
+
+def resolve_params(exp: Experiment, params: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(params) - set(exp.defaults))
+    if unknown:
+        raise ExperimentError(f"{exp.name}: unknown parameter(s) {', '.join(unknown)}; "
+                              f"valid: {', '.join(f'{k} (default {v!r})' for k, v in exp.defaults.items())}")
+    merged = {**exp.defaults, **params}
+    for key, value in params.items():
+        default = exp.defaults[key]
+        if key == "size":
+            from ..units import parse_size
+            parse_size(value)  # SizeError (a ValueError) names the input and shows valid sizes
+        elif key == "sample_hz":
+            from ..sampling.sampler import validate_hz
+            validate_hz(value)
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ExperimentError(f"{exp.name}: {key} must be True or False, not {value!r}")
+        elif isinstance(default, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 \
+                    or value == float("inf"):
+                raise ExperimentError(f"{exp.name}: {key} must be a number >= 0 (default {default}), not {value!r}")
+        elif isinstance(default, str) and exp.choices.get(key) and value not in exp.choices[key]:
+            raise ExperimentError(f"{exp.name}: {key} must be one of {', '.join(exp.choices[key])}, not {value!r}")
+    return merged
+
+
+def live_blocker(exp: Experiment, guest: str, allow_system_changes: bool | None,
+                 roots: sources.Roots | None = None) -> str | None:
+    """Why `exp` cannot run live here (None: it can)."""
+    roots = roots or sources.Roots.from_env()
+    if guest == "vm":
+        from ..probe.guest import kernel_release, wsl1_refusal
+        from ..probe.hostviews import wsl1_reason
+        if wsl1_reason(kernel_release(roots), sources.read_optional(roots.proc / "version")):
+            return wsl1_refusal()
+        from ..vm import availability
+        return availability()
+    from ..probe.guest import probe
+    info = probe(roots)
+    ok, reason = info.live_support.get(exp.name, (False, "not known to the guest probe"))
+    if not ok:
+        return reason
+    if exp.knobs:
+        shared = policy.shared_reason(roots)
+        if shared:
+            return shared + "; system-wide knobs stay off on shared machines"
+        if not policy.changes_allowed(allow_system_changes):
+            return (f"it turns system-wide knobs ({', '.join(exp.knobs)}) and system-wide changes were not "
+                    f"allowed (on a machine that is yours: allow_system_changes=True in Python, "
+                    f"--allow-system-changes on the command line, or {policy.ALLOW_ENV}=1)")
+    return None
+
+
+def _check_timeout(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+        raise ExperimentError(f"lock_timeout_s must be a number of seconds >= 0 (how long a live run waits for "
+                              f"another one on this guest to end; default {guestlock.DEFAULT_TIMEOUT_S:g}), "
+                              f"not {value!r}")
+    return float(value)
+
+
+def _say_always(message: str) -> None:
+    print(message, file=sys.stdout, flush=True)  # even when quiet: a silent wait looks like a hang
+
+
+def _guest_lock(exp: Experiment, guest: str, timeout_s: float) -> tuple[contextlib.ExitStack, str | None]:
+    """Take this guest's live-experiment lock (guestlock); (the held lock, None) or (nothing held, why not)."""
+    stack = contextlib.ExitStack()
+    try:
+        stack.enter_context(guestlock.hold(exp.name, guest=guest, timeout_s=timeout_s, say=_say_always))
+    except guestlock.GuestBusy as exc:
+        return stack, str(exc)
+    return stack, None
+
+
+def run(name: str, mode: str = "auto", *, guest: str = "local", allow_system_changes: bool | None = None,
+        quiet: bool = False, lock_timeout_s: float = guestlock.DEFAULT_TIMEOUT_S, **params: Any) -> Recording:
+    """Run experiment `name` and return its Recording (see the module docstring for modes).
+
+    A live run holds this guest's lock (guestlock): while another live experiment runs here it
+    waits up to `lock_timeout_s`, then live mode raises ExperimentBusy and auto mode shows the
+    recording. Recorded mode never waits.
+    """
+    exp = get(name)
+    if mode not in MODES:
+        raise ExperimentError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+    if guest not in GUESTS:
+        raise ExperimentError(f"guest {guest!r} is not one of {', '.join(GUESTS)}")
+    lock_timeout_s = _check_timeout(lock_timeout_s)
+    if guest == "vm":
+        return _run_vm(exp, mode, quiet, params, lock_timeout_s)
+    params = resolve_params(exp, params)
+    selectors = {k: params[k] for k in exp.variant_keys}
+    if mode == "recorded":
+        return _recorded(exp, selectors, "recorded mode was asked for", quiet)
+    blocker = live_blocker(exp, "local", allow_system_changes)
+    if blocker:
+        if mode == "live":
+            raise ExperimentRefused(f"{name} cannot run live here: {blocker}. Use mode='auto' or 'recorded' "
+                                    f"to see a recording instead.")
+        return _recorded(exp, selectors, f"live is not possible here: {blocker}", quiet)
+    if mode == "live" and "size" in params:
+        # Refuse an unsafe size before anything starts (auto mode scales it down inside the run).
+        from ..units import parse_size
+        from .sizing import plan_allocation
+        plan_allocation(parse_size(params["size"]), "live")
+    lock, busy = _guest_lock(exp, "local", lock_timeout_s)
+    if busy:
+        if mode == "live":
+            raise ExperimentBusy(busy)
+        return _recorded(exp, selectors, f"live was not possible: {busy}", quiet)
+    with lock:
+        _say(f"▶ {name}: running LIVE on this machine", quiet)
+        assert exp.runner is not None
+        rec = exp.runner(params=params, mode=mode, guest=guest, allow=allow_system_changes, quiet=quiet)
+    rec.meta.setdefault("mode_reason", "live: this guest can run it" + (" and you allowed system-wide changes"
+                                                                        if exp.knobs else ""))
+    return rec
+
+
+def _run_vm(exp: Experiment, mode: str, quiet: bool, params: dict[str, Any], lock_timeout_s: float) -> Recording:
+    """The same experiment inside the kit's own QEMU guest (the notebook is then its host).
+
+    It takes the same lock as a local run: the VM's counters are its own, but its RAM is
+    allocated in this guest and handed back through it (moving this guest's MemFree and
+    reported_kib that a local run measures), and both size themselves to this guest's
+    MemAvailable at their start, so two at once could together exceed it."""
+    from ..vm.experiments import DEFAULTS as VM_DEFAULTS
+
+    if exp.name not in VM_DEFAULTS:
+        raise ExperimentError(f"{exp.name} has no version for the kit's VM; VM experiments: {', '.join(VM_DEFAULTS)}")
+    params = dict(params)
+    reporting = params.pop("reporting", True)
+    if not isinstance(reporting, bool):
+        raise ExperimentError(f"{exp.name}: reporting must be True or False, not {reporting!r}")
+    # page_reporting_order: on the guest's kernel command line, as WSL sets it (None: the kernel's own)
+    order = params.pop("page_reporting_order", None)
+    if isinstance(order, str) and order.strip().isdigit():
+        order = int(order)
+    from ..vm.machine import check_page_reporting_order
+    try:
+        order = check_page_reporting_order(order)
+    except ValueError as exc:
+        raise ExperimentError(f"{exp.name}: {exc}") from None
+    size, mem = params.pop("size", None), params.pop("mem", None)
+    from ..units import parse_size
+    size_bytes = None if size is None else parse_size(size)
+    mem_bytes = None if mem is None else parse_size(mem)
+    vm_exp = Experiment(exp.name, exp.summary, VM_DEFAULTS[exp.name])
+    params = resolve_params(vm_exp, params)
+    # None picks the recordings made without an order on the command line (the kernel's own, 9 here)
+    selectors = {"reporting": reporting, "page_reporting_order": order}
+    if mode == "recorded":
+        return _recorded(exp, selectors, "recorded mode was asked for", quiet, guest_kind="kit-vm")
+    blocker = live_blocker(exp, "vm", None)
+    if blocker:
+        if mode == "live":
+            raise ExperimentRefused(f"{exp.name} cannot run in the kit's VM here: {blocker}")
+        return _recorded(exp, selectors, f"the kit's VM cannot run here: {blocker}", quiet, guest_kind="kit-vm")
+    from ..vm import run_vm_experiment
+    lock, busy = _guest_lock(exp, "vm", lock_timeout_s)
+    if busy:
+        if mode == "live":
+            raise ExperimentBusy(busy)
+        return _recorded(exp, selectors, f"the kit's VM did not run: {busy}", quiet, guest_kind="kit-vm")
+    with lock:
+        _say(f"▶ {exp.name}: running LIVE in the kit's own VM (free page reporting {'on' if reporting else 'off'})",
+             quiet)
+        try:
+            rec = run_vm_experiment(exp.name, reporting=reporting, size_bytes=size_bytes, mem_bytes=mem_bytes,
+                                    quiet=quiet, page_reporting_order=order, **params)
+        except KeyboardInterrupt as exc:
+            if isinstance(exc, ExperimentInterrupted):
+                raise
+            raise ExperimentInterrupted(f"{exp.name} in the kit's VM was interrupted: the VM was stopped; what was "
+                                        f"sampled so far is kept, marked partial",
+                                        getattr(exc, "recording", None)) from None
+    rec.meta.setdefault("mode_reason", "live: the kit's VM runs here")
+    return rec
+
+
+def _recorded(exp: Experiment, selectors: dict[str, Any], reason: str, quiet: bool,
+              guest_kind: str | None = None) -> Recording:
+    rec = datasets.find(exp.name, selectors, guest_kind=guest_kind)
+    rec.meta["mode_reason"] = reason
+    _say(f"▶ {exp.name}: showing a RECORDING ({reason}).\n  {rec.describe_source()}", quiet)
+    return rec
+

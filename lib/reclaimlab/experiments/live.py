@@ -1,0 +1,536 @@
+"""The live step scripts of each experiment, run on this guest while the sampler records.
+
+Each script is short: mark an event, do a step in a workload child or turn a knob,
+wait while the sampler watches. `LiveRun` owns what every script shares: the
+sampler and host views, the results and notices that go into meta, and the
+guarantee that an interruption stops the workload and yields a recording marked
+partial, never one that passes for complete.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any, Callable
+
+from ..probe import knobs, sources
+from ..probe.procfs import parse_status_kib
+from .registry import Experiment, ExperimentInterrupted, register
+from ..recording.recording import Recording
+from ..units import format_size, parse_size
+
+
+class LiveRun:
+    """Sampler + host views + meta for one live run; use as a context manager."""
+
+    def __init__(self, experiment: str, params: dict[str, Any], mode: str, quiet: bool,
+                 buddyinfo: bool = False, extra_sources: tuple = ()):
+        from ..probe.hostviews import available_host_views
+        from ..sampling.sampler import Sampler
+
+        self.experiment = experiment
+        self.params = params
+        self.quiet = quiet
+        self.roots = sources.Roots.from_env()
+        self.results: dict[str, Any] = {}
+        self.notices: list[str] = []
+        self.host_views = available_host_views(self.roots)
+        self.sampler = Sampler(hz=float(params.get("sample_hz", 10.0)), roots=self.roots,
+                               extra_sources=[*self.host_views, *extra_sources], buddyinfo=buddyinfo,
+                               experiment=experiment, parameters=params)
+        self.recording: Recording | None = None
+        self._step = "start"
+
+    # -- life cycle
+    def __enter__(self) -> "LiveRun":
+        self.sampler.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        why = None
+        if exc_type is not None:
+            why = ("interrupted (KeyboardInterrupt)" if issubclass(exc_type, KeyboardInterrupt)
+                   else f"{exc_type.__name__}: {exc}") + f" during step {self._step!r}"
+        try:
+            rec = self.sampler.stop(interrupted=why)
+        finally:
+            for view in self.host_views:
+                view.close()
+        rec.meta.update(experiment=self.experiment, parameters=self.params, mode="live",
+                        results=self.results, notices=self.notices)
+        if exc_type is None:
+            rec.meta["complete"] = True
+            self.recording = rec
+            return False
+        rec.meta["complete"] = False
+        rec.meta["interrupted"] = why
+        self.recording = rec
+        if issubclass(exc_type, KeyboardInterrupt) and not isinstance(exc, ExperimentInterrupted):
+            raise ExperimentInterrupted(
+                f"{self.experiment} interrupted during {self._step!r}: the workload was stopped and its memory "
+                f"freed; what was sampled so far is kept, marked partial", rec) from None
+        return False
+
+    # -- steps
+    def say(self, message: str) -> None:
+        if not self.quiet:
+            print(f"  {message}", flush=True)
+
+    def mark(self, kind: str, detail: str = "") -> None:
+        self._step = kind
+        self.sampler.mark(kind, detail)
+
+    def step(self, kind: str, detail: str, fn: Callable[[], Any]) -> Any:
+        """Mark `kind`, run fn, note its duration in the results; returns fn's result."""
+        self.mark(kind, detail)
+        t0 = time.monotonic()
+        out = fn()
+        # Repeated steps (drop_caches 1/2/3, touch first/hot/cold) keep one duration each.
+        suffix = f"_{detail}" if detail and (detail.isidentifier() or detail.isdigit()) else ""
+        self.results[f"{kind}{suffix}_s"] = round(time.monotonic() - t0, 4)
+        return out
+
+    def wait(self, seconds: float, until: Callable[[], bool] | None = None, poll_s: float = 0.25) -> float:
+        """Sleep up to `seconds`, returning early once `until()` is true; returns the time waited."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            if until is not None and until():
+                break
+            time.sleep(min(poll_s, max(0.0, seconds - (time.monotonic() - t0))))
+        return time.monotonic() - t0
+
+    def reported_kib(self) -> int | None:
+        for view in self.host_views:
+            if view.column == "host_reported_kib":
+                return view.read()
+        return None
+
+    def wait_for_host(self, base_kib: int, target_kib: float, seconds: float) -> int:
+        """Wait up to `seconds` until the host view has risen by `target_kib` over `base_kib`; returns the rise."""
+        self.wait(seconds, until=lambda: (self.reported_kib() or base_kib) - base_kib >= target_kib)
+        return (self.reported_kib() or base_kib) - base_kib
+
+    def meminfo_kib(self, field: str) -> int:
+        return sources.meminfo(self.roots)[field]
+
+
+class _ChildRssAnon:
+    """A sampler column: the workload child's own anonymous memory (RssAnon), like a per-process
+    view in a task manager; empty before the child starts and after it exits."""
+
+    column = "workload_rss_anon_kib"
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self._fd: int | None = None
+
+    def attach(self, pid: int) -> None:
+        self.detach()
+        self.pid = pid
+        try:
+            self._fd = os.open(f"/proc/{pid}/status", os.O_RDONLY)
+        except OSError:
+            self._fd = None
+
+    def detach(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd, self.pid = None, None
+
+    def read(self) -> int | None:
+        fd = self._fd
+        if fd is None:
+            return None
+        try:
+            text = os.pread(fd, 4096, 0)
+        except OSError:  # the child has exited
+            return None
+        return parse_status_kib(text.decode("ascii", "replace")).get("RssAnon")
+
+    def close(self) -> None:
+        self.detach()
+
+
+def _sized(run: LiveRun, requested: Any, mode: str) -> int:
+    """The size this guest can safely take: scaled down with a notice (auto) or refused (live)."""
+    from .sizing import plan_allocation
+
+    plan = plan_allocation(parse_size(requested), mode, roots=run.roots)
+    run.results["requested_bytes"] = parse_size(requested)
+    run.results["size_bytes"] = plan.size_bytes
+    if plan.scaled:
+        run.notices.append(plan.notice)
+        run.say(plan.notice)
+    return plan.size_bytes
+
+
+# ---------------------------------------------------------------- calloc-reclaim
+
+def _cgroup_kib(cgroup: Any) -> int | None:
+    """The KiB charged to the workload's own cgroup now (None without one)."""
+    if cgroup is None:
+        return None
+    try:
+        return cgroup.usage_bytes() // 1024
+    except (OSError, ValueError):
+        return None
+
+
+def _own_cgroup_sources(cgroup: Any) -> tuple:
+    return (_WorkloadCgroupBytes(cgroup),) if cgroup is not None else ()
+
+
+def _note_cgroup(run: LiveRun, cgroup: Any, why_not: str | None) -> None:
+    run.results["workload_cgroup_version"] = cgroup.version if cgroup is not None else None
+    if cgroup is None:
+        run.notices.append(f"no memory cgroup of its own for the workload ({why_not}): its own figure is its RssAnon")
+
+
+def calloc_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
+    from .workloads.allocator import Allocator
+
+    child = _ChildRssAnon()
+    with knobs.own_workload_cgroup() as (cgroup, why_not), \
+            LiveRun("calloc-reclaim", params, mode, quiet, extra_sources=(child, *_own_cgroup_sources(cgroup))) as run:
+        _note_cgroup(run, cgroup, why_not)
+        size = _sized(run, params["size"], mode)
+        run.say(f"calloc {format_size(size)}, touch every page, hold {params['hold_s']} s, free, "
+                f"then watch the host's side for up to {params['observe_s']} s")
+        run.wait(params["baseline_s"])
+        with Allocator(size, huge_pages=params["huge_pages"]) as alloc:
+            child.attach(alloc.pid)
+            if cgroup is not None:
+                cgroup.add(alloc.pid)  # what it allocates from now on is charged there, and only it
+            run.results["child_rss_anon_before_kib"] = alloc.status().get("RssAnon")
+            run.results["cgroup_before_kib"] = _cgroup_kib(cgroup)
+            run.wait(0.5)
+            r = run.step("calloc", format_size(size), alloc.calloc)
+            run.results["calloc_child_rss_anon_kib"] = r.rss_anon_kib
+            run.results["calloc_cgroup_kib"] = _cgroup_kib(cgroup)
+            run.wait(params["hold_s"])
+            r = run.step("touch", "", alloc.touch)
+            run.results.update(touch_child_s=r.duration_s, touch_gb_per_s=r.gb_per_s,
+                               touch_child_rss_anon_kib=r.rss_anon_kib, touch_cgroup_kib=_cgroup_kib(cgroup))
+            run.wait(params["hold_s"])
+            base = run.reported_kib()
+            r = run.step("free", "", alloc.free)
+            run.results["free_child_s"] = r.duration_s
+            run.results["free_child_rss_anon_kib"] = r.rss_anon_kib
+            run.results["free_cgroup_kib"] = _cgroup_kib(cgroup)
+            run.wait(0.5)
+        child.detach()
+        size_kib = size // 1024
+        t_free = time.monotonic()
+        if base is not None:
+            # Stop watching once 90 % is back, or when observe_s is over.
+            run.results["reported_after_free_kib"] = run.wait_for_host(base, 0.9 * size_kib, params["observe_s"])
+            run.results["observed_after_free_s"] = round(time.monotonic() - t_free, 2)
+        else:
+            run.notices.append("no host-side view on this guest: the chart shows the guest's side only")
+            run.wait(min(params["observe_s"], 5.0))
+        # Where reporting stalls, this says why: free memory in blocks below page_reporting_order.
+        run.sampler.snapshot_buddyinfo("observed")
+        run.wait(params["tail_s"])
+        run.mark("end")
+    return run.recording
+
+
+register(Experiment(
+    "calloc-reclaim", "calloc a buffer, touch it, free it, and watch the host take the pages back",
+    defaults={"size": "3GB", "hold_s": 2.0, "observe_s": 25.0, "baseline_s": 1.0, "tail_s": 2.0,
+              "sample_hz": 10.0, "huge_pages": False},
+    runner=calloc_reclaim))
+
+
+# ---------------------------------------------------------------- refault
+
+def refault(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
+    from .workloads.allocator import Allocator
+
+    child = _ChildRssAnon()
+    with knobs.own_workload_cgroup() as (cgroup, why_not), \
+            LiveRun("refault", params, mode, quiet, extra_sources=(child, *_own_cgroup_sources(cgroup))) as run:
+        _note_cgroup(run, cgroup, why_not)
+        size = _sized(run, params["size"], mode)
+        size_kib = size // 1024
+        run.say(f"touch {format_size(size)}, free, touch again at once (hot), free, wait for the host "
+                f"to take it back, touch again (cold)")
+        run.wait(params["baseline_s"])
+        with Allocator(size) as alloc:
+            child.attach(alloc.pid)
+            if cgroup is not None:
+                cgroup.add(alloc.pid)
+            alloc.calloc()
+            first = run.step("touch", "first", alloc.touch)
+            run.step("free", "first", alloc.free)
+            hot = run.step("touch", "hot", alloc.touch_again)
+            run.step("free", "hot", alloc.free)
+            base = run.reported_kib()
+            t_wait = time.monotonic()
+            if base is not None:
+                # Bounded: until 90 % of the buffer is reported, or wait_for_report_s.
+                run.mark("wait", "for the host to take the pages back")
+                run.results["reported_before_cold_kib"] = run.wait_for_host(base, 0.9 * size_kib,
+                                                                            params["wait_for_report_s"])
+            else:
+                run.notices.append("no host-side view: the cold touch waits a fixed time instead")
+                run.wait(params["wait_for_report_s"])
+            run.results["waited_for_report_s"] = round(time.monotonic() - t_wait, 2)
+            run.sampler.snapshot_buddyinfo("before_cold")  # where reporting stalled: the free blocks' orders
+            cold = run.step("touch", "cold", alloc.touch_again)
+            run.step("free", "cold", alloc.free)
+        child.detach()
+        for name, r in (("first", first), ("hot", hot), ("cold", cold)):
+            run.results[f"{name}_touch_s"] = r.duration_s
+            run.results[f"{name}_touch_gb_per_s"] = r.gb_per_s
+        run.wait(params["tail_s"])
+        run.mark("end")
+    return run.recording
+
+
+register(Experiment(
+    "refault", "the cost of giving memory back: touching pages the host already took back",
+    defaults={"size": "1GiB", "wait_for_report_s": 30.0, "baseline_s": 1.0, "tail_s": 1.0, "sample_hz": 10.0},
+    runner=refault))
+
+
+# ---------------------------------------------------------------- page-cache
+
+def _walk_filesystem(timeout_s: float) -> None:
+    """Stat every file on the root filesystem (like `find / -xdev`): fills the dentry and inode caches,
+    the reclaimable slab that drop_caches 2 frees. Runs as a child that dies with us."""
+    import subprocess
+
+    from .workloads._child import PR_SET_PDEATHSIG, libc
+
+    def die_with_parent() -> None:
+        libc().prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
+
+    proc = subprocess.Popen(["find", "/", "-xdev"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=die_with_parent)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        pass  # enough slab was filled for the lesson; stop here
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def page_cache(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
+    from .workloads.pagecache import PageCacheFile
+
+    with LiveRun("page-cache", params, mode, quiet) as run:
+        size = _sized(run, params["size"], mode)
+        run.say(f"write and read a {format_size(size)} file, drop_caches 1; fill the slab, drop_caches 2; "
+                f"read and fill again, drop_caches 3")
+        settle_s = params["settle_s"]
+        run.wait(params["baseline_s"])
+        with PageCacheFile(size) as f:
+            run.step("write_file", format_size(size), f.write)
+            run.step("sync", "", f.sync)
+            run.step("read_file", "", f.read)
+            run.wait(settle_s)
+            for level in (1, 2, 3):
+                if level == 2:
+                    run.step("walk_fs", "find / -xdev", lambda: _walk_filesystem(params["walk_timeout_s"]))
+                    run.wait(settle_s)
+                if level == 3:
+                    run.step("read_file", "again", f.read)
+                    run.step("walk_fs", "again", lambda: _walk_filesystem(params["walk_timeout_s"]))
+                    run.wait(settle_s)
+                result = run.step("drop_caches", str(level), lambda lv=level: knobs.drop_caches(lv, allow=allow))
+                run.results[f"drop_caches_{level}_sync_s"] = result.sync_s
+                run.wait(params["observe_s"])
+        run.results["file_bytes"] = size
+        run.wait(params["tail_s"])
+        run.mark("end")
+    return run.recording
+
+
+register(Experiment(
+    "page-cache", "grow the page cache with file I/O and drop it with drop_caches 1, 2 and 3",
+    defaults={"size": "1.5GB", "settle_s": 2.0, "observe_s": 6.0, "walk_timeout_s": 30.0, "baseline_s": 1.0,
+              "tail_s": 1.0, "sample_hz": 10.0},
+    knobs=("drop_caches",), runner=page_cache))
+
+
+# ---------------------------------------------------------------- compaction
+
+def compaction(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
+    from .workloads.fragmenter import Fragmenter, managed_pages
+
+    with LiveRun("compaction", params, mode, quiet) as run:
+        size = _sized(run, params["size"], mode)
+        order = sources.page_reporting_params(run.roots).get("page_reporting_order")
+        run.say(f"fragment {format_size(size)} of free memory, compact_memory, release, and watch the host's side")
+        managed_before = managed_pages(run.roots)
+        run.wait(params["baseline_s"])
+        run.sampler.snapshot_buddyinfo("before")
+        with Fragmenter(size) as frag:
+            r = run.step("fragment", format_size(size), frag.fragment)
+            run.results.update(fragment_freed_pages=r.freed_pages, fragment_held_pages=r.held_pages,
+                               fragment_fill_bytes=r.fill_bytes)
+            run.sampler.snapshot_buddyinfo("fragmented")
+            run.wait(params["settle_s"])
+            base = run.reported_kib()
+            run.step("compact_memory", "", lambda: knobs.compact_memory(allow=allow))
+            run.sampler.snapshot_buddyinfo("compacted")
+            run.wait(params["settle_s"])
+            run.results["reported_while_held_kib"] = None if base is None else (run.reported_kib() or base) - base
+            run.step("release", "", frag.release)
+        run.sampler.snapshot_buddyinfo("released")
+        run.wait(params["observe_s"])
+        run.sampler.snapshot_buddyinfo("observed")
+        if managed_pages(run.roots) != managed_before:
+            # This guest onlines memory lazily; new blocks appearing mid-run are not compaction's doing.
+            run.notices.append("the kernel brought more memory under the buddy allocator during this run "
+                               "(deferred memory init): compare the snapshots with that in mind")
+        run.results["page_reporting_order"] = order
+        run.mark("end")
+    return run.recording
+
+
+register(Experiment(
+    "compaction", "fragment free memory, compact it, and see why only large free blocks reach the host",
+    defaults={"size": "2GiB", "settle_s": 2.0, "observe_s": 10.0, "baseline_s": 1.0, "sample_hz": 10.0},
+    knobs=("compact_memory",), runner=compaction))
+
+
+# ---------------------------------------------------------------- auto-reclaim
+
+class _WorkloadCgroupBytes:
+    """A sampler column: the memory charged to the experiment's own cgroup (the cache it reclaims)."""
+
+    column = "workload_cgroup_bytes"
+
+    def __init__(self, cgroup: Any):
+        self._cgroup = cgroup
+
+    def read(self) -> int | None:
+        try:
+            return self._cgroup.usage_bytes()
+        except (OSError, ValueError):
+            return None
+
+
+# Scales that fit a lab: the released 30 s polls / 3 and 10 min windows become 1.5 s / 9 s and 30 s;
+# the newer 10 s polls / 2 min window become 1 s / 12 s.
+DEFAULT_TIME_SCALE = {"released": 0.05, "newer": 0.1}
+
+
+def _busy_share(roots: Any, seconds: float) -> float | None:
+    """The guest's busy CPU share (WSL's newer definition) over `seconds`, this process left out."""
+    from ..wsl.autoreclaim import cpu_shares, read_cpu_times
+
+    before = read_cpu_times(roots, exclude_self=True)
+    time.sleep(seconds)
+    return cpu_shares(before, read_cpu_times(roots, exclude_self=True))[1]
+
+
+def auto_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
+    from ..wsl.autoreclaim import Daemon, Policy, knob_applier
+    from .workloads.pagecache import PageCacheFile
+
+    variant = params["variant"]
+    # Resolve the "0 = default" parameters here, so the recording's parameters (and every banner that
+    # prints them) say what ran, not the placeholder.
+    params["time_scale"] = scale = params["time_scale"] or DEFAULT_TIME_SCALE[variant]
+    order = sources.page_reporting_params(sources.Roots.from_env()).get("page_reporting_order")
+    policy = Policy(params["policy"], variant, scale,
+                    page_reporting_order=order if isinstance(order, int) and not isinstance(order, bool) else 0,
+                    idle_share=params["idle_share"] or None)
+    params["idle_share"] = policy.idle_share
+    with knobs.WorkloadCgroup() as cgroup:
+        with LiveRun("auto-reclaim", params, mode, quiet, extra_sources=(_WorkloadCgroupBytes(cgroup),)) as run:
+            size = _sized(run, params["size"], mode)
+            available = "memory.reclaim" if cgroup.memory.version == 2 else knobs.V1_SQUEEZE
+            busy = _busy_share(run.roots, max(1.0, params["baseline_s"]))
+            run.results.update(policy=policy.describe(), reclaim_method_available=available, time_scale=scale,
+                               idle_share=policy.idle_share, guest_busy_share_baseline=busy,
+                               cgroup_version=cgroup.memory.version, page_reporting_order=order)
+            if policy.idle_share >= 1:
+                run.notices.append(
+                    "idle_share=1: the CPU gate was off. Other programs kept this guest's busy CPU at "
+                    f"{busy:.0%} in the baseline (WSL's threshold is 0.5 %), so its idle test could never pass; "
+                    "the idle windows' timing is WSL's, counted from the workload's end (the idle mark)"
+                    if busy is not None else "idle_share=1: the CPU gate was off; the idle windows' timing is WSL's")
+            if params["policy"] == "gradual" and available != "memory.reclaim":
+                run.notices.append(
+                    f"this guest has cgroup v1, which has no memory.reclaim: 'gradual' reclaims with the nearest "
+                    f"honest stand-in ({available}) on the experiment's own cgroup, where WSL writes the root "
+                    "cgroup's memory.reclaim (the whole guest's cache) and would fall back to dropCache here")
+            run.say(policy.describe())
+            knob_apply = knob_applier(allow, cgroup=cgroup, mark=run.sampler.mark)
+            action_ticks: list[int] = []   # how many polls had finished when each drop/reclaim ran
+            daemon = Daemon(policy, lambda action: apply(action))
+
+            def apply(action: Any) -> object:
+                if action.kind in ("drop_caches", "reclaim"):
+                    action_ticks.append(len(daemon.ticks))
+                return knob_apply(action)
+
+            with PageCacheFile(size) as f:
+                f.start()
+                cgroup.add(f.pid)  # its page cache is charged here, where the reclaim acts
+                run.step("fill_cache", format_size(size), lambda: (f.write(), f.sync(), f.read()))
+                # The thread starts at the idle mark: its first poll is a baseline, and the window must
+                # fill with intervals after the workload's end (a busy fill would block it anyway).
+                run.mark("idle", "the workload is done; the guest goes quiet")
+                with daemon:
+
+                    def settled() -> bool:
+                        # gradual: the cache is (nearly) gone; dropCache: its one drop happened; and the
+                        # poll that acted has finished (its compact_memory follows the action in that poll)
+                        done = ((cgroup.usage_bytes() or 0) < 0.05 * size
+                                or (policy.effective_mode == "dropCache" and bool(action_ticks)))
+                        return done and bool(action_ticks) and len(daemon.ticks) > action_ticks[-1]
+
+                    run.wait(params["observe_s"], until=settled)
+                reclaims = [r for _, a, r in daemon.applied if a.kind == "reclaim"]
+                run.results["reclaimed_kib"] = sum(getattr(r, "reclaimed_bytes", 0) for r in reclaims) // 1024
+                # the method of the reclaim requests actually made; none for a run that made none
+                run.results["method"] = reclaims[0].method if reclaims else None
+                run.results["reclaim_requests"] = [getattr(r, "request", "") for r in reclaims]
+                run.results["actions"] = [a.kind for _, a, _ in daemon.applied]
+                run.results["errors"] = [f"{e.action.kind if e.action else 'observe'}: {e.error}" for e in daemon.errors]
+            # Free page reporting needs seconds after each action: watch until the host view stops
+            # rising (tail_s at least), so runs can be compared at equal time after their action.
+            run.mark("tail", "after the last action: free page reporting finishes")
+            run.results["report_settled_s"] = _wait_reporting_settles(run, params["tail_s"], params["report_quiet_s"])
+            run.mark("end")
+    return run.recording
+
+
+def _wait_reporting_settles(run: LiveRun, at_least_s: float, quiet_s: float) -> float | None:
+    """Wait at least `at_least_s`, then until the host view has not risen for `quiet_s` (bounded by
+    3 x at_least_s). Returns the time waited, or None where there is no host view (then at_least_s)."""
+    t0 = time.monotonic()
+    if run.reported_kib() is None:
+        run.wait(at_least_s)
+        return None
+    last_kib, last_rise = run.reported_kib(), t0
+    while time.monotonic() - t0 < 3 * at_least_s:
+        time.sleep(0.25)
+        now_kib = run.reported_kib() or last_kib
+        if now_kib > last_kib:
+            last_kib, last_rise = now_kib, time.monotonic()
+        if time.monotonic() - t0 >= at_least_s and time.monotonic() - last_rise >= quiet_s:
+            break
+    return round(time.monotonic() - t0, 2)
+
+
+register(Experiment(
+    "auto-reclaim", "WSL's autoMemoryReclaim (gradual, dropCache) reproduced on this guest, time-compressed",
+    # time_scale 0 = the variant's lab scale (DEFAULT_TIME_SCALE); 1 = WSL's real timing.
+    # idle_share 0 = WSL's own idle threshold (0.5 % of CPU time); a guest whose own daemons sit near it
+    # can raise it, and the recording's parameters say so.
+    # tail_s: at least this long after the last action (reporting runs ~2 s apart, in bursts), and then
+    # until the host view has been still for report_quiet_s.
+    defaults={"policy": "gradual", "variant": "released", "size": "1.5GB", "time_scale": 0.0, "idle_share": 0.0,
+              "observe_s": 60.0,
+              "baseline_s": 1.0, "tail_s": 20.0, "report_quiet_s": 5.0, "sample_hz": 10.0},
+    choices={"policy": ("gradual", "dropCache", "disabled"), "variant": ("released", "newer")},
+    knobs=("drop_caches", "compact_memory", "memory.reclaim"), variant_keys=("policy", "variant"),
+    runner=auto_reclaim))

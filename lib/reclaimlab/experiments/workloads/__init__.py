@@ -1,0 +1,11 @@
+"""Workloads: each runs in a child process that dies with its parent (see _child.py)."""
+from __future__ import annotations
+
+from ._child import WorkloadError
+from .allocator import Allocator, StepResult
+from .fragmenter import FragmentResult, Fragmenter
+from .pagecache import PageCacheFile
+from ...probe.scratch import ScratchError
+
+__all__ = ["Allocator", "FragmentResult", "Fragmenter", "PageCacheFile", "ScratchError", "StepResult",
+           "WorkloadError"]

@@ -1,2 +1,0 @@
-"""What a run showed, per experiment: functions that take a Recording and return Claims
-(`reclaimlab.claims`). One module per experiment; labs call them and show the claims."""

@@ -1,0 +1,1 @@
+"""Notebook helpers: lab setup and banners, questions, exercises, slides."""

@@ -1,0 +1,129 @@
+"""Numbers a lab states, computed from a Recording (pure: no I/O).
+
+A lab never hard-codes what a run showed: it asks these functions, so the text
+is true for the live run in front of the learner and for a recorded one alike.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from ..recording.recording import Recording
+
+
+def first_event(rec: Recording, kind: str) -> float:
+    times = rec.event_times(kind)
+    if not times:
+        raise KeyError(f"the recording has no {kind!r} event; it has: {', '.join(sorted(set(rec.events['kind'])))}")
+    return times[0]
+
+
+def value_at(rec: Recording, column: str, t_s: float) -> float:
+    """The column's value in the last sample at or before t_s (NaN where absent)."""
+    if column not in rec.samples.columns:
+        return math.nan
+    return float(rec.at(t_s)[column])
+
+
+def change(rec: Recording, column: str, t0_s: float, t1_s: float) -> float:
+    """column(t1) - column(t0), in the column's own unit."""
+    return value_at(rec, column, t1_s) - value_at(rec, column, t0_s)
+
+
+def peak_change(rec: Recording, column: str, t0_s: float, t1_s: float) -> float:
+    """The largest rise of the column within [t0, t1] over its value at t0."""
+    s = rec.samples
+    window = s[(s["t_s"] >= t0_s) & (s["t_s"] <= t1_s)]
+    if column not in s.columns or window.empty:
+        return math.nan
+    return float(window[column].max() - value_at(rec, column, t0_s))
+
+
+def time_until(rec: Recording, column: str, t0_s: float, target_rise: float) -> float | None:
+    """Seconds after t0 until the column has risen by target_rise over its value at t0 (None: never)."""
+    s = rec.samples
+    base = value_at(rec, column, t0_s)
+    after = s[(s["t_s"] >= t0_s) & ((s[column] - base) >= target_rise)] if column in s.columns else s.iloc[0:0]
+    return None if after.empty else float(after["t_s"].iloc[0] - t0_s)
+
+
+def rises(rec: Recording, column: str, t0_s: float = 0.0, t1_s: float = math.inf) -> pd.DataFrame:
+    """Each step up of a cumulative counter in [t0, t1]: t_s and the size of the step (e.g. reporting batches)."""
+    s = rec.samples
+    if column not in s.columns:
+        return pd.DataFrame({"t_s": [], "rise": []})
+    w = s[(s["t_s"] >= t0_s) & (s["t_s"] <= t1_s)][["t_s", column]].dropna()
+    d = w[column].diff()
+    steps = w.assign(rise=d)[d > 0]
+    return steps[["t_s", "rise"]].reset_index(drop=True)
+
+
+def blocks_at_least(rec: Recording, label: str, min_order: int) -> int:
+    """Free blocks of order >= min_order in the buddyinfo snapshot `label`, all zones."""
+    b = rec.buddyinfo
+    snap = b[(b["label"] == label) & (b["order"] >= min_order)]
+    if not (b["label"] == label).any():
+        raise KeyError(f"no buddyinfo snapshot labelled {label!r}; have: {', '.join(dict.fromkeys(b['label']))}")
+    return int(snap["free_blocks"].sum())
+
+
+def free_kib_at_least(rec: Recording, label: str, min_order: int) -> int:
+    """Free memory (KiB) held in blocks of order >= min_order in snapshot `label`."""
+    b = rec.buddyinfo
+    snap = b[(b["label"] == label) & (b["order"] >= min_order)]
+    page_kib = rec.meta.get("page_size_kib", 4)
+    return int((snap["free_blocks"] * (2 ** snap["order"]) * page_kib).sum())
+
+
+def gib(kib: float) -> str:
+    return f"{kib / 1048576:.2f} GiB"
+
+
+def mib(kib: float) -> str:
+    return f"{kib / 1024:,.0f} MiB"
+
+
+# --------------------------------------------------------------------------- events and bursts
+
+
+def when(rec: Recording, kind: str, detail: str | None = None, nth: int = 0) -> float:
+    """The time (s) of the nth event of `kind` (and `detail`, if given); KeyError naming what exists."""
+    ev = rec.events[rec.events["kind"] == kind]
+    if detail is not None:
+        ev = ev[ev["detail"].astype(str) == str(detail)]
+    if len(ev) <= nth:
+        have = ", ".join(f"{k}({d})" if d else k for k, d in zip(rec.events["kind"], rec.events["detail"]))
+        want = f"{kind!r}" + (f" with detail {detail!r}" if detail is not None else "")
+        raise KeyError(f"the {rec.meta.get('experiment', '?')} recording has no event {want}"
+                       + (f" number {nth + 1}" if nth else "") + f"; its events: {have}")
+    return float(ev["t_s"].iloc[nth])
+
+
+def next_event(rec: Recording, t_s: float) -> float:
+    """The time of the first event after t_s (the last sample's time if none follows)."""
+    later = rec.events[rec.events["t_s"] > t_s]["t_s"]
+    return float(later.min()) if len(later) else float(rec.samples["t_s"].iloc[-1])
+
+
+def bursts(rec: Recording, column: str, t0_s: float = 0.0, t1_s: float = math.inf,
+           gap_s: float = 1.0) -> pd.DataFrame:
+    """Group the rises of a cumulative column (e.g. host_reported_kib) into bursts.
+
+    Rises in consecutive samples less than `gap_s` apart form one burst. Returns one row per burst:
+    start_s, end_s (times of its first and last rise) and rise (in the column's unit).
+    """
+    steps = rises(rec, column, t0_s, t1_s)
+    out: list[dict[str, float]] = []
+    for t, rise in zip(steps["t_s"], steps["rise"]):
+        if out and t - out[-1]["end_s"] < gap_s:
+            out[-1]["end_s"] = float(t)
+            out[-1]["rise"] += float(rise)
+        else:
+            out.append({"start_s": float(t), "end_s": float(t), "rise": float(rise)})
+    return pd.DataFrame(out, columns=["start_s", "end_s", "rise"])
+
+
+def has(rec: Recording, column: str) -> bool:
+    """True when the recording has the column with at least one value."""
+    return column in rec.samples.columns and bool(rec.samples[column].notna().any())

@@ -1,0 +1,403 @@
+"""Altair charts from a Recording, rendered offline.
+
+Charts are drawn by altair and rendered to SVG by vl-convert inside the kernel
+(`use_offline_renderer`): the page needs no JavaScript from a CDN, so a browser
+with no internet shows them, and an executed notebook stays small (tens of KB a
+chart, where an embedded JupyterChart costs ~0.9 MB of JavaScript each).
+
+Each chart is emitted as an HTML `<img>` whose source is the SVG as a data URL, with alt text that
+describes it, plus that text as text/plain. JupyterLab refuses `image/svg+xml` output in a notebook it
+does not trust (any executed notebook opened later: the chart shows as its text), but shows sanitized
+HTML, and its sanitizer keeps an `<img>` with a data URL; nbconvert's HTML shows the same `<img>`.
+The base64 costs nothing against bare SVG in the notebook's JSON (which escapes every quote): executed
+in recorded mode, lab 01 is 224 KB either way. No PNG beside it: JupyterLab (trusted or not) and
+nbconvert both pick text/html before image/png, so a PNG would never be shown there and would about
+triple each chart's bytes (lab 01's memory chart: 36 KB of SVG, 83 KB of PNG; vl-convert 1.9, measured 2026-11-26).
+"""
+from __future__ import annotations
+
+import base64
+import html
+import re
+
+import altair as alt
+import pandas as pd
+
+from ..recording.recording import Recording
+
+KIB_PER_GIB = 1024 * 1024
+KIB_PER_MIB = 1024
+BYTES_PER_GIB = 1024 ** 3
+MAX_POINTS = 1500  # per series: more is invisible at chart width and only grows the page
+
+# What the guest's memory holds, bottom to top of the stack, with the meminfo fields behind each.
+STACK = [
+    ("Anonymous (AnonPages)", ("anon_kib",)),
+    ("Page cache (Cached + Buffers)", ("cached_kib", "buffers_kib")),
+    ("Reclaimable slab (SReclaimable)", ("slab_reclaimable_kib",)),
+    ("Free (MemFree)", ("mem_free_kib",)),
+]
+STACK_COLORS = ["#d62728", "#1f77b4", "#9467bd", "#c7c7c7"]
+# In a container /proc/meminfo is the host's, not the learner's: the stack is the memory cgroup's own
+# split instead, bottom to top, filling up to the cgroup's limit.
+CGROUP_STACK = [
+    "Anonymous (cgroup anon)",
+    "Page cache (cgroup file)",
+    "Other charged to the cgroup (kernel, slab, ...)",
+    "Free within the limit (limit − usage)",
+]
+HOST_COLUMNS = {
+    "host_reported_kib": "Reported to the host since start (page_reporting reported_kib)",
+    "host_vm_working_set_kib": "Host: VM process working set (vmmem)",
+    "host_vm_rss_kib": "Host: QEMU process resident memory (VmRSS)",
+}
+
+_presenter = False
+
+
+RENDERER = "reclaimlab-img"
+_MARK_KIND = {"area": "area chart", "line": "line chart", "bar": "bar chart", "point": "scatter plot",
+              "rule": "chart", "text": "chart"}
+
+
+def _title(value) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("text")
+    if isinstance(value, list):
+        value = " ".join(map(str, value))
+    return str(value) if value else None
+
+
+def _layers(spec: dict) -> list[dict]:
+    """Every unit spec (one with a mark) in a chart, layers flattened, first layer first."""
+    if "mark" in spec:
+        return [spec]
+    return [unit for sub in spec.get("layer", []) for unit in _layers(sub)]
+
+
+def _field_values(spec: dict, unit: dict, field: str) -> list:
+    name = (unit.get("data") or spec.get("data") or {}).get("name")
+    rows = spec.get("datasets", {}).get(name, [])
+    return list(dict.fromkeys(r[field] for r in rows if r.get(field) is not None))
+
+
+def describe(spec: dict) -> str:
+    """Alt text for a chart from its Vega-Lite spec: kind, title, axes and the series it shows."""
+    units = _layers(spec)
+    main = next((u for u in units if (u.get("mark") if isinstance(u.get("mark"), str) else u.get("mark", {}).get("type"))
+                 in ("area", "line", "bar", "point")), units[0] if units else {})
+    mark = main.get("mark")
+    mark = mark if isinstance(mark, str) else (mark or {}).get("type", "")
+    enc = main.get("encoding", {})
+    stacked = mark == "area" and (enc.get("y") or {}).get("stack")
+    parts = [("stacked " if stacked else "") + _MARK_KIND.get(mark, "chart")]
+    title = _title(spec.get("title"))
+    if title:
+        parts[0] += f": {title}"
+    axes = []
+    for channel, where in (("x", "horizontal axis"), ("y", "vertical axis")):
+        e = enc.get(channel) or {}
+        label = _title(e.get("title")) if "title" in e else e.get("field")
+        if label:
+            axes.append(f"{where}: {label}")
+    if axes:
+        parts.append("; ".join(axes))
+    color = enc.get("color") or {}
+    if color.get("field"):
+        present = _field_values(spec, main, color["field"])
+        order = color.get("sort") if isinstance(color.get("sort"), list) else (color.get("scale") or {}).get("domain")
+        if isinstance(order, list):
+            present = [v for v in order if v in present] + [v for v in present if v not in order]
+        if present:
+            parts.append("series: " + ", ".join(map(str, present)))
+    marks = [u for u in units if u is not main and (u.get("mark") if isinstance(u.get("mark"), str)
+                                                    else u.get("mark", {}).get("type")) == "rule"]
+    if marks:
+        parts.append("dashed vertical lines mark the experiment's steps")
+    return ". ".join(p[0].upper() + p[1:] for p in parts) + "."
+
+
+def _svg_size(svg: str) -> tuple[str, str] | None:
+    m = re.search(r'<svg[^>]*?\swidth="([\d.]+)"[^>]*?\sheight="([\d.]+)"', svg)
+    return (m.group(1), m.group(2)) if m else None
+
+
+def img_mimebundle(spec: dict, **_: object) -> dict:
+    """An altair renderer: the chart as an HTML <img> of its SVG (data URL) with alt text, plus that
+    text as text/plain. Renders in untrusted notebooks, nbconvert's HTML, with no JavaScript."""
+    from altair.utils.mimebundle import spec_to_mimebundle  # the call altair's own "svg" renderer makes
+    svg = spec_to_mimebundle(spec, format="svg", mode="vega-lite")["image/svg+xml"]
+    text = describe(spec)
+    size = _svg_size(svg)
+    dims = f' width="{size[0]}" height="{size[1]}"' if size else ""
+    src = "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    return {"text/html": f'<img class="reclaimlab-chart" src="{src}" alt="{html.escape(text, quote=True)}"{dims}>',
+            "text/plain": text}
+
+
+alt.renderers.register(RENDERER, img_mimebundle)
+
+
+def use_offline_renderer(presenter: bool = False) -> None:
+    """Render every chart as an <img> of inline SVG (no CDN, shown untrusted); `presenter` enlarges
+    fonts for a projector."""
+    global _presenter
+    _presenter = presenter
+    alt.renderers.enable(RENDERER)
+    alt.data_transformers.disable_max_rows()
+
+
+def _font(size: int) -> int:
+    return int(size * 1.5) if _presenter else size
+
+
+def _configure(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
+    return (chart.configure_axis(labelFontSize=_font(11), titleFontSize=_font(12))
+                 .configure_legend(labelFontSize=_font(11), titleFontSize=_font(12), orient="bottom",
+                                   columns=2, labelLimit=400)
+                 .configure_title(fontSize=_font(14), anchor="start"))
+
+
+def _thin(df: pd.DataFrame) -> pd.DataFrame:
+    """Keep at most MAX_POINTS evenly spread rows (first and last always kept)."""
+    if len(df) <= MAX_POINTS:
+        return df
+    step = len(df) / MAX_POINTS
+    idx = sorted({int(i * step) for i in range(MAX_POINTS)} | {len(df) - 1})
+    return df.iloc[idx]
+
+
+def _kib(s: pd.DataFrame, column: str) -> pd.Series:
+    """A column in KiB: meminfo's columns are in KiB (*_kib), the cgroup's in bytes (*_bytes)."""
+    return s[column] / 1024 if column.endswith("_bytes") else s[column]
+
+
+def _series(samples: pd.DataFrame, column: str, key: str, label: str, unit: str,
+            since_start: bool) -> pd.DataFrame | None:
+    """One column as a long frame (t_s, key=label, unit), or None where the recording lacks it."""
+    if column not in samples.columns or not samples[column].notna().any():
+        return None
+    kib = _kib(samples, column)
+    v = kib - (kib.dropna().iloc[0] if since_start else 0)
+    return pd.DataFrame({"t_s": samples["t_s"], key: label,
+                         unit: v / (KIB_PER_GIB if unit == "GiB" else KIB_PER_MIB)})
+
+
+def _events_layer(rec: Recording, y_max: float) -> alt.Chart | None:
+    ev = rec.events[rec.events["kind"] != "note"]
+    if ev.empty:
+        return None
+    ev = ev.assign(label=[f"{k}" + (f" {d}" if d and len(d) < 18 else "") for k, d in zip(ev["kind"], ev["detail"])],
+                   y=y_max)
+    rules = alt.Chart(ev).mark_rule(strokeDash=[4, 3], color="#555").encode(x="t_s:Q")
+    text = alt.Chart(ev).mark_text(angle=270, align="left", baseline="bottom", dx=-4, dy=-2,
+                                   fontSize=_font(10), color="#333").encode(x="t_s:Q", y="y:Q", text="label:N")
+    return rules + text
+
+
+def is_container_recording(rec: Recording) -> bool:
+    """True when `rec` was made in a container with a memory cgroup (its meminfo columns are the host's)."""
+    return rec.meta.get("guest_kind") == "container" and "cgroup_usage_bytes" in rec.samples.columns
+
+
+def _meminfo_parts(s: pd.DataFrame) -> dict[str, pd.Series]:
+    parts = {}
+    for name, cols in STACK:
+        present = [c for c in cols if c in s.columns]
+        if present:
+            parts[name] = s[present].sum(axis=1) / KIB_PER_GIB
+    return parts
+
+
+def _cgroup_parts(s: pd.DataFrame, limit_bytes: int | None) -> dict[str, pd.Series]:
+    usage = s["cgroup_usage_bytes"].astype(float)
+    anon_name, file_name, other_name, free_name = CGROUP_STACK
+    parts = {}
+    for name, col in ((anon_name, "cgroup_anon_bytes"), (file_name, "cgroup_file_bytes")):
+        if col in s.columns:
+            parts[name] = s[col].astype(float).fillna(0)
+    # usage also counts kernel memory, slab and sockets; v1 usage is batched per CPU, so never below 0
+    parts[other_name] = (usage - sum(parts.values(), 0.0)).clip(lower=0)
+    if limit_bytes:
+        parts[free_name] = (limit_bytes - usage).clip(lower=0)
+    return {name: v / BYTES_PER_GIB for name, v in parts.items()}
+
+
+def memory_stack(rec: Recording) -> tuple[pd.DataFrame, list[str], str]:
+    """(long frame of t_s, part, GiB; the parts bottom to top; whose memory it is) for stacked_memory.
+
+    A container recording stacks its memory cgroup (anon, file, other, free within the limit), since its
+    meminfo columns are the host's; any other recording stacks /proc/meminfo's fields (STACK).
+    """
+    if is_container_recording(rec):
+        # Above 10 Hz memory.stat is read on every k-th sample only (sampler.py): carry it forward, then thin.
+        stat = [c for c in ("cgroup_anon_bytes", "cgroup_file_bytes") if c in rec.samples.columns]
+        s = _thin(rec.samples.assign(**{c: rec.samples[c].ffill() for c in stat}))
+        parts, order = _cgroup_parts(s, rec.meta.get("cgroup_limit_bytes")), CGROUP_STACK
+        whose = "the container's memory cgroup"
+    else:
+        s = _thin(rec.samples)
+        parts, order, whose = _meminfo_parts(s), [n for n, _ in STACK], "the guest's memory"
+    if not parts:
+        raise ValueError("this recording has none of the meminfo columns a memory chart needs")
+    long = pd.concat([pd.DataFrame({"t_s": s["t_s"], "part": name, "GiB": v}) for name, v in parts.items()],
+                     ignore_index=True)
+    return long, list(order), whose
+
+
+FREE_DWARFS_FACTOR = 3  # free memory more than 3x the rest would flatten the parts the lesson is about
+
+
+def stacked_memory(rec: Recording, title: str | None = None, width: int = 640, height: int = 260,
+                   include_free: bool | None = None):
+    """What the guest's memory (in a container: its memory cgroup) holds over time (GiB), steps marked.
+
+    include_free: stack free memory on top; None (default) leaves it out where it would dwarf the rest
+    (a 24 GiB guest moving 3 GiB) and says so in the axis title.
+    """
+    long, order, whose = memory_stack(rec)
+    free_part = order[-1]  # both stacks put free memory last
+    held = long[long["part"] != free_part].groupby("t_s")["GiB"].sum()
+    if include_free is None:
+        free_max = long.loc[long["part"] == free_part, "GiB"].max()
+        include_free = not (held.max() > 0 and free_max > FREE_DWARFS_FACTOR * held.max())
+    y_title = f"{whose} (GiB)"
+    if not include_free:
+        long, order = long[long["part"] != free_part], order[:-1]
+        y_title = f"{whose}, free not shown (GiB)"
+    y_max = float(long.groupby("t_s")["GiB"].sum().max())
+    colors = STACK_COLORS[:len(order)]
+    area = alt.Chart(long).mark_area(opacity=0.85).encode(
+        x=alt.X("t_s:Q", title="time (s)", scale=alt.Scale(nice=False)),
+        y=alt.Y("GiB:Q", stack="zero", title=y_title),
+        color=alt.Color("part:N", sort=order, title=None, scale=alt.Scale(domain=order, range=colors)),
+        order=alt.Order("order:Q"),
+    ).transform_calculate(order=f"indexof({order!r}, datum.part)")
+    layers = [area]
+    ev = _events_layer(rec, y_max)
+    if ev is not None:
+        layers.append(ev)
+    return _configure(alt.layer(*layers).properties(
+        width=width, height=height, title=title or f"{rec.meta.get('experiment', '')}: what {whose} holds"))
+
+
+def lines(rec: Recording, columns: dict[str, str], title: str, unit: str = "MiB",
+          width: int = 640, height: int = 220, since_start: bool = False, on_top: str | None = None):
+    """Selected *_kib or *_bytes columns as lines in `unit` (MiB or GiB), with the steps marked.
+
+    `columns` maps a column to its legend label; absent columns are skipped, never invented.
+    `since_start` plots each column's change since the first sample.
+    `on_top`: a column drawn last, dashed and thicker, so a line that runs on another stays visible.
+    """
+    s = _thin(rec.samples)
+    parts = [p for col, label in columns.items() if (p := _series(s, col, "series", label, unit, since_start)) is not None]
+    if not parts:
+        raise ValueError(f"this recording has none of the columns {', '.join(columns)}")
+    long = pd.concat(parts, ignore_index=True)
+    labels = [label for label in columns.values() if label in set(long["series"])]
+    top_label = columns.get(on_top) if on_top in columns and columns.get(on_top) in labels else None
+    encoding = dict(
+        x=alt.X("t_s:Q", title="time (s)", scale=alt.Scale(nice=False)),
+        y=alt.Y(f"{unit}:Q", title=unit + (" since start" if since_start else "")),
+        color=alt.Color("series:N", title=None, sort=labels, scale=alt.Scale(domain=labels)),
+    )
+    if top_label is not None:  # one legend for colour and dash: same field, same title, same domain
+        encoding["strokeDash"] = alt.StrokeDash("series:N", title=None, sort=labels, scale=alt.Scale(
+            domain=labels, range=[[7, 3] if label == top_label else [1, 0] for label in labels]))
+        layers = [alt.Chart(long[long["series"] != top_label]).mark_line(interpolate="step-after").encode(**encoding),
+                  alt.Chart(long[long["series"] == top_label]).mark_line(interpolate="step-after", strokeWidth=3)
+                  .encode(**encoding)]
+    else:
+        layers = [alt.Chart(long).mark_line(interpolate="step-after").encode(**encoding)]
+    ev = _events_layer(rec, float(long[unit].max()))
+    if ev is not None:
+        layers.append(ev)
+    return _configure(alt.layer(*layers).properties(width=width, height=height, title=title))
+
+
+def host_view(rec: Recording, title: str | None = None, width: int = 640, height: int = 200):
+    """The host's side: memory the guest handed back, or the VM process's footprint."""
+    present = {c: label for c, label in HOST_COLUMNS.items()
+               if c in rec.samples.columns and rec.samples[c].notna().any()}
+    if not present:
+        return None
+    cumulative = "host_reported_kib" in present
+    return lines(rec, present, title or "The host's side", unit="GiB", width=width, height=height,
+                 since_start=cumulative and len(present) == 1)
+
+
+def buddy_orders(rec: Recording, labels: list[str] | None = None, reporting_order: int | None = None,
+                 width: int = 560, height: int = 240):
+    """Free memory per buddy order (MiB) in each buddyinfo snapshot, summed over zones.
+
+    Blocks of at least `reporting_order` are the only ones free page reporting hands to the host.
+    """
+    b = rec.buddyinfo
+    if b.empty:
+        raise ValueError("this recording has no buddyinfo snapshots")
+    page_kib = rec.meta.get("page_size_kib", 4)
+    tot = b.groupby(["label", "order"], sort=False, as_index=False)["free_blocks"].sum()
+    tot["MiB"] = tot["free_blocks"] * (2 ** tot["order"]) * page_kib / KIB_PER_MIB
+    if labels:
+        tot = tot[tot["label"].isin(labels)]
+    label_order = labels or list(dict.fromkeys(tot["label"]))
+    if reporting_order is None:
+        reporting_order = rec.meta.get("page_reporting_order")
+    tot["reportable"] = tot["order"] >= (reporting_order if reporting_order is not None else 99)
+    bars = alt.Chart(tot).mark_bar().encode(
+        x=alt.X("order:O", title="buddy order (block = 2^order pages)"),
+        xOffset=alt.XOffset("label:N", sort=label_order),
+        # symlog keeps tiny and huge orders on one chart; explicit ticks keep the low orders readable
+        y=alt.Y("MiB:Q", title="free memory in blocks of this order (MiB)", scale=alt.Scale(type="symlog"),
+                axis=alt.Axis(values=[0, 1, 10, 100, 1000, 10000, 100000], format=",.0f")),
+        color=alt.Color("label:N", sort=label_order, title=None),
+        opacity=alt.condition("datum.reportable", alt.value(1.0), alt.value(0.55)),
+    )
+    title = "Free memory by block size"
+    if reporting_order is not None:
+        title += f" (solid bars: order ≥ {reporting_order}, the blocks free page reporting can hand back)"
+    return _configure(bars.properties(width=width, height=height, title=title))
+
+
+def compare(recordings: dict[str, Recording], column: str, title: str, unit: str = "GiB",
+            since_start: bool = False, width: int = 640, height: int = 240):
+    """One column from several recordings on the same axes (e.g. two reclaim policies)."""
+    parts = [p for label, rec in recordings.items()
+             if (p := _series(_thin(rec.samples), column, "run", label, unit, since_start)) is not None]
+    if not parts:
+        raise ValueError(f"none of these recordings has the column {column}")
+    long = pd.concat(parts, ignore_index=True)
+    chart = alt.Chart(long).mark_line(interpolate="step-after").encode(
+        x=alt.X("t_s:Q", title="time (s)", scale=alt.Scale(nice=False)),
+        y=alt.Y(f"{unit}:Q", title=unit + (" since start" if since_start else "")),
+        color=alt.Color("run:N", title=None, sort=list(recordings)))
+    return _configure(chart.properties(width=width, height=height, title=title))
+
+
+def workload_memory(rec: Recording, title: str = "Memory while we calloc, touch and free: change since the start"):
+    """Lab 01's chart: our allocator's own RssAnon (dashed, on top: it runs on the guest's AnonPages) and,
+    as context, the whole guest's AnonPages and MemFree (in a container: the cgroup's counters)."""
+    whole = ({"cgroup_anon_bytes": "Context: your container's anonymous memory (cgroup)",
+              "cgroup_usage_bytes": "Context: your container's charged memory (cgroup)"} if is_container_recording(rec)
+             else {"anon_kib": "Context: the whole guest's AnonPages (every process)",
+                   "mem_free_kib": "Context: the whole guest's MemFree"})
+    own = {"workload_rss_anon_kib": "Our allocator's own anonymous memory (RssAnon, dashed)"}
+    return lines(rec, {**own, **whole}, title=title, unit="GiB", since_start=True, on_top="workload_rss_anon_kib")
+
+
+def touch_speeds(recordings: dict[str, Recording], title: str = "Writing every page of the buffer: speed of each touch",
+                 width: int = 420, height: int = 220):
+    """The first, hot and cold touch speeds (GB/s) of refault runs, grouped by touch, one bar per run."""
+    order = ["first", "hot", "cold"]
+    rows = [{"run": label, "touch": k, "GB/s": rec.meta.get("results", {}).get(f"{k}_touch_gb_per_s")}
+            for label, rec in recordings.items() for k in order]
+    speeds = pd.DataFrame(rows).dropna()
+    if speeds.empty:
+        raise ValueError("these recordings have no touch speeds (first/hot/cold_touch_gb_per_s)")
+    runs = list(recordings)
+    enc = dict(x=alt.X("touch:N", sort=order, title=None, axis=alt.Axis(labelAngle=0)),
+               y=alt.Y("GB/s:Q", title="GB/s (higher is faster)"),
+               tooltip=["run", "touch", alt.Tooltip("GB/s:Q", format=".2f")])
+    if len(runs) > 1:
+        enc.update(xOffset=alt.XOffset("run:N", sort=runs), color=alt.Color("run:N", sort=runs, title=None))
+    return _configure(alt.Chart(speeds, title=title).mark_bar().encode(**enc).properties(width=width, height=height))

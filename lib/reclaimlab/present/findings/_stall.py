@@ -1,0 +1,91 @@
+"""Why free page reporting did not hand back what was freed: the reasons the kernel's own figures give.
+
+Shared by the experiments that free memory and wait for the host (calloc-reclaim, refault). Pure:
+a Recording in, sentences and evidence out.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .. import analysis
+from ..claims import THRESHOLDS
+from ...recording.recording import Recording
+
+
+def small_block_free_kib(rec: Recording, label: str) -> tuple[int, int] | None:
+    """(free KiB in blocks below page_reporting_order, free KiB at or above it) in buddyinfo snapshot
+    `label`; None without that snapshot or without a known order."""
+    order = rec.meta.get("page_reporting_order")
+    b = rec.buddyinfo
+    if order is None or b is None or b.empty or not (b["label"] == label).any():
+        return None
+    page_kib = rec.meta.get("page_size_kib", 4)
+    snap = b[b["label"] == label]
+    kib = snap["free_blocks"] * (2 ** snap["order"]) * page_kib
+    small = int(kib[snap["order"] < order].sum())
+    return small, int(kib[snap["order"] >= order].sum())
+
+
+def others_allocated_kib(rec: Recording, t0_s: float, t1_s: float) -> float:
+    """How far the whole guest's AnonPages rose within [t0, t1] over its value at t0, minus what our
+    own workload added meanwhile (NaN without AnonPages)."""
+    rise = analysis.peak_change(rec, "anon_kib", t0_s, t1_s)
+    own = 0.0
+    if "workload_rss_anon_kib" in rec.samples.columns:
+        w = analysis.peak_change(rec, "workload_rss_anon_kib", t0_s, t1_s)
+        own = 0.0 if math.isnan(w) else max(w, 0.0)
+    return rise - own if not math.isnan(rise) else math.nan
+
+
+def reasons(rec: Recording, *, unreported_kib: float, size_kib: float, t_free_s: float, t_end_s: float,
+            snapshot: str, waited_s: float | None = None, wait_bound_s: float | None = None) -> tuple[str, dict[str, Any]]:
+    """The reasons reporting stopped short, as one Markdown sentence, and the evidence behind them.
+
+    Checks, each from the recording: free memory left in blocks below the reporting order (the buddyinfo
+    snapshot `snapshot`), another process allocating meanwhile (AnonPages), and the watch ending while
+    reports still came (the last one within `tail_still_reporting_s` of the end)."""
+    found: list[str] = []
+    evidence: dict[str, Any] = {}
+    if rec.meta.get("free_page_reporting") == "off":
+        return ("Free page reporting was off in this guest: the host never hears which pages are free.",
+                {"free_page_reporting": "off"})
+    order = rec.meta.get("page_reporting_order")
+    blocks = small_block_free_kib(rec, snapshot)
+    if blocks is not None:
+        small, large = blocks
+        evidence.update(small_block_free_kib=small, large_block_free_kib=large)
+        if small >= THRESHOLDS["stall_small_blocks_share"] * unreported_kib:
+            found.append(f"**{analysis.mib(small)}** of the guest's free memory sat in blocks smaller than "
+                         f"order {order} (`/proc/buddyinfo` after the wait), and only free blocks of at least "
+                         f"`page_reporting_order` are reported")
+    else:
+        evidence["small_block_free_kib"] = None
+    others = others_allocated_kib(rec, t_free_s, t_end_s)
+    if not math.isnan(others):
+        evidence["others_allocated_kib"] = round(others)
+        if others >= THRESHOLDS["busy_guest_share"] * size_kib:
+            found.append(f"other programs allocated **{analysis.mib(others)}** meanwhile (the guest's AnonPages rose "
+                         f"while our workload held nothing), taking freed blocks before they were reported")
+    if "host_reported_kib" in rec.samples.columns:
+        steps = analysis.rises(rec, "host_reported_kib", t_free_s, t_end_s)
+        if len(steps):
+            quiet_s = t_end_s - float(steps["t_s"].iloc[-1])
+            evidence["last_report_before_end_s"] = round(quiet_s, 1)
+            if quiet_s < THRESHOLDS["tail_still_reporting_s"]:
+                bound = f" (it ended at its bound of {wait_bound_s:.0f} s)" if wait_bound_s else ""
+                found.append(f"reports were still coming when the watch ended{bound}: it ended too early")
+    if waited_s is not None:
+        evidence["waited_s"] = waited_s
+    if not found:
+        found.append("none of the usual signs shows in this recording (no other program allocating, no reports "
+                     "at the end" + (", no small free blocks left)" if blocks is not None else
+                                     "; it has no `/proc/buddyinfo` snapshot to tell whether free memory sat in "
+                                     "small blocks)"))
+    why = "; ".join(found)
+    return why[0].upper() + why[1:] + ".", evidence
+
+
+WHAT_TO_TRY = ("To see the full effect: run it again on a quieter guest, give it longer "
+               "(`observe_s` / `wait_for_report_s`), or compact memory first so free memory forms large "
+               "blocks again (lab 03).")

@@ -1,0 +1,318 @@
+"""What an auto-reclaim run showed: claims for lab 04, computed from its recordings (pure).
+
+Runs are compared at EQUAL TIME after each one's action (its first drop_caches or reclaim after the
+idle mark): free page reporting hands memory over in passes seconds apart, so a run that ends 2 s
+after its drop and one that ends 20 s after its first step are not comparable at their ends.
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+from .. import analysis
+from ..claims import THRESHOLDS, Claim, claim, share_verdict
+from ...recording.recording import Recording
+
+ACTIONS = ("drop_caches", "reclaim")
+
+
+def _label(rec: Recording) -> str:
+    p = rec.meta.get("parameters", {})
+    return f"{p.get('policy', '?')} · {p.get('variant', '?')}"
+
+
+def first_action_s(rec: Recording) -> float | None:
+    """When the run's first drop_caches or reclaim came, at or after its idle mark (None: it made none)."""
+    idle = rec.event_times("idle")
+    t_idle = idle[0] if idle else 0.0
+    times = sorted(t for kind in ACTIONS for t in rec.event_times(kind) if t >= t_idle)
+    return times[0] if times else None
+
+
+def _end_s(rec: Recording) -> float:
+    return float(rec.samples["t_s"].iloc[-1])
+
+
+def common_window_s(recs: Mapping[str, Recording]) -> float | None:
+    """The longest time after the action that every run (that acted) covers, capped at
+    THRESHOLDS["auto_reclaim_compare_s"]."""
+    spans = [_end_s(r) - t for r in recs.values() if (t := first_action_s(r)) is not None]
+    if not spans:
+        return None
+    return max(0.0, min(min(spans), THRESHOLDS["auto_reclaim_compare_s"]))
+
+
+_HOST = {
+    "nearly_all": "**{label}**: within **{dt:.0f} s** after its {action}, **{host}** reached the host, nearly all "
+                  "of the **{freed}** the guest freed meanwhile ({share:.0%}).",
+    "most": "**{label}**: within **{dt:.0f} s** after its {action}, **{host}** reached the host, most of the "
+            "**{freed}** the guest freed meanwhile ({share:.0%}).",
+    "some": "**{label}**: within **{dt:.0f} s** after its {action}, only **{host}** of the **{freed}** freed "
+            "reached the host ({share:.0%}): reporting was still under way or the freed memory lay in blocks "
+            "below the reporting order (order {order}).",
+    "little": "**{label}**: within **{dt:.0f} s** after its {action}, **{host}** reached the host, little of the "
+              "**{freed}** freed ({share:.0%}): the freed pages lay in blocks below the reporting order "
+              "(order {order}), or reporting had not yet run.",
+    "more_than_freed": "**{label}**: within **{dt:.0f} s** after its {action}, **{host}** reached the host, more than "
+                       "the **{freed}** by which the guest's free memory rose ({share:.0%}): on this shared guest other "
+                       "programs freed memory that was reported too, or took some of what was freed, in the same "
+                       "window, and the whole-guest counters cannot tell them apart.",
+    "nothing_freed": "**{label}**: its {action} freed next to nothing ({freed}), so there was nothing new for "
+                     "the host; {host} reached it in the {dt:.0f} s after.",
+    "no_action": "**{label}**: made no drop or reclaim in this run, so there is no \"after the action\" to compare.",
+    "not_measurable": "**{label}**: this recording has no host-side view, so what reached the host is not known.",
+}
+
+
+def host_after_action(recs: Mapping[str, Recording], window_s: float | None = None) -> list[Claim]:
+    """Per run: memory reported to the host within the same `window_s` after its action, judged
+    against what the guest freed in that window (MemFree's rise)."""
+    dt = common_window_s(recs) if window_s is None else window_s
+    out = []
+    for name, rec in recs.items():
+        label, t = name or _label(rec), first_action_s(rec)
+        key = f"auto_reclaim.host_after_action.{label}"
+        order = rec.meta.get("page_reporting_order", "?")
+        if t is None or dt is None:
+            out.append(claim(key, "no_action", _HOST, label=label))
+            continue
+        kinds = [k for k in ACTIONS if t in rec.event_times(k)]
+        action = "`drop_caches`" if kinds and kinds[0] == "drop_caches" else "first reclaim step"
+        freed_kib = analysis.change(rec, "mem_free_kib", t - 0.5, t + dt)
+        if "host_reported_kib" in rec.samples.columns and rec.samples["host_reported_kib"].notna().any():
+            host_kib = analysis.change(rec, "host_reported_kib", t - 0.5, t + dt)
+        else:
+            host_kib = math.nan
+        ev = dict(label=label, dt=dt, action=action, order=order, t_action_s=round(t, 2),
+                  host=analysis.gib(host_kib) if host_kib == host_kib else "—",
+                  freed=analysis.gib(max(freed_kib, 0)), host_kib=host_kib, freed_kib=freed_kib)
+        if host_kib != host_kib:
+            verdict, share = "not_measurable", None
+        elif freed_kib < THRESHOLDS["auto_reclaim_min_freed_kib"]:
+            verdict, share = "nothing_freed", None
+        else:
+            share = host_kib / freed_kib
+            verdict = ("more_than_freed" if share >= THRESHOLDS["auto_reclaim_more_than_freed_share"]
+                       else share_verdict(share))
+        out.append(claim(key, verdict, _HOST, value=host_kib if host_kib == host_kib else None, unit="KiB",
+                         share=share if share is not None else 0.0, **ev))
+    return out
+
+
+_METHOD = {
+    "memory_reclaim": "**{label}**: its {n} reclaim request(s) went to cgroup v2 `memory.reclaim`, as WSL's do "
+                      "(WSL writes the root cgroup's; this run wrote {where}).",
+    "v1_squeeze": "**{label}**: this guest has cgroup v1, which has no `memory.reclaim`; its {n} reclaim "
+                  "request(s) were carried out by a stand-in, a `memory.limit_in_bytes` squeeze of the "
+                  "experiment's OWN cgroup. WSL writes the ROOT cgroup's `memory.reclaim`, reaching every "
+                  "process's cache; the stand-in reaches only the cache our workload charged to its cgroup "
+                  "(on such a guest WSL itself would fall back to `dropCache`). The decisions (when, how much) "
+                  "are WSL's.",
+    "no_request": "**{label}**: made no reclaim request (it dropped caches{drop}), so no reclaim method was used.",
+}
+
+
+def method(rec: Recording, label: str | None = None) -> Claim:
+    """How the run's reclaim requests were carried out, or that it made none."""
+    label = label or _label(rec)
+    res = rec.meta.get("results", {})
+    n = len(rec.event_times("reclaim"))
+    drops = list(rec.events.detail[rec.events.kind == "drop_caches"]) if len(rec.events) else []
+    drop = f": `drop_caches={drops[0]}`" if drops else " not at all"
+    m = res.get("method") if n else None
+    verdict = "no_request" if not n else ("memory_reclaim" if m == "memory.reclaim" else "v1_squeeze")
+    return claim(f"auto_reclaim.method.{label}", verdict, _METHOD, label=label, n=n, method=m,
+                 where="a cgroup of its own", drop=drop)
+
+
+_IDLE = {
+    "gate_off": "**How idle was decided.** Other programs kept this guest's busy CPU at **{busy}** in the "
+                "baseline, far above WSL's 0.5 % idle threshold, so WSL's test could never pass here: these runs "
+                "used `idle_share={share:g}` (the CPU gate off). The idle windows' length is WSL's, counted "
+                "from the workload's end, time-compressed ×{scale:g}.",
+    "raised": "**How idle was decided.** These runs counted the guest as idle at busy CPU up to **{share:.1%}** "
+              "(WSL: 0.5 %), time-compressed ×{scale:g}; busy CPU in the baseline was {busy}.",
+    "wsl": "**How idle was decided.** WSL's own threshold, 0.5 % busy CPU, time-compressed ×{scale:g}.",
+}
+
+
+def idle_rule(rec: Recording) -> Claim:
+    """What idle threshold and time compression the run used, and why (from its meta)."""
+    p, res = rec.meta.get("parameters", {}), rec.meta.get("results", {})
+    share = float(res.get("idle_share") or p.get("idle_share") or 0.005)
+    scale = float(res.get("time_scale") or p.get("time_scale") or 1.0)
+    busy = res.get("guest_busy_share_baseline")
+    busy_s = f"{busy:.0%}" if isinstance(busy, (int, float)) else "not measured"
+    verdict = "gate_off" if share >= 1 else ("raised" if share > 0.005 + 1e-9 else "wsl")
+    return claim("auto_reclaim.idle_rule", verdict, _IDLE, value=share, unit="share", share=share, scale=scale,
+                 busy=busy_s)
+
+
+# ------------------------------------------------------------------ the engine on a model VM (section 2)
+
+_MODEL = {
+    "one_drop": "**{label}**: one `drop_caches` at minute **{first_min:.1f}**, {wait_min:.1f} idle minutes after the "
+                "build; the cache fell from {cache_start} to **{cache_end}** at once; {compact}.",
+    "steps": "**{label}**: first reclaim at minute **{first_min:.1f}**, {wait_min:.1f} idle minutes after the build, "
+             "then a request {every}: {n} in all, freeing at most **{step_max}** each{freeing}; the cache was **{cache_end}** at "
+             "minute {end_min:.0f}; {compact}.",
+    "never": "**{label}**: never gives cache back (it stays at **{cache_end}**); {compact}.",
+}
+
+
+def _model_compact(n: int, runs_thread: bool) -> str:
+    if n:
+        return f"it compacted {n} time{'s' if n != 1 else ''}"
+    return "it never compacted" if runs_thread else "no thread ran, so nothing compacted"
+
+
+def model_setting(label: str, rows: "list[dict] | object", *, busy_until_s: float, poll_s: float,
+                  runs_thread: bool = True) -> Claim:
+    """What the engine decided for one setting on the model VM (rows from `autoreclaim.simulate`):
+    when it first gave cache back, in what steps, where the cache ended, how often it compacted."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    acts = df["actions"].fillna("")
+    gives = df[acts.str.contains("reclaim|drop_caches")]
+    n_compact = int(acts.str.count("compact_memory").sum())
+    before = df["cache_bytes"].shift(1, fill_value=df["cache_bytes"].iloc[0])
+    steps_kib = ((before - df["cache_bytes"])[gives.index] / 1024).tolist()
+    ev = dict(label=label, cache_start=analysis.gib(df["cache_bytes"].iloc[0] / 1024),
+              cache_end=analysis.gib(df["cache_bytes"].iloc[-1] / 1024), end_min=df["t_s"].iloc[-1] / 60,
+              compact=_model_compact(n_compact, runs_thread), n=len(gives), n_compact=n_compact)
+    if gives.empty:
+        return claim(f"auto_reclaim.model.{label}", "never", _MODEL, **ev)
+    first_s = float(gives["t_s"].iloc[0])
+    ev.update(first_min=first_s / 60, wait_min=(first_s - busy_until_s) / 60,
+              every=f"every {poll_s:g} s", steps_kib=steps_kib,
+              step_max=analysis.mib(max(steps_kib)), n_freeing=sum(k > 0 for k in steps_kib))
+    idle_n = len(gives) - ev["n_freeing"]
+    ev["freeing"] = f" ({idle_n} found no cache left to free)" if idle_n else ""
+    verdict = "one_drop" if acts[gives.index[0]].startswith("drop_caches") and len(gives) == 1 else "steps"
+    return claim(f"auto_reclaim.model.{label}", verdict, _MODEL, value=first_s, unit="s", **ev)
+
+
+# ------------------------------------------------------------------ what each recorded run did (section 3)
+
+_ACTED = {
+    "dropped": "**{label}**: {wait_s:.1f} s after the idle mark ({wsl_wait}) it wrote `drop_caches={level}`{compact}; "
+               "the cache charged to the experiment's cgroup went from {own_idle} to **{own_end}**, the guest's "
+               "Cached from {cached_idle} to {cached_end}.",
+    "stepped_within_clamp": "**{label}**: {wait_s:.1f} s after the idle mark ({wsl_wait}) it made the first of **{n}** "
+                            "reclaim request(s), of {sizes}: each within WSL's step, min(cache − 128 MiB, RAM/32 = "
+                            "{ram32} clamped to 256 MiB…1 GiB = **{step}**){compact}. The cache charged to the "
+                            "experiment's cgroup went from {own_idle} to **{own_end}**, the guest's Cached from "
+                            "{cached_idle} to {cached_end}.",
+    "stepped_outside_clamp": "**{label}**: its {n} reclaim request(s), of {sizes}, are NOT all within WSL's step "
+                             "(RAM/32 = {ram32} clamped to 256 MiB…1 GiB = {step}): the engine did not follow the "
+                             "source in this run.",
+    "stepped": "**{label}**: {wait_s:.1f} s after the idle mark ({wsl_wait}) it made the first of **{n}** reclaim "
+               "request(s), of {sizes} (3 % of used memory each){compact}. The cache charged to the experiment's "
+               "cgroup went from {own_idle} to **{own_end}**, the guest's Cached from {cached_idle} to {cached_end}.",
+    "no_action": "**{label}**: made no drop or reclaim after the idle mark in this recording.",
+}
+
+
+def _first_int(text: str) -> int | None:
+    word = str(text).split(" ", 1)[0]
+    return int(word) if word.isdigit() else None
+
+
+def _at(rec: Recording, column: str, t: float, scale: float = 1.0) -> str:
+    if column not in rec.samples.columns or rec.samples[column].isna().all():
+        return "—"
+    return analysis.gib(analysis.value_at(rec, column, t) / scale)
+
+
+def actions(rec: Recording, label: str | None = None) -> Claim:
+    """What the run did after its idle mark: one drop (and the compaction after it), or reclaim steps
+    checked against WSL's rule for the variant (newer: RAM/32 clamped to 256 MiB…1 GiB)."""
+    from ...wsl.autoreclaim import NEWER_FLOOR_BYTES, newer_step_bytes
+
+    label = label or _label(rec)
+    p, res = rec.meta.get("parameters", {}), rec.meta.get("results", {})
+    key = f"auto_reclaim.actions.{label}"
+    t = first_action_s(rec)
+    if t is None:
+        return claim(key, "no_action", _ACTED, label=label)
+    idle = rec.event_times("idle")
+    t_idle = idle[0] if idle else 0.0
+    t_end = _end_s(rec)
+    scale = float(res.get("time_scale") or p.get("time_scale") or 1.0)
+    ev = rec.events
+    after = ev[ev["t_s"] >= t - 1e-9]
+    compacts = after[(after["kind"] == "compact_memory")]["t_s"].tolist()
+    ev_common = dict(label=label, t_action_s=round(t, 2), wait_s=t - t_idle,
+                     wsl_wait=f"{(t - t_idle) / scale:.0f} s of WSL's clock at ×{scale:g}",
+                     own_idle=_at(rec, "workload_cgroup_bytes", t_idle, 1024),
+                     own_end=_at(rec, "workload_cgroup_bytes", t_end, 1024),
+                     cached_idle=_at(rec, "cached_kib", t_idle), cached_end=_at(rec, "cached_kib", t_end))
+    drops = after[after["kind"] == "drop_caches"]
+    if len(drops) and float(drops["t_s"].iloc[0]) <= t + 1e-9:
+        level = str(drops["detail"].iloc[0]).strip()
+        nxt = [c for c in compacts if c >= t]
+        if nxt:
+            compact = f", then `compact_memory` {nxt[0] - t:.2f} s later"
+        elif p.get("variant") == "released":
+            busy = res.get("guest_busy_share_baseline")
+            compact = (", and no `compact_memory` followed: the released thread compacts only when the second "
+                       "after a poll is quiet (user CPU under 1 %), which `idle_share` does not change, and on this "
+                       f"guest{f', busy at {busy:.0%} in the baseline,' if isinstance(busy, (int, float)) else ''} "
+                       "no such second came before the run ended")
+        else:
+            compact = ", and no `compact_memory` followed"
+        return claim(key, "dropped", _ACTED, value=t - t_idle, unit="s", level=level, compact=compact,
+                     compact_after_s=(nxt[0] - t) if nxt else None, **ev_common)
+    reqs = [b for b in (_first_int(d) for d in after[after["kind"] == "reclaim"]["detail"]) if b is not None]
+    sizes = (analysis.mib(reqs[0] / 1024) if len(set(reqs)) == 1
+             else f"{analysis.mib(min(reqs) / 1024)} to {analysis.mib(max(reqs) / 1024)}") if reqs else "unknown size"
+    n_compact = len(compacts)
+    compact = f", with {n_compact} `compact_memory` after them" if n_compact else ", with no `compact_memory` after them"
+    common = dict(n=len(reqs), sizes=sizes, requests_bytes=reqs, compact=compact, **ev_common)
+    if p.get("variant") != "newer":
+        return claim(key, "stepped", _ACTED, value=t - t_idle, unit="s", **common)
+    total_kib = analysis.value_at(rec, "mem_total_kib", t)
+    step = newer_step_bytes(int(total_kib * 1024))
+    # WSL writes min(cache - floor, step): never more than the step, and only the last may be smaller
+    within = bool(reqs) and all(0 < b <= step for b in reqs) and all(b == step for b in reqs[:-1])
+    return claim(key, "stepped_within_clamp" if within else "stepped_outside_clamp", _ACTED,
+                 value=max(reqs) if reqs else None, unit="bytes", ram32=analysis.mib(total_kib / 32),
+                 step=analysis.mib(step / 1024), step_bytes=step, floor_bytes=NEWER_FLOOR_BYTES, **common)
+
+
+def _pct_range(values: list[float]) -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo:.0%}" if round(lo, 2) == round(hi, 2) else f"{lo:.0%}–{hi:.0%}"
+
+
+def idle_rules(recs: Mapping[str, Recording]) -> Claim:
+    """idle_rule over several runs: one sentence when they share the idle threshold, with each
+    variant's time compression and the range of busy CPU their baselines saw."""
+    rules = {name: idle_rule(rec) for name, rec in recs.items()}
+    shares = {c.evidence["share"] for c in rules.values()}
+    verdicts = {c.verdict for c in rules.values()}
+    if len(shares) != 1 or len(verdicts) != 1:
+        return claim("auto_reclaim.idle_rule", "mixed", {"mixed": "{each}"},
+                     each=" ".join(f"({name}) {c.sentence}" for name, c in rules.items()))
+    by_variant: dict[str, float] = {}
+    for rec, c in zip(recs.values(), rules.values()):
+        by_variant.setdefault(str(rec.meta.get("parameters", {}).get("variant", "?")), c.evidence["scale"])
+    scales = ", ".join(f"×{s:g} ({v})" for v, s in by_variant.items()) if len(set(by_variant.values())) > 1 \
+        else f"×{next(iter(by_variant.values())):g}"
+    busy = [r.meta.get("results", {}).get("guest_busy_share_baseline") for r in recs.values()]
+    busy = [b for b in busy if isinstance(b, (int, float))]
+    share = shares.pop()
+    return claim("auto_reclaim.idle_rule", verdicts.pop(), _IDLE_ALL, value=share, unit="share", share=share,
+                 scale=scales, busy=_pct_range(busy) if busy else "not measured", n=len(recs))
+
+
+_IDLE_ALL = {
+    "gate_off": "**How idle was decided.** Other programs kept this guest's busy CPU at **{busy}** in the baselines "
+                "of these {n} runs, far above WSL's 0.5 % idle threshold, so WSL's test could never pass here: they "
+                "used `idle_share={share:g}` (the CPU gate off). The idle windows' length is WSL's, counted from the "
+                "workload's end, time-compressed {scale}.",
+    "raised": "**How idle was decided.** These {n} runs counted the guest as idle at busy CPU up to **{share:.1%}** "
+              "(WSL: 0.5 %), time-compressed {scale}; busy CPU in their baselines was {busy}.",
+    "wsl": "**How idle was decided.** WSL's own threshold, 0.5 % busy CPU, time-compressed {scale}.",
+}

@@ -1,0 +1,227 @@
+"""What a calloc-reclaim run showed (lab 01): calloc, touch and free told from our own workload's
+figures; the whole guest as labelled context; and whether, when and why (not) the host took the
+memory back.
+
+The workload's own figure is its memory cgroup's charge where the run had one (only the allocator
+was in it), else the allocator's RssAnon: neither moves when another program allocates beside it.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .. import analysis
+from ..claims import THRESHOLDS, Claim, claim, negligible, share_verdict
+from ...recording.recording import Recording
+from ...units import format_size, parse_size
+from . import _stall
+
+AFTER_FREE_S = 1.0  # the guest's counters are read this long after free (free itself takes ~0.2 s)
+
+
+def size_kib(rec: Recording) -> float:
+    res = rec.meta.get("results", {})
+    params = rec.meta.get("parameters", {})
+    size = res.get("size_bytes") or params.get("size_bytes") or parse_size(params["size"])
+    return size / 1024
+
+
+def _own(rec: Recording, step: str) -> tuple[float | None, str]:
+    """Our workload's memory (KiB) right after `step` ("before", "calloc", "touch", "free"), and whose figure."""
+    res = rec.meta.get("results", {})
+    cg = res.get("cgroup_before_kib" if step == "before" else f"{step}_cgroup_kib")
+    if cg is not None and res.get("calloc_cgroup_kib") is not None:
+        return float(cg), "its own memory cgroup"
+    rss = res.get("child_rss_anon_before_kib" if step == "before" else f"{step}_child_rss_anon_kib")
+    return (float(rss) if rss is not None else None), "its own RssAnon"
+
+
+def _change(rec: Recording, a: str, b: str) -> tuple[float | None, str]:
+    x, who = _own(rec, a)
+    y, _ = _own(rec, b)
+    return (None if x is None or y is None else y - x), who
+
+
+def calloc(rec: Recording) -> Claim:
+    """Did calloc commit memory? Judged on the allocator's own figure, against the buffer's size."""
+    size = size_kib(rec)
+    change, who = _change(rec, "before", "calloc")
+    sentences = {
+        "next_to_nothing": "`calloc` of {size} returned, and our allocator ({who}) grew by **{change}**: next to "
+                           "nothing. It reserved address space; no memory is committed until a page is written.",
+        "committed": "`calloc` of {size} committed **{change}** ({share:.0%} of the buffer) at once, by our "
+                     "allocator's {who}. A fresh large mapping reads as zeros without memory behind it; a calloc "
+                     "that clears recycled heap memory commits it.",
+        "not_measurable": "This recording has no figure of the allocator's own memory around `calloc` "
+                          "(an older recording): the whole guest's counters below are all there is.",
+    }
+    if change is None:
+        return claim("calloc_reclaim.calloc", "not_measurable", sentences, size=format_size(size * 1024))
+    verdict = "next_to_nothing" if negligible(change, size) else "committed"
+    return claim("calloc_reclaim.calloc", verdict, sentences, value=change, unit="KiB", who=who,
+                 size=format_size(size * 1024), change=analysis.mib(change), share=change / size, size_kib=size)
+
+
+def touch(rec: Recording) -> Claim:
+    """How much of the buffer the writes committed, and how fast."""
+    size = size_kib(rec)
+    change, who = _change(rec, "calloc", "touch")
+    gbps = rec.meta.get("results", {}).get("touch_gb_per_s")
+    speed = f"{gbps:.2f} GB/s" if gbps else "a speed not recorded"
+    sentences = {
+        "nearly_all": "Writing every byte committed it: our allocator ({who}) grew by **{change}**, "
+                      "{share:.0%} of the buffer, at {speed}, page fault by page fault.",
+        "most": "Writing every byte committed **{change}** ({share:.0%} of the buffer; {who}) at {speed}: "
+                "not all of it, which a buffer of huge pages or a recording cut short would explain.",
+        "some": "Writing every byte committed only **{change}** ({share:.0%} of the buffer; {who}): the touch "
+                "did not finish in this recording (see the banner: is it partial?).",
+        "little": "Writing every byte committed only **{change}** ({share:.0%} of the buffer; {who}): the touch "
+                  "did not finish in this recording (see the banner: is it partial?).",
+        "not_measurable": "This recording has no figure of the allocator's own memory after the touch.",
+    }
+    if change is None:
+        return claim("calloc_reclaim.touch", "not_measurable", sentences)
+    return claim("calloc_reclaim.touch", share_verdict(change / size), sentences, value=change / size, unit="share",
+                 who=who, change=analysis.gib(change), share=change / size, speed=speed, touch_gb_per_s=gbps,
+                 change_kib=change, size_kib=size)
+
+
+def free(rec: Recording) -> Claim:
+    """What `free` gave back to the guest: the allocator's own fall."""
+    size = size_kib(rec)
+    change, who = _change(rec, "touch", "free")
+    sentences = {
+        "returned": "`free` gave the memory back to the **guest** at once: our allocator ({who}) shrank by "
+                    "**{fall}**. The host does not know yet: that is section 2.",
+        "kept": "After `free` our allocator ({who}) shrank by only **{fall}**: glibc kept part of the buffer "
+                "(a chunk below its mmap threshold stays in its heap).",
+        "not_measurable": "This recording has no figure of the allocator's own memory after `free`.",
+    }
+    if change is None:
+        return claim("calloc_reclaim.free", "not_measurable", sentences)
+    fall = -change
+    verdict = "returned" if fall >= THRESHOLDS["share_nearly_all"] * size else "kept"
+    return claim("calloc_reclaim.free", verdict, sentences, value=fall, unit="KiB", who=who,
+                 fall=analysis.gib(fall), size_kib=size)
+
+
+def whole_guest(rec: Recording) -> Claim:
+    """The whole guest's (or container's) anonymous memory beside ours: context, labelled, and whether
+    other programs moved it."""
+    size = size_kib(rec)
+    in_container = rec.meta.get("guest_kind") == "container" and "cgroup_anon_bytes" in rec.samples.columns
+    col, scale, name = (("cgroup_anon_bytes", 1 / 1024, "your container's anonymous memory") if in_container
+                        else ("anon_kib", 1, "the whole guest's AnonPages"))
+    try:
+        t_calloc, t_touch, t_free = analysis.when(rec, "calloc"), analysis.when(rec, "touch"), analysis.when(rec, "free")
+    except KeyError:
+        t_calloc = math.nan
+    sentences = {
+        "matches": "For context, {name} (every process in it counts) told the same story: {by_calloc} between "
+                   "`calloc` and the touch, {by_touch} during the touch, {by_free} after `free`.",
+        "busy": "For context, {name} (every process in it counts) moved by {by_calloc} between `calloc` and the "
+                "touch, {by_touch} during the touch and {by_free} after `free`, against our allocator's "
+                "{own_calloc}, {own_touch} and {own_free}: **other programs were allocating or freeing meanwhile** "
+                "(up to {worst} apart). That is why this lab quotes the workload's own figures.",
+        "not_measurable": "This recording has no whole-guest anonymous memory to compare with.",
+    }
+    own_c, _ = _change(rec, "before", "calloc")
+    own_t, _ = _change(rec, "calloc", "touch")
+    own_f, _ = _change(rec, "touch", "free")
+    if col not in rec.samples.columns or math.isnan(t_calloc) or None in (own_c, own_t, own_f):
+        return claim("calloc_reclaim.whole_guest", "not_measurable", sentences)
+    by_calloc = analysis.change(rec, col, t_calloc, t_touch) * scale
+    by_touch = analysis.change(rec, col, t_touch, t_free) * scale
+    by_free = analysis.change(rec, col, t_free, t_free + AFTER_FREE_S) * scale
+    gaps = [abs(by_calloc - own_c), abs(by_touch - own_t), abs(by_free - own_f)]
+    worst = max(gaps)
+    verdict = "busy" if worst >= THRESHOLDS["busy_guest_share"] * size else "matches"
+    sign = lambda kib: ("+" if kib >= 0 else "−") + analysis.mib(abs(kib))  # noqa: E731
+    return claim("calloc_reclaim.whole_guest", verdict, sentences, value=worst, unit="KiB", name=name,
+                 by_calloc=sign(by_calloc), by_touch=sign(by_touch), by_free=sign(by_free),
+                 own_calloc=sign(own_c), own_touch=sign(own_t), own_free=sign(own_f), worst=analysis.mib(worst),
+                 guest_change_kib={"calloc": by_calloc, "touch": by_touch, "free": by_free},
+                 own_change_kib={"calloc": own_c, "touch": own_t, "free": own_f})
+
+
+def _end_s(rec: Recording) -> float:
+    return float(rec.samples["t_s"].iloc[-1])
+
+
+def reporting(rec: Recording) -> Claim:
+    """How much of the freed buffer the host got back, and where it stopped short, why."""
+    size = size_kib(rec)
+    sentences = {
+        "no_host_view": "This recording has no view of the host's side (`host_reported_kib`): whether the host "
+                        "took the memory back cannot be seen from it.",
+        "returned": "The host got it back: **{reported}** was reported after `free`, {share:.0%} of the buffer, "
+                    "within {observed}.",
+        "partial": "The host got back **{reported}** ({share:.0%} of the buffer) in the {observed} watched: "
+                   "free page reporting was on, but had not handed all of it back. {why} {try_}",
+        "stalled": "The host got back only **{reported}** ({share:.0%} of the buffer) in the {observed} watched: "
+                   "free page reporting was on, but stalled. {why} {try_}",
+    }
+    if "host_reported_kib" not in rec.samples.columns or rec.samples["host_reported_kib"].isna().all():
+        return claim("calloc_reclaim.reporting", "no_host_view", sentences)
+    t_free, t_end = analysis.when(rec, "free"), _end_s(rec)
+    reported = analysis.change(rec, "host_reported_kib", t_free, t_end)
+    share = reported / size
+    observed = f"{t_end - t_free:.0f} s"
+    if share >= THRESHOLDS["reported_enough_share"]:
+        return claim("calloc_reclaim.reporting", "returned", sentences, value=share, unit="share",
+                     reported=analysis.gib(reported), share=share, observed=observed, reported_kib=reported)
+    why, evidence = _stall.reasons(rec, unreported_kib=size - reported, size_kib=size, t_free_s=t_free,
+                                   t_end_s=t_end, snapshot="observed",
+                                   wait_bound_s=rec.meta.get("parameters", {}).get("observe_s"))
+    verdict = "partial" if share >= THRESHOLDS["share_most"] else "stalled"
+    return claim("calloc_reclaim.reporting", verdict, sentences, value=share, unit="share",
+                 reported=analysis.mib(reported), share=share, observed=observed, why=why, try_=_stall.WHAT_TO_TRY,
+                 reported_kib=reported, **evidence)
+
+
+def batches(rec: Recording) -> Claim:
+    """When the first report came after free, and in what batches (whole blocks of the reporting order?)."""
+    sentences = {
+        "no_host_view": "Without a host-side view there are no batches to see.",
+        "none": "No report came after `free` in this recording.",
+        "as_documented": "The first report came **{first:.1f} s** after `free`, as the kernel documents (2 s after "
+                         "a high-order free, plus the pass itself); then {batches}{gaps}: {sizes}. {blocks}",
+        "sooner": "The first report came **{first:.1f} s** after `free`, sooner than the documented 2 s: the "
+                  "counter counts every free in the guest, and an earlier free had already started the 2 s clock. "
+                  "Then {batches}{gaps}: {sizes}. {blocks}",
+        "later": "The first report came **{first:.1f} s** after `free`, later than the documented 2 s: the reporting "
+                 "work waits its turn for a CPU, late on a busy guest. Then {batches}{gaps}: {sizes}. {blocks}",
+    }
+    if "host_reported_kib" not in rec.samples.columns:
+        return claim("calloc_reclaim.batches", "no_host_view", sentences)
+    t_free = analysis.when(rec, "free")
+    b = analysis.bursts(rec, "host_reported_kib", t_free)
+    if not len(b):
+        return claim("calloc_reclaim.batches", "none", sentences)
+    first = float(b["start_s"].iloc[0] - t_free)
+    gaps_s = b["start_s"].diff().dropna()
+    order = rec.meta.get("page_reporting_order")
+    block_kib = 2 ** order * rec.meta.get("page_size_kib", 4) if order is not None else None
+    whole = float((b["rise"] % block_kib == 0).mean()) if block_kib else None
+    if whole is None:
+        blocks = ""
+    elif whole == 1:
+        blocks = (f"Every batch is a whole multiple of {analysis.mib(block_kib)}, an order-{order} block: reporting "
+                  f"hands over whole free blocks, never single pages.")
+    else:
+        blocks = (f"{whole:.0%} of the batches are whole multiples of {analysis.mib(block_kib)} (an order-{order} "
+                  f"block); the counter also counts other frees in the guest.")
+    if first < THRESHOLDS["report_delay_early_s"]:
+        verdict = "sooner"
+    elif first > THRESHOLDS["report_delay_late_s"]:
+        verdict = "later"
+    else:
+        verdict = "as_documented"
+    return claim("calloc_reclaim.batches", verdict, sentences, value=first, unit="s", first=first, n=len(b), batches=f"{len(b)} batch" if len(b) == 1 else f"{len(b)} batches",
+                 gaps=f", typically {gaps_s.median():.1f} s apart" if len(gaps_s) else "",
+                 sizes=", ".join(analysis.mib(r) for r in b["rise"]), blocks=blocks,
+                 batch_kib=[float(r) for r in b["rise"]], whole_block_share=whole, page_reporting_order=order)
+
+
+def all_claims(rec: Recording) -> list[Claim]:
+    return [calloc(rec), touch(rec), free(rec), whole_guest(rec), reporting(rec), batches(rec)]

@@ -1,0 +1,151 @@
+"""What a refault run showed (labs 01 and 05): how much the host had taken back before the cold
+touch, and the cold touch against the hot and the first one. The cold touch only measures the
+refault cost where the host really took the pages back; where it did not, the claim says so and why.
+
+Result names (local and the kit's VM alike): {first,hot,cold}_touch_s and _touch_gb_per_s,
+reported_before_cold_kib, waited_for_report_s.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .. import analysis
+from ..claims import THRESHOLDS, Claim, claim, ratio_verdict, times
+from ...recording.recording import Recording
+from ...units import format_size, parse_size
+from . import _stall
+
+
+def size_kib(rec: Recording) -> float:
+    res = rec.meta.get("results", {})
+    params = rec.meta.get("parameters", {})
+    return (res.get("size_bytes") or params.get("size_bytes") or parse_size(params["size"])) / 1024
+
+
+def reported_share(rec: Recording) -> float | None:
+    """The share of the buffer the host had taken back before the cold touch (None: no host view)."""
+    reported = reported_kib(rec)
+    return None if reported is None else reported / size_kib(rec)
+
+
+def reported_kib(rec: Recording) -> float | None:
+    """KiB the host had taken back before the cold touch; VM recordings made before the names were
+    shared carry it as the fall of QEMU's RSS (hot_host_peak_kib - hot_host_rss_after_kib)."""
+    res = rec.meta.get("results", {})
+    if res.get("reported_before_cold_kib") is not None:
+        return float(res["reported_before_cold_kib"])
+    peak, after = res.get("hot_host_peak_kib"), res.get("hot_host_rss_after_kib")
+    return None if peak is None or after is None else float(max(peak - after, 0))
+
+
+def _why_not_reported(rec: Recording, reported_kib: float) -> tuple[str, dict[str, Any]]:
+    size = size_kib(rec)
+    res = rec.meta.get("results", {})
+    try:
+        t0, t1 = analysis.when(rec, "free", "hot"), analysis.when(rec, "touch", "cold")
+    except KeyError:
+        return "", {}
+    return _stall.reasons(rec, unreported_kib=size - reported_kib, size_kib=size, t_free_s=t0, t_end_s=t1,
+                          snapshot="before_cold", waited_s=res.get("waited_for_report_s"),
+                          wait_bound_s=rec.meta.get("parameters", {}).get("wait_for_report_s"))
+
+
+def reported_before_cold(rec: Recording) -> Claim:
+    """How much the host had back when the cold touch began, and where short, why."""
+    size = size_kib(rec)
+    res = rec.meta.get("results", {})
+    sentences = {
+        "no_host_view": "This run had no view of the host's side: the cold touch came after a fixed wait, and "
+                        "whether the host had taken the pages back is not known.",
+        "nearly_all": "Before the cold touch the host had taken back **{reported}**, {share:.0%} of the buffer.",
+        "partial": "Before the cold touch the host had taken back only **{reported}** ({share:.0%} of the buffer)"
+                   "{waited}. {why}",
+        "little": "Before the cold touch the host had taken back only **{reported}** ({share:.0%} of the buffer)"
+                  "{waited}. {why} {try_}",
+    }
+    share = reported_share(rec)
+    if share is None:
+        return claim("refault.reported_before_cold", "no_host_view", sentences)
+    reported = reported_kib(rec)
+    waited_s = res.get("waited_for_report_s")
+    waited = f" in the {waited_s:.0f} s the experiment waited" if waited_s is not None else ""
+    if share >= THRESHOLDS["reported_enough_share"]:
+        return claim("refault.reported_before_cold", "nearly_all", sentences, value=share, unit="share",
+                     reported=analysis.gib(reported), share=share, reported_kib=reported)
+    why, evidence = _why_not_reported(rec, reported)
+    verdict = "partial" if share >= THRESHOLDS["refault_min_reported_share"] else "little"
+    return claim("refault.reported_before_cold", verdict, sentences, value=share, unit="share",
+                 reported=analysis.mib(reported), share=share, waited=waited, why=why, try_=_stall.WHAT_TO_TRY,
+                 reported_kib=reported, size_kib=size, **evidence)
+
+
+def _speeds(rec: Recording) -> dict[str, float | None]:
+    res = rec.meta.get("results", {})
+    return {k: res.get(f"{k}_touch_gb_per_s") for k in ("first", "hot", "cold")}
+
+
+def cold_vs_hot(rec: Recording) -> Claim:
+    """The refault cost: the cold touch against the hot one (ratio = hot speed / cold speed, > 1: slower)."""
+    sp = _speeds(rec)
+    hot, cold = sp["hot"], sp["cold"]
+    share = reported_share(rec)
+    sentences = {
+        "slower": "Touching {size} again right after `free` (hot) ran at **{hot:.2f} GB/s**; after the host had "
+                  "taken the pages back (cold), at **{cold:.2f} GB/s**: **{ratio_words} slower**. A hot touch only "
+                  "needs the guest to map free pages it still has; a cold one also waits for the host to find and "
+                  "zero memory for each page. That is the price of giving memory back.",
+        "about_the_same": "The cold touch ran at **{cold:.2f} GB/s**, about as fast as the hot one "
+                          "({hot:.2f} GB/s), although the host had taken back {share:.0%} of the buffer: on this "
+                          "host, supplying a page again costs little beside the guest's own page fault.",
+        "faster": "The cold touch ran at **{cold:.2f} GB/s**, *faster* than the hot one ({hot:.2f} GB/s, "
+                  "{inverse_words}): that is not the refault cost, which can only slow a touch down. Touches this "
+                  "short vary more than the effect when other programs take the CPU (or every instruction is "
+                  "emulated, as under TCG): run it again, or compare with the recording.",
+        "not_measurable": "The cold touch ran at {cold_text} against {hot_text} for the hot one, but this does "
+                          "**not measure the refault cost**: {reason}",
+    }
+    size = format_size(size_kib(rec) * 1024)
+    reason = None
+    if hot is None or cold is None or hot <= 0 or cold <= 0:
+        reason = "the recording lacks a touch speed."
+    elif share is not None and share < THRESHOLDS["refault_min_reported_share"]:
+        why, _ = _why_not_reported(rec, res_kib := reported_kib(rec))
+        reason = (f"the host had taken back only {analysis.mib(res_kib)} ({share:.0%} of the buffer) before the cold "
+                  f"touch, so it mostly found pages still in the guest. {why} {_stall.WHAT_TO_TRY}")
+    if reason is not None:
+        return claim("refault.cold_vs_hot", "not_measurable", sentences, cold_text=_gbps(cold), hot_text=_gbps(hot),
+                     reason=reason, hot_gb_per_s=hot, cold_gb_per_s=cold, reported_share=share)
+    ratio = hot / cold
+    return claim("refault.cold_vs_hot", ratio_verdict(ratio), sentences, value=ratio, unit="ratio", size=size,
+                 hot=hot, cold=cold, share=share if share is not None else float("nan"), ratio_words=times(ratio),
+                 inverse_words=f"{times(1 / ratio)} faster", hot_gb_per_s=hot, cold_gb_per_s=cold,
+                 reported_share=share)
+
+
+def _gbps(v: float | None) -> str:
+    return f"{v:.2f} GB/s" if v else "no speed"
+
+
+def cold_vs_first(rec: Recording) -> Claim:
+    """The cold touch against the very first one (ratio = first speed / cold speed)."""
+    sp = _speeds(rec)
+    first, cold = sp["first"], sp["cold"]
+    sentences = {
+        "about_the_same": "The cold touch was about as fast as the very first one ({first:.2f} GB/s): to the host, "
+                          "pages it took back are as new as pages never touched.",
+        "slower": "The cold touch was {ratio_words} slower than the very first one ({first:.2f} GB/s).",
+        "faster": "The cold touch was {inverse_words} faster than the very first one ({first:.2f} GB/s): some of "
+                  "its pages were still with the guest, or the first touch paid for more than the host's pages "
+                  "(e.g. the guest's own page tables).",
+        "not_measurable": "The recording lacks the first or the cold touch's speed.",
+    }
+    if not first or not cold:
+        return claim("refault.cold_vs_first", "not_measurable", sentences)
+    ratio = first / cold
+    return claim("refault.cold_vs_first", ratio_verdict(ratio), sentences, value=ratio, unit="ratio", first=first,
+                 cold=cold, ratio_words=times(ratio), inverse_words=times(1 / ratio),
+                 first_gb_per_s=first, cold_gb_per_s=cold)
+
+
+def all_claims(rec: Recording) -> list[Claim]:
+    return [reported_before_cold(rec), cold_vs_hot(rec), cold_vs_first(rec)]

@@ -1,0 +1,508 @@
+"""What this guest is and what it may do: the facts behind `reclaimlab doctor`.
+
+`probe()` reads the proc and sys roots (live, or a captured tree) and the environment, and
+returns a GuestInfo. Nothing here writes anything or needs root. Where a fact cannot be read
+it is None or "unknown" and the reason goes into `problems`; only an unreadable or corrupt
+/proc/meminfo is fatal (SourceError / ProcParseError), since without it nothing else means much.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, NamedTuple
+
+from . import hostviews as host, consent as policy, procfs, sources
+from .budget import SAFETY_FLOOR_BYTES, SAFETY_FRACTION, safe_budget_bytes  # noqa: F401 (re-exported)
+
+MIB = 1024 ** 2
+GIB = 1024 ** 3
+SCHEMA_VERSION = 2  # 2: live_support's "live" is what auto mode does (consent included); verdict, labs, glossary
+
+EXPERIMENTS = ("calloc-reclaim", "refault", "page-cache", "compaction", "auto-reclaim", "vm")
+CONSENT_EXPERIMENTS = frozenset({"page-cache", "compaction", "auto-reclaim"})  # they turn system-wide knobs
+LABS = {  # which lab notebook (labs/NAME.ipynb) runs which experiment; a test reads the notebooks
+    "calloc-reclaim": ("01_calloc_and_reclaim",),
+    "refault": ("01_calloc_and_reclaim",),
+    "page-cache": ("02_page_cache",),
+    "compaction": ("03_compaction",),
+    "auto-reclaim": ("04_wsl_autoreclaim",),
+    "vm": ("03_compaction", "05_be_the_host"),  # lab 03: its order-5 vs order-9 section
+}
+VERDICTS = ("live", "live_with_consent", "recorded")
+REPORTED_KIB_MEANING = ("reported_kib: a running total since boot of the memory this guest has reported free to "
+                        "its host (never goes down); not what the host holds now: watch how it grows")
+GLOSSARY = {
+    "verdict": "what mode='auto' does here: live (runs here), live_with_consent (runs here once you allow "
+               "system-wide changes: allow_system_changes=True, --allow-system-changes or "
+               "RECLAIMLAB_ALLOW_SYSTEM_CHANGES=1; until then its recording is shown), recorded (its recording is "
+               "shown; reason says why)",
+    "live": "true only where mode='auto' runs it live now (verdict 'live')",
+    "reported_kib": REPORTED_KIB_MEANING,
+}
+MIN_LIVE_BUDGET_BYTES = 256 * MIB
+MIN_SCRATCH_FREE_BYTES = 1 * GIB  # page-cache writes a file of up to ~1.5 GB, scaled to the budget
+
+VIRTIO_ID_BALLOON = 5            # include/uapi/linux/virtio_ids.h
+VIRTIO_BALLOON_F_REPORTING = 5   # include/uapi/linux/virtio_balloon.h: free page reporting
+QEMU_BINARY = "qemu-system-x86_64"
+
+
+class LiveSupport(NamedTuple):
+    live: bool   # True: the experiment can run live here (consent aside, see CONSENT_EXPERIMENTS)
+    reason: str  # why, or why not, in one line a learner can act on
+
+
+def verdict(name: str, support: LiveSupport, consent_given: bool) -> str:
+    """What auto mode does with experiment `name` here: one of VERDICTS (the doctor's text and JSON agree)."""
+    if not support.live:
+        return "recorded"
+    if name in CONSENT_EXPERIMENTS and not consent_given:
+        return "live_with_consent"
+    return "live"
+
+
+@dataclass(frozen=True)
+class MemoryInfo:
+    mem_total_bytes: int
+    mem_available_bytes: int | None    # None on kernels before 3.14 (no MemAvailable)
+    mem_free_bytes: int
+    cgroup_version: int | None         # 1, 2, or None where no memory cgroup is found
+    cgroup_path: str | None
+    cgroup_limit_bytes: int | None     # the tightest limit that applies; None = unlimited
+    cgroup_usage_bytes: int | None
+    memory_budget_bytes: int           # safe_budget_bytes() of the above
+
+
+@dataclass(frozen=True)
+class GuestInfo:
+    """What this guest is and may do. `to_dict()` gives these stable JSON keys (schema 1):
+
+    schema_version      1
+    kind                "wsl2" | "wsl1" | "vm" | "container" | "bare-metal" (container wins over the others;
+                        wsl1: no Linux kernel and no VM, so nothing runs live)
+    kind_reason         the evidence for `kind`, one line
+    hypervisor          "Hyper-V (WSL 2)", "Firecracker (KVM)", "KVM", "KVM/QEMU", "Xen", "VMware", ...,
+                        "unknown" (a VM we cannot name), or null (no sign of a hypervisor)
+    hypervisor_evidence list of strings: what the guess rests on
+    container           why we believe this is a container (policy.container_reason), or null
+    kernel_release      e.g. "6.18.44-fc-v669", or null
+    is_root             bool
+    virtio_balloon      bool: a virtio-balloon device is present
+    balloon_driver      "virtio_balloon" | "hv_balloon" | null
+    free_page_reporting true | false | null (cannot tell), with free_page_reporting_reason
+    page_reporting_order  int from the module parameter (the command line may say otherwise), or null
+    page_reporting_params {name: value} of /sys/module/page_reporting/parameters
+    host_views          list of {name, column, source}; host_view_notes: why others are absent
+    knobs               {drop_caches|compact_memory|compaction_proactiveness|memory.reclaim:
+                         {writable, path, reason}} (policy.knob_access: root and file, not consent)
+    cgroup_limit_writable  bool: cgroup v1 memory.limit_in_bytes writable (auto-reclaim's stand-in)
+    shared_reason       why system-wide knobs stay off here (policy.shared_reason), or null
+    consent_given       bool: RECLAIMLAB_ALLOW_SYSTEM_CHANGES=1 is set
+    memory              {mem_total_bytes, mem_available_bytes, mem_free_bytes, cgroup_version,
+                         cgroup_path, cgroup_limit_bytes, cgroup_usage_bytes, memory_budget_bytes}
+    scratch_dir, scratch_free_bytes   where page-cache writes its file, and the room there
+    kvm_usable          bool: /dev/kvm can be opened read-write; qemu_path: qemu-system-x86_64 or null
+    live_support        {experiment: {verdict, live, reason, needs_consent, labs}} for EXPERIMENTS: verdict is
+                        what mode='auto' does here ("live" | "live_with_consent" | "recorded", see VERDICTS);
+                        live is verdict == "live"; labs names the lab notebooks that run it (LABS)
+    glossary            {term: meaning} for verdict, live and reported_kib (a running total since boot)
+    proc_root, sys_root the roots probed
+    problems            list of one-line notes on files that could not be read
+    """
+
+    kind: str
+    kind_reason: str
+    hypervisor: str | None
+    hypervisor_evidence: tuple[str, ...]
+    container: str | None
+    kernel_release: str | None
+    is_root: bool
+    virtio_balloon: bool
+    balloon_driver: str | None
+    free_page_reporting: bool | None
+    free_page_reporting_reason: str
+    page_reporting_order: int | None
+    page_reporting_params: dict[str, Any]
+    host_views: tuple[host.HostViewSpec, ...]
+    host_view_notes: tuple[str, ...]
+    knobs: dict[str, policy.KnobAccess]
+    cgroup_limit_writable: bool
+    shared_reason: str | None
+    consent_given: bool
+    memory: MemoryInfo
+    scratch_dir: str
+    scratch_free_bytes: int | None
+    kvm_usable: bool
+    qemu_path: str | None
+    live_support: dict[str, LiveSupport]
+    proc_root: str
+    sys_root: str
+    problems: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "kind": self.kind,
+            "kind_reason": self.kind_reason,
+            "hypervisor": self.hypervisor,
+            "hypervisor_evidence": list(self.hypervisor_evidence),
+            "container": self.container,
+            "kernel_release": self.kernel_release,
+            "is_root": self.is_root,
+            "virtio_balloon": self.virtio_balloon,
+            "balloon_driver": self.balloon_driver,
+            "free_page_reporting": self.free_page_reporting,
+            "free_page_reporting_reason": self.free_page_reporting_reason,
+            "page_reporting_order": self.page_reporting_order,
+            "page_reporting_params": dict(self.page_reporting_params),
+            "host_views": [v.to_dict() for v in self.host_views],
+            "host_view_notes": list(self.host_view_notes),
+            "knobs": {name: {"writable": k.writable, "path": str(k.path) if k.path else None, "reason": k.reason}
+                      for name, k in self.knobs.items()},
+            "cgroup_limit_writable": self.cgroup_limit_writable,
+            "shared_reason": self.shared_reason,
+            "consent_given": self.consent_given,
+            "memory": dict(vars(self.memory)),
+            "scratch_dir": self.scratch_dir,
+            "scratch_free_bytes": self.scratch_free_bytes,
+            "kvm_usable": self.kvm_usable,
+            "qemu_path": self.qemu_path,
+            "live_support": {name: {"verdict": verdict(name, s, self.consent_given),
+                                    "live": verdict(name, s, self.consent_given) == "live", "reason": s.reason,
+                                    "needs_consent": name in CONSENT_EXPERIMENTS, "labs": list(LABS.get(name, ()))}
+                             for name, s in self.live_support.items()},
+            "glossary": dict(GLOSSARY),
+            "proc_root": self.proc_root,
+            "sys_root": self.sys_root,
+            "problems": list(self.problems),
+        }
+
+
+# --- reading the facts -----------------------------------------------------------------------
+
+def _read_word(path: Path) -> str | None:
+    text = sources.read_optional(path)
+    return text.strip() if text and text.strip() else None
+
+
+def kernel_release(roots: sources.Roots) -> str | None:
+    return _read_word(roots.proc / "sys/kernel/osrelease")
+
+
+def cpu_has_hypervisor_flag(roots: sources.Roots) -> bool:
+    """x86 sets the `hypervisor` CPU flag when running under any hypervisor."""
+    text = sources.read_optional(roots.proc / "cpuinfo") or ""
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return "hypervisor" in line.partition(":")[2].split()
+    return False
+
+
+def virtio_devices(roots: sources.Roots) -> dict[str, tuple[int | None, str | None]]:
+    """{virtioN: (device id, feature bits as '0101...')} from /sys/bus/virtio/devices."""
+    base = roots.sys / "bus/virtio/devices"
+    out: dict[str, tuple[int | None, str | None]] = {}
+    if not base.is_dir():
+        return out
+    for dev in sorted(base.iterdir()):
+        raw_id = _read_word(dev / "device")
+        try:
+            dev_id = int(raw_id, 16) if raw_id else None
+        except ValueError:
+            dev_id = None
+        out[dev.name] = (dev_id, _read_word(dev / "features"))
+    return out
+
+
+# (substring of sys_vendor, substring of product_name or "", name, proves a VM on its own)
+_DMI_VMS = (
+    ("QEMU", "", "KVM/QEMU", True),
+    ("", "KVM", "KVM/QEMU", True),
+    ("Cloud Hypervisor", "", "Cloud Hypervisor (KVM)", True),
+    ("Microsoft Corporation", "Virtual Machine", "Hyper-V", True),
+    ("VMware", "", "VMware", True),
+    ("innotek", "", "VirtualBox", True),
+    ("Xen", "", "Xen", True),
+    ("Parallels", "", "Parallels", True),
+    ("Google", "Google Compute Engine", "Google Compute Engine (KVM)", True),
+    ("Amazon EC2", "", "Amazon EC2 (Nitro)", False),  # EC2 bare-metal instances say Amazon EC2 too
+)
+_CLOCKSOURCES = (("kvm-clock", "KVM"), ("hyperv_clocksource", "Hyper-V"), ("xen", "Xen"))
+
+
+def _dmi_guess(roots: sources.Roots) -> tuple[str | None, bool, str | None]:
+    """(hypervisor name from DMI, whether DMI alone proves a VM, evidence line)."""
+    vendor = _read_word(roots.sys / "class/dmi/id/sys_vendor") or ""
+    product = _read_word(roots.sys / "class/dmi/id/product_name") or ""
+    for want_vendor, want_product, name, proves in _DMI_VMS:
+        if want_vendor in vendor and want_product in product and (want_vendor or want_product):
+            return name, proves, f"DMI: {vendor} / {product}"
+    return None, False, None
+
+
+def _clocksource_guess(roots: sources.Roots) -> str | None:
+    text = _read_word(roots.sys / "devices/system/clocksource/clocksource0/available_clocksource") or ""
+    for marker, name in _CLOCKSOURCES:
+        if any(cs.startswith(marker) for cs in text.split()):
+            return name
+    return None
+
+
+def identify_hypervisor(roots: sources.Roots, wsl: str | None) -> tuple[str | None, tuple[str, ...]]:
+    """(hypervisor name, evidence). None: no sign of any hypervisor; "unknown": a VM we cannot name."""
+    evidence: list[str] = []
+    if wsl:
+        evidence.append(wsl)
+    flag = cpu_has_hypervisor_flag(roots)
+    if flag:
+        evidence.append("CPU flag 'hypervisor'")
+    xen_type = _read_word(roots.sys / "hypervisor/type")
+    if xen_type:
+        evidence.append(f"/sys/hypervisor/type: {xen_type}")
+    dmi_name, dmi_proves, dmi_line = _dmi_guess(roots)
+    if dmi_line:
+        evidence.append(dmi_line)
+    clock = _clocksource_guess(roots)
+    if clock:
+        evidence.append(f"paravirtual clocksource of {clock}")
+    virtio = virtio_devices(roots)
+    if virtio:
+        evidence.append(f"{len(virtio)} virtio device(s)")
+    no_dmi = not (roots.sys / "class/dmi/id").exists()
+    if no_dmi and clock == "KVM" and virtio:
+        evidence.append("no DMI/SMBIOS tables: Firecracker's signature (crosvm looks alike)")
+    is_vm = bool(wsl or flag or xen_type or dmi_proves or clock or virtio)
+    if not is_vm:
+        return None, tuple(evidence)
+    if wsl:
+        return "Hyper-V (WSL 2)", tuple(evidence)
+    if dmi_name:
+        return dmi_name, tuple(evidence)
+    if no_dmi and clock == "KVM" and virtio:
+        return "Firecracker (KVM)", tuple(evidence)
+    if clock or xen_type:
+        return clock or xen_type.capitalize(), tuple(evidence)
+    return "unknown", tuple(evidence)
+
+
+def balloon_and_reporting(roots: sources.Roots, params: Mapping[str, Any]
+                          ) -> tuple[str | None, bool | None, str]:
+    """(balloon driver, free page reporting on?, why we say so)."""
+    balloons = [feat for dev_id, feat in virtio_devices(roots).values() if dev_id == VIRTIO_ID_BALLOON]
+    if balloons:
+        features = balloons[0]
+        if features is None or len(features) <= VIRTIO_BALLOON_F_REPORTING:
+            return "virtio_balloon", None, "virtio-balloon present, but its feature bits are not readable"
+        if features[VIRTIO_BALLOON_F_REPORTING] == "1":
+            return "virtio_balloon", True, "virtio-balloon negotiated free page reporting (VIRTIO_BALLOON_F_REPORTING)"
+        return "virtio_balloon", False, "virtio-balloon without free page reporting: the host did not offer it"
+    if (roots.sys / "bus/vmbus/drivers/hv_balloon").exists():
+        return "hv_balloon", None, ("hv_balloon present: it reports free pages where the Hyper-V host supports "
+                                    "it, which the guest cannot see")
+    if "page_reporting_order" in params:
+        return None, False, "no balloon device: the kernel can report free pages but nothing receives them"
+    return None, False, "no balloon device and no page_reporting in this kernel"
+
+
+def _reporting_order(params: Mapping[str, Any]) -> int | None:
+    order = params.get("page_reporting_order")
+    # Linux >= 6.2 shows -1 until a balloon registers (5.14-6.1 showed MAX_ORDER, which we cannot tell
+    # from a real order; free_page_reporting says whether anything reports at all).
+    return order if isinstance(order, int) and not isinstance(order, bool) and order >= 0 else None
+
+
+def _memory(roots: sources.Roots, problems: list[str]) -> tuple[MemoryInfo, sources.MemoryCgroup | None]:
+    meminfo = sources.meminfo(roots)  # fatal where missing or corrupt: see the module docstring
+    available_kib = meminfo.get("MemAvailable")
+    free_kib = meminfo.get("MemFree", 0)
+    if available_kib is None:
+        problems.append("/proc/meminfo has no MemAvailable (kernels before 3.14 and WSL 1 lack it): "
+                        "the budget counts MemFree only")
+    cgroup = sources.memory_cgroup(roots)
+    limit = usage = None
+    if cgroup is not None:
+        try:
+            limit, usage = cgroup.limit_bytes(), cgroup.usage_bytes()
+        except (sources.SourceError, procfs.ProcParseError) as exc:
+            problems.append(f"memory cgroup: {exc}")
+    budget = safe_budget_bytes((available_kib if available_kib is not None else free_kib) * 1024, limit, usage)
+    info = MemoryInfo(
+        mem_total_bytes=meminfo.get("MemTotal", 0) * 1024,
+        mem_available_bytes=None if available_kib is None else available_kib * 1024,
+        mem_free_bytes=free_kib * 1024,
+        cgroup_version=cgroup.version if cgroup else None,
+        cgroup_path=str(cgroup.path) if cgroup else None,
+        cgroup_limit_bytes=limit, cgroup_usage_bytes=usage, memory_budget_bytes=budget)
+    return info, cgroup
+
+
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _cgroup_limit_writable(roots: sources.Roots, cgroup: sources.MemoryCgroup | None) -> bool:
+    # Mirrors policy.knob_access: on live roots only root may write; a captured tree is any user's.
+    if cgroup is None or cgroup.version != 1 or not cgroup.limit_file.exists():
+        return False
+    return os.access(cgroup.limit_file, os.W_OK) and (_is_root() or not roots.is_live)
+
+
+def _scratch_free_bytes(scratch_dir: str) -> int | None:
+    try:
+        return shutil.disk_usage(scratch_dir).free
+    except OSError:
+        return None
+
+
+def _qemu_and_kvm(roots: sources.Roots, env: Mapping[str, str]) -> tuple[str | None, bool]:
+    path = env.get("PATH")
+    qemu = shutil.which(QEMU_BINARY, path=path) if path else None
+    kvm = Path("/dev/kvm") if roots.is_live else roots.proc.parent / "dev" / "kvm"
+    return qemu, kvm.exists() and os.access(kvm, os.R_OK | os.W_OK)
+
+
+# --- which experiments can run live -------------------------------------------------------------
+
+def _fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "?"
+    return f"{n / GIB:.1f} GiB" if n >= GIB else f"{n / MIB:.0f} MiB"
+
+
+def _budget_support(memory: MemoryInfo) -> LiveSupport:
+    budget = memory.memory_budget_bytes
+    if budget < MIN_LIVE_BUDGET_BYTES:
+        return LiveSupport(False, f"only {_fmt_bytes(budget)} can be allocated safely here; needs "
+                                  f"{_fmt_bytes(MIN_LIVE_BUDGET_BYTES)}")
+    return LiveSupport(True, f"up to {_fmt_bytes(budget)} can be allocated safely")
+
+
+def _knob_support(needed: list[tuple[bool, str]], shared: str | None, consent: bool) -> LiveSupport:
+    """Knob experiments: every needed (ok, what) holds and the machine is not shared."""
+    if shared:
+        # Said first: on a shared machine no permission would change the answer ("needs root" would mislead).
+        return LiveSupport(False, f"{shared}: system-wide knobs stay off")
+    missing = [what for ok, what in needed if not ok]
+    if missing:
+        return LiveSupport(False, "; ".join(missing))
+    have = "; ".join(what for _, what in needed)
+    if consent:
+        return LiveSupport(True, f"{have}; consent given ({policy.ALLOW_ENV}=1)")
+    return LiveSupport(True, f"{have}; runs only with consent: allow_system_changes=True or {policy.ALLOW_ENV}=1")
+
+
+def _reclaim_means(reclaim_ok: bool, cgroup_limit_writable: bool) -> tuple[bool, str]:
+    if reclaim_ok:
+        return True, "cgroup v2 memory.reclaim writable"
+    if cgroup_limit_writable:
+        return True, "cgroup v1 memory.limit_in_bytes writable (the labelled stand-in for memory.reclaim)"
+    return False, "neither cgroup v2 memory.reclaim nor a writable cgroup v1 memory.limit_in_bytes"
+
+
+def live_support(memory: MemoryInfo, knobs: Mapping[str, policy.KnobAccess], cgroup_limit_writable: bool,
+                 shared: str | None, consent: bool, scratch_free_bytes: int | None,
+                 qemu_path: str | None, kvm_usable: bool, has_host_view: bool,
+                 vm_status: LiveSupport | None = None) -> dict[str, LiveSupport]:
+    """{experiment: LiveSupport} for EXPERIMENTS, from facts already probed (pure)."""
+    def knob(name: str) -> tuple[bool, str]:
+        k = knobs.get(name)
+        return bool(k and k.writable), f"{name} {k.reason if k else 'unknown here'}"
+
+    budget = _budget_support(memory)
+    calloc = budget if not budget.live or has_host_view else \
+        LiveSupport(True, budget.reason + "; no host view here, so only the guest's side shows")
+    disk_ok = scratch_free_bytes is not None and scratch_free_bytes >= MIN_SCRATCH_FREE_BYTES
+    reclaim_ok = knobs.get("memory.reclaim") is not None and knobs["memory.reclaim"].writable
+    qemu_note = "KVM acceleration (/dev/kvm usable)" if kvm_usable else "TCG emulation, slow (no usable /dev/kvm)"
+    return {
+        "calloc-reclaim": calloc,
+        "refault": budget,
+        "page-cache": _knob_support([knob("drop_caches"),
+                                     (disk_ok, f"{_fmt_bytes(scratch_free_bytes)} free for the file (needs "
+                                               f"{_fmt_bytes(MIN_SCRATCH_FREE_BYTES)})")], shared, consent),
+        "compaction": _knob_support([knob("compact_memory")], shared, consent),
+        "auto-reclaim": _knob_support([knob("drop_caches"), _reclaim_means(reclaim_ok, cgroup_limit_writable)],
+                                      shared, consent),
+        "vm": LiveSupport(vm_status.live, f"{qemu_path}: {vm_status.reason}") if qemu_path and vm_status else
+              LiveSupport(True, f"{qemu_path}: {qemu_note}") if qemu_path else
+              LiveSupport(False, f"{QEMU_BINARY} not on PATH (Debian: apt-get install qemu-system-x86); "
+                                 f"would use {qemu_note}"),
+    }
+
+
+# --- the probe -----------------------------------------------------------------------------------
+
+def wsl1_refusal(env: Mapping[str, str] = os.environ) -> str:
+    """Why nothing runs live on WSL 1, and how to convert the distro (named where WSL says it)."""
+    distro = env.get("WSL_DISTRO_NAME") or "<distro>"
+    return (f"WSL 1 has no Linux kernel and no VM (Windows answers Linux system calls itself): memory a program "
+            f"frees goes straight back to Windows, so there is no guest to give it back and nothing to measure; "
+            f"convert it to WSL 2 in Windows with `wsl --set-version {distro} 2` (`wsl -l -v` lists the distros)")
+
+
+def _kind(container: str | None, wsl: str | None, hypervisor: str | None,
+          evidence: tuple[str, ...], wsl1: str | None = None) -> tuple[str, str]:
+    if container:
+        return "container", f"{container}; the memory limit is the cgroup's, the host's /proc/meminfo is not ours"
+    if wsl1:
+        return "wsl1", f"{wsl1}: no guest kernel, no VM, nothing to give back"
+    if wsl:
+        return "wsl2", wsl
+    if hypervisor:
+        return "vm", "; ".join(evidence)
+    return "bare-metal", "no hypervisor CPU flag, DMI entry, paravirtual clock or virtio device"
+
+
+def probe(roots: sources.Roots | None = None, env: Mapping[str, str] = os.environ,
+          scratch_dir: str | os.PathLike | None = None,
+          vm_status: Callable[[sources.Roots], LiveSupport | None] | None = None) -> GuestInfo:
+    """Probe the guest at `roots` (default: Roots.from_env(), the live machine).
+
+    `vm_status(roots)` says whether the kit's VM can run here and on what: /dev/kvm can open yet
+    fail to boot Linux, so only the VM code knows (callers above the probe pass
+    `reclaimlab.vm.live_status`; the probe itself never imports the VM).
+
+    Raises sources.SourceError / procfs.ProcParseError only when /proc/meminfo is missing or corrupt.
+    """
+    roots = roots or sources.Roots.from_env()
+    problems: list[str] = []
+    memory, cgroup = _memory(roots, problems)
+    release = kernel_release(roots)
+    if release is None:
+        problems.append(f"{roots.proc / 'sys/kernel/osrelease'}: not readable; kernel release unknown")
+    wsl = host.wsl_reason(release, env)
+    wsl1 = host.wsl1_reason(release, sources.read_optional(roots.proc / "version"))
+    hypervisor, evidence = identify_hypervisor(roots, wsl)
+    if wsl1:  # the CPU's hypervisor flag is Windows' own (Hyper-V under Windows), not a VM around this Linux
+        hypervisor = None
+        evidence = (wsl1,) + tuple(f"{e} (Windows' own, not a VM around this Linux)" for e in evidence)
+    container = policy.container_reason(roots, env)
+    params = sources.page_reporting_params(roots)
+    balloon, reporting, reporting_reason = balloon_and_reporting(roots, params)
+    views, view_notes = host.find_host_views(roots, env, release)
+    knobs = policy.knob_access(roots, cgroup)
+    limit_writable = _cgroup_limit_writable(roots, cgroup)
+    shared = policy.shared_reason(roots, env)
+    consent = policy.changes_allowed(None, env)
+    scratch = str(scratch_dir or tempfile.gettempdir())
+    scratch_free = _scratch_free_bytes(scratch)
+    qemu, kvm = _qemu_and_kvm(roots, env)
+    kind, kind_reason = _kind(container, wsl, hypervisor, evidence, wsl1)
+    support = live_support(memory, knobs, limit_writable, shared, consent, scratch_free, qemu, kvm, bool(views),
+                           vm_status(roots) if qemu and vm_status else None)
+    if kind == "wsl1":
+        support = {name: LiveSupport(False, wsl1_refusal(env)) for name in support}
+    return GuestInfo(
+        kind=kind, kind_reason=kind_reason, hypervisor=hypervisor, hypervisor_evidence=evidence,
+        container=container, kernel_release=release, is_root=_is_root(),
+        virtio_balloon=balloon == "virtio_balloon", balloon_driver=balloon,
+        free_page_reporting=reporting, free_page_reporting_reason=reporting_reason,
+        page_reporting_order=_reporting_order(params), page_reporting_params=params,
+        host_views=tuple(views), host_view_notes=tuple(view_notes), knobs=knobs,
+        cgroup_limit_writable=limit_writable, shared_reason=shared, consent_given=consent,
+        memory=memory, scratch_dir=scratch, scratch_free_bytes=scratch_free, kvm_usable=kvm, qemu_path=qemu,
+        live_support=support,
+        proc_root=str(roots.proc), sys_root=str(roots.sys), problems=tuple(problems))

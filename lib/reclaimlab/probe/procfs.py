@@ -1,0 +1,193 @@
+"""Pure parsers for the kernel's memory files: text in, values out.
+
+No I/O happens here; `sources.py` reads the files. Every parser tolerates lines a
+kernel version adds (kept) or lacks (absent from the result, never invented), and
+raises `ProcParseError` naming the file and the line when the text is not what
+that file ever looks like.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ProcParseError(ValueError):
+    """The text is not in the format of the file it claims to be."""
+
+
+def _bad(source: str, lineno: int, line: str, expected: str) -> ProcParseError:
+    return ProcParseError(f"{source}: line {lineno} {line!r} is not {expected}")
+
+
+def parse_meminfo(text: str, source: str = "/proc/meminfo") -> dict[str, int]:
+    """/proc/meminfo -> {field: KiB} (HugePages_* counts stay counts).
+
+    >>> parse_meminfo("MemTotal:  1024 kB\\nHugePages_Total: 0\\n")
+    {'MemTotal': 1024, 'HugePages_Total': 0}
+    """
+    out: dict[str, int] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        name, sep, rest = line.partition(":")
+        parts = rest.split()
+        if not sep or not parts or len(parts) > 2 or (len(parts) == 2 and parts[1] != "kB"):
+            raise _bad(source, lineno, line, "'Name:  <number> kB'")
+        try:
+            out[name.strip()] = int(parts[0])
+        except ValueError:
+            raise _bad(source, lineno, line, "'Name:  <number> kB'") from None
+    if not out:
+        raise ProcParseError(f"{source}: empty; expected lines like 'MemTotal:  1024 kB'")
+    return out
+
+
+def parse_flat_keyed(text: str, source: str) -> dict[str, int]:
+    """'name value' lines (/proc/vmstat, cgroup memory.stat) -> {name: int}."""
+    out: dict[str, int] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2:
+            raise _bad(source, lineno, line, "'name <number>'")
+        try:
+            out[parts[0]] = int(parts[1])
+        except ValueError:
+            raise _bad(source, lineno, line, "'name <number>'") from None
+    return out
+
+
+def parse_vmstat(text: str, source: str = "/proc/vmstat") -> dict[str, int]:
+    """/proc/vmstat -> {counter: value}. Counters are pages or event counts, as the kernel keeps them."""
+    out = parse_flat_keyed(text, source)
+    if not out:
+        raise ProcParseError(f"{source}: empty; expected lines like 'nr_free_pages 1234'")
+    return out
+
+
+@dataclass(frozen=True)
+class BuddyZone:
+    """One line of /proc/buddyinfo: free blocks per order (order k = 2**k pages)."""
+
+    node: int
+    zone: str
+    free_blocks: tuple[int, ...]
+
+    def free_pages(self, min_order: int = 0) -> int:
+        return sum(n << k for k, n in enumerate(self.free_blocks) if k >= min_order)
+
+    def blocks_at_least(self, min_order: int) -> int:
+        return sum(n for k, n in enumerate(self.free_blocks) if k >= min_order)
+
+
+def parse_buddyinfo(text: str, source: str = "/proc/buddyinfo") -> list[BuddyZone]:
+    """/proc/buddyinfo -> one BuddyZone per 'Node N, zone NAME c0 c1 ...' line."""
+    zones = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.replace(",", " ").split()
+        try:
+            if parts[0] != "Node" or parts[2] != "zone" or len(parts) < 5:
+                raise ValueError
+            zones.append(BuddyZone(int(parts[1]), parts[3], tuple(int(p) for p in parts[4:])))
+        except (ValueError, IndexError):
+            raise _bad(source, lineno, line, "'Node 0, zone Normal <counts per order>'") from None
+    if not zones:
+        raise ProcParseError(f"{source}: empty; expected lines like 'Node 0, zone Normal 3 2 ...'")
+    return zones
+
+
+def buddy_totals(zones: list[BuddyZone]) -> tuple[int, ...]:
+    """Free blocks per order summed over all zones and nodes."""
+    width = max(len(z.free_blocks) for z in zones)
+    return tuple(sum(z.free_blocks[k] for z in zones if k < len(z.free_blocks)) for k in range(width))
+
+
+def parse_cgroup_number(text: str, source: str) -> int | None:
+    """A single-number cgroup file (memory.current, memory.max, memory.usage_in_bytes, ...).
+
+    Returns None for 'max' (cgroup v2's "no limit").
+    """
+    value = text.strip()
+    if value == "max":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ProcParseError(f"{source}: {value[:40]!r} is not a number of bytes or 'max'") from None
+
+
+# cgroup v1 reports "no limit" as a huge page-aligned number (LONG_MAX rounded down to a page).
+CGROUP_V1_UNLIMITED_BYTES = 1 << 62
+
+
+def cgroup_limit_bytes(text: str, source: str) -> int | None:
+    """memory.max (v2) or memory.limit_in_bytes (v1) -> bytes, or None when unlimited."""
+    value = parse_cgroup_number(text, source)
+    if value is None or value >= CGROUP_V1_UNLIMITED_BYTES:
+        return None
+    return value
+
+
+def parse_memory_stat(text: str, source: str = "memory.stat") -> dict[str, int]:
+    """cgroup memory.stat (v1 or v2) -> {key: bytes or count}."""
+    return parse_flat_keyed(text, source)
+
+
+def cgroup_file_anon_bytes(stat: dict[str, int]) -> tuple[int | None, int | None]:
+    """(page cache bytes, anonymous bytes) from memory.stat of either cgroup version.
+
+    v2 calls them 'file' and 'anon'; v1 calls them 'cache' and 'rss' (and the
+    hierarchical 'total_cache' / 'total_rss', preferred since children count too).
+    """
+    if "file" in stat or "anon" in stat:
+        return stat.get("file"), stat.get("anon")
+    file_bytes = stat.get("total_cache", stat.get("cache"))
+    anon_bytes = stat.get("total_rss", stat.get("rss"))
+    return file_bytes, anon_bytes
+
+
+def parse_module_param(text: str, source: str) -> int | bool | str:
+    """A /sys/module/*/parameters/* value: int, bool ('Y'/'N') or the raw string."""
+    value = text.strip()
+    if value in ("Y", "N"):
+        return value == "Y"
+    try:
+        return int(value)
+    except ValueError:
+        return value
+
+
+def parse_cgroup_membership(text: str) -> dict[str, str]:
+    """/proc/self/cgroup -> {controller: path}; the cgroup v2 entry is under key ''.
+
+    '4:memory:/a/b' -> {'memory': '/a/b'}; '0::/user.slice' -> {'': '/user.slice'}.
+    """
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        _hier, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if not controllers:
+            out[""] = path
+        for c in controllers.split(","):
+            if c:
+                out[c] = path
+    return out
+
+
+def parse_status_kib(text: str) -> dict[str, int]:
+    """The kB fields of a /proc/<pid>/status text (VmRSS, RssAnon, RssFile, ...), in KiB.
+
+    >>> parse_status_kib("Name:\\tx\\nVmRSS:\\t  1024 kB\\nRssAnon:\\t  512 kB\\n")
+    {'VmRSS': 1024, 'RssAnon': 512}
+    """
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        name, _, rest = line.partition(":")
+        parts = rest.split()
+        if len(parts) == 2 and parts[1] == "kB" and parts[0].isdigit():
+            out[name] = int(parts[0])
+    return out

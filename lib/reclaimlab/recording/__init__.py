@@ -1,0 +1,1 @@
+"""The Recording: its data type, save/load with a manifest, provenance, the shipped datasets."""

@@ -1,0 +1,91 @@
+"""The metadata every Recording carries: what ran, where, when, with which tool.
+
+Enough to judge a recording made elsewhere (kernel, guest kind, hypervisor, page
+reporting order, cgroup limit, rate, versions, UTC date) and nothing personal: no
+user name, host name, home folder or distro name goes in.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+from typing import Any, Mapping
+
+from .. import __version__
+from ..probe import sources
+from .recording import SCHEMA_VERSION
+
+UNKNOWN = "unknown"
+
+
+def utc_now_iso() -> str:
+    """Now in ISO 8601 UTC to the second, e.g. 2025-11-25T18:47:03Z."""
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def kernel_release(roots: sources.Roots) -> str:
+    """From <proc>/sys/kernel/osrelease, so a captured tree reports its own kernel."""
+    text = sources.read_optional(roots.proc / "sys" / "kernel" / "osrelease")
+    if text and text.strip():
+        return text.strip()
+    return platform.release() if roots.is_live else UNKNOWN
+
+
+def _guest_fields(guest_info: Any, roots: sources.Roots) -> dict[str, Any]:
+    """guest_kind, hypervisor, page_reporting_order from the guest probe, where it answers."""
+    info: Mapping[str, Any] = {}
+    if guest_info is None:
+        from ..probe.guest import probe
+        try:
+            guest_info = probe(roots)
+        except (OSError, ValueError):  # a captured tree the probe cannot read
+            guest_info = None
+    if guest_info is not None:
+        info = guest_info.to_dict() if hasattr(guest_info, "to_dict") else dict(guest_info)
+    order = info.get("page_reporting_order")
+    if order is None:  # read it ourselves: the parameter, not the kernel command line (MEASURED.md)
+        value = sources.page_reporting_params(roots).get("page_reporting_order")
+        order = value if isinstance(value, int) and not isinstance(value, bool) else None
+    return {
+        "guest_kind": info.get("kind") or UNKNOWN,
+        "hypervisor": info.get("hypervisor") or None,
+        "page_reporting_order": order,
+    }
+
+
+def _cgroup_fields(roots: sources.Roots) -> dict[str, Any]:
+    cgroup = sources.memory_cgroup(roots)
+    if cgroup is None:
+        return {"cgroup_version": None, "cgroup_limit_bytes": None}
+    try:
+        limit = cgroup.limit_bytes()
+    except (sources.SourceError, ValueError):
+        limit = None
+    return {"cgroup_version": cgroup.version, "cgroup_limit_bytes": limit}
+
+
+def build_meta(experiment: str, parameters: Mapping[str, Any] | None, mode: str, sample_hz: float,
+               guest_info: Any = None, roots: sources.Roots | None = None) -> dict[str, Any]:
+    """The meta dict of a Recording (complete=True until the sampler says otherwise).
+
+    guest_info: a guest.GuestInfo (or its to_dict()) when the caller has one; else the
+    probe is asked, and where it cannot answer the guest kind is "unknown".
+    """
+    roots = roots or sources.Roots.from_env()
+    meta: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "experiment": experiment,
+        "parameters": dict(parameters or {}),
+        "mode": mode,
+        "complete": True,
+        "kernel_release": kernel_release(roots),
+    }
+    meta.update(_guest_fields(guest_info, roots))
+    meta.update(_cgroup_fields(roots))
+    meta.update({
+        "sample_hz": float(sample_hz),
+        "tool_version": __version__,
+        "python_version": platform.python_version(),
+        "machine": platform.machine() or UNKNOWN,
+        "date_utc": utc_now_iso(),
+    })
+    return meta

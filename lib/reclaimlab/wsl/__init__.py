@@ -1,0 +1,1 @@
+"""The WSL model: the autoMemoryReclaim engine and its daemon, and the .wslconfig checker."""

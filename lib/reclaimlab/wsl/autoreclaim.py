@@ -1,0 +1,791 @@
+"""WSL's `autoMemoryReclaim` policies as a pure, time-compressible decision engine.
+
+    policy = Policy(mode="gradual", variant="released", time_scale=0.01)   # 10 min -> 6 s
+    actions = policy.decide(observation)        # pure: no I/O; returns what WSL would do now
+    with Daemon(policy, apply=my_apply):        # the I/O side: observe /proc in a thread, apply actions
+        ...
+
+WSL runs this logic inside the guest, in mini_init's memory-reduction thread. Two versions are
+reproduced, each from its source (a number that the issue text states differently is noted here):
+
+`variant="released"`: microsoft/WSL, src/linux/init/main.cpp, `ConfigureMemoryReduction()` (commit
+02cd979fe9a43c12fa76133feb75bf334b98fbce, lines ~268-446 of the stored text), with its helpers
+`GetUserCpuTime()` (the first field of the aggregate `cpu` line of /proc/stat: user jiffies, nice
+excluded) and `GetMemoryInUse()` (`sysinfo()` totalram - freeram, i.e. MemTotal - MemFree: page cache
+counts as used).
+  - Every 30 s (`SleepDuration`, after one initial 30 s sleep) read user CPU.
+  - Idle = user CPU in the last 30 s under `ReclaimThreshold` (0.5 % of all CPUs' time) AND user CPU
+    over the last L polls under (L+1) x that threshold; L = 20 polls (10 min) for dropCache, 6 (3 min)
+    for gradual (`ReclaimWindow[20]`, `ReclaimWindowLength = 6`). A full window is needed first.
+  - dropCache: once per idle period write "1" to /proc/sys/vm/drop_caches; a busy poll re-arms it.
+  - gradual: while idle, every poll write 3 % of used memory (used - used*0.97) to
+    /sys/fs/cgroup/memory.reclaim while used > 1 GiB (`MemoryLow`); stop once the target falls under
+    1 GiB until used exceeds 1.1 GiB (`MemoryHigh`) again or a busy poll re-arms it. No
+    `swappiness=0`, so this write may also swap anonymous memory where swap exists. Falls back to
+    dropCache when memory.reclaim is not writable.
+  - Compaction (every mode, `disabled` included, whenever page_reporting_order != 0): when user CPU
+    since the last probe exceeds `IdleThreshold` = get_nprocs() jiffies (0.01 CPU-s per CPU at
+    CLK_TCK 100), sleep 1 s; if user CPU in that second stayed under the same threshold (1 % of all
+    CPUs), write "1" to /proc/sys/vm/compact_memory. So it compacts after activity, once quiet: it is
+    NOT gated on the 3/10-minute window.
+
+`variant="newer"`: the merged code, microsoft/WSL src/linux/init/util.cpp at commit
+3e27a6a50177ce4e32e72f7b957aef5db5768062 (master, 2026-08-07): `StartMemoryReductionThread()` (line
+3783) and `CpuIdleTracker` (line 3536), as merged in #41096 (49f841c) with the follow-up #41171
+(88f76dd: drop_caches writes 3, the /proc/stat regex). #41104 (c40ea60) touches util.cpp only at line
+3519 (CreateChildProcess' exec result), not this thread.
+  - `Disabled`: no thread at all (line 3809); free page reporting still hands back what processes free.
+  - Every 10 s (`c_pollInterval`, 3837; the loop sleeps first, 3870; the first reading is a baseline)
+    read the aggregate cpu line: busy = user + nice + system + irq + softirq + steal, idle = idle +
+    iowait (`ReadCpuBusyIdle`, 3658-3659).
+  - `CpuIdleTracker::AddSample`: a ring of the last 12 intervals (`c_windowIntervals`, 3581, "2
+    minutes"); IntervalIdle = this interval, WindowIdle = the ring is full and its SUM is idle; idle iff
+    `Total == 0 || Busy * 1000 <= Total * 5` (`c_busyThresholdPerMille`, 3578/3582: <= 0.5 %).
+  - Not WindowIdle: re-arm (droppedThisIdlePeriod = compactedThisIdlePeriod = false), nothing else
+    (3907). WindowIdle but not IntervalIdle: skip this poll only, "a short burst blocks this tick but
+    does not discard the preceding idle history" (3915).
+  - gradual (`useReclaim`, unless `access(/sys/fs/cgroup/memory.reclaim, W_OK)` fails: then it falls
+    back to drop_caches, 3831): cache = Active(file) + Inactive(file) + SReclaimable
+    (`GetReclaimableCacheBytes`); if cache > 128 MiB (`c_floorBytes`, 3840) write
+    `min(cache - 128 MiB, step)` + " swappiness=0" (3772) to the ROOT cgroup's memory.reclaim
+    (`RECLAIM_PATH`, 3532, CGROUP_MOUNTPOINT "/sys/fs/cgroup" util.h:45); step = totalram / 32 (3849)
+    clamped to 256 MiB..1 GiB (`c_minReclaimBytes`/`c_maxReclaimBytes`, 3843-3844). EAGAIN counts as
+    success (3774).
+  - dropCache: "3\n" to drop_caches (3949) once per idle period (set only when the write worked).
+  - compact_memory "if (!compactedThisIdlePeriod || reclaimed)" (3961): once per idle period, and
+    after every reclaim that worked.
+  - After any memory operation that worked, /proc/stat is re-read so that work does not count as
+    busy in the next interval (3971-3978).
+  Page reporting order (not this thread): WslCoreVm.cpp:1452/1456 chooses 5 (128 KiB) on builds with
+  the VID partition-teardown fix (Germanium; Cobalt UBR >= 2360, Iron >= 1970, Vibranium 22H2 >= 3393),
+  else 9 (2 MiB); helpers.cpp:796 puts it on the kernel command line as
+  `page_reporting.page_reporting_order` (#40374 2cfdd58, #40380 ce674a6).
+
+The released idle test is user CPU only (nice, system and iowait do not count), its window is L polls
+plus a per-poll test, and compaction is not "when idle" in the window's sense but "after activity, when
+the next second is quiet", even with `disabled`.
+
+On this kit's cgroup v1 guest there is no memory.reclaim. The driver maps `Reclaim(bytes)` to
+`knobs.cgroup_reclaim(bytes, allow, cgroup)`, whose v1 result is a labelled limit_in_bytes squeeze of a
+`WorkloadCgroup` (ReclaimResult.method says which); `Policy(memory_reclaim_available=False)` instead
+reproduces WSL's own fallback (gradual behaves as dropCache).
+
+Time compression: every period (poll, windows as poll counts, the compaction probe) is multiplied by
+`time_scale`; CPU thresholds are shares of CPU time, so they need no scaling.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Union
+
+MODES = ("disabled", "gradual", "dropCache")
+VARIANTS = ("released", "newer")
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+
+# --- released: microsoft/WSL src/linux/init/main.cpp ConfigureMemoryReduction() ---
+RELEASED_POLL_S = 30.0                  # SleepDuration
+RELEASED_IDLE_USER_SHARE = 0.005        # ReclaimThreshold: 0.5 % of all CPUs over one poll
+RELEASED_WINDOW_POLLS = {"dropCache": 20, "gradual": 6}   # 10 min / 3 min
+RELEASED_MEMORY_LOW_BYTES = GIB         # MemoryLow
+RELEASED_MEMORY_HIGH_BYTES = int(1.1 * GIB)               # MemoryHigh
+RELEASED_GRADUAL_KEEP = 0.97            # MemoryTargetSize = MemorySize * 0.97
+RELEASED_COMPACT_ACTIVITY_CPU_S = 0.01  # IdleThreshold = nprocs jiffies at CLK_TCK 100, per CPU
+RELEASED_COMPACT_PROBE_S = 1.0          # sleep_for(1 s) between the two readings
+RELEASED_COMPACT_QUIET_USER_SHARE = 0.01  # nprocs jiffies in 1 s = 1 % of all CPUs
+
+# --- newer: microsoft/WSL PR #41096 (+ benhillis/WSL util.cpp for the constants it leaves open) ---
+NEWER_POLL_S = 10.0                     # c_pollInterval
+NEWER_IDLE_BUSY_SHARE = 0.005           # c_busyThresholdPerMille = 5 (idle iff <= 0.5 %)
+NEWER_WINDOW_POLLS = 12                 # CpuIdleTracker::c_windowIntervals ("2 minutes")
+NEWER_FLOOR_BYTES = 128 * MIB           # "toward a 128 MB floor"
+NEWER_STEP_MIN_BYTES = 256 * MIB        # "RAM-scaled 256 MB to 1 GB steps"
+NEWER_STEP_MAX_BYTES = GIB
+NEWER_STEP_RAM_DIVISOR = 32             # RAM/32 (clamped), per the issue; the PR says "RAM-scaled"
+
+DROP_LEVEL = {"released": 1, "newer": 3}   # "1\n" in main.cpp; "3\n" in util.cpp since #41171
+DEFAULT_DROP_LEVEL = DROP_LEVEL["released"]
+
+
+# ----------------------------------------------------------------------------- observations
+
+@dataclass(frozen=True)
+class Observation:
+    """What the policy sees at one poll. Fractions are shares of all CPUs' time over the last poll.
+
+    `user_cpu_fraction` drives the released variant, `busy_cpu_fraction` (everything but idle and
+    iowait) the newer one; None means "no interval yet" (the first reading). `mem_free_bytes` gives the
+    released variant's used = total - free; `reclaimable_cache_bytes` (Active(file) + Inactive(file) +
+    SReclaimable) the newer one's. `probe_user_cpu_fraction` is the released compaction probe (user CPU
+    over the ~1 s after the poll); where absent, the poll's own fraction stands in.
+    """
+
+    now_s: float
+    mem_total_bytes: int
+    mem_free_bytes: int
+    user_cpu_fraction: float | None = None
+    busy_cpu_fraction: float | None = None
+    reclaimable_cache_bytes: int = 0
+    cached_bytes: int = 0
+    probe_user_cpu_fraction: float | None = None
+
+    @property
+    def used_bytes(self) -> int:
+        """WSL's released GetMemoryInUse(): totalram - freeram (page cache counts as used)."""
+        return self.mem_total_bytes - self.mem_free_bytes
+
+
+# ----------------------------------------------------------------------------- actions
+
+@dataclass(frozen=True)
+class Reclaim:
+    """Write `bytes` to cgroup v2 memory.reclaim (with `swappiness=0` where `file_only`)."""
+
+    bytes: int
+    file_only: bool = False
+    reason: str = ""
+    kind = "reclaim"
+
+    def detail(self) -> str:
+        return f"{self.bytes} bytes" + (" swappiness=0" if self.file_only else "")
+
+
+@dataclass(frozen=True)
+class DropCaches:
+    """Write `level` (1 page cache, 2 slab, 3 both) to /proc/sys/vm/drop_caches."""
+
+    level: int = DEFAULT_DROP_LEVEL
+    reason: str = ""
+    kind = "drop_caches"
+
+    def detail(self) -> str:
+        return str(self.level)
+
+
+@dataclass(frozen=True)
+class Compact:
+    """Write 1 to /proc/sys/vm/compact_memory.
+
+    `after_reclaim`: due only because the action before it reclaimed (newer variant, already compacted
+    this idle period); the driver skips it when that reclaim failed, as WSL's `|| reclaimed` does.
+    """
+
+    reason: str = ""
+    after_reclaim: bool = False
+    kind = "compact_memory"
+
+    def detail(self) -> str:
+        return self.reason
+
+
+Action = Union[Reclaim, DropCaches, Compact]
+
+
+@dataclass(frozen=True)
+class Tick:
+    """What one decide() call concluded, besides the actions (for charts, events and tests)."""
+
+    now_s: float
+    idle: bool            # the idle window is satisfied at this poll
+    entered_idle: bool    # ... and was not at the previous poll
+    actions: tuple[Action, ...]
+
+
+# ----------------------------------------------------------------------------- pure helpers
+
+def newer_step_bytes(mem_total_bytes: int) -> int:
+    """One gradual step of the newer variant: RAM/32 clamped to 256 MiB..1 GiB."""
+    return min(max(mem_total_bytes // NEWER_STEP_RAM_DIVISOR, NEWER_STEP_MIN_BYTES), NEWER_STEP_MAX_BYTES)
+
+
+def released_gradual_bytes(used_bytes: int) -> int:
+    """What the released gradual mode writes: used - used*0.97, truncated like size_t()."""
+    return int(used_bytes - used_bytes * RELEASED_GRADUAL_KEEP)
+
+
+def _check_fraction(name: str, value: float | None) -> None:
+    if value is not None and not (0.0 <= value <= 1.0 + 1e-9):
+        raise ValueError(f"Observation.{name} = {value!r}: expected a share of CPU time between 0 and 1")
+
+
+# ----------------------------------------------------------------------------- the policy
+
+class Policy:
+    """One `autoMemoryReclaim` setting as a deterministic state machine: decide(obs) -> actions.
+
+    mode: "disabled" | "gradual" | "dropCache" (the .wslconfig values; "dropcache" is accepted too).
+    variant: "released" | "newer" (see the module docstring for the source of each).
+    time_scale: multiplies every period; 0.01 turns the released 10-minute window into 6 s.
+    drop_level: what a DropCaches action writes (default: the variant's, 1 released, 3 newer).
+    memory_reclaim_available: False reproduces WSL's fallback (gradual behaves as dropCache).
+    page_reporting_order: the released thread compacts only when this is non-zero (WSL sends 9 on x64).
+    idle_share: override the 0.5 % idle threshold (e.g. where the lab's own sampler is noisier); 1 turns
+        the CPU gate off (every interval counts as idle), for a shared machine where others' work never
+        lets busy CPU fall near 0.5 %: then the windows' timing alone decides, and callers must say so.
+    """
+
+    def __init__(self, mode: str = "gradual", variant: str = "released", time_scale: float = 1.0, *,
+                 drop_level: int | None = None, memory_reclaim_available: bool = True,
+                 page_reporting_order: int = 9, idle_share: float | None = None):
+        if isinstance(mode, str) and mode.lower() == "dropcache":
+            mode = "dropCache"
+        if mode not in MODES:
+            raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)} (the .wslconfig autoMemoryReclaim values)")
+        if variant not in VARIANTS:
+            raise ValueError(f"variant {variant!r} is not one of {', '.join(VARIANTS)}")
+        if not (isinstance(time_scale, (int, float)) and time_scale > 0):
+            raise ValueError(f"time_scale {time_scale!r} must be a positive number (1.0 = WSL's real timing)")
+        if drop_level is None and variant in DROP_LEVEL:
+            drop_level = DROP_LEVEL[variant]
+        if drop_level not in (1, 2, 3):
+            raise ValueError(f"drop_level {drop_level!r} must be 1, 2 or 3")
+        if idle_share is not None and not (0 < idle_share <= 1):
+            raise ValueError(f"idle_share {idle_share!r} must be a share of CPU time above 0 and at most 1 "
+                             "(1 turns the CPU gate off: only the windows' timing decides)")
+        self.mode = mode
+        self.variant = variant
+        self.time_scale = float(time_scale)
+        self.drop_level = drop_level
+        self.memory_reclaim_available = memory_reclaim_available
+        self.page_reporting_order = page_reporting_order
+        default_share = RELEASED_IDLE_USER_SHARE if variant == "released" else NEWER_IDLE_BUSY_SHARE
+        self.idle_share = default_share if idle_share is None else float(idle_share)
+        # WSL falls back to drop_caches when memory.reclaim is not writable (both variants).
+        self.effective_mode = "dropCache" if (mode == "gradual" and not memory_reclaim_available) else mode
+        self.reset()
+
+    # -- timing (all scaled) --
+    @property
+    def poll_interval_s(self) -> float:
+        return (RELEASED_POLL_S if self.variant == "released" else NEWER_POLL_S) * self.time_scale
+
+    @property
+    def window_polls(self) -> int:
+        """How many consecutive quiet polls make 'idle' (0 where the mode has no idle window)."""
+        if self.effective_mode == "disabled":
+            return 0
+        if self.variant == "released":
+            return RELEASED_WINDOW_POLLS[self.effective_mode]
+        return NEWER_WINDOW_POLLS
+
+    @property
+    def idle_window_s(self) -> float:
+        return self.window_polls * self.poll_interval_s
+
+    @property
+    def compact_probe_s(self) -> float:
+        """The released compaction probe (1 s); 0 where the variant has none.
+
+        Not time-compressed: it is a measurement window, not a wait. /proc/stat counts in 10 ms
+        jiffies, so a 50 ms probe reads 0 % almost always and would call every poll "quiet". It is
+        capped at two thirds of a poll so the probe still fits inside a compressed poll.
+        """
+        if not self._released_compacts:
+            return 0.0
+        return min(RELEASED_COMPACT_PROBE_S, self.poll_interval_s * 2 / 3)
+
+    @property
+    def exclude_own_work(self) -> bool:
+        """Newer variant: the driver re-reads CPU after acting so its own work is not counted."""
+        return self.variant == "newer"
+
+    @property
+    def runs_thread(self) -> bool:
+        """Whether WSL would run the reduction thread at all for this setting."""
+        if self.variant == "released":
+            return self.mode != "disabled" or self.page_reporting_order != 0
+        return self.mode != "disabled"
+
+    @property
+    def _released_compacts(self) -> bool:
+        return self.variant == "released" and self.page_reporting_order != 0
+
+    def describe(self) -> str:
+        """One paragraph in plain words, with this policy's (scaled) numbers."""
+        s = self.time_scale
+        scaled = "" if s == 1 else f" (time-compressed x{s:g})"
+        if self.variant == "released":
+            parts = [f"released WSL logic{scaled}: poll every {self.poll_interval_s:g} s"]
+            if self.effective_mode != "disabled":
+                parts.append(f"idle = user CPU under {self.idle_share:.1%} over the last poll and over "
+                             f"the last {self.window_polls} polls ({self.idle_window_s:g} s)")
+            if self.effective_mode == "dropCache":
+                parts.append(f"then drop_caches={self.drop_level} once per idle period")
+            elif self.effective_mode == "gradual":
+                parts.append("then every idle poll memory.reclaim 3 % of used (MemTotal - MemFree) "
+                             "while used > 1 GiB")
+            if self._released_compacts:
+                parts.append(f"compact_memory after activity when the next {self.compact_probe_s:g} s "
+                             "is quiet (user CPU < 1 %), in every mode")
+        else:
+            if self.mode == "disabled":
+                return f"newer WSL logic{scaled}: disabled, no reduction thread at all"
+            parts = [f"newer WSL logic{scaled}: poll every {self.poll_interval_s:g} s",
+                     f"idle = busy CPU <= {self.idle_share:.1%} summed over the last {self.window_polls} polls "
+                     f"({self.idle_window_s:g} s) and in the current poll (a burst skips the poll, the window "
+                     "stays)", "compact_memory once per idle period and after each reclaim"]
+            if self.effective_mode == "dropCache":
+                parts.append(f"drop_caches={self.drop_level} once per idle period")
+            else:
+                parts.append("memory.reclaim (swappiness=0) of min(cache above 128 MiB, RAM/32 clamped "
+                             "to 256 MiB..1 GiB) every idle poll")
+        if self.effective_mode != self.mode:
+            parts.append("gradual fell back to dropCache: memory.reclaim is not available")
+        return "; ".join(parts) + "."
+
+    # -- state --
+    def reset(self) -> None:
+        self._polls = 0
+        self._last_now_s: float | None = None
+        self._idle = False
+        self.last_tick: Tick | None = None
+        # released
+        self._user_cpu_s: deque[float] = deque()     # cumulative user CPU-share-seconds per poll
+        self._user_cum_s = 0.0
+        self._reclaim_idling = False                  # ReclaimIdling
+        self._activity_since_probe_s = float("inf")   # Stop = 0 at start: the first poll probes
+        # newer
+        self._window: deque[tuple[float, float]] = deque()   # (busy, total) CPU-seconds per interval
+        self._interval_idle = False
+        self._dropped_this_idle = False
+        self._compacted_this_idle = False
+
+    @property
+    def idle(self) -> bool:
+        return self._idle
+
+    def decide(self, obs: Observation) -> list[Action]:
+        """The actions WSL's thread would take at this poll (in order). Updates the policy's state."""
+        _check_fraction("user_cpu_fraction", obs.user_cpu_fraction)
+        _check_fraction("busy_cpu_fraction", obs.busy_cpu_fraction)
+        _check_fraction("probe_user_cpu_fraction", obs.probe_user_cpu_fraction)
+        if obs.mem_total_bytes <= 0 or obs.mem_free_bytes < 0:
+            raise ValueError(f"Observation memory sizes look wrong: total {obs.mem_total_bytes}, free {obs.mem_free_bytes}")
+        dt_s = self.poll_interval_s if self._last_now_s is None else max(0.0, obs.now_s - self._last_now_s)
+        self._last_now_s = obs.now_s
+        self._polls += 1
+        was_idle = self._idle
+        if self.variant == "released":
+            actions = self._decide_released(obs, dt_s)
+        else:
+            actions = self._decide_newer(obs, dt_s)
+        self.last_tick = Tick(obs.now_s, self._idle, self._idle and not was_idle, tuple(actions))
+        return actions
+
+    # -- released --
+    def _decide_released(self, obs: Observation, dt_s: float) -> list[Action]:
+        actions: list[Action] = []
+        user = obs.user_cpu_fraction
+        used_cpu_s = (user if user is not None else 1.0) * dt_s   # no reading yet: count as busy
+        self._user_cum_s += used_cpu_s
+        if self.effective_mode != "disabled":
+            actions += self._released_reclaim(obs, user is not None)
+        if self._released_compacts:
+            self._activity_since_probe_s += used_cpu_s
+            if self._activity_since_probe_s > RELEASED_COMPACT_ACTIVITY_CPU_S * self.time_scale:
+                self._activity_since_probe_s = 0.0   # Stop = GetUserCpuTime() after the probe
+                probe = obs.probe_user_cpu_fraction if obs.probe_user_cpu_fraction is not None else user
+                if probe is not None and probe < RELEASED_COMPACT_QUIET_USER_SHARE:
+                    actions.append(Compact(reason="quiet after activity"))
+        return actions
+
+    def _released_reclaim(self, obs: Observation, have_reading: bool) -> list[Action]:
+        window = self.window_polls
+        threshold_s = self.idle_share * self.poll_interval_s      # ReclaimThreshold, as CPU-share-seconds
+        history = self._user_cpu_s
+        gate_off = self.idle_share >= 1
+        idle = (have_reading and len(history) >= window
+                and (gate_off or (self._user_cum_s - history[-window] < threshold_s * (window + 1)
+                                  and self._user_cum_s - history[-1] < threshold_s)))
+        history.append(self._user_cum_s)
+        while len(history) > window:
+            history.popleft()
+        self._idle = idle
+        if not idle:
+            self._reclaim_idling = False
+            return []
+        if self.effective_mode == "dropCache":
+            if self._reclaim_idling:
+                return []
+            self._reclaim_idling = True
+            return [DropCaches(self.drop_level, reason=f"idle for {self.idle_window_s:g} s")]
+        used = obs.used_bytes
+        if used > RELEASED_MEMORY_HIGH_BYTES:
+            self._reclaim_idling = False
+        if self._reclaim_idling or used <= RELEASED_MEMORY_LOW_BYTES:
+            return []
+        if used * RELEASED_GRADUAL_KEEP < RELEASED_MEMORY_LOW_BYTES:
+            self._reclaim_idling = True
+        return [Reclaim(released_gradual_bytes(used), file_only=False, reason="3 % of used memory")]
+
+    # -- newer --
+    def _decide_newer(self, obs: Observation, dt_s: float) -> list[Action]:
+        # util.cpp StartMemoryReductionThread (3e27a6a): the first reading is only a baseline, and a
+        # counter that went backwards resets the window and re-arms ("resample if it does"); both reach
+        # the policy as a missing fraction.
+        if self.mode == "disabled":
+            return []
+        if obs.busy_cpu_fraction is None:
+            self._window.clear()
+            self._idle = False
+            self._dropped_this_idle = False
+            self._compacted_this_idle = False
+            return []
+        # CpuIdleTracker::AddSample: busy and total jiffies of this interval into a 12-interval ring.
+        self._window.append((obs.busy_cpu_fraction * dt_s, dt_s))
+        while len(self._window) > self.window_polls:
+            self._window.popleft()
+        interval_idle = self._is_idle(obs.busy_cpu_fraction * dt_s, dt_s)
+        window_idle = (len(self._window) == self.window_polls
+                       and self._is_idle(sum(b for b, _ in self._window), sum(t for _, t in self._window)))
+        self._interval_idle = interval_idle
+        self._idle = window_idle
+        if not window_idle:   # a non-idle window re-arms the once-per-period actions
+            self._dropped_this_idle = False
+            self._compacted_this_idle = False
+            return []
+        if not interval_idle:
+            # "A short burst blocks this tick but does not discard the preceding idle history."
+            return []
+        actions: list[Action] = []
+        if self.effective_mode == "gradual":
+            cache = obs.reclaimable_cache_bytes
+            if cache > NEWER_FLOOR_BYTES:
+                step = newer_step_bytes(obs.mem_total_bytes)
+                actions.append(Reclaim(min(cache - NEWER_FLOOR_BYTES, step), file_only=True,
+                                       reason="cache above the 128 MiB floor"))
+        elif not self._dropped_this_idle:
+            self._dropped_this_idle = True   # undone by outcome() if the write fails
+            actions.append(DropCaches(self.drop_level, reason=f"idle for {self.idle_window_s:g} s"))
+        # "if (!compactedThisIdlePeriod || reclaimed)": after a reclaim the compaction depends on it
+        # having worked (EAGAIN counts as worked), which the driver knows, hence `after_reclaim`.
+        if actions or not self._compacted_this_idle:
+            after = bool(actions) and self._compacted_this_idle
+            self._compacted_this_idle = True
+            actions.append(Compact(reason="after reclaim" if actions else "entering idle", after_reclaim=after))
+        return actions
+
+    def _is_idle(self, busy: float, total: float) -> bool:
+        """CpuIdleTracker::IsIdle: Total == 0 || Busy * 1000 <= Total * 5 (0.5 %, inclusive)."""
+        return total <= 0 or busy <= total * self.idle_share + 1e-12
+
+    def outcome(self, action: Action, ok: bool) -> None:
+        """Tell the policy whether an action's write worked (the driver calls this after each apply).
+
+        WSL sets droppedThisIdlePeriod / compactedThisIdlePeriod only when the write returned 0, so a
+        failed drop or compaction is tried again at the next idle poll.
+        """
+        if self.variant != "newer" or ok:
+            return
+        if isinstance(action, DropCaches):
+            self._dropped_this_idle = False
+        elif isinstance(action, Compact) and not action.after_reclaim:
+            self._compacted_this_idle = False
+
+
+# ----------------------------------------------------------------------------- a paper model
+
+def simulate(policy: Policy, *, duration_s: float, busy_until_s: float, mem_total_bytes: int,
+             anon_bytes: int, cache_bytes: int, pinned_cache_bytes: int = 64 * MIB,
+             busy_share: float = 0.20, idle_share: float = 0.001) -> list[dict]:
+    """Run `policy` on a model guest (no I/O): busy until `busy_until_s`, then idle.
+
+    The model: reclaimable cache (file pages + reclaimable slab) is `cache_bytes`, of which
+    `pinned_cache_bytes` never goes (mapped, in use); anonymous memory stays (no swap). A Reclaim
+    frees up to its bytes of cache; DropCaches frees all unpinned cache; Compact frees nothing.
+    Returns one dict per poll: t_s, cache_bytes, used_bytes (MemTotal - MemFree), idle, actions.
+    It illustrates the decisions; a real kernel frees less than asked and keeps more cache.
+    """
+    if anon_bytes + cache_bytes > mem_total_bytes:
+        raise ValueError("anon_bytes + cache_bytes exceed mem_total_bytes")
+    policy.reset()
+    rows = []
+    cache = cache_bytes
+    t = 0.0
+    while t <= duration_s + 1e-9:
+        # the share of the interval that ends now: busy if any of it fell before busy_until_s
+        share = busy_share if t - policy.poll_interval_s < busy_until_s else idle_share
+        free = mem_total_bytes - anon_bytes - cache
+        obs = Observation(now_s=t, mem_total_bytes=mem_total_bytes, mem_free_bytes=free,
+                          user_cpu_fraction=share if t > 0 else None,
+                          busy_cpu_fraction=share if t > 0 else None,
+                          reclaimable_cache_bytes=cache, cached_bytes=cache, probe_user_cpu_fraction=share)
+        actions = policy.decide(obs)
+        for action in actions:
+            if isinstance(action, Reclaim):
+                cache -= min(action.bytes, max(0, cache - pinned_cache_bytes))
+            elif isinstance(action, DropCaches) and action.level in (1, 3):
+                cache = min(cache, pinned_cache_bytes)
+        rows.append({"t_s": t, "cache_bytes": cache, "used_bytes": anon_bytes + cache,
+                     "idle": policy.idle, "actions": " + ".join(a.kind for a in actions)})
+        t += policy.poll_interval_s
+    return rows
+
+
+# ----------------------------------------------------------------------------- the I/O side
+
+@dataclass(frozen=True)
+class CpuTimes:
+    """The aggregate `cpu` line of /proc/stat, in jiffies (guest time is already inside user/nice)."""
+
+    user: int
+    nice: int
+    system: int
+    idle: int
+    iowait: int = 0
+    irq: int = 0
+    softirq: int = 0
+    steal: int = 0
+    own_user: int = 0     # this process's utime/stime (all threads), when observe(exclude_self=True)
+    own_system: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.user + self.nice + self.system + self.idle + self.iowait + self.irq + self.softirq + self.steal
+
+    @property
+    def busy(self) -> int:
+        """Everything but idle and iowait, as the newer WSL thread counts it."""
+        return self.total - self.idle - self.iowait
+
+
+def parse_cpu_times(text: str, source: str = "/proc/stat") -> CpuTimes:
+    """The aggregate 'cpu ' line of /proc/stat text -> CpuTimes."""
+    for line in text.splitlines():
+        if line.startswith("cpu "):
+            try:
+                fields = [int(x) for x in line.split()[1:9]]
+            except ValueError:
+                break
+            if len(fields) >= 4:
+                return CpuTimes(*fields)
+            break
+    raise ValueError(f"{source}: no aggregate line like 'cpu  <user> <nice> <system> <idle> ...'")
+
+
+def cpu_shares(prev: CpuTimes | None, now: CpuTimes) -> tuple[float | None, float | None]:
+    """(user share, busy share) of all CPU time between two readings; (None, None) without a previous one.
+
+    The own_* ticks (this process, when recorded) are taken out of both: the lab's notebook, sampler
+    and this driver are the apparatus, not the guest's workload.
+    """
+    if prev is None:
+        return None, None
+    total = now.total - prev.total
+    if now.user < prev.user or now.busy < prev.busy or total < 0:   # counters went backwards: no interval
+        return None, None
+    if total == 0:   # no time passed: WSL counts that as idle
+        return 0.0, 0.0
+    own_user = max(0, now.own_user - prev.own_user)
+    own_busy = own_user + max(0, now.own_system - prev.own_system)
+    return (max(0, now.user - prev.user - own_user) / total, max(0, now.busy - prev.busy - own_busy) / total)
+
+
+def parse_own_ticks(text: str) -> tuple[int, int]:
+    """/proc/<pid>/stat -> (utime, stime) in clock ticks (fields 14 and 15; comm may hold spaces)."""
+    fields = text[text.rindex(")") + 2:].split()
+    return int(fields[11]), int(fields[12])
+
+
+def observe(roots=None, cpu_prev: CpuTimes | None = None, probe_s: float = 0.0,
+            now_s: float | None = None, exclude_self: bool = False) -> tuple[Observation, CpuTimes]:
+    """Read /proc/stat and /proc/meminfo under `roots` -> (Observation, the CPU reading to pass next time).
+
+    `probe_s` > 0 also measures user CPU over the next `probe_s` seconds (the released compaction probe;
+    it sleeps that long). `exclude_self` leaves this process's own CPU time out of the shares.
+    Raises sources.SourceError naming a missing or unreadable file.
+    """
+    from ..probe import sources
+
+    roots = roots or sources.Roots.from_env()
+    cpu_now = read_cpu_times(roots, exclude_self)
+    user, busy = cpu_shares(cpu_prev, cpu_now)
+    probe = None
+    if probe_s > 0:
+        time.sleep(probe_s)
+        probe, _ = cpu_shares(cpu_now, read_cpu_times(roots, exclude_self))
+    m = sources.meminfo(roots)
+    if "MemTotal" not in m or "MemFree" not in m:
+        raise sources.SourceError(f"{roots.proc / 'meminfo'}: no MemTotal/MemFree lines")
+    reclaimable_kib = m.get("Active(file)", 0) + m.get("Inactive(file)", 0) + m.get("SReclaimable", 0)
+    obs = Observation(
+        now_s=time.monotonic() if now_s is None else now_s,
+        mem_total_bytes=m["MemTotal"] * KIB, mem_free_bytes=m["MemFree"] * KIB,
+        user_cpu_fraction=user, busy_cpu_fraction=busy,
+        reclaimable_cache_bytes=reclaimable_kib * KIB, cached_bytes=m.get("Cached", 0) * KIB,
+        probe_user_cpu_fraction=probe)
+    return obs, cpu_now
+
+
+def read_cpu_times(roots=None, exclude_self: bool = False) -> CpuTimes:
+    """/proc/stat's aggregate line; with `exclude_self`, also this process's ticks (0 where unreadable)."""
+    from dataclasses import replace
+
+    from ..probe import sources
+
+    roots = roots or sources.Roots.from_env()
+    p = roots.proc / "stat"
+    cpu = parse_cpu_times(sources.read_text(p), str(p))
+    if exclude_self:
+        text = sources.read_optional(roots.proc / str(os.getpid()) / "stat")
+        if text:
+            try:
+                own_user, own_system = parse_own_ticks(text)
+                cpu = replace(cpu, own_user=own_user, own_system=own_system)
+            except (ValueError, IndexError):
+                pass
+    return cpu
+
+
+def knob_applier(allow: bool | None, cgroup=None, mark: Callable[[str, str], object] | None = None,
+                 roots=None) -> Callable[[Action], object]:
+    """An `apply(action)` for Daemon that turns each action into a knobs.* call, then marks the event.
+
+    DropCaches -> knobs.drop_caches(level) (syncs first); Compact -> knobs.compact_memory();
+    Reclaim -> knobs.cgroup_reclaim(bytes, cgroup=cgroup): cgroup v2 memory.reclaim, or on cgroup v1
+    the labelled limit_in_bytes squeeze of `cgroup` (a knobs.WorkloadCgroup; required there).
+    The event detail says what ran: "1" for a drop, "<requested> bytes, <reclaimed> reclaimed,
+    <method>" for a reclaim, so the recording carries the method. Returns the knob's result;
+    knobs.SystemChangeRefused propagates (the Daemon records it).
+    A file-only Reclaim (newer) asks for `swappiness=0` too (knobs writes it where the kernel accepts it).
+    """
+    from ..probe import knobs
+
+    def apply(action: Action) -> object:
+        if isinstance(action, DropCaches):
+            result, detail = knobs.drop_caches(action.level, allow=allow, roots=roots), str(action.level)
+        elif isinstance(action, Compact):
+            result, detail = knobs.compact_memory(allow=allow, roots=roots), action.reason
+        elif isinstance(action, Reclaim):
+            result = knobs.cgroup_reclaim(action.bytes, allow=allow, cgroup=cgroup, roots=roots,
+                                          swappiness=0 if action.file_only else None)
+            detail = f"{action.bytes} bytes, {result.reclaimed_bytes} reclaimed, {result.method}"
+            if result.request:
+                detail += f" ({result.request})"
+        else:
+            raise TypeError(f"not an autoreclaim action: {action!r}")
+        if mark is not None:
+            mark(action.kind, detail)
+        return result
+    return apply
+
+
+@dataclass
+class DaemonError:
+    now_s: float
+    action: Action | None
+    error: BaseException
+
+
+class Daemon:
+    """Runs a Policy against this guest in a background thread, like WSL's reduction thread.
+
+    Every poll: observe(), policy.decide(), then `apply(action)` for each action in order (apply turns
+    an action into a knob call and marks the event). Errors from observe/apply are kept in `.errors`
+    (and passed to `on_error`) and the loop goes on, as the newer WSL thread does. `on_tick(tick, obs)`
+    sees every poll. Stop with stop() or use it as a context manager; stop() joins the thread.
+    `exclude_self` (default) leaves this process (notebook, sampler, this thread) out of the CPU
+    shares, so only the guest's other work can keep it from going idle.
+    """
+
+    def __init__(self, policy: Policy, apply: Callable[[Action], object], *, roots=None,
+                 on_tick: Callable[[Tick, Observation], None] | None = None,
+                 on_error: Callable[[DaemonError], None] | None = None,
+                 observe_fn: Callable[..., tuple[Observation, CpuTimes]] | None = None,
+                 read_cpu: Callable[[], CpuTimes] | None = None, exclude_self: bool = True):
+        self.policy = policy
+        self._apply = apply
+        self._roots = roots
+        self._on_tick = on_tick
+        self._on_error = on_error
+        self._observe = observe_fn or (lambda cpu_prev, probe_s: observe(roots, cpu_prev, probe_s,
+                                                                         exclude_self=exclude_self))
+        self._read_cpu = read_cpu or (lambda: read_cpu_times(roots, exclude_self))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.ticks: list[Tick] = []
+        self.applied: list[tuple[float, Action, object]] = []   # (now_s, action, what apply returned)
+        self.errors: list[DaemonError] = []
+
+    def start(self) -> "Daemon":
+        if self._thread is not None:
+            raise RuntimeError("this Daemon was already started; make a new one")
+        self._thread = threading.Thread(target=self._run, name=f"autoreclaim-{self.policy.mode}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                raise RuntimeError(f"the autoreclaim thread did not stop within {timeout_s} s "
+                                   "(an apply() call is still running)")
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def __enter__(self) -> "Daemon":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _error(self, now_s: float, action: Action | None, exc: BaseException) -> None:
+        err = DaemonError(now_s, action, exc)
+        self.errors.append(err)
+        if self._on_error:
+            self._on_error(err)
+
+    def _run(self) -> None:
+        policy = self.policy
+        if not policy.runs_thread:
+            return
+        poll_s = policy.poll_interval_s
+        # Both WSL threads sleep one poll first; that first reading is only a baseline (no fraction yet).
+        cpu_prev: CpuTimes | None = None
+        next_s = time.monotonic() + poll_s
+        while not self._stop.wait(max(0.0, next_s - time.monotonic())):
+            next_s += poll_s
+            try:
+                obs, cpu_prev = self._observe(cpu_prev, policy.compact_probe_s)
+            except Exception as exc:  # noqa: BLE001
+                self._error(time.monotonic(), None, exc)
+                continue
+            actions = policy.decide(obs)
+            worked: list[bool] = []
+            for action in actions:
+                if self._stop.is_set():
+                    break
+                if isinstance(action, Compact) and action.after_reclaim and not (worked and worked[-1]):
+                    continue   # WSL: `if (!compactedThisIdlePeriod || reclaimed)`, and the reclaim failed
+                try:
+                    self.applied.append((obs.now_s, action, self._apply(action)))
+                    worked.append(True)
+                except Exception as exc:  # noqa: BLE001
+                    self._error(obs.now_s, action, exc)
+                    worked.append(False)
+                policy.outcome(action, worked[-1])
+            # WSL re-reads /proc/stat after a memory operation that worked, so its own CPU does not count.
+            if any(worked) and policy.exclude_own_work:
+                try:
+                    cpu_prev = self._read_cpu()
+                except Exception as exc:  # noqa: BLE001
+                    self._error(obs.now_s, None, exc)
+            tick = policy.last_tick
+            if tick is not None:
+                self.ticks.append(tick)
+                if self._on_tick:
+                    try:
+                        self._on_tick(tick, obs)
+                    except Exception as exc:  # noqa: BLE001
+                        self._error(obs.now_s, None, exc)
+            if next_s < time.monotonic():       # fell behind (a slow apply): do not burst-catch-up
+                next_s = time.monotonic() + poll_s

@@ -1,0 +1,105 @@
+"""Your-turn checkers: right, wrong (with a hint aimed at the likely slip), and bad input; the
+solution files in labs/solutions/ pass their own checker on the shipped recordings."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reclaimlab.recording import datasets
+from reclaimlab.notebook import exercises
+
+SOLUTIONS = Path(__file__).resolve().parents[1] / "labs" / "solutions"
+
+
+@pytest.fixture(scope="module")
+def rec():
+    return datasets.find("calloc-reclaim")
+
+
+@pytest.fixture(scope="module")
+def rec_on():
+    return datasets.find("calloc-reclaim", {"reporting": True}, guest_kind="kit-vm")
+
+
+def _by_hand(rec, order, label=None):
+    b = rec.buddyinfo
+    label = label or list(dict.fromkeys(b["label"]))[-1]
+    s = b[(b["label"] == label) & (b["order"] >= order)]
+    return float((s["free_blocks"] * 2 ** s["order"] * 4).sum()) / 1024
+
+
+def test_reportable_is_computed_from_the_snapshot(rec):
+    mib9, mib5 = _by_hand(rec, 9), _by_hand(rec, 5)
+    assert exercises.reportable_kib(rec, 9) / 1024 == pytest.approx(mib9)
+    assert mib5 > mib9 > 0                  # the lesson: a lower order reports more
+
+
+@pytest.mark.parametrize("order", [9, 5])
+def test_right_answers_pass_rounded_or_as_a_size(rec, order):
+    want = _by_hand(rec, order)
+    for answer in (want, round(want), f"{want / 1024:.3f}GiB"):
+        fb = exercises.reportable_feedback(answer, rec, order)
+        assert fb.correct is True and "Right" in fb.markdown, answer
+
+
+@pytest.mark.parametrize("slip, words", [
+    (lambda r: _by_hand(r, 9) - _by_hand(r, 10), "or larger"),          # order 9 alone
+    (lambda r: _by_hand(r, 9) * 1024, "KiB"),
+    (lambda r: _by_hand(r, 9) * 256, "pages"),
+    (lambda r: _by_hand(r, 9) * 3.3 + 17, "sum `free_blocks"),
+])
+def test_wrong_answers_get_a_hint_at_the_slip(rec, slip, words):
+    fb = exercises.reportable_feedback(slip(rec), rec, 9)
+    assert fb.correct is False and "Not quite" in fb.markdown and words in fb.markdown
+
+
+@pytest.mark.parametrize("answer, words", [
+    (..., "No answer yet"), (None, "No answer yet"), ("lots", "not a size"), ("3XB", "not a size"),
+    (-5, "negative"), (float("nan"), "finite"), (True, "not a number"), ([1, 2], "not a number"),
+])
+def test_bad_answers_get_a_clear_message_not_a_traceback(rec, answer, words):
+    fb = exercises.reportable_feedback(answer, rec, 9)
+    assert fb.correct is None and words in fb.markdown
+
+
+def test_bad_order_and_missing_snapshot_are_named(rec):
+    with pytest.raises(ValueError, match="order=11 is not a buddy order"):
+        exercises.reportable_kib(rec, 11)
+    with pytest.raises(ValueError, match="no buddyinfo snapshot 'nope'; it has: observed"):
+        exercises.buddy_snapshot(rec, "nope")
+
+
+def test_step_budget(rec_on):
+    b = exercises.pass_budget(rec_on)
+    assert b["top_order"] == 10 and b["block_mib"] == 4
+    assert b["budget_mib"] == (-(-b["top_blocks"] // 512) + 1) * 32 * 4
+    assert exercises.step_budget_feedback(b["budget_mib"], rec_on).correct is True
+    fb = exercises.step_budget_feedback(b["calls"] * 32 * 4, rec_on)
+    assert fb.correct is False and "additional call" in fb.markdown
+    assert exercises.step_budget_feedback("x", rec_on).correct is None
+
+
+def _run_solution(name, **ns):
+    shown = []
+    ns.update(exercises=type("E", (), {k: staticmethod(getattr(exercises, k)) for k in dir(exercises)
+                                       if not k.startswith("_")}))
+    ns["exercises"].check_reportable = staticmethod(lambda a, r, order: shown.append(exercises.reportable_feedback(a, r, order)))
+    ns["exercises"].check_step_budget = staticmethod(lambda a, r: shown.append(exercises.step_budget_feedback(a, r)))
+    exec(compile((SOLUTIONS / name).read_text(), name, "exec"), ns)
+    return shown
+
+
+def test_the_solutions_pass_their_checkers(rec, rec_on):
+    shown = _run_solution("01_reportable.py", snap=exercises.buddy_snapshot(rec), rec=rec)
+    assert [fb.correct for fb in shown] == [True, True]
+    shown = _run_solution("05_step_budget.py", budget=exercises.pass_budget(rec_on), rec_on=rec_on)
+    assert [fb.correct for fb in shown] == [True]
+
+
+def test_with_snapshot_falls_back_to_the_shipped_recording(rec, capsys):
+    assert exercises.with_snapshot(rec) is rec
+    bare = type(rec)(samples=rec.samples, events=rec.events, meta=dict(rec.meta), buddyinfo=None)
+    used = exercises.with_snapshot(bare)
+    assert used.buddyinfo is not None and not used.buddyinfo.empty
+    assert "no `/proc/buddyinfo` snapshot" in capsys.readouterr().out
