@@ -252,3 +252,30 @@ def test_a_release_watched_for_only_4_s_says_the_watch_was_too_short():
     rec.samples = rec.samples[rec.samples["t_s"] <= t + 4.0]
     c = ro.after_release(rec)
     assert c.verdict == "watch_too_short" and "tail_s" in c.sentence and "-0" not in c.sentence
+
+
+def test_model_timing_and_curves_judge_lab04s_predictions():
+    model = {f"{v} · {m}": _model(m, v) for v in ("released", "newer") for m in ("disabled", "dropCache", "gradual")}
+    c = ar.model_timing(model)
+    assert c.verdict == "released_gradual_first" and c.evidence["rg"] < c.evidence["rd"]
+    swapped = dict(model)
+    swapped["released · gradual"], swapped["released · dropCache"] = model["released · dropCache"], model["released · gradual"]
+    assert ar.model_timing(swapped).verdict in ("dropcache_first", "other")
+    g, d = _auto("gradual", "newer"), _auto("dropCache", "newer")
+    shape = ar.curves(g, d)
+    assert shape.verdict == ("cliff_and_staircase" if len(g.event_times("reclaim")) >= 2 else "two_cliffs")
+    none = copy.deepcopy(d)
+    none.events = none.events[none.events["kind"] != "drop_caches"]
+    assert ar.curves(g, none).verdict == "not_shown"
+
+
+def test_which_wslconfig_files_are_applied_as_written():
+    from reclaimlab.present.findings import wslconfig_files
+    from reclaimlab.wsl import wslconfig
+    found = {"good": wslconfig.check("[wsl2]\nmemory=8GB\n"),
+             "bom": wslconfig.check(b"\xff\xfe" + "[wsl2]\r\nmemory=8GB\r\n".encode("utf-16-le")),
+             "dup": wslconfig.check("[wsl2]\nswap=4GB\nswap=0\n"),
+             "bad": wslconfig.check("[wsl2]\nmemory=8gb\n")}
+    c = wslconfig_files.applied_as_written(found)
+    assert c.verdict == "some" and c.evidence["applied"] == ["good", "bom"] and c.value == 2
+    assert wslconfig_files.applied_as_written({"bad": found["bad"]}).verdict == "none"

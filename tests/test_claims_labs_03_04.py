@@ -31,6 +31,9 @@ def test_lab04_recorded_claims(tmp_path):
     assert found["auto_reclaim.actions.dropCache · newer"]["evidence"]["level"] == "3"
     assert found["auto_reclaim.actions.gradual · newer"]["verdict"] == "stepped_within_clamp"
     assert found["auto_reclaim.idle_rule"]["verdict"] == "gate_off"
+    assert found["auto_reclaim.model_timing"]["verdict"] == "released_gradual_first"
+    assert found["auto_reclaim.curves"]["verdict"] == ar.curves(runs["gradual · newer"], runs["dropCache · newer"]).verdict
+    assert found["wslconfig.applied_as_written"]["evidence"]["applied"] == ["good", "utf-16 with a BOM"]
     model = {k: c for k, c in found.items() if k.startswith("auto_reclaim.model.")}
     assert len(model) == 6 and model["auto_reclaim.model.newer · disabled"]["verdict"] == "never"
     # the model's numbers come from claims now, not prose: 16 GiB / 32 = 512 MiB steps

@@ -316,3 +316,57 @@ _IDLE_ALL = {
               "(WSL: 0.5 %), time-compressed {scale}; busy CPU in their baselines was {busy}.",
     "wsl": "**How idle was decided.** WSL's own threshold, 0.5 % busy CPU, time-compressed {scale}.",
 }
+
+
+# ------------------------------------------------------------------ verdicts that close lab 04's predictions
+
+_TIMING = {
+    "released_gradual_first": "**Who gives cache back first.** On the model VM, in the released code `gradual` came "
+                              "before `dropCache`: {rg:.0f} idle minutes after the build against {rd:.0f}; the rewrite "
+                              "acts after {n:.0f} idle minutes in both modes.",
+    "dropcache_first": "**Who gives cache back first.** On the model VM `dropCache` came first in both versions.",
+    "within_a_minute": "**Who gives cache back first.** On the model VM every setting acted within a minute of the "
+                       "build's end.",
+    "other": "**Who gives cache back first.** On the model VM: released `gradual` after {rg} idle minutes, released "
+             "`dropCache` after {rd}, the rewrite's `dropCache` after {nd} and its `gradual` after {ng}.",
+}
+
+
+def model_timing(model: Mapping[str, Claim]) -> Claim:
+    """From the model_setting claims ("released · gradual" ...): which setting gives cache back first."""
+    wait = {k: c.evidence.get("wait_min") for k, c in model.items()}
+    rg, rd = wait.get("released · gradual"), wait.get("released · dropCache")
+    ng, nd = wait.get("newer · gradual"), wait.get("newer · dropCache")
+    acted = [w for w in (rg, rd, ng, nd) if w is not None]
+    ev = dict(rg=rg, rd=rd, ng=ng, nd=nd)
+    if None in (rg, rd, ng, nd):
+        verdict = "other"
+    elif max(acted) <= 1.0:
+        verdict = "within_a_minute"
+    elif rg < rd and abs(ng - nd) < 1e-9:
+        verdict = "released_gradual_first"
+    elif rd <= rg and nd <= ng:
+        verdict = "dropcache_first"
+    else:
+        verdict = "other"
+    return claim("auto_reclaim.model_timing", verdict, _TIMING, n=nd if nd is not None else 0.0, **ev)
+
+
+_CURVES = {
+    "cliff_and_staircase": "**The two Cached curves.** `dropCache` fell in one cliff (one `drop_caches`), `gradual` "
+                           "in a staircase of {n} reclaim steps.",
+    "two_cliffs": "**The two Cached curves.** Both fell at once: `gradual` needed a single reclaim step here.",
+    "not_shown": "**The two Cached curves.** These runs do not show the two shapes (a run made no drop or no "
+                 "reclaim; see the claims below).",
+}
+
+
+def curves(gradual: Recording, drop: Recording) -> Claim:
+    """The shape of the two runs' cache curves: one drop against a staircase of reclaim steps."""
+    g, d = actions(gradual, "gradual"), actions(drop, "dropCache")
+    n = int(g.evidence.get("n", 0)) if g.verdict.startswith("stepped") else 0
+    if d.verdict != "dropped" or n == 0:
+        verdict = "not_shown"
+    else:
+        verdict = "cliff_and_staircase" if n >= 2 else "two_cliffs"
+    return claim("auto_reclaim.curves", verdict, _CURVES, value=n, unit="steps", n=n)
