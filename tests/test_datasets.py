@@ -87,11 +87,13 @@ def test_refault_recording_touched_cold_after_the_host_took_the_pages():
 
 
 def test_page_cache_recording_drops_cache_and_slab():
+    from reclaimlab.present.findings import page_cache
     rec = datasets.find("page-cache")
-    file_kib = rec.meta["results"]["file_bytes"] / 1024
-    drops = rec.events[rec.events.kind == "drop_caches"].set_index("detail").t_s
-    assert -analysis.change(rec, "cached_kib", drops["1"] - 0.05, drops["1"] + 2) >= 0.8 * file_kib
-    assert analysis.change(rec, "slab_reclaimable_kib", drops["2"] - 0.05, drops["2"] + 2) < 0
+    # Our file's own pages (not the guest's Cached, which holds every program's files) were dropped...
+    assert page_cache.dropped(rec, 1)[0].verdict == "nearly_all"
+    assert page_cache.dropped(rec, 3)[0].verdict == "nearly_all"
+    # ...and level 2 freed most of the reclaimable slab.
+    assert page_cache.slab_at_level_2(rec).verdict in ("nearly_all", "most")
 
 
 def test_compaction_recording_restores_reportable_blocks():

@@ -279,3 +279,68 @@ def test_reclaimlab_mode_pins_every_labs_mode(quiet_setup, monkeypatch):
     monkeypatch.setenv("RECLAIMLAB_MODE", "sometimes")
     with pytest.raises(lab.LabParameterError, match="sometimes"):
         quiet_setup(mode="auto")
+
+
+# --------------------------------------------------------------------------- replaying a chosen recording
+
+def _shipped(experiment: str, kind: str = "local") -> Path:
+    from reclaimlab.paths import recordings_dir
+    return next(p for p in sorted((recordings_dir() / experiment).iterdir()) if kind in p.name)
+
+
+def test_recordings_parameter_replays_the_chosen_folder(tmp_path):
+    import shutil
+    from reclaimlab.experiments import harness as experiments
+    mine = tmp_path / "my-laptop-run"
+    shutil.copytree(_shipped("page-cache"), mine)
+    ctx = lab.setup(show=False, mode="auto", experiments=["page-cache"], recordings={"page-cache": str(mine)})
+    try:
+        assert ctx.plan["page-cache"][0] == "replayed"
+        rec = ctx.run("page-cache", show_banner=False)
+        assert rec.path == mine
+        assert rec.meta["mode_reason"].startswith("replaying")
+        html = lab.banner_html(rec)
+        assert "REPLAYED" in html and "my-laptop-run" in html and rec.meta["kernel_release"] in html
+        # a lab that calls experiments.run directly replays it too
+        assert experiments.run("page-cache", quiet=True).path == mine
+    finally:
+        experiments.REPLAY.clear()
+
+
+def test_recordings_parameter_refuses_a_wrong_experiment_or_folder(tmp_path):
+    with pytest.raises(lab.LabParameterError, match="recordings\\['page-cache'\\].*not of 'page-cache'"):
+        lab.setup(show=False, recordings={"page-cache": str(_shipped("compaction"))})
+    with pytest.raises(lab.LabParameterError, match="no such recording folder"):
+        lab.setup(show=False, recordings={"page-cache": str(tmp_path / "nothing")})
+    with pytest.raises(lab.LabParameterError, match="'pagecache' is not an experiment"):
+        lab.setup(show=False, recordings={"pagecache": str(tmp_path)})
+    with pytest.raises(lab.LabParameterError, match="use a dict"):
+        lab.setup(show=False, recordings="somewhere")
+
+
+def test_replay_keys_pick_the_most_specific_run():
+    from reclaimlab.experiments import harness as experiments
+    table = {"auto-reclaim": "a", "auto-reclaim:policy=dropCache": "b", "vm:refault:reporting=off": "c"}
+    assert experiments.replay_for("auto-reclaim", "local", {"policy": "gradual"}, table) == "a"
+    assert experiments.replay_for("auto-reclaim", "local", {"policy": "dropCache"}, table) == "b"
+    assert experiments.replay_for("refault", "vm", {"reporting": False}, table) == "c"
+    assert experiments.replay_for("refault", "vm", {"reporting": True}, table) is None
+    assert experiments.replay_for("refault", "local", {}, table) is None
+
+
+def test_lab_rows_say_what_each_lab_runs_here(monkeypatch, tmp_path):
+    import shutil
+    from reclaimlab.experiments import harness as experiments
+    monkeypatch.setattr(lab, "_vm_plan", lambda mode: ("recorded", "no QEMU here"))
+    mine = tmp_path / "cp"
+    shutil.copytree(_shipped("compaction"), mine)
+    try:
+        ctx = lab.setup(show=False, mode="recorded", experiments=["calloc-reclaim", "refault", "page-cache"],
+                        recordings={"compaction": str(mine)})
+        rows = {name: (what, why) for name, what, why in lab.lab_rows(ctx)}
+    finally:
+        experiments.REPLAY.clear()
+    assert set(rows) == set(lab.LAB_EXPERIMENTS)
+    assert rows["01 · calloc and reclaim"][0] == "calloc-reclaim: RECORDED; refault: RECORDED"
+    assert rows["03 · compaction"][0] == "compaction: REPLAYED" and str(mine) in rows["03 · compaction"][1]
+    assert rows["05 · be the host"] == ("the kit's VM: RECORDED", "no QEMU here")

@@ -119,13 +119,59 @@ def _guest_lock(exp: Experiment, guest: str, timeout_s: float) -> tuple[contextl
     return stack, None
 
 
+# Recordings to replay instead of running (set by lab.setup from a lab's `recordings` parameter):
+# key -> folder, where a key is "<experiment>", optionally prefixed "vm:" for the kit's VM and
+# followed by ":<parameter>=<value>" selectors, e.g. "auto-reclaim:policy=dropCache".
+REPLAY: dict[str, Any] = {}
+
+
+def replay_key_matches(key: str, name: str, guest: str, params: dict[str, Any]) -> bool:
+    parts = key.split(":")
+    key_guest = "local"
+    if parts[0] == "vm":
+        key_guest, parts = "vm", parts[1:]
+    if not parts or parts[0] != name or key_guest != guest:
+        return False
+    for selector in parts[1:]:
+        k, _, v = selector.partition("=")
+        if k not in params or str(params[k]).lower() not in (v.lower(), {"on": "true", "off": "false"}.get(v.lower())):
+            return False
+    return True
+
+
+def replay_for(name: str, guest: str, params: dict[str, Any], replay: dict[str, Any] | None = None) -> Any:
+    """The folder to replay for this run (the most specific matching key), or None."""
+    table = REPLAY if replay is None else replay
+    keys = [k for k in table if replay_key_matches(k, name, guest, params)]
+    return table[max(keys, key=lambda k: k.count(":"))] if keys else None
+
+
+def replay(exp: "Experiment", folder: Any, quiet: bool) -> Recording:
+    """Load a recording someone chose (e.g. an instructor's own `reclaimlab record`) for experiment `exp`."""
+    from pathlib import Path
+
+    from ..recording.recording import RecordingError, load
+    rec = load(Path(folder).expanduser())
+    made = rec.meta.get("experiment")
+    if made != exp.name:
+        raise RecordingError(f"{folder}: is a recording of {made!r}, not of {exp.name!r}; "
+                             f"give a {exp.name} recording for {exp.name!r}")
+    rec.meta["mode_reason"] = f"replaying a recording you chose ({Path(folder).name})"
+    _say(f"▶ {exp.name}: REPLAYING {folder}.\n  {rec.describe_source()}", quiet)
+    return rec
+
+
 def run(name: str, mode: str = "auto", *, guest: str = "local", allow_system_changes: bool | None = None,
-        quiet: bool = False, lock_timeout_s: float = guestlock.DEFAULT_TIMEOUT_S, **params: Any) -> Recording:
+        quiet: bool = False, recording: Any = None, lock_timeout_s: float = guestlock.DEFAULT_TIMEOUT_S,
+        **params: Any) -> Recording:
     """Run experiment `name` and return its Recording (see the module docstring for modes).
 
     A live run holds this guest's lock (guestlock): while another live experiment runs here it
     waits up to `lock_timeout_s`, then live mode raises ExperimentBusy and auto mode shows the
     recording. Recorded mode never waits.
+
+    recording: a recording folder to replay instead (any mode); without it, one chosen with the
+    lab's `recordings` parameter (REPLAY) is replayed where its key matches this run.
     """
     exp = get(name)
     if mode not in MODES:
@@ -133,6 +179,10 @@ def run(name: str, mode: str = "auto", *, guest: str = "local", allow_system_cha
     if guest not in GUESTS:
         raise ExperimentError(f"guest {guest!r} is not one of {', '.join(GUESTS)}")
     lock_timeout_s = _check_timeout(lock_timeout_s)
+    defaults = {"reporting": True} if guest == "vm" else exp.defaults
+    folder = recording if recording is not None else replay_for(name, guest, {**defaults, **params})
+    if folder is not None:
+        return replay(exp, folder, quiet)
     if guest == "vm":
         return _run_vm(exp, mode, quiet, params, lock_timeout_s)
     params = resolve_params(exp, params)

@@ -281,7 +281,7 @@ def refault(params: dict[str, Any], mode: str, guest: str, allow: bool | None, q
             run.step("free", "cold", alloc.free)
         child.detach()
         for name, r in (("first", first), ("hot", hot), ("cold", cold)):
-            run.results[f"{name}_touch_s"] = r.duration_s
+            # touch_<name>_s (the step's duration) is the one duration; the rate is the child's own
             run.results[f"{name}_touch_gb_per_s"] = r.gb_per_s
         run.wait(params["tail_s"])
         run.mark("end")
@@ -319,33 +319,57 @@ def _walk_filesystem(timeout_s: float) -> None:
 
 
 def page_cache(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
+    import contextlib
+
+    from ..probe.fincore import FileResident
+    from ..probe.consent import SystemChangeRefused
     from .workloads.pagecache import PageCacheFile
 
-    with LiveRun("page-cache", params, mode, quiet) as run:
-        size = _sized(run, params["size"], mode)
-        run.say(f"write and read a {format_size(size)} file, drop_caches 1; fill the slab, drop_caches 2; "
-                f"read and fill again, drop_caches 3")
-        settle_s = params["settle_s"]
-        run.wait(params["baseline_s"])
-        with PageCacheFile(size) as f:
-            run.step("write_file", format_size(size), f.write)
-            run.step("sync", "", f.sync)
-            run.step("read_file", "", f.read)
-            run.wait(settle_s)
-            for level in (1, 2, 3):
-                if level == 2:
-                    run.step("walk_fs", "find / -xdev", lambda: _walk_filesystem(params["walk_timeout_s"]))
-                    run.wait(settle_s)
-                if level == 3:
-                    run.step("read_file", "again", f.read)
-                    run.step("walk_fs", "again", lambda: _walk_filesystem(params["walk_timeout_s"]))
-                    run.wait(settle_s)
-                result = run.step("drop_caches", str(level), lambda lv=level: knobs.drop_caches(lv, allow=allow))
-                run.results[f"drop_caches_{level}_sync_s"] = result.sync_s
-                run.wait(params["observe_s"])
-        run.results["file_bytes"] = size
-        run.wait(params["tail_s"])
-        run.mark("end")
+    # Our file's own figures, apart from the rest of the guest: its resident pages (mincore) and the
+    # memory cgroup its writer and reader run in (the cache is charged to whoever loaded it).
+    resident = FileResident()
+    cgroup, why_no_cgroup = None, None
+    with contextlib.ExitStack() as stack:
+        try:
+            cgroup = stack.enter_context(knobs.WorkloadCgroup())
+        except (SystemChangeRefused, OSError) as exc:
+            why_no_cgroup = str(exc)
+        extra = (resident,) + ((_WorkloadCgroupBytes(cgroup),) if cgroup is not None else ())
+        with LiveRun("page-cache", params, mode, quiet, extra_sources=extra) as run:
+            size = _sized(run, params["size"], mode)
+            if why_no_cgroup:
+                run.notices.append(f"no memory cgroup of its own for the workload ({why_no_cgroup}): "
+                                   f"the file's own figure is its resident pages (mincore)")
+            else:
+                run.results["workload_cgroup_version"] = cgroup.memory.version
+            run.say(f"write and read a {format_size(size)} file, drop_caches 1; fill the slab, drop_caches 2; "
+                    f"read and fill again, drop_caches 3")
+            settle_s = params["settle_s"]
+            run.wait(params["baseline_s"])
+            with PageCacheFile(size) as f:
+                f.start()
+                if cgroup is not None:
+                    cgroup.add(f.pid)
+                resident.path = str(f.path)
+                run.step("write_file", format_size(size), f.write)
+                run.step("sync", "", f.sync)
+                run.step("read_file", "", f.read)
+                run.wait(settle_s)
+                for level in (1, 2, 3):
+                    if level == 2:
+                        run.step("walk_fs", "find / -xdev", lambda: _walk_filesystem(params["walk_timeout_s"]))
+                        run.wait(settle_s)
+                    if level == 3:
+                        run.step("read_file", "again", f.read)
+                        run.step("walk_fs", "again", lambda: _walk_filesystem(params["walk_timeout_s"]))
+                        run.wait(settle_s)
+                    result = run.step("drop_caches", str(level), lambda lv=level: knobs.drop_caches(lv, allow=allow))
+                    run.results[f"drop_caches_{level}_sync_s"] = result.sync_s
+                    run.wait(params["observe_s"])
+                resident.path = None
+            run.results["file_bytes"] = size
+            run.wait(params["tail_s"])
+            run.mark("end")
     return run.recording
 
 

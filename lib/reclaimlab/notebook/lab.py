@@ -78,6 +78,7 @@ class LabContext:
     guest: Any = None                                          # reclaimlab.probe.guest.GuestInfo, or None
     guest_note: str | None = None                              # why `guest` is None
     plan: dict[str, tuple[str, str]] = field(default_factory=dict)  # experiment -> (live|recorded|refused, why)
+    recordings: dict[str, str] = field(default_factory=dict)  # replay key -> recording folder (see setup)
 
     @property
     def allow_arg(self) -> bool | None:
@@ -106,7 +107,9 @@ class LabContext:
         planned = self.plan.get(name, ("", ""))[0]
         if planned == "live" and self.mode != "recorded":
             print(f"▶ {name}: running live on this machine, please wait…", flush=True)
-        rec = experiments.run(name, mode=self.mode, allow_system_changes=self.allow_arg, quiet=True, **params)
+        folder = experiments.replay_for(name, "local", {**experiments.get(name).defaults, **params}, self.recordings)
+        rec = experiments.run(name, mode=self.mode, allow_system_changes=self.allow_arg, quiet=True,
+                              recording=folder, **params)
         if show_banner:
             banner(rec, requested=params)
         return rec
@@ -144,6 +147,30 @@ def _check_size(name: str, value: Any) -> int:
         raise LabParameterError(f"parameter {name}: {exc}") from None
 
 
+def _check_recordings(value: Any) -> dict[str, str]:
+    """The `recordings` parameter: {experiment: folder}; every folder must load as that experiment."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise LabParameterError(f"parameter recordings={value!r} is not valid; use a dict of experiment name to "
+                                f"recording folder, e.g. {{\"page-cache\": \"~/my-runs/page-cache\"}}, or {{}}")
+    from ..experiments import harness as experiments
+    from ..recording.recording import RecordingError
+    out = {}
+    for key, folder in value.items():
+        name = str(key).split(":")[1 if str(key).startswith("vm:") else 0]
+        if name not in experiments.names():
+            raise LabParameterError(f"parameter recordings: {key!r} is not an experiment; use one of: "
+                                    f"{', '.join(experiments.names())} (optionally 'vm:' before it, "
+                                    f"':parameter=value' after it)")
+        try:
+            experiments.replay(experiments.get(name), folder, quiet=True)
+        except (RecordingError, OSError, TypeError) as exc:
+            raise LabParameterError(f"parameter recordings[{key!r}]: {exc}") from None
+        out[str(key)] = str(folder)
+    return out
+
+
 def _probe() -> tuple[Any, str | None]:
     try:
         from ..probe.guest import probe
@@ -154,6 +181,11 @@ def _probe() -> tuple[Any, str | None]:
         return probe(vm_status=live_status), None
     except Exception as exc:  # the status display must never stop a lab
         return None, f"the guest probe failed: {type(exc).__name__}: {exc}"
+
+
+def _replay_plan(name: str, recordings: dict[str, str]) -> tuple[str, str] | None:
+    replayed = [f"{k} → {v}" for k, v in recordings.items() if k.split(":")[1 if k.startswith("vm:") else 0] == name]
+    return ("replayed", "you chose a recording to replay: " + "; ".join(replayed)) if replayed else None
 
 
 def _plan(name: str, mode: str, allow: bool | None) -> tuple[str, str]:
@@ -173,7 +205,7 @@ def _plan(name: str, mode: str, allow: bool | None) -> tuple[str, str]:
 
 def setup(mode: str = "auto", allow_system_changes: bool = False, presenter: bool = False,
           sample_hz: float | None = None, experiments: Iterable[str] = (), *, show: bool = True,
-          **sizes: Any) -> LabContext:
+          recordings: dict[str, str] | None = None, **sizes: Any) -> LabContext:
     """Validate a lab's parameters, switch on offline charts, probe this guest, show the status.
 
     mode: "auto" (live where possible), "live" or "recorded".
@@ -182,6 +214,9 @@ def setup(mode: str = "auto", allow_system_changes: bool = False, presenter: boo
     presenter: larger chart fonts for a projector.
     sample_hz: samples per second for live runs (None: the experiment's default).
     experiments: the experiments this lab runs, to say for each whether it will be live or recorded.
+    recordings: {experiment: recording folder} to replay instead of running, e.g. an instructor's own
+        `reclaimlab record` from a WSL 2 laptop ({} or None: none). A key may be "vm:<experiment>" for
+        the kit's VM and end with ":<parameter>=<value>" to pick one run, e.g. "auto-reclaim:policy=dropCache".
     **sizes: size parameters such as size="3GB" (see reclaimlab.units); each must parse.
     Raises LabParameterError (a ValueError) naming the bad parameter and the valid values.
     """
@@ -203,10 +238,53 @@ def setup(mode: str = "auto", allow_system_changes: bool = False, presenter: boo
     ctx = LabContext(mode=mode, allow_system_changes=allow, presenter=presenter, sample_hz=hz,
                      sizes={k: str(v) for k, v in size_text.items()}, size_bytes=size_bytes,
                      guest=info, guest_note=note)
-    ctx.plan = {name: _plan(name, mode, ctx.allow_arg) for name in experiments}
+    ctx.recordings = _check_recordings(recordings)
+    from ..experiments import harness as registry
+    registry.REPLAY.clear()
+    registry.REPLAY.update(ctx.recordings)  # also for labs that call experiments.run directly
+    ctx.plan = {name: _replay_plan(name, ctx.recordings) or _plan(name, mode, ctx.allow_arg) for name in experiments}
     if show:
         _display_html(status_html(ctx))
     return ctx
+
+
+# Which experiments each lab runs (lab 05 runs them in the kit's own VM).
+LAB_EXPERIMENTS: dict[str, tuple[str, ...]] = {
+    "01 · calloc and reclaim": ("calloc-reclaim", "refault"),
+    "02 · page cache": ("page-cache",),
+    "03 · compaction": ("compaction",),
+    "04 · WSL autoMemoryReclaim": ("auto-reclaim",),
+    "05 · be the host": ("vm",),
+}
+
+
+def lab_rows(ctx: LabContext) -> list[tuple[str, str, str]]:
+    """(lab, LIVE / RECORDED / REPLAYED per experiment, why) on this machine, from the probe (ctx.plan)."""
+    rows = []
+    for name, exps in LAB_EXPERIMENTS.items():
+        parts, whys = [], []
+        for exp in exps:
+            if exp == "vm":
+                how, why = _vm_plan(ctx.mode)
+                exp = "the kit's VM"
+            else:
+                how, why = ctx.plan.get(exp) or _replay_plan(exp, ctx.recordings) or _plan(exp, ctx.mode, ctx.allow_arg)
+            label = {"live": "LIVE", "recorded": "RECORDED", "refused": "REFUSED", "replayed": "REPLAYED"}.get(how, how)
+            parts.append(f"{exp}: {label}")
+            whys.append(why)
+        rows.append((name, "; ".join(parts), "; ".join(dict.fromkeys(whys))))
+    return rows
+
+
+def _vm_plan(mode: str) -> tuple[str, str]:
+    if mode == "recorded":
+        return "recorded", "you chose mode='recorded'"
+    try:
+        from ..vm import availability
+        blocker = availability()
+    except Exception as exc:
+        blocker = f"the kit's VM could not be checked ({type(exc).__name__}: {exc})"
+    return ("live", "the kit's VM can boot here") if blocker is None else ("recorded", blocker)
 
 
 # --------------------------------------------------------------------------- HTML helpers
@@ -274,7 +352,7 @@ def status_html(ctx: LabContext) -> str:
                                                      "live": " (run here; refuse with the reason if impossible)",
                                                      "recorded": " (shipped recordings only)"}[ctx.mode]))
     for name, (how, why) in ctx.plan.items():
-        label = {"live": "LIVE", "recorded": "RECORDED", "refused": "REFUSED"}.get(how, how.upper())
+        label = {"live": "LIVE", "recorded": "RECORDED", "refused": "REFUSED", "replayed": "REPLAYED"}.get(how, how.upper())
         rows.append((f"Experiment {name}", f"<b>{label}</b>: {_e(why)}"))
     env_on = policy.changes_allowed(None)
     if ctx.allow_system_changes:
@@ -298,6 +376,8 @@ def status_html(ctx: LabContext) -> str:
                    for k, v in rows)
     kinds = {how for how, _ in ctx.plan.values()}
     kind = "refused" if "refused" in kinds else "live" if kinds == {"live"} else "recorded" if kinds else "info"
+    if kinds == {"replayed"}:
+        kind = "recorded"
     return _box(kind, f"<b>reclaimlab lab set-up</b><table style='margin-top:4px'>{body}</table>")
 
 
@@ -312,7 +392,12 @@ def banner_html(rec: Recording, requested: dict[str, Any] | None = None) -> str:
     exp = _e(m.get("experiment", "?"))
     if rec.is_recorded:
         date = str(m.get("date_utc", "?"))[:16].replace("T", " ")
-        head = f"<b>RECORDED</b> · {exp} · recorded {_e(date)} UTC on a {where}"
+        replayed = str(m.get("mode_reason", "")).startswith("replaying")
+        # Whose run: the machine as its meta describes it (recordings hold no host or user names).
+        head = (f"<b>{'REPLAYED' if replayed else 'RECORDED'}</b> · {exp} · recorded {_e(date)} UTC on a {where}"
+                f" · reclaimlab {_e(m.get('tool_version', '?'))}, {_e(m.get('machine', '?'))}")
+        if replayed:
+            head += f"<br>Not the kit's shipped recording: the run in <code>{_e(rec.path)}</code>, chosen with the lab's <code>recordings</code> parameter."
         kind = "recorded"
     else:
         in_vm = m.get("guest_kind") == "kit-vm"

@@ -46,6 +46,15 @@ THRESHOLDS: dict[str, float] = {
     # page reporting order (findings/reporting_order.py)
     "order_returned_min_kib": 32 * 1024,     # less than this reaching the host is "nothing"
     "order_release_watch_s": 8.0,            # watched less than this after the release: too short to show reporting
+    # page-cache (findings/page_cache.py)
+    # The guest's Cached fell by more than our file's drop plus this share of the file: others' files too.
+    "page_cache_others_share": 0.10,
+    # SReclaimable's fall at drop_caches=1 is "explained" by buffer heads and xarray nodes within this factor.
+    "slab_explained_ratio": 1.5,
+    # An SReclaimable change smaller than this (KiB) is "did not move".
+    "slab_still_kib": 4096,
+    # A drop whose recording ends sooner than this (s) after it is "cut short": nothing is concluded.
+    "page_cache_min_window_s": 1.0,
 }
 
 

@@ -38,6 +38,8 @@ from typing import Any
 
 import pandas as pd
 
+from . import schema
+
 SCHEMA_VERSION = 1
 EVENT_COLUMNS = ["t_s", "kind", "detail"]
 BUDDY_COLUMNS = ["t_s", "label", "zone", "order", "free_blocks"]
@@ -125,6 +127,7 @@ def save(rec: Recording, out_dir: str | os.PathLike) -> Path:
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise RecordingError(f"{out}: already exists and is not an empty folder; choose a new --out")
+    _check_schema(rec.meta, rec.samples.columns, out)
     parent = out.parent if str(out.parent) else Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -154,6 +157,12 @@ def save(rec: Recording, out_dir: str | os.PathLike) -> Path:
             raise RecordingError(f"{out}: could not write the recording ({exc}); nothing was saved") from None
         raise
     return out
+
+
+def _check_schema(meta: dict[str, Any], columns: Any, where: Path) -> None:
+    problem = schema.problem(meta, columns)
+    if problem:
+        raise RecordingError(f"{where}: {problem}")
 
 
 def _remove_stale_partials(parent: Path, name: str) -> None:
@@ -364,7 +373,9 @@ def load(path: str | os.PathLike, *, allow_partial: bool = False, require_manife
         raise RecordingError(f"{meta_path}: marked partial (the run was interrupted: "
                              f"{meta.get('interrupted', 'no reason given')}); it cannot stand in for a whole run")
 
+    meta = schema.upgrade(meta)  # results written under older names read as today's
     samples = _read_csv(root / "samples.csv", required=["t_s"])
+    _check_schema(meta, samples.columns, root)
     if samples.empty:
         raise RecordingError(f"{root / 'samples.csv'}: has no samples")
     bad_cols = [c for c in samples.columns if not pd.api.types.is_numeric_dtype(samples[c])]

@@ -19,6 +19,7 @@ import pandas as pd
 
 from .. import __version__
 from ..recording.provenance import utc_now_iso
+from ..recording import schema
 from ..recording.recording import BUDDY_COLUMNS, EVENT_COLUMNS, SCHEMA_VERSION, Recording
 from ..sampling.sampler import MEMINFO_COLUMNS, VMSTAT_COLUMNS
 from .machine import Machine, read_rss_kib
@@ -123,8 +124,9 @@ class VmSampler:
         """Run an agent command as an event at the guest's start time; its duration goes into results."""
         ack = self.machine.command(verb, *args, timeout_s=timeout_s)
         self.mark(kind, detail, self.guest_to_t_s(ack.t_start_ms))
-        # The local experiments' names: drop_caches_3_s, touch_hot_s (steps.LiveRun.step).
         key = f"{kind}_{detail}_s" if detail.isidentifier() or detail.isdigit() else f"{kind}_s"
+        # One name per result, local or VM (e.g. the agent's "compact" is compact_memory_s).
+        key = schema.ALIASES.get(self.experiment, {}).get(key, key)
         self.results[key] = round(ack.duration_s, 3)
         return ack
 

@@ -2,7 +2,8 @@
 touch, and the cold touch against the hot and the first one. The cold touch only measures the
 refault cost where the host really took the pages back; where it did not, the claim says so and why.
 
-Result names (local and the kit's VM alike): {first,hot,cold}_touch_s and _touch_gb_per_s,
+Result names (local and the kit's VM alike, declared in recording.schema): touch_{first,hot,cold}_s,
+{first,hot,cold}_touch_gb_per_s,
 reported_before_cold_kib, waited_for_report_s.
 """
 from __future__ import annotations

@@ -1,0 +1,271 @@
+"""What a compaction run showed (lab 03): Recording -> Claims, from /proc/buddyinfo snapshots and the
+kernel's compaction counters (/proc/vmstat compact_*).
+
+Free page reporting takes only free blocks of at least `page_reporting_order`. So the figures that
+matter are, per snapshot, the free memory in blocks of at least that order ("reportable") and the free
+memory in smaller blocks. A long-used guest may already hold most of its free memory in small blocks
+before the fragmenter starts, and compaction may join nothing (no movable pages to move, or the freed
+memory lands in blocks still below the reporting order): the verdicts say which, from the kernel's own
+numbers, instead of assuming the textbook outcome.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .. import analysis
+from ..claims import THRESHOLDS, Claim, claim, negligible, share_verdict
+from ...recording.recording import Recording
+
+DEFAULT_ORDER = 9  # the kernel's default, pageblock_order: 9 with 4 KiB pages on x86-64
+
+
+def reporting_order(rec: Recording) -> tuple[int, bool]:
+    """(the reporting order of the run, True if the run recorded it; else the default, assumed)."""
+    order = rec.meta.get("page_reporting_order")
+    if order is None:
+        order = (rec.meta.get("results") or {}).get("page_reporting_order")
+    if isinstance(order, (int, float)) and not isinstance(order, bool) and order >= 0:
+        return int(order), True
+    return DEFAULT_ORDER, False
+
+
+def order_claim(rec: Recording) -> Claim:
+    order, known = reporting_order(rec)
+    sentences = {
+        "known": "This guest reports free blocks of order **{order}** and up ({block} and larger): the figures below "
+                 "split free memory at that order.",
+        "assumed": "This recording does not say which order its guest reports; the figures below assume the kernel's "
+                   "default, order **{order}** ({block} blocks).",
+    }
+    page_kib = rec.meta.get("page_size_kib", 4)
+    return claim("compaction.reporting_order", "known" if known else "assumed", sentences, value=order, unit="order",
+                 order=order, block=_size((2 ** order) * page_kib))
+
+
+def _size(kib: float) -> str:
+    return f"{kib / 1024:g} MiB" if kib >= 1024 else f"{kib:g} KiB"
+
+
+def labels(rec: Recording) -> list[str]:
+    return list(dict.fromkeys(rec.buddyinfo["label"])) if len(rec.buddyinfo) else []
+
+
+def snapshot(rec: Recording, label: str, order: int) -> dict[str, float]:
+    """Free memory (KiB) in all blocks, in blocks of at least `order`, below it, and the number of such blocks."""
+    free = analysis.free_kib_at_least(rec, label, 0)
+    big = analysis.free_kib_at_least(rec, label, order)
+    near = analysis.free_kib_at_least(rec, label, max(order - 3, 0)) - big  # just below the order
+    return {"free_kib": free, "big_kib": big, "small_kib": free - big, "near_kib": near,
+            "big_blocks": analysis.blocks_at_least(rec, label, order)}
+
+
+def snapshots_table(rec: Recording) -> tuple[list[tuple[str, ...]], tuple[str, ...]]:
+    order, _ = reporting_order(rec)
+    rows = []
+    for label in labels(rec):
+        s = snapshot(rec, label, order)
+        rows.append((label, analysis.gib(s["free_kib"]), analysis.gib(s["big_kib"]), analysis.mib(s["small_kib"]),
+                     f"{s['big_blocks']:,}"))
+    return rows, ("snapshot", "free memory", f"in blocks of order ≥ {order} (reportable)",
+                  "free, but in smaller blocks", f"blocks of order ≥ {order}")
+
+
+def _freed_kib(rec: Recording) -> float:
+    """Memory the fragmenter freed (KiB): what the run says, else its size minus what it kept."""
+    res = rec.meta.get("results") or {}
+    page_kib = rec.meta.get("page_size_kib", 4)
+    if res.get("fragment_freed_pages"):
+        return float(res["fragment_freed_pages"]) * page_kib
+    size = res.get("size_bytes") or (rec.meta.get("parameters") or {}).get("size_bytes")
+    held = res.get("fragment_held_pages")
+    if size and held is not None:
+        return float(size) / 1024 - float(held) * page_kib
+    return math.nan
+
+
+def fragmented(rec: Recording) -> Claim:
+    """Did the fragmenter leave its freed memory in blocks below the reporting order?"""
+    order, _ = reporting_order(rec)
+    sentences = {
+        "fragmented": "**Fragmented.** The fragmenter freed {freed}, and free memory in blocks *below* order {order} "
+                      "rose by **{small_rise}** while reportable free memory (blocks of order {order} and up) changed by "
+                      "{big_change}: the guest has that memory free, but free page reporting cannot see it.",
+        "partly": "**Partly fragmented.** The fragmenter freed {freed}; free memory in blocks below order {order} rose "
+                  "by {small_rise} ({value:.0%} of it), and reportable free memory changed by {big_change}.",
+        "already": "**Already fragmented.** Before the fragmenter ran, **{small_before}** of this guest's free memory "
+                   "already sat in blocks below order {order} (a guest that has been in use a long time), and the "
+                   "fragmenter's {freed} added only {small_rise} to it.",
+        "not_fragmented": "**Not fragmented.** Free memory in blocks below order {order} changed by only {small_rise} "
+                          "although the fragmenter freed {freed}: its freed pages merged into large blocks at once "
+                          "(the pages it kept did not pin them), so this run shows little fragmentation.",
+        "not_run": "This run has no *before* and *fragmented* buddyinfo snapshots.",
+    }
+    have = labels(rec)
+    if "fragmented" not in have or not have:
+        return claim("compaction.fragmented", "not_run", sentences, unit="share")
+    b, f = snapshot(rec, have[0], order), snapshot(rec, "fragmented", order)
+    freed = _freed_kib(rec)
+    rise = f["small_kib"] - b["small_kib"]
+    share = rise / freed if freed and not math.isnan(freed) else math.nan
+    v = share_verdict(share)
+    if v in ("nearly_all", "most"):
+        verdict = "fragmented"
+    elif v == "some":
+        verdict = "partly"
+    elif b["small_kib"] >= THRESHOLDS["share_most"] * (freed if not math.isnan(freed) else 0) and b["small_kib"] > 0:
+        verdict = "already"
+    else:
+        verdict = "not_fragmented"
+    return claim("compaction.fragmented", verdict, sentences, value=share, unit="share", order=order,
+                 freed=analysis.mib(freed) if not math.isnan(freed) else "an unknown amount",
+                 small_rise=analysis.mib(rise), big_change=_signed(f["big_kib"] - b["big_kib"]),
+                 small_before=analysis.mib(b["small_kib"]), small_rise_kib=rise, freed_kib=freed,
+                 small_before_kib=b["small_kib"], big_change_kib=f["big_kib"] - b["big_kib"])
+
+
+def _signed(kib: float) -> str:
+    return ("+" if kib > 0 else "−" if kib < 0 else "") + analysis.mib(abs(kib))
+
+
+def _counter_change(rec: Recording, column: str, t0: float | None) -> float | None:
+    if t0 is None or column not in rec.samples.columns or not rec.samples[column].notna().any():
+        return None
+    later = rec.events[rec.events["t_s"] > t0]["t_s"]
+    t1 = float(later.min()) if len(later) else float(rec.samples["t_s"].iloc[-1])
+    return analysis.change(rec, column, t0, t1)
+
+
+def compacted(rec: Recording) -> Claim:
+    """What compact_memory did to reportable free memory, and why where it did little."""
+    order, _ = reporting_order(rec)
+    sentences = {
+        "joined": "**Compacted.** `compact_memory` scanned {scanned} pages and reportable free memory (blocks of order "
+                  "{order} and up) grew by **{big_rise}**: {value:.0%} of the {small_before} that sat in smaller blocks "
+                  "after fragmenting{was_fragmenter}. Free memory joined into blocks the host can take.",
+        "some": "**Compacted, partly.** `compact_memory` scanned {scanned} pages; reportable free memory grew by "
+                "{big_rise}, {value:.0%} of the {small_before} in smaller blocks. The rest stayed in smaller blocks: "
+                "compaction cannot move every page between them (kernel memory and pinned pages stay put), and other "
+                "programs may have allocated from the joined blocks meanwhile.",
+        "below_order": "**Compaction joined memory, but below the reporting order.** `compact_memory` scanned {scanned} "
+                       "pages; reportable free memory changed by only {big_rise}, while free memory in blocks of orders "
+                       "{near_from} to {order_below} changed by **{near_change}**: larger than before, still too small "
+                       "for a guest that reports order {order} and up.",
+        "freed_nothing": "**Compaction freed nothing reportable.** `compact_memory` scanned {scanned} pages, yet "
+                         "reportable free memory changed by {big_rise} and blocks just below order {order} by "
+                         "{near_change}: on this guest the pages between the free ones could not be moved (or others "
+                         "took the joined memory at once). The kernel's counters: compact_success {success}, "
+                         "compact_fail {fail} during the step.",
+        "did_not_run": "**Compaction did not run.** Reportable free memory changed by {big_rise} and the kernel's "
+                       "counter of pages scanned for migration did not move: nothing was compacted.",
+        "not_run": "This run has no *fragmented* and *compacted* buddyinfo snapshots.",
+    }
+    have = labels(rec)
+    if "fragmented" not in have or "compacted" not in have:
+        return claim("compaction.compacted", "not_run", sentences, unit="share")
+    f, c = snapshot(rec, "fragmented", order), snapshot(rec, "compacted", order)
+    t_compact = next(iter(rec.event_times("compact_memory") or rec.event_times("compact")), None)
+    scanned = _counter_change(rec, "compact_migrate_scanned_pages", t_compact)
+    success = _counter_change(rec, "compact_success_count", t_compact)
+    fail = _counter_change(rec, "compact_fail_count", t_compact)
+    big_rise = c["big_kib"] - f["big_kib"]
+    near_change = c["near_kib"] - f["near_kib"]
+    base = f["small_kib"]
+    share = big_rise / base if base > 0 else math.nan
+    v = share_verdict(share)
+    if v in ("nearly_all", "most"):
+        verdict = "joined"
+    elif v == "some":
+        verdict = "some"
+    elif scanned is not None and negligible(scanned, 1) and scanned == 0:
+        verdict = "did_not_run"
+    elif near_change > 0 and not negligible(near_change, base):
+        verdict = "below_order"
+    else:
+        verdict = "freed_nothing"
+    frag_rise = fragmented(rec).evidence.get("small_rise_kib")
+    return claim("compaction.compacted", verdict, sentences, value=share, unit="share", order=order,
+                 order_below=order - 1, near_from=max(order - 3, 0),
+                 scanned=f"{scanned:,.0f}" if scanned is not None else "an unknown number of",
+                 big_rise=_signed(big_rise), near_change=_signed(near_change), small_before=analysis.mib(base),
+                 was_fragmenter=(f" ({analysis.mib(frag_rise)} of it left there by the fragmenter)"
+                                 if frag_rise and frag_rise > 0 else ""),
+                 success=f"{success:+,.0f}" if success is not None else "?",
+                 fail=f"{fail:+,.0f}" if fail is not None else "?",
+                 big_rise_kib=big_rise, near_change_kib=near_change, small_before_kib=base,
+                 migrate_scanned_pages=scanned, compact_success=success, compact_fail=fail)
+
+
+def host_windows(rec: Recording) -> list[dict[str, Any]]:
+    """Per step (fragment, compaction, release): how much the host got back in the window after it (KiB)."""
+    if analysis_has(rec, "host_reported_kib"):
+        col, sign = "host_reported_kib", 1
+    elif analysis_has(rec, "host_vm_rss_kib"):
+        col, sign = "host_vm_rss_kib", -1   # the VM's resident memory falls as the host takes pages back
+    else:
+        return []
+    kinds = [k for k in ("fragment", "compact_memory", "compact", "release", "unfragment") if rec.event_times(k)]
+    steps = sorted((rec.event_times(k)[0], k) for k in kinds)
+    end = float(rec.samples["t_s"].iloc[-1])
+    out = []
+    res = rec.meta.get("results") or {}
+    for (t0, kind), t1 in zip(steps, [t for t, _ in steps[1:]] + [end]):
+        if kind == "fragment":  # "while held" starts once the fragmenter has touched and freed its memory
+            t0 = min(t0 + float(res.get("fragment_s") or 0.0), t1)
+        out.append({"step": kind, "t0_s": t0, "length_s": t1 - t0,
+                    "returned_kib": sign * analysis.change(rec, col, t0, t1), "column": col})
+    return out
+
+
+def analysis_has(rec: Recording, column: str) -> bool:
+    return column in rec.samples.columns and bool(rec.samples[column].notna().any())
+
+
+def host_reporting(rec: Recording) -> Claim:
+    """When did the host get the fragmenter's memory: while it was fragmented, after compaction, after release?"""
+    order, _ = reporting_order(rec)
+    sentences = {
+        "after_compaction": "The host got {held} while the memory was fragmented, **{compact}** in the "
+                            "{compact_s:.0f} s after compaction, and {release} after the fragmenter released the rest: "
+                            "compaction made free blocks of order {order} and up, and reporting followed those blocks, "
+                            "not the amount of free memory.",
+        "after_release": "The host got {held} while the memory was fragmented and {compact} after compaction, but "
+                         "**{release}** once the fragmenter released the pages it kept: here the free blocks of "
+                         "order {order} formed when the pinning pages went, not by compaction.",
+        "while_fragmented": "The host got **{held}** while the memory was still fragmented, {compact} after compaction "
+                            "and {release} after release: the fragmenter's holes were large enough to report at order "
+                            "{order} on this guest.",
+        "little": "The host got little back in any window ({held} fragmented, {compact} after compaction, {release} "
+                  "after release, of {freed} freed): reporting stalled on this guest, with its free memory in blocks "
+                  "below order {order} (the snapshots above) or taken by other programs at once.",
+        "no_host_view": "This recording has no host-side view, so when the host got memory back is not measured here.",
+    }
+    windows = {w["step"].replace("unfragment", "release").replace("compact_memory", "compact"): w
+               for w in host_windows(rec)}
+    if not windows:
+        return claim("compaction.host_reporting", "no_host_view", sentences, unit="share")
+    freed = _freed_kib(rec)
+    got = {k: windows[k]["returned_kib"] if k in windows else 0.0 for k in ("fragment", "compact", "release")}
+    total = sum(max(v, 0.0) for v in got.values())
+    whole = freed if freed and not math.isnan(freed) else total
+    share = total / whole if whole else math.nan
+    some = THRESHOLDS["share_some"] * whole
+    if share_verdict(share) == "little" or total <= 0:
+        verdict = "little"
+    elif got["fragment"] >= some:
+        verdict = "while_fragmented"
+    elif got["compact"] >= some:
+        verdict = "after_compaction"
+    else:
+        verdict = "after_release"
+    return claim("compaction.host_reporting", verdict, sentences, value=share, unit="share", order=order,
+                 held=analysis.mib(max(got["fragment"], 0)), compact=analysis.mib(max(got["compact"], 0)),
+                 release=analysis.mib(max(got["release"], 0)), freed=analysis.mib(whole),
+                 compact_s=windows.get("compact", {}).get("length_s", 0.0),
+                 fragment_kib=got["fragment"], compact_kib=got["compact"], release_kib=got["release"],
+                 freed_kib=whole)
+
+
+def all_claims(rec: Recording) -> dict[str, Claim]:
+    return {"order": order_claim(rec), "fragmented": fragmented(rec), "compacted": compacted(rec),
+            "host": host_reporting(rec)}

@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""Build the test corpus: real and deliberately hostile recordings, made from the shipped recordings by
+documented edits, each with the claim verdicts its edit implies.
+
+    python tests/corpus/make_corpus.py OUT_DIR      # writes OUT_DIR/<case>/ and OUT_DIR/cases.json
+
+Every case names the lab that shows it, the `recordings` parameter that replays it there, and the
+verdict each claim must reach (`expect`, keyed by claim key). See README.md beside this file for what
+each edit stands for and why it implies those verdicts. ci/check-corpus executes every lab on every
+case through papermill and asserts the verdicts.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from reclaimlab.recording import datasets, recording
+from reclaimlab.paths import recordings_dir
+from reclaimlab.recording.recording import Recording
+
+GIB_KIB = 1024 * 1024
+
+
+@dataclass
+class Case:
+    name: str
+    lab: str                      # notebook file name in labs/
+    experiment: str
+    source: Callable[[], Recording]
+    edit: Callable[[Recording], None]
+    expect: dict[str, str]        # claim key -> verdict
+    doc: str
+    replay_key: str = ""          # the key in the lab's `recordings` parameter (default: the experiment)
+    owner: str = ""               # the branch that writes this lab's claims, where it is not this one
+    values: dict[str, float] = field(default_factory=dict)  # claim key -> value it must have (approx.)
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def shipped(experiment: str, *, guest_kind: str | None = None, has_column: str | None = None,
+            policy: str | None = None) -> Callable[[], Recording]:
+    def load() -> Recording:
+        for entry in datasets.read_index():
+            if entry["experiment"] != experiment or not entry.get("complete"):
+                continue
+            if (entry.get("guest_kind") == "kit-vm") != (guest_kind == "kit-vm"):
+                continue
+            if policy and entry["parameters"].get("policy") != policy:
+                continue
+            rec = recording.load(recordings_dir() / entry["path"])
+            if has_column and has_column not in rec.samples.columns:
+                continue
+            return rec
+        raise LookupError(f"no shipped {experiment} recording"
+                          + (f" with column {has_column}" if has_column else "") + " to build the corpus from")
+    return load
+
+
+# --------------------------------------------------------------------------- edits (each one documented)
+
+
+def no_edit(rec: Recording) -> None:
+    """A real run, as shipped."""
+
+
+def drop_columns(*columns: str, **meta: object) -> Callable[[Recording], None]:
+    def edit(rec: Recording) -> None:
+        rec.samples = rec.samples.drop(columns=[c for c in columns if c in rec.samples.columns])
+        rec.meta.update(meta)
+    edit.__doc__ = f"Remove the column(s) {', '.join(columns)}" + (f"; set meta {meta}" if meta else "")
+    return edit
+
+
+def _t(rec: Recording, kind: str, detail: str | None = None, nth: int = 0) -> float:
+    ev = rec.events[rec.events["kind"] == kind]
+    if detail is not None:
+        ev = ev[ev["detail"].astype(str) == detail]
+    return float(ev["t_s"].iloc[nth])
+
+
+def _next(rec: Recording, t: float) -> float:
+    later = rec.events[rec.events["t_s"] > t]["t_s"]
+    return float(later.min()) if len(later) else float(rec.samples["t_s"].iloc[-1])
+
+
+def others_during_drop_1(rec: Recording) -> None:
+    """Another program reads 3 GiB of files and fills 300 MiB of slab while drop_caches=1 runs: ramp the
+    guest-wide Cached up by 3 GiB and SReclaimable by 300 MiB across the level-1 window (our file's own
+    columns untouched)."""
+    t0 = _t(rec, "drop_caches", "1")
+    t1 = _next(rec, t0)
+    s = rec.samples
+    ramp = ((s["t_s"] - t0) / (t1 - t0)).clip(0, 1)
+    s["cached_kib"] = s["cached_kib"] + (ramp * 3 * GIB_KIB).round()
+    s["slab_reclaimable_kib"] = s["slab_reclaimable_kib"] + (ramp * 300 * 1024).round()
+
+
+def cut_after(kind: str, detail: str | None, after_s: float) -> Callable[[Recording], None]:
+    def edit(rec: Recording) -> None:
+        t_cut = _t(rec, kind, detail) + after_s
+        rec.samples = rec.samples[rec.samples["t_s"] <= t_cut].reset_index(drop=True)
+        rec.events = rec.events[rec.events["t_s"] <= t_cut].reset_index(drop=True)
+        if len(rec.buddyinfo):
+            rec.buddyinfo = rec.buddyinfo[rec.buddyinfo["t_s"] <= t_cut].reset_index(drop=True)
+    edit.__doc__ = f"Cut the recording {after_s} s after {kind}{f' {detail}' if detail else ''} (samples, events, snapshots)"
+    return edit
+
+
+def stall_reporting_from(kind: str, detail: str | None = None) -> Callable[[Recording], None]:
+    def edit(rec: Recording) -> None:
+        t0 = _t(rec, kind, detail)
+        s = rec.samples
+        frozen = float(rec.at(t0)["host_reported_kib"])
+        s.loc[s["t_s"] >= t0, "host_reported_kib"] = frozen
+    edit.__doc__ = f"Reporting stalls at {kind}{f' {detail}' if detail else ''}: host_reported_kib stays flat from there on"
+    return edit
+
+
+def _snapshot(rec: Recording, label: str) -> pd.DataFrame:
+    return rec.buddyinfo[rec.buddyinfo["label"] == label]
+
+
+def _replace_snapshot(rec: Recording, label: str, rows: pd.DataFrame) -> None:
+    b = rec.buddyinfo
+    t = float(b.loc[b["label"] == label, "t_s"].iloc[0])
+    rows = rows.assign(label=label, t_s=t)
+    rec.buddyinfo = pd.concat([b[b["label"] != label], rows]).sort_values(["t_s", "zone", "order"]).reset_index(drop=True)
+
+
+def compaction_freed_nothing(rec: Recording) -> None:
+    """A long-used guest: compact_memory scans pages (the counters still rise) but the *compacted* snapshot is
+    the *fragmented* one again: no free block grew."""
+    _replace_snapshot(rec, "compacted", _snapshot(rec, "fragmented").copy())
+
+
+def compaction_below_order(rec: Recording) -> None:
+    """Compaction joins the fragmenter's order-0 holes, but only into order-6 blocks (below order 9): the
+    *compacted* snapshot is *fragmented* with the order-0 blocks added since *before* moved to order 6."""
+    frag = _snapshot(rec, "fragmented").copy()
+    before = _snapshot(rec, "before").set_index(["zone", "order"])["free_blocks"]
+    frag = frag.set_index(["zone", "order"])
+    for zone in frag.index.get_level_values("zone").unique():
+        extra = max(int(frag.loc[(zone, 0), "free_blocks"] - before.get((zone, 0), 0)), 0)
+        frag.loc[(zone, 0), "free_blocks"] -= extra
+        frag.loc[(zone, 6), "free_blocks"] += extra // 64
+    _replace_snapshot(rec, "compacted", frag.reset_index())
+
+
+def already_fragmented(rec: Recording) -> None:
+    """A long-used guest: its free memory sat in small blocks before the fragmenter ran: the *before*
+    snapshot is the *fragmented* one."""
+    _replace_snapshot(rec, "before", _snapshot(rec, "fragmented").copy())
+
+
+def reporting_order(order: int) -> Callable[[Recording], None]:
+    def edit(rec: Recording) -> None:
+        rec.meta["page_reporting_order"] = order
+        if "page_reporting_order" in rec.meta.get("results", {}):
+            rec.meta["results"]["page_reporting_order"] = order
+    edit.__doc__ = f"A guest that reports order {order} and up (WSL on newer Windows builds uses 5): meta says so"
+    return edit
+
+
+def cold_as_fast_as_hot(rec: Recording) -> None:
+    """The cold touch ran as fast as the hot one (the host kept the pages, e.g. reporting off)."""
+    r = rec.meta["results"]
+    r["touch_cold_s"] = r["touch_hot_s"]
+    r["cold_touch_gb_per_s"] = r["hot_touch_gb_per_s"]
+
+
+def refault_reporting_stalled(rec: Recording) -> None:
+    """Only 5 % of the buffer was reported before the cold touch: host_reported_kib flat from the hot free on."""
+    stall_reporting_from("free", "hot")(rec)
+    r = rec.meta["results"]
+    r["reported_before_cold_kib"] = int(0.05 * r["size_bytes"] / 1024)
+
+
+def another_process_allocating(rec: Recording) -> None:
+    """Another program allocates 1.5 GiB between calloc and touch: AnonPages (guest-wide) rises by 1.5 GiB
+    there and stays; the workload's own RssAnon is untouched."""
+    t0, t1 = _t(rec, "calloc"), _t(rec, "touch")
+    s = rec.samples
+    ramp = ((s["t_s"] - t0) / max(t1 - t0, 1e-3)).clip(0, 1)
+    s["anon_kib"] = s["anon_kib"] + (ramp * 1.5 * GIB_KIB).round()
+
+
+# --------------------------------------------------------------------------- the cases
+
+PC = shipped("page-cache", has_column="workload_file_resident_kib")
+CP = shipped("compaction")
+
+CASES: list[Case] = [
+    # lab 02 · page cache
+    Case("page-cache-real", "02_page_cache.ipynb", "page-cache", PC, no_edit,
+         {"page_cache.cache_kept": "nearly_all", "page_cache.drop_1": "nearly_all",
+          "page_cache.drop_3": "nearly_all"},
+         "The shipped run: our file stays cached, and drop_caches=1 and 3 drop nearly all of it."),
+    Case("page-cache-no-host-view", "02_page_cache.ipynb", "page-cache", PC,
+         drop_columns("host_reported_kib", hypervisor=None),
+         {"page_cache.host_after_drop": "no_host_view", "page_cache.drop_1": "nearly_all"},
+         "No host view: what the host got back is not measured; our file's figures are unchanged."),
+    Case("page-cache-container", "02_page_cache.ipynb", "page-cache", PC,
+         drop_columns("host_reported_kib", "workload_file_resident_kib", guest_kind="container", hypervisor=None),
+         {"page_cache.drop_1": "nearly_all", "page_cache.drop_3": "nearly_all",
+          "page_cache.host_after_drop": "no_host_view"},
+         "A container: no host view and no per-file figure, only the workload's memory cgroup, which is "
+         "enough to say what drop_caches did to our file."),
+    Case("page-cache-older-recording", "02_page_cache.ipynb", "page-cache", PC,
+         drop_columns("workload_file_resident_kib", "workload_cgroup_bytes"),
+         {"page_cache.drop_1": "not_measurable", "page_cache.drop_1_guest": "guest_only",
+          "page_cache.cache_kept": "not_measurable"},
+         "A recording without our file's figures (made before 2026-11-26): the lab says it cannot tell our "
+         "file from the guest, and quotes the guest's Cached as the guest's."),
+    Case("page-cache-another-process", "02_page_cache.ipynb", "page-cache", PC, others_during_drop_1,
+         {"page_cache.drop_1": "nearly_all", "page_cache.drop_1_guest": "others_grew",
+          "page_cache.slab_at_level_1": "rose"},
+         "Another program fills 3 GiB of cache and 300 MiB of slab during drop_caches=1: our file's drop is "
+         "unchanged, the guest-wide counters are explained as others'."),
+    Case("page-cache-tail-cut", "02_page_cache.ipynb", "page-cache", PC, cut_after("drop_caches", "1", 0.5),
+         {"page_cache.drop_1": "cut_short", "page_cache.slab_at_level_1": "cut_short",
+          "page_cache.host_after_drop": "cut_short", "page_cache.drop_3": "not_run",
+          "page_cache.slab_at_level_2": "not_run"},
+         "The recording ends 0.5 s after drop_caches=1: nothing is concluded from that step; later steps are absent."),
+    Case("page-cache-reporting-stalled", "02_page_cache.ipynb", "page-cache", PC,
+         stall_reporting_from("drop_caches", "1"),
+         {"page_cache.host_after_drop": "little", "page_cache.drop_1": "nearly_all"},
+         "Reporting stalls at the drop: the host gets next to nothing back, and the lab says so."),
+    # lab 03 · compaction
+    Case("compaction-real", "03_compaction.ipynb", "compaction", CP, no_edit,
+         {"compaction.reporting_order": "known", "compaction.fragmented": "fragmented",
+          "compaction.compacted": "some", "compaction.host_reporting": "after_compaction"},
+         "The shipped run: fragmented, compaction joins part of it, the host gets memory after compaction."),
+    Case("compaction-no-host-view", "03_compaction.ipynb", "compaction", CP,
+         drop_columns("host_reported_kib", hypervisor=None),
+         {"compaction.host_reporting": "no_host_view", "compaction.fragmented": "fragmented"},
+         "No host view: when the host got memory back is not measured."),
+    Case("compaction-order-5", "03_compaction.ipynb", "compaction", CP, reporting_order(5),
+         {"compaction.reporting_order": "known", "compaction.fragmented": "fragmented"},
+         "A guest reporting order 5 (128 KiB): the split moves to order 5; the fragmenter's single-page holes "
+         "are still below it.", values={"compaction.reporting_order": 5}),
+    Case("compaction-freed-nothing", "03_compaction.ipynb", "compaction", CP, compaction_freed_nothing,
+         {"compaction.compacted": "freed_nothing"},
+         "A long-used guest where compaction scans but no free block grows: the lab says compaction freed "
+         "nothing reportable, with the kernel's counters."),
+    Case("compaction-below-order", "03_compaction.ipynb", "compaction", CP, compaction_below_order,
+         {"compaction.compacted": "below_order"},
+         "Compaction joins holes into order-6 blocks only: larger, still below order 9."),
+    Case("compaction-already-fragmented", "03_compaction.ipynb", "compaction", CP, already_fragmented,
+         {"compaction.fragmented": "already"},
+         "The guest was fragmented before the fragmenter ran: the lab says so instead of crediting the fragmenter."),
+    Case("compaction-reporting-stalled", "03_compaction.ipynb", "compaction", CP, stall_reporting_from("fragment"),
+         {"compaction.host_reporting": "little"},
+         "Reporting stalls for the whole run: the host gets little back in any window."),
+    # lab 01 · calloc and reclaim (its claims come from branch h11a: keys to confirm at merge)
+    Case("refault-cold-not-slower", "01_calloc_and_reclaim.ipynb", "refault", shipped("refault"), cold_as_fast_as_hot,
+         {"refault.cold_vs_hot": "about_the_same"},
+         "The cold touch ran as fast as the hot one: no '× slower' may be printed.", owner="h11a"),
+    Case("refault-reporting-stalled", "01_calloc_and_reclaim.ipynb", "refault", shipped("refault"),
+         refault_reporting_stalled, {"refault.cold_vs_hot": "not_measurable"},
+         "Only 5 % was reported before the cold touch: the comparison is not measurable, and the lab says why.",
+         owner="h11a"),
+    Case("calloc-another-process", "01_calloc_and_reclaim.ipynb", "calloc-reclaim", shipped("calloc-reclaim"),
+         another_process_allocating, {"calloc_reclaim.calloc": "next_to_nothing", "calloc_reclaim.whole_guest": "busy"},
+         "Another program allocates 1.5 GiB between calloc and touch: the workload's own RssAnon still says "
+         "calloc committed next to nothing.", owner="h11a"),
+    # lab 04 · WSL autoMemoryReclaim (claims from branch h12: keys to confirm at merge)
+    Case("auto-reclaim-tail-cut", "04_wsl_autoreclaim.ipynb", "auto-reclaim",
+         shipped("auto-reclaim", policy="dropCache"), cut_after("drop_caches", None, 2.3),
+         {"auto_reclaim.reported_after_idle": "cut_short"},
+         "The dropCache run ends 2.3 s after its drop, mid-report: no 'reported after the idle mark' figure "
+         "may be quoted as final.", replay_key="auto-reclaim:policy=dropCache", owner="h12"),
+]
+
+
+def build(out_dir: Path, names: list[str] | None = None) -> list[dict]:
+    """Write every case's recording under out_dir and return the cases as JSON-ready dicts."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for case in CASES:
+        if names and case.name not in names:
+            continue
+        rec = case.source()
+        rec.meta = json.loads(json.dumps(rec.meta))  # a deep copy: edits never touch the shipped one
+        rec.samples, rec.events, rec.buddyinfo = rec.samples.copy(), rec.events.copy(), rec.buddyinfo.copy()
+        case.edit(rec)
+        rec.meta["notices"] = list(rec.meta.get("notices") or []) + [f"corpus case {case.name}: {case.doc}"]
+        folder = out_dir / case.name
+        if folder.exists():
+            import shutil
+            shutil.rmtree(folder)
+        recording.save(rec, folder)
+        written.append({"name": case.name, "lab": case.lab, "experiment": case.experiment,
+                        "recordings": {case.replay_key or case.experiment: str(folder)},
+                        "expect": case.expect, "values": case.values, "doc": case.doc,
+                        "edit": (case.edit.__doc__ or "").strip(), "owner": case.owner})
+    (out_dir / "cases.json").write_text(json.dumps(written, indent=2) + "\n")
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out_dir", type=Path)
+    ap.add_argument("--case", action="append", help="only this case (repeatable)")
+    args = ap.parse_args(argv)
+    cases = build(args.out_dir, args.case)
+    print(f"{len(cases)} corpus recordings in {args.out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
