@@ -203,12 +203,12 @@ def test_more_reaching_the_host_than_was_freed_is_not_called_nearly_all():
     edge = THRESHOLDS["auto_reclaim_more_than_freed_share"]
     for share, verdict in ((edge + 0.001, "more_than_freed"), (edge - 0.01, "nearly_all")):
         rec = copy.deepcopy(d)
-        freed = ar.analysis.change(rec, "mem_free_kib", t - 0.5, t + 5)
+        freed = ar.analysis.change(rec, "mem_free_kib", t - 0.5, t + 8)
         s = rec.samples
         # the host's view rises by exactly share x freed within the window, and stays flat outside it
         base = float(s.loc[s["t_s"] <= t - 0.5, "host_reported_kib"].iloc[-1])
         s["host_reported_kib"] = base + (s["t_s"] > t - 0.5) * share * freed
-        c = ar.host_after_action({"x": rec}, window_s=5)[0]
+        c = ar.host_after_action({"x": rec}, window_s=8)[0]
         assert c.verdict == verdict and c.evidence["share"] == pytest.approx(share), c.sentence
 
 
@@ -279,3 +279,15 @@ def test_which_wslconfig_files_are_applied_as_written():
     c = wslconfig_files.applied_as_written(found)
     assert c.verdict == "some" and c.evidence["applied"] == ["good", "bom"] and c.value == 2
     assert wslconfig_files.applied_as_written({"bad": found["bad"]}).verdict == "none"
+
+
+def test_runs_compared_over_too_short_a_window_are_cut_short():
+    d = _auto("dropCache", "newer")
+    edge = THRESHOLDS["auto_reclaim_min_window_s"]
+    assert ar.host_after_action({"x": d}, window_s=edge - 0.1)[0].verdict == "cut_short"
+    assert ar.host_after_action({"x": d}, window_s=edge)[0].verdict != "cut_short"
+    cut = copy.deepcopy(d)     # the old released dropCache recording ended 2.3 s after its drop
+    t = ar.first_action_s(cut)
+    cut.samples = cut.samples[cut.samples["t_s"] <= t + 2.3]
+    claims = ar.host_after_action({"full": _auto("gradual", "newer"), "cut": cut})
+    assert {c.verdict for c in claims} == {"cut_short"} and "not a final figure" in claims[1].sentence

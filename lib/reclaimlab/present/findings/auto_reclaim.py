@@ -57,6 +57,10 @@ _HOST = {
                        "the **{freed}** by which the guest's free memory rose ({share:.0%}): on this shared guest other "
                        "programs freed memory that was reported too, or took some of what was freed, in the same "
                        "window, and the whole-guest counters cannot tell them apart.",
+    "cut_short": "**{label}**: the runs can be compared only **{dt:.1f} s** after their actions (the shortest "
+                 "recording ends then). Free page reporting waits about 2 s after a free and then works in passes "
+                 "about 2 s apart, so the {host} that reached the host from this run by then is not a final figure: "
+                 "record it again with a longer `tail_s`.",
     "nothing_freed": "**{label}**: its {action} freed next to nothing ({freed}), so there was nothing new for "
                      "the host; {host} reached it in the {dt:.0f} s after.",
     "no_action": "**{label}**: made no drop or reclaim in this run, so there is no \"after the action\" to compare.",
@@ -88,6 +92,8 @@ def host_after_action(recs: Mapping[str, Recording], window_s: float | None = No
                   freed=analysis.gib(max(freed_kib, 0)), host_kib=host_kib, freed_kib=freed_kib)
         if host_kib != host_kib:
             verdict, share = "not_measurable", None
+        elif dt < THRESHOLDS["auto_reclaim_min_window_s"]:
+            verdict, share = "cut_short", None
         elif freed_kib < THRESHOLDS["auto_reclaim_min_freed_kib"]:
             verdict, share = "nothing_freed", None
         else:
