@@ -67,6 +67,16 @@ def test_starts_with_a_title(nb):
         f"{path.name}: the first cell must be a markdown title (# ...)"
 
 
+def test_markdown_has_no_placeholders(nb):
+    # a {name} in a markdown cell prints literally: numbers belong in code cells (claims)
+    path, notebook = nb
+    for i, cell in enumerate(notebook.cells):
+        if cell.cell_type == "markdown":
+            prose = re.sub(r"`[^`]*`", "", cell.source)
+            found = re.findall(r"\{[A-Za-z_][^{}\n]*\}", prose)
+            assert not found, f"{path.name} cell {i}: placeholder(s) {found} in markdown"
+
+
 def test_has_the_sections_of_every_lab(nb):
     path, notebook = nb
     markdown = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
@@ -150,7 +160,7 @@ def test_code_is_python_and_renders_offline(nb):
 # Labs that teach (issue 14): outcomes at the top, keypoints that answer them, every prediction echoed
 # against a claim's verdict, and a "Your turn" exercise whose checker is in the library. Add a lab here
 # once it has them all.
-TEACHING_LABS = ("01_", "05_")
+TEACHING_LABS = ("01_", "04_", "05_")
 
 
 @pytest.mark.parametrize("prefix", TEACHING_LABS)

@@ -243,6 +243,53 @@ def check_text(text: str, *, host_memory_bytes: int | None = None, host_cpus: in
     return sorted(findings, key=lambda f: (f.line or 0, SEVERITIES.index(f.severity)))
 
 
+def settings(source: Union[str, bytes, os.PathLike]) -> dict[str, str]:
+    """What WSL applies from a .wslconfig: {"section.key": value} for every line it accepts (the first of
+    duplicates; none from a line the checker marks as an error, an obsolete key or a wrong section).
+    The value is the text as WSL parsed it; `check()` says what WSL does with the rest."""
+    if isinstance(source, (bytes, os.PathLike)) or (isinstance(source, str) and "\n" not in source
+                                                    and source and os.path.isfile(source)):
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()
+        text, _ = decode(data)
+        if text is None:
+            return {}
+    else:
+        text = source
+    text = text[1:] if text.startswith("\ufeff") else text
+    rejected = {f.line for f in check_text(text) if f.severity == "error" and f.line}
+    out: dict[str, str] = {}
+    slots: set[str] = set()
+    section: str | None = None
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        lineno, raw = i + 1, lines[i]
+        i += 1
+        while _continues(raw) and i < len(lines):
+            raw = raw[:-1] + lines[i]
+            i += 1
+        stripped = raw.strip(" \t")
+        if stripped.startswith("["):
+            name, _ = _section(stripped, lineno)
+            section = name.lower() if name is not None else section
+            continue
+        m = _NAME.match(stripped)
+        if not m or lineno in rejected or section not in KNOWN_KEYS:
+            continue
+        rest = stripped[m.end():].lstrip(" \t")
+        low = m.group(0).lower()
+        canon = next((k for k in KNOWN_KEYS[section] if k.lower() == low), None)
+        if not rest.startswith("=") or canon is None:
+            continue
+        value, _ = _value(rest[1:], lineno, f"{section}.{canon}")
+        slot = low if low in MOVED_TO_WSL2 else f"{section}.{low}"
+        if value is None or slot in slots:
+            continue
+        slots.add(slot)
+        out[f"{section}.{canon}"] = value
+    return out
+
+
 # ----------------------------------------------------------------------------- line rules
 
 def _continues(line: str) -> bool:

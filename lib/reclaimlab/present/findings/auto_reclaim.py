@@ -53,6 +53,14 @@ _HOST = {
     "little": "**{label}**: within **{dt:.0f} s** after its {action}, **{host}** reached the host, little of the "
               "**{freed}** freed ({share:.0%}): the freed pages lay in blocks below the reporting order "
               "(order {order}), or reporting had not yet run.",
+    "more_than_freed": "**{label}**: within **{dt:.0f} s** after its {action}, **{host}** reached the host, more than "
+                       "the **{freed}** by which the guest's free memory rose ({share:.0%}): on this shared guest other "
+                       "programs freed memory that was reported too, or took some of what was freed, in the same "
+                       "window, and the whole-guest counters cannot tell them apart.",
+    "cut_short": "**{label}**: the runs can be compared only **{dt:.1f} s** after their actions (the shortest "
+                 "recording ends then). Free page reporting waits about 2 s after a free and then works in passes "
+                 "about 2 s apart, so the {host} that reached the host from this run by then is not a final figure: "
+                 "record it again with a longer `tail_s`.",
     "nothing_freed": "**{label}**: its {action} freed next to nothing ({freed}), so there was nothing new for "
                      "the host; {host} reached it in the {dt:.0f} s after.",
     "no_action": "**{label}**: made no drop or reclaim in this run, so there is no \"after the action\" to compare.",
@@ -84,11 +92,14 @@ def host_after_action(recs: Mapping[str, Recording], window_s: float | None = No
                   freed=analysis.gib(max(freed_kib, 0)), host_kib=host_kib, freed_kib=freed_kib)
         if host_kib != host_kib:
             verdict, share = "not_measurable", None
+        elif dt < THRESHOLDS["auto_reclaim_min_window_s"]:
+            verdict, share = "cut_short", None
         elif freed_kib < THRESHOLDS["auto_reclaim_min_freed_kib"]:
             verdict, share = "nothing_freed", None
         else:
             share = host_kib / freed_kib
-            verdict = share_verdict(share)
+            verdict = ("more_than_freed" if share >= THRESHOLDS["auto_reclaim_more_than_freed_share"]
+                       else share_verdict(share))
         out.append(claim(key, verdict, _HOST, value=host_kib if host_kib == host_kib else None, unit="KiB",
                          share=share if share is not None else 0.0, **ev))
     return out
@@ -141,3 +152,227 @@ def idle_rule(rec: Recording) -> Claim:
     verdict = "gate_off" if share >= 1 else ("raised" if share > 0.005 + 1e-9 else "wsl")
     return claim("auto_reclaim.idle_rule", verdict, _IDLE, value=share, unit="share", share=share, scale=scale,
                  busy=busy_s)
+
+
+# ------------------------------------------------------------------ the engine on a model VM (section 2)
+
+_MODEL = {
+    "one_drop": "**{label}**: one `drop_caches` at minute **{first_min:.1f}**, {wait_min:.1f} idle minutes after the "
+                "build; the cache fell from {cache_start} to **{cache_end}** at once; {compact}.",
+    "steps": "**{label}**: first reclaim at minute **{first_min:.1f}**, {wait_min:.1f} idle minutes after the build, "
+             "then a request {every}: {n} in all, freeing at most **{step_max}** each{freeing}; the cache was **{cache_end}** at "
+             "minute {end_min:.0f}; {compact}.",
+    "never": "**{label}**: never gives cache back (it stays at **{cache_end}**); {compact}.",
+}
+
+
+def _model_compact(n: int, runs_thread: bool) -> str:
+    if n:
+        return f"it compacted {n} time{'s' if n != 1 else ''}"
+    return "it never compacted" if runs_thread else "no thread ran, so nothing compacted"
+
+
+def model_setting(label: str, rows: "list[dict] | object", *, busy_until_s: float, poll_s: float,
+                  runs_thread: bool = True) -> Claim:
+    """What the engine decided for one setting on the model VM (rows from `autoreclaim.simulate`):
+    when it first gave cache back, in what steps, where the cache ended, how often it compacted."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    acts = df["actions"].fillna("")
+    gives = df[acts.str.contains("reclaim|drop_caches")]
+    n_compact = int(acts.str.count("compact_memory").sum())
+    before = df["cache_bytes"].shift(1, fill_value=df["cache_bytes"].iloc[0])
+    steps_kib = ((before - df["cache_bytes"])[gives.index] / 1024).tolist()
+    ev = dict(label=label, cache_start=analysis.gib(df["cache_bytes"].iloc[0] / 1024),
+              cache_end=analysis.gib(df["cache_bytes"].iloc[-1] / 1024), end_min=df["t_s"].iloc[-1] / 60,
+              compact=_model_compact(n_compact, runs_thread), n=len(gives), n_compact=n_compact)
+    if gives.empty:
+        return claim(f"auto_reclaim.model.{label}", "never", _MODEL, **ev)
+    first_s = float(gives["t_s"].iloc[0])
+    ev.update(first_min=first_s / 60, wait_min=(first_s - busy_until_s) / 60,
+              every=f"every {poll_s:g} s", steps_kib=steps_kib,
+              step_max=analysis.mib(max(steps_kib)), n_freeing=sum(k > 0 for k in steps_kib))
+    idle_n = len(gives) - ev["n_freeing"]
+    ev["freeing"] = f" ({idle_n} found no cache left to free)" if idle_n else ""
+    verdict = "one_drop" if acts[gives.index[0]].startswith("drop_caches") and len(gives) == 1 else "steps"
+    return claim(f"auto_reclaim.model.{label}", verdict, _MODEL, value=first_s, unit="s", **ev)
+
+
+# ------------------------------------------------------------------ what each recorded run did (section 3)
+
+_ACTED = {
+    "dropped": "**{label}**: {wait_s:.1f} s after the idle mark ({wsl_wait}) it wrote `drop_caches={level}`{compact}; "
+               "the cache charged to the experiment's cgroup went from {own_idle} to **{own_end}**, the guest's "
+               "Cached from {cached_idle} to {cached_end}.",
+    "stepped_within_clamp": "**{label}**: {wait_s:.1f} s after the idle mark ({wsl_wait}) it made the first of **{n}** "
+                            "reclaim request(s), of {sizes}: each within WSL's step, min(cache − 128 MiB, RAM/32 = "
+                            "{ram32} clamped to 256 MiB…1 GiB = **{step}**){compact}. The cache charged to the "
+                            "experiment's cgroup went from {own_idle} to **{own_end}**, the guest's Cached from "
+                            "{cached_idle} to {cached_end}.",
+    "stepped_outside_clamp": "**{label}**: its {n} reclaim request(s), of {sizes}, are NOT all within WSL's step "
+                             "(RAM/32 = {ram32} clamped to 256 MiB…1 GiB = {step}): the engine did not follow the "
+                             "source in this run.",
+    "stepped": "**{label}**: {wait_s:.1f} s after the idle mark ({wsl_wait}) it made the first of **{n}** reclaim "
+               "request(s), of {sizes} (3 % of used memory each){compact}. The cache charged to the experiment's "
+               "cgroup went from {own_idle} to **{own_end}**, the guest's Cached from {cached_idle} to {cached_end}.",
+    "no_action": "**{label}**: made no drop or reclaim after the idle mark in this recording.",
+}
+
+
+def _first_int(text: str) -> int | None:
+    word = str(text).split(" ", 1)[0]
+    return int(word) if word.isdigit() else None
+
+
+def _at(rec: Recording, column: str, t: float, scale: float = 1.0) -> str:
+    if column not in rec.samples.columns or rec.samples[column].isna().all():
+        return "—"
+    return analysis.gib(analysis.value_at(rec, column, t) / scale)
+
+
+def actions(rec: Recording, label: str | None = None) -> Claim:
+    """What the run did after its idle mark: one drop (and the compaction after it), or reclaim steps
+    checked against WSL's rule for the variant (newer: RAM/32 clamped to 256 MiB…1 GiB)."""
+    from ...wsl.autoreclaim import NEWER_FLOOR_BYTES, newer_step_bytes
+
+    label = label or _label(rec)
+    p, res = rec.meta.get("parameters", {}), rec.meta.get("results", {})
+    key = f"auto_reclaim.actions.{label}"
+    t = first_action_s(rec)
+    if t is None:
+        return claim(key, "no_action", _ACTED, label=label)
+    idle = rec.event_times("idle")
+    t_idle = idle[0] if idle else 0.0
+    t_end = _end_s(rec)
+    scale = float(res.get("time_scale") or p.get("time_scale") or 1.0)
+    ev = rec.events
+    after = ev[ev["t_s"] >= t - 1e-9]
+    compacts = after[(after["kind"] == "compact_memory")]["t_s"].tolist()
+    ev_common = dict(label=label, t_action_s=round(t, 2), wait_s=t - t_idle,
+                     wsl_wait=f"{(t - t_idle) / scale:.0f} s of WSL's clock at ×{scale:g}",
+                     own_idle=_at(rec, "workload_cgroup_bytes", t_idle, 1024),
+                     own_end=_at(rec, "workload_cgroup_bytes", t_end, 1024),
+                     cached_idle=_at(rec, "cached_kib", t_idle), cached_end=_at(rec, "cached_kib", t_end))
+    drops = after[after["kind"] == "drop_caches"]
+    if len(drops) and float(drops["t_s"].iloc[0]) <= t + 1e-9:
+        level = str(drops["detail"].iloc[0]).strip()
+        nxt = [c for c in compacts if c >= t]
+        if nxt:
+            compact = f", then `compact_memory` {nxt[0] - t:.2f} s later"
+        elif p.get("variant") == "released":
+            busy = res.get("guest_busy_share_baseline")
+            compact = (", and no `compact_memory` followed: the released thread compacts only when the second "
+                       "after a poll is quiet (user CPU under 1 %), which `idle_share` does not change, and on this "
+                       f"guest{f', busy at {busy:.0%} in the baseline,' if isinstance(busy, (int, float)) else ''} "
+                       "no such second came before the run ended")
+        else:
+            compact = ", and no `compact_memory` followed"
+        return claim(key, "dropped", _ACTED, value=t - t_idle, unit="s", level=level, compact=compact,
+                     compact_after_s=(nxt[0] - t) if nxt else None, **ev_common)
+    reqs = [b for b in (_first_int(d) for d in after[after["kind"] == "reclaim"]["detail"]) if b is not None]
+    sizes = (analysis.mib(reqs[0] / 1024) if len(set(reqs)) == 1
+             else f"{analysis.mib(min(reqs) / 1024)} to {analysis.mib(max(reqs) / 1024)}") if reqs else "unknown size"
+    n_compact = len(compacts)
+    compact = f", with {n_compact} `compact_memory` after them" if n_compact else ", with no `compact_memory` after them"
+    common = dict(n=len(reqs), sizes=sizes, requests_bytes=reqs, compact=compact, **ev_common)
+    if p.get("variant") != "newer":
+        return claim(key, "stepped", _ACTED, value=t - t_idle, unit="s", **common)
+    total_kib = analysis.value_at(rec, "mem_total_kib", t)
+    step = newer_step_bytes(int(total_kib * 1024))
+    # WSL writes min(cache - floor, step): never more than the step, and only the last may be smaller
+    within = bool(reqs) and all(0 < b <= step for b in reqs) and all(b == step for b in reqs[:-1])
+    return claim(key, "stepped_within_clamp" if within else "stepped_outside_clamp", _ACTED,
+                 value=max(reqs) if reqs else None, unit="bytes", ram32=analysis.mib(total_kib / 32),
+                 step=analysis.mib(step / 1024), step_bytes=step, floor_bytes=NEWER_FLOOR_BYTES, **common)
+
+
+def _pct_range(values: list[float]) -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo:.0%}" if round(lo, 2) == round(hi, 2) else f"{lo:.0%}–{hi:.0%}"
+
+
+def idle_rules(recs: Mapping[str, Recording]) -> Claim:
+    """idle_rule over several runs: one sentence when they share the idle threshold, with each
+    variant's time compression and the range of busy CPU their baselines saw."""
+    rules = {name: idle_rule(rec) for name, rec in recs.items()}
+    shares = {c.evidence["share"] for c in rules.values()}
+    verdicts = {c.verdict for c in rules.values()}
+    if len(shares) != 1 or len(verdicts) != 1:
+        return claim("auto_reclaim.idle_rule", "mixed", {"mixed": "{each}"},
+                     each=" ".join(f"({name}) {c.sentence}" for name, c in rules.items()))
+    by_variant: dict[str, float] = {}
+    for rec, c in zip(recs.values(), rules.values()):
+        by_variant.setdefault(str(rec.meta.get("parameters", {}).get("variant", "?")), c.evidence["scale"])
+    scales = ", ".join(f"×{s:g} ({v})" for v, s in by_variant.items()) if len(set(by_variant.values())) > 1 \
+        else f"×{next(iter(by_variant.values())):g}"
+    busy = [r.meta.get("results", {}).get("guest_busy_share_baseline") for r in recs.values()]
+    busy = [b for b in busy if isinstance(b, (int, float))]
+    share = shares.pop()
+    return claim("auto_reclaim.idle_rule", verdicts.pop(), _IDLE_ALL, value=share, unit="share", share=share,
+                 scale=scales, busy=_pct_range(busy) if busy else "not measured", n=len(recs))
+
+
+_IDLE_ALL = {
+    "gate_off": "**How idle was decided.** Other programs kept this guest's busy CPU at **{busy}** in the baselines "
+                "of these {n} runs, far above WSL's 0.5 % idle threshold, so WSL's test could never pass here: they "
+                "used `idle_share={share:g}` (the CPU gate off). The idle windows' length is WSL's, counted from the "
+                "workload's end, time-compressed {scale}.",
+    "raised": "**How idle was decided.** These {n} runs counted the guest as idle at busy CPU up to **{share:.1%}** "
+              "(WSL: 0.5 %), time-compressed {scale}; busy CPU in their baselines was {busy}.",
+    "wsl": "**How idle was decided.** WSL's own threshold, 0.5 % busy CPU, time-compressed {scale}.",
+}
+
+
+# ------------------------------------------------------------------ verdicts that close lab 04's predictions
+
+_TIMING = {
+    "released_gradual_first": "**Who gives cache back first.** On the model VM, in the released code `gradual` came "
+                              "before `dropCache`: {rg:.0f} idle minutes after the build against {rd:.0f}; the rewrite "
+                              "acts after {n:.0f} idle minutes in both modes.",
+    "dropcache_first": "**Who gives cache back first.** On the model VM `dropCache` came first in both versions.",
+    "within_a_minute": "**Who gives cache back first.** On the model VM every setting acted within a minute of the "
+                       "build's end.",
+    "other": "**Who gives cache back first.** On the model VM: released `gradual` after {rg} idle minutes, released "
+             "`dropCache` after {rd}, the rewrite's `dropCache` after {nd} and its `gradual` after {ng}.",
+}
+
+
+def model_timing(model: Mapping[str, Claim]) -> Claim:
+    """From the model_setting claims ("released · gradual" ...): which setting gives cache back first."""
+    wait = {k: c.evidence.get("wait_min") for k, c in model.items()}
+    rg, rd = wait.get("released · gradual"), wait.get("released · dropCache")
+    ng, nd = wait.get("newer · gradual"), wait.get("newer · dropCache")
+    acted = [w for w in (rg, rd, ng, nd) if w is not None]
+    ev = dict(rg=rg, rd=rd, ng=ng, nd=nd)
+    if None in (rg, rd, ng, nd):
+        verdict = "other"
+    elif max(acted) <= 1.0:
+        verdict = "within_a_minute"
+    elif rg < rd and abs(ng - nd) < 1e-9:
+        verdict = "released_gradual_first"
+    elif rd <= rg and nd <= ng:
+        verdict = "dropcache_first"
+    else:
+        verdict = "other"
+    return claim("auto_reclaim.model_timing", verdict, _TIMING, n=nd if nd is not None else 0.0, **ev)
+
+
+_CURVES = {
+    "cliff_and_staircase": "**The two Cached curves.** `dropCache` fell in one cliff (one `drop_caches`), `gradual` "
+                           "in a staircase of {n} reclaim steps.",
+    "two_cliffs": "**The two Cached curves.** Both fell at once: `gradual` needed a single reclaim step here.",
+    "not_shown": "**The two Cached curves.** These runs do not show the two shapes (a run made no drop or no "
+                 "reclaim; see the claims below).",
+}
+
+
+def curves(gradual: Recording, drop: Recording) -> Claim:
+    """The shape of the two runs' cache curves: one drop against a staircase of reclaim steps."""
+    g, d = actions(gradual, "gradual"), actions(drop, "dropCache")
+    n = int(g.evidence.get("n", 0)) if g.verdict.startswith("stepped") else 0
+    if d.verdict != "dropped" or n == 0:
+        verdict = "not_shown"
+    else:
+        verdict = "cliff_and_staircase" if n >= 2 else "two_cliffs"
+    return claim("auto_reclaim.curves", verdict, _CURVES, value=n, unit="steps", n=n)

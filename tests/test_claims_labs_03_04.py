@@ -1,0 +1,54 @@
+"""Labs 03 and 04 executed with papermill (recorded mode) carry their claims machine-readably, with
+the verdicts the findings give on the shipped recordings: lab 04's four auto-reclaim runs and the
+model's decisions, the order-5-against-9 section of lab 03."""
+from __future__ import annotations
+
+import pytest
+
+from reclaimlab.cli.labs import execute_lab
+from reclaimlab.paths import labs_dir
+from reclaimlab.present import claims
+from reclaimlab.present.findings import auto_reclaim as ar
+from reclaimlab.present.findings import reporting_order as ro
+from reclaimlab.recording import datasets
+
+
+def _executed(tmp_path, stem):
+    nb = next(labs_dir().glob(f"{stem}_*.ipynb"))
+    execute_lab(nb, tmp_path, "recorded")
+    return claims.by_key(claims.from_notebook(tmp_path / nb.name))
+
+
+@pytest.mark.slow
+def test_lab04_recorded_claims(tmp_path):
+    found = _executed(tmp_path, "04")
+    runs = {f"{p} · {v}": datasets.find("auto-reclaim", {"policy": p, "variant": v})
+            for v in ("released", "newer") for p in ("gradual", "dropCache")}
+    expected = {c.key: c.verdict for c in [ar.idle_rules(runs), *(ar.method(r, n) for n, r in runs.items()),
+                                           *(ar.actions(r, n) for n, r in runs.items()),
+                                           *ar.host_after_action(runs)]}
+    assert {k: found[k]["verdict"] for k in expected} == expected
+    assert found["auto_reclaim.actions.dropCache · newer"]["evidence"]["level"] == "3"
+    assert found["auto_reclaim.actions.gradual · newer"]["verdict"] == "stepped_within_clamp"
+    assert found["auto_reclaim.idle_rule"]["verdict"] == "gate_off"
+    assert found["auto_reclaim.model_timing"]["verdict"] == "released_gradual_first"
+    assert found["auto_reclaim.curves"]["verdict"] == ar.curves(runs["gradual · newer"], runs["dropCache · newer"]).verdict
+    assert found["wslconfig.applied_as_written"]["evidence"]["applied"] == ["good", "utf-16 with a BOM"]
+    model = {k: c for k, c in found.items() if k.startswith("auto_reclaim.model.")}
+    assert len(model) == 6 and model["auto_reclaim.model.newer · disabled"]["verdict"] == "never"
+    # the model's numbers come from claims now, not prose: 16 GiB / 32 = 512 MiB steps
+    assert "512 MiB" in model["auto_reclaim.model.newer · gradual"]["sentence"]
+
+
+@pytest.mark.slow
+def test_lab03_order_section_claims(tmp_path):
+    found = _executed(tmp_path, "03")
+    recs = {e["parameters"]["page_reporting_order"]: datasets.recording.load(datasets.recordings_dir() / e["path"])
+            for e in datasets.read_index() if e["experiment"] == "compaction"
+            and e["parameters"].get("page_reporting_order") in (5, 9)}
+    expected = {c.key: c.verdict for c in [*(ro.returned_while_fragmented(r) for r in recs.values()),
+                                           *(ro.after_compaction(r) for r in recs.values()),
+                                           *(ro.after_release(r) for r in recs.values()),
+                                           ro.compare({f"order {o}": r for o, r in recs.items()})]}
+    assert {k: found[k]["verdict"] for k in expected} == expected
+    assert found["reporting_order.compare"]["verdict"] == "lower_returns_more"
