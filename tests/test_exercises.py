@@ -103,3 +103,46 @@ def test_with_snapshot_falls_back_to_the_shipped_recording(rec, capsys):
     used = exercises.with_snapshot(bare)
     assert used.buddyinfo is not None and not used.buddyinfo.empty
     assert "no `/proc/buddyinfo` snapshot" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def rec_pc():
+    return datasets.find("page-cache")
+
+
+def test_dropped_right_wrong_and_signed(rec_pc):
+    from reclaimlab.present.findings import page_cache
+    w = page_cache.around_drop(rec_pc, 1)
+    want = (w["own_before_kib"] - w["own_after_kib"]) / 1024
+    assert want > 0
+    assert exercises.dropped_feedback(round(want), rec_pc).correct is True
+    minus = exercises.dropped_feedback(-want, rec_pc)
+    assert minus.correct is False and "minus sign" in minus.markdown
+    guest = (w["cached_kib_before"] - w["cached_kib_after"]) / 1024
+    if abs(guest - want) > 0.05 * want:
+        assert "whole guest" in exercises.dropped_feedback(guest, rec_pc).markdown
+    assert "KiB" in exercises.dropped_feedback(want * 1024, rec_pc).markdown
+    assert exercises.dropped_feedback(..., rec_pc).correct is None
+
+
+def test_dropped_without_our_own_figure_or_the_step_is_named(rec, rec_pc):
+    bare = rec_pc.samples.drop(columns=[c for c in ("workload_file_resident_kib", "workload_cgroup_bytes")
+                                        if c in rec_pc.samples.columns])
+    with pytest.raises(ValueError, match="no figure of our own file"):
+        exercises.dropped_kib(type(rec_pc)(samples=bare, events=rec_pc.events, meta=dict(rec_pc.meta),
+                                           buddyinfo=rec_pc.buddyinfo))
+    with pytest.raises(ValueError, match="no drop_caches=1 step"):
+        exercises.dropped_kib(rec)   # a calloc-reclaim run drops no caches
+
+
+def test_the_lab_02_and_03_solutions_pass_their_checkers(rec_pc):
+    shown = []
+    ns = {"rec": rec_pc, "exercises": type("E", (), {
+        "check_dropped": staticmethod(lambda a, r, level: shown.append(exercises.dropped_feedback(a, r, level)))})}
+    exec(compile((SOLUTIONS / "02_dropped.py").read_text(), "02_dropped.py", "exec"), ns)
+    rec_c = datasets.find("compaction")
+    ns = {"rec": rec_c, "snap": exercises.buddy_snapshot(rec_c, "fragmented"), "exercises": type("E", (), {
+        "check_reportable": staticmethod(lambda a, r, order, label: shown.append(
+            exercises.reportable_feedback(a, r, order, label)))})}
+    exec(compile((SOLUTIONS / "03_reportable.py").read_text(), "03_reportable.py", "exec"), ns)
+    assert [fb.correct for fb in shown] == [True, True, True]

@@ -160,7 +160,7 @@ def test_code_is_python_and_renders_offline(nb):
 # Labs that teach (issue 14): outcomes at the top, keypoints that answer them, every prediction echoed
 # against a claim's verdict, and a "Your turn" exercise whose checker is in the library. Add a lab here
 # once it has them all.
-TEACHING_LABS = ("01_", "04_", "05_")
+TEACHING_LABS = ("01_", "02_", "03_", "04_", "05_")
 
 
 @pytest.mark.parametrize("prefix", TEACHING_LABS)

@@ -9,6 +9,7 @@ the fix, never a traceback. Solutions are files in labs/solutions/, loaded on re
     snap = exercises.buddy_snapshot(rec)             # free blocks per order, as /proc/buddyinfo had them
     exercises.check_reportable(reportable_9, rec, order=9)
     exercises.check_step_budget(budget_mib, rec_on)
+    exercises.check_dropped(dropped_1, rec, level=1)   # lab 02: MiB of our file drop_caches=1 dropped
     exercises.check_wslconfig(my_wslconfig)          # lab 04: a .wslconfig for a stated need
 """
 from __future__ import annotations
@@ -160,6 +161,57 @@ def reportable_feedback(answer: Any, rec: Recording, order: int, label: str | No
 def check_reportable(answer: Any, rec: Recording, order: int, label: str | None = None) -> None:
     """Show feedback on the learner's MiB of free memory in blocks of order >= `order`."""
     _show(reportable_feedback(answer, rec, order, label))
+
+
+# --------------------------------------------------------------------------- lab 02: what a drop freed
+
+
+def dropped_kib(rec: Recording, level: int = 1) -> float:
+    """KiB of our own file that `drop_caches=level` dropped (the table's "our file in memory" change)."""
+    from ..present.findings import page_cache
+    if page_cache.own_column(rec) is None:
+        raise ValueError(f"this {rec.meta.get('experiment', '?')} recording has no figure of our own file "
+                         "(mincore or its cgroup): use the shipped page-cache recording")
+    w = page_cache.around_drop(rec, level)
+    if w is None:
+        raise ValueError(f"this recording has no drop_caches={level} step; use level 1 or 3, or the shipped recording")
+    return float(w["own_before_kib"] - w["own_after_kib"])
+
+
+def dropped_feedback(answer: Any, rec: Recording, level: int = 1) -> Feedback:
+    """Feedback on the learner's MiB of our file that drop_caches=level dropped."""
+    from ..present.findings import page_cache
+    want = dropped_kib(rec, level) / KIB_PER_MIB
+    if isinstance(answer, (int, float)) and not isinstance(answer, bool) and answer < 0 \
+            and _close(-float(answer), want):
+        return Feedback(False, f"✘ **Almost**: the table shows the *change*, {float(answer):,.0f} MiB; how much was "
+                               "dropped is that change without its minus sign. Try again.")
+    try:
+        got = _answer_mib(answer)
+    except _NoAnswer as exc:
+        return Feedback(None, str(exc))
+    w = page_cache.around_drop(rec, level)
+    before = w["own_before_kib"] / KIB_PER_MIB
+    guest = (w["cached_kib_before"] - w["cached_kib_after"]) / KIB_PER_MIB
+    if _close(got, want):
+        share = f" ({want / before:.0%} of the {_mib(before)} of it in memory)" if before else ""
+        return Feedback(True, f"✔ **Right: {_mib(want)}** of our file{share} left the page cache at "
+                              f"`drop_caches={level}`. Those pages are now free, so the guest can report them to the host.")
+    if _close(got, guest) and not _close(guest, want):
+        hint = ("that is the whole guest's Cached, every file of the machine; the question asks for our own file "
+                "(the column \"our file in memory\").")
+    elif _close(got, before) and not _close(before, want):
+        hint = "that is how much of our file was in memory before the drop; the question asks how much the drop removed."
+    elif _close(got / KIB_PER_MIB, want):
+        hint = "that looks like KiB, not MiB: divide by 1024."
+    else:
+        hint = f"read the row `drop_caches={level}`, column \"our file in memory\", and drop the minus sign."
+    return Feedback(False, f"✘ **Not quite**: you wrote {_mib(got)}; {hint} Try again, or load the solution.")
+
+
+def check_dropped(answer: Any, rec: Recording, level: int = 1) -> None:
+    """Show feedback on the learner's MiB of our file that drop_caches=level dropped."""
+    _show(dropped_feedback(answer, rec, level))
 
 
 # --------------------------------------------------------------------------- lab 05: the size of a pass
