@@ -16,6 +16,8 @@ triple each chart's bytes (lab 01's memory chart: 36 KB of SVG, 83 KB of PNG; vl
 """
 from __future__ import annotations
 
+import math
+
 import base64
 import html
 import re
@@ -344,12 +346,16 @@ def buddy_orders(rec: Recording, labels: list[str] | None = None, reporting_orde
     if reporting_order is None:
         reporting_order = rec.meta.get("page_reporting_order")
     tot["reportable"] = tot["order"] >= (reporting_order if reporting_order is not None else 99)
+    top_mib = 10 ** max(1, math.ceil(math.log10(max(float(tot["MiB"].max()), 1.0) * 1.05)))
     bars = alt.Chart(tot).mark_bar().encode(
         x=alt.X("order:O", title="buddy order (block = 2^order pages)"),
         xOffset=alt.XOffset("label:N", sort=label_order),
-        # symlog keeps tiny and huge orders on one chart; explicit ticks keep the low orders readable
-        y=alt.Y("MiB:Q", title="free memory in blocks of this order (MiB)", scale=alt.Scale(type="symlog"),
-                axis=alt.Axis(values=[0, 1, 10, 100, 1000, 10000, 100000], format=",.0f")),
+        # symlog keeps tiny and huge orders on one chart; explicit ticks keep the low orders readable. The
+        # domain runs to the next power of ten above the tallest bar: symlog's own domain cut off order 10.
+        y=alt.Y("MiB:Q", title="free memory in blocks of this order (MiB)",
+                scale=alt.Scale(type="symlog", domain=[0, top_mib], nice=False),
+                axis=alt.Axis(values=[v for v in (0, 1, 10, 100, 1000, 10000, 100000, 1000000) if v <= top_mib],
+                              format=",.0f")),
         color=alt.Color("label:N", sort=label_order, title=None),
         opacity=alt.condition("datum.reportable", alt.value(1.0), alt.value(0.55)),
     )
