@@ -101,3 +101,11 @@ def test_compaction_recording_restores_reportable_blocks():
     order = rec.meta["page_reporting_order"]
     assert analysis.blocks_at_least(rec, "fragmented", order) < analysis.blocks_at_least(rec, "before", order)
     assert analysis.blocks_at_least(rec, "compacted", order) > analysis.blocks_at_least(rec, "fragmented", order)
+
+
+def test_the_index_says_how_long_each_recording_ran():
+    from reclaimlab.recording import datasets, recording
+    from reclaimlab.paths import recordings_dir
+    for entry in datasets.read_index():
+        rec = recording.load(recordings_dir() / entry["path"])
+        assert entry["duration_s"] == pytest.approx(float(rec.samples["t_s"].iloc[-1]), abs=1e-3)

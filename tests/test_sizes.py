@@ -51,3 +51,15 @@ def test_format(n, text):
 def test_round_trip_binary():
     for n in (KIB, 5 * MIB, 3 * GIB):
         assert parse_size(format_size(n).replace(" ", "")) == n
+
+
+def test_one_formatter_in_every_unit_and_style():
+    from reclaimlab.units import format_kib
+    assert format_kib(3 * 1024 * 1024) == "3.00 GiB"                        # KiB in, the unit in the name
+    assert format_kib(1536 * 1024, "MiB", digits=0, grouping=True) == "1,536 MiB"
+    assert format_kib(512 * 1024, digits={"GiB": 2, "MiB": 0}, smallest="MiB", largest="GiB") == "512 MiB"
+    assert format_kib(2048, digits=None, smallest="KiB", largest="MiB") == "2 MiB"
+    assert format_kib(128, digits=None, smallest="KiB", largest="MiB") == "128 KiB"
+    assert format_size(5 * GIB // 2, digits=1, largest="GiB") == "2.5 GiB"
+    assert format_size(None) == "?" and format_kib(float("nan"), missing="n/a") == "n/a"
+    assert format_size(-5 * MIB) == "-5.00 MiB" and format_size(1023) == "1023 B"

@@ -14,6 +14,7 @@ program, calls ``calloc(3000000000, 1)``: its "3 GB" is SI, 3 * 10**9 bytes (2.7
 from __future__ import annotations
 
 import operator
+from typing import Any, Mapping
 import re
 from decimal import Decimal, InvalidOperation
 
@@ -81,14 +82,36 @@ def parse_size(value: str | int) -> int:
     return size_bytes
 
 
-def format_size(size_bytes: int | float) -> str:
-    """Bytes -> '3.00 GiB' (binary units, two decimals; plain bytes below 1 KiB: '512 B')."""
+UNITS = (("PiB", PIB), ("TiB", TIB), ("GiB", GIB), ("MiB", MIB), ("KiB", KIB), ("B", 1))
+
+
+def format_size(size_bytes: int | float | None, unit: str | None = None, *, digits: int | None | Mapping[str, int | None] = 2,
+                smallest: str = "B", largest: str = "PiB", grouping: bool = False, missing: str = "?") -> str:
+    """Bytes -> '3.00 GiB': the one size formatter (binary units); every other one calls it.
+
+    unit: show in this unit ("MiB"); None: the largest from `largest` down to `smallest` that
+    the size reaches (the smallest below that). digits: decimals, per unit if a mapping (None:
+    the shortest form, '2 MiB', '0.5 MiB'); whole bytes have none. grouping: 1,536 MiB.
+    missing: what None or NaN shows.
+    """
+    if size_bytes is None or size_bytes != size_bytes:  # NaN is not equal to itself
+        return missing
     n = float(size_bytes)
     sign = "-" if n < 0 else ""
     n = abs(n)
-    if n < KIB:
-        return f"{sign}{n:.0f} B"
-    for unit, factor in (("PiB", PIB), ("TiB", TIB), ("GiB", GIB), ("MiB", MIB), ("KiB", KIB)):
-        if n >= factor:
-            return f"{sign}{n / factor:.2f} {unit}"
-    raise AssertionError("unreachable")
+    names = [u for u, _ in UNITS]
+    if unit is None:
+        choices = UNITS[names.index(largest):names.index(smallest) + 1]
+        unit, factor = next(((u, f) for u, f in choices if n >= f), choices[-1])
+    else:
+        factor = dict(UNITS)[unit]
+    places = digits.get(unit) if isinstance(digits, Mapping) else digits
+    if unit == "B":
+        places = 0
+    spec = ("," if grouping else "") + ("g" if places is None else f".{places}f")
+    return f"{sign}{n / factor:{spec}} {unit}"
+
+
+def format_kib(kib: int | float | None, unit: str | None = None, **how: Any) -> str:
+    """KiB (as /proc/meminfo and the Recording's *_kib columns hold them) -> '3.00 GiB'; see format_size."""
+    return format_size(None if kib is None else kib * KIB, unit, **how)

@@ -13,6 +13,7 @@ import click
 from .errors import UserError
 
 from ..probe import guest, hostviews as host, procfs, sources
+from ..units import format_size
 
 KEY_WIDTH = 24
 VALUE_WIDTH = 26
@@ -23,12 +24,7 @@ DoctorError = UserError  # kept for callers and tests that name it
 
 
 def _size(n_bytes: int | None) -> str:
-    if n_bytes is None:
-        return "-"
-    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n_bytes >= factor:
-            return f"{n_bytes / factor:.1f} {unit}"
-    return f"{n_bytes} B"
+    return format_size(n_bytes, digits=1, largest="GiB", missing="-")
 
 
 def _row(key: str, value: object, meaning: str = "") -> str:

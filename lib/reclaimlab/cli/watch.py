@@ -220,8 +220,7 @@ def run_watch(hz: float, duration_s: float | None, out: Path | None, stream: Tex
                     time.sleep(wait_s)
         except KeyboardInterrupt as exc:  # the normal way to end a watch: the recording is complete
             stopped_by = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
-        rec = sampler.stop()
-        rec.meta["stopped_by"] = stopped_by
+        rec = sampler.stop(stopped_by=stopped_by)
     finally:
         for view in views:
             view.close()

@@ -209,9 +209,7 @@ def run(name: str, mode: str = "auto", *, guest: str = "local", allow_system_cha
         _say(f"▶ {name}: running LIVE on this machine", quiet)
         assert exp.runner is not None
         rec = exp.runner(params=params, mode=mode, guest=guest, allow=allow_system_changes, quiet=quiet)
-    rec.meta.setdefault("mode_reason", "live: this guest can run it" + (" and you allowed system-wide changes"
-                                                                        if exp.knobs else ""))
-    return rec
+    return rec  # its meta says why live (mode_reason): experiments.live.LiveRun passed it in
 
 
 def _run_vm(exp: Experiment, mode: str, quiet: bool, params: dict[str, Any], lock_timeout_s: float) -> Recording:
@@ -271,8 +269,7 @@ def _run_vm(exp: Experiment, mode: str, quiet: bool, params: dict[str, Any], loc
             raise ExperimentInterrupted(f"{exp.name} in the kit's VM was interrupted: the VM was stopped; what was "
                                         f"sampled so far is kept, marked partial",
                                         getattr(exc, "recording", None)) from None
-    rec.meta.setdefault("mode_reason", "live: the kit's VM runs here")
-    return rec
+    return rec  # its meta says why live (mode_reason): vm.sampler passed it in
 
 
 def _recorded(exp: Experiment, selectors: dict[str, Any], reason: str, quiet: bool,

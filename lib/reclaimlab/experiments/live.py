@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from ..probe import knobs, sources
 from ..probe.procfs import parse_status_kib
-from .registry import Experiment, ExperimentInterrupted, register
+from .registry import REGISTRY, Experiment, ExperimentInterrupted, register
 from ..recording.recording import Recording
 from ..units import format_size, parse_size
 
@@ -35,9 +35,11 @@ class LiveRun:
         self.results: dict[str, Any] = {}
         self.notices: list[str] = []
         self.host_views = available_host_views(self.roots)
+        # The sampler's Recorder builds the meta once, at stop(), with these results and notices.
         self.sampler = Sampler(hz=float(params.get("sample_hz", 10.0)), roots=self.roots,
                                extra_sources=[*self.host_views, *extra_sources], buddyinfo=buddyinfo,
-                               experiment=experiment, parameters=params)
+                               experiment=experiment, parameters=params,
+                               results=self.results, notices=self.notices)
         self.recording: Recording | None = None
         self._step = "start"
 
@@ -52,19 +54,16 @@ class LiveRun:
             why = ("interrupted (KeyboardInterrupt)" if issubclass(exc_type, KeyboardInterrupt)
                    else f"{exc_type.__name__}: {exc}") + f" during step {self._step!r}"
         try:
-            rec = self.sampler.stop(interrupted=why)
+            exp = REGISTRY.get(self.experiment)
+            reason = "live: this guest can run it" + (" and you allowed system-wide changes"
+                                                       if exp is not None and exp.knobs else "")
+            rec = self.sampler.stop(interrupted=why, mode_reason=reason)
         finally:
             for view in self.host_views:
                 view.close()
-        rec.meta.update(experiment=self.experiment, parameters=self.params, mode="live",
-                        results=self.results, notices=self.notices)
-        if exc_type is None:
-            rec.meta["complete"] = True
-            self.recording = rec
-            return False
-        rec.meta["complete"] = False
-        rec.meta["interrupted"] = why
         self.recording = rec
+        if exc_type is None:
+            return False
         if issubclass(exc_type, KeyboardInterrupt) and not isinstance(exc, ExperimentInterrupted):
             raise ExperimentInterrupted(
                 f"{self.experiment} interrupted during {self._step!r}: the workload was stopped and its memory "

@@ -10,6 +10,7 @@ import math
 import pandas as pd
 
 from ..recording.recording import Recording
+from ..units import format_kib
 
 
 def first_event(rec: Recording, kind: str) -> float:
@@ -76,12 +77,12 @@ def free_kib_at_least(rec: Recording, label: str, min_order: int) -> int:
     return int((snap["free_blocks"] * (2 ** snap["order"]) * page_kib).sum())
 
 
-def gib(kib: float) -> str:
-    return f"{kib / 1048576:.2f} GiB"
+def gib(kib: float) -> str:  # the labs' name for units.format_kib in GiB
+    return format_kib(kib, "GiB")
 
 
-def mib(kib: float) -> str:
-    return f"{kib / 1024:,.0f} MiB"
+def mib(kib: float) -> str:  # the labs' name for units.format_kib in whole MiB
+    return format_kib(kib, "MiB", digits=0, grouping=True)
 
 
 # --------------------------------------------------------------------------- events and bursts

@@ -49,6 +49,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from . import charts
+from .. import units
 from ..probe import sources
 from ..sampling.sampler import ColumnSource, SampleReaders, validate_hz
 
@@ -77,11 +78,7 @@ class DashboardError(RuntimeError):
 
 def format_kib(kib: float | None) -> str:
     """A memory figure with its unit: GiB from 1 GiB up, MiB below."""
-    if kib is None or (isinstance(kib, float) and math.isnan(kib)):
-        return "n/a"
-    if abs(kib) >= KIB_PER_GIB:
-        return f"{kib / KIB_PER_GIB:.2f} GiB"
-    return f"{kib / 1024:.0f} MiB"
+    return units.format_kib(kib, digits={"GiB": 2, "MiB": 0}, smallest="MiB", largest="GiB", missing="n/a")
 
 
 def font_px(size: float, presenter: bool) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple
 
 from . import hostviews as host, consent as policy, procfs, sources
+from ..units import format_size
 from .budget import SAFETY_FLOOR_BYTES, SAFETY_FRACTION, safe_budget_bytes  # noqa: F401 (re-exported)
 
 MIB = 1024 ** 2
@@ -367,9 +368,7 @@ def _qemu_and_kvm(roots: sources.Roots, env: Mapping[str, str]) -> tuple[str | N
 # --- which experiments can run live -------------------------------------------------------------
 
 def _fmt_bytes(n: int | None) -> str:
-    if n is None:
-        return "?"
-    return f"{n / GIB:.1f} GiB" if n >= GIB else f"{n / MIB:.0f} MiB"
+    return format_size(n, digits={"GiB": 1, "MiB": 0}, smallest="MiB", largest="GiB")
 
 
 def _budget_support(memory: MemoryInfo) -> LiveSupport:

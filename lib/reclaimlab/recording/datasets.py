@@ -36,9 +36,22 @@ def _entries(root: Path) -> list[dict[str, Any]]:
             "kernel_release": meta.get("kernel_release"),
             "date_utc": meta.get("date_utc"),
             "complete": meta.get("complete"),
-            "duration_s": meta.get("duration_s"),
+            "duration_s": meta.get("duration_s", _last_t_s(rec_dir)),
         })
     return out
+
+
+def _last_t_s(rec_dir: Path) -> float | None:
+    """How long a recording made before meta carried duration_s ran: its last sample's t_s."""
+    try:
+        with open(rec_dir / "samples.csv", "rb") as f:
+            header = f.readline().decode().strip().split(",")
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 65536))
+            last = f.read().decode(errors="replace").strip().splitlines()[-1].split(",")
+        return round(float(last[header.index("t_s")]), 3)
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def rebuild_index(root: Path | None = None) -> Path:

@@ -63,29 +63,43 @@ def _cgroup_fields(roots: sources.Roots) -> dict[str, Any]:
     return {"cgroup_version": cgroup.version, "cgroup_limit_bytes": limit}
 
 
-def build_meta(experiment: str, parameters: Mapping[str, Any] | None, mode: str, sample_hz: float,
-               guest_info: Any = None, roots: sources.Roots | None = None) -> dict[str, Any]:
-    """The meta dict of a Recording (complete=True until the sampler says otherwise).
+def local_guest_facts(roots: sources.Roots | None = None, guest_info: Any = None) -> dict[str, Any]:
+    """What this guest is, for a local run's meta: kernel, guest kind, hypervisor, reporting order, cgroup.
 
     guest_info: a guest.GuestInfo (or its to_dict()) when the caller has one; else the
     probe is asked, and where it cannot answer the guest kind is "unknown".
     """
     roots = roots or sources.Roots.from_env()
+    return {"kernel_release": kernel_release(roots), **_guest_fields(guest_info, roots), **_cgroup_fields(roots)}
+
+
+def build_meta(experiment: str, parameters: Mapping[str, Any] | None, mode: str, sample_hz: float,
+               guest_info: Any = None, roots: sources.Roots | None = None, *,
+               guest_facts: Mapping[str, Any] | None = None, run_facts: Mapping[str, Any] | None = None,
+               date_utc: str | None = None) -> dict[str, Any]:
+    """The meta dict of a Recording: the one place it is built (recorder.Recorder calls it once).
+
+    guest_facts: what the guest is (kernel_release, guest_kind, hypervisor, ...), from the
+    producer that knows it (the kit's VM says it itself); None: this guest's, from
+    local_guest_facts(roots, guest_info). run_facts: what the run found (complete,
+    interrupted, results, notices, sampler_cost, ...). date_utc: the run's start (default now).
+    """
+    if guest_facts is None:
+        guest_facts = local_guest_facts(roots, guest_info)
     meta: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "experiment": experiment,
         "parameters": dict(parameters or {}),
         "mode": mode,
         "complete": True,
-        "kernel_release": kernel_release(roots),
     }
-    meta.update(_guest_fields(guest_info, roots))
-    meta.update(_cgroup_fields(roots))
+    meta.update(guest_facts)
     meta.update({
         "sample_hz": float(sample_hz),
         "tool_version": __version__,
         "python_version": platform.python_version(),
         "machine": platform.machine() or UNKNOWN,
-        "date_utc": utc_now_iso(),
+        "date_utc": date_utc or utc_now_iso(),
     })
+    meta.update(run_facts or {})
     return meta

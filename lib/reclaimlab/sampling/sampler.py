@@ -29,7 +29,8 @@ import pandas as pd
 
 from ..probe import fastread, procfs, sources
 from ..recording import provenance
-from ..recording.recording import BUDDY_COLUMNS, EVENT_COLUMNS, Recording
+from ..recording.recorder import Recorder
+from ..recording.recording import Recording
 
 MAX_HZ = 2000.0
 """Above this a Python thread's wake-ups alone use most of a core and the samples' spacing
@@ -188,13 +189,15 @@ class Sampler:
     caller owns (and closes) them. cgroup: record this process's memory cgroup where
     one exists. buddyinfo: snapshot /proc/buddyinfo at start and stop (labels
     "start", "stop"); `snapshot_buddyinfo(label)` adds more at any time.
-    experiment / parameters / guest_info go into the Recording's meta (see provenance).
+    experiment / parameters / guest_info go into the Recording's meta (see provenance);
+    results / notices: the run's own dict and list, which its Recorder puts into meta as they are at stop().
     """
 
     def __init__(self, hz: float = DEFAULT_HZ, roots: sources.Roots | None = None,
                  extra_sources: Iterable[ColumnSource] = (), cgroup: bool = True, buddyinfo: bool = False,
                  *, experiment: str = "sampler", parameters: Mapping[str, Any] | None = None,
-                 guest_info: Any = None):
+                 guest_info: Any = None, results: dict[str, Any] | None = None,
+                 notices: list[str] | None = None):
         self.hz = validate_hz(hz)
         self.roots = roots or sources.Roots.from_env()
         self.extra_sources = list(extra_sources)
@@ -209,20 +212,18 @@ class Sampler:
         self.experiment = experiment
         self.parameters = dict(parameters or {})
         self.guest_info = guest_info
-        self.meta_overrides: dict[str, Any] = {}  # applied last onto the Recording's meta
+        self._results = results if results is not None else {}
+        self._notices = notices if notices is not None else []
         self.recording: Recording | None = None   # set by stop()
+        self.recorder: Recorder | None = None     # made by start(), with this guest's facts
 
         self._readers: SampleReaders | None = None
         self._rows: list[tuple] = []
-        self._events: list[tuple[float, str, str]] = []
-        self._buddy: list[tuple[float, str, str, int, int]] = []
-        self._lock = threading.Lock()        # guards events and buddyinfo rows
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._first_sample = threading.Event()
         self._error: BaseException | None = None
         self._t0 = 0.0
-        self._meta: dict[str, Any] = {}
         self._cpu_s = 0.0
         self._missed_ticks = 0
 
@@ -242,8 +243,10 @@ class Sampler:
         """Open the sources and start sampling; returns once the first sample is taken."""
         if self._thread is not None:
             raise SamplerError("this sampler was already started; make a new Sampler for a new recording")
-        self._meta = provenance.build_meta(self.experiment, self.parameters, "live", self.hz,
-                                           guest_info=self.guest_info, roots=self.roots)
+        self.recorder = Recorder(self.experiment, self.parameters, "live", self.hz,
+                                 provenance.local_guest_facts(self.roots, self.guest_info))
+        self.recorder.results, self.recorder.notices = self._results, self._notices
+        self._rows = self.recorder.rows
         self._readers = SampleReaders(self.roots, self.extra_sources, self.cgroup, self.hz)
         self._t0 = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="reclaimlab-sampler", daemon=True)
@@ -257,10 +260,11 @@ class Sampler:
             self.snapshot_buddyinfo("start")
         return self
 
-    def stop(self, interrupted: str | None = None) -> Recording:
+    def stop(self, interrupted: str | None = None, **run_facts: Any) -> Recording:
         """Stop sampling and return the Recording (the same one on a second call).
 
         interrupted: why the run ended early (the Recording is then marked complete=False).
+        run_facts: more of what the run found, for meta (e.g. stopped_by; schema.META names them).
         """
         if self.recording is not None:
             return self.recording
@@ -277,7 +281,7 @@ class Sampler:
         self._readers.close()
         if self._error is not None and interrupted is None:
             interrupted = f"the sampler stopped early: {self._error}"
-        self.recording = self._build(interrupted)
+        self.recording = self._build(interrupted, run_facts)
         return self.recording
 
     def __enter__(self) -> "Sampler":
@@ -302,19 +306,16 @@ class Sampler:
         """Note an event (alloc, touch, free, drop_caches, ...) now; returns its t_s."""
         if not isinstance(kind, str) or not kind.strip():
             raise ValueError(f"event kind {kind!r} must be a non-empty word such as 'free'")
-        with self._lock:  # time taken under the lock, so events.csv is in time order
-            t_s = self._now_s()
-            self._events.append((t_s, kind, str(detail)))
-        return t_s
+        self._now_s()  # refuses a mark before start or after stop
+        assert self.recorder is not None
+        return self.recorder.event(kind, detail, self._now_s)  # time read under its lock: events in order
 
     def snapshot_buddyinfo(self, label: str) -> float:
         """Record /proc/buddyinfo now under `label` (e.g. "fragmented"); returns its t_s."""
         zones = sources.buddyinfo(self.roots)
-        with self._lock:
-            t_s = self._now_s()
-            self._buddy.extend((t_s, str(label), buddy_zone_name(z), order, n)
-                               for z in zones for order, n in enumerate(z.free_blocks))
-        return t_s
+        self._now_s()
+        assert self.recorder is not None
+        return self.recorder.buddyinfo(label, [(buddy_zone_name(z), z.free_blocks) for z in zones], self._now_s)
 
     def latest(self) -> dict[str, float | int | None] | None:
         """The newest sample as {column: value} (t_s included), or None before the first."""
@@ -377,34 +378,18 @@ class Sampler:
             self._first_sample.set()
 
     # -- the Recording -------------------------------------------------------------------------
-    def _build(self, interrupted: str | None) -> Recording:
-        assert self._readers is not None
+    def _build(self, interrupted: str | None, run_facts: Mapping[str, Any]) -> Recording:
+        assert self._readers is not None and self.recorder is not None
         columns = list(self.columns)
-        samples = pd.DataFrame.from_records(self._rows, columns=columns)
-        canonical = [c for c in CANONICAL_ORDER if c in samples.columns]
-        samples = samples[canonical + [c for c in columns if c not in canonical]]
-        for c in columns[1:]:  # all-empty columns (a host view that never answered) stay numeric
-            if samples[c].dtype == object:
-                samples[c] = pd.to_numeric(samples[c])
-        samples["t_s"] = samples["t_s"].round(6)  # µs: finer would only be noise in the CSV
-        with self._lock:
-            events = pd.DataFrame(self._events, columns=EVENT_COLUMNS)
-            buddy = pd.DataFrame(self._buddy, columns=BUDDY_COLUMNS)
-        events["t_s"] = events["t_s"].astype(float).round(6)
-        buddy["t_s"] = buddy["t_s"].astype(float).round(6)
-        meta = dict(self._meta)
-        meta["complete"] = interrupted is None
-        if interrupted is not None:
-            meta["interrupted"] = interrupted
-        meta["sampler_cost"] = self._cost(samples["t_s"])
+        t_s = pd.Series([row[0] for row in self._rows], dtype="float64").round(6)
+        facts: dict[str, Any] = {"sampler_cost": self._cost(t_s)}
         if self._readers.stat is not None and self._readers.stat_every > 1:
-            meta["cgroup_stat_every_n_samples"] = self._readers.stat_every
+            facts["cgroup_stat_every_n_samples"] = self._readers.stat_every
         if self._readers.skipped:
-            meta["sources_skipped"] = list(self._readers.skipped)
+            facts["sources_skipped"] = list(self._readers.skipped)
         if self._readers.extra_errors:
-            meta["source_errors"] = dict(self._readers.extra_errors)
-        meta.update(self.meta_overrides)
-        return Recording(samples=samples, events=events, meta=meta, buddyinfo=buddy)
+            facts["source_errors"] = dict(self._readers.extra_errors)
+        return self.recorder.finish(columns, order=CANONICAL_ORDER, interrupted=interrupted, **facts, **run_facts)
 
     def _cost(self, t_s: pd.Series) -> dict[str, Any]:
         n = len(t_s)

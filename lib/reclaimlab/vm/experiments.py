@@ -218,19 +218,19 @@ def run_vm_experiment(name: str, reporting: bool = True, size_bytes: int | None 
             machine.start()
             say(f"booted the kit's VM in {machine.boot_s:.1f} s ({machine.accel.hypervisor}, "
                 f"{machine.mem_mib} MiB, free page reporting {'on' if machine.reporting else 'off'})")
-        run = VmSampler(machine, hz=p["sample_hz"], experiment=name, parameters=parameters).start()
-        run.results["notices"] = notices
+        run = VmSampler(machine, hz=p["sample_hz"], experiment=name, parameters=parameters)
+        # notices: where banners look for them (a size scaled down to fit); results keep them too, as ever
+        run.notices.extend(notices)
+        run.results["notices"] = run.notices
+        asked, got = machine.page_reporting_order, run.page_reporting_order
+        if asked is not None and got != asked:
+            run.notices.append(f"page_reporting.page_reporting_order={asked} was on the kernel command line, but "
+                               f"the guest's /sys/module/page_reporting/parameters/page_reporting_order reads {got}")
+        run.start()
         SCRIPTS[name](run, size, p)
         _wait(p["tail_s"])
         run.mark("end")
-        rec = run.stop()
-        asked, got = machine.page_reporting_order, rec.meta.get("page_reporting_order")
-        if asked is not None and got != asked:
-            notices.append(f"page_reporting.page_reporting_order={asked} was on the kernel command line, but the "
-                           f"guest's /sys/module/page_reporting/parameters/page_reporting_order reads {got}")
-        if notices:
-            rec.meta["notices"] = notices  # where banners look for them (a size scaled down to fit)
-        return rec
+        return run.stop()
     except BaseException as exc:
         if run is not None:
             why = "interrupted (KeyboardInterrupt)" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"

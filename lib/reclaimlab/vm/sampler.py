@@ -15,12 +15,9 @@ import threading
 import time
 from typing import Any
 
-import pandas as pd
-
-from .. import __version__
-from ..recording.provenance import utc_now_iso
 from ..recording import schema
-from ..recording.recording import BUDDY_COLUMNS, EVENT_COLUMNS, SCHEMA_VERSION, Recording
+from ..recording.recorder import Recorder
+from ..recording.recording import Recording
 from ..sampling.sampler import MEMINFO_COLUMNS, VMSTAT_COLUMNS
 from .machine import Machine, read_rss_kib
 from .protocol import Ack, Message, Note, Sample, Snapshot, reportable_free_kib
@@ -57,11 +54,12 @@ class VmSampler:
         order = hello.get("page_reporting_order", "none")
         self.page_reporting_order = int(order) if order.isdigit() else None
         self.page_kib = int(hello.get("page_size", "4096")) // 1024
-        self.results: dict[str, Any] = {}
+        # The guest's facts are the VM's own (its hello line, the Machine): the Recorder builds meta from them.
+        self.recorder = Recorder(experiment, self.parameters, "live", self.hz, self._guest_facts())
+        self.results = self.recorder.results  # step durations and effects (meta["results"])
+        self.notices = self.recorder.notices  # sentences a banner shows (meta["notices"])
         self.notes: list[str] = []
-        self._rows: list[dict[str, Any]] = []
-        self._events: list[tuple[float, str, str]] = []
-        self._buddy: list[tuple[float, str, str, int, int]] = []
+        self._rows: list[dict[str, Any]] = self.recorder.rows
         self._lock = threading.Lock()
         self._offset_s: float | None = None  # host clock - guest clock, least-delayed line
         self._t0 = 0.0
@@ -70,7 +68,7 @@ class VmSampler:
     def start(self) -> "VmSampler":
         rate = max(1, min(50, round(self.hz)))
         self.machine.command("rate", rate)
-        self.hz = float(rate)
+        self.hz = self.recorder.sample_hz = float(rate)
         self._t0 = time.monotonic()
         self.machine.subscribe(self._on_message)
         self._wait_rows(1, 5.0)
@@ -93,11 +91,7 @@ class VmSampler:
             with self._lock:
                 self._rows.append(row)
         elif isinstance(msg, Snapshot):
-            t_s = self.guest_to_t_s(msg.t_ms)
-            rows = [(t_s, msg.label, zone, order, n) for zone, counts in msg.zones.items()
-                    for order, n in enumerate(counts)]
-            with self._lock:
-                self._buddy.extend(rows)
+            self.recorder.buddyinfo(msg.label, msg.zones.items(), self.guest_to_t_s(msg.t_ms))
         elif isinstance(msg, Note):
             self.notes.append(msg.text)
 
@@ -113,12 +107,7 @@ class VmSampler:
     def mark(self, kind: str, detail: str = "", t_s: float | None = None) -> float:
         """Note an event at t_s (default now). Events keep the order they happened in: the clock
         mapping can shift by a few ms as better estimates arrive, never reordering them."""
-        t = self.now_s() if t_s is None else t_s
-        with self._lock:
-            if self._events:
-                t = max(t, self._events[-1][0])
-            self._events.append((t, kind, detail))
-        return t
+        return self.recorder.event(kind, detail, self.now_s if t_s is None else t_s)
 
     def step(self, kind: str, detail: str, verb: str, *args: object, timeout_s: float = 300.0) -> Ack:
         """Run an agent command as an event at the guest's start time; its duration goes into results."""
@@ -146,28 +135,18 @@ class VmSampler:
             return self.recording
         self.machine.unsubscribe(self._on_message)
         with self._lock:
-            samples = pd.DataFrame.from_records(self._rows)
-            events = pd.DataFrame(self._events, columns=EVENT_COLUMNS)
-            buddy = pd.DataFrame(self._buddy, columns=BUDDY_COLUMNS)
-        if samples.empty:
-            samples = pd.DataFrame({"t_s": pd.Series(dtype="float64")})
-        front = ["t_s", "guest_t_s"]
-        samples = samples[[c for c in front if c in samples] + [c for c in samples if c not in front]]
-        for c in samples.columns:
-            samples[c] = pd.to_numeric(samples[c])
-        self.recording = Recording(samples=samples, events=events, meta=self._meta(interrupted), buddyinfo=buddy)
+            facts: dict[str, Any] = {"mode_reason": "live: the kit's VM runs here"}
+            if self.notes:
+                facts["guest_notes"] = list(self.notes)
+            self.recording = self.recorder.finish(order=("t_s", "guest_t_s"), interrupted=interrupted, **facts)
         return self.recording
 
-    def _meta(self, interrupted: str | None) -> dict[str, Any]:
+    def _guest_facts(self) -> dict[str, Any]:
+        """What the kit's VM is, for meta: from its hello line and the Machine that booted it."""
         m = self.machine
         hello = m.hello.fields if m.hello else {}
         assert m.accel is not None
-        meta: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION,
-            "experiment": self.experiment,
-            "parameters": self.parameters,
-            "mode": "live",
-            "complete": interrupted is None,
+        return {
             "kernel_release": hello.get("kernel", m.image.kernel_release),
             "guest_kernel_source": m.image.kernel_source or None,
             "guest_kind": "kit-vm",
@@ -183,15 +162,4 @@ class VmSampler:
             "boot_s": round(m.boot_s, 3) if m.boot_s is not None else None,
             "host_view": "QEMU process VmRSS / RssAnon from /proc/<pid>/status",
             "host_kernel_release": platform.release(),
-            "sample_hz": self.hz,
-            "tool_version": __version__,
-            "python_version": platform.python_version(),
-            "machine": platform.machine(),
-            "date_utc": utc_now_iso(),
-            "results": self.results,
         }
-        if self.notes:
-            meta["guest_notes"] = list(self.notes)
-        if interrupted is not None:
-            meta["interrupted"] = interrupted
-        return meta

@@ -16,6 +16,7 @@ from typing import Any
 from .. import analysis
 from ..claims import THRESHOLDS, Claim, claim, negligible, share_verdict
 from ...recording.recording import Recording
+from ...units import format_kib
 
 DEFAULT_ORDER = 9  # the kernel's default, pageblock_order: 9 with 4 KiB pages on x86-64
 
@@ -44,7 +45,7 @@ def order_claim(rec: Recording) -> Claim:
 
 
 def _size(kib: float) -> str:
-    return f"{kib / 1024:g} MiB" if kib >= 1024 else f"{kib:g} KiB"
+    return format_kib(kib, digits=None, smallest="KiB", largest="MiB")
 
 
 def labels(rec: Recording) -> list[str]:

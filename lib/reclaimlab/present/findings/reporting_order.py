@@ -8,6 +8,7 @@ from typing import Mapping
 from .. import analysis
 from ..claims import THRESHOLDS, Claim, claim
 from ...recording.recording import Recording
+from ...units import format_kib
 
 
 def order_of(rec: Recording) -> int | None:
@@ -21,7 +22,7 @@ def _block(order: int | None, page_kib: int = 4) -> str:
     if order is None:
         return "?"
     kib = page_kib << order
-    return f"{kib} KiB" if kib < 1024 else f"{kib // 1024} MiB"
+    return format_kib(kib, digits=None, smallest="KiB", largest="MiB")
 
 
 _HELD = {
