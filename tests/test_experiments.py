@@ -105,15 +105,27 @@ def test_calloc_commits_nothing_touch_commits_all_free_returns_it():
     assert rec.complete and not rec.is_recorded
     t_calloc, t_touch, t_free = (analysis.first_event(rec, k) for k in ("calloc", "touch", "free"))
     size_kib = size / 1024
-    # calloc alone: the allocator's own RssAnon barely moves, nor (in the moment after) does the guest's.
+    # The workload's own counters (its RssAnon, its own memory cgroup): the whole guest's AnonPages moves
+    # with every other program on the machine, so it is the labs' context, never what a test asserts.
+    own = "workload_cgroup_bytes" in rec.samples.columns and rec.samples["workload_cgroup_bytes"].notna().any()
+
+    def cgroup_kib(change: float) -> float:
+        return change / 1024
+    # calloc alone commits (almost) nothing
     assert analysis.change(rec, "workload_rss_anon_kib", t_calloc - 0.05, t_touch - 0.05) < 0.05 * size_kib
-    assert analysis.change(rec, "anon_kib", t_calloc - 0.05, t_calloc + 0.3) < 0.05 * size_kib
+    if own:
+        assert cgroup_kib(analysis.change(rec, "workload_cgroup_bytes", t_calloc - 0.05, t_touch - 0.05)) \
+            < 0.05 * size_kib
+    # touching commits it all
     assert analysis.peak_change(rec, "workload_rss_anon_kib", t_touch - 0.05, t_free) >= 0.9 * size_kib
-    assert analysis.peak_change(rec, "anon_kib", t_touch - 0.05, t_free) >= 0.9 * size_kib
+    if own:
+        assert cgroup_kib(analysis.peak_change(rec, "workload_cgroup_bytes", t_touch - 0.05, t_free)) >= 0.9 * size_kib
     end = analysis.first_event(rec, "end")
-    # free: glibc unmaps the chunk at once (tight window: other processes' memory is noise here)
-    assert analysis.change(rec, "anon_kib", t_free - 0.05, t_free + 0.6) <= -0.9 * size_kib
+    # free: glibc unmaps the chunk at once
     assert rec.meta["results"]["free_child_rss_anon_kib"] < 0.1 * size_kib
+    if own:
+        assert cgroup_kib(analysis.change(rec, "workload_cgroup_bytes", t_free - 0.05, t_free + 1.0)) \
+            <= -0.9 * size_kib
     if "host_reported_kib" in rec.samples.columns:
         # Free page reporting hands freed 2 MiB blocks to the host within seconds.
         assert analysis.change(rec, "host_reported_kib", t_free, end) > 0
