@@ -67,3 +67,39 @@ def test_a_chart_made_in_a_notebook_renders_the_same_way(offline):
     bundle = bundle[0] if isinstance(bundle, tuple) else bundle
     svg, alt_text = _img(bundle)
     assert alt_text.startswith("Bar chart: Speed of each touch.") and "Horizontal axis: touch" in alt_text
+
+
+def _shipped_recordings():
+    from pathlib import Path
+    from reclaimlab.recording.recording import load
+    root = Path(__file__).resolve().parents[1] / "data" / "recordings"
+    return [load(p) for p in sorted(root.glob("*/*/")) if p.is_dir()]
+
+
+@pytest.mark.parametrize("rec", _shipped_recordings(), ids=lambda r: r.meta.get("experiment", "?"))
+def test_step_labels_of_every_shipped_recording_never_overlap_and_none_is_left_off(rec):
+    ev = rec.events[rec.events["kind"] != "note"]
+    if ev.empty:
+        pytest.skip("no steps")
+    x_domain = charts._x_domain(rec, rec.samples["t_s"])
+    placed = charts.event_label_rows(charts._event_labels(ev), x_domain, 640, 10)
+    assert (placed["row"] >= 0).all(), placed[placed["row"] < 0]
+    for _, row in placed.groupby("row"):
+        spans = sorted(zip(row["x0_px"], row["x1_px"]))
+        assert all(b <= c for (_, b), (c, _) in zip(spans, spans[1:])), spans
+
+
+def test_close_steps_go_to_separate_rows_and_repeats_are_labelled_once():
+    events = pd.DataFrame({"t_s": [1.0, 1.01, 1.02] + [10.0 + i for i in range(5)],
+                           "kind": ["calloc", "touch", "free"] + ["reclaim"] * 5, "detail": [""] * 8})
+    labels = charts._event_labels(events)
+    assert list(labels["label"]) == ["calloc", "touch", "free", "reclaim ×5"]
+    placed = charts.event_label_rows(labels, (0.0, 20.0), 640, 10)
+    assert list(placed["row"]) == [0, 1, 2, 0]
+
+
+def test_a_panel_draws_its_columns_on_their_own_scale_below(offline):
+    rec = _rec()
+    chart = charts.lines(rec, {"cached_kib": "cache"}, title="t", panel={"mem_free_kib": "free"})
+    spec = chart.to_dict()
+    assert len(spec["vconcat"]) == 2 and spec["resolve"]["scale"]["y"] == "independent"

@@ -74,7 +74,7 @@ def _layers(spec: dict) -> list[dict]:
     """Every unit spec (one with a mark) in a chart, layers flattened, first layer first."""
     if "mark" in spec:
         return [spec]
-    return [unit for sub in spec.get("layer", []) for unit in _layers(sub)]
+    return [unit for sub in spec.get("layer", []) + spec.get("vconcat", []) for unit in _layers(sub)]
 
 
 def _field_values(spec: dict, unit: dict, field: str) -> list:
@@ -156,7 +156,8 @@ def _font(size: int) -> int:
 def _configure(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
     return (chart.configure_axis(labelFontSize=_font(11), titleFontSize=_font(12))
                  .configure_legend(labelFontSize=_font(11), titleFontSize=_font(12), orient="bottom",
-                                   columns=2, labelLimit=400)
+                                   # columnPadding: browsers draw sans-serif wider than vl-convert measures it
+                                   columns=2, labelLimit=400, columnPadding=_font(40))
                  .configure_title(fontSize=_font(14), anchor="start"))
 
 
@@ -185,16 +186,75 @@ def _series(samples: pd.DataFrame, column: str, key: str, label: str, unit: str,
                          unit: v / (KIB_PER_GIB if unit == "GiB" else KIB_PER_MIB)})
 
 
-def _events_layer(rec: Recording, y_max: float) -> alt.Chart | None:
+EVENT_LABEL_ROWS = 6  # rows of step labels above a chart; a label that fits in none is left off (its rule stays)
+EVENT_REPEATS_COLLAPSED = 4  # a step repeated this often is labelled once, "kind ×n", at its first time
+_CHAR_PX_PER_FONT_PX = 0.68  # a generous width per character: browsers draw sans-serif wider than vl-convert measures
+
+
+def _event_labels(events: pd.DataFrame) -> pd.DataFrame:
+    """(t_s, label) of each step to label: its kind, plus its detail when short; a kind repeated
+    EVENT_REPEATS_COLLAPSED times or more is labelled once, at its first time, as "kind ×n"."""
+    counts = events["kind"].value_counts()
+    rows, seen = [], set()
+    for t, kind, detail in zip(events["t_s"], events["kind"], events["detail"].fillna("")):
+        if counts[kind] >= EVENT_REPEATS_COLLAPSED:
+            if kind not in seen:
+                seen.add(kind)
+                rows.append((t, f"{kind} ×{counts[kind]}"))
+            continue
+        rows.append((t, kind + (f" {detail}" if detail and len(detail) < 18 else "")))
+    return pd.DataFrame(rows, columns=["t_s", "label"])
+
+
+def event_label_rows(labels: pd.DataFrame, x_domain: tuple[float, float], width: float,
+                     font_px: float) -> pd.DataFrame:
+    """Place each label in the first row where it overlaps no other label (greedy, in time order).
+
+    Returns `labels` with `row` (0 = nearest the plot; -1 = left off: no row had room), `align`
+    ("left" of its rule, or "right" where it would run past the plot's right edge) and the label's
+    estimated horizontal extent in pixels (`x0_px`, `x1_px`).
+    """
+    lo, hi = x_domain
+    span = (hi - lo) or 1.0
+    placed: list[list[tuple[float, float]]] = [[] for _ in range(EVENT_LABEL_ROWS)]
+    out = []
+    for t, label in zip(labels["t_s"], labels["label"]):
+        x = (t - lo) / span * width
+        w = len(label) * font_px * _CHAR_PX_PER_FONT_PX + 6  # 6 px: the gap to the rule and to the next label
+        align, x0, x1 = ("left", x, x + w) if x + w <= width + 20 else ("right", x - w, x)
+        row = next((r for r, spans in enumerate(placed) if all(x1 <= a or x0 >= b for a, b in spans)), -1)
+        if row >= 0:
+            placed[row].append((x0, x1))
+        out.append((row, align, x0, x1))
+    return labels.assign(row=[o[0] for o in out], align=[o[1] for o in out],
+                         x0_px=[o[2] for o in out], x1_px=[o[3] for o in out])
+
+
+def _x_domain(rec: Recording, t_s: pd.Series) -> tuple[float, float]:
+    """The x scale's domain in our charts: Vega-Lite's default includes zero; nice=False ends it at the data."""
+    times = pd.concat([t_s, rec.events["t_s"]])
+    return min(0.0, float(times.min())), float(times.max())
+
+
+def _events_layer(rec: Recording, x_domain: tuple[float, float], width: int,
+                  labelled: bool = True) -> alt.LayerChart | None:
+    """Dashed rules at the experiment's steps, labelled above the plot in staggered rows, never overlapping."""
     ev = rec.events[rec.events["kind"] != "note"]
     if ev.empty:
         return None
-    ev = ev.assign(label=[f"{k}" + (f" {d}" if d and len(d) < 18 else "") for k, d in zip(ev["kind"], ev["detail"])],
-                   y=y_max)
-    rules = alt.Chart(ev).mark_rule(strokeDash=[4, 3], color="#555").encode(x="t_s:Q")
-    text = alt.Chart(ev).mark_text(angle=270, align="left", baseline="bottom", dx=-4, dy=-2,
-                                   fontSize=_font(10), color="#333").encode(x="t_s:Q", y="y:Q", text="label:N")
-    return rules + text
+    font_px = _font(10)
+    row_px = font_px + 3
+    rules = alt.Chart(ev[["t_s"]]).mark_rule(strokeDash=[4, 3], color="#555").encode(
+        x=alt.X("t_s:Q", scale=alt.Scale(domain=list(x_domain), nice=False, zero=False)))
+    if not labelled:
+        return alt.layer(rules)
+    labels = event_label_rows(_event_labels(ev), x_domain, width, font_px)
+    layers = [rules]
+    for (row, align), group in labels[labels["row"] >= 0].groupby(["row", "align"]):
+        layers.append(alt.Chart(group[["t_s", "label"]]).mark_text(
+            align=align, baseline="bottom", dx=3 if align == "left" else -3, fontSize=font_px, color="#333",
+        ).encode(x="t_s:Q", y=alt.value(-3 - row * row_px), text="label:N"))
+    return alt.layer(*layers)
 
 
 def is_container_recording(rec: Recording) -> bool:
@@ -267,39 +327,47 @@ def stacked_memory(rec: Recording, title: str | None = None, width: int = 640, h
     if not include_free:
         long, order = long[long["part"] != free_part], order[:-1]
         y_title = f"{whose}, free not shown (GiB)"
-    y_max = float(long.groupby("t_s")["GiB"].sum().max())
     colors = STACK_COLORS[:len(order)]
+    x_domain = _x_domain(rec, long["t_s"])
     area = alt.Chart(long).mark_area(opacity=0.85).encode(
-        x=alt.X("t_s:Q", title="time (s)", scale=alt.Scale(nice=False)),
+        x=alt.X("t_s:Q", title="time (s)", scale=alt.Scale(domain=list(x_domain), nice=False, zero=False)),
         y=alt.Y("GiB:Q", stack="zero", title=y_title),
         color=alt.Color("part:N", sort=order, title=None, scale=alt.Scale(domain=order, range=colors)),
         order=alt.Order("order:Q"),
     ).transform_calculate(order=f"indexof({order!r}, datum.part)")
     layers = [area]
-    ev = _events_layer(rec, y_max)
+    ev = _events_layer(rec, x_domain, width)
     if ev is not None:
         layers.append(ev)
+    title = title or f"{rec.meta.get('experiment', '')}: what {whose} holds"
     return _configure(alt.layer(*layers).properties(
-        width=width, height=height, title=title or f"{rec.meta.get('experiment', '')}: what {whose} holds"))
+        width=width, height=height, title=title))
 
 
 def lines(rec: Recording, columns: dict[str, str], title: str, unit: str = "MiB",
-          width: int = 640, height: int = 220, since_start: bool = False, on_top: str | None = None):
+          width: int = 640, height: int = 220, since_start: bool = False, on_top: str | None = None,
+          panel: dict[str, str] | None = None, panel_height: int = 120):
     """Selected *_kib or *_bytes columns as lines in `unit` (MiB or GiB), with the steps marked.
 
     `columns` maps a column to its legend label; absent columns are skipped, never invented.
     `since_start` plots each column's change since the first sample.
     `on_top`: a column drawn last, dashed and thicker, so a line that runs on another stays visible.
+    `panel`: columns drawn in a second panel below, on the same time axis but their own scale, so a
+    change of tens of MiB stays visible beside lines that move by GiB (e.g. slab beside the page cache).
     """
     s = _thin(rec.samples)
-    parts = [p for col, label in columns.items() if (p := _series(s, col, "series", label, unit, since_start)) is not None]
-    if not parts:
+    def frame(cols: dict[str, str]) -> pd.DataFrame | None:
+        parts = [p for col, label in cols.items() if (p := _series(s, col, "series", label, unit, since_start)) is not None]
+        return pd.concat(parts, ignore_index=True) if parts else None
+    long, below = frame(columns), frame(panel or {})
+    if long is None:
         raise ValueError(f"this recording has none of the columns {', '.join(columns)}")
-    long = pd.concat(parts, ignore_index=True)
-    labels = [label for label in columns.values() if label in set(long["series"])]
+    present = set(long["series"]) | (set(below["series"]) if below is not None else set())
+    labels = [label for label in {**columns, **(panel or {})}.values() if label in present]  # one legend for both
     top_label = columns.get(on_top) if on_top in columns and columns.get(on_top) in labels else None
+    x_domain = _x_domain(rec, long["t_s"] if below is None else pd.concat([long["t_s"], below["t_s"]]))
     encoding = dict(
-        x=alt.X("t_s:Q", title="time (s)", scale=alt.Scale(nice=False)),
+        x=alt.X("t_s:Q", title="time (s)", scale=alt.Scale(domain=list(x_domain), nice=False, zero=False)),
         y=alt.Y(f"{unit}:Q", title=unit + (" since start" if since_start else "")),
         color=alt.Color("series:N", title=None, sort=labels, scale=alt.Scale(domain=labels)),
     )
@@ -311,10 +379,20 @@ def lines(rec: Recording, columns: dict[str, str], title: str, unit: str = "MiB"
                   .encode(**encoding)]
     else:
         layers = [alt.Chart(long).mark_line(interpolate="step-after").encode(**encoding)]
-    ev = _events_layer(rec, float(long[unit].max()))
+    ev = _events_layer(rec, x_domain, width)
     if ev is not None:
         layers.append(ev)
-    return _configure(alt.layer(*layers).properties(width=width, height=height, title=title))
+    chart = alt.layer(*layers).properties(width=width, height=height)
+    if below is None:
+        return _configure(chart.properties(title=title))
+    lower = [alt.Chart(below).mark_line(interpolate="step-after").encode(
+        **{**encoding, "strokeDash": alt.Undefined,
+           "y": alt.Y(f"{unit}:Q", title=unit + (" since start" if since_start else "") + ", own scale")})]
+    ev = _events_layer(rec, x_domain, width, labelled=False)
+    if ev is not None:
+        lower.append(ev)
+    lower_chart = alt.layer(*lower).properties(width=width, height=panel_height)
+    return _configure(alt.vconcat(chart, lower_chart, spacing=12, title=title).resolve_scale(y="independent"))
 
 
 def host_view(rec: Recording, title: str | None = None, width: int = 640, height: int = 200):
