@@ -203,3 +203,12 @@ def test_claims_are_json_and_every_sentence_is_filled():
         assert "{" not in c.sentence and c.to_json()["key"] == c.key
     bundle = claims.bundle(calloc_reclaim.all_claims(recs[0]))
     assert len(bundle[claims.MIME]["claims"]) == 6
+
+
+def test_what_to_try_follows_the_reasons_found():
+    from reclaimlab.present.findings import _stall
+    assert _stall.what_to_try({"reasons": ["ended_early"]}) == \
+        "To see the full effect: give it longer (`observe_s` / `wait_for_report_s`)."
+    quiet = _stall.what_to_try({"reasons": ["small_blocks", "ended_early"]})
+    assert "compact memory" in quiet and "longer" in quiet and "no other program" not in quiet
+    assert all(advice in _stall.what_to_try({}) for advice in _stall.TRY.values())  # no reason found: all three

@@ -56,6 +56,7 @@ def reasons(rec: Recording, *, unreported_kib: float, size_kib: float, t_free_s:
         small, large = blocks
         evidence.update(small_block_free_kib=small, large_block_free_kib=large)
         if small >= THRESHOLDS["stall_small_blocks_share"] * unreported_kib:
+            evidence.setdefault("reasons", []).append("small_blocks")
             found.append(f"**{analysis.mib(small)}** of the guest's free memory sat in blocks smaller than "
                          f"order {order} (`/proc/buddyinfo` after the wait), and only free blocks of at least "
                          f"`page_reporting_order` are reported")
@@ -65,6 +66,7 @@ def reasons(rec: Recording, *, unreported_kib: float, size_kib: float, t_free_s:
     if not math.isnan(others):
         evidence["others_allocated_kib"] = round(others)
         if others >= THRESHOLDS["busy_guest_share"] * size_kib:
+            evidence.setdefault("reasons", []).append("others_allocated")
             found.append(f"other programs allocated **{analysis.mib(others)}** meanwhile (the guest's AnonPages rose "
                          f"while our workload held nothing), taking freed blocks before they were reported")
     if "host_reported_kib" in rec.samples.columns:
@@ -74,6 +76,7 @@ def reasons(rec: Recording, *, unreported_kib: float, size_kib: float, t_free_s:
             evidence["last_report_before_end_s"] = round(quiet_s, 1)
             if quiet_s < THRESHOLDS["tail_still_reporting_s"]:
                 bound = f" (it ended at its bound of {wait_bound_s:.0f} s)" if wait_bound_s else ""
+                evidence.setdefault("reasons", []).append("ended_early")
                 found.append(f"reports were still coming when the watch ended{bound}: it ended too early")
     if waited_s is not None:
         evidence["waited_s"] = waited_s
@@ -86,6 +89,16 @@ def reasons(rec: Recording, *, unreported_kib: float, size_kib: float, t_free_s:
     return why[0].upper() + why[1:] + ".", evidence
 
 
-WHAT_TO_TRY = ("To see the full effect: run it again on a quieter guest, give it longer "
-               "(`observe_s` / `wait_for_report_s`), or compact memory first so free memory forms large "
-               "blocks again (lab 03).")
+# What to try, for each reason the recording shows (and all of them where it shows none).
+TRY = {
+    "ended_early": "give it longer (`observe_s` / `wait_for_report_s`)",
+    "others_allocated": "run it again when no other program is allocating",
+    "small_blocks": "compact memory first so free memory forms large blocks again (lab 03)",
+}
+
+
+def what_to_try(evidence: dict[str, Any]) -> str:
+    """One sentence of advice that follows from the reasons `reasons()` found (its evidence)."""
+    found = [TRY[r] for r in evidence.get("reasons", ()) if r in TRY] or list(TRY.values())
+    text = ", ".join(found[:-1]) + (", or " if len(found) > 2 else " or ") + found[-1] if len(found) > 1 else found[0]
+    return f"To see the full effect: {text}."

@@ -175,7 +175,8 @@ def reporting(rec: Recording) -> Claim:
                                    wait_bound_s=rec.meta.get("parameters", {}).get("observe_s"))
     verdict = "partial" if share >= THRESHOLDS["share_most"] else "stalled"
     return claim("calloc_reclaim.reporting", verdict, sentences, value=share, unit="share",
-                 reported=analysis.mib(reported), share=share, observed=observed, why=why, try_=_stall.WHAT_TO_TRY,
+                 reported=analysis.mib(reported), share=share, observed=observed, why=why,
+                 try_=_stall.what_to_try(evidence),
                  reported_kib=reported, **evidence)
 
 

@@ -76,7 +76,7 @@ def reported_before_cold(rec: Recording) -> Claim:
     why, evidence = _why_not_reported(rec, reported)
     verdict = "partial" if share >= THRESHOLDS["refault_min_reported_share"] else "little"
     return claim("refault.reported_before_cold", verdict, sentences, value=share, unit="share",
-                 reported=analysis.mib(reported), share=share, waited=waited, why=why, try_=_stall.WHAT_TO_TRY,
+                 reported=analysis.mib(reported), share=share, waited=waited, why=why, try_=_stall.what_to_try(evidence),
                  reported_kib=reported, size_kib=size, **evidence)
 
 
@@ -110,9 +110,9 @@ def cold_vs_hot(rec: Recording) -> Claim:
     if hot is None or cold is None or hot <= 0 or cold <= 0:
         reason = "the recording lacks a touch speed."
     elif share is not None and share < THRESHOLDS["refault_min_reported_share"]:
-        why, _ = _why_not_reported(rec, res_kib := reported_kib(rec))
+        why, evidence = _why_not_reported(rec, res_kib := reported_kib(rec))
         reason = (f"the host had taken back only {analysis.mib(res_kib)} ({share:.0%} of the buffer) before the cold "
-                  f"touch, so it mostly found pages still in the guest. {why} {_stall.WHAT_TO_TRY}")
+                  f"touch, so it mostly found pages still in the guest. {why} {_stall.what_to_try(evidence)}")
     if reason is not None:
         return claim("refault.cold_vs_hot", "not_measurable", sentences, cold_text=_gbps(cold), hot_text=_gbps(hot),
                      reason=reason, hot_gb_per_s=hot, cold_gb_per_s=cold, reported_share=share)
