@@ -27,13 +27,18 @@ What it does, and why:
   JavaScript must come from the installed packages, never a CDN.
 - Solutions stay shut: every cell tagged `solution` shows only its <summary> (no more text) after
   Run All, and opening one shows its text.
+- Collapsed code stays collapsed: every code cell meant to be collapsed by default (metadata
+  `jupyter.source_hidden`, or a `hide-input` tag, which JupyterLab ignores) shows JupyterLab 4's
+  collapsed-input placeholder (`.jp-InputPlaceholder`, the input area taken out of the page) and
+  no editor with its source after Run All.
 - Untrusted: every lab executed by papermill (recorded mode, build/browser/untrusted/) is opened
   from disk WITHOUT running it, as a learner opens an executed copy later: JupyterLab does not
   trust it (the check asserts that), so it refuses image/svg+xml. Every chart in the file must
   render as an image (nonzero natural size), none may show as its text (`alt.Chart(...)`), and the
   solutions must be shut.
 - First, notebooks of planted failures (a blank SVG, a chart that needs a CDN, a widget whose
-  model is missing, an exception, a solution hidden only by metadata; untrusted: a chart as
+  model is missing, an exception, a solution hidden only by metadata, code collapsed only by a
+  `hide-input` tag; untrusted: a chart as
   image/svg+xml, a chart image that does not load, a solution left open) must be reported, each
   of them: a check that cannot fail proves nothing. --self-test runs only those notebooks.
 - Screenshots: build/screenshots/<lab>.png, the whole notebook (one taller than chromium can
@@ -87,6 +92,7 @@ class LabResult:
     charts: int = 0
     widgets: int = 0
     solutions: int = 0
+    collapsed: int = 0
 
     def fail(self, what: str) -> None:
         self.failures.append(what)
@@ -134,6 +140,7 @@ SELF_TEST_EXPECTED = {  # what the check must report on the self-test notebook
     "missing widget": "'Error displaying widget'",
     "error output": "raised ZeroDivisionError",
     "solution hidden only by metadata (Run All shows it)": "is visible before the learner opens it",
+    "code collapsed only by a hide-input tag (JupyterLab shows it)": "shows its source after Run All",
 }
 UNTRUSTED = "untrusted"  # executed copies opened without running them
 SELF_TEST_UNTRUSTED_NB = "selftest_untrusted.ipynb"
@@ -164,6 +171,12 @@ def self_test_notebook() -> dict:
     # Hidden by metadata only: shut when opened, but Run All un-hides every markdown cell it runs.
     nb["cells"].insert(0, {"cell_type": "markdown", "id": "broken-solution", "source": SOLUTION_TEXT,
                            "metadata": {"tags": ["solution"], "jupyter": {"source_hidden": True}}})
+    # Collapsed the Jupyter Book way (a tag JupyterLab ignores): its source shows. Next to it one
+    # collapsed as JupyterLab reads it, which must pass. Both before the exception, so both run.
+    nb["cells"][1:1] = [{"cell_type": "code", "execution_count": None, "id": f"broken-collapsed-{i}", "metadata": meta,
+                     "outputs": [], "source": f"planted_{i} = 'collapsed {how}'"}
+                    for i, (how, meta) in enumerate([("by a tag only", {"tags": ["hide-input"]}),
+                                                     ("by metadata", {"jupyter": {"source_hidden": True}})])]
     return nb
 
 
@@ -378,7 +391,12 @@ PAGE_STATE_JS = """() => {
       height: o.getBoundingClientRect().height,
     }));
     const summary = cell.querySelector('.jp-RenderedMarkdown summary');
+    // A collapsed input: JupyterLab 4 takes the input area (editor and all) out of the page and puts
+    // a .jp-InputPlaceholder (its own empty prompt, the source's first line) in its place.
+    const editor = cell.querySelector('.jp-Cell-inputArea .jp-InputArea-editor');
     return {code: cell.classList.contains('jp-CodeCell'), prompt: prompt ? prompt.textContent.trim() : '',
+            collapsed: !!cell.querySelector('.jp-InputPlaceholder'),
+            editor: !!editor && editor.getBoundingClientRect().height > 0,
             outputs, text: (cell.querySelector('.jp-Cell-outputArea') || {innerText: ''}).innerText || '',
             // what a markdown cell shows: innerText leaves out a closed <details> but its <summary>
             shown: cell.classList.contains('jp-MarkdownCell') ? (cell.innerText || '') : '',
@@ -605,6 +623,36 @@ def _tags(cell: dict) -> list[str]:
     return cell.get("metadata", {}).get("tags", [])
 
 
+def meant_collapsed(cell: dict) -> str | None:
+    """How a code cell says it is collapsed by default, or None: JupyterLab's metadata, or a
+    `hide-input` tag (Jupyter Book's; JupyterLab ignores it, so such a cell shows its source)."""
+    if cell["cell_type"] != "code":
+        return None
+    if cell.get("metadata", {}).get("jupyter", {}).get("source_hidden") is True:
+        return "metadata jupyter.source_hidden"
+    if {"hide-input", "hide_input"} & set(_tags(cell)):
+        return "a hide-input tag"
+    return None
+
+
+def check_collapsed(result: LabResult, st: dict, nb: dict) -> int:
+    """Every code cell meant to be collapsed shows JupyterLab's placeholder, not its editor, after
+    Run All. Returns how many were checked."""
+    if len(st["cells"]) != len(nb["cells"]):
+        return 0  # check_solutions reports the mismatch
+    n = 0
+    for i, (cell, dom) in enumerate(zip(nb["cells"], st["cells"]), start=1):
+        how = meant_collapsed(cell)
+        if how is None:
+            continue
+        n += 1
+        if dom.get("editor") or not dom.get("collapsed"):
+            fix = (" (JupyterLab collapses only on metadata jupyter.source_hidden)" if how.startswith("a hide") else "")
+            result.fail(f"cell {i} ({first_line(cell)}): collapsed by default ({how}) but shows its source "
+                        f"after Run All{fix}")
+    return n
+
+
 def check_solutions(result: LabResult, st: dict, nb: dict) -> int:
     """Every cell tagged `solution` shows at most its <summary>: its text stays out of sight until the
     learner opens it. Returns how many solutions were checked."""
@@ -728,6 +776,7 @@ def check_lab(context, server: Server, nb_path: Path, timeout_s: float) -> LabRe
         check_saved(result, nb)
         check_rendering(result, st, nb)
         result.solutions = check_solutions(result, st, nb)
+        result.collapsed = check_collapsed(result, st, nb)
         code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
         if result.charts == 0 and re.search(r"\bcharts\.\w+\(", code):
             result.fail("calls reclaimlab.present.charts but no chart rendered")
@@ -857,7 +906,8 @@ def main(argv: list[str]) -> int:
                     if nb_path.name == SELF_TEST_NB:
                         r.failures = self_test_misses(r)
                     log(f"{nb_path.stem}: {'ok' if not r.failures else 'FAILED'} in {r.seconds:.0f} s "
-                        f"({r.charts} charts, {r.widgets} outputs with widgets, {r.solutions} solutions checked)")
+                        f"({r.charts} charts, {r.widgets} outputs with widgets, {r.solutions} solutions, "
+                        f"{r.collapsed} collapsed code cells checked)")
                     results.append(r)
                 for nb_path in untrusted:
                     log(f"{UNTRUSTED}/{nb_path.stem}: opening the executed copy without running it")

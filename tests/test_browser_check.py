@@ -183,3 +183,22 @@ def test_every_planted_failure_has_a_notebook_that_plants_it(bc):
     r = bc.LabResult(bc.SELF_TEST_UNTRUSTED_NB)
     r.failures = [f"x: {t}" for t in bc.SELF_TEST_UNTRUSTED_EXPECTED.values()][:-1]
     assert len(bc.self_test_misses(r, bc.SELF_TEST_UNTRUSTED_EXPECTED)) == 1
+
+
+def test_a_collapsed_code_cell_must_show_the_placeholder_not_its_source(bc):
+    hidden = {**code("plot_it()"), "metadata": {"jupyter": {"source_hidden": True}}}
+    tagged = {**code("table()"), "metadata": {"tags": ["hide-input"]}}
+    nb = {"cells": [md("q"), code("ctx.run()"), hidden, hidden, tagged]}
+    st = {"cells": [dom_md("q"), {**dom_cell(), "collapsed": False, "editor": True},   # not meant collapsed
+                    {**dom_cell(), "collapsed": True, "editor": False},                # collapsed: ok
+                    {**dom_cell(), "collapsed": False, "editor": True},                # Run All opened it
+                    {**dom_cell(), "collapsed": False, "editor": True}]}               # tag only
+    result = bc.LabResult("lab")
+    assert bc.check_collapsed(result, st, nb) == 3
+    assert [f.split(" (", 1)[0] for f in result.failures] == ["cell 4", "cell 5"]
+    assert "metadata jupyter.source_hidden" in result.failures[0]
+    assert "hide-input tag" in result.failures[1] and "JupyterLab collapses only on" in result.failures[1]
+    assert all("shows its source after Run All" in f for f in result.failures)
+    planted = bc.self_test_notebook()["cells"]
+    assert [bc.meant_collapsed(c) for c in planted if bc.meant_collapsed(c)] == [
+        "a hide-input tag", "metadata jupyter.source_hidden"]

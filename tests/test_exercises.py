@@ -146,3 +146,34 @@ def test_the_lab_02_and_03_solutions_pass_their_checkers(rec_pc):
             exercises.reportable_feedback(a, r, order, label)))})}
     exec(compile((SOLUTIONS / "03_reportable.py").read_text(), "03_reportable.py", "exec"), ns)
     assert [fb.correct for fb in shown] == [True, True, True]
+
+
+ROWS = [("01 · calloc and reclaim", "calloc-reclaim: LIVE; refault: RECORDED", "a cgroup of your own"),
+        ("02 · page cache", "page-cache: RECORDED", "a shared machine"),
+        ("05 · be the host", "the kit's VM: LIVE", "the kit's VM can boot here")]
+
+
+def test_live_labs_right_wrong_and_bad_input():
+    assert exercises.live_labs(ROWS) == [1, 5]
+    assert exercises.live_labs_feedback([5, 1], ROWS).correct is True
+    assert exercises.live_labs_feedback(["01", "05"], ROWS).correct is True
+    extra = exercises.live_labs_feedback([1, 2, 5], ROWS)
+    assert extra.correct is False and "lab 02 shows a recording" in extra.markdown
+    missed = exercises.live_labs_feedback(1, ROWS)
+    assert missed.correct is False and "lab 05 has an experiment marked LIVE" in missed.markdown
+    assert "there is no lab 07" in exercises.live_labs_feedback([7], ROWS).markdown
+    none = [(n, r.replace("LIVE", "RECORDED"), w) for n, r, w in ROWS]
+    assert exercises.live_labs_feedback([], none).correct is True
+    for bad, words in ((..., "No answer yet"), ({"a": 1}, "is not a list of labs"), (["one"], "'one'"),
+                       ([1.5], "1.5"), ([True], "True")):
+        fb = exercises.live_labs_feedback(bad, ROWS)
+        assert fb.correct is None and words in fb.markdown, (bad, fb.markdown)
+
+
+def test_the_lab_00_solution_passes_its_checker():
+    shown = []
+    lab = type("L", (), {"lab_rows": staticmethod(lambda ctx: ROWS)})
+    ex = type("E", (), {"check_live_labs": staticmethod(lambda a, r: shown.append(exercises.live_labs_feedback(a, r)))})
+    exec(compile((SOLUTIONS / "00_live_labs.py").read_text(), "00_live_labs.py", "exec"),
+         {"lab": lab, "ctx": None, "exercises": ex})
+    assert [fb.correct for fb in shown] == [True]

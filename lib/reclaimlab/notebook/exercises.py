@@ -6,6 +6,7 @@ that shows it (`check_*`). An answer is a number of MiB, or a size with its unit
 answer left as `...` is no answer yet, and anything else gets a message that names the problem and
 the fix, never a traceback. Solutions are files in labs/solutions/, loaded on request with `%load`.
 
+    exercises.check_live_labs(live, lab.lab_rows(ctx))  # lab 00: which labs run live on this machine
     snap = exercises.buddy_snapshot(rec)             # free blocks per order, as /proc/buddyinfo had them
     exercises.check_reportable(reportable_9, rec, order=9)
     exercises.check_step_budget(budget_mib, rec_on)
@@ -86,6 +87,67 @@ def _say(markdown: str) -> None:
 
 def _show(fb: Feedback) -> None:
     _say(fb.markdown)
+
+
+# --------------------------------------------------------------------------- lab 00: which labs run live here
+
+
+def live_labs(rows: list[tuple[str, str, str]]) -> list[int]:
+    """The labs with at least one experiment LIVE on this machine, from `lab.lab_rows(ctx)`:
+    (lab "01 · ...", "experiment: LIVE; ...", why) rows."""
+    return sorted(int(name[:2]) for name, runs, _ in rows if any(part.endswith(": LIVE") for part in runs.split("; ")))
+
+
+def _answer_labs(answer: Any) -> list[int]:
+    """The learner's answer as lab numbers: a list (or tuple, set) of ints or texts like "01"."""
+    example = "write a list of lab numbers such as `[1, 5]`, or `[]` if no lab runs live here"
+    if answer is Ellipsis or answer is None:
+        raise _NoAnswer(f"No answer yet: replace `...` with the labs that run live here: {example}.")
+    if isinstance(answer, (int, str)) and not isinstance(answer, bool):
+        answer = [answer]  # one lab, written alone
+    if not isinstance(answer, (list, tuple, set, frozenset)):
+        raise _NoAnswer(f"`{answer!r}` ({type(answer).__name__}) is not a list of labs: {example}.")
+    labs = []
+    for item in answer:
+        try:
+            n = int(str(item).strip()) if not isinstance(item, (bool, float)) else None
+        except ValueError:
+            n = None
+        if n is None or not 0 <= n <= 99:
+            raise _NoAnswer(f"`{item!r}` in your answer is not a lab number: {example}.")
+        labs.append(n)
+    return sorted(set(labs))
+
+
+def live_labs_feedback(answer: Any, rows: list[tuple[str, str, str]]) -> Feedback:
+    """Feedback on the learner's list of the labs that run (at least partly) live on this machine."""
+    try:
+        got = _answer_labs(answer)
+    except _NoAnswer as exc:
+        return Feedback(None, str(exc))
+    want = live_labs(rows)
+    known = sorted(int(name[:2]) for name, _, _ in rows)
+    said = ", ".join(f"{n:02d}" for n in want) if want else "none"
+    if got == want:
+        why = ("the table above says LIVE for at least one of their experiments" if want else
+               "the table above says RECORDED (or REFUSED) for every experiment: each lab shows a shipped recording, "
+               "and its banner says why")
+        return Feedback(True, f"✔ **Right: {said}**: {why}.")
+    unknown = [n for n in got if n not in known]
+    if unknown:
+        hint = f"there is no lab {', '.join(f'{n:02d}' for n in unknown)}; the labs are {', '.join(f'{n:02d}' for n in known)}."
+    elif set(got) > set(want):
+        extra = ", ".join(f"{n:02d}" for n in sorted(set(got) - set(want)))
+        hint = f"lab {extra} shows a recording here: read the *what it runs here* column for LIVE."
+    else:
+        missed = ", ".join(f"{n:02d}" for n in sorted(set(want) - set(got)))
+        hint = f"lab {missed} has an experiment marked LIVE in the table: it counts."
+    return Feedback(False, f"✘ **Not quite**: you wrote {got or '[]'}; {hint} Try again, or load the solution.")
+
+
+def check_live_labs(answer: Any, rows: list[tuple[str, str, str]]) -> None:
+    """Show feedback on the learner's list of the labs that run live here (`rows`: `lab.lab_rows(ctx)`)."""
+    _show(live_labs_feedback(answer, rows))
 
 
 # --------------------------------------------------------------------------- lab 01: what is reportable
