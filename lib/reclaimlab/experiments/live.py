@@ -8,7 +8,6 @@ partial, never one that passes for complete.
 """
 from __future__ import annotations
 
-import math
 import os
 import time
 from typing import Any, Callable

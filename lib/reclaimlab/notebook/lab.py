@@ -49,6 +49,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from ..probe import consent as policy
 from ..experiments.registry import MODES  # the one place the modes are named
 from ..recording.recording import Recording
+from ..present import claims
 from ..present.analysis import bursts, has, next_event, when  # noqa: F401 (labs call lab.when etc.)
 
 __all__ = ["LabContext", "LabParameterError", "setup", "banner", "banner_html", "predict", "predict_html",
@@ -597,7 +598,6 @@ def echo_bundle(prediction: "Prediction | int | str | None", claim: Any,
                 right: Mapping[str, int] | Callable[[Any], int | None],
                 why_wrong: Mapping[int, str] | None = None, choices: Sequence[str] | None = None) -> dict[str, Any]:
     """The display bundle of `echo()` (Markdown and the claim as JSON), for tests and other front ends."""
-    from ..present import claims
     free_text = isinstance(prediction, Prediction) and not prediction.choices
     if isinstance(prediction, Prediction):
         choices = prediction.choices if choices is None else choices
@@ -664,17 +664,7 @@ def echo(prediction: "Prediction | int | str | None", claim: Any,
     Without a choice (no widgets, an executed copy) it states the answer. The output carries the claim
     as JSON (like `claims.show`), with the echo's own verdict beside it.
     """
-    data = echo_bundle(prediction, claim, right, why_wrong, choices)
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:
-        print(data["text/markdown"])
-        return
-    if get_ipython() is None:
-        print(data["text/markdown"])
-        return
-    display(data, raw=True)
+    claims.display_bundle(echo_bundle(prediction, claim, right, why_wrong, choices))
 
 
 # --------------------------------------------------------------------------- reading a recording

@@ -161,7 +161,11 @@ def bundle(claims: Claim | Sequence[Claim], intro: str = "", outro: str = "") ->
 
 def show(claims: Claim | Sequence[Claim], intro: str = "", outro: str = "") -> None:
     """Display claims in a notebook (Markdown + the machine-readable part); print the text elsewhere."""
-    data = bundle(claims, intro, outro)
+    display_bundle(bundle(claims, intro, outro))
+
+
+def display_bundle(data: Mapping[str, Any]) -> None:
+    """Show a bundle from `bundle()` (or one built like it) in a notebook; print its Markdown elsewhere."""
     try:
         from IPython import get_ipython
         from IPython.display import display

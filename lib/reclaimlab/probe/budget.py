@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from . import sources
-from ..units import GIB, MIB, format_size
+from ..units import MIB, format_size
 
 SAFETY_FRACTION = 0.10
 SAFETY_FLOOR_BYTES = 256 * MIB

@@ -41,7 +41,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Union
+from typing import Iterable, Iterator, Union
 
 SEVERITIES = ("error", "warning", "info")
 
@@ -195,15 +195,7 @@ def check_text(text: str, *, host_memory_bytes: int | None = None, host_cpus: in
     section: str | None = None          # canonical lower-case name of the current valid section
     section_ok = True                   # False inside a section WSL does not know: its keys are reported once
     seen: dict[str, int] = {}           # canonical key -> first line (WSL keeps the first value)
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        lineno, raw = i + 1, lines[i]
-        i += 1
-        # A value ending in an unescaped backslash continues on the next line.
-        while _continues(raw) and i < len(lines):
-            raw = raw[:-1] + lines[i]
-            i += 1
+    for lineno, raw in _logical_lines(text):
         stripped = raw.strip(" \t")
         if not stripped or stripped.startswith("#"):
             continue
@@ -260,14 +252,7 @@ def settings(source: Union[str, bytes, os.PathLike]) -> dict[str, str]:
     out: dict[str, str] = {}
     slots: set[str] = set()
     section: str | None = None
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        lineno, raw = i + 1, lines[i]
-        i += 1
-        while _continues(raw) and i < len(lines):
-            raw = raw[:-1] + lines[i]
-            i += 1
+    for lineno, raw in _logical_lines(text):
         stripped = raw.strip(" \t")
         if stripped.startswith("["):
             name, _ = _section(stripped, lineno)
@@ -291,6 +276,19 @@ def settings(source: Union[str, bytes, os.PathLike]) -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------- line rules
+
+def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each logical line: a value ending in an unescaped backslash continues on the next."""
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        lineno, raw = i + 1, lines[i]
+        i += 1
+        while _continues(raw) and i < len(lines):
+            raw = raw[:-1] + lines[i]
+            i += 1
+        yield lineno, raw
+
 
 def _continues(line: str) -> bool:
     stripped = line.rstrip("\r")

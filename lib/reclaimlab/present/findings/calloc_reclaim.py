@@ -8,7 +8,6 @@ was in it), else the allocator's RssAnon: neither moves when another program all
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from .. import analysis
 from ..claims import THRESHOLDS, Claim, claim, negligible, share_verdict
