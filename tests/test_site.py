@@ -85,3 +85,10 @@ def test_a_lab_page_shows_every_chart_form_and_loads_nothing_from_elsewhere():
 def test_a_paragraph_after_the_overview_list_is_not_an_objective():
     s = site.summarize("00_x", _nb(_md("# 00 · x"), _md("## Overview\n\n1. One\n2. Two\n\n**Who it is for.** Everyone.")))
     assert s.objectives == ["One", "Two"]
+
+
+def test_links_to_the_docs_point_where_the_site_has_them():
+    text = ('<a href="../docs/glossary.md#order">order</a> <a href="../docs/glossary.md">glossary</a> '
+            '<img src="../docs/img/seed-story.svg"> <img src="img/two_views_of_a_page.svg">')
+    assert site.rewrite_doc_links(text) == ('<a href="glossary.html#order">order</a> <a href="glossary.html">glossary'
+                                            '</a> <img src="img/seed-story.svg"> <img src="img/two_views_of_a_page.svg">')

@@ -126,6 +126,19 @@ def rewrite_lab_links(text: str, stems: set[str]) -> str:
     return re.sub(r'href="(?:\./)?([0-9]{2}_[\w-]+)\.ipynb(#[^"]*)?"', sub, text)
 
 
+# The labs link the glossary and show diagrams from docs/ (../docs/... beside labs/); on the site both
+# sit at its root: glossary.html, img/.
+DOC_LINKS = ((re.compile(r'href="\.\./docs/glossary\.md(#[^"]*)?"'), r'href="glossary.html\1"'),
+             (re.compile(r'src="\.\./docs/img/([\w.-]+)"'), r'src="img/\1"'))
+
+
+def rewrite_doc_links(text: str) -> str:
+    """../docs/glossary.md#x -> glossary.html#x and ../docs/img/x.svg -> img/x.svg (where the site has them)."""
+    for pattern, repl in DOC_LINKS:
+        text = pattern.sub(repl, text)
+    return text
+
+
 def binder_url(readme: str) -> str | None:
     """The Binder launch link of the README (one place to change it)."""
     match = BINDER_RE.search(readme)
@@ -134,7 +147,7 @@ def binder_url(readme: str) -> str | None:
 
 def nav_html(summaries: list[LabSummary], here: str = "") -> str:
     links = [("index.html", "reclaimlab"), *((f"{s.stem}.html", s.stem[:2]) for s in summaries),
-             ("recordings.html", "recordings")]
+             ("recordings.html", "recordings"), ("glossary.html", "glossary")]
     items = "".join(f'<a href="{href}"{" aria-current=page" if href == here else ""}>{html.escape(label)}</a>'
                     for href, label in links)
     return f'<nav class="site">{items}</nav>'
@@ -238,7 +251,7 @@ def lab_html(nb: dict, stem: str, summaries: list[LabSummary], executed_utc: str
                  "site_folded": folded, "metadata": {"name": stem}}
     body, _ = exporter.from_notebook_node(nbformat.reads(json.dumps(static_copy(nb)), as_version=4),
                                           resources=resources)
-    return rewrite_lab_links(body, {s.stem for s in summaries})
+    return rewrite_doc_links(rewrite_lab_links(body, {s.stem for s in summaries}))
 
 
 def _executed_utc(nbs: dict[str, dict]) -> str:
@@ -259,7 +272,8 @@ def build(labs_dir: Path, out_dir: Path, root: Path | None = None) -> list[Path]
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "img").mkdir(parents=True)
-    shutil.copy(root / "docs" / "img" / SEED_SVG, tmp / "img" / SEED_SVG)
+    for svg in [*(root / "docs" / "img").glob("*.svg"), *(root / "labs" / "img").glob("*.svg")]:
+        shutil.copy(svg, tmp / "img" / svg.name)  # the seed story and the labs' diagrams
     readme = (root / "README.md").read_text(encoding="utf-8")
     pages = {"index.html": landing_html(summaries, binder_url(readme), executed)}
     for stem, nb in nbs.items():
@@ -272,6 +286,9 @@ def build(labs_dir: Path, out_dir: Path, root: Path | None = None) -> list[Path]
         if meta.is_file():
             metas[e["path"]] = json.loads(meta.read_text(encoding="utf-8"))
     pages["recordings.html"] = provenance_html(entries, metas, summaries)
+    glossary = (root / "docs" / "glossary.md").read_text(encoding="utf-8")
+    pages["glossary.html"] = _page("reclaimlab · glossary", rewrite_lab_links(_md(glossary), set(nbs)),
+                                   nav_html(summaries, "glossary.html"))
     for name, text in pages.items():
         (tmp / name).write_text(text, encoding="utf-8")
     shutil.rmtree(out_dir, ignore_errors=True)
