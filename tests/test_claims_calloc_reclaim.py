@@ -212,3 +212,10 @@ def test_what_to_try_follows_the_reasons_found():
     quiet = _stall.what_to_try({"reasons": ["small_blocks", "ended_early"]})
     assert "compact memory" in quiet and "longer" in quiet and "no other program" not in quiet
     assert all(advice in _stall.what_to_try({}) for advice in _stall.TRY.values())  # no reason found: all three
+
+
+def test_cold_vs_first_does_not_explain_a_refault_that_did_not_happen():
+    rec = edited(local("refault"))
+    rec.meta["results"]["reported_before_cold_kib"] = 0
+    c = refault.cold_vs_first(rec)
+    assert c.verdict == "too_little_reported" and "as new as pages never touched" not in c.sentence

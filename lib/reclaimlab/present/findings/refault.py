@@ -139,9 +139,17 @@ def cold_vs_first(rec: Recording) -> Claim:
                   "its pages were still with the guest, or the first touch paid for more than the host's pages "
                   "(e.g. the guest's own page tables).",
         "not_measurable": "The recording lacks the first or the cold touch's speed.",
+        "too_little_reported": "The cold touch ran at {cold:.2f} GB/s against {first:.2f} GB/s for the very first "
+                               "one, but with only {share:.0%} of the buffer taken back by the host before it, this "
+                               "says nothing about pages the host took back.",
     }
     if not first or not cold:
         return claim("refault.cold_vs_first", "not_measurable", sentences)
+    share = reported_share(rec)
+    if share is not None and share < THRESHOLDS["refault_min_reported_share"]:
+        # Same gate as cold_vs_hot: a cold touch that found its pages still in the guest measures no refault.
+        return claim("refault.cold_vs_first", "too_little_reported", sentences, first=first, cold=cold, share=share,
+                     first_gb_per_s=first, cold_gb_per_s=cold, reported_share=share)
     ratio = first / cold
     return claim("refault.cold_vs_first", ratio_verdict(ratio), sentences, value=ratio, unit="ratio", first=first,
                  cold=cold, ratio_words=times(ratio), inverse_words=times(1 / ratio),
