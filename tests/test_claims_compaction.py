@@ -57,3 +57,16 @@ def test_order_is_said_to_be_assumed_when_the_run_does_not_record_it(tmp_path):
     c = cp.order_claim(rec)
     assert (c.verdict, c.value) == ("assumed", 9)
     assert "{" not in c.sentence
+
+
+
+def test_already_fragmented_never_says_a_negative_amount_was_added():
+    # A long-used, busy guest: small-block free memory FELL while the fragmenter ran (others took it).
+    rec = MC.shipped("compaction")()
+    before = MC._snapshot(rec, "fragmented").copy()
+    first = before.index[before["order"] == 0][0]
+    before.loc[first, "free_blocks"] += 100_000   # 390 MiB more in order-0 blocks before than after
+    MC._replace_snapshot(rec, "before", before)
+    c = cp.fragmented(rec)
+    assert c.verdict == "already"
+    assert "added only -" not in c.sentence and "fell by" in c.sentence

@@ -96,7 +96,7 @@ def fragmented(rec: Recording) -> Claim:
                   "by {small_rise} ({value:.0%} of it), and reportable free memory changed by {big_change}.",
         "already": "**Already fragmented.** Before the fragmenter ran, **{small_before}** of this guest's free memory "
                    "already sat in blocks below order {order} (a guest that has been in use a long time), and the "
-                   "fragmenter's {freed} added only {small_rise} to it.",
+                   "fragmenter's {freed} {added}.",
         "not_fragmented": "**Not fragmented.** Free memory in blocks below order {order} changed by only {small_rise} "
                           "although the fragmenter freed {freed}: its freed pages merged into large blocks at once "
                           "(the pages it kept did not pin them), so this run shows little fragmentation.",
@@ -121,6 +121,9 @@ def fragmented(rec: Recording) -> Claim:
     return claim("compaction.fragmented", verdict, sentences, value=share, unit="share", order=order,
                  freed=analysis.mib(freed) if not math.isnan(freed) else "an unknown amount",
                  small_rise=analysis.mib(rise), big_change=_signed(f["big_kib"] - b["big_kib"]),
+                 added=(f"added only {analysis.mib(rise)} to it" if rise >= 0 else
+                        f"did not add to it: it fell by {analysis.mib(-rise)} meanwhile, as other programs took "
+                        f"free memory or freed pages merged"),
                  small_before=analysis.mib(b["small_kib"]), small_rise_kib=rise, freed_kib=freed,
                  small_before_kib=b["small_kib"], big_change_kib=f["big_kib"] - b["big_kib"])
 
