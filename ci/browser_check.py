@@ -49,7 +49,6 @@ Exit status 0 when everything passed; 1 with one line per failure naming the lab
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import re
@@ -59,7 +58,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -787,14 +785,20 @@ def check_lab(context, server: Server, nb_path: Path, timeout_s: float) -> LabRe
     except Exception as exc:  # noqa: BLE001  Playwright timeouts etc.: this lab failed, the others still run
         result.fail(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
     finally:
-        try:
-            lab.screenshot(SHOTS / f"{name}.png")
-        except Exception as exc:  # noqa: BLE001
-            log(f"{name}: no screenshot ({type(exc).__name__}: {exc})")
-        lab.close()
-        server.shutdown_kernels()  # one kernel at a time: this machine has 2 cores
-        result.seconds = time.monotonic() - t0
+        _finish(result, lab, server, SHOTS / f"{name}.png", t0)
     return result
+
+
+def _finish(result: "LabResult", lab: "LabPage", server: "Server", shot: Path, t0: float) -> None:
+    """After a notebook's check, pass or fail: its screenshot, its page closed, its kernels shut down
+    (one kernel at a time: this machine has 2 cores), its time."""
+    try:
+        lab.screenshot(shot)
+    except Exception as exc:  # noqa: BLE001
+        log(f"{result.name}: no screenshot ({type(exc).__name__}: {exc})")
+    lab.close()
+    server.shutdown_kernels()
+    result.seconds = time.monotonic() - t0
 
 
 def served_untrusted(server: Server, nb_path: Path) -> bool:
@@ -845,13 +849,7 @@ def check_untrusted_lab(context, server: Server, nb_path: Path) -> LabResult:
     except Exception as exc:  # noqa: BLE001  Playwright timeouts etc.: this notebook failed, the others still run
         result.fail(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
     finally:
-        try:
-            lab.screenshot(SHOTS / f"{UNTRUSTED}-{nb_path.stem}.png")
-        except Exception as exc:  # noqa: BLE001
-            log(f"{result.name}: no screenshot ({type(exc).__name__}: {exc})")
-        lab.close()
-        server.shutdown_kernels()
-        result.seconds = time.monotonic() - t0
+        _finish(result, lab, server, SHOTS / f"{UNTRUSTED}-{nb_path.stem}.png", t0)
     return result
 
 

@@ -8,6 +8,7 @@ partial, never one that passes for complete.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from typing import Any, Callable
@@ -178,19 +179,24 @@ def _own_cgroup_sources(cgroup: Any) -> tuple:
     return (_WorkloadCgroupBytes(cgroup),) if cgroup is not None else ()
 
 
-def _note_cgroup(run: LiveRun, cgroup: Any, why_not: str | None) -> None:
-    run.results["workload_cgroup_version"] = cgroup.version if cgroup is not None else None
-    if cgroup is None:
-        run.notices.append(f"no memory cgroup of its own for the workload ({why_not}): its own figure is its RssAnon")
+@contextlib.contextmanager
+def _allocating_run(name: str, params: dict[str, Any], mode: str, quiet: bool):
+    """A live run whose allocator child is measured by itself: (run, the child's RssAnon source, its own memory
+    cgroup or None). The cgroup is made before the run and removed after it, whatever happens."""
+    child = _ChildRssAnon()
+    with knobs.own_workload_cgroup() as (cgroup, why_not), \
+            LiveRun(name, params, mode, quiet, extra_sources=(child, *_own_cgroup_sources(cgroup))) as run:
+        run.results["workload_cgroup_version"] = cgroup.version if cgroup is not None else None
+        if cgroup is None:
+            run.notices.append(f"no memory cgroup of its own for the workload ({why_not}): its own figure is its "
+                               f"RssAnon")
+        yield run, child, cgroup
 
 
 def calloc_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
     from .workloads.allocator import Allocator
 
-    child = _ChildRssAnon()
-    with knobs.own_workload_cgroup() as (cgroup, why_not), \
-            LiveRun("calloc-reclaim", params, mode, quiet, extra_sources=(child, *_own_cgroup_sources(cgroup))) as run:
-        _note_cgroup(run, cgroup, why_not)
+    with _allocating_run("calloc-reclaim", params, mode, quiet) as (run, child, cgroup):
         size = _sized(run, params["size"], mode)
         run.say(f"calloc {format_size(size)}, touch every page, hold {params['hold_s']} s, free, "
                 f"then watch the host's side for up to {params['observe_s']} s")
@@ -245,10 +251,7 @@ register(Experiment(
 def refault(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
     from .workloads.allocator import Allocator
 
-    child = _ChildRssAnon()
-    with knobs.own_workload_cgroup() as (cgroup, why_not), \
-            LiveRun("refault", params, mode, quiet, extra_sources=(child, *_own_cgroup_sources(cgroup))) as run:
-        _note_cgroup(run, cgroup, why_not)
+    with _allocating_run("refault", params, mode, quiet) as (run, child, cgroup):
         size = _sized(run, params["size"], mode)
         size_kib = size // 1024
         run.say(f"touch {format_size(size)}, free, touch again at once (hot), free, wait for the host "
@@ -317,8 +320,6 @@ def _walk_filesystem(timeout_s: float) -> None:
 
 
 def page_cache(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
-    import contextlib
-
     from ..probe.fincore import FileResident
     from ..probe.consent import SystemChangeRefused
     from .workloads.pagecache import PageCacheFile
