@@ -109,3 +109,29 @@ def test_the_index_says_how_long_each_recording_ran():
     for entry in datasets.read_index():
         rec = recording.load(recordings_dir() / entry["path"])
         assert entry["duration_s"] == pytest.approx(float(rec.samples["t_s"].iloc[-1]), abs=1e-3)
+
+
+@pytest.mark.parametrize("how", ["recorded", "replayed"])
+def test_showing_a_recording_leaves_its_meta_as_the_run_wrote_it(how):
+    """Why a recording is shown is the Recording's own fact (why_shown); meta is never patched afterwards."""
+    entry = next(e for e in datasets.read_index(recordings_dir()) if e["experiment"] == "refault"
+                 and e.get("guest_kind") != datasets.VM_GUEST_KIND and e.get("complete"))
+    folder = recordings_dir() / entry["path"]
+    on_disk = json.loads((folder / "meta.json").read_text())
+    if how == "recorded":
+        rec = experiments.run("refault", mode="recorded", quiet=True)
+        assert rec.why_shown == "recorded mode was asked for"
+    else:
+        rec = experiments.run("refault", mode="recorded", recording=folder, quiet=True)
+        assert rec.why_shown == f"replaying a recording you chose ({folder.name})"
+    assert rec.path == folder
+    assert rec.meta == recording.schema.upgrade(on_disk)
+    assert rec.meta["mode_reason"] == on_disk["mode_reason"]  # why the run was live, as recorded
+
+
+def test_a_live_recording_is_shown_for_the_reason_its_run_gave():
+    from reclaimlab.recording.recorder import Recorder
+    made = Recorder("watch", {}, "live", 10.0, {"guest_kind": "vm", "kernel_release": "6.1"})
+    made.rows.append({"t_s": 0.0, "mem_free_kib": 1})
+    rec = made.finish(mode_reason="live: this guest can run it")
+    assert rec.why_shown == rec.meta["mode_reason"] == "live: this guest can run it"

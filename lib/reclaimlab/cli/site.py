@@ -213,7 +213,7 @@ def _cell(value: object) -> str:
 
 PROVENANCE_FIELDS = (("experiment", "experiment"), ("date_utc", "recorded (UTC)"), ("guest_kind", "guest"),
                      ("hypervisor", "hypervisor"), ("kernel_release", "kernel"), ("machine", "arch"),
-                     ("page_reporting_order", "reporting order"), ("mode_reason", "why this mode"),
+                     ("page_reporting_order", "reporting order"), ("mode_reason", "why it ran live"),
                      ("tool_version", "reclaimlab"), ("parameters", "parameters"))
 
 

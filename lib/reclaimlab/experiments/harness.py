@@ -4,7 +4,7 @@
 
 `mode` is "live" (run here; refuse with the reason if this guest cannot),
 "recorded" (load the shipped recording), or "auto" (live where possible, recorded
-otherwise; the recording's meta["mode_reason"] says which and why). Every path
+otherwise; the Recording's `why_shown` says which and why). Every path
 yields the same Recording, so charts and questions never need to know which.
 The experiments themselves live in `registry.py` (what each is) and `live.py` (their live scripts).
 """
@@ -151,12 +151,11 @@ def replay(exp: "Experiment", folder: Any, quiet: bool) -> Recording:
     from pathlib import Path
 
     from ..recording.recording import RecordingError, load
-    rec = load(Path(folder).expanduser())
+    rec = load(Path(folder).expanduser(), why_shown=f"replaying a recording you chose ({Path(folder).name})")
     made = rec.meta.get("experiment")
     if made != exp.name:
         raise RecordingError(f"{folder}: is a recording of {made!r}, not of {exp.name!r}; "
                              f"give a {exp.name} recording for {exp.name!r}")
-    rec.meta["mode_reason"] = f"replaying a recording you chose ({Path(folder).name})"
     _say(f"▶ {exp.name}: REPLAYING {folder}.\n  {rec.describe_source()}", quiet)
     return rec
 
@@ -209,7 +208,7 @@ def run(name: str, mode: str = "auto", *, guest: str = "local", allow_system_cha
         _say(f"▶ {name}: running LIVE on this machine", quiet)
         assert exp.runner is not None
         rec = exp.runner(params=params, mode=mode, guest=guest, allow=allow_system_changes, quiet=quiet)
-    return rec  # its meta says why live (mode_reason): experiments.live.LiveRun passed it in
+    return rec  # why_shown: the live reason experiments.live.LiveRun gave its Recorder
 
 
 def _run_vm(exp: Experiment, mode: str, quiet: bool, params: dict[str, Any], lock_timeout_s: float) -> Recording:
@@ -269,13 +268,12 @@ def _run_vm(exp: Experiment, mode: str, quiet: bool, params: dict[str, Any], loc
             raise ExperimentInterrupted(f"{exp.name} in the kit's VM was interrupted: the VM was stopped; what was "
                                         f"sampled so far is kept, marked partial",
                                         getattr(exc, "recording", None)) from None
-    return rec  # its meta says why live (mode_reason): vm.sampler passed it in
+    return rec  # why_shown: the live reason vm.sampler gave its Recorder
 
 
 def _recorded(exp: Experiment, selectors: dict[str, Any], reason: str, quiet: bool,
               guest_kind: str | None = None) -> Recording:
-    rec = datasets.find(exp.name, selectors, guest_kind=guest_kind)
-    rec.meta["mode_reason"] = reason
+    rec = datasets.find(exp.name, selectors, guest_kind=guest_kind, why_shown=reason)
     _say(f"▶ {exp.name}: showing a RECORDING ({reason}).\n  {rec.describe_source()}", quiet)
     return rec
 

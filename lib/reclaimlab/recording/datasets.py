@@ -82,7 +82,7 @@ VM_GUEST_KIND = "kit-vm"
 
 
 def find(experiment: str, selectors: dict[str, Any] | None = None, root: Path | None = None,
-         guest_kind: str | None = None) -> recording.Recording:
+         guest_kind: str | None = None, why_shown: str | None = None) -> recording.Recording:
     """Load the recording of `experiment` whose parameters match every selector (first match).
 
     guest_kind "kit-vm" picks recordings made in the kit's own VM; otherwise those made on a guest
@@ -103,4 +103,4 @@ def find(experiment: str, selectors: dict[str, Any] | None = None, root: Path | 
         have = "; ".join(", ".join(f"{k}={e['parameters'].get(k)!r}" for k in selectors) for e in candidates)
         raise recording.RecordingError(f"no recording of {experiment!r} with "
                                        f"{', '.join(f'{k}={v!r}' for k, v in selectors.items())}; recorded: {have}")
-    return recording.load(root / matching[0]["path"], require_manifest=True)
+    return recording.load(root / matching[0]["path"], require_manifest=True, why_shown=why_shown)

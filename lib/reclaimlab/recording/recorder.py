@@ -79,7 +79,8 @@ class Recorder:
             run_facts={"complete": interrupted is None, "duration_s": duration_s, **run_facts,
                        "results": self.results, "notices": self.notices,
                        **({"interrupted": interrupted} if interrupted is not None else {})})
-        self.recording = Recording(samples=samples, events=events, meta=meta, buddyinfo=buddy)
+        self.recording = Recording(samples=samples, events=events, meta=meta, buddyinfo=buddy,
+                                   why_shown=str(meta.get("mode_reason", "")))
         return self.recording
 
     def _samples(self, columns: Sequence[str] | None, order: Sequence[str]) -> pd.DataFrame:

@@ -71,6 +71,10 @@ class Recording:
     meta: dict[str, Any] = field(default_factory=dict)
     buddyinfo: pd.DataFrame = field(default_factory=lambda: _empty(BUDDY_COLUMNS))
     path: Path | None = None  # where it was loaded from; None for a recording made in this process
+    # Why this recording is in front of you (live and why, or recorded and why): a fact of this showing,
+    # given by whoever made or loaded it, so never written into meta; a live run's own reason is
+    # meta["mode_reason"], which a loaded recording keeps as the run wrote it.
+    why_shown: str = ""
 
     @property
     def is_recorded(self) -> bool:
@@ -336,8 +340,11 @@ def write_manifest(path: str | os.PathLike, *, force: bool = False) -> str:
 
 
 def load(path: str | os.PathLike, *, allow_partial: bool = False, require_manifest: bool = False,
-         verify_manifest: bool = True) -> Recording:
+         verify_manifest: bool = True, why_shown: str | None = None) -> Recording:
     """Read and validate a recording folder; RecordingError names the file and the problem.
+
+    why_shown: why the caller shows this recording (e.g. "recorded mode was asked for"); it becomes
+    the Recording's `why_shown`, and meta stays exactly as the run wrote it.
 
     Its manifest.json is checked first. Without one (a folder saved before manifests) it loads
     with a RecordingWarning, unless `require_manifest` (the shipped datasets) makes that an error.
@@ -394,7 +401,8 @@ def load(path: str | os.PathLike, *, allow_partial: bool = False, require_manife
     events["kind"] = events["kind"].astype(str)
     buddy_path = root / "buddyinfo.csv"
     buddy = _read_csv(buddy_path, required=BUDDY_COLUMNS) if buddy_path.exists() else _empty(BUDDY_COLUMNS)
-    return Recording(samples=samples, events=events, meta=meta, buddyinfo=buddy, path=root)
+    return Recording(samples=samples, events=events, meta=meta, buddyinfo=buddy, path=root,
+                     why_shown=why_shown or f"loaded from {root}")
 
 
 def _read_csv(path: Path, required: list[str]) -> pd.DataFrame:

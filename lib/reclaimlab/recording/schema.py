@@ -29,7 +29,7 @@ META: dict[str, str] = {
     "experiment": "text: the experiment's name (or 'watch')",
     "parameters": "object: the parameters of the run",
     "mode": "text: live or recorded",
-    "mode_reason": "text: why live or recorded",
+    "mode_reason": "text: why the run was live (why a recording is shown is Recording.why_shown, not meta)",
     "complete": "bool: False where the run was interrupted",
     "interrupted": "text: why the run stopped early",
     "kernel_release": "text: uname -r of the guest",
