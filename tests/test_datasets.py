@@ -80,7 +80,7 @@ def test_calloc_reclaim_recording_shows_the_story():
 def test_refault_recording_touched_cold_after_the_host_took_the_pages():
     rec = datasets.find("refault")
     r = rec.meta["results"]
-    # Reporting can stall on fragmentation (MEASURED.md: 42-65 %), but a large share must be back...
+    # Reporting can stall on fragmentation (42-65 % on a long-used guest, measured on the kit's dev guest, 2026-11), but a large share must be back...
     assert r["reported_before_cold_kib"] >= 0.3 * r["size_bytes"] / 1024
     # ...and touching it again must cost clearly more than the hot touch did.
     assert r["cold_touch_gb_per_s"] < 0.5 * r["hot_touch_gb_per_s"]

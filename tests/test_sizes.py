@@ -63,3 +63,10 @@ def test_one_formatter_in_every_unit_and_style():
     assert format_size(5 * GIB // 2, digits=1, largest="GiB") == "2.5 GiB"
     assert format_size(None) == "?" and format_kib(float("nan"), missing="n/a") == "n/a"
     assert format_size(-5 * MIB) == "-5.00 MiB" and format_size(1023) == "1023 B"
+
+
+@pytest.mark.parametrize("n,shown", [(100, "100 B"), (8000 << 20, "7.81 GiB"), (16 << 30, "16 GiB"),
+                                     (1536 << 20, "1.5 GiB"), (123456, "121 KiB")])
+def test_significant_digits_read_a_config_value_back(n, shown):
+    from reclaimlab.units import format_size
+    assert format_size(n, significant=3, largest="GiB") == shown

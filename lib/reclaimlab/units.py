@@ -86,13 +86,15 @@ UNITS = (("PiB", PIB), ("TiB", TIB), ("GiB", GIB), ("MiB", MIB), ("KiB", KIB), (
 
 
 def format_size(size_bytes: int | float | None, unit: str | None = None, *, digits: int | None | Mapping[str, int | None] = 2,
-                smallest: str = "B", largest: str = "PiB", grouping: bool = False, missing: str = "?") -> str:
+                smallest: str = "B", largest: str = "PiB", grouping: bool = False, missing: str = "?",
+                significant: int | None = None) -> str:
     """Bytes -> '3.00 GiB': the one size formatter (binary units); every other one calls it.
 
     unit: show in this unit ("MiB"); None: the largest from `largest` down to `smallest` that
     the size reaches (the smallest below that). digits: decimals, per unit if a mapping (None:
     the shortest form, '2 MiB', '0.5 MiB'); whole bytes have none. grouping: 1,536 MiB.
-    missing: what None or NaN shows.
+    missing: what None or NaN shows. significant: that many significant digits instead of
+    `digits` ('7.81 GiB', '512 MiB'), as a value typed into a config file is read back.
     """
     if size_bytes is None or size_bytes != size_bytes:  # NaN is not equal to itself
         return missing
@@ -108,7 +110,11 @@ def format_size(size_bytes: int | float | None, unit: str | None = None, *, digi
     places = digits.get(unit) if isinstance(digits, Mapping) else digits
     if unit == "B":
         places = 0
-    spec = ("," if grouping else "") + ("g" if places is None else f".{places}f")
+    if significant is not None:
+        places_spec = f".{significant}g"
+    else:
+        places_spec = "g" if places is None else f".{places}f"
+    spec = ("," if grouping else "") + places_spec
     return f"{sign}{n / factor:{spec}} {unit}"
 
 

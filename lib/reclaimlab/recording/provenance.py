@@ -42,7 +42,9 @@ def _guest_fields(guest_info: Any, roots: sources.Roots) -> dict[str, Any]:
     if guest_info is not None:
         info = guest_info.to_dict() if hasattr(guest_info, "to_dict") else dict(guest_info)
     order = info.get("page_reporting_order")
-    if order is None:  # read it ourselves: the parameter, not the kernel command line (MEASURED.md)
+    # Read it ourselves when the probe did not: the module parameter, not the kernel command line
+    # (the two can differ: seen on the kit's dev guest, 2026-11).
+    if order is None:
         value = sources.page_reporting_params(roots).get("page_reporting_order")
         order = value if isinstance(value, int) and not isinstance(value, bool) else None
     return {

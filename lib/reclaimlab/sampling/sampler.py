@@ -6,7 +6,7 @@
 
 Every sample carries the real monotonic time it was taken (`t_s`, seconds since
 start): a Python thread can be held up by the GIL for tens to hundreds of ms
-(MEASURED.md), so samples are never assumed evenly spaced. The thread sleeps to
+(measured on the kit's dev guest, 2026-11), so samples are never assumed evenly spaced. The thread sleeps to
 absolute deadlines (start + k/hz), so it does not drift; a deadline missed by more
 than a period is skipped, not caught up in a burst.
 

@@ -43,6 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Union
 
+from ..units import format_size
+
 SEVERITIES = ("error", "warning", "info")
 
 # --- the keys WSL knows (WslCoreConfig.cpp), by section, with their value types ------------------
@@ -596,10 +598,7 @@ def _name_fix(name: str) -> str:
 
 
 def _human(n: int) -> str:
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            return f"{n / size:.3g} {unit}"
-    return f"{n} bytes"
+    return format_size(n, significant=3, largest="GiB")
 
 
 def has_errors(findings: Iterable[Finding]) -> bool:

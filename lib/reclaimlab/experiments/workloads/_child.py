@@ -2,7 +2,7 @@
 
 Why a child process: the notebook kernel must never hold the gigabytes itself (an OOM kill would
 take the learner's session), and CPU-bound work in the kernel's process starves the sampler thread
-(MEASURED.md: 67-440 ms gaps). Why subprocess and not multiprocessing 'fork': forking a notebook
+(67-440 ms sampler gaps, measured on the kit's dev guest, 2026-11). Why subprocess and not multiprocessing 'fork': forking a notebook
 kernel that runs threads (the sampler, ZMQ) can deadlock the child on a lock held at fork time.
 
 Lifetime rules, so no child ever outlives its parent with gigabytes:
