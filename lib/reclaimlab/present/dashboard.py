@@ -136,6 +136,7 @@ class Dashboard:
         self.events_marked = 0
         self._samples_sent = 0
         self._events_sent = 0
+        self._figures_sent: list[str] = []   # the readouts the view has: a message repeats none
         self.messages_sent = 0
         self.message_bytes_total = 0
         self.message_bytes_max = 0
@@ -377,7 +378,12 @@ class Dashboard:
         if events:
             self._send({"kind": "events", "events": self._events_out(events)})
         if rows:
-            self._send({"kind": "points", **self._rows_out(rows), "samples": n})
+            out = self._rows_out(rows)
+            if out["figures"] == self._figures_sent:
+                del out["figures"]  # unchanged readouts stay as the view shows them
+            else:
+                self._figures_sent = out["figures"]
+            self._send({"kind": "points", **out, "samples": n})
 
     def _send(self, content: dict[str, Any]) -> None:
         self.widget.send(content)

@@ -1,6 +1,6 @@
 // The live dashboard's view (reclaimlab/present/dashboard_widget.py prepends the vendored uPlot,
 // which defines `uPlot`). The kernel streams only new samples as custom messages:
-//   {kind: "points", rows: [[t_s, part..., host...], ...], figures: [text...], samples: n}
+//   {kind: "points", rows: [[t_s, part..., host...], ...], figures: [text...], samples: n}  (figures: when changed)
 //   {kind: "events", events: [[t_s, label], ...]}
 //   {kind: "backlog", rows: [...], figures: [...], events: [...], samples: n}   (the window so far, on request)
 // Values are plain numbers in the unit the y axis's title names; `figures` are the newest row's
