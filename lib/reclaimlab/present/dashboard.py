@@ -16,13 +16,15 @@ Why it is built this way:
   (dashboard_widget.py) with a vendored uPlot: its JavaScript is package data sent once with the
   widget, and the anywidget wheel ships the frontend, so it renders offline in JupyterLab,
   Notebook 7 and VS Code. Per update the kernel sends one custom message holding only the new
-  samples (plain numbers in the axis's unit) and any new markers, with the newest sample's
-  readouts already formatted: sizes are formatted in Python only (units.format_kib). ci/bench-dashboard, three runs on a shared 2-vCPU Firecracker
-  guest (Linux 6.18, 2026-11-26): the kernel spent 0.4-0.5 % of a core at 4 Hz (1.4-1.9 % at
-  20 Hz), ~185 bytes a message; the SVG frames this replaced (vl-convert in the kernel, 2
-  frames/s) took 14-16 % (17-20 % at 20 Hz) and ~95 KiB/s to the browser. A 10 Hz sampler
-  beside this dashboard kept its worst gap at 102-153 ms (103-130 ms with no dashboard); beside
-  the SVG frames it reached 313 ms in one run of three.
+  samples (plain numbers in the axis's unit) and any new markers, plus the newest sample's
+  readouts already formatted when they changed: sizes are formatted in Python only
+  (units.format_kib), never in dashboard.js. ci/bench-dashboard, three runs on a shared 2-vCPU
+  Firecracker guest (Linux 6.18, 2026-11-26): the kernel spent 0.4-0.5 % of a core at 4 Hz
+  (1.4-1.9 % at 20 Hz), ~185 bytes a message; a fourth run with the readouts in the messages
+  (06:16 UTC) 0.48 % (1.37 %), 199 bytes a message at 4 Hz (217 at 20 Hz). The SVG frames this
+  replaced (vl-convert in the kernel, 2 frames/s) took 12.6-16 % (17-20 % at 20 Hz) and ~95
+  KiB/s to the browser. A 10 Hz sampler beside this dashboard kept its worst gap at 100-153 ms
+  (101-130 ms with no dashboard); beside the SVG frames it reached 313 ms in one run of four.
 - ipykernel 7 sends output written from a background thread to whichever cell is executing at
   that moment (or drops it), so the threads never print or display: they send widget messages,
   which reach the one view whatever cell runs meanwhile. Errors go to the view's status line.
