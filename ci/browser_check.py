@@ -419,7 +419,7 @@ DASHBOARD_JS = """() => {
   }
   return {t_s: f && f.dataset.tS ? parseFloat(f.dataset.tS) : null, samples: f ? parseInt(f.dataset.samples) : null,
           points: f ? parseInt(f.dataset.points) : null, frames: f ? parseInt(f.dataset.frame) : null,
-          canvas: hash, inked};
+          canvas: hash, inked, figures: f ? (f.innerText || '') : ''};
 }"""
 
 
@@ -742,6 +742,8 @@ def check_dashboard(result: LabResult, lab: LabPage, blocked: list[str]) -> None
     if not second["t_s"] > first["t_s"] + 0.5 or not second["samples"] > first["samples"]:
         result.fail(f"the dashboard did not update: t {first['t_s']} -> {second['t_s']} s, "
                     f"samples {first['samples']} -> {second['samples']} in 1.5 s")
+    if not re.search(r"\d (GiB|MiB)\b", second["figures"]):
+        result.fail(f"the dashboard's readouts show no size (the kernel sends them formatted): {second['figures'][:200]!r}")
     if second["canvas"] is None or second["inked"] < 1000:
         result.fail(f"the dashboard's chart is not drawn (canvas: {second['canvas']}, {second['inked']} inked pixels)")
     elif first["canvas"] == second["canvas"]:

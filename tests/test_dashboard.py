@@ -4,6 +4,7 @@ kernel) updates that arrive while another cell runs."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -11,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from conftest import tree_roots
+from reclaimlab import units
 from reclaimlab.present import charts, dashboard
+from reclaimlab.present import dashboard_view as view
 from reclaimlab.present.dashboard import Dashboard, DashboardError
 
 ROOTS = tree_roots("firecracker-vm")  # a captured guest: the tests never depend on this machine's memory
@@ -72,27 +75,38 @@ def dash_factory():
 COLS = ("mem_total_kib", "mem_free_kib", "anon_kib", "cached_kib", "buffers_kib", "slab_reclaimable_kib")
 
 
-def test_format_kib_has_units():
-    assert dashboard.format_kib(512 * 1024) == "512 MiB"
-    assert dashboard.format_kib(3 * 1024 * 1024) == "3.00 GiB"
-    assert dashboard.format_kib(None) == "n/a"
+def test_readouts_are_units_format_kib_gib_from_1_gib_mib_below():
+    row = {"t_s": 0.0, "anon_kib": 512 * 1024, "cached_kib": 3 * 1024 * 1024, "mem_free_kib": 1023 * 1024}
+    assert view.readouts(row, {}) == ["512 MiB", "3.00 GiB", "n/a", "1023 MiB"]
+    assert view.readouts(row, {}) == [units.format_kib(v, **view.READOUT) for v in view.values_kib(row, {})]
 
 
 def test_reported_kib_is_shown_since_start_and_vm_footprint_as_is():
-    assert dashboard.host_value("host_reported_kib", 7000, 5000) == 2000
-    assert dashboard.host_value("host_reported_kib", 7000, None) is None
-    assert dashboard.host_value("host_vm_rss_kib", 7000, 5000) == 7000
+    assert view.host_value("host_reported_kib", 7000, 5000) == 2000
+    assert view.host_value("host_reported_kib", 7000, None) is None
+    assert view.host_value("host_vm_rss_kib", 7000, 5000) == 7000
 
 
-def test_a_point_is_the_stack_bottom_to_top_then_the_host_in_whole_kib():
+def test_the_axis_unit_is_the_one_the_total_is_shown_in():
+    assert view.axis_unit(8_000_000) == "GiB" and view.axis_unit(1024 * 1024) == "GiB"
+    assert view.axis_unit(512 * 1024) == "MiB" and view.axis_unit(1023 * 1024) == "MiB"
+    assert view.axis_unit(None) == "GiB" and view.axis_unit(0) == "GiB"
+    assert view.in_unit(1.5 * 1024 * 1024, "GiB") == 1.5 and view.in_unit(1536, "MiB") == 1.5
+    assert view.in_unit(None, "GiB") is None
+
+
+def test_a_point_is_the_stack_bottom_to_top_then_the_host_in_the_axis_unit():
     row = dict(zip(("t_s", *COLS, "host_reported_kib"), (1.25, 8_000_000, 4_000_000, 1_000_000, 500_000, 10, 90_000.4, 7000)))
-    assert dashboard.point(row, {"host_reported_kib": 5000}) == [1.25, 1_000_000, 500_010, 90_000, 4_000_000, 2000]
-    labels = [d["label"] for d in dashboard.series(tuple(row)[1:])]
+    assert view.values_kib(row, {"host_reported_kib": 5000}) == [1_000_000, 500_010, 90_000.4, 4_000_000, 2000]
+    # GiB to 3 decimals (1 MiB steps): 1,000,000 KiB = 0.9537 GiB
+    assert view.point(row, {"host_reported_kib": 5000}, "GiB") == [1.25, 0.954, 0.477, 0.086, 3.815, 0.002]
+    assert view.point(row, {"host_reported_kib": 5000}, "MiB") == [1.25, 976.6, 488.3, 87.9, 3906.2, 2.0]
+    labels = [d["label"] for d in view.series(tuple(row)[1:])]
     assert labels == [label for label, _ in charts.STACK] + [charts.HOST_COLUMNS["host_reported_kib"]]
-    assert [d["kind"] for d in dashboard.series(COLS)] == ["stack"] * 4, "no host column: no host line"
-    assert [d["color"] for d in dashboard.series(COLS)] == charts.STACK_COLORS
+    assert [d["kind"] for d in view.series(COLS)] == ["stack"] * 4, "no host column: no host line"
+    assert [d["color"] for d in view.series(COLS)] == charts.STACK_COLORS
     # a guest without a field: that part is null, not 0
-    assert dashboard.point({"t_s": 0.0, "mem_free_kib": 10}, {})[1:] == [None, None, None, 10]
+    assert view.point({"t_s": 0.0, "mem_free_kib": 1024}, {}, "MiB")[1:] == [None, None, None, 1.0]
 
 
 def test_bad_parameters_are_refused_with_their_names():
@@ -112,10 +126,10 @@ def test_bad_parameters_are_refused_with_their_names():
 
 
 def test_presenter_enlarges_every_font():
-    normal, big = dashboard.fonts(False), dashboard.fonts(True)
+    normal, big = view.fonts(False), view.fonts(True)
     for key, size in normal.items():
         if key != "line_width":
-            assert big[key] == round(size * dashboard.PRESENTER_FONT_SCALE), key
+            assert big[key] == round(size * view.PRESENTER_FONT_SCALE), key
     assert big["figures"] == 21 and normal["figures"] == 14
 
 
@@ -185,6 +199,11 @@ def test_messages_are_small_and_carry_only_new_points(dash_factory):
     assert len(points) >= len(rows) / 3, "at 10 Hz with chart_hz=10 samples go (nearly) one by one"
     assert max(len(json.dumps(m)) for m in points) < 400, "a message is the new samples, not the window"
     assert all(len(r) == 1 + len(d.widget.series) for r in rows)
+    # the readouts travel once: the captured guest's figures never change (the host-view test sees them change)
+    assert len([m for m in points if "figures" in m]) <= 1, "unchanged readouts are not sent again"
+    last = dict(zip(("t_s", *d.columns), d._ring[-1]))
+    assert d._figures_sent == view.readouts(last, d._host_base, d.container, d.limit_kib)
+    assert d.widget.y_title == "guest memory (GiB)" and d.widget.y_max == view.in_unit(last["mem_total_kib"], "GiB")
     assert [m["events"] for m in cap.of("events")] == [[[d.events()["t_s"].iloc[0], "free 3GB"]]], "once each"
     assert cap.threads <= {"reclaimlab-dashboard-sender", threading.current_thread().name}
 
@@ -232,33 +251,40 @@ def test_closing_the_view_stops_the_threads(dash_factory):
 
 
 def test_stop_joins_threads_closes_sources_and_is_safe_twice(dash_factory, monkeypatch):
-    view = FakeHostView()
-    monkeypatch.setattr("reclaimlab.probe.hostviews.available_host_views", lambda roots=None: [view])
+    host = FakeHostView()
+    monkeypatch.setattr("reclaimlab.probe.hostviews.available_host_views", lambda roots=None: [host])
     d = dash_factory(hz=10, window_s=10, host=True)
     wait_until(lambda: d.samples_taken >= 3, what="three samples")
     cost = d.stop()
     assert not d.running and not dashboard_threads()
-    assert view.closed == 1 and d._readers is None
+    assert host.closed == 1 and d._readers is None
     assert cost["samples"] >= 3 and cost["messages"] >= 1 and cost["message_bytes_max"] < 400
     taken = d.samples_taken
     time.sleep(0.3)
     assert d.samples_taken == taken, "sampling went on after stop()"
     d.stop()
-    assert view.closed == 1
+    assert host.closed == 1
     with pytest.raises(DashboardError, match="not running"):
         d.mark("free")
 
 
 def test_host_view_is_shown_as_reported_since_start(dash_factory):
-    view = FakeHostView(start_kib=5_000_000, step_kib=1024 * 1024)  # 1 GiB more at every read
-    d = dash_factory(hz=10, window_s=10, host=[view])
-    wait_until(lambda: d.samples_taken >= 3, what="three samples")
+    host = FakeHostView(start_kib=5_000_000, step_kib=1024 * 1024)  # 1 GiB more at every read
+    d = dash_factory(hz=10, window_s=10, host=[host])
+    cap = capture(d)
+    wait_until(lambda: len(cap.of("points")) >= 3, what="three messages")
     d.stop()
-    assert view.closed == 0, "a view the caller passed is the caller's to close"
-    assert d.widget.series[-1] == {"label": charts.HOST_COLUMNS["host_reported_kib"], "color": dashboard.HOST_COLORS[0],
+    assert host.closed == 0, "a view the caller passed is the caller's to close"
+    assert d.widget.series[-1] == {"label": charts.HOST_COLUMNS["host_reported_kib"], "color": view.HOST_COLORS[0],
                                    "kind": "line"}
-    rows = d._backlog()["rows"]
-    assert [r[-1] for r in rows] == [i * 1024 * 1024 for i in range(len(rows))]
+    backlog = d._backlog()
+    rows = backlog["rows"]
+    assert [r[-1] for r in rows] == [float(i) for i in range(len(rows))], "GiB on the axis: 1 GiB more a sample"
+    assert backlog["figures"][-1] == f"{len(rows) - 1:.2f} GiB"
+    # readouts that change go with every message, formatted in the kernel (the browser formats no size)
+    points = cap.of("points")
+    assert all(m["figures"][-1] == f"{m['rows'][-1][-1]:.2f} GiB" for m in points)
+    assert all(re.fullmatch(r"\d+(\.\d\d)? (GiB|MiB)|n/a", f) for m in points for f in m["figures"])
     assert f"Reported to the host since start {d.samples_taken - 1:.2f} GiB" in d.summary()
 
 
@@ -357,12 +383,13 @@ def test_in_a_container_the_stack_is_the_cgroups_own_split_up_to_its_limit():
     from reclaimlab.present import charts
     row = {"t_s": 1.0, "mem_free_kib": 20 << 20, "anon_kib": 5 << 20,   # the host's meminfo: not the learner's
            "cgroup_usage_bytes": 700 << 20, "cgroup_anon_bytes": 500 << 20, "cgroup_file_bytes": 150 << 20}
-    values = dict(dashboard.stack_values(row, container=True, limit_kib=float(2 << 20)))
+    values = dict(view.stack_values(row, container=True, limit_kib=float(2 << 20)))
     anon, file, other, free = charts.CGROUP_STACK
     assert values[anon] == 500 * 1024 and values[file] == 150 * 1024
     assert values[other] == 50 * 1024 and values[free] == (2048 - 700) * 1024
-    assert [d["label"] for d in dashboard.series(tuple(row)[1:], container=True)] == charts.CGROUP_STACK
-    assert dashboard.point(row, {}, container=True, limit_kib=float(2 << 20))[1:] == [v for _, v in values.items()]
+    assert [d["label"] for d in view.series(tuple(row)[1:], container=True)] == charts.CGROUP_STACK
+    assert view.point(row, {}, "MiB", container=True, limit_kib=float(2 << 20))[1:] == [500, 150, 50, 2048 - 700]
+    assert view.readouts(row, {}, container=True, limit_kib=float(2 << 20)) == ["500 MiB", "150 MiB", "50 MiB", "1.32 GiB"]
 
 
 # --------------------------------------------------------------------------- the browser's side
@@ -380,9 +407,10 @@ for (let k = 0; k < 3600 * 20; k += 5) {   // an hour at 20 Hz, five samples a m
   if (k %% 400 === 0) apply(s, {kind: "events", events: [[k / 20, "mark"]]}, model);
   sent += 5;
 }
-apply(s, {kind: "points", rows: [[1.0, 9, 9, 9, 9]], samples: sent}, model);  // an old row again: ignored
+apply(s, {kind: "points", rows: [[3599, 1, 2, 3, 4]], figures: ["1 MiB", "2 MiB", "3 MiB", "4 MiB"], samples: sent}, model);
+apply(s, {kind: "points", rows: [[1.0, 9, 9, 9, 9]], figures: ["old"], samples: sent}, model);  // an old row again: ignored
 console.log(JSON.stringify({rows: s.rows.length, first: s.rows[0][0], last: s.rows[s.rows.length - 1][0],
-                            events: s.events.length, samples: s.samples}));
+                            events: s.events.length, samples: s.samples, figures: s.figures}));
 """
 
 
@@ -401,3 +429,4 @@ def test_the_browser_keeps_only_the_window_for_an_hour(tmp_path):
     assert out["last"] == pytest.approx(3600 - 0.05)
     assert out["last"] - out["first"] <= 30 + 0.05, "rows older than the window are dropped (one kept at the edge)"
     assert out["rows"] <= 30 * 20 + 4 and out["events"] <= 2 and out["samples"] == 3600 * 20
+    assert out["figures"] == [3599, ["1 MiB", "2 MiB", "3 MiB", "4 MiB"]], "the newest row's readouts, as sent"

@@ -1,4 +1,4 @@
-"""A live view of the guest's memory for presenting: it keeps moving while other cells run.
+"""The live dashboard: samples the guest in a thread and streams new samples to its browser view.
 
     from reclaimlab.present import dashboard
     dash = dashboard.show()      # 4 samples/s, the last 120 s; presenter=None follows lab.setup
@@ -8,19 +8,23 @@
 What it shows: the guest's memory stacked (anonymous, page cache, reclaimable slab, free) over
 the last `window_s` seconds, the host's side where this guest has a host view (memory reported
 to the host since the start, or the VM process's footprint), the event markers, and the current
-figures with units. In a container, the memory cgroup's own split up to its limit.
+figures with units. In a container, the memory cgroup's own split up to its limit. What a sample
+becomes on the screen (series, points, readouts, fonts) is dashboard_view.py's pure functions.
 
 Why it is built this way:
 - The browser draws; the kernel only streams numbers. The view is an anywidget
   (dashboard_widget.py) with a vendored uPlot: its JavaScript is package data sent once with the
   widget, and the anywidget wheel ships the frontend, so it renders offline in JupyterLab,
   Notebook 7 and VS Code. Per update the kernel sends one custom message holding only the new
-  samples and any new markers. ci/bench-dashboard, three runs on a shared 2-vCPU Firecracker
-  guest (Linux 6.18, 2026-11-26): the kernel spent 0.4-0.5 % of a core at 4 Hz (1.4-1.9 % at
-  20 Hz), ~185 bytes a message; the SVG frames this replaced (vl-convert in the kernel, 2
-  frames/s) took 14-16 % (17-20 % at 20 Hz) and ~95 KiB/s to the browser. A 10 Hz sampler
-  beside this dashboard kept its worst gap at 102-153 ms (103-130 ms with no dashboard); beside
-  the SVG frames it reached 313 ms in one run of three.
+  samples (plain numbers in the axis's unit) and any new markers, plus the newest sample's
+  readouts already formatted when they changed: sizes are formatted in Python only
+  (units.format_kib), never in dashboard.js. ci/bench-dashboard, three runs on a shared 2-vCPU
+  Firecracker guest (Linux 6.18, 2026-11-26): the kernel spent 0.4-0.5 % of a core at 4 Hz
+  (1.4-1.9 % at 20 Hz), ~185 bytes a message; a fourth run with the readouts in the messages
+  (06:16 UTC) 0.48 % (1.37 %), 199 bytes a message at 4 Hz (217 at 20 Hz). The SVG frames this
+  replaced (vl-convert in the kernel, 2 frames/s) took 12.6-16 % (17-20 % at 20 Hz) and ~95
+  KiB/s to the browser. A 10 Hz sampler beside this dashboard kept its worst gap at 100-153 ms
+  (101-130 ms with no dashboard); beside the SVG frames it reached 313 ms in one run of four.
 - ipykernel 7 sends output written from a background thread to whichever cell is executing at
   that moment (or drops it), so the threads never print or display: they send widget messages,
   which reach the one view whatever cell runs meanwhile. Errors go to the view's status line.
@@ -49,7 +53,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from . import charts
-from .. import units
+from . import dashboard_view as view
 from ..probe import sources
 from ..sampling.sampler import ColumnSource, SampleReaders, validate_hz
 
@@ -60,100 +64,10 @@ MAX_HZ = 20.0            # the chart is ~700 px wide over 120 s: faster only flo
 MAX_WINDOW_S = 3600.0
 MAX_EVENTS = 200         # markers kept; older ones have scrolled out of any sensible window
 JOIN_TIMEOUT_S = 5.0
-PRESENTER_FONT_SCALE = 1.5   # as charts._font
-KIB_PER_GIB = charts.KIB_PER_GIB
-
-STACK = charts.STACK  # (label, meminfo columns), bottom to top: the same parts as the labs' charts
-STACK_COLORS = charts.STACK_COLORS
-HOST_LABELS = charts.HOST_COLUMNS
-HOST_COLORS = ["#2ca02c", "#ff7f0e", "#8c564b"]  # in HOST_LABELS order; apart from the stack's colours
 
 
 class DashboardError(RuntimeError):
     """The dashboard was used out of order, or could not start; str() says what to do."""
-
-
-# --------------------------------------------------------------------------- pure parts
-
-
-def format_kib(kib: float | None) -> str:
-    """A memory figure with its unit: GiB from 1 GiB up, MiB below."""
-    return units.format_kib(kib, digits={"GiB": 2, "MiB": 0}, smallest="MiB", largest="GiB", missing="n/a")
-
-
-def font_px(size: float, presenter: bool) -> int:
-    return int(round(size * (PRESENTER_FONT_SCALE if presenter else 1.0)))
-
-
-def stack_labels(container: bool = False) -> list[str]:
-    return list(charts.CGROUP_STACK) if container else [label for label, _ in STACK]
-
-
-def stack_values(row: dict[str, Any], container: bool = False,
-                 limit_kib: float | None = None) -> list[tuple[str, float | None]]:
-    """(label, KiB) of each stack part for one sample; None where the guest lacks the field.
-
-    In a container the host's meminfo is not the learner's memory: the parts are the memory
-    cgroup's own split (as charts.memory_stack draws a container recording), up to its limit.
-    """
-    if not container:
-        out = []
-        for label, cols in STACK:
-            present = [row.get(c) for c in cols if row.get(c) is not None]
-            out.append((label, float(sum(present)) if present else None))
-        return out
-    anon_name, file_name, other_name, free_name = charts.CGROUP_STACK
-    usage = row.get("cgroup_usage_bytes")
-    anon, file = row.get("cgroup_anon_bytes"), row.get("cgroup_file_bytes")
-    kib = lambda b: None if b is None else float(b) / 1024  # noqa: E731
-    other = None if usage is None else max(0.0, float(usage) - float(anon or 0) - float(file or 0))
-    free = None if usage is None or not limit_kib else max(0.0, limit_kib - float(usage) / 1024)
-    return [(anon_name, kib(anon)), (file_name, kib(file)), (other_name, kib(other)), (free_name, free)]
-
-
-def host_value(column: str, value: float | None, base: float | None) -> float | None:
-    """What the chart shows for a host column: reported_kib as the change since the dashboard
-    started (it counts from boot), the VM process's footprint as it is."""
-    if value is None:
-        return None
-    if column == "host_reported_kib":
-        return None if base is None else float(value - base)
-    return float(value)
-
-
-def series(columns: Sequence[str], container: bool = False) -> list[dict[str, str]]:
-    """What each value of a point() is, in order: the stack parts bottom to top, then the host
-    views this guest has (label, colour, kind), as the browser draws and labels them."""
-    out = [{"label": label, "color": color, "kind": "stack"}
-           for label, color in zip(stack_labels(container), STACK_COLORS)]
-    out += [{"label": label, "color": color, "kind": "line"}
-            for (c, label), color in zip(HOST_LABELS.items(), HOST_COLORS) if c in columns]
-    return out
-
-
-def point(row: dict[str, Any], host_base: dict[str, float], container: bool = False,
-          limit_kib: float | None = None) -> list[float | int | None]:
-    """One sample as the browser gets it: [t_s, KiB of each series() entry]; whole KiB keep it short."""
-    values = [kib for _, kib in stack_values(row, container, limit_kib)]
-    values += [host_value(c, row[c], host_base.get(c)) for c in HOST_LABELS if c in row]
-    return [row["t_s"], *(None if v is None else int(round(v)) for v in values)]
-
-
-def fonts(presenter: bool) -> dict[str, float]:
-    """Font sizes in px (and the host line's width) for the view; presenter enlarges them."""
-    f = lambda size: font_px(size, presenter)  # noqa: E731
-    return {"axis": f(11), "axis_title": f(12), "title": f(14), "subtitle": f(11), "figures": f(14),
-            "events": f(11), "line_width": 3 if presenter else 2.5}
-
-
-def text_summary(row: dict[str, Any] | None, host_base: dict[str, float], container: bool = False,
-                 limit_kib: float | None = None) -> str:
-    """The current figures as one line of text: the fallback where widgets do not render."""
-    if row is None:
-        return "no sample yet"
-    p = point(row, host_base, container, limit_kib)
-    names = [d["label"].split(" (")[0] for d in series(tuple(row), container)]
-    return f"t = {row['t_s']:.1f} s: " + ", ".join(f"{n} {format_kib(v)}" for n, v in zip(names, p[1:]))
 
 
 def _check_positive(name: str, value: Any, limit: float, hint: str) -> float:
@@ -224,6 +138,7 @@ class Dashboard:
         self.events_marked = 0
         self._samples_sent = 0
         self._events_sent = 0
+        self._figures_sent: list[str] = []   # the readouts the view has: a message repeats none
         self.messages_sent = 0
         self.message_bytes_total = 0
         self.message_bytes_max = 0
@@ -233,6 +148,7 @@ class Dashboard:
         self.error: str | None = None
         self.stopped = False
         self.container, self.limit_kib = False, None   # set at start(): in a container, show the cgroup
+        self.unit = "GiB"                              # the chart's unit, set at start() from the total
         self.widget: Any = None                        # the view, made at start()
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -256,6 +172,7 @@ class Dashboard:
             self._t0 = time.monotonic()
             self._proc_cpu0 = time.process_time()
             self._take_sample(0)
+            self.unit = view.axis_unit(self._total_kib())
             self.widget = self._make_widget()
         except BaseException:
             self._close_sources()
@@ -306,7 +223,7 @@ class Dashboard:
         # line is what shows: the figures at the time the cell ran.
         bundle["text/plain"] = ("reclaimlab live dashboard (a widget: it updates in JupyterLab, Notebook 7 or "
                                 "VS Code while its kernel runs); at start " +
-                                text_summary(self.latest(), self._host_base, self.container, self.limit_kib))
+                                view.text_summary(self.latest(), self._host_base, self.container, self.limit_kib))
         display(bundle, raw=True)
 
     def __repr__(self) -> str:
@@ -345,7 +262,7 @@ class Dashboard:
 
     def summary(self) -> str:
         """The current figures as a line of text (the view shows them with colours)."""
-        return text_summary(self.latest(), self._host_base, self.container, self.limit_kib)
+        return view.text_summary(self.latest(), self._host_base, self.container, self.limit_kib)
 
     def cost(self) -> dict[str, Any]:
         """What the dashboard costs the kernel: its threads' CPU, the messages it sent, and the
@@ -394,7 +311,7 @@ class Dashboard:
         row = (round(time.monotonic() - self._t0, 3),) + self._readers.row(k)
         if not self._host_base:
             for c, v in zip(self.columns, row[1:]):
-                if c in HOST_LABELS and v is not None:
+                if c in view.HOST_LABELS and v is not None:
                     self._host_base[c] = float(v)
         with self._lock:
             self._ring.append(row)
@@ -408,16 +325,15 @@ class Dashboard:
         except ImportError as exc:
             raise DashboardError(f"the dashboard needs anywidget and ipywidgets ({exc}): "
                                  f"pip install 'reclaimlab[labs]'") from None
-        first = self.latest() or {}
-        total = self.limit_kib if self.container else first.get("mem_total_kib")
+        total_kib = self._total_kib()
         w = DashboardWidget(
             on_backlog=self._backlog, on_close=self._closed_by_view,
             title=f"{'Your container' if self.container else 'The guest'}'s memory, last {self.window_s:g} s",
             x_title="time since the dashboard started (s)",
-            y_title="your container's memory (GiB)" if self.container else "guest memory (GiB)",
-            series=series(self.columns, self.container), fonts=fonts(self.presenter),
+            y_title=f"{'your container' if self.container else 'guest'} memory ({self.unit})",
+            series=view.series(self.columns, self.container), fonts=view.fonts(self.presenter),
             width=860 if self.presenter else 680, height=400 if self.presenter else 300,
-            hz=self.hz, window_s=self.window_s, y_max_kib=float(total) if total else None,
+            hz=self.hz, window_s=self.window_s, y_max=view.in_unit(total_kib, self.unit) if total_kib else None,
             max_rows=self._ring.maxlen, max_events=MAX_EVENTS)
         w.add_class("reclaimlab-dashboard")
         return w
@@ -429,9 +345,19 @@ class Dashboard:
                 _current = None
         self.stop()
 
-    def _points(self, rows: Sequence[tuple]) -> list[list]:
+    def _total_kib(self) -> float | None:
+        """What the chart's height stands for: the container's limit, or the guest's MemTotal."""
+        if self.container:
+            return self.limit_kib
+        return (self.latest() or {}).get("mem_total_kib")
+
+    def _rows_out(self, rows: Sequence[tuple]) -> dict[str, list]:
+        """The rows as the browser draws them, and the newest one's readouts already formatted
+        (the view shows only the newest figures: one set per message keeps it short)."""
         names = ("t_s", *self.columns)
-        return [point(dict(zip(names, r)), self._host_base, self.container, self.limit_kib) for r in rows]
+        dicts = [dict(zip(names, r)) for r in rows]
+        return {"rows": [view.point(d, self._host_base, self.unit, self.container, self.limit_kib) for d in dicts],
+                "figures": view.readouts(dicts[-1], self._host_base, self.container, self.limit_kib) if dicts else []}
 
     def _events_out(self, events: Sequence[tuple[float, str, str]]) -> list[list]:
         return [[t, kind + (f" {detail}" if detail and len(detail) < 18 else "")] for t, kind, detail in events]
@@ -440,7 +366,7 @@ class Dashboard:
         """The window so far, for a view that starts empty."""
         with self._lock:
             rows, events, n = list(self._ring), list(self._events), self.samples_taken
-        return {"kind": "backlog", "rows": self._points(rows), "events": self._events_out(events), "samples": n}
+        return {"kind": "backlog", **self._rows_out(rows), "events": self._events_out(events), "samples": n}
 
     def _send_new(self) -> None:
         """Send the samples and markers not sent yet (the ring's newest; older ones have scrolled out)."""
@@ -454,7 +380,12 @@ class Dashboard:
         if events:
             self._send({"kind": "events", "events": self._events_out(events)})
         if rows:
-            self._send({"kind": "points", "rows": self._points(rows), "samples": n})
+            out = self._rows_out(rows)
+            if out["figures"] == self._figures_sent:
+                del out["figures"]  # unchanged readouts stay as the view shows them
+            else:
+                self._figures_sent = out["figures"]
+            self._send({"kind": "points", **out, "samples": n})
 
     def _send(self, content: dict[str, Any]) -> None:
         self.widget.send(content)

@@ -38,7 +38,7 @@ class DashboardWidget(anywidget.AnyWidget):
     height = traitlets.Int(300).tag(sync=True)
     hz = traitlets.Float().tag(sync=True)
     window_s = traitlets.Float().tag(sync=True)
-    y_max_kib = traitlets.Float(allow_none=True).tag(sync=True)
+    y_max = traitlets.Float(allow_none=True).tag(sync=True)     # the chart's top, in the unit y_title names
     max_rows = traitlets.Int().tag(sync=True)       # the browser's bound, as the kernel's ring
     max_events = traitlets.Int().tag(sync=True)
     status = traitlets.Unicode("").tag(sync=True)   # HTML, set on stop or on an error

@@ -1,19 +1,20 @@
-// The live dashboard's view (reclaimlab/dashboard_widget.py prepends the vendored uPlot, which
-// defines `uPlot`). The kernel streams only new samples as custom messages:
-//   {kind: "points", rows: [[t_s, part KiB..., host KiB...], ...], samples: n}
+// The live dashboard's view (reclaimlab/present/dashboard_widget.py prepends the vendored uPlot,
+// which defines `uPlot`). The kernel streams only new samples as custom messages:
+//   {kind: "points", rows: [[t_s, part..., host...], ...], figures: [text...], samples: n}  (figures: when changed)
 //   {kind: "events", events: [[t_s, label], ...]}
-//   {kind: "backlog", rows: [...], events: [...], samples: n}   (the window so far, on request)
+//   {kind: "backlog", rows: [...], figures: [...], events: [...], samples: n}   (the window so far, on request)
+// Values are plain numbers in the unit the y axis's title names; `figures` are the newest row's
+// readouts, already formatted by the kernel (dashboard_view.readouts): this file never formats a size.
 // The data lives once per model (views of the same model share it) and is trimmed to the window,
 // so an hour of presenting costs the browser what two minutes do.
 
-const KIB_PER_GIB = 1024 * 1024;
 const stores = new Map(); // uid -> store; only the last few dashboards are kept
 
 function storeFor(model) {
   const uid = model.get("uid");
   let s = stores.get(uid);
   if (!s) {
-    s = { rows: [], events: [], samples: 0, listeners: new Set() };
+    s = { rows: [], figures: null, events: [], samples: 0, listeners: new Set() };
     stores.set(uid, s);
     while (stores.size > 4) stores.delete(stores.keys().next().value);
   }
@@ -34,15 +35,24 @@ function trim(s, model) {
   if (ecut > 0) s.events.splice(0, ecut);
 }
 
+function keepFigures(s, msg) {  // the readouts of the newest row seen, [t_s, texts]
+  const rows = msg.rows || [];
+  if (!rows.length || !msg.figures) return;
+  const t = rows[rows.length - 1][0];
+  if (!s.figures || t >= s.figures[0]) s.figures = [t, msg.figures];
+}
+
 function apply(s, msg, model) {
   if (msg.kind === "backlog") {
     s.rows = msg.rows.slice();
     s.events = msg.events.slice();
     s.samples = msg.samples;
+    keepFigures(s, msg);
   } else if (msg.kind === "points") {
     const last = s.rows.length ? s.rows[s.rows.length - 1][0] : -Infinity;
     for (const r of msg.rows) if (r[0] > last) s.rows.push(r); // a backlog may already hold them
     s.samples = Math.max(s.samples, msg.samples);
+    keepFigures(s, msg);
   } else if (msg.kind === "events") {
     for (const e of msg.events) s.events.push(e);
   } else {
@@ -50,12 +60,6 @@ function apply(s, msg, model) {
   }
   trim(s, model);
   return true;
-}
-
-function formatKib(kib) {  // as dashboard.format_kib
-  if (kib === null || kib === undefined || Number.isNaN(kib)) return "n/a";
-  if (Math.abs(kib) >= KIB_PER_GIB) return (kib / KIB_PER_GIB).toFixed(2) + " GiB";
-  return (kib / 1024).toFixed(0) + " MiB";
 }
 
 function esc(text) {
@@ -82,7 +86,7 @@ function render({ model, el }) {
   const lines = series.map((d, i) => [d, i]).filter(([d]) => d.kind === "line");
   const hz = model.get("hz");
   const windowS = model.get("window_s");
-  const yMaxGib = model.get("y_max_kib") ? model.get("y_max_kib") / KIB_PER_GIB : null;
+  const yMax = model.get("y_max"); // in the axis unit, or null: the data's own top
   let frames = 0;
 
   el.classList.add("reclaimlab-dashboard");
@@ -121,7 +125,7 @@ function render({ model, el }) {
     cursor: { show: false },
     scales: {
       x: { time: false, range: () => domain },
-      y: { range: (u, lo, hi) => [0, yMaxGib || Math.max(hi, 0.001)] },
+      y: { range: (u, lo, hi) => [0, yMax || Math.max(hi, 0.001)] },
     },
     axes: [
       { ...axis, label: model.get("x_title"), size: fonts.axis * 3 },
@@ -184,17 +188,18 @@ function render({ model, el }) {
       stack.forEach(([, i], k) => {
         const v = rows[j][1 + i];
         sum += v === null ? 0 : v;
-        cum[k][j] = sum / KIB_PER_GIB;
+        cum[k][j] = sum;
       });
     }
-    const lineData = lines.map(([, i]) => rows.map((r) => (r[1 + i] === null ? null : r[1 + i] / KIB_PER_GIB)));
+    const lineData = lines.map(([, i]) => rows.map((r) => r[1 + i]));
     u.setData([xs, ...cum.slice().reverse(), ...lineData]);
 
     subtitle.textContent = `live at ${hz} samples/s · t = ${tLast.toFixed(1)} s` +
       (lines.length ? " · line: " + lines.map(([d]) => d.label.split(" (")[0].toLowerCase()).join("; ") : "");
+    const figs = s.figures ? s.figures[1] : [];
     const items = series.map((d, i) =>
       `<span title="${esc(d.label)}"><span style="color:${d.color}">&#9632;</span> ` +
-      `${esc(d.label.split(" (")[0])} <b>${formatKib(last ? last[1 + i] : null)}</b></span>`);
+      `${esc(d.label.split(" (")[0])} <b>${esc(figs[i] ?? "")}</b></span>`);
     items.push(`<span style="color:#666">t = ${tLast.toFixed(1)} s · ${hz} samples/s · window ${windowS} s</span>`);
     figures.innerHTML = last ? items.join("") : "waiting for the first sample…";
     figures.dataset.tS = last ? tLast.toFixed(3) : "";
