@@ -89,7 +89,7 @@ print("''' + PROBE_TAG + r'''" + _j.dumps({
 
 
 def say(message: str) -> None:
-    print(f"check-hub: {message}", flush=True)
+    print(f"check-hub {time.strftime('%H:%M:%S')}: {message}", flush=True)
 
 
 # --------------------------------------------------------------------------- planning the room (pure)
