@@ -215,13 +215,20 @@ def test(args: list[str]) -> int:
         # -m "": every kind (fast, slow, live, vm); a bare pytest runs the fast ones only (pyproject addopts)
         ("unit, live and recorded tests", [PY, "-m", "pytest", "-q", "-m", "", *args]),
     ]
-    for extra in sorted((ROOT / "ci").glob("check-*")):
-        # ci/check-* are the further CI stages (labs, browser, binder); each is executable on its own.
+    # ci/check-* are the further CI stages (labs, browser, binder); each is executable on its own.
+    # check-labs first: the labs it executes in recorded mode are what check-browser's untrusted stage
+    # and check-site's build would execute again, so they take its copies (when it passed).
+    for extra in sorted((ROOT / "ci").glob("check-*"), key=lambda p: (p.name != "check-labs", p.name)):
         steps.append((extra.name, [extra]))
+    started_s: dict[str, float] = {}
     for name, cmd in steps:
         print(f"\n=== {name}", flush=True)
+        if name in ("check-browser", "check-site") and "check-labs" in started_s and "check-labs" not in failed:
+            cmd = [*cmd, "--labs-executed-since", str(started_s["check-labs"])]
+        started_s[name] = time.time()
         if _run(*cmd, env=env) != 0:
             failed.append(name)
+        print(f"=== {name}: {time.time() - started_s[name]:.0f} s", flush=True)
     print()
     if failed:
         print(f"FAILED: {', '.join(failed)}")

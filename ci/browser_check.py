@@ -2,6 +2,7 @@
 """Real-browser check: every lab runs in JupyterLab in Debian's chromium and renders for a participant.
 
     ci/check-browser [--port N] [--only 01] [--timeout-s 300] [--no-dashboard] [--no-untrusted] [--self-test]
+                     [--labs-executed-since EPOCH_S]
     python ci/browser_check.py ...                               (the same, once they are there)
 
 What it does, and why:
@@ -206,11 +207,20 @@ def is_chart_output(output: dict) -> bool:
             or any(m.startswith("application/vnd.vegalite") for m in data))
 
 
-def execute_for_untrusted(labs: list[Path], self_test: bool = True) -> list[Path]:
+def execute_for_untrusted(labs: list[Path], self_test: bool = True, executed_since: float | None = None) -> list[Path]:
     """Executed copies in build/browser/untrusted: each lab run by papermill in recorded mode (as
-    `reclaimlab labs --mode recorded` does), and the planted failures first."""
+    `reclaimlab labs --mode recorded` does), and the planted failures first. With executed_since, the
+    copies `reclaimlab labs --mode recorded` wrote into build/labs/recorded/ after that time (`tasks.py
+    test` runs ci/check-labs first) are taken instead of executing the labs again."""
     from reclaimlab.cli.labs import execute_lab
     out_dir = BUILD / UNTRUSTED
+    made = ROOT / "build" / "labs" / "recorded"
+    reuse = executed_since is not None and all(
+        (made / lab.name).exists() and (made / lab.name).stat().st_mtime >= executed_since for lab in labs)
+    if executed_since is not None:
+        log(f"untrusted stage: the executed copies in {made.relative_to(ROOT)}/ are from this run: opened as they are"
+            if reuse else f"untrusted stage: not every lab has an executed copy from this run in "
+                          f"{made.relative_to(ROOT)}/: executing them")
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
     out = []
@@ -219,6 +229,10 @@ def execute_for_untrusted(labs: list[Path], self_test: bool = True) -> list[Path
         planted.write_text(json.dumps(self_test_untrusted_notebook(), indent=1) + "\n", encoding="utf-8")
         out.append(planted)
     for lab in labs:
+        if reuse:
+            shutil.copy2(made / lab.name, out_dir / lab.name)
+            out.append(out_dir / lab.name)
+            continue
         seconds, size = execute_lab(lab, out_dir, "recorded")
         log(f"{lab.stem}: executed by papermill for the untrusted stage in {seconds:.0f} s ({size / 1e6:.2f} MB)")
         out.append(out_dir / lab.name)
@@ -867,6 +881,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--no-untrusted", action="store_true",
                     help="skip opening papermill's executed copies without running them")
     ap.add_argument("--no-self-test", action="store_true", help="skip the notebook of planted failures")
+    ap.add_argument("--labs-executed-since", type=float, metavar="EPOCH_S",
+                    help="the untrusted stage opens build/labs/recorded/'s copies when all were executed after this time")
     ap.add_argument("--self-test", action="store_true", help="only the notebook of planted failures")
     args = ap.parse_args(argv)
 
@@ -886,7 +902,8 @@ def main(argv: list[str]) -> int:
             return 1
     notebooks = prepare(labs, dashboard=not (args.no_dashboard or args.self_test),
                         self_test=not args.no_self_test)
-    untrusted = [] if args.no_untrusted else execute_for_untrusted(labs, self_test=not args.no_self_test)
+    untrusted = [] if args.no_untrusted else execute_for_untrusted(labs, self_test=not args.no_self_test,
+                                                                   executed_since=args.labs_executed_since)
 
     t0 = time.monotonic()
     server = Server(args.port)

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """The static site's check (ci/check-site): build it, then open every page in headless Chromium offline.
 
-    ci/check-site [--no-build] [--no-self-test]
+    ci/check-site [--no-build] [--labs-executed-since EPOCH_S] [--no-self-test]
 
 1. Builds the site as `python3 tasks.py site` does: every lab executed in recorded mode by papermill
-   (build/labs/recorded/), then `python -m reclaimlab.cli.site` (build/site/). --no-build reuses both.
+   (build/labs/recorded/), then `python -m reclaimlab.cli.site` (build/site/). --no-build reuses both;
+   --labs-executed-since reuses the executed labs when every one was written after that time (`tasks.py
+   test` passes when ci/check-labs, which runs the same command, started and passed) and builds the site.
 2. Serves build/site/ with Python's http.server on 127.0.0.1 (a free port) and opens every page in
    Debian's chromium through Playwright (the launch settings of ci/browser_check.py), with every
    request to anything but 127.0.0.1 aborted, as on a machine with no internet.
@@ -67,11 +69,26 @@ def log(msg: str) -> None:
     print(f"[site-check {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def build(python: str) -> float:
+def executed_since(epoch_s: float) -> bool:
+    """Every lab has an executed copy in build/labs/recorded/ written after epoch_s."""
+    labs = sorted((ROOT / "labs").glob("[0-9][0-9]_*.ipynb"))
+    copies = [EXECUTED / lab.name for lab in labs]
+    return bool(labs) and all(c.exists() and c.stat().st_mtime >= epoch_s for c in copies)
+
+
+def build(python: str, labs_executed_since: float | None = None) -> float:
     t0 = time.monotonic()
     env = dict(os.environ, PATH=f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    for cmd in ([str(Path(python).parent / "reclaimlab"), "labs", "--mode", "recorded"],
-                [python, "-m", "reclaimlab.cli.site"]):
+    commands = [[str(Path(python).parent / "reclaimlab"), "labs", "--mode", "recorded"],
+                [python, "-m", "reclaimlab.cli.site"]]
+    if labs_executed_since is not None:
+        if executed_since(labs_executed_since):
+            log(f"every lab's executed copy in {EXECUTED.relative_to(ROOT)}/ is from this run "
+                "(ci/check-labs ran `reclaimlab labs --mode recorded`): reused")
+            commands = commands[1:]
+        else:
+            log(f"not every lab has an executed copy in {EXECUTED.relative_to(ROOT)}/ from this run: executing them")
+    for cmd in commands:
         log("+ " + " ".join(Path(cmd[0]).name if i == 0 else c for i, c in enumerate(cmd)))
         if subprocess.call(cmd, cwd=ROOT, env=env) != 0:
             raise SystemExit(f"site-check: {' '.join(cmd[1:])} failed")
@@ -162,6 +179,8 @@ def check_pages(context, base: str, pages: list[str]) -> dict[str, list[str]]:
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--no-build", action="store_true", help="check build/site/ as it is")
+    ap.add_argument("--labs-executed-since", type=float, metavar="EPOCH_S",
+                    help="reuse build/labs/recorded/ when every lab there was executed after this time")
     ap.add_argument("--no-self-test", action="store_true")
     args = ap.parse_args(argv)
     if not CHROMIUM.exists():
@@ -171,7 +190,7 @@ def main(argv: list[str]) -> int:
 
     t0 = time.monotonic()
     if not args.no_build:
-        log(f"site built in {build(sys.executable):.0f} s")
+        log(f"site built in {build(sys.executable, args.labs_executed_since):.0f} s")
     pages = sorted(p.name for p in SITE.glob("*.html"))
     if not pages:
         print(f"site-check: no page in {SITE}; run python3 tasks.py site", file=sys.stderr)
