@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reclaimlab.notebook import lab
+from reclaimlab.notebook import context, lab, output, plan
 from reclaimlab.probe import consent as policy
 from reclaimlab.recording.recording import Recording
 
@@ -23,8 +23,8 @@ def _rec(recorded: bool = True, **meta) -> Recording:
 @pytest.fixture
 def quiet_setup(monkeypatch):
     """setup() without probing the real guest or planning real experiments."""
-    monkeypatch.setattr(lab, "_probe", lambda: (None, "no probe in this test"))
-    monkeypatch.setattr(lab, "_plan", lambda name, mode, allow: ("recorded", f"planned {name} {mode}"))
+    monkeypatch.setattr(context, "probe_guest", lambda: (None, "no probe in this test"))
+    monkeypatch.setattr(plan, "experiment_plan", lambda name, mode, allow: ("recorded", f"planned {name} {mode}"))
     return lambda **kw: lab.setup(show=False, **kw)
 
 
@@ -80,7 +80,7 @@ def test_switch_off_leaves_the_decision_to_the_environment(quiet_setup, monkeypa
 
 
 def test_plan_in_recorded_mode_needs_no_guest():
-    assert lab._plan("calloc-reclaim", "recorded", None) == ("recorded", "you chose mode='recorded'")
+    assert plan.experiment_plan("calloc-reclaim", "recorded", None) == ("recorded", "you chose mode='recorded'")
 
 
 def test_status_shows_the_guest_and_the_plan():
@@ -170,8 +170,8 @@ def test_question_feedback_handler_in_a_kernel_like_setting(monkeypatch):
 
 
 def test_question_without_widgets_prints_the_question(monkeypatch, capsys):
-    monkeypatch.setattr(lab, "_widgets", lambda: None)
-    monkeypatch.setattr(lab, "_display_html", lambda text: print(text))
+    monkeypatch.setattr(output, "widgets", lambda: None)
+    monkeypatch.setattr(output, "display_html", lambda text: print(text))
     lab.question("Which?", ["x", "y"], 0, "because")
     out = capsys.readouterr().out
     assert "Which?" in out and "(a) x" in out and "solution cell" in out
@@ -232,7 +232,7 @@ def test_live_rows():
 
 def test_show_guest_without_a_probe(monkeypatch):
     shown = []
-    monkeypatch.setattr(lab, "_display_html", shown.append)
+    monkeypatch.setattr(output, "display_html", shown.append)
     lab.show_guest(lab.LabContext(mode="auto", allow_system_changes=False, guest_note="probe missing"))
     assert "probe missing" in shown[0]
 
@@ -331,7 +331,7 @@ def test_replay_keys_pick_the_most_specific_run():
 def test_lab_rows_say_what_each_lab_runs_here(monkeypatch, tmp_path):
     import shutil
     from reclaimlab.experiments import harness as experiments
-    monkeypatch.setattr(lab, "_vm_plan", lambda mode: ("recorded", "no QEMU here"))
+    monkeypatch.setattr(plan, "vm_plan", lambda mode: ("recorded", "no QEMU here"))
     mine = tmp_path / "cp"
     shutil.copytree(_shipped("compaction"), mine)
     try:
