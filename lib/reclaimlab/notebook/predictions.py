@@ -7,7 +7,7 @@ from typing import Any, Callable, Mapping, Sequence
 from ..present import claims
 from . import output
 from .output import box as _box, escape as _e
-from .questions import LETTERS as _LETTERS, choice_list, letter_buttons
+from .questions import LETTERS, choice_list, letter_buttons
 
 
 def predict_html(prompt: str, choices: Sequence[str] | None = None) -> str:
@@ -72,7 +72,7 @@ class Prediction:
 def _option_index(answer: Any, choices: Sequence[str]) -> int:
     """An option's index from its letter ("b", "(b)") or index; ValueError naming the valid answers."""
     n = len(choices)
-    valid = ", ".join(f"'{_LETTERS[i]}'" for i in range(n))
+    valid = ", ".join(f"'{LETTERS[i]}'" for i in range(n))
     if isinstance(answer, bool):
         raise ValueError(f"prediction {answer!r} is not an option; use a letter ({valid}) or an index 0..{n - 1}")
     if isinstance(answer, int):
@@ -81,8 +81,8 @@ def _option_index(answer: Any, choices: Sequence[str]) -> int:
         raise ValueError(f"prediction {answer} is not an option; use an index 0..{n - 1} or a letter ({valid})")
     if isinstance(answer, str):
         letter = answer.strip().strip("()").lower()
-        if len(letter) == 1 and letter in _LETTERS[:n]:
-            return _LETTERS.index(letter)
+        if len(letter) == 1 and letter in LETTERS[:n]:
+            return LETTERS.index(letter)
     raise ValueError(f"prediction {answer!r} is not an option; use a letter ({valid}) or an index 0..{n - 1}")
 
 
@@ -115,7 +115,7 @@ def echo_bundle(prediction: "Prediction | int | str | None", claim: Any,
         raise ValueError(f"echo(): why_wrong has keys {bad} that are not options (0..{len(choices) - 1})")
 
     def option(i: int) -> str:
-        return f"({_LETTERS[i]}) “{choices[i]}”"
+        return f"({LETTERS[i]}) “{choices[i]}”"
 
     if chosen is None or chosen == "":
         intro = "**No prediction was picked above.** The run shows:"
