@@ -6,7 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reclaimlab.notebook import lab
+from reclaimlab.paths import recordings_dir
+from reclaimlab.notebook import context, lab, output, plan
 from reclaimlab.probe import consent as policy
 from reclaimlab.recording.recording import Recording
 
@@ -15,16 +16,19 @@ def _rec(recorded: bool = True, **meta) -> Recording:
     base = {"experiment": "calloc-reclaim", "parameters": {"size": "3GB"}, "mode": "live", "complete": True,
             "kernel_release": "6.18.0", "guest_kind": "vm", "hypervisor": "firecracker",
             "date_utc": "2025-11-25T19:30:00Z", "sample_hz": 10}
+    why_shown = meta.pop("mode_reason", "")  # a loaded recording is shown for the loader's reason, not meta's
     base.update(meta)
-    return Recording(samples=pd.DataFrame({"t_s": [0.0, 0.1]}), meta=base,
-                     path=Path("/data/recordings/calloc-reclaim/x") if recorded else None)
+    if not recorded and why_shown:
+        base["mode_reason"] = why_shown
+    return Recording(samples=pd.DataFrame({"t_s": [0.0, 0.1]}), meta=base, why_shown=why_shown,
+                     path=recordings_dir() / "calloc-reclaim" / "x" if recorded else None)
 
 
 @pytest.fixture
 def quiet_setup(monkeypatch):
     """setup() without probing the real guest or planning real experiments."""
-    monkeypatch.setattr(lab, "_probe", lambda: (None, "no probe in this test"))
-    monkeypatch.setattr(lab, "_plan", lambda name, mode, allow: ("recorded", f"planned {name} {mode}"))
+    monkeypatch.setattr(context, "probe_guest", lambda: (None, "no probe in this test"))
+    monkeypatch.setattr(plan, "experiment_plan", lambda name, mode, allow: ("recorded", f"planned {name} {mode}"))
     return lambda **kw: lab.setup(show=False, **kw)
 
 
@@ -80,7 +84,7 @@ def test_switch_off_leaves_the_decision_to_the_environment(quiet_setup, monkeypa
 
 
 def test_plan_in_recorded_mode_needs_no_guest():
-    assert lab._plan("calloc-reclaim", "recorded", None) == ("recorded", "you chose mode='recorded'")
+    assert plan.experiment_plan("calloc-reclaim", "recorded", None) == ("recorded", "you chose mode='recorded'")
 
 
 def test_status_shows_the_guest_and_the_plan():
@@ -170,8 +174,8 @@ def test_question_feedback_handler_in_a_kernel_like_setting(monkeypatch):
 
 
 def test_question_without_widgets_prints_the_question(monkeypatch, capsys):
-    monkeypatch.setattr(lab, "_widgets", lambda: None)
-    monkeypatch.setattr(lab, "_display_html", lambda text: print(text))
+    monkeypatch.setattr(output, "widgets", lambda: None)
+    monkeypatch.setattr(output, "display_html", lambda text: print(text))
     lab.question("Which?", ["x", "y"], 0, "because")
     out = capsys.readouterr().out
     assert "Which?" in out and "(a) x" in out and "solution cell" in out
@@ -232,7 +236,7 @@ def test_live_rows():
 
 def test_show_guest_without_a_probe(monkeypatch):
     shown = []
-    monkeypatch.setattr(lab, "_display_html", shown.append)
+    monkeypatch.setattr(output, "display_html", shown.append)
     lab.show_guest(lab.LabContext(mode="auto", allow_system_changes=False, guest_note="probe missing"))
     assert "probe missing" in shown[0]
 
@@ -284,7 +288,6 @@ def test_reclaimlab_mode_pins_every_labs_mode(quiet_setup, monkeypatch):
 # --------------------------------------------------------------------------- replaying a chosen recording
 
 def _shipped(experiment: str, kind: str = "local") -> Path:
-    from reclaimlab.paths import recordings_dir
     return next(p for p in sorted((recordings_dir() / experiment).iterdir()) if kind in p.name)
 
 
@@ -298,7 +301,7 @@ def test_recordings_parameter_replays_the_chosen_folder(tmp_path):
         assert ctx.plan["page-cache"][0] == "replayed"
         rec = ctx.run("page-cache", show_banner=False)
         assert rec.path == mine
-        assert rec.meta["mode_reason"].startswith("replaying")
+        assert rec.why_shown == "replaying a recording you chose (my-laptop-run)"
         html = lab.banner_html(rec)
         assert "REPLAYED" in html and "my-laptop-run" in html and rec.meta["kernel_release"] in html
         # a lab that calls experiments.run directly replays it too
@@ -331,7 +334,7 @@ def test_replay_keys_pick_the_most_specific_run():
 def test_lab_rows_say_what_each_lab_runs_here(monkeypatch, tmp_path):
     import shutil
     from reclaimlab.experiments import harness as experiments
-    monkeypatch.setattr(lab, "_vm_plan", lambda mode: ("recorded", "no QEMU here"))
+    monkeypatch.setattr(plan, "vm_plan", lambda mode: ("recorded", "no QEMU here"))
     mine = tmp_path / "cp"
     shutil.copytree(_shipped("compaction"), mine)
     try:

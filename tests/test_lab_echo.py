@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from reclaimlab.present import claims
-from reclaimlab.notebook import lab
+from reclaimlab.notebook import lab, output
 
 CHOICES = ["By about 3 GB", "By almost nothing", "By about half"]
 RIGHT = {"next_to_nothing": 1, "committed": 0}
@@ -60,8 +60,8 @@ def test_a_verdict_that_decides_nothing_says_so():
 
 
 def test_handle_without_widgets_takes_a_choice_in_code(monkeypatch):
-    monkeypatch.setattr(lab, "_widgets", lambda: None)
-    monkeypatch.setattr(lab, "_display_html", lambda text: None)
+    monkeypatch.setattr(output, "widgets", lambda: None)
+    monkeypatch.setattr(output, "display_html", lambda text: None)
     p = lab.predict("How much will AnonPages rise?", CHOICES)
     assert p.value is None and p.widget is None
     text = lab.echo_bundle(p, _claim(), RIGHT, WHY)["text/markdown"]
@@ -74,7 +74,7 @@ def test_handle_without_widgets_takes_a_choice_in_code(monkeypatch):
 def test_handle_reads_the_widget(monkeypatch):
     pytest.importorskip("ipywidgets")
     import IPython.display
-    monkeypatch.setattr(lab, "_display_html", lambda text: None)
+    monkeypatch.setattr(output, "display_html", lambda text: None)
     monkeypatch.setattr(IPython.display, "display", lambda *objs, **kw: None)
     p = lab.predict("How much?", CHOICES)
     assert p.widget is not None and p.value is None

@@ -22,6 +22,7 @@ from typing import Any, Mapping, NamedTuple
 import pandas as pd
 
 from ..recording.recording import Recording
+from ..units import format_kib, format_size
 from ..wsl import wslconfig
 
 KIB_PER_MIB = 1024
@@ -69,7 +70,7 @@ def _close(a: float, b: float) -> bool:
 
 
 def _mib(v: float) -> str:
-    return f"{v:,.1f} MiB"
+    return format_kib(v * KIB_PER_MIB, "MiB", digits=1, grouping=True)
 
 
 def _say(markdown: str) -> None:
@@ -363,7 +364,7 @@ NEEDS: Mapping[str, Need] = {
 
 
 def _gib(n: int) -> str:
-    return f"{n / (1 << 30):g} GiB" if n % (1 << 28) == 0 else f"{n / (1 << 30):.2f} GiB"
+    return format_size(n, "GiB", digits=None if n % (1 << 28) == 0 else 2)  # 8 GiB, 0.25 GiB, 1.30 GiB
 
 
 def _findings_for(findings: list[wslconfig.Finding], name: str) -> list[wslconfig.Finding]:

@@ -65,6 +65,21 @@ def verdict(name: str, support: LiveSupport, consent_given: bool) -> str:
     return "live"
 
 
+def entry_verdict(name: str, entry: Any, consent_given: bool) -> str:
+    """The verdict of one entry of `to_dict()["live_support"]`: the one `verdict()`, whatever the schema.
+
+    Schema 2 entries carry it; an older one ({live, reason, needs_consent}, where live meant "consent
+    aside", or a (live, reason) pair) is judged here by `verdict()`, so every reader agrees with the doctor.
+    """
+    if isinstance(entry, Mapping):
+        if "verdict" in entry:
+            return str(entry["verdict"])
+        live, reason = entry.get("live"), entry.get("reason", "")
+    else:
+        live, reason = entry[0], entry[1]
+    return verdict(name, LiveSupport(bool(live), str(reason)), consent_given)
+
+
 @dataclass(frozen=True)
 class MemoryInfo:
     mem_total_bytes: int

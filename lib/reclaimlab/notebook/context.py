@@ -1,0 +1,120 @@
+"""`setup()`: a lab's parameters checked, this guest probed and each experiment planned, as a LabContext."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from ..probe import consent as policy
+from ..experiments.registry import MODES  # the one place the modes are named
+from ..recording.recording import Recording
+from . import banner as _banner, output, params as _params, plan as _plan
+
+
+@dataclass
+class LabContext:
+    """The validated parameters of one lab and what this guest can do. Made by `setup()`."""
+
+    mode: str
+    allow_system_changes: bool
+    presenter: bool = False
+    sample_hz: float | None = None
+    sizes: dict[str, str] = field(default_factory=dict)       # parameter -> text as typed
+    size_bytes: dict[str, int] = field(default_factory=dict)  # parameter -> bytes
+    guest: Any = None                                          # reclaimlab.probe.guest.GuestInfo, or None
+    guest_note: str | None = None                              # why `guest` is None
+    plan: dict[str, tuple[str, str]] = field(default_factory=dict)  # experiment -> (live|recorded|refused, why)
+    recordings: dict[str, str] = field(default_factory=dict)  # replay key -> recording folder (see setup)
+
+    @property
+    def allow_arg(self) -> bool | None:
+        """What to pass on as allow_system_changes: True, or None to let the environment decide."""
+        return True if self.allow_system_changes else None
+
+    @property
+    def changes_allowed(self) -> bool:
+        return policy.changes_allowed(self.allow_arg)
+
+    def run(self, name: str, *, show_banner: bool = True, **params: Any) -> Recording:
+        """Run experiment `name` in this lab's mode and show the banner; returns the Recording.
+
+        `sample_hz` from the lab's parameters is passed on where the experiment takes it.
+        In live mode a guest that cannot run it raises ExperimentRefused with the reason.
+        """
+        from ..experiments import harness as experiments
+        if self.sample_hz is not None and "sample_hz" not in params:
+            try:
+                if "sample_hz" in experiments.get(name).defaults:
+                    params["sample_hz"] = self.sample_hz
+            except experiments.ExperimentError:
+                raise
+            except Exception:  # the registry could not load: run() below says why
+                pass
+        planned = self.plan.get(name, ("", ""))[0]
+        if planned == "live" and self.mode != "recorded":
+            print(f"▶ {name}: running live on this machine, please wait…", flush=True)
+        folder = experiments.replay_for(name, "local", {**experiments.get(name).defaults, **params}, self.recordings)
+        rec = experiments.run(name, mode=self.mode, allow_system_changes=self.allow_arg, quiet=True,
+                              recording=folder, **params)
+        if show_banner:
+            _banner.banner(rec, requested=params)
+        return rec
+
+
+def probe_guest() -> tuple[Any, str | None]:
+    """(GuestInfo, None), or (None, why) where the probe is missing or failed: the status never stops a lab."""
+    try:
+        from ..probe.guest import probe
+        from ..vm import live_status
+    except ImportError as exc:
+        return None, f"the guest probe is not available in this version of reclaimlab ({exc})"
+    try:
+        return probe(vm_status=live_status), None
+    except Exception as exc:  # the status display must never stop a lab
+        return None, f"the guest probe failed: {type(exc).__name__}: {exc}"
+
+
+def setup(mode: str = "auto", allow_system_changes: bool = False, presenter: bool = False,
+          sample_hz: float | None = None, experiments: Iterable[str] = (), *, show: bool = True,
+          recordings: dict[str, str] | None = None, **sizes: Any) -> LabContext:
+    """Validate a lab's parameters, switch on offline charts, probe this guest, show the status.
+
+    mode: "auto" (live where possible), "live" or "recorded".
+    allow_system_changes: True lets live runs turn system-wide knobs (drop_caches, compaction);
+        False leaves it to RECLAIMLAB_ALLOW_SYSTEM_CHANGES. Shared machines are refused anyway.
+    presenter: larger chart fonts for a projector.
+    sample_hz: samples per second for live runs (None: the experiment's default).
+    experiments: the experiments this lab runs, to say for each whether it will be live or recorded.
+    recordings: {experiment: recording folder} to replay instead of running, e.g. an instructor's own
+        `reclaimlab record` from a WSL 2 laptop ({} or None: none). A key may be "vm:<experiment>" for
+        the kit's VM and end with ":<parameter>=<value>" to pick one run, e.g. "auto-reclaim:policy=dropCache".
+    **sizes: size parameters such as size="3GB" (see reclaimlab.units); each must parse.
+    Raises LabParameterError (a ValueError) naming the bad parameter and the valid values.
+    """
+    # A deployment can pin every lab's mode (the browser check and Binder images set RECLAIMLAB_MODE).
+    mode = os.environ.get("RECLAIMLAB_MODE") or mode
+    mode = _params.check_choice("mode", mode, MODES)
+    allow = _params.check_bool("allow_system_changes", allow_system_changes)
+    presenter = _params.check_bool("presenter", presenter)
+    hz = _params.check_hz(sample_hz)
+    if isinstance(experiments, str):
+        experiments = [experiments]
+    size_text = {name: value for name, value in sizes.items()}
+    size_bytes = {name: _params.check_size(name, value) for name, value in sizes.items()}
+
+    from ..present import charts
+    charts.use_offline_renderer(presenter)
+
+    info, note = probe_guest()
+    ctx = LabContext(mode=mode, allow_system_changes=allow, presenter=presenter, sample_hz=hz,
+                     sizes={k: str(v) for k, v in size_text.items()}, size_bytes=size_bytes,
+                     guest=info, guest_note=note)
+    ctx.recordings = _params.check_recordings(recordings)
+    from ..experiments import harness as registry
+    registry.REPLAY.clear()
+    registry.REPLAY.update(ctx.recordings)  # also for labs that call experiments.run directly
+    ctx.plan = {name: _plan.replay_plan(name, ctx.recordings) or _plan.experiment_plan(name, mode, ctx.allow_arg)
+                for name in experiments}
+    if show:
+        output.display_html(_banner.status_html(ctx))
+    return ctx

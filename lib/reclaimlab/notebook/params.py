@@ -1,0 +1,72 @@
+"""Checks of a lab's parameters: a bad value raises LabParameterError naming it and what is valid."""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+MAX_SAMPLE_HZ = 1000.0
+
+
+class LabParameterError(ValueError):
+    """A lab parameter is invalid; the message names the parameter and what is valid."""
+
+
+def check_choice(name: str, value: Any, valid: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in valid:
+        raise LabParameterError(f"parameter {name}={value!r} is not valid; use one of: "
+                                f"{', '.join(repr(v) for v in valid)}")
+    return value
+
+
+def check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise LabParameterError(f"parameter {name}={value!r} is not valid; use True or False (without quotes)")
+    return value
+
+
+def check_hz(value: Any) -> float | None:
+    if value is None:
+        return None
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not 0 < value <= MAX_SAMPLE_HZ:
+        raise LabParameterError(f"parameter sample_hz={value!r} is not valid; use a number of samples per "
+                                f"second above 0 and at most {MAX_SAMPLE_HZ:g}, e.g. 10")
+    return float(value)
+
+
+def check_size(name: str, value: Any) -> int:
+    from ..units import parse_size
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        # SizeError's text already says why and lists valid examples.
+        raise LabParameterError(f"parameter {name}: {exc}") from None
+
+
+def experiment_of(key: str) -> str:
+    """The experiment a `recordings` key names: "vm:page-cache:size=1GB" -> "page-cache"."""
+    return str(key).split(":")[1 if str(key).startswith("vm:") else 0]
+
+
+def check_recordings(value: Any) -> dict[str, str]:
+    """The `recordings` parameter: {experiment: folder}; every folder must load as that experiment."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise LabParameterError(f"parameter recordings={value!r} is not valid; use a dict of experiment name to "
+                                f"recording folder, e.g. {{\"page-cache\": \"~/my-runs/page-cache\"}}, or {{}}")
+    from ..experiments import harness as experiments
+    from ..recording.recording import RecordingError
+    out = {}
+    for key, folder in value.items():
+        name = experiment_of(key)
+        if name not in experiments.names():
+            raise LabParameterError(f"parameter recordings: {key!r} is not an experiment; use one of: "
+                                    f"{', '.join(experiments.names())} (optionally 'vm:' before it, "
+                                    f"':parameter=value' after it)")
+        try:
+            experiments.replay(experiments.get(name), folder, quiet=True)
+        except (RecordingError, OSError, TypeError) as exc:
+            raise LabParameterError(f"parameter recordings[{key!r}]: {exc}") from None
+        out[str(key)] = str(folder)
+    return out

@@ -1,0 +1,69 @@
+"""What each experiment will do on this machine in a lab's mode: LIVE, RECORDED, REPLAYED or REFUSED, and why."""
+from __future__ import annotations
+
+from typing import Any
+
+from .params import experiment_of
+
+# Which experiments each lab runs (lab 05 runs them in the kit's own VM).
+LAB_EXPERIMENTS: dict[str, tuple[str, ...]] = {
+    "01 · calloc and reclaim": ("calloc-reclaim", "refault"),
+    "02 · page cache": ("page-cache",),
+    "03 · compaction": ("compaction",),
+    "04 · WSL autoMemoryReclaim": ("auto-reclaim",),
+    "05 · be the host": ("vm",),
+}
+
+LABELS = {"live": "LIVE", "recorded": "RECORDED", "refused": "REFUSED", "replayed": "REPLAYED"}
+
+
+def replay_plan(name: str, recordings: dict[str, str]) -> tuple[str, str] | None:
+    """("replayed", why) where the lab's `recordings` parameter names a recording of `name`, else None."""
+    replayed = [f"{k} → {v}" for k, v in recordings.items() if experiment_of(k) == name]
+    return ("replayed", "you chose a recording to replay: " + "; ".join(replayed)) if replayed else None
+
+
+def experiment_plan(name: str, mode: str, allow: bool | None) -> tuple[str, str]:
+    """(live | recorded | refused, why) for experiment `name` here, as the harness will decide it."""
+    if mode == "recorded":
+        return "recorded", "you chose mode='recorded'"
+    try:
+        from ..experiments import harness as experiments
+        blocker = experiments.live_blocker(experiments.get(name), "local", allow)
+    except Exception as exc:
+        blocker = f"this guest could not be checked ({type(exc).__name__}: {exc})"
+    if blocker is None:
+        return "live", "this guest can run it" + (" (you chose mode='live')" if mode == "live" else "")
+    if mode == "live":
+        return "refused", f"mode='live' but {blocker}"
+    return "recorded", blocker
+
+
+def vm_plan(mode: str) -> tuple[str, str]:
+    """(live | recorded, why) for the kit's VM (lab 05)."""
+    if mode == "recorded":
+        return "recorded", "you chose mode='recorded'"
+    try:
+        from ..vm import availability
+        blocker = availability()
+    except Exception as exc:
+        blocker = f"the kit's VM could not be checked ({type(exc).__name__}: {exc})"
+    return ("live", "the kit's VM can boot here") if blocker is None else ("recorded", blocker)
+
+
+def lab_rows(ctx: Any) -> list[tuple[str, str, str]]:
+    """(lab, LIVE / RECORDED / REPLAYED per experiment, why) on this machine, from the probe (a LabContext's plan)."""
+    rows = []
+    for name, exps in LAB_EXPERIMENTS.items():
+        parts, whys = [], []
+        for exp in exps:
+            if exp == "vm":
+                how, why = vm_plan(ctx.mode)
+                exp = "the kit's VM"
+            else:
+                how, why = ctx.plan.get(exp) or replay_plan(exp, ctx.recordings) or experiment_plan(exp, ctx.mode, ctx.allow_arg)
+            label = LABELS.get(how, how)
+            parts.append(f"{exp}: {label}")
+            whys.append(why)
+        rows.append((name, "; ".join(parts), "; ".join(dict.fromkeys(whys))))
+    return rows
