@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from reclaimlab.notebook import lab
+from reclaimlab.paths import recordings_dir
 from reclaimlab.recording.recording import Recording
 from reclaimlab.vm.errors import APT_PACKAGES
 
@@ -123,7 +124,8 @@ def _banner_output(experiment: str, recorded: bool, kind: str = "container", rea
     meta = {"experiment": experiment, "guest_kind": kind, "hypervisor": "KVM", "kernel_release": "6.1",
             "date_utc": "2025-11-25T18:00:00Z", "complete": True, "mode_reason": reason, "notices": list(notices),
             "parameters": {"size": "3GB"}}
-    rec = Recording(pd.DataFrame({"t_s": [0.0]}), meta=meta, path=Path("/data") if recorded else None)
+    rec = Recording(pd.DataFrame({"t_s": [0.0]}), meta=meta, why_shown=reason,
+                    path=recordings_dir() / experiment / "x" if recorded else None)
     return lab.banner_html(rec)
 
 

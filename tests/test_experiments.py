@@ -56,7 +56,7 @@ def test_bad_input_is_refused_before_anything_runs(call, error, words):
 def test_recorded_mode_loads_the_shipped_recording_and_says_so(capsys):
     rec = run("calloc-reclaim", mode="recorded")
     assert rec.is_recorded and rec.complete
-    assert rec.meta["mode_reason"] == "recorded mode was asked for"
+    assert rec.why_shown == "recorded mode was asked for"
     assert "RECORDING" in capsys.readouterr().out
 
 
@@ -65,7 +65,7 @@ def test_knob_experiment_without_consent_refuses_live_and_falls_back_in_auto(mon
     with pytest.raises(ExperimentRefused, match="system-wide changes were not allowed"):
         run("page-cache", mode="live", quiet=True)
     rec = run("page-cache", mode="auto", quiet=True)
-    assert rec.is_recorded and "not allowed" in rec.meta["mode_reason"]
+    assert rec.is_recorded and "not allowed" in rec.why_shown
 
 
 def test_knob_experiment_on_a_shared_machine_is_refused_even_with_consent(monkeypatch):

@@ -400,9 +400,9 @@ def test_on_wsl1_labs_show_their_recordings_with_the_reason(monkeypatch):
     monkeypatch.setenv("RECLAIMLAB_PROC_ROOT", str(tree_roots("wsl1").proc))
     monkeypatch.setenv("RECLAIMLAB_SYS_ROOT", str(tree_roots("wsl1").sys))
     rec = run("calloc-reclaim", "auto", quiet=True)
-    assert rec.is_recorded and "WSL 1 has no Linux kernel" in rec.meta["mode_reason"]
+    assert rec.is_recorded and "WSL 1 has no Linux kernel" in rec.why_shown
     vm_rec = run("calloc-reclaim", "auto", guest="vm", quiet=True)
-    assert vm_rec.is_recorded and "wsl --set-version" in vm_rec.meta["mode_reason"]
+    assert vm_rec.is_recorded and "wsl --set-version" in vm_rec.why_shown
     with pytest.raises(ExperimentRefused, match="WSL 1"):
         run("refault", "live", quiet=True)
 

@@ -154,7 +154,7 @@ def test_live_mode_refuses_and_auto_mode_shows_the_recording_when_the_guest_stay
         rec = run("refault", mode="auto", quiet=True, lock_timeout_s=0.3, size="64MiB")
     finally:
         stop(child)
-    assert rec.is_recorded and "still busy" in rec.meta["mode_reason"]
+    assert rec.is_recorded and "still busy" in rec.why_shown
     assert f"pid {child.pid}" in capsys.readouterr().out  # the waiting message shows even when quiet
 
 

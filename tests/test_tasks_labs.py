@@ -124,7 +124,7 @@ def test_without_qemu_lab05_auto_shows_its_recording_with_the_install_command(tm
     from reclaimlab.experiments import harness as experiments
     monkeypatch.setenv("PATH", str(tmp_path))  # no qemu-system-x86_64 (nor anything else) on PATH
     rec = experiments.run("calloc-reclaim", mode="auto", guest="vm", quiet=True)
-    reason = rec.meta["mode_reason"]  # set only where a recording stands in for the live run
+    reason = rec.why_shown  # why a recording stands in for the live run
     assert len(rec.samples) > 0
     assert "the kit's VM cannot run here" in reason and "qemu-system-x86_64 not found" in reason
     assert "apt-get install -y --no-install-recommends qemu-system-x86" in reason
