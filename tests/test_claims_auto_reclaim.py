@@ -137,10 +137,11 @@ def test_different_fragmentation_is_not_compared():
 
 
 def _model(mode, variant):
-    from reclaimlab.wsl import autoreclaim as a
+    from reclaimlab.units import GIB
+    from reclaimlab.wsl import autoreclaim_policy as a
     policy = a.Policy(mode, variant)
-    rows = a.simulate(policy, duration_s=30 * 60, busy_until_s=5 * 60, mem_total_bytes=16 * a.GIB,
-                      anon_bytes=a.GIB, cache_bytes=3 * a.GIB)
+    rows = a.simulate(policy, duration_s=30 * 60, busy_until_s=5 * 60, mem_total_bytes=16 * GIB,
+                      anon_bytes=GIB, cache_bytes=3 * GIB)
     return ar.model_setting(f"{variant} · {mode}", rows, busy_until_s=5 * 60, poll_s=policy.poll_interval_s,
                             runs_thread=policy.runs_thread)
 
@@ -172,7 +173,7 @@ def test_newer_dropcache_writes_3_then_compacts():
 
 
 def test_newer_gradual_steps_stay_within_the_clamp():
-    from reclaimlab.wsl.autoreclaim import NEWER_STEP_MAX_BYTES, NEWER_STEP_MIN_BYTES
+    from reclaimlab.wsl.autoreclaim_policy import NEWER_STEP_MAX_BYTES, NEWER_STEP_MIN_BYTES
     rec = _auto("gradual", "newer")
     c = ar.actions(rec)
     assert c.verdict == "stepped_within_clamp", c.sentence

@@ -172,7 +172,7 @@ def test_auto_reclaim_newer_gradual_reclaims_the_idle_cache():
     size = 256 * MIB
     # The idle gate reads the whole machine's CPU, which other programs (a CI runner, a browser check,
     # this VM's own daemons at ~0.3 % next to WSL's 0.5 %) keep busy at will: when to act is tested on
-    # replayed /proc/stat in test_autoreclaim.py. Live, the gate is off (idle_share=1, as in the
+    # replayed /proc/stat in test_autoreclaim_policy.py. Live, the gate is off (idle_share=1, as in the
     # shipped recordings) and what is checked is the physical effect: the steps reclaim the cache.
     rec = run("auto-reclaim", mode="live", policy="gradual", variant="newer", size=size, observe_s=45,
               idle_share=1.0, allow_system_changes=True, quiet=True)

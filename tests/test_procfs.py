@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from reclaimlab.probe import procfs
-from reclaimlab.probe.procfs import ProcParseError
+from reclaimlab.probe.procfs import CpuTimes, PidStat, ProcParseError
 
 from conftest import TREES, fixture_text
 
@@ -142,3 +142,57 @@ def test_cgroup_membership_joined_controllers():
     membership = procfs.parse_cgroup_membership((TREES / "container-v1/proc/self/cgroup").read_text())
     assert membership["cpu"] == membership["cpuacct"] == "/kubepods/burstable/pod5f1d/9c0e"
     assert "" not in membership
+
+
+# --- /proc/stat, /proc/<pid>/stat ----------------------------------------------------------------
+
+STAT = "cpu  100 5 30 1000 20 1 2 3 7 0\ncpu0 1 2 3 4 5 6 7 8 0 0\nintr 1\n"
+
+
+def test_parse_cpu_times_reads_the_aggregate_line():
+    c = procfs.parse_cpu_times(STAT)
+    assert c == CpuTimes(100, 5, 30, 1000, 20, 1, 2, 3)
+    assert c.total == 1161 and c.busy == 1161 - 1000 - 20
+    with pytest.raises(ProcParseError, match="/proc/stat"):
+        procfs.parse_cpu_times("intr 5\n")
+
+
+def test_cpu_shares_between_two_readings():
+    a = CpuTimes(100, 0, 0, 900)
+    b = CpuTimes(110, 0, 10, 1880)              # 1000 jiffies: 10 user, 20 busy
+    assert procfs.cpu_shares(None, b) == (None, None)
+    assert procfs.cpu_shares(a, b) == (pytest.approx(0.01), pytest.approx(0.02))
+    assert procfs.cpu_shares(a, a) == (0.0, 0.0)
+    assert procfs.cpu_shares(b, a) == (None, None)  # counters went backwards
+
+
+def test_own_process_ticks_are_left_out_of_the_shares():
+    stat = "4242 (python3 -m x) S 1 2 3 4 5 6 7 8 9 10 70 30 0 0 20 0 8 0 100 0 0\n"
+    assert procfs.parse_pid_stat(stat) == PidStat(utime_ticks=70, stime_ticks=30, start_ticks=100)
+    a = CpuTimes(100, 0, 0, 900, own_user=10, own_system=0)
+    b = CpuTimes(150, 0, 20, 1830, own_user=50, own_system=10)   # 1000 jiffies: 50 user, 40 of them ours
+    user, busy = procfs.cpu_shares(a, b)
+    assert user == pytest.approx(0.01) and busy == pytest.approx(0.02)
+
+
+def test_pid_stat_comm_may_hold_spaces_and_parentheses():
+    stat = "7 (a) b (c) R 1 2 3 4 5 6 7 8 9 10 11 12 0 0 20 0 1 0 999 0 0\n"
+    assert procfs.parse_pid_stat(stat) == PidStat(11, 12, 999)
+
+
+def test_pid_stat_cut_short_names_the_file():
+    with pytest.raises(ProcParseError, match="/proc/42/stat"):
+        procfs.parse_pid_stat("42 (x) S 1 2 3\n", "/proc/42/stat")
+    with pytest.raises(ProcParseError, match="/proc/<pid>/stat"):
+        procfs.parse_pid_stat("")
+
+
+def test_this_kernels_files_parse():
+    """/proc/stat and /proc/self/stat of the kernel running the tests."""
+    import os
+    from pathlib import Path
+
+    cpu = procfs.parse_cpu_times(Path("/proc/stat").read_text())
+    assert cpu.total > cpu.busy >= cpu.user > 0
+    me = procfs.parse_pid_stat(Path(f"/proc/{os.getpid()}/stat").read_text())
+    assert me.utime_ticks + me.stime_ticks > 0 and me.start_ticks > 0

@@ -14,7 +14,7 @@ import time
 from typing import Any, Callable
 
 from ..probe import knobs, sources
-from ..probe.procfs import parse_status_kib
+from ..probe.procfs import cpu_shares, parse_status_kib
 from .registry import REGISTRY, Experiment, ExperimentInterrupted, register
 from ..recording.recording import Recording
 from ..units import format_size, parse_size
@@ -445,7 +445,7 @@ DEFAULT_TIME_SCALE = {"released": 0.05, "newer": 0.1}
 
 def _busy_share(roots: Any, seconds: float) -> float | None:
     """The guest's busy CPU share (WSL's newer definition) over `seconds`, this process left out."""
-    from ..wsl.autoreclaim import cpu_shares, read_cpu_times
+    from ..wsl.autoreclaim_daemon import read_cpu_times
 
     before = read_cpu_times(roots, exclude_self=True)
     time.sleep(seconds)
@@ -453,7 +453,8 @@ def _busy_share(roots: Any, seconds: float) -> float | None:
 
 
 def auto_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
-    from ..wsl.autoreclaim import Daemon, Policy, knob_applier
+    from ..wsl.autoreclaim_daemon import Daemon, knob_applier
+    from ..wsl.autoreclaim_policy import Policy
     from .workloads.pagecache import PageCacheFile
 
     variant = params["variant"]

@@ -1,4 +1,4 @@
-"""Pure parsers for the kernel's memory files: text in, values out.
+"""Pure parsers for the kernel's /proc and /sys files: text in, values out.
 
 No I/O happens here; `sources.py` reads the files. Every parser tolerates lines a
 kernel version adds (kept) or lacks (absent from the result, never invented), and
@@ -191,3 +191,83 @@ def parse_status_kib(text: str) -> dict[str, int]:
         if len(parts) == 2 and parts[1] == "kB" and parts[0].isdigit():
             out[name] = int(parts[0])
     return out
+
+
+@dataclass(frozen=True)
+class CpuTimes:
+    """The aggregate `cpu` line of /proc/stat, in jiffies (guest time is already inside user/nice)."""
+
+    user: int
+    nice: int
+    system: int
+    idle: int
+    iowait: int = 0
+    irq: int = 0
+    softirq: int = 0
+    steal: int = 0
+    own_user: int = 0     # this process's utime/stime (all threads), where the reader adds them to leave itself out
+    own_system: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.user + self.nice + self.system + self.idle + self.iowait + self.irq + self.softirq + self.steal
+
+    @property
+    def busy(self) -> int:
+        """Everything but idle and iowait, as the newer WSL thread counts it."""
+        return self.total - self.idle - self.iowait
+
+
+def parse_cpu_times(text: str, source: str = "/proc/stat") -> CpuTimes:
+    """The aggregate 'cpu ' line of /proc/stat text -> CpuTimes."""
+    for line in text.splitlines():
+        if line.startswith("cpu "):
+            try:
+                fields = [int(x) for x in line.split()[1:9]]
+            except ValueError:
+                break
+            if len(fields) >= 4:
+                return CpuTimes(*fields)
+            break
+    raise ProcParseError(f"{source}: no aggregate line like 'cpu  <user> <nice> <system> <idle> ...'")
+
+
+def cpu_shares(prev: CpuTimes | None, now: CpuTimes) -> tuple[float | None, float | None]:
+    """(user share, busy share) of all CPU time between two readings; (None, None) without a previous one.
+
+    The own_* ticks (this process, when recorded) are taken out of both: the lab's notebook, sampler
+    and reclaim daemon are the apparatus, not the guest's workload.
+    """
+    if prev is None:
+        return None, None
+    total = now.total - prev.total
+    if now.user < prev.user or now.busy < prev.busy or total < 0:   # counters went backwards: no interval
+        return None, None
+    if total == 0:   # no time passed: WSL counts that as idle
+        return 0.0, 0.0
+    own_user = max(0, now.own_user - prev.own_user)
+    own_busy = own_user + max(0, now.own_system - prev.own_system)
+    return (max(0, now.user - prev.user - own_user) / total, max(0, now.busy - prev.busy - own_busy) / total)
+
+
+@dataclass(frozen=True)
+class PidStat:
+    """The fields of /proc/<pid>/stat this kit uses, in clock ticks (USER_HZ)."""
+
+    utime_ticks: int   # field 14: user time, all threads
+    stime_ticks: int   # field 15: system time, all threads
+    start_ticks: int   # field 22: start time after boot (with the pid, names a process even after pid reuse)
+
+
+def parse_pid_stat(text: str, source: str = "/proc/<pid>/stat") -> PidStat:
+    """/proc/<pid>/stat -> PidStat (fields 14, 15 and 22; the comm field may hold spaces and ')').
+
+    >>> parse_pid_stat("42 (a b) S 1 2 3 4 5 6 7 8 9 10 70 30 0 0 20 0 8 0 100 0 0")
+    PidStat(utime_ticks=70, stime_ticks=30, start_ticks=100)
+    """
+    fields = text[text.rfind(")") + 2:].split() if ")" in text else []
+    try:
+        return PidStat(int(fields[11]), int(fields[12]), int(fields[19]))
+    except (ValueError, IndexError):
+        raise ProcParseError(f"{source}: {text[:80]!r} is not '<pid> (<comm>) <state> <ppid> ...' "
+                             "with numbers in fields 14, 15 and 22") from None

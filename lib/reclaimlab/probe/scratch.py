@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from ..units import MIB, format_size
+from . import procfs
 
 SCRATCH_ENV = "RECLAIMLAB_SCRATCH"
 PREFIX = "reclaimlab-"
@@ -49,7 +50,7 @@ def _start_ticks(pid: int) -> str | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22, starttime; the comm field may hold spaces
+    return str(procfs.parse_pid_stat(stat, f"/proc/{pid}/stat").start_ticks)
 
 
 def owner_tag(pid: int | None = None) -> str:

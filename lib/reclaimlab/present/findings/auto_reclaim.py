@@ -174,7 +174,7 @@ def _model_compact(n: int, runs_thread: bool) -> str:
 
 def model_setting(label: str, rows: "list[dict] | object", *, busy_until_s: float, poll_s: float,
                   runs_thread: bool = True) -> Claim:
-    """What the engine decided for one setting on the model VM (rows from `autoreclaim.simulate`):
+    """What the engine decided for one setting on the model VM (rows from `autoreclaim_policy.simulate`):
     when it first gave cache back, in what steps, where the cache ended, how often it compacted."""
     import pandas as pd
 
@@ -234,7 +234,7 @@ def _at(rec: Recording, column: str, t: float, scale: float = 1.0) -> str:
 def actions(rec: Recording, label: str | None = None) -> Claim:
     """What the run did after its idle mark: one drop (and the compaction after it), or reclaim steps
     checked against WSL's rule for the variant (newer: RAM/32 clamped to 256 MiB…1 GiB)."""
-    from ...wsl.autoreclaim import NEWER_FLOOR_BYTES, newer_step_bytes
+    from ...wsl.autoreclaim_policy import NEWER_FLOOR_BYTES, newer_step_bytes
 
     label = label or _label(rec)
     p, res = rec.meta.get("parameters", {}), rec.meta.get("results", {})

@@ -1,17 +1,15 @@
 """The autoMemoryReclaim engine, driven through synthetic timelines (no I/O, no sleeping).
 
-Each expectation is a number from WSL's source (see reclaimlab/wsl/autoreclaim.py's docstring).
+Each expectation is a number from WSL's source (see reclaimlab/wsl/autoreclaim_policy.py's docstring).
+The daemon that runs it against this guest is tested in test_autoreclaim_daemon.py.
 """
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 
-from reclaimlab.wsl import autoreclaim as ar
-from reclaimlab.wsl.autoreclaim import (GIB, MIB, Compact, CpuTimes, Daemon, DropCaches, Observation, Policy,
-                                        Reclaim)
+from reclaimlab.units import GIB, MIB
+from reclaimlab.wsl import autoreclaim_policy as ar
+from reclaimlab.wsl.autoreclaim_policy import DropCaches, Observation, Policy, Reclaim
 
 TOTAL = 16 * GIB
 BUSY, QUIET = 0.20, 0.001       # shares of all CPUs' time
@@ -307,150 +305,6 @@ def test_describe_quotes_the_numbers():
     assert "3 %" in Policy("gradual", "released").describe()
 
 
-# ------------------------------------------------------------------ /proc/stat and observe()
-
-STAT = "cpu  100 5 30 1000 20 1 2 3 7 0\ncpu0 1 2 3 4 5 6 7 8 0 0\nintr 1\n"
-
-
-def test_parse_cpu_times_reads_the_aggregate_line():
-    c = ar.parse_cpu_times(STAT)
-    assert c == CpuTimes(100, 5, 30, 1000, 20, 1, 2, 3)
-    assert c.total == 1161 and c.busy == 1161 - 1000 - 20
-    with pytest.raises(ValueError, match="/proc/stat"):
-        ar.parse_cpu_times("intr 5\n")
-
-
-def test_cpu_shares_between_two_readings():
-    a = CpuTimes(100, 0, 0, 900)
-    b = CpuTimes(110, 0, 10, 1880)              # 1000 jiffies: 10 user, 20 busy
-    assert ar.cpu_shares(None, b) == (None, None)
-    assert ar.cpu_shares(a, b) == (pytest.approx(0.01), pytest.approx(0.02))
-    assert ar.cpu_shares(a, a) == (0.0, 0.0)
-    assert ar.cpu_shares(b, a) == (None, None)  # counters went backwards
-
-
-def write_tree(root, stat=STAT, meminfo=None):
-    (root / "proc").mkdir(parents=True, exist_ok=True)
-    (root / "sys").mkdir(exist_ok=True)
-    (root / "proc" / "stat").write_text(stat)
-    (root / "proc" / "meminfo").write_text(meminfo or (
-        "MemTotal:       16384000 kB\nMemFree:         8192000 kB\nMemAvailable:   12000000 kB\n"
-        "Cached:          3000000 kB\nActive(file):    1000000 kB\nInactive(file):  1500000 kB\n"
-        "SReclaimable:     200000 kB\n"))
-
-
-def test_observe_reads_a_captured_tree(tmp_path):
-    from reclaimlab.probe.sources import Roots
-
-    write_tree(tmp_path)
-    roots = Roots(tmp_path / "proc", tmp_path / "sys")
-    o, cpu = ar.observe(roots, None, now_s=5.0)
-    assert o.user_cpu_fraction is None and cpu.user == 100
-    assert o.mem_total_bytes == 16384000 * 1024 and o.used_bytes == (16384000 - 8192000) * 1024
-    assert o.reclaimable_cache_bytes == (1000000 + 1500000 + 200000) * 1024
-    assert o.cached_bytes == 3000000 * 1024
-    o2, _ = ar.observe(roots, CpuTimes(90, 5, 30, 900, 20, 1, 2, 3), now_s=6.0)
-    assert o2.user_cpu_fraction == pytest.approx(10 / 110)
-
-
-def test_observe_names_a_missing_file(tmp_path):
-    from reclaimlab.probe.sources import Roots, SourceError
-
-    (tmp_path / "proc").mkdir()
-    with pytest.raises(SourceError, match="stat"):
-        ar.observe(Roots(tmp_path / "proc", tmp_path / "sys"), None)
-
-
-# ------------------------------------------------------------------ the Daemon
-
-def fake_observer(shares):
-    """An observe_fn replaying CPU shares (then quiet) with 4 GiB used."""
-    it = iter(shares)
-
-    def observe_fn(cpu_prev, probe_s):
-        share = next(it, QUIET)
-        return obs(time.monotonic(), user=share, probe=0.0), CpuTimes(0, 0, 0, 0)
-    return observe_fn
-
-
-def test_daemon_applies_actions_in_order_and_stops_cleanly():
-    p = Policy("dropCache", "newer", time_scale=0.001)      # 10 ms polls, 120 ms window
-    applied, done = [], threading.Event()
-
-    def apply(action):
-        applied.append(action)
-        if isinstance(action, Compact):
-            done.set()
-        return "ok"
-
-    d = Daemon(p, apply, observe_fn=fake_observer([None, BUSY]), read_cpu=lambda: CpuTimes(0, 0, 0, 0))
-    with d:
-        assert done.wait(5), "the daemon never dropped caches"
-    assert not d.running
-    assert kinds(applied[:2]) == ["DropCaches", "Compact"]
-    assert d.applied[0][2] == "ok" and d.errors == []
-    assert any(t.entered_idle for t in d.ticks)
-
-
-def test_daemon_keeps_going_after_an_apply_error():
-    p = Policy("gradual", "newer", time_scale=0.001)
-    seen = threading.Event()
-
-    def apply(action):
-        if isinstance(action, Reclaim):
-            raise PermissionError("not root")
-        seen.set()
-
-    errors = []
-    d = Daemon(p, apply, observe_fn=fake_observer([None]), read_cpu=lambda: CpuTimes(0, 0, 0, 0),
-               on_error=errors.append)
-    with d:
-        assert seen.wait(5)
-    assert errors and isinstance(errors[0].error, PermissionError) and isinstance(errors[0].action, Reclaim)
-
-
-def test_daemon_for_a_threadless_setting_does_nothing():
-    d = Daemon(Policy("disabled", "newer", time_scale=0.001), apply=lambda a: None,
-               observe_fn=fake_observer([]))
-    d.start()
-    time.sleep(0.05)
-    d.stop()
-    assert d.ticks == [] and d.applied == []
-
-
-def test_daemon_cannot_start_twice():
-    d = Daemon(Policy("disabled", "newer"), apply=lambda a: None, observe_fn=fake_observer([]))
-    d.start()
-    d.stop()
-    with pytest.raises(RuntimeError, match="already started"):
-        d.start()
-
-
-def test_own_process_ticks_are_left_out_of_the_shares():
-    stat = "4242 (python3 -m x) S 1 2 3 4 5 6 7 8 9 10 70 30 0 0 20 0 8 0 100 0 0\n"
-    assert ar.parse_own_ticks(stat) == (70, 30)
-    a = CpuTimes(100, 0, 0, 900, own_user=10, own_system=0)
-    b = CpuTimes(150, 0, 20, 1830, own_user=50, own_system=10)   # 1000 jiffies: 50 user, 40 of them ours
-    user, busy = ar.cpu_shares(a, b)
-    assert user == pytest.approx(0.01) and busy == pytest.approx(0.02)
-
-
-def test_observe_can_exclude_this_process(tmp_path):
-    import os
-
-    from reclaimlab.probe.sources import Roots
-
-    write_tree(tmp_path)
-    (tmp_path / "proc" / str(os.getpid())).mkdir()
-    (tmp_path / "proc" / str(os.getpid()) / "stat").write_text(
-        f"{os.getpid()} (py) S 1 2 3 4 5 6 7 8 9 10 40 2 0 0 20 0 8 0 100 0 0\n")
-    roots = Roots(tmp_path / "proc", tmp_path / "sys")
-    _, cpu = ar.observe(roots, None, exclude_self=True)
-    assert (cpu.own_user, cpu.own_system) == (40, 2)
-    _, cpu_plain = ar.observe(roots, None)
-    assert (cpu_plain.own_user, cpu_plain.own_system) == (0, 0)
-
-
 # ------------------------------------------------------------------ the paper model
 
 def test_simulate_shows_each_policy_at_wsls_real_timing():
@@ -472,26 +326,6 @@ def test_simulate_shows_each_policy_at_wsls_real_timing():
 def test_simulate_refuses_an_impossible_guest():
     with pytest.raises(ValueError, match="exceed"):
         ar.simulate(Policy(), duration_s=10, busy_until_s=0, mem_total_bytes=GIB, anon_bytes=GIB, cache_bytes=GIB)
-
-
-def test_knob_applier_maps_actions_to_knobs_and_marks_events(monkeypatch):
-    from reclaimlab.probe import knobs
-
-    calls, marks = [], []
-    monkeypatch.setattr(knobs, "drop_caches", lambda level, allow=None, roots=None: calls.append(("drop", level)) or "d")
-    monkeypatch.setattr(knobs, "compact_memory", lambda allow=None, roots=None: calls.append(("compact",)) or "c")
-    monkeypatch.setattr(knobs, "cgroup_reclaim", lambda n, allow=None, cgroup=None, roots=None, swappiness=None: calls.append(
-        ("reclaim", n, cgroup, swappiness)) or knobs.ReclaimResult(knobs.V1_SQUEEZE, n, n // 2, 0.01))
-    apply = ar.knob_applier(allow=True, cgroup="cg", mark=lambda kind, detail: marks.append((kind, detail)))
-    assert apply(DropCaches(1)) == "d" and apply(Compact("entering idle")) == "c"
-    result = apply(Reclaim(1000))
-    apply(Reclaim(2000, file_only=True))       # the newer variant's request carries swappiness=0
-    assert calls == [("drop", 1), ("compact",), ("reclaim", 1000, "cg", None), ("reclaim", 2000, "cg", 0)]
-    assert result.method == knobs.V1_SQUEEZE
-    assert marks[:3] == [("drop_caches", "1"), ("compact_memory", "entering idle"),
-                         ("reclaim", f"1000 bytes, 500 reclaimed, {knobs.V1_SQUEEZE}")]
-    with pytest.raises(TypeError):
-        apply("drop")
 
 
 # ------------------------------------------------------------------ newer: the merged code's own cases
@@ -556,40 +390,6 @@ def test_newer_step_clamp_at_2_8_32_64_gib(ram_gib, step_mib):
     tl = run(p, [QUIET] * 12, reclaimable=10 * GIB, total=ram_gib * GIB, free=GIB)
     assert tl[11][1][0] == Reclaim(step_mib * MIB, file_only=True, reason="cache above the 128 MiB floor")
     assert tl[11][1][0].detail().endswith("swappiness=0")
-
-
-def test_newer_eagain_counts_as_reclaimed_so_compaction_follows():
-    """RequestReclaim: EAGAIN is success (util.cpp:3774); knobs returns a result with a note, no error."""
-    p = Policy("gradual", "newer", time_scale=0.001)
-    applied, done = [], threading.Event()
-
-    def apply(action):
-        applied.append(action)
-        if len([a for a in applied if isinstance(a, Compact)]) >= 2:
-            done.set()
-        return "EAGAIN: reclaimed less than asked"     # knobs' EAGAIN outcome is a result, not an exception
-
-    with Daemon(p, apply, observe_fn=fake_observer([None]), read_cpu=lambda: CpuTimes(0, 0, 0, 0)):
-        assert done.wait(5)
-    assert kinds(applied[:4]) == ["Reclaim", "Compact", "Reclaim", "Compact"]
-
-
-def test_newer_a_failed_reclaim_skips_the_compaction_it_would_have_earned():
-    p = Policy("gradual", "newer", time_scale=0.001)
-    applied, done = [], threading.Event()
-
-    def apply(action):
-        applied.append(action)
-        if isinstance(action, Reclaim):
-            if sum(isinstance(a, Reclaim) for a in applied) >= 3:
-                done.set()
-            raise OSError(5, "Input/output error")
-        return "ok"
-
-    with Daemon(p, apply, observe_fn=fake_observer([None]), read_cpu=lambda: CpuTimes(0, 0, 0, 0)):
-        assert done.wait(5)
-    # the first idle poll compacts (once per period); after that a failed reclaim earns none
-    assert kinds(applied[:4]) == ["Reclaim", "Compact", "Reclaim", "Reclaim"]
 
 
 def test_newer_a_failed_drop_is_tried_again_next_poll():

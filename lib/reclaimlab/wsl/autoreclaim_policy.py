@@ -2,8 +2,9 @@
 
     policy = Policy(mode="gradual", variant="released", time_scale=0.01)   # 10 min -> 6 s
     actions = policy.decide(observation)        # pure: no I/O; returns what WSL would do now
-    with Daemon(policy, apply=my_apply):        # the I/O side: observe /proc in a thread, apply actions
-        ...
+    rows = simulate(policy, ...)                # the same decisions on a model guest, on paper
+
+`autoreclaim_daemon.Daemon` runs a Policy against this guest (observes /proc, turns the knobs).
 
 WSL runs this logic inside the guest, in mini_init's memory-reduction thread. Two versions are
 reproduced, each from its source (a number that the issue text states differently is noted here):
@@ -65,29 +66,23 @@ The released idle test is user CPU only (nice, system and iowait do not count), 
 plus a per-poll test, and compaction is not "when idle" in the window's sense but "after activity, when
 the next second is quiet", even with `disabled`.
 
-On this kit's cgroup v1 guest there is no memory.reclaim. The driver maps `Reclaim(bytes)` to
-`knobs.cgroup_reclaim(bytes, allow, cgroup)`, whose v1 result is a labelled limit_in_bytes squeeze of a
-`WorkloadCgroup` (ReclaimResult.method says which); `Policy(memory_reclaim_available=False)` instead
-reproduces WSL's own fallback (gradual behaves as dropCache).
+Where memory.reclaim is missing, `Policy(memory_reclaim_available=False)` reproduces WSL's own fallback
+(gradual behaves as dropCache); how the daemon stands in for memory.reclaim on this kit's cgroup v1
+guest is in autoreclaim_daemon.py.
 
 Time compression: every period (poll, windows as poll counts, the compaction probe) is multiplied by
 `time_scale`; CPU thresholds are shares of CPU time, so they need no scaling.
 """
 from __future__ import annotations
 
-import os
-import threading
-import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Union
+from typing import Union
+
+from ..units import GIB, MIB
 
 MODES = ("disabled", "gradual", "dropCache")
 VARIANTS = ("released", "newer")
-
-KIB = 1024
-MIB = 1024 * KIB
-GIB = 1024 * MIB
 
 # --- released: microsoft/WSL src/linux/init/main.cpp ConfigureMemoryReduction() ---
 RELEASED_POLL_S = 30.0                  # SleepDuration
@@ -526,266 +521,3 @@ def simulate(policy: Policy, *, duration_s: float, busy_until_s: float, mem_tota
                      "idle": policy.idle, "actions": " + ".join(a.kind for a in actions)})
         t += policy.poll_interval_s
     return rows
-
-
-# ----------------------------------------------------------------------------- the I/O side
-
-@dataclass(frozen=True)
-class CpuTimes:
-    """The aggregate `cpu` line of /proc/stat, in jiffies (guest time is already inside user/nice)."""
-
-    user: int
-    nice: int
-    system: int
-    idle: int
-    iowait: int = 0
-    irq: int = 0
-    softirq: int = 0
-    steal: int = 0
-    own_user: int = 0     # this process's utime/stime (all threads), when observe(exclude_self=True)
-    own_system: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.user + self.nice + self.system + self.idle + self.iowait + self.irq + self.softirq + self.steal
-
-    @property
-    def busy(self) -> int:
-        """Everything but idle and iowait, as the newer WSL thread counts it."""
-        return self.total - self.idle - self.iowait
-
-
-def parse_cpu_times(text: str, source: str = "/proc/stat") -> CpuTimes:
-    """The aggregate 'cpu ' line of /proc/stat text -> CpuTimes."""
-    for line in text.splitlines():
-        if line.startswith("cpu "):
-            try:
-                fields = [int(x) for x in line.split()[1:9]]
-            except ValueError:
-                break
-            if len(fields) >= 4:
-                return CpuTimes(*fields)
-            break
-    raise ValueError(f"{source}: no aggregate line like 'cpu  <user> <nice> <system> <idle> ...'")
-
-
-def cpu_shares(prev: CpuTimes | None, now: CpuTimes) -> tuple[float | None, float | None]:
-    """(user share, busy share) of all CPU time between two readings; (None, None) without a previous one.
-
-    The own_* ticks (this process, when recorded) are taken out of both: the lab's notebook, sampler
-    and this driver are the apparatus, not the guest's workload.
-    """
-    if prev is None:
-        return None, None
-    total = now.total - prev.total
-    if now.user < prev.user or now.busy < prev.busy or total < 0:   # counters went backwards: no interval
-        return None, None
-    if total == 0:   # no time passed: WSL counts that as idle
-        return 0.0, 0.0
-    own_user = max(0, now.own_user - prev.own_user)
-    own_busy = own_user + max(0, now.own_system - prev.own_system)
-    return (max(0, now.user - prev.user - own_user) / total, max(0, now.busy - prev.busy - own_busy) / total)
-
-
-def parse_own_ticks(text: str) -> tuple[int, int]:
-    """/proc/<pid>/stat -> (utime, stime) in clock ticks (fields 14 and 15; comm may hold spaces)."""
-    fields = text[text.rindex(")") + 2:].split()
-    return int(fields[11]), int(fields[12])
-
-
-def observe(roots=None, cpu_prev: CpuTimes | None = None, probe_s: float = 0.0,
-            now_s: float | None = None, exclude_self: bool = False) -> tuple[Observation, CpuTimes]:
-    """Read /proc/stat and /proc/meminfo under `roots` -> (Observation, the CPU reading to pass next time).
-
-    `probe_s` > 0 also measures user CPU over the next `probe_s` seconds (the released compaction probe;
-    it sleeps that long). `exclude_self` leaves this process's own CPU time out of the shares.
-    Raises sources.SourceError naming a missing or unreadable file.
-    """
-    from ..probe import sources
-
-    roots = roots or sources.Roots.from_env()
-    cpu_now = read_cpu_times(roots, exclude_self)
-    user, busy = cpu_shares(cpu_prev, cpu_now)
-    probe = None
-    if probe_s > 0:
-        time.sleep(probe_s)
-        probe, _ = cpu_shares(cpu_now, read_cpu_times(roots, exclude_self))
-    m = sources.meminfo(roots)
-    if "MemTotal" not in m or "MemFree" not in m:
-        raise sources.SourceError(f"{roots.proc / 'meminfo'}: no MemTotal/MemFree lines")
-    reclaimable_kib = m.get("Active(file)", 0) + m.get("Inactive(file)", 0) + m.get("SReclaimable", 0)
-    obs = Observation(
-        now_s=time.monotonic() if now_s is None else now_s,
-        mem_total_bytes=m["MemTotal"] * KIB, mem_free_bytes=m["MemFree"] * KIB,
-        user_cpu_fraction=user, busy_cpu_fraction=busy,
-        reclaimable_cache_bytes=reclaimable_kib * KIB, cached_bytes=m.get("Cached", 0) * KIB,
-        probe_user_cpu_fraction=probe)
-    return obs, cpu_now
-
-
-def read_cpu_times(roots=None, exclude_self: bool = False) -> CpuTimes:
-    """/proc/stat's aggregate line; with `exclude_self`, also this process's ticks (0 where unreadable)."""
-    from dataclasses import replace
-
-    from ..probe import sources
-
-    roots = roots or sources.Roots.from_env()
-    p = roots.proc / "stat"
-    cpu = parse_cpu_times(sources.read_text(p), str(p))
-    if exclude_self:
-        text = sources.read_optional(roots.proc / str(os.getpid()) / "stat")
-        if text:
-            try:
-                own_user, own_system = parse_own_ticks(text)
-                cpu = replace(cpu, own_user=own_user, own_system=own_system)
-            except (ValueError, IndexError):
-                pass
-    return cpu
-
-
-def knob_applier(allow: bool | None, cgroup=None, mark: Callable[[str, str], object] | None = None,
-                 roots=None) -> Callable[[Action], object]:
-    """An `apply(action)` for Daemon that turns each action into a knobs.* call, then marks the event.
-
-    DropCaches -> knobs.drop_caches(level) (syncs first); Compact -> knobs.compact_memory();
-    Reclaim -> knobs.cgroup_reclaim(bytes, cgroup=cgroup): cgroup v2 memory.reclaim, or on cgroup v1
-    the labelled limit_in_bytes squeeze of `cgroup` (a knobs.WorkloadCgroup; required there).
-    The event detail says what ran: "1" for a drop, "<requested> bytes, <reclaimed> reclaimed,
-    <method>" for a reclaim, so the recording carries the method. Returns the knob's result;
-    knobs.SystemChangeRefused propagates (the Daemon records it).
-    A file-only Reclaim (newer) asks for `swappiness=0` too (knobs writes it where the kernel accepts it).
-    """
-    from ..probe import knobs
-
-    def apply(action: Action) -> object:
-        if isinstance(action, DropCaches):
-            result, detail = knobs.drop_caches(action.level, allow=allow, roots=roots), str(action.level)
-        elif isinstance(action, Compact):
-            result, detail = knobs.compact_memory(allow=allow, roots=roots), action.reason
-        elif isinstance(action, Reclaim):
-            result = knobs.cgroup_reclaim(action.bytes, allow=allow, cgroup=cgroup, roots=roots,
-                                          swappiness=0 if action.file_only else None)
-            detail = f"{action.bytes} bytes, {result.reclaimed_bytes} reclaimed, {result.method}"
-            if result.request:
-                detail += f" ({result.request})"
-        else:
-            raise TypeError(f"not an autoreclaim action: {action!r}")
-        if mark is not None:
-            mark(action.kind, detail)
-        return result
-    return apply
-
-
-@dataclass
-class DaemonError:
-    now_s: float
-    action: Action | None
-    error: BaseException
-
-
-class Daemon:
-    """Runs a Policy against this guest in a background thread, like WSL's reduction thread.
-
-    Every poll: observe(), policy.decide(), then `apply(action)` for each action in order (apply turns
-    an action into a knob call and marks the event). Errors from observe/apply are kept in `.errors`
-    (and passed to `on_error`) and the loop goes on, as the newer WSL thread does. `on_tick(tick, obs)`
-    sees every poll. Stop with stop() or use it as a context manager; stop() joins the thread.
-    `exclude_self` (default) leaves this process (notebook, sampler, this thread) out of the CPU
-    shares, so only the guest's other work can keep it from going idle.
-    """
-
-    def __init__(self, policy: Policy, apply: Callable[[Action], object], *, roots=None,
-                 on_tick: Callable[[Tick, Observation], None] | None = None,
-                 on_error: Callable[[DaemonError], None] | None = None,
-                 observe_fn: Callable[..., tuple[Observation, CpuTimes]] | None = None,
-                 read_cpu: Callable[[], CpuTimes] | None = None, exclude_self: bool = True):
-        self.policy = policy
-        self._apply = apply
-        self._roots = roots
-        self._on_tick = on_tick
-        self._on_error = on_error
-        self._observe = observe_fn or (lambda cpu_prev, probe_s: observe(roots, cpu_prev, probe_s,
-                                                                         exclude_self=exclude_self))
-        self._read_cpu = read_cpu or (lambda: read_cpu_times(roots, exclude_self))
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.ticks: list[Tick] = []
-        self.applied: list[tuple[float, Action, object]] = []   # (now_s, action, what apply returned)
-        self.errors: list[DaemonError] = []
-
-    def start(self) -> "Daemon":
-        if self._thread is not None:
-            raise RuntimeError("this Daemon was already started; make a new one")
-        self._thread = threading.Thread(target=self._run, name=f"autoreclaim-{self.policy.mode}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            if self._thread.is_alive():
-                raise RuntimeError(f"the autoreclaim thread did not stop within {timeout_s} s "
-                                   "(an apply() call is still running)")
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def __enter__(self) -> "Daemon":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def _error(self, now_s: float, action: Action | None, exc: BaseException) -> None:
-        err = DaemonError(now_s, action, exc)
-        self.errors.append(err)
-        if self._on_error:
-            self._on_error(err)
-
-    def _run(self) -> None:
-        policy = self.policy
-        if not policy.runs_thread:
-            return
-        poll_s = policy.poll_interval_s
-        # Both WSL threads sleep one poll first; that first reading is only a baseline (no fraction yet).
-        cpu_prev: CpuTimes | None = None
-        next_s = time.monotonic() + poll_s
-        while not self._stop.wait(max(0.0, next_s - time.monotonic())):
-            next_s += poll_s
-            try:
-                obs, cpu_prev = self._observe(cpu_prev, policy.compact_probe_s)
-            except Exception as exc:  # noqa: BLE001
-                self._error(time.monotonic(), None, exc)
-                continue
-            actions = policy.decide(obs)
-            worked: list[bool] = []
-            for action in actions:
-                if self._stop.is_set():
-                    break
-                if isinstance(action, Compact) and action.after_reclaim and not (worked and worked[-1]):
-                    continue   # WSL: `if (!compactedThisIdlePeriod || reclaimed)`, and the reclaim failed
-                try:
-                    self.applied.append((obs.now_s, action, self._apply(action)))
-                    worked.append(True)
-                except Exception as exc:  # noqa: BLE001
-                    self._error(obs.now_s, action, exc)
-                    worked.append(False)
-                policy.outcome(action, worked[-1])
-            # WSL re-reads /proc/stat after a memory operation that worked, so its own CPU does not count.
-            if any(worked) and policy.exclude_own_work:
-                try:
-                    cpu_prev = self._read_cpu()
-                except Exception as exc:  # noqa: BLE001
-                    self._error(obs.now_s, None, exc)
-            tick = policy.last_tick
-            if tick is not None:
-                self.ticks.append(tick)
-                if self._on_tick:
-                    try:
-                        self._on_tick(tick, obs)
-                    except Exception as exc:  # noqa: BLE001
-                        self._error(obs.now_s, None, exc)
-            if next_s < time.monotonic():       # fell behind (a slow apply): do not burst-catch-up
-                next_s = time.monotonic() + poll_s
