@@ -11,7 +11,6 @@ import pytest
 
 from reclaimlab.present import analysis
 from reclaimlab.experiments import harness as experiments
-from reclaimlab.probe import sources
 from reclaimlab.experiments import ExperimentError, ExperimentInterrupted, ExperimentRefused, run
 from reclaimlab.units import SizeError
 
@@ -137,25 +136,34 @@ def test_drop_caches_1_drops_the_files_page_cache():
     rec = run("page-cache", mode="live", size=size, observe_s=2, settle_s=1, walk_timeout_s=5,
               allow_system_changes=True, quiet=True)
     t_drop1 = rec.events[(rec.events.kind == "drop_caches") & (rec.events.detail == "1")].t_s.iloc[0]
-    fall = -analysis.change(rec, "cached_kib", t_drop1 - 0.05, t_drop1 + 1.5)
-    assert fall >= 0.8 * size / 1024
+    # The file's own resident pages (mincore): the guest's Cached moves with every other program's files
+    # (another run's drop_caches or a big write within these 1.5 s), so it is context, not what is asserted.
+    fall = -analysis.change(rec, "workload_file_resident_kib", t_drop1 - 0.05, t_drop1 + 1.5)
+    assert fall >= 0.8 * size / 1024, f"the file's resident pages fell by only {fall:.0f} KiB"
 
 
 @pytest.mark.live
-def test_compact_memory_restores_high_order_free_blocks():
-    order = sources.page_reporting_params(sources.Roots()).get("page_reporting_order", 9)
+def test_compact_memory_moves_the_fragmenters_own_pages_together():
+    # What the kit's own workload and the compaction it asked for did, from the fragmenter's own pages
+    # (their PFNs, /proc/<pid>/pagemap): /proc/buddyinfo counts the whole guest's free blocks, which every
+    # other program splits and joins meanwhile (4 of 20 live tests failed that way on a loaded guest).
     rec = run("compaction", mode="live", size="1GiB", observe_s=1, settle_s=0.5, allow_system_changes=True, quiet=True)
-    fragmented = analysis.blocks_at_least(rec, "fragmented", order)
-    compacted = analysis.blocks_at_least(rec, "compacted", order)
-    assert analysis.blocks_at_least(rec, "before", order) > fragmented
+    r = rec.meta["results"]
+    order, pinned, compacted, moved = (r["held_blocks_order"], r["fragment_held_blocks"], r["compacted_held_blocks"],
+                                       r["compact_moved_held_pages"])
+    assert pinned is not None, "the fragmenter's PFNs could not be read (they need root, as compact_memory does)"
+    # One kept page of every two, each in its own block of 2**order pages: the mapping's span, pinned.
+    span = r["size_bytes"] // (os.sysconf("SC_PAGE_SIZE") << order)
+    assert pinned >= 0.9 * span, f"the kept pages pin only {pinned} of the {span} order-{order} blocks they span"
     t = analysis.first_event(rec, "compact_memory")
     scanned = analysis.change(rec, "compact_migrate_scanned_pages", t - 0.05, t + 1.0)
-    assert scanned > 0, "compact_memory did not run: the kernel scanned no pages"
-    if compacted <= fragmented:
-        # See test_workloads: on a guest whose free memory is pinned by unmovable pages, compaction can
-        # scan and free nothing. Reported as a skip with the kernel's numbers, never as a pass.
-        pytest.skip(f"compaction scanned {scanned:.0f} pages but freed no order>={order} blocks here now")
-    assert compacted > fragmented
+    if moved == 0:
+        # On a guest whose free memory is pinned by unmovable pages, compaction can scan and move nothing.
+        # That is the kernel's answer, reported with its numbers as a skip, never as a pass.
+        pytest.skip(f"compaction scanned {scanned:.0f} pages (whole guest) but moved none of the fragmenter's "
+                    f"{r['fragment_held_pages']} kept pages; they still pin {compacted} order-{order} blocks")
+    assert compacted < pinned, (f"compaction moved {moved} of the fragmenter's kept pages, yet they pin "
+                                f"{compacted} order-{order} blocks, as many as before ({pinned})")
 
 
 @pytest.mark.live
