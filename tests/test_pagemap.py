@@ -45,3 +45,7 @@ def test_blocks_holding_and_moved_pages():
     assert pagemap.blocks_holding(before, 9) == 3
     assert pagemap.blocks_holding(after, 9) == 2
     assert pagemap.moved_pages(before, after) == 2  # 511 -> 2, 512 -> 3; a page absent either time is not counted
+    assert pagemap.vacated_blocks(before, after, 9) == 2  # blocks 1 and 2 hold none of them now
+    spread = [0, 600, 1100, 1700]                   # moved, yet still in blocks 0, 1, 2 (and now 3): none left
+    assert pagemap.vacated_blocks([0, 1, 511, 512, 1024], spread, 9) == 0
+    assert pagemap.blocks_holding(spread, 9) == 4   # more blocks pinned than before: no contradiction

@@ -1,7 +1,7 @@
 """Where one process's pages sit in physical memory: their page frame numbers, from /proc/<pid>/pagemap.
 
     pfns = read_pfns(pid, address, pages, stride=2)   # [pfn or None, ...], or None where PFNs are hidden
-    blocks_holding(pfns, 9), moved_pages(before, after)
+    blocks_holding(pfns, 9), moved_pages(before, after), vacated_blocks(before, after, 9)
 
 Each virtual page has one 64-bit entry: bit 63 "present", bits 0-54 the PFN. Since Linux 4.2 the PFN
 reads as 0 without CAP_SYS_ADMIN, so a process that is not root sees where nothing is. This is the
@@ -65,6 +65,12 @@ def blocks_holding(pfns: Sequence[int | None], order: int) -> int:
     """How many blocks of 2**order pages hold at least one of these pages: each such block cannot be free
     as a whole (order 9 = 2 MiB, the smallest block free page reporting hands to the host here)."""
     return len({pfn >> order for pfn in pfns if pfn is not None})
+
+
+def vacated_blocks(before: Sequence[int | None], after: Sequence[int | None], order: int) -> int:
+    """How many blocks of 2**order pages held some of these pages before and hold none of them after: blocks
+    these pages no longer keep from being free as a whole (other pages may still sit there)."""
+    return len({p >> order for p in before if p is not None} - {p >> order for p in after if p is not None})
 
 
 def moved_pages(before: Sequence[int | None], after: Sequence[int | None]) -> int:

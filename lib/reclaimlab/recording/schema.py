@@ -130,7 +130,7 @@ RESULTS: dict[str, dict[str, str]] = {
         "compaction_returned_kib": "KiB", "fragment_host_rss_kib": "KiB", "fragmented_returned_kib": "KiB",
         # the fragmenter's own kept pages (their PFNs, /proc/<pid>/pagemap), just before and after compact_memory
         "held_blocks_order": "order", "fragment_held_blocks": "blocks", "compacted_held_blocks": "blocks",
-        "compact_moved_held_pages": "pages",
+        "compact_moved_held_pages": "pages", "compact_vacated_blocks": "blocks",
     },
     "auto-reclaim": {
         "policy": "text", "method": "text", "time_scale": "ratio", "cgroup_version": "int",
