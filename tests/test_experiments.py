@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import _thread
 import os
+import signal
 import threading
 import time
 
@@ -13,6 +14,7 @@ from reclaimlab.present import analysis
 from reclaimlab.experiments import harness as experiments
 from reclaimlab.experiments import ExperimentError, ExperimentInterrupted, ExperimentRefused, run
 from reclaimlab.units import SizeError
+from reclaimlab.experiments.workloads._child import status_kib
 
 MIB = 1024 * 1024
 
@@ -80,14 +82,28 @@ def test_unsafe_size_in_live_mode_is_refused_before_the_run():
 
 @pytest.mark.live
 def test_interrupted_run_frees_everything_and_yields_a_partial_recording():
-    # Interrupt the main thread (as Ctrl-C would) while the allocator holds touched memory.
-    timer = threading.Timer(3.0, _thread.interrupt_main)
-    timer.start()
+    # Interrupt the main thread (as Ctrl-C would) once the allocator holds touched memory: not after a fixed
+    # time, which may pass while the run still waits for another live run on this guest (the guest lock).
+    # Python's own SIGINT handler, whatever this process inherited: a shell without job control starts a
+    # background job (`pytest ... &`) with SIGINT ignored, and then interrupt_main does nothing.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    stop = threading.Event()
+
+    def interrupt_once_touched() -> None:
+        while not stop.wait(0.05):
+            if any(status_kib(pid).get("RssAnon", 0) >= 256 * 1024 for pid in _children_alive()):
+                _thread.interrupt_main()
+                return
+
+    watcher = threading.Thread(target=interrupt_once_touched, daemon=True)
+    watcher.start()
     try:
         with pytest.raises(ExperimentInterrupted) as info:
             run("calloc-reclaim", mode="live", size="512MiB", hold_s=10, quiet=True)
     finally:
-        timer.cancel()
+        stop.set()
+        watcher.join()
+        signal.signal(signal.SIGINT, previous)
     rec = info.value.recording
     assert rec is not None and rec.meta["complete"] is False
     assert "KeyboardInterrupt" in rec.meta["interrupted"]

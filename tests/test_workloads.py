@@ -190,7 +190,11 @@ def test_page_cache_grows_and_drop_caches_takes_it():
 
 @pytest.mark.live
 def test_file_removed_after_ctrl_c_mid_write():
+    # Python's own SIGINT handler in the script: a background job (`pytest ... &` in a shell without job
+    # control) starts with SIGINT ignored, which its children inherit, and the write would run to its end.
     parent = _run_script("""
+        import signal
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from reclaimlab.experiments.workloads import PageCacheFile
         with PageCacheFile("1GiB") as f:
             print(f.path, f.pid, flush=True)
