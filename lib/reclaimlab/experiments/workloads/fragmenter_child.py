@@ -73,7 +73,7 @@ class Fragments:
         self.freed_pages = freed
         status = status_kib()
         return {"duration_s": time.perf_counter() - t0, "touch_s": touched_s, "size_bytes": size_bytes,
-                "freed_pages": freed, "held_pages": pages - freed, "rss_anon_kib": status.get("RssAnon")}
+                "address": ptr, "freed_pages": freed, "held_pages": pages - freed, "rss_anon_kib": status.get("RssAnon")}
 
     def release(self) -> dict[str, Any]:
         if self.ptr is None:
