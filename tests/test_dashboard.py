@@ -163,6 +163,27 @@ def test_ring_buffer_is_bounded_by_the_window(dash_factory):
     assert len(events) == dashboard.MAX_EVENTS and events["detail"].iloc[-1] == str(dashboard.MAX_EVENTS + 24)
 
 
+def test_the_window_is_a_recording_that_saves_and_loads(dash_factory, tmp_path):
+    from reclaimlab.recording import recording
+    d = dash_factory(hz=20, window_s=0.5, chart_hz=1)
+    d.mark("touch", "first")
+    wait_until(lambda: d.samples_taken > 2 * d._ring.maxlen, timeout_s=10, what="the ring to wrap twice")
+    rec = d.recording()
+    assert rec.meta["experiment"] == "dashboard" and rec.meta["window_s"] == 0.5 and rec.meta["sample_hz"] == 20
+    assert rec.meta["kernel_release"] and rec.meta["guest_kind"]  # this guest's facts, from the probe
+    assert len(rec.samples) <= d._ring.maxlen and list(rec.samples.columns)[0] == "t_s"
+    assert rec.samples["t_s"].iloc[0] > 0  # only the window: the first samples have scrolled out
+    assert "mem_free_kib" in rec.samples.columns and list(rec.events.kind) == ["touch"]
+    back = recording.load(recording.save(rec, tmp_path / "window"))
+    assert back.meta["experiment"] == "dashboard" and len(back.samples) == len(rec.samples)
+    assert d.samples_taken > len(rec.samples)  # still running: a snapshot, not the end
+
+
+def test_a_dashboard_not_started_has_no_recording():
+    with pytest.raises(dashboard.DashboardError, match="has not started"):
+        Dashboard(roots=ROOTS, host=False).recording()
+
+
 class Captured:
     """Stands in for the widget's send(): what the sender thread would put on the wire."""
 

@@ -30,9 +30,11 @@ Why it is built this way:
   which reach the one view whatever cell runs meanwhile. Errors go to the view's status line.
 - Two threads: the sampler keeps its own clock at `hz` (a slow send never delays a sample), the
   sender batches what is new at most `chart_hz` times a second.
-- Bounded on both sides for an hour of presenting: the kernel keeps a ring buffer (deque with
-  maxlen) over `window_s`, the browser trims its copy to the window. A view that starts empty
-  (a reload, a second view) asks the kernel for the window so far.
+- Bounded on both sides for an hour of presenting: the kernel keeps the window in a bounded
+  Recorder (the one every producer uses; rows and markers in rings over `window_s`), the browser
+  trims its copy to the window. A view that starts empty (a reload, a second view) asks the
+  kernel for the window so far; `dash.recording()` turns the window into a Recording (chart it
+  with `charts`, keep it with `recording.save`).
 - jupyterlab-rise's slideshow view does not render ipywidgets 8 (jupyterlab-contrib/rise#119):
   there the output's text fallback shows; present the dashboard in a JupyterLab tab beside the
   slides (the kernel is the same).
@@ -47,7 +49,6 @@ import json
 import math
 import threading
 import time
-from collections import deque
 from typing import Any, Sequence
 
 import pandas as pd
@@ -55,7 +56,10 @@ import pandas as pd
 from . import charts
 from . import dashboard_view as view
 from ..probe import sources
-from ..sampling.sampler import ColumnSource, SampleReaders, validate_hz
+from ..recording import provenance
+from ..recording.recorder import Recorder
+from ..recording.recording import Recording
+from ..sampling.sampler import CANONICAL_ORDER, ColumnSource, SampleReaders, validate_hz
 
 DEFAULT_HZ = 4.0
 DEFAULT_WINDOW_S = 120.0
@@ -124,10 +128,11 @@ class Dashboard:
         self._owned_views: list[Any] = []
         self._readers: SampleReaders | None = None
         self.columns: tuple[str, ...] = ()
-        # Bounded: the window's samples (plus a few for jitter) and the last markers.
-        self._ring: deque[tuple] = deque(maxlen=int(math.ceil(self.window_s * self.hz)) + 4)
-        self._events: deque[tuple[float, str, str]] = deque(maxlen=MAX_EVENTS)
-        self._lock = threading.Lock()          # guards _ring, _events and the counters below
+        # Bounded: the window's samples (plus a few for jitter) and the last markers, in a Recorder
+        # made by start() with this guest's facts.
+        self._max_rows = int(math.ceil(self.window_s * self.hz)) + 4
+        self.recorder: Recorder | None = None
+        self._lock = threading.Lock()          # guards the recorder's rows, the markers and the counters below
         self._new_data = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -167,6 +172,9 @@ class Dashboard:
         self._host_views = self._open_host_views()
         try:
             self.container, self.limit_kib = _container_view(self.roots)
+            self.recorder = Recorder("dashboard", {"hz": self.hz, "window_s": self.window_s}, "live", self.hz,
+                                     provenance.local_guest_facts(self.roots),
+                                     max_rows=self._max_rows, max_events=MAX_EVENTS)
             self._readers = SampleReaders(self.roots, self._host_views, cgroup=self.container, hz=self.hz)
             self.columns = self._readers.columns
             self._t0 = time.monotonic()
@@ -237,9 +245,9 @@ class Dashboard:
             raise ValueError(f"event kind {kind!r} must be a non-empty word such as 'free'")
         if not self._threads or self.stopped:
             raise DashboardError("this dashboard is not running: markers go on a running one (dashboard.show())")
+        assert self.recorder is not None
         with self._lock:
-            t_s = round(time.monotonic() - self._t0, 3)
-            self._events.append((t_s, kind.strip(), str(detail)))
+            t_s = self.recorder.event(kind.strip(), str(detail), round(time.monotonic() - self._t0, 3))
             self.events_marked += 1
         self._new_data.set()
         return t_s
@@ -258,7 +266,24 @@ class Dashboard:
 
     def events(self) -> pd.DataFrame:
         with self._lock:
-            return pd.DataFrame(list(self._events), columns=["t_s", "kind", "detail"])
+            return pd.DataFrame(self._events, columns=["t_s", "kind", "detail"])
+
+    def recording(self) -> Recording:
+        """The window so far (at most window_s of samples, the markers in it) as a Recording, to chart
+        with `charts` or keep with `recording.save`; meta says it is the dashboard's, at hz and window_s."""
+        if self.recorder is None:
+            raise DashboardError("this dashboard has not started: dashboard.show() starts one")
+        with self._lock:
+            return self.recorder.snapshot(("t_s", *self.columns), order=CANONICAL_ORDER, window_s=self.window_s)
+
+    @property
+    def _ring(self) -> Sequence[tuple]:
+        """The window's samples, oldest first (the recorder's bounded rows)."""
+        return self.recorder.rows if self.recorder is not None else ()
+
+    @property
+    def _events(self) -> list[tuple[float, str, str]]:
+        return self.recorder.held_events() if self.recorder is not None else []
 
     def summary(self) -> str:
         """The current figures as a line of text (the view shows them with colours)."""
@@ -282,7 +307,7 @@ class Dashboard:
             "process_cpu_s": round(proc_cpu_s, 3),
             "process_cpu_share_of_one_core": round(proc_cpu_s / wall_s, 4) if wall_s > 0 else None,
             "ring_rows": len(self._ring),
-            "ring_max_rows": self._ring.maxlen,
+            "ring_max_rows": self._max_rows,
         }
 
     # -- sources -------------------------------------------------------------------------------
@@ -313,8 +338,9 @@ class Dashboard:
             for c, v in zip(self.columns, row[1:]):
                 if c in view.HOST_LABELS and v is not None:
                     self._host_base[c] = float(v)
+        assert self.recorder is not None
         with self._lock:
-            self._ring.append(row)
+            self.recorder.rows.append(row)
             self.samples_taken += 1
         self._new_data.set()
 
@@ -334,7 +360,7 @@ class Dashboard:
             series=view.series(self.columns, self.container), fonts=view.fonts(self.presenter),
             width=860 if self.presenter else 680, height=400 if self.presenter else 300,
             hz=self.hz, window_s=self.window_s, y_max=view.in_unit(total_kib, self.unit) if total_kib else None,
-            max_rows=self._ring.maxlen, max_events=MAX_EVENTS)
+            max_rows=self._max_rows, max_events=MAX_EVENTS)
         w.add_class("reclaimlab-dashboard")
         return w
 

@@ -6,7 +6,8 @@
 
 Every producer uses it: the local sampler (sampling.sampler), the kit's VM stream
 (vm.sampler) and, through them, the experiment scripts (experiments.live, vm.experiments),
-which write their results and notices into it. The Recording's meta is built once, in
+which write their results and notices into it; the live dashboard keeps a bounded one
+(`max_rows`, `max_events`: its window) and `snapshot()`s it whenever asked for what it showed. The Recording's meta is built once, in
 `finish()`, by `provenance.build_meta` from the guest's facts given at the start and the
 run's facts given at the end (as pyperf's results carry their own metadata); nothing
 patches it afterwards.
@@ -14,6 +15,7 @@ patches it afterwards.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 
 import pandas as pd
@@ -28,17 +30,18 @@ class Recorder:
     """Collects one run; `finish()` returns its Recording (once)."""
 
     def __init__(self, experiment: str, parameters: Mapping[str, Any] | None, mode: str, sample_hz: float,
-                 guest_facts: Mapping[str, Any]):
+                 guest_facts: Mapping[str, Any], *, max_rows: int | None = None, max_events: int | None = None):
+        """max_rows / max_events: keep only the newest ones (a ring), for a view that runs for hours."""
         self.experiment = experiment
         self.parameters = dict(parameters or {})
         self.mode = mode
         self.sample_hz = float(sample_hz)
         self.guest_facts = dict(guest_facts)
         self.date_utc = provenance.utc_now_iso()  # the start of the run
-        self.rows: list = []                      # samples: tuples (with `columns`) or dicts
+        self.rows: list | deque = deque(maxlen=max_rows) if max_rows else []  # tuples (with `columns`) or dicts
         self.results: dict[str, Any] = {}         # meta["results"]: step durations, measured effects
         self.notices: list[str] = []              # meta["notices"]: sentences a banner shows
-        self._events: list[tuple[float, str, str]] = []
+        self._events: list | deque = deque(maxlen=max_events) if max_events else []  # (t_s, kind, detail)
         self._buddy: list[tuple[float, str, str, int, int]] = []
         self._lock = threading.Lock()
         self.recording: Recording | None = None
@@ -64,11 +67,19 @@ class Recorder:
                interrupted: str | None = None, **run_facts: Any) -> Recording:
         """The Recording: samples from `rows` (tuples in `columns` order, or dicts when columns is None),
         the columns in `order` first; meta built once from the guest's and the run's facts."""
-        if self.recording is not None:
-            return self.recording
+        if self.recording is None:
+            self.recording = self._build(columns, order, interrupted, run_facts, self.results, self.notices)
+        return self.recording
+
+    def snapshot(self, columns: Sequence[str] | None = None, order: Sequence[str] = (), **run_facts: Any) -> Recording:
+        """A Recording of what is held now while the run goes on (a bounded recorder: its window)."""
+        return self._build(columns, order, None, run_facts, dict(self.results), list(self.notices))
+
+    def _build(self, columns: Sequence[str] | None, order: Sequence[str], interrupted: str | None,
+               run_facts: Mapping[str, Any], results: dict[str, Any], notices: list[str]) -> Recording:
         samples = self._samples(columns, order)
         with self._lock:
-            events = pd.DataFrame(self._events, columns=EVENT_COLUMNS)
+            events = pd.DataFrame(list(self._events), columns=EVENT_COLUMNS)
             buddy = pd.DataFrame(self._buddy, columns=BUDDY_COLUMNS)
         events["t_s"] = events["t_s"].astype(float)
         buddy["t_s"] = buddy["t_s"].astype(float)
@@ -77,11 +88,15 @@ class Recorder:
             self.experiment, self.parameters, self.mode, self.sample_hz, guest_facts=self.guest_facts,
             date_utc=self.date_utc,
             run_facts={"complete": interrupted is None, "duration_s": duration_s, **run_facts,
-                       "results": self.results, "notices": self.notices,
+                       "results": results, "notices": notices,
                        **({"interrupted": interrupted} if interrupted is not None else {})})
-        self.recording = Recording(samples=samples, events=events, meta=meta, buddyinfo=buddy,
-                                   why_shown=str(meta.get("mode_reason", "")))
-        return self.recording
+        return Recording(samples=samples, events=events, meta=meta, buddyinfo=buddy,
+                         why_shown=str(meta.get("mode_reason", "")))
+
+    def held_events(self) -> list[tuple[float, str, str]]:
+        """The events held now, oldest first: (t_s, kind, detail)."""
+        with self._lock:
+            return list(self._events)
 
     def _samples(self, columns: Sequence[str] | None, order: Sequence[str]) -> pd.DataFrame:
         rows = list(self.rows)

@@ -26,7 +26,7 @@ NUMERIC_UNITS = {"KiB", "bytes", "s", "pages", "count", "ratio", "share", "GB/s"
 
 META: dict[str, str] = {
     "schema_version": "int: the layout version of the folder (recording.SCHEMA_VERSION)",
-    "experiment": "text: the experiment's name (or 'watch')",
+    "experiment": "text: the experiment's name (or 'watch', or 'dashboard' for the live view's window)",
     "parameters": "object: the parameters of the run",
     "mode": "text: live or recorded",
     "mode_reason": "text: why the run was live (why a recording is shown is Recording.why_shown, not meta)",
@@ -51,6 +51,7 @@ META: dict[str, str] = {
     "sources_skipped": "list: optional sources that could not be read, and why",
     "source_errors": "object: errors of extra sources",
     "stopped_by": "text: what ended a `reclaimlab watch` recording",
+    "window_s": "s: the live dashboard's window (its Recording holds only the last window_s)",
     "workload_cgroup": "object: the experiment's own memory cgroup (version, path)",
     # the kit's VM
     "accel_reason": "text", "free_page_reporting": "text: on or off", "page_size_kib": "KiB",
@@ -139,6 +140,7 @@ RESULTS: dict[str, dict[str, str]] = {
         "idle_share": "share", "guest_busy_share_baseline": "share", "page_reporting_order": "order",
     },
     "watch": {},
+    "dashboard": {},
 }
 
 # Old name -> today's name, per experiment. Where a recording holds both, today's wins (the old one
