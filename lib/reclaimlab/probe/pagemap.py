@@ -23,13 +23,17 @@ PFN_MASK = (1 << 55) - 1
 
 def parse_pfns(data: bytes, stride: int = 1) -> list[int | None]:
     """The PFN of every `stride`-th entry of raw pagemap bytes (None: not present, or hidden as 0)."""
+    return _pfns(_entries(data)[::stride])
+
+
+def _entries(data: bytes) -> array:
     entries = array("Q")
     entries.frombytes(data[:len(data) - len(data) % ENTRY_BYTES])
-    out: list[int | None] = []
-    for entry in entries[::stride]:
-        pfn = entry & PFN_MASK
-        out.append(pfn if entry & PRESENT and pfn else None)
-    return out
+    return entries
+
+
+def _pfns(entries: Sequence[int]) -> list[int | None]:
+    return [entry & PFN_MASK if entry & PRESENT and entry & PFN_MASK else None for entry in entries]
 
 
 def read_pfns(pid: int, address: int, pages: int, stride: int = 1, page_bytes: int = 4096,
@@ -43,11 +47,10 @@ def read_pfns(pid: int, address: int, pages: int, stride: int = 1, page_bytes: i
             data = _pread_all(f.fileno(), pages * ENTRY_BYTES, (address // page_bytes) * ENTRY_BYTES)
     except OSError:
         return None
-    entries = array("Q")
-    entries.frombytes(data[:len(data) - len(data) % ENTRY_BYTES])
-    if any(e & PRESENT for e in entries[::stride]) and not any(e & PFN_MASK for e in entries[::stride]):
+    entries = _entries(data)[::stride]
+    if any(e & PRESENT for e in entries) and not any(e & PFN_MASK for e in entries):
         return None  # present pages with PFN 0: hidden from this user
-    return parse_pfns(data, stride)
+    return _pfns(entries)
 
 
 def _pread_all(fd: int, length: int, offset: int) -> bytes:
