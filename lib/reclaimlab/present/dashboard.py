@@ -391,7 +391,7 @@ class Dashboard:
     def _backlog(self) -> dict[str, Any]:
         """The window so far, for a view that starts empty."""
         with self._lock:
-            rows, events, n = list(self._ring), list(self._events), self.samples_taken
+            rows, events, n = list(self._ring), self._events, self.samples_taken
         return {"kind": "backlog", **self._rows_out(rows), "events": self._events_out(events), "samples": n}
 
     def _send_new(self) -> None:
@@ -399,8 +399,9 @@ class Dashboard:
         with self._lock:
             new_rows = min(self.samples_taken - self._samples_sent, len(self._ring))
             rows = list(self._ring)[len(self._ring) - new_rows:] if new_rows else []
-            new_events = min(self.events_marked - self._events_sent, len(self._events))
-            events = list(self._events)[len(self._events) - new_events:] if new_events else []
+            held = self._events  # a copy of the recorder's markers: taken once
+            new_events = min(self.events_marked - self._events_sent, len(held))
+            events = held[len(held) - new_events:] if new_events else []
             n = self.samples_taken
             self._samples_sent, self._events_sent = n, self.events_marked
         if events:
