@@ -259,14 +259,20 @@ class Dashboard:
         return None if row is None else dict(zip(("t_s", *self.columns), row))
 
     def data(self) -> pd.DataFrame:
-        """The samples in the window (at most window_s * hz rows), t_s first."""
+        """The samples in the window: the last window_s seconds of them, t_s first."""
         with self._lock:
-            rows = list(self._ring)
+            rows, start_s = list(self._ring), self._window_start_s()
+        if start_s is not None:
+            rows = [r for r in rows if r[0] >= start_s]
         return pd.DataFrame.from_records(rows, columns=["t_s", *self.columns])
 
     def events(self) -> pd.DataFrame:
+        """The markers in the window (at most MAX_EVENTS of them): t_s, kind, detail."""
         with self._lock:
-            return pd.DataFrame(self._events, columns=["t_s", "kind", "detail"])
+            events, start_s = self._events, self._window_start_s()
+        if start_s is not None:
+            events = [e for e in events if e[0] >= start_s]
+        return pd.DataFrame(events, columns=["t_s", "kind", "detail"])
 
     def recording(self) -> Recording:
         """The window so far (at most window_s of samples, the markers in it) as a Recording, to chart
@@ -274,7 +280,14 @@ class Dashboard:
         if self.recorder is None:
             raise DashboardError("this dashboard has not started: dashboard.show() starts one")
         with self._lock:
-            return self.recorder.snapshot(("t_s", *self.columns), order=CANONICAL_ORDER, window_s=self.window_s)
+            return self.recorder.snapshot(("t_s", *self.columns), order=CANONICAL_ORDER,
+                                          since_t_s=self._window_start_s(), window_s=self.window_s)
+
+    def _window_start_s(self) -> float | None:
+        """Where the window begins: window_s before the newest sample (None before the first). The ring
+        is bounded by count (window_s * hz rows and a few), so when sampling falls behind hz on a busy
+        guest it holds more than window_s; this cut keeps what is shown to window_s, as the browser does."""
+        return self._ring[-1][0] - self.window_s if self._ring else None
 
     @property
     def _ring(self) -> Sequence[tuple]:

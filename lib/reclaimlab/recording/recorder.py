@@ -71,18 +71,25 @@ class Recorder:
             self.recording = self._build(columns, order, interrupted, run_facts, self.results, self.notices)
         return self.recording
 
-    def snapshot(self, columns: Sequence[str] | None = None, order: Sequence[str] = (), **run_facts: Any) -> Recording:
-        """A Recording of what is held now while the run goes on (a bounded recorder: its window)."""
-        return self._build(columns, order, None, run_facts, dict(self.results), list(self.notices))
+    def snapshot(self, columns: Sequence[str] | None = None, order: Sequence[str] = (), *,
+                 since_t_s: float | None = None, **run_facts: Any) -> Recording:
+        """A Recording of what is held now while the run goes on (a bounded recorder: its window);
+        since_t_s: only the rows, events and snapshots from then on (a window by time, not by count)."""
+        return self._build(columns, order, None, run_facts, dict(self.results), list(self.notices), since_t_s)
 
     def _build(self, columns: Sequence[str] | None, order: Sequence[str], interrupted: str | None,
-               run_facts: Mapping[str, Any], results: dict[str, Any], notices: list[str]) -> Recording:
+               run_facts: Mapping[str, Any], results: dict[str, Any], notices: list[str],
+               since_t_s: float | None = None) -> Recording:
         samples = self._samples(columns, order)
         with self._lock:
             events = pd.DataFrame(list(self._events), columns=EVENT_COLUMNS)
             buddy = pd.DataFrame(self._buddy, columns=BUDDY_COLUMNS)
         events["t_s"] = events["t_s"].astype(float)
         buddy["t_s"] = buddy["t_s"].astype(float)
+        if since_t_s is not None:
+            samples = samples[samples["t_s"] >= since_t_s].reset_index(drop=True)
+            events = events[events["t_s"] >= since_t_s].reset_index(drop=True)
+            buddy = buddy[buddy["t_s"] >= since_t_s].reset_index(drop=True)
         duration_s = round(float(samples["t_s"].max()), 3) if len(samples) else None
         meta = provenance.build_meta(
             self.experiment, self.parameters, self.mode, self.sample_hz, guest_facts=self.guest_facts,
