@@ -212,11 +212,10 @@ def execute_for_untrusted(labs: list[Path], self_test: bool = True, executed_sin
     `reclaimlab labs --mode recorded` does), and the planted failures first. With executed_since, the
     copies `reclaimlab labs --mode recorded` wrote into build/labs/recorded/ after that time (`tasks.py
     test` runs ci/check-labs first) are taken instead of executing the labs again."""
-    from reclaimlab.cli.labs import execute_lab
+    from reclaimlab.cli import labs as cli_labs
     out_dir = BUILD / UNTRUSTED
-    made = ROOT / "build" / "labs" / "recorded"
-    reuse = executed_since is not None and all(
-        (made / lab.name).exists() and (made / lab.name).stat().st_mtime >= executed_since for lab in labs)
+    made = cli_labs.executed_dir(ROOT / "labs", "recorded")
+    reuse = executed_since is not None and cli_labs.executed_since(labs, made, executed_since)
     if executed_since is not None:
         log(f"untrusted stage: the executed copies in {made.relative_to(ROOT)}/ are from this run: opened as they are"
             if reuse else f"untrusted stage: not every lab has an executed copy from this run in "
@@ -233,7 +232,7 @@ def execute_for_untrusted(labs: list[Path], self_test: bool = True, executed_sin
             shutil.copy2(made / lab.name, out_dir / lab.name)
             out.append(out_dir / lab.name)
             continue
-        seconds, size = execute_lab(lab, out_dir, "recorded")
+        seconds, size = cli_labs.execute_lab(lab, out_dir, "recorded")
         log(f"{lab.stem}: executed by papermill for the untrusted stage in {seconds:.0f} s ({size / 1e6:.2f} MB)")
         out.append(out_dir / lab.name)
     return out

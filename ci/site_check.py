@@ -69,20 +69,14 @@ def log(msg: str) -> None:
     print(f"[site-check {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def executed_since(epoch_s: float) -> bool:
-    """Every lab has an executed copy in build/labs/recorded/ written after epoch_s."""
-    labs = sorted((ROOT / "labs").glob("[0-9][0-9]_*.ipynb"))
-    copies = [EXECUTED / lab.name for lab in labs]
-    return bool(labs) and all(c.exists() and c.stat().st_mtime >= epoch_s for c in copies)
-
-
 def build(python: str, labs_executed_since: float | None = None) -> float:
     t0 = time.monotonic()
     env = dict(os.environ, PATH=f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     commands = [[str(Path(python).parent / "reclaimlab"), "labs", "--mode", "recorded"],
                 [python, "-m", "reclaimlab.cli.site"]]
     if labs_executed_since is not None:
-        if executed_since(labs_executed_since):
+        from reclaimlab.cli.labs import executed_since, lab_notebooks
+        if executed_since(lab_notebooks(ROOT / "labs"), EXECUTED, labs_executed_since):
             log(f"every lab's executed copy in {EXECUTED.relative_to(ROOT)}/ is from this run "
                 "(ci/check-labs ran `reclaimlab labs --mode recorded`): reused")
             commands = commands[1:]

@@ -22,6 +22,18 @@ def lab_notebooks(directory: Path, only: tuple[str, ...] = ()) -> list[Path]:
     return labs
 
 
+def executed_dir(directory: Path, mode: str) -> Path:
+    """Where `reclaimlab labs --mode <mode>` writes its executed copies by default."""
+    return directory.parent / "build" / "labs" / mode
+
+
+def executed_since(labs: list[Path], out_dir: Path, epoch_s: float) -> bool:
+    """Every lab has an executed copy in out_dir written at or after epoch_s (so a later CI stage can
+    open the copies an earlier one made in this run instead of executing the labs again)."""
+    copies = [out_dir / lab.name for lab in labs]
+    return bool(labs) and all(c.exists() and c.stat().st_mtime >= epoch_s for c in copies)
+
+
 def execute_lab(notebook: Path, out_dir: Path, mode: str, extra: dict | None = None) -> tuple[float, int]:
     """Run one lab; return (seconds, bytes of the executed copy). Raises click.ClickException on failure."""
     import papermill as pm
@@ -52,7 +64,7 @@ def labs_command(mode: str, out_dir: Path | None, only: tuple[str, ...]) -> None
     notebooks = lab_notebooks(directory, only)
     if not notebooks:
         raise click.UsageError(f"no labs matched in {directory}" + (f" for --only {' '.join(only)}" if only else ""))
-    out_dir = out_dir or directory.parent / "build" / "labs" / mode
+    out_dir = out_dir or executed_dir(directory, mode)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

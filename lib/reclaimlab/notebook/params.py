@@ -25,13 +25,18 @@ def check_bool(name: str, value: Any) -> bool:
 
 
 def check_hz(value: Any) -> float | None:
+    """The sampler's own check (sampling.sampler.validate_hz), then the labs' lower bound: a lab's
+    charts gain nothing above MAX_SAMPLE_HZ, and its recording grows with every sample."""
     if value is None:
         return None
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or not 0 < value <= MAX_SAMPLE_HZ:
-        raise LabParameterError(f"parameter sample_hz={value!r} is not valid; use a number of samples per "
-                                f"second above 0 and at most {MAX_SAMPLE_HZ:g}, e.g. 10")
-    return float(value)
+    from ..sampling.sampler import validate_hz
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > MAX_SAMPLE_HZ:
+        raise LabParameterError(f"parameter sample_hz={value!r} is not valid; a lab samples at most "
+                                f"{MAX_SAMPLE_HZ:g} times per second (10 is plenty to watch memory move)")
+    try:
+        return validate_hz(value)
+    except ValueError as e:
+        raise LabParameterError(f"parameter sample_hz={value!r} is not valid: {e}") from None
 
 
 def check_size(name: str, value: Any) -> int:

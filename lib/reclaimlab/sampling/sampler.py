@@ -81,7 +81,9 @@ def validate_hz(hz: Any) -> float:
     if isinstance(hz, bool) or not isinstance(hz, (int, float)):
         raise ValueError(f"sample rate {hz!r} is not a number; give samples per second, e.g. 10")
     rate = float(hz)
-    if math.isnan(rate) or rate <= 0:
+    if math.isnan(rate):
+        raise ValueError(f"sample rate {hz!r} is not a number; give samples per second, e.g. 10")
+    if rate <= 0:
         raise ValueError(f"sample rate {hz!r} must be above 0 samples per second (e.g. 10)")
     if rate > MAX_HZ:
         raise ValueError(f"sample rate {hz!r} is above the maximum of {MAX_HZ:g} samples per second; "
