@@ -27,7 +27,6 @@ Needs root (accounts, cgroups) and skips without it. --break shows that a broken
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import hashlib
 import json

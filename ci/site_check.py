@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urldefrag, urljoin, urlparse
+from urllib.parse import urldefrag, urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from browser_check import CHROMIUM, CHROMIUM_ARGS, VIEWPORT  # noqa: E402  (ci/ is not a package)
@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "build" / "site"
 EXECUTED = ROOT / "build" / "labs" / "recorded"
 SELF_TEST = "_selftest"
-SELF_TEST_PAGE = f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>planted failures</title>
+SELF_TEST_PAGE = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>planted failures</title>
 <script src="https://cdn.jsdelivr.net/npm/nothing@1/x.js"></script></head><body>
 <img src="missing.svg" alt="broken"><svg width="0" height="0"></svg>
 <a href="../no-such-page.html">dead</a><a href="../index.html#no-such-id">dead fragment</a>

@@ -16,7 +16,6 @@ from reclaimlab.probe import lock as guestlock
 from reclaimlab.recording import recording
 from reclaimlab.cli.app import main
 from reclaimlab.experiments import ExperimentBusy, ExperimentError, run
-from reclaimlab.probe.sources import Roots
 
 from conftest import tree_roots
 

@@ -1,7 +1,6 @@
 """Checks of a lab's parameters: a bad value raises LabParameterError naming it and what is valid."""
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 MAX_SAMPLE_HZ = 1000.0

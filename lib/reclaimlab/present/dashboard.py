@@ -337,9 +337,9 @@ class Dashboard:
         if self._readers is not None:
             self._readers.close()
             self._readers = None
-        for view in self._owned_views:
+        for owned in self._owned_views:
             try:
-                view.close()
+                owned.close()
             except Exception:  # noqa: BLE001  closing one view must not keep the others open
                 pass
         self._owned_views = []

@@ -323,7 +323,7 @@ def _section(stripped: str, lineno: int) -> tuple[str | None, list[Finding]]:
             "error", lineno, f"[{name}]",
             f"[{name}] is a section of /etc/wsl.conf (per distribution, inside Linux), not of .wslconfig "
             "(%UserProfile%\\.wslconfig, for the whole VM): WSL reports its keys as unknown and ignores them",
-            f"move this section to /etc/wsl.conf inside the distribution (sudo nano /etc/wsl.conf), then "
+            "move this section to /etc/wsl.conf inside the distribution (sudo nano /etc/wsl.conf), then "
             "wsl --shutdown"))
     else:
         guess = _nearest(low, list(KNOWN_KEYS))
@@ -483,7 +483,7 @@ def _check_value(full: str, canon: str, kind: str, value: str, lineno: int,
     semicolon = " (';' does not start a comment here: use '#')" if ";" in value else ""
     if value == "" and kind not in (STRING, PATH):
         return [Finding("error", lineno, full, f"{canon} has no value: WSL reports an invalid value and keeps "
-                        "its default", f"give it a value or delete the line")]
+                        "its default", "give it a value or delete the line")]
     if kind == SIZE:
         size = parse_size_bytes(value)
         if size is None:

@@ -165,7 +165,6 @@ def page_cache(rec: Recording) -> list[Claim]:
     """Dropping the guest's page cache: what the host got back of what the cache cost it; and the cold read."""
     r = rec.meta["results"]
     t_write, t_drop = analysis.when(rec, "write_file"), analysis.when(rec, "drop_caches")
-    t_cold = analysis.when(rec, "read_file", "cold")
     cache_rise = analysis.peak_change(rec, "cached_kib", t_write, t_drop)
     host_rise = r["drop_caches_host_peak_kib"] - analysis.value_at(rec, "host_vm_rss_kib", t_write)
     host_fall = r["drop_caches_host_peak_kib"] - r["drop_caches_host_rss_after_kib"]
