@@ -212,8 +212,9 @@ def test(args: list[str]) -> int:
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     failed = install_system_packages()
     steps: list[tuple[str, list]] = [
-        # -m "": every kind (fast, slow, live, vm); a bare pytest runs the fast ones only (pyproject addopts)
-        ("unit, live and recorded tests", [PY, "-m", "pytest", "-q", "-m", "", *args]),
+        # -m "": every kind (fast, slow, live, vm); a bare pytest runs the fast ones only (pyproject addopts).
+        # -rs: a live test skips when this guest did not show its effect; the log says which and why.
+        ("unit, live and recorded tests", [PY, "-m", "pytest", "-q", "-rs", "-m", "", *args]),
     ]
     # ci/check-* are the further CI stages (labs, browser, binder); each is executable on its own.
     # check-labs first: the labs it executes in recorded mode are what check-browser's untrusted stage
