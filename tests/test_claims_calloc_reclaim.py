@@ -139,6 +139,26 @@ def test_reporting_stalled_at_12_percent_says_so_and_why():
     assert "lab 03" in c.sentence   # what to try
 
 
+def test_reports_still_coming_at_the_end_name_the_wait_bound_not_the_time_watched():
+    """A live run left reporting at 39 % with a report 1 s before the end: the sentence must say the
+    wait (observe_s = 25 s) stopped it, beside the 28 s the recording watched, without mixing the two."""
+    rec = edited(local("calloc-reclaim"))
+    t_free, s = lab.when(rec, "free"), rec.samples
+    base = float(rec.at(t_free)["host_reported_kib"])
+    size = calloc_reclaim.size_kib(rec)
+    s["host_reported_kib"] = s["host_reported_kib"].astype(float)
+    t_end = float(s["t_s"].iloc[-1])
+    s.loc[s["t_s"] > t_free, "host_reported_kib"] = base + 0.2 * size
+    s.loc[s["t_s"] >= t_end - 1.0, "host_reported_kib"] = base + 0.39 * size  # a batch 1 s before the end
+    c = calloc_reclaim.reporting(rec)
+    assert c.verdict == "stalled" and "ended_early" in c.evidence["reasons"]
+    bound = rec.meta["parameters"]["observe_s"]
+    assert f"the wait for them stopped at its bound of {bound:.0f} s, too early" in c.sentence
+    assert f"in the {t_end - t_free:.0f} s watched" in c.sentence
+    rec.meta["parameters"].pop("observe_s")
+    assert "reports were still coming when the watch ended: it ended too early" in calloc_reclaim.reporting(rec).sentence
+
+
 def test_refault_with_12_percent_reported_is_not_measurable():
     rec = edited(local("refault"))
     size_kib = refault.size_kib(rec)

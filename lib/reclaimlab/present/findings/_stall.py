@@ -75,9 +75,11 @@ def reasons(rec: Recording, *, unreported_kib: float, size_kib: float, t_free_s:
             quiet_s = t_end_s - float(steps["t_s"].iloc[-1])
             evidence["last_report_before_end_s"] = round(quiet_s, 1)
             if quiet_s < THRESHOLDS["tail_still_reporting_s"]:
-                bound = f" (it ended at its bound of {wait_bound_s:.0f} s)" if wait_bound_s else ""
+                # the bound is the wait for reports; the recording's time watched adds the steps around it
+                bound = (f": the wait for them stopped at its bound of {wait_bound_s:.0f} s, too early" if wait_bound_s
+                         else ": it ended too early")
                 evidence.setdefault("reasons", []).append("ended_early")
-                found.append(f"reports were still coming when the watch ended{bound}: it ended too early")
+                found.append(f"reports were still coming when the watch ended{bound}")
     if waited_s is not None:
         evidence["waited_s"] = waited_s
     if not found:
