@@ -468,3 +468,14 @@ def test_module_runs_as_a_command(unverified):
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(LIB)})
     assert done.returncode == 0, done.stderr
     assert (unverified / "manifest.json").exists() and "RuntimeWarning" not in done.stderr
+
+
+def test_per_cpu_figures_by_snapshot_label_save_and_load(tmp_path):
+    from reclaimlab.recording import datasets
+    rec = datasets.find("calloc-reclaim")
+    rec.meta["results"]["per_cpu_free_kib"] = {"observed": 1016732, "start": 3764}
+    back = recording.load(recording.save(rec, tmp_path / "rec"))
+    assert back.meta["results"]["per_cpu_free_kib"] == {"observed": 1016732, "start": 3764}
+    rec.meta["results"]["per_cpu_free_kib"] = {"observed": "lots"}
+    with pytest.raises(recording.RecordingError, match="per_cpu_free_kib"):
+        recording.save(rec, tmp_path / "bad")

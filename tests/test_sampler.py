@@ -321,6 +321,19 @@ def test_buddyinfo_snapshots(tree_copy):
     normal = [z for z in zones if z.zone == "Normal"][0]
     got = one[one["zone"] == f"Node {normal.node} Normal"].sort_values("order")["free_blocks"].tolist()
     assert got == list(normal.free_blocks)
+    # beside each snapshot, the free pages on the per-CPU lists, which buddyinfo does not count
+    per_cpu_kib = procfs.parse_zoneinfo_per_cpu_pages((roots.proc / "zoneinfo").read_text()) * 4
+    assert s.recording.meta["results"]["per_cpu_free_kib"] == {"start": per_cpu_kib, "fragmented": per_cpu_kib,
+                                                               "stop": per_cpu_kib}
+
+
+def test_buddyinfo_snapshot_without_zoneinfo_records_no_per_cpu_figure(tree_copy):
+    roots = tree_copy("firecracker-vm")
+    (roots.proc / "zoneinfo").unlink()
+    with Sampler(hz=20, roots=roots, buddyinfo=True, guest_info={}) as s:
+        s.snapshot_buddyinfo("fragmented")
+    assert "per_cpu_free_kib" not in s.recording.meta["results"]
+    assert "fragmented" in set(s.recording.buddyinfo["label"])
 
 
 def test_the_recording_survives_save_and_load(tree_copy, tmp_path):

@@ -36,6 +36,7 @@ THRESHOLDS: dict[str, float] = {
     "refault_min_reported_share": 0.25,  # below: too little was reported for cold vs hot to mean anything
     "busy_guest_share": 0.10,           # other programs moved AnonPages by this share of our buffer: "busy"
     "stall_small_blocks_share": 0.50,   # free in blocks below the order >= this share of what is missing: a reason
+    "stall_per_cpu_share": 0.25,        # free pages on the per-CPU lists >= this share of what is missing: a reason
     "tail_still_reporting_s": 3.0,      # a report this close to the end: the watch ended too early
     "report_delay_early_s": 1.5,        # first report after a free sooner than this: sooner than the kernel's 2 s
     "report_delay_late_s": 3.5,         # later than this: later than 2 s plus a pass

@@ -98,6 +98,31 @@ def parse_buddyinfo(text: str, source: str = "/proc/buddyinfo") -> list[BuddyZon
     return zones
 
 
+def parse_zoneinfo_per_cpu_pages(text: str, source: str = "/proc/zoneinfo") -> int:
+    """/proc/zoneinfo -> pages on the per-CPU page lists (every zone's `pagesets`, every CPU's `count:`).
+
+    A freed page goes to its CPU's list first and reaches the buddy free lists only when the list is
+    trimmed; until then it is in neither MemFree nor /proc/buddyinfo, and free page reporting, which
+    walks the buddy lists, cannot see it. Since Linux 6.7 a list can grow far past its old bound
+    (the `high` the kernel tunes per CPU)."""
+    in_pagesets = False
+    pages, seen = 0, False
+    for lineno, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if line.startswith("Node "):
+            in_pagesets = False
+        elif stripped == "pagesets":
+            in_pagesets, seen = True, True
+        elif in_pagesets and stripped.startswith("count:"):
+            try:
+                pages += int(stripped.split()[1])
+            except (ValueError, IndexError):
+                raise _bad(source, lineno, line, "'count: <pages>' in a zone's pagesets") from None
+    if not seen:
+        raise ProcParseError(f"{source}: no 'pagesets' section; expected per-zone blocks with per-CPU 'count:' lines")
+    return pages
+
+
 def buddy_totals(zones: list[BuddyZone]) -> tuple[int, ...]:
     """Free blocks per order summed over all zones and nodes."""
     width = max(len(z.free_blocks) for z in zones)

@@ -67,6 +67,15 @@ def buddyinfo(roots: Roots) -> list[procfs.BuddyZone]:
     return procfs.parse_buddyinfo(read_text(p), str(p))
 
 
+def per_cpu_free_kib(roots: Roots) -> int | None:
+    """KiB of free pages on the per-CPU page lists (/proc/zoneinfo), or None where it cannot be read."""
+    p = roots.proc / "zoneinfo"
+    try:
+        return procfs.parse_zoneinfo_per_cpu_pages(read_text(p), str(p)) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+    except (OSError, SourceError, procfs.ProcParseError):
+        return None
+
+
 PAGE_REPORTING_PARAMS = Path("module/page_reporting/parameters")
 
 

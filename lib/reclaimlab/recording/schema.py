@@ -85,6 +85,8 @@ SAMPLE_COLUMNS: dict[str, str] = {
 
 COMMON_RESULTS: dict[str, str] = {
     "requested_bytes": "bytes", "size_bytes": "bytes", "notices": "list",
+    # free pages on the per-CPU lists (/proc/zoneinfo) at each buddyinfo snapshot, by its label
+    "per_cpu_free_kib": "KiB by label",
 }
 
 RESULTS: dict[str, dict[str, str]] = {
@@ -178,6 +180,9 @@ def _fits(unit: str, value: Any) -> bool:
         return True  # "not measured" is allowed for every result
     if unit in NUMERIC_UNITS or unit == "int":
         return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if unit == "KiB by label":
+        return isinstance(value, Mapping) and all(
+            isinstance(k, str) and isinstance(v, numbers.Real) and not isinstance(v, bool) for k, v in value.items())
     if unit == "list":
         return isinstance(value, (list, tuple))
     if unit == "text":

@@ -313,10 +313,14 @@ class Sampler:
         return self.recorder.event(kind, detail, self._now_s)  # time read under its lock: events in order
 
     def snapshot_buddyinfo(self, label: str) -> float:
-        """Record /proc/buddyinfo now under `label` (e.g. "fragmented"); returns its t_s."""
+        """Record /proc/buddyinfo now under `label` (e.g. "fragmented"), and beside it the free pages on
+        the per-CPU lists, which buddyinfo does not count (results["per_cpu_free_kib"][label]); returns its t_s."""
         zones = sources.buddyinfo(self.roots)
-        self._now_s()
+        per_cpu_kib = sources.per_cpu_free_kib(self.roots)
+        self._now_s()  # refuses a snapshot before start or after stop
         assert self.recorder is not None
+        if per_cpu_kib is not None:
+            self.recorder.results.setdefault("per_cpu_free_kib", {})[label] = per_cpu_kib
         return self.recorder.buddyinfo(label, [(buddy_zone_name(z), z.free_blocks) for z in zones], self._now_s)
 
     def latest(self) -> dict[str, float | int | None] | None:

@@ -27,6 +27,13 @@ def small_block_free_kib(rec: Recording, label: str) -> tuple[int, int] | None:
     return small, int(kib[snap["order"] >= order].sum())
 
 
+def per_cpu_free_kib(rec: Recording, label: str) -> int | None:
+    """KiB of free pages on the per-CPU lists at buddyinfo snapshot `label`; None where the run did not
+    read them (recordings made before 2026-11-26, the kit's VM)."""
+    value = (rec.meta.get("results", {}).get("per_cpu_free_kib") or {}).get(label)
+    return None if value is None else int(value)
+
+
 def others_allocated_kib(rec: Recording, t0_s: float, t1_s: float) -> float:
     """How far the whole guest's AnonPages rose within [t0, t1] over its value at t0, minus what our
     own workload added meanwhile (NaN without AnonPages)."""
@@ -43,8 +50,9 @@ def reasons(rec: Recording, *, unreported_kib: float, size_kib: float, t_free_s:
     """The reasons reporting stopped short, as one Markdown sentence, and the evidence behind them.
 
     Checks, each from the recording: free memory left in blocks below the reporting order (the buddyinfo
-    snapshot `snapshot`), another process allocating meanwhile (AnonPages), and the watch ending while
-    reports still came (the last one within `tail_still_reporting_s` of the end)."""
+    snapshot `snapshot`), free pages on the per-CPU lists at that snapshot (which buddyinfo does not count),
+    another process allocating meanwhile (AnonPages), and the watch ending while reports still came (the
+    last one within `tail_still_reporting_s` of the end)."""
     found: list[str] = []
     evidence: dict[str, Any] = {}
     if rec.meta.get("free_page_reporting") == "off":
@@ -62,6 +70,13 @@ def reasons(rec: Recording, *, unreported_kib: float, size_kib: float, t_free_s:
                          f"`page_reporting_order` are reported")
     else:
         evidence["small_block_free_kib"] = None
+    per_cpu = per_cpu_free_kib(rec, snapshot)
+    evidence["per_cpu_free_kib"] = per_cpu
+    if per_cpu is not None and per_cpu >= THRESHOLDS["stall_per_cpu_share"] * unreported_kib:
+        evidence.setdefault("reasons", []).append("per_cpu_lists")
+        found.append(f"**{analysis.mib(per_cpu)}** of free pages sat on the CPUs' per-CPU page lists "
+                     f"(`/proc/zoneinfo`, `pagesets`, after the wait), where a freed page goes first: they count "
+                     f"in neither MemFree nor `/proc/buddyinfo`, and reporting walks only the buddy free lists")
     others = others_allocated_kib(rec, t_free_s, t_end_s)
     if not math.isnan(others):
         evidence["others_allocated_kib"] = round(others)
@@ -96,11 +111,18 @@ TRY = {
     "ended_early": "give it longer (`observe_s` / `wait_for_report_s`)",
     "others_allocated": "run it again when no other program is allocating",
     "small_blocks": "compact memory first so free memory forms large blocks again (lab 03)",
+    # no knob drains them (compact_memory and drop_caches leave them, measured on kernel 6.18, 2026-11-26):
+    # the kernel trims a CPU's list a little at a time, or the CPU allocates from it again
+    "per_cpu_lists": "give the per-CPU lists time to drain (the kernel trims them back to the free lists a little "
+                     "at a time)",
 }
+
+
+WHEN_NO_REASON = ("ended_early", "others_allocated", "small_blocks")  # the usual causes, when none shows
 
 
 def what_to_try(evidence: dict[str, Any]) -> str:
     """One sentence of advice that follows from the reasons `reasons()` found (its evidence)."""
-    found = [TRY[r] for r in evidence.get("reasons", ()) if r in TRY] or list(TRY.values())
+    found = [TRY[r] for r in evidence.get("reasons", ()) if r in TRY] or [TRY[r] for r in WHEN_NO_REASON]
     text = ", ".join(found[:-1]) + (", or " if len(found) > 2 else " or ") + found[-1] if len(found) > 1 else found[0]
     return f"To see the full effect: {text}."

@@ -91,9 +91,9 @@ def fragmented(rec: Recording) -> Claim:
     sentences = {
         "fragmented": "**Fragmented.** The fragmenter freed {freed}, and free memory in blocks *below* order {order} "
                       "rose by **{small_rise}** while reportable free memory (blocks of order {order} and up) changed by "
-                      "{big_change}: the guest has that memory free, but free page reporting cannot see it.",
+                      "{big_change}: the guest has that memory free, but free page reporting cannot see it.{where}",
         "partly": "**Partly fragmented.** The fragmenter freed {freed}; free memory in blocks below order {order} rose "
-                  "by {small_rise} ({value:.0%} of it), and reportable free memory changed by {big_change}.",
+                  "by {small_rise} ({value:.0%} of it), and reportable free memory changed by {big_change}.{where}",
         "already": "**Already fragmented.** Before the fragmenter ran, **{small_before}** of this guest's free memory "
                    "already sat in blocks below order {order} (a guest that has been in use a long time), and the "
                    "fragmenter's {freed} {added}.",
@@ -118,7 +118,9 @@ def fragmented(rec: Recording) -> Claim:
         verdict = "already"
     else:
         verdict = "not_fragmented"
-    return claim("compaction.fragmented", verdict, sentences, value=share, unit="share", order=order,
+    where, accounted = _where_reportable_went(rec, have[0], f["big_kib"] - b["big_kib"], rise)
+    return claim("compaction.fragmented", verdict, sentences, value=share, unit="share", order=order, where=where,
+                 **accounted,
                  freed=analysis.mib(freed) if not math.isnan(freed) else "an unknown amount",
                  small_rise=analysis.mib(rise), big_change=_signed(f["big_kib"] - b["big_kib"]),
                  added=(f"added only {analysis.mib(rise)} to it" if rise >= 0 else
@@ -126,6 +128,32 @@ def fragmented(rec: Recording) -> Claim:
                         f"free memory or freed pages merged"),
                  small_before=analysis.mib(b["small_kib"]), small_rise_kib=rise, freed_kib=freed,
                  small_before_kib=b["small_kib"], big_change_kib=f["big_kib"] - b["big_kib"])
+
+
+def _where_reportable_went(rec: Recording, before: str, big_change_kib: float,
+                           small_rise_kib: float) -> tuple[str, dict[str, Any]]:
+    """Where the reportable free memory the fragmenting took went, where the run read the per-CPU lists
+    at both snapshots: the fragmenter's kept pages, its holes, the per-CPU lists, and the rest."""
+    from ._stall import per_cpu_free_kib
+    res = rec.meta.get("results") or {}
+    pcp_before, pcp_after = per_cpu_free_kib(rec, before), per_cpu_free_kib(rec, "fragmented")
+    held = res.get("fragment_held_pages")
+    if big_change_kib >= 0 or pcp_before is None or pcp_after is None or held is None:
+        return "", {}
+    held_kib = float(held) * rec.meta.get("page_size_kib", 4)
+    pcp_rise = pcp_after - pcp_before
+    rest = -big_change_kib - held_kib - small_rise_kib - pcp_rise
+    pcp = f"grew by {analysis.mib(pcp_rise)}" if pcp_rise >= 0 else f"shrank by {analysis.mib(-pcp_rise)}"
+    if negligible(rest, -big_change_kib):
+        tail = ""
+    elif rest > 0:
+        tail = f"; the remaining {analysis.mib(rest)} went elsewhere in the guest (cache, other programs, the kernel)"
+    else:
+        tail = f"; the rest of the guest freed {analysis.mib(-rest)} meanwhile"
+    return (f" Of the {analysis.mib(-big_change_kib)} of reportable free memory that went, the fragmenter's kept pages "
+            f"hold {analysis.mib(held_kib)}, the holes it left {analysis.mib(small_rise_kib)}, and the per-CPU page lists "
+            f"(`/proc/zoneinfo`, where a freed page goes first and counts in no buddy list) {pcp}{tail}.",
+            {"held_kib": held_kib, "per_cpu_rise_kib": pcp_rise, "unaccounted_kib": rest})
 
 
 def _signed(kib: float) -> str:
