@@ -30,7 +30,7 @@ def small_block_free_kib(rec: Recording, label: str) -> tuple[int, int] | None:
 def per_cpu_free_kib(rec: Recording, label: str) -> int | None:
     """KiB of free pages on the per-CPU lists at buddyinfo snapshot `label`; None where the run did not
     read them (recordings made before 2026-11-26, the kit's VM)."""
-    value = (rec.meta.get("results", {}).get("per_cpu_free_kib") or {}).get(label)
+    value = ((rec.meta.get("results") or {}).get("per_cpu_free_kib") or {}).get(label)
     return None if value is None else int(value)
 
 
