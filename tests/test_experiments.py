@@ -249,3 +249,31 @@ def test_interrupted_record_says_where_on_disk_the_partial_recording_is(tmp_path
     where = tmp_path / "mine" if with_out else next((tmp_path / "home/.cache/reclaimlab/partial").iterdir())
     assert f"saved in {where}, marked partial" in result.output
     assert not recording.load(where, allow_partial=True).complete
+
+
+@pytest.mark.parametrize("failure", ["boot", "memory"])
+def test_auto_mode_shows_the_vm_recording_saying_why_the_vm_did_not_run(monkeypatch, capsys, failure):
+    """Auto mode in the kit's VM: where QEMU fails (or this machine lacks the memory), the recording is
+    shown and why_shown names the failure; it never claims 'recorded mode was asked for'."""
+    import contextlib
+
+    import reclaimlab.vm as vm_pkg
+    from reclaimlab.notebook import banner
+    from reclaimlab.vm.errors import VmBootError
+
+    def fail(*_a, **_kw):
+        if failure == "boot":
+            raise VmBootError("QEMU exited before the guest agent said hello (status 1)")
+        raise ValueError("not enough memory for the kit's VM: this process may use 1.0 GiB")
+
+    monkeypatch.setattr(experiments, "live_blocker", lambda *a, **kw: None)
+    monkeypatch.setattr(experiments, "_guest_lock", lambda *a, **kw: (contextlib.ExitStack(), None))
+    monkeypatch.setattr(vm_pkg, "run_vm_experiment", fail)
+    rec = run("calloc-reclaim", "auto", guest="vm", quiet=True)
+    assert rec.is_recorded and rec.meta["guest_kind"] == "kit-vm"
+    assert rec.why_shown.startswith("the kit's VM could not run here (")
+    assert ("QEMU exited" if failure == "boot" else "not enough memory") in rec.why_shown
+    shown = banner.banner_html(rec)
+    assert "could not run here" in shown and "recorded mode was asked for" not in shown
+    with pytest.raises(VmBootError if failure == "boot" else ValueError):
+        run("calloc-reclaim", "live", guest="vm", quiet=True)

@@ -251,6 +251,7 @@ def _run_vm(exp: Experiment, mode: str, quiet: bool, params: dict[str, Any], loc
             raise ExperimentRefused(f"{exp.name} cannot run in the kit's VM here: {blocker}")
         return _recorded(exp, selectors, f"the kit's VM cannot run here: {blocker}", quiet, guest_kind="kit-vm")
     from ..vm import run_vm_experiment
+    from ..vm.errors import VmError
     lock, busy = _guest_lock(exp, "vm", lock_timeout_s)
     if busy:
         if mode == "live":
@@ -262,13 +263,22 @@ def _run_vm(exp: Experiment, mode: str, quiet: bool, params: dict[str, Any], loc
         try:
             rec = run_vm_experiment(exp.name, reporting=reporting, size_bytes=size_bytes, mem_bytes=mem_bytes,
                                     quiet=quiet, page_reporting_order=order, **params)
+        except ExperimentError:
+            raise  # a wrong parameter: say so in every mode
+        except (VmError, ValueError) as exc:  # the VM failed to boot or run, or this machine lacks the memory
+            if mode == "live":
+                raise
+            failed = exc
         except KeyboardInterrupt as exc:
             if isinstance(exc, ExperimentInterrupted):
                 raise
             raise ExperimentInterrupted(f"{exp.name} in the kit's VM was interrupted: the VM was stopped; what was "
                                         f"sampled so far is kept, marked partial",
                                         getattr(exc, "recording", None)) from None
-    return rec  # why_shown: the live reason vm.sampler gave its Recorder
+        else:
+            return rec  # why_shown: the live reason vm.sampler gave its Recorder
+    # auto mode: the recording, saying why the VM did not run (outside the lock: loading needs no guest)
+    return _recorded(exp, selectors, f"the kit's VM could not run here ({failed})", quiet, guest_kind="kit-vm")
 
 
 def _recorded(exp: Experiment, selectors: dict[str, Any], reason: str, quiet: bool,
