@@ -370,6 +370,19 @@ def test_meta_has_provenance_and_nothing_personal(tree_copy):
     assert str(Path.home()) not in text and str(roots.proc) not in text
 
 
+def test_meta_records_every_page_reporting_parameter_of_a_patched_kernel(tree_copy):
+    """This project's kernel adds its own reporting parameters (a free-page bitmap, a wait bound): they
+    change how reporting behaves, so every recording carries all of them, not only the order."""
+    roots = tree_copy("firecracker-vm")
+    meta = provenance.build_meta("calloc-reclaim", {"size": "3GB"}, "live", 10, roots=roots)
+    params = meta["page_reporting_params"]
+    assert params["free_bitmap_enable"] is True and params["max_waiting_mib"] == 1024
+    assert params["page_reporting_order"] == 9 and "reported_kib" in params
+    assert set(params) == {p.name for p in (roots.sys / "module/page_reporting/parameters").iterdir()}
+    bare = tree_copy("container-v2")
+    assert provenance.build_meta("x", None, "live", 10, guest_info={}, roots=bare)["page_reporting_params"] == {}
+
+
 def test_meta_falls_back_when_the_guest_is_unknown(tree_copy):
     roots = tree_copy("firecracker-vm")
     meta = provenance.build_meta("x", None, "live", 10, guest_info={}, roots=roots)

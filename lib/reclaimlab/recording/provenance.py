@@ -31,7 +31,8 @@ def kernel_release(roots: sources.Roots) -> str:
 
 
 def _guest_fields(guest_info: Any, roots: sources.Roots) -> dict[str, Any]:
-    """guest_kind, hypervisor, page_reporting_order from the guest probe, where it answers."""
+    """guest_kind, hypervisor, page_reporting_order and all page_reporting parameters, from the guest probe
+    where it answers."""
     info: Mapping[str, Any] = {}
     if guest_info is None:
         from ..probe.guest import probe
@@ -47,10 +48,16 @@ def _guest_fields(guest_info: Any, roots: sources.Roots) -> dict[str, Any]:
     if order is None:
         value = sources.page_reporting_params(roots).get("page_reporting_order")
         order = value if isinstance(value, int) and not isinstance(value, bool) else None
+    # Every parameter, not only the order: a patched kernel's own (free_bitmap_enable, max_waiting_mib,
+    # min_free_ms on this project's machines) change how reporting behaves, and a reader must see them.
+    params = info.get("page_reporting_params")
+    if not isinstance(params, Mapping):
+        params = sources.page_reporting_params(roots)
     return {
         "guest_kind": info.get("kind") or UNKNOWN,
         "hypervisor": info.get("hypervisor") or None,
         "page_reporting_order": order,
+        "page_reporting_params": dict(params),
     }
 
 

@@ -36,6 +36,8 @@ META: dict[str, str] = {
     "guest_kind": "text: what the probe found (vm, wsl2, container, bare-metal, kit-vm, unknown)",
     "hypervisor": "text: the hypervisor the probe found, or null",
     "page_reporting_order": "order: the guest's free page reporting order, or null",
+    "page_reporting_params": ("object: /sys/module/page_reporting/parameters at the run's start, upstream's "
+                              "and a patched kernel's own (counters such as reported_kib as they stood then), or {}"),
     "cgroup_version": "int: 1 or 2, or null",
     "cgroup_limit_bytes": "bytes: the memory cgroup's limit, or null",
     "sample_hz": "Hz: samples per second",
