@@ -178,6 +178,8 @@ def _open_host_views(roots: sources.Roots) -> list:
 class Terminated(KeyboardInterrupt):
     """SIGTERM (`kill`, a CI timeout): ends a watch as Ctrl-C does."""
 
+    signum = signal.SIGTERM
+
 
 def _raise_terminated(signum: int, frame: Any) -> None:
     raise Terminated

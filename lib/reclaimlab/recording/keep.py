@@ -35,6 +35,7 @@ class Kept:
     path: Path | None             # where the recording is now: `asked`, a folder in the cache, or None (lost)
     problems: tuple[str, ...]     # why each failed attempt failed, in order (each names its folder)
     signals: tuple[int, ...] = ()  # SIGINT / SIGTERM held back until the save was done
+    complete: bool = True         # the run's own verdict: a partial one loads only with allow_partial=True
 
     @property
     def where_asked(self) -> bool:
@@ -53,9 +54,10 @@ class Kept:
             return ""
         path = str(self.path)
         why = _without_prefix(self.problems[0], self.asked)
+        load_args = repr(path) + ("" if self.complete else ", allow_partial=True")
         return (f"could not save to {self.asked}: {why}. It is kept whole in {path} instead: "
                 f"move it with `mv {shlex.quote(path)} {shlex.quote(str(self.asked))}` once that is fixed, "
-                f"or load it from there: reclaimlab.recording.recording.load({path!r})")
+                f"or load it from there: reclaimlab.recording.recording.load({load_args})")
 
 
 def held(signals: "list[int] | tuple[int, ...]") -> str:
@@ -112,12 +114,13 @@ def save_or_keep(rec: recording.Recording, out: Path | None, name: str) -> Kept:
             except recording.RecordingError as exc:
                 problems.append(str(exc))
                 continue
-            except KeyboardInterrupt:  # raised by a handler set inside the save (signals_deferred set ours)
-                arrived.append(signal.SIGINT)
-                problems.append(f"{where}: interrupted (Ctrl-C)")
+            except KeyboardInterrupt as exc:  # one that signals_deferred could not hold back
+                signum = getattr(exc, "signum", signal.SIGINT)  # a SIGTERM raised as KeyboardInterrupt names itself
+                arrived.append(signum)
+                problems.append(f"{where}: interrupted by {signal.Signals(signum).name}")
                 continue
-            return Kept(out, where, tuple(problems), tuple(arrived))
-    return Kept(out, None, tuple(problems), tuple(arrived))
+            return Kept(out, where, tuple(problems), tuple(arrived), rec.complete)
+    return Kept(out, None, tuple(problems), tuple(arrived), rec.complete)
 
 
 def lost(kept: Kept, rec: recording.Recording) -> str:
