@@ -260,3 +260,10 @@ def test_sigterm_during_the_watch_save_finishes_the_save_then_exits_143(tmp_path
     rec = recording.load(out, require_manifest=True)
     assert rec.complete and rec.meta["stopped_by"] == "SIGTERM"
     assert leftovers(tmp_path) == [] and not private_cache.exists()
+
+
+def test_mount_points_are_read_from_mountinfo_with_escaped_names():
+    """hostile-inputs review, case 7: a mount point whose name has a space (mountinfo writes it as \\040)."""
+    text = ("22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n"
+            "40 22 0:35 / /tmp/my\\040runs rw,relatime - tmpfs tmpfs rw,size=64k\n")
+    assert recording.mount_points(text) == {"/", "/tmp/my runs"}
