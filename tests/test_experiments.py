@@ -242,11 +242,12 @@ def test_interrupted_record_says_where_on_disk_the_partial_recording_is(tmp_path
 
     monkeypatch.setattr(record, "run", _interrupted)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     args = ["record", "calloc-reclaim"] + (["--out", str(tmp_path / "mine")] if with_out else [])
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 130
     assert ".recording" not in result.output  # never a Python attribute
-    where = tmp_path / "mine" if with_out else next((tmp_path / "home/.cache/reclaimlab/partial").iterdir())
+    where = tmp_path / "mine" if with_out else next((tmp_path / "home/.cache/reclaimlab/unsaved").iterdir())
     assert f"saved in {where}, marked partial" in result.output
     assert not recording.load(where, allow_partial=True).complete
 

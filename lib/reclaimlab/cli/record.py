@@ -5,7 +5,9 @@
 
 Ctrl-C stops the workload, frees its memory and saves what was sampled, marked partial so
 it can never pass for a complete run: in --out, or else in a new folder under
-~/.cache/reclaimlab/partial/ (the message says which).
+~/.cache/reclaimlab/unsaved/ (the message says which). A finished run that cannot be saved in
+--out (disk full, no permission) is kept there too, and the message says how to move or load it;
+a Ctrl-C or SIGTERM during the save is held until the save is done (exit status 130 / 143).
 
 While another live experiment runs on this guest, it waits (up to --wait seconds) and says
 which one; recorded mode never waits.
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from ..recording import datasets, recording
+from ..recording import datasets, keep, recording
 from ..probe import lock as guestlock
 from ..experiments.harness import MODES, ExperimentError, ExperimentInterrupted, ExperimentRefused, get, run
 from ..paths import recordings_dir
@@ -35,22 +37,15 @@ def _parse_params(pairs: tuple[str, ...]) -> dict:
     return params
 
 
-def partial_dir(name: str) -> Path:
-    """Where an interrupted run without --out keeps what it sampled: a new folder in the user's cache."""
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return Path.home() / ".cache" / "reclaimlab" / "partial" / f"{name}-{stamp}"
-
-
 def _save_partial(rec: "recording.Recording | None", out: Path | None, name: str) -> str:
     """Save an interrupted run's recording (marked partial) and say where, or why it could not be."""
     if rec is None:
         return "nothing was sampled before the interruption, so nothing was saved"
-    where = out if out is not None else partial_dir(name)
-    try:
-        recording.save(rec, where)
-    except recording.RecordingError as exc:
-        return f"the partial recording could not be saved: {exc}"
-    return f"what was sampled so far is saved in {where}, marked partial so that it never passes for a whole run"
+    kept = keep.save_or_keep(rec, out, name)
+    if kept.path is None:
+        return keep.lost(kept, rec)
+    said = f"what was sampled so far is saved in {kept.path}, marked partial so that it never passes for a whole run"
+    return "; ".join(filter(None, [said, kept.detour()]))
 
 
 def _coerce(value: str):
@@ -75,19 +70,22 @@ def _coerce(value: str):
               help="local: this machine; vm: the kit's own QEMU guest.")
 @click.option("--allow-system-changes", is_flag=True,
               help="Permit drop_caches / compaction / reclaim (root, on a machine that is yours).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Save the Recording in this new folder.")
+@click.option("--out", "out_text", type=click.Path(file_okay=False), default=None,
+              help="Save the Recording in this new folder (if it cannot be written at the end, in "
+                   "~/.cache/reclaimlab/unsaved/, and the message says where).")
 @click.option("--to-data", is_flag=True, help="Save it as a shipped dataset under data/recordings/NAME/ and re-index.")
 @click.option("--wait", "wait_s", type=click.FloatRange(min=0), default=guestlock.DEFAULT_TIMEOUT_S, show_default=True,
               metavar="SECONDS", help="While another live experiment runs on this guest, wait this long for it, "
                                       "then give up (0: do not wait).")
 def record_command(name: str, mode: str, size: str | None, policy: str | None, param_pairs: tuple[str, ...],
-                   guest: str, allow_system_changes: bool, out: Path | None, to_data: bool, wait_s: float) -> None:
+                   guest: str, allow_system_changes: bool, out_text: str | None, to_data: bool,
+                   wait_s: float) -> None:
     """Run experiment NAME (one of: calloc-reclaim, page-cache, compaction, auto-reclaim, refault)."""
     try:
         get(name)
     except ExperimentError as exc:
         raise click.UsageError(str(exc))
+    out = None if out_text is None else Path(out_text)
     params = _parse_params(param_pairs)
     if size is not None:
         params["size"] = size
@@ -104,10 +102,10 @@ def record_command(name: str, mode: str, size: str | None, policy: str | None, p
                 variant += f"-order{params['page_reporting_order']}"
         out = recordings_dir() / name / "-".join(p for p in (stamp, guest, variant) if p)
     if out is not None:
-        try:
-            recording.check_out(out)  # refuse before any work, so a long run never ends with nowhere to go
+        try:  # refuse before any work, so a long run never ends with nowhere to go ('' stays '', not '.')
+            recording.check_out(out_text if out_text is not None else out, name=name)
         except recording.RecordingError as exc:
-            raise UserError(str(exc)) from None
+            raise UserError(f"--out {exc}") from None
     try:
         rec = run(name, mode, guest=guest, allow_system_changes=allow_system_changes or None,
                   lock_timeout_s=wait_s, **params)
@@ -117,20 +115,37 @@ def record_command(name: str, mode: str, size: str | None, policy: str | None, p
         click.echo(f"reclaimlab: {exc}", err=True)
         click.echo(_save_partial(exc.recording, out, name), err=True)
         sys.exit(130)
+    with keep.signals_deferred() as held:  # a Ctrl-C or `kill` now must not lose the finished run
+        _show(rec)
+        if out is not None and rec.is_recorded:
+            raise click.ClickException("that was a recording loaded from data/, not a new run; nothing saved")
+        kept = keep.save_or_keep(rec, out, name) if out is not None else None
+    if kept is not None:
+        _report_save(kept, rec, to_data)
+    signals = held + list(kept.signals if kept is not None else ())
+    if signals:
+        click.echo(f"reclaimlab record: {keep.held(signals)}", err=True)
+        sys.exit(128 + signals[0])
+    if kept is not None and kept.exit_status:
+        sys.exit(kept.exit_status)
+
+
+def _show(rec: "recording.Recording") -> None:
     click.echo(f"{len(rec.samples)} samples, {len(rec.events)} events; {rec.describe_source()}")
     results = rec.meta.get("results") or {}
     for key, value in results.items():
         click.echo(f"  {key:<34} {value}")
     for notice in rec.meta.get("notices") or []:
         click.echo(f"  notice: {notice}")
-    if out is not None:
-        if rec.is_recorded:
-            raise click.ClickException("that was a recording loaded from data/, not a new run; nothing saved")
-        try:
-            recording.save(rec, out)
-        except recording.RecordingError as exc:
-            raise UserError(str(exc)) from None
-        click.echo(f"saved to {out}")
+
+
+def _report_save(kept: keep.Kept, rec: "recording.Recording", to_data: bool) -> None:
+    """Say where the recording went: --out, the cache (and why), or nowhere (and what was lost)."""
+    if kept.where_asked:
+        click.echo(f"saved to {kept.path}")
         if to_data:
             click.echo(f"re-indexed {datasets.rebuild_index()}")
-
+    elif kept.path is not None:
+        click.echo(f"reclaimlab record: {kept.detour()}", err=True)
+    else:
+        click.echo(f"reclaimlab record: {keep.lost(kept, rec)}", err=True)

@@ -5,8 +5,11 @@ An instructor runs it in a terminal beside a workload. It shows what `free` show
 what the host side says ("returned to host" where this guest has a host view), each
 with its change since watch started. "returned to host" counts from the start of the
 watch; reported_kib's running total since boot is shown beside it, labelled so. On a terminal it redraws one block; piped (CI,
-`| tee`) it prints one line per update. Ctrl-C is the normal way to end it: the
-recording is then complete and, with --out, saved.
+`| tee`) it prints one line per update. Ctrl-C (or SIGTERM) is the normal way to end it: the
+recording is then complete and, with --out, saved; where --out cannot be written at the end
+(disk full, say), it is kept in ~/.cache/reclaimlab/unsaved/ and the message says how to move
+it. A Ctrl-C or SIGTERM that arrives while it stops and saves is held until the save is done,
+then the watch exits with 130 / 143.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from typing import Any, Callable, TextIO
 
 import click
 
-from ..recording import recording
+from ..recording import keep, recording
 from ..probe import sources
 from ..probe.procfs import ProcParseError
 from ..sampling.sampler import MAX_HZ, Sampler, validate_hz
@@ -151,7 +154,7 @@ def parse_options(hz: str, duration: str | None, out: str | None) -> tuple[float
     out_path = None
     if out is not None:
         try:
-            out_path = recording.check_out(out)
+            out_path = recording.check_out(out, name="watch")
         except recording.RecordingError as exc:
             raise WatchError(f"--out {exc}") from None
     return rate, seconds, out_path
@@ -175,14 +178,17 @@ def _open_host_views(roots: sources.Roots) -> list:
 class Terminated(KeyboardInterrupt):
     """SIGTERM (`kill`, a CI timeout): ends a watch as Ctrl-C does."""
 
+    signum = signal.SIGTERM
+
 
 def _raise_terminated(signum: int, frame: Any) -> None:
     raise Terminated
 
 
 def run_watch(hz: float, duration_s: float | None, out: Path | None, stream: TextIO, tty: bool,
-              roots: sources.Roots | None = None) -> recording.Recording:
-    """Sample and display until `duration_s` passes or Ctrl-C; returns the Recording (saved to `out`)."""
+              roots: sources.Roots | None = None) -> tuple[recording.Recording, keep.Kept | None, list[int]]:
+    """Sample and display until `duration_s` passes or Ctrl-C; returns the Recording, where it was kept
+    (None without `out`) and the signals that arrived while it was being stopped and saved."""
     roots = roots or sources.Roots.from_env()
     refresh_s = max(1.0 / hz, TTY_REFRESH_MIN_S if tty else LINE_REFRESH_MIN_S)
     views = _open_host_views(roots)
@@ -220,16 +226,13 @@ def run_watch(hz: float, duration_s: float | None, out: Path | None, stream: Tex
                     time.sleep(wait_s)
         except KeyboardInterrupt as exc:  # the normal way to end a watch: the recording is complete
             stopped_by = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
-        rec = sampler.stop(stopped_by=stopped_by)
+        with keep.signals_deferred() as held:  # a second Ctrl-C or a `kill` must not lose the finished run
+            rec = sampler.stop(stopped_by=stopped_by)
+            kept = keep.save_or_keep(rec, out, "watch") if out is not None else None
     finally:
         for view in views:
             view.close()
-    if out is not None:
-        try:
-            recording.save(rec, out)
-        except recording.RecordingError as exc:
-            raise WatchError(str(exc)) from None
-    return rec
+    return rec, kept, held + list(kept.signals if kept is not None else ())
 
 
 @click.command("watch")
@@ -260,7 +263,7 @@ def watch_command(hz: str, duration: str | None, out: str | None, proc_root: str
             previous = signal.signal(signal.SIGTERM, _raise_terminated)
         try:
             stdout = sys.stdout
-            rec = run_watch(rate, seconds, out_path, stdout, tty=stdout.isatty(), roots=roots)
+            rec, kept, signals = run_watch(rate, seconds, out_path, stdout, tty=stdout.isatty(), roots=roots)
         finally:
             if main_thread:
                 signal.signal(signal.SIGTERM, previous)
@@ -268,9 +271,25 @@ def watch_command(hz: str, duration: str | None, out: str | None, proc_root: str
         click.echo(f"reclaimlab watch: {exc}", err=True)
         sys.exit(2)
     cost = rec.meta.get("sampler_cost", {})
-    where = f"saved to {out_path}" if out_path else "not saved (pass --out DIR to keep it)"
     click.echo(f"{cost.get('samples', 0)} samples over {cost.get('wall_s', 0):.1f} s "
-               f"(sampler used {100 * (cost.get('cpu_share_of_one_core') or 0):.2f} % of a core); {where}")
+               f"(sampler used {100 * (cost.get('cpu_share_of_one_core') or 0):.2f} % of a core); {_where(kept)}")
+    if kept is not None and kept.path is None:
+        click.echo(f"reclaimlab watch: {keep.lost(kept, rec)}", err=True)
+    elif kept is not None and not kept.where_asked:
+        click.echo(f"reclaimlab watch: {kept.detour()}", err=True)
+    if signals:
+        click.echo(f"reclaimlab watch: {keep.held(signals)}", err=True)
+        sys.exit(128 + signals[0])
     if not rec.complete:
         click.echo(f"reclaimlab watch: stopped early: {rec.meta.get('interrupted')}", err=True)
         sys.exit(1)
+    if kept is not None and kept.exit_status:
+        sys.exit(kept.exit_status)
+
+
+def _where(kept: keep.Kept | None) -> str:
+    if kept is None:
+        return "not saved (pass --out DIR to keep it)"
+    if kept.where_asked:
+        return f"saved to {kept.path}"
+    return f"not saved where asked: kept in {kept.path}" if kept.path else "not saved: lost"

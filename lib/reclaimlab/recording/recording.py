@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import hashlib
 import io
 import json
 import math
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import warnings
@@ -105,41 +107,111 @@ class Recording:
         return self.samples.iloc[max(int(idx), 0)]
 
 
-def check_out(out_dir: str | os.PathLike) -> Path:
-    """Refuse, before any work, an `out_dir` that save() could not write (RecordingError says why).
+def check_out(out_dir: str | os.PathLike, name: str = "run") -> Path:
+    """Refuse, before any work, an `out_dir` that save() could not write (RecordingError says why and what to pass).
 
-    Creates nothing: it probes the nearest existing ancestor with a temporary folder, which
-    also catches read-only file systems where root's os.access() would say yes.
+    save() writes a hidden sibling folder first and renames it onto `out_dir`, so this checks
+    what that rename needs: a real new (or empty) folder name, not the current folder, a mount
+    point or a symbolic link, and a parent this process can write in. `name` (the experiment)
+    only shapes the examples in the messages. Creates nothing: it probes the nearest existing
+    ancestor with a temporary folder, which also catches read-only file systems where root's
+    os.access() would say yes.
     """
-    out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RecordingError(f"{out}: already exists and is not an empty folder; choose a new --out")
-    probe_in = out if out.is_dir() else out.parent
+    out = _check_target(out_dir, name)
+    parent = out.parent
+    probe_in = parent
     while not probe_in.exists() and probe_in != probe_in.parent:
-        probe_in = probe_in.parent
+        probe_in = probe_in.parent  # save() creates the missing folders in between
     if not probe_in.is_dir():
         raise RecordingError(f"{out}: cannot write there ({probe_in} is not a folder); choose a writable --out")
     try:
         tempfile.TemporaryDirectory(prefix=".reclaimlab-probe.", dir=probe_in).cleanup()
     except OSError as exc:
         raise RecordingError(f"{out}: cannot write in {probe_in} ({exc.strerror}); choose a writable --out") from None
+    if out.is_dir() and not _may_replace(out):
+        raise RecordingError(f"{out}: an empty folder that this user may not replace ({parent} has the sticky bit "
+                             f"and neither is theirs); pass a new folder name such as {parent / name}-1")
     return out
 
 
-def save(rec: Recording, out_dir: str | os.PathLike) -> Path:
-    """Write `rec` to `out_dir` atomically. Refuses an existing non-empty folder."""
+def _check_target(out_dir: str | os.PathLike, name: str = "run") -> Path:
+    """The refusals that need no writing: what the final rename of a folder onto `out_dir` cannot replace."""
+    if not str(out_dir).strip():
+        raise RecordingError(f"'' (an empty name) means the current folder, which a recording cannot replace; "
+                             f"pass a new folder name such as runs/{name}-1")
     out = Path(out_dir)
+    if str(out) == "." or out.name == ".." or _same_folder(out, Path.cwd()):
+        raise RecordingError(f"{out_dir}: names the current folder or one above it, which a recording cannot "
+                             f"replace; pass a new folder name such as runs/{name}-1")
+    if out.is_symlink():
+        raise RecordingError(f"{out}: is a symbolic link (to {os.readlink(out)}), which the final rename would "
+                             f"replace rather than fill; pass a new folder name such as {out / name}-1 (inside "
+                             f"the folder it points to)")
+    if _is_mount_point(out):
+        raise RecordingError(f"{out}: is a mount point (another file system, or a bind mount, sits there), which "
+                             f"the final rename cannot replace; pass a new folder inside it such as {out / name}-1")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RecordingError(f"{out}: already exists and is not an empty folder; choose a new --out")
+        raise RecordingError(f"{out}: already exists and is not an empty folder; choose a new --out, "
+                             f"such as {out}-2")
+    return out
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _is_mount_point(path: Path) -> bool:
+    """A mount point, including a bind mount from the same file system (os.path.ismount misses those)."""
+    if os.path.ismount(path):
+        return True
+    if not path.is_dir():
+        return False
+    try:
+        mountinfo = Path("/proc/self/mountinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False  # no /proc: os.path.ismount's answer is all there is
+    return os.path.realpath(path) in mount_points(mountinfo)
+
+
+def mount_points(mountinfo: str) -> set[str]:
+    """The mount points named in /proc/self/mountinfo text (field 5; spaces and the like come octal-escaped)."""
+    points = set()
+    for line in mountinfo.splitlines():
+        fields = line.split(" ")
+        if len(fields) > 4:
+            points.add(fields[4].encode("latin-1", "backslashreplace").decode("unicode_escape"))
+    return points
+
+
+def _may_replace(folder: Path) -> bool:
+    """False where a sticky parent (like /tmp) keeps this user from removing `folder` (rename onto it)."""
+    euid = os.geteuid()
+    parent_stat, folder_stat = folder.parent.stat(), folder.stat()
+    if euid == 0 or not parent_stat.st_mode & stat.S_ISVTX:
+        return True
+    return euid in (parent_stat.st_uid, folder_stat.st_uid)
+
+
+def save(rec: Recording, out_dir: str | os.PathLike) -> Path:
+    """Write `rec` to `out_dir` atomically: a hidden sibling folder, the manifest last, then one rename.
+
+    Refuses what check_out refuses without writing (an existing non-empty folder, the current
+    folder, a mount point, a symbolic link). On a write error nothing is left behind and
+    RecordingError names the cause; reclaimlab.recording.keep then keeps the run elsewhere.
+    """
+    out = _check_target(out_dir)
     _check_schema(rec.meta, rec.samples.columns, out)
-    parent = out.parent if str(out.parent) else Path(".")
+    parent = out.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_partials(parent, out.name)
         # The writer's pid in the name lets a later save() tell a killed writer's leftovers from a live one's.
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".partial", dir=parent))
     except OSError as exc:
-        raise RecordingError(f"{out}: cannot write there ({exc.strerror}); choose a writable --out") from None
+        raise RecordingError(f"{out}: cannot write there ({_os_problem(exc)}); nothing was saved") from None
     try:
         meta = dict(rec.meta)
         meta.setdefault("schema_version", SCHEMA_VERSION)
@@ -151,16 +223,26 @@ def save(rec: Recording, out_dir: str | os.PathLike) -> Path:
         if len(rec.buddyinfo):
             _write(tmp / "buddyinfo.csv", rec.buddyinfo.reindex(columns=BUDDY_COLUMNS).to_csv(index=False))
         _write(tmp / MANIFEST_NAME, _manifest_text(tmp))  # last: it vouches for what is written above
-        if out.is_dir():
-            out.rmdir()  # empty, checked above
+        _fsync_dir(tmp)
+        # rename() replaces an empty folder in one step, so `out` is never missing in between.
         os.rename(tmp, out)
         _fsync_dir(parent)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError):
-            raise RecordingError(f"{out}: could not write the recording ({exc}); nothing was saved") from None
+            raise RecordingError(f"{out}: could not write the recording ({_os_problem(exc)}); "
+                                 f"nothing was saved there") from None
         raise
     return out
+
+
+def _os_problem(exc: OSError) -> str:
+    """An OSError in words, with the fix where one is plain (not the temporary file's name)."""
+    words = exc.strerror or str(exc)
+    fixes = {errno.ENOSPC: "free some space there", errno.EDQUOT: "free some of your quota there",
+             errno.EROFS: "choose a folder on a writable file system",
+             errno.EACCES: "choose a folder this user may write in", errno.EPERM: "choose a folder this user may write in"}
+    return f"{words}: {fixes[exc.errno]}" if exc.errno in fixes else words
 
 
 def _check_schema(meta: dict[str, Any], columns: Any, where: Path) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from ..probe import lock as guestlock
-from ..recording.recording import save
+from ..recording import keep
+from ..recording.recording import RecordingError, check_out
 from ..units import parse_size
 from . import availability, build, machine, packaged_kernel
 from .errors import VmError
@@ -23,8 +25,15 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--reporting", choices=("on", "off"), default="on")
     r.add_argument("--size", help="allocation / file size, e.g. 768MiB (default: fits the guest)")
     r.add_argument("--mem", help="guest RAM, e.g. 2GiB (default: fits this process)")
-    r.add_argument("--out", help="save the Recording to this folder")
+    r.add_argument("--out", help="save the Recording to this new folder (checked before the VM boots; if it "
+                                 "cannot be written at the end, the run is kept in ~/.cache/reclaimlab/unsaved/)")
     args = ap.parse_args(argv)
+    if args.cmd == "run" and args.out is not None:  # '' is a (bad) --out too, not "no --out"
+        try:
+            check_out(args.out, name=args.name)  # refuse before booting, so a run never ends with nowhere to go
+        except RecordingError as exc:
+            print(f"kit VM: --out {exc}", file=sys.stderr)
+            return 2
     try:
         if args.cmd == "check":
             reason = availability()
@@ -48,12 +57,24 @@ def main(argv: list[str] | None = None) -> int:
                                     size_bytes=parse_size(args.size) if args.size else None,
                                     mem_bytes=parse_size(args.mem) if args.mem else None, quiet=False)
         print(rec.meta["results"])
-        if args.out:
-            print(f"saved to {save(rec, args.out)}")
-        return 0
+        return _keep(rec, args.out, args.name) if args.out is not None else 0
     except (VmError, ValueError, guestlock.GuestBusy) as exc:
         print(f"kit VM: {exc}", file=sys.stderr)
         return 1
+
+
+def _keep(rec, out: str, name: str) -> int:
+    """Save the run in --out, else in the user's cache; say where (or what was lost); the exit status."""
+    kept = keep.save_or_keep(rec, Path(out), name)
+    if kept.where_asked:
+        print(f"saved to {kept.path}")
+    elif kept.path is not None:
+        print(f"kit VM: {kept.detour()}", file=sys.stderr)
+    else:
+        print(f"kit VM: {keep.lost(kept, rec)}", file=sys.stderr)
+    if kept.signals:
+        print(f"kit VM: {keep.held(kept.signals)}", file=sys.stderr)
+    return kept.exit_status
 
 
 if __name__ == "__main__":

@@ -4,10 +4,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..paths import cache_dir
+
 
 def cache_root() -> Path:
     """The VM builds: RECLAIMLAB_VM_CACHE, else ~/.cache/reclaimlab/vm (XDG_CACHE_HOME honoured)."""
     env = os.environ.get("RECLAIMLAB_VM_CACHE")
     if env:
         return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "reclaimlab" / "vm"
+    return cache_dir() / "vm"
