@@ -34,13 +34,20 @@ def executed_since(labs: list[Path], out_dir: Path, epoch_s: float) -> bool:
     return bool(labs) and all(c.exists() and c.stat().st_mtime >= epoch_s for c in copies)
 
 
-def execute_lab(notebook: Path, out_dir: Path, mode: str, extra: dict | None = None) -> tuple[float, int]:
+def lab_parameters(mode: str, allow_system_changes: bool = False, extra: dict | None = None) -> dict:
+    """What papermill puts into a lab's parameters cell. allow_system_changes=False leaves consent to
+    RECLAIMLAB_ALLOW_SYSTEM_CHANGES, as a lab's own default does: live mode alone is no consent."""
+    return {"mode": mode, "allow_system_changes": allow_system_changes is True, **(extra or {})}
+
+
+def execute_lab(notebook: Path, out_dir: Path, mode: str, extra: dict | None = None, *,
+                allow_system_changes: bool = False) -> tuple[float, int]:
     """Run one lab; return (seconds, bytes of the executed copy). Raises click.ClickException on failure."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
     out = out_dir / notebook.name
-    params = {"mode": mode, "allow_system_changes": mode == "live", **(extra or {})}
+    params = lab_parameters(mode, allow_system_changes, extra)
     t0 = time.monotonic()
     try:
         pm.execute_notebook(str(notebook), str(out), parameters=params, cwd=str(notebook.parent),
@@ -58,7 +65,10 @@ def execute_lab(notebook: Path, out_dir: Path, mode: str, extra: dict | None = N
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where executed copies go [default: build/labs/<mode>].")
 @click.option("--only", multiple=True, help="Run only labs whose name starts with this (repeatable), e.g. --only 01.")
-def labs_command(mode: str, out_dir: Path | None, only: tuple[str, ...]) -> None:
+@click.option("--allow-system-changes", is_flag=True,
+              help="Let live runs turn system-wide knobs: drop_caches, compaction, reclaim (root, on a machine "
+                   "that is yours; never on a shared one). Without it they show their recordings.")
+def labs_command(mode: str, out_dir: Path | None, only: tuple[str, ...], allow_system_changes: bool) -> None:
     """Execute every lab with papermill and report each one's time and size."""
     directory = labs_dir()
     notebooks = lab_notebooks(directory, only)
@@ -73,7 +83,7 @@ def labs_command(mode: str, out_dir: Path | None, only: tuple[str, ...]) -> None
     for nb in notebooks:
         click.echo(f"{nb.name:<32} ", nl=False)
         sys.stdout.flush()
-        seconds, size = execute_lab(nb, out_dir, mode)
+        seconds, size = execute_lab(nb, out_dir, mode, allow_system_changes=allow_system_changes)
         total_s += seconds
         click.echo(f"ok  {seconds:6.1f} s  {size / 1e6:5.2f} MB")
     click.echo(f"{len(notebooks)} labs passed in {total_s:.1f} s ({mode} mode); executed copies in {out_dir}")
