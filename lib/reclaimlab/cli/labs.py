@@ -67,7 +67,8 @@ def execute_lab(notebook: Path, out_dir: Path, mode: str, extra: dict | None = N
 @click.option("--only", multiple=True, help="Run only labs whose name starts with this (repeatable), e.g. --only 01.")
 @click.option("--allow-system-changes", is_flag=True,
               help="Let live runs turn system-wide knobs: drop_caches, compaction, reclaim (root, on a machine "
-                   "that is yours; never on a shared one). Without it they show their recordings.")
+                   "that is yours; never on a shared one). Without it (and without RECLAIMLAB_ALLOW_SYSTEM_CHANGES=1), "
+                   "--mode live stops at the first lab that turns them, saying why; --mode auto shows their recordings.")
 def labs_command(mode: str, out_dir: Path | None, only: tuple[str, ...], allow_system_changes: bool) -> None:
     """Execute every lab with papermill and report each one's time and size."""
     directory = labs_dir()
