@@ -281,13 +281,18 @@ def test_no_code_or_docs_still_read_reclaimlab_lock_dir():
 NOT_A_CONTAINER = tree_roots("firecracker-vm")
 
 
-@pytest.mark.parametrize("value", ["y", "enabled", "2", "shared", "Nein", "1 "])
+@pytest.mark.parametrize("value", ["y", "enabled", "2", "shared", "Nein"])
 def test_unrecognised_shared_value_counts_as_shared_and_says_so(value):
     """hostile-inputs review, case 2: RECLAIMLAB_SHARED=y/enabled/2/shared used to mean not shared."""
     reason = policy.shared_reason(NOT_A_CONTAINER, {policy.SHARED_ENV: value})
-    assert reason is not None
-    if value.strip() != "1":
-        assert "not a value reclaimlab recognises" in reason and "taken as shared" in reason and repr(value) in reason
+    assert "not a value reclaimlab recognises" in reason and "taken as shared" in reason and repr(value) in reason
+
+
+@pytest.mark.parametrize("value", ["1", "TRUE", " yes ", "on"])
+def test_explicit_yes_means_shared(value):
+    """hostile-inputs review, case 2: an explicit yes still means shared, with a plain reason."""
+    assert policy.shared_reason(NOT_A_CONTAINER, {policy.SHARED_ENV: value}) == \
+        f"{policy.SHARED_ENV}={value.strip()} marks this machine as shared"
 
 
 @pytest.mark.parametrize("value", ["0", "false", "NO", " off ", "", "   "])
@@ -345,7 +350,17 @@ def _labs_parameters(monkeypatch, tmp_path, *flags: str) -> list[dict]:
 
 def test_labs_live_without_the_flag_gives_no_consent(monkeypatch, tmp_path):
     """hostile-inputs review, case 4: `reclaimlab labs --mode live` alone used to pass allow_system_changes=True."""
+    monkeypatch.delenv(policy.ALLOW_ENV, raising=False)
     assert _labs_parameters(monkeypatch, tmp_path) == [{"mode": "live", "allow_system_changes": False}]
+
+
+def test_labs_live_without_consent_says_first_how_to_give_it():
+    """hostile-inputs review, case 4: live labs without consent say up front that knob labs will stop them."""
+    notice = labs_cli.consent_notice("live", False, {})
+    assert "--allow-system-changes" in notice and "--mode auto" in notice
+    assert labs_cli.consent_notice("live", True, {}) is None
+    assert labs_cli.consent_notice("live", False, {policy.ALLOW_ENV: "1"}) is None
+    assert labs_cli.consent_notice("auto", False, {}) is None
 
 
 def test_labs_live_with_the_flag_gives_consent(monkeypatch, tmp_path):

@@ -40,6 +40,16 @@ def lab_parameters(mode: str, allow_system_changes: bool = False, extra: dict | 
     return {"mode": mode, "allow_system_changes": allow_system_changes is True, **(extra or {})}
 
 
+def consent_notice(mode: str, allow_system_changes: bool, env=None) -> str | None:
+    """Said before a live run without consent: its knob labs (02-04) will stop it, and how to consent."""
+    from ..probe import consent as policy
+    if mode != "live" or allow_system_changes or policy.changes_allowed(None, *([env] if env is not None else [])):
+        return None
+    return (f"note: no consent to turn system-wide knobs, so live mode stops at the first lab that turns them "
+            f"(02-04) with the reason; on a machine that is yours add --allow-system-changes, or use --mode auto "
+            f"to see their recordings")
+
+
 def execute_lab(notebook: Path, out_dir: Path, mode: str, extra: dict | None = None, *,
                 allow_system_changes: bool = False) -> tuple[float, int]:
     """Run one lab; return (seconds, bytes of the executed copy). Raises click.ClickException on failure."""
@@ -80,6 +90,9 @@ def labs_command(mode: str, out_dir: Path | None, only: tuple[str, ...], allow_s
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise click.UsageError(f"--out {out_dir}: cannot create it ({exc.strerror})")
+    notice = consent_notice(mode, allow_system_changes)
+    if notice:
+        click.echo(notice)
     total_s = 0.0
     for nb in notebooks:
         click.echo(f"{nb.name:<32} ", nl=False)
