@@ -23,23 +23,34 @@ LIB = Path(__file__).resolve().parent.parent / "lib"
 HOLDER = """
 import sys, time
 from reclaimlab.probe import lock as guestlock
-with guestlock.hold(sys.argv[1], timeout_s=0):
+with guestlock.hold(sys.argv[1], timeout_s=0, directory=sys.argv[3]):
     print("held", flush=True)
     time.sleep(float(sys.argv[2]))
+"""
+# The `reclaimlab` command with its lock in the test's private folder: this script replaces the
+# lock's own function (the library reads no environment variable for it; LOCKS is this test's).
+RECLAIMLAB_IN = """
+import os
+from reclaimlab.probe import lock as guestlock
+guestlock.machine_lock_dir = lambda: guestlock.Path(os.environ["LOCKS"])
+from reclaimlab.cli.app import main
+main()
 """
 
 
 @pytest.fixture
 def lock_env(tmp_path, monkeypatch):
-    """A private lock folder, so these tests neither wait for nor block anyone else's runs."""
+    """A private lock folder, so these tests neither wait for nor block anyone else's runs: the
+    lock's own function is replaced here and the folder passed to children as an argument."""
     where = tmp_path / "locks"
-    monkeypatch.setenv(guestlock.LOCK_DIR_ENV, str(where))
+    where.mkdir()
+    monkeypatch.setattr(guestlock, "machine_lock_dir", lambda: where)
     monkeypatch.delenv(guestlock.policy.SHARED_ENV, raising=False)
-    return {**os.environ, guestlock.LOCK_DIR_ENV: str(where), "PYTHONPATH": str(LIB)}
+    return {**os.environ, "PYTHONPATH": str(LIB), "LOCKS": str(where)}
 
 
 def hold_in_child(env: dict, seconds: float, experiment: str = "calloc-reclaim") -> subprocess.Popen:
-    child = subprocess.Popen([sys.executable, "-c", HOLDER, experiment, str(seconds)], env=env,
+    child = subprocess.Popen([sys.executable, "-c", HOLDER, experiment, str(seconds), env["LOCKS"]], env=env,
                              stdout=subprocess.PIPE, text=True)
     assert child.stdout.readline().strip() == "held"
     return child
@@ -78,20 +89,20 @@ def test_a_second_run_waits_and_starts_when_the_first_ends(lock_env):
         with guestlock.hold("refault", timeout_s=30, say=said.append) as me:
             waited_s = time.monotonic() - t0
             assert me["pid"] == os.getpid() and me["experiment"] == "refault"
-            info = Path(lock_env[guestlock.LOCK_DIR_ENV]) / "reclaimlab-machine.json"
+            info = Path(lock_env["LOCKS"]) / "reclaimlab-machine.json"
             assert json.loads(info.read_text())["pid"] == os.getpid()
     finally:
         stop(child)
     assert 0.5 < waited_s < 25
     assert "waiting" in said[0] and "calloc-reclaim" in said[0] and "is free now" in said[-1]
-    assert info.read_text() == ""  # released: nobody is described as holding it
+    assert not info.exists()  # released: its note is gone, nobody is described as holding it
 
 
 def test_a_lock_left_by_a_killed_run_is_taken_over_at_once(lock_env):
     child = hold_in_child(lock_env, 60)
     child.send_signal(signal.SIGKILL)
     child.wait()
-    info = Path(lock_env[guestlock.LOCK_DIR_ENV]) / "reclaimlab-machine.json"
+    info = Path(lock_env["LOCKS"]) / "reclaimlab-machine.json"
     assert json.loads(info.read_text())["pid"] == child.pid  # its description is left behind...
     said: list[str] = []
     t0 = time.monotonic()
@@ -171,10 +182,12 @@ def test_record_command_gives_up_after_wait_with_one_clear_line(lock_env):
 @pytest.mark.live
 def test_two_live_runs_at_once_the_second_waits_for_the_first(lock_env, tmp_path):
     # A notebook-style run() while `reclaimlab record` runs on the same guest: the second waits, says who.
-    first = subprocess.Popen([sys.executable, "-c", "from reclaimlab.cli.app import main; main()", "record", "calloc-reclaim", "--size", "64MiB",
+    command = tmp_path / "reclaimlab"
+    command.write_text(RECLAIMLAB_IN)
+    first = subprocess.Popen([sys.executable, str(command), "record", "calloc-reclaim", "--size", "64MiB",
                               "--param", "observe_s=2", "--param", "hold_s=0.5", "--out", str(tmp_path / "first")],
                              env=lock_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    info = Path(lock_env[guestlock.LOCK_DIR_ENV]) / "reclaimlab-machine.json"
+    info = Path(lock_env["LOCKS"]) / "reclaimlab-machine.json"
     deadline = time.monotonic() + 60
     while guestlock.read_holder(info) is None and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

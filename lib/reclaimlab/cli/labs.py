@@ -34,13 +34,30 @@ def executed_since(labs: list[Path], out_dir: Path, epoch_s: float) -> bool:
     return bool(labs) and all(c.exists() and c.stat().st_mtime >= epoch_s for c in copies)
 
 
-def execute_lab(notebook: Path, out_dir: Path, mode: str, extra: dict | None = None) -> tuple[float, int]:
+def lab_parameters(mode: str, allow_system_changes: bool = False, extra: dict | None = None) -> dict:
+    """What papermill puts into a lab's parameters cell. allow_system_changes=False leaves consent to
+    RECLAIMLAB_ALLOW_SYSTEM_CHANGES, as a lab's own default does: live mode alone is no consent."""
+    return {"mode": mode, "allow_system_changes": allow_system_changes is True, **(extra or {})}
+
+
+def consent_notice(mode: str, allow_system_changes: bool, env=None) -> str | None:
+    """Said before a live run without consent: its knob labs (02-04) will stop it, and how to consent."""
+    from ..probe import consent as policy
+    if mode != "live" or allow_system_changes or policy.changes_allowed(None, *([env] if env is not None else [])):
+        return None
+    return (f"note: no consent to turn system-wide knobs, so live mode stops at the first lab that turns them "
+            f"(02-04) with the reason; on a machine that is yours add --allow-system-changes, or use --mode auto "
+            f"to see their recordings")
+
+
+def execute_lab(notebook: Path, out_dir: Path, mode: str, extra: dict | None = None, *,
+                allow_system_changes: bool = False) -> tuple[float, int]:
     """Run one lab; return (seconds, bytes of the executed copy). Raises click.ClickException on failure."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
     out = out_dir / notebook.name
-    params = {"mode": mode, "allow_system_changes": mode == "live", **(extra or {})}
+    params = lab_parameters(mode, allow_system_changes, extra)
     t0 = time.monotonic()
     try:
         pm.execute_notebook(str(notebook), str(out), parameters=params, cwd=str(notebook.parent),
@@ -58,7 +75,11 @@ def execute_lab(notebook: Path, out_dir: Path, mode: str, extra: dict | None = N
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where executed copies go [default: build/labs/<mode>].")
 @click.option("--only", multiple=True, help="Run only labs whose name starts with this (repeatable), e.g. --only 01.")
-def labs_command(mode: str, out_dir: Path | None, only: tuple[str, ...]) -> None:
+@click.option("--allow-system-changes", is_flag=True,
+              help="Let live runs turn system-wide knobs: drop_caches, compaction, reclaim (root, on a machine "
+                   "that is yours; never on a shared one). Without it (and without RECLAIMLAB_ALLOW_SYSTEM_CHANGES=1), "
+                   "--mode live stops at the first lab that turns them, saying why; --mode auto shows their recordings.")
+def labs_command(mode: str, out_dir: Path | None, only: tuple[str, ...], allow_system_changes: bool) -> None:
     """Execute every lab with papermill and report each one's time and size."""
     directory = labs_dir()
     notebooks = lab_notebooks(directory, only)
@@ -69,11 +90,14 @@ def labs_command(mode: str, out_dir: Path | None, only: tuple[str, ...]) -> None
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise click.UsageError(f"--out {out_dir}: cannot create it ({exc.strerror})")
+    notice = consent_notice(mode, allow_system_changes)
+    if notice:
+        click.echo(notice)
     total_s = 0.0
     for nb in notebooks:
         click.echo(f"{nb.name:<32} ", nl=False)
         sys.stdout.flush()
-        seconds, size = execute_lab(nb, out_dir, mode)
+        seconds, size = execute_lab(nb, out_dir, mode, allow_system_changes=allow_system_changes)
         total_s += seconds
         click.echo(f"ok  {seconds:6.1f} s  {size / 1e6:5.2f} MB")
     click.echo(f"{len(notebooks)} labs passed in {total_s:.1f} s ({mode} mode); executed copies in {out_dir}")

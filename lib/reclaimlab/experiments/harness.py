@@ -91,9 +91,7 @@ def live_blocker(exp: Experiment, guest: str, allow_system_changes: bool | None,
         if shared:
             return shared + "; system-wide knobs stay off on shared machines"
         if not policy.changes_allowed(allow_system_changes):
-            return (f"it turns system-wide knobs ({', '.join(exp.knobs)}) and system-wide changes were not "
-                    f"allowed (on a machine that is yours: allow_system_changes=True in Python, "
-                    f"--allow-system-changes on the command line, or {policy.ALLOW_ENV}=1)")
+            return f"it turns system-wide knobs ({', '.join(exp.knobs)}) and {policy.not_allowed()}"
     return None
 
 

@@ -3,10 +3,13 @@
 System-wide actions (dropping caches, compaction, reclaim) change memory for every
 process on the machine. They run only when all of these hold:
   1. the guest permits it: we are root and the knob's file is writable;
-  2. this is not a shared machine: not a container (Binder, JupyterHub) and
-     RECLAIMLAB_SHARED is not set (workshop images set it);
-  3. the caller asked for it: allow_system_changes=True, or the instructor set
-     RECLAIMLAB_ALLOW_SYSTEM_CHANGES=1.
+  2. this is not a shared machine: not a container (Binder, JupyterHub), and
+     RECLAIMLAB_SHARED is unset or an explicit no (0, false, no, off, or empty). Any other
+     value marks the machine as shared, one we do not recognise included (fails closed);
+  3. the caller asked for it: allow_system_changes=True (in a lab, in Python, or
+     --allow-system-changes on `reclaimlab record` / `reclaimlab labs`), or the instructor
+     set RECLAIMLAB_ALLOW_SYSTEM_CHANGES to an explicit yes (1, true, yes or on). Any other
+     value is not consent, and the refusal says so.
 Never sudo, never a password prompt: without permission we refuse with the reason.
 """
 from __future__ import annotations
@@ -21,6 +24,7 @@ from . import sources
 ALLOW_ENV = "RECLAIMLAB_ALLOW_SYSTEM_CHANGES"
 SHARED_ENV = "RECLAIMLAB_SHARED"
 _TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
 INIT_PID_NS_INODE = 0xEFFFFFFC  # include/linux/proc_ns.h: PROC_PID_INIT_INO
 
 
@@ -28,8 +32,12 @@ class SystemChangeRefused(PermissionError):
     """A system-wide action was refused; str() says why and what would permit it."""
 
 
+def _word(value: str | None) -> str:
+    return (value or "").strip().lower()
+
+
 def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in _TRUE
+    return _word(value) in _TRUE
 
 
 def container_reason(roots: sources.Roots, env: Mapping[str, str] = os.environ) -> str | None:
@@ -64,8 +72,12 @@ def container_reason(roots: sources.Roots, env: Mapping[str, str] = os.environ) 
 
 def shared_reason(roots: sources.Roots, env: Mapping[str, str] = os.environ) -> str | None:
     """Why this machine counts as shared (system-wide knobs stay off), or None."""
-    if _truthy(env.get(SHARED_ENV)):
-        return f"{SHARED_ENV}=1 marks this machine as shared"
+    value = env.get(SHARED_ENV)
+    if value is not None and _word(value) not in _FALSE:
+        if _truthy(value):
+            return f"{SHARED_ENV}={value.strip()} marks this machine as shared"
+        return (f"{SHARED_ENV}={value!r} is not a value reclaimlab recognises (0, false, no, off or empty mean "
+                f"not shared), so it was taken as shared")
     where = container_reason(roots, env)
     if where:
         return f"this runs in {where}, whose kernel other users share"
@@ -73,8 +85,21 @@ def shared_reason(roots: sources.Roots, env: Mapping[str, str] = os.environ) -> 
 
 
 def changes_allowed(allow: bool | None = None, env: Mapping[str, str] = os.environ) -> bool:
-    """The caller's consent: the explicit parameter wins, else the environment variable."""
-    return bool(allow) if allow is not None else _truthy(env.get(ALLOW_ENV))
+    """The caller's consent: the explicit parameter wins (only True is a yes), else the environment
+    variable (only 1, true, yes or on is a yes)."""
+    if allow is not None:
+        return allow is True
+    return _truthy(env.get(ALLOW_ENV))
+
+
+def not_allowed(env: Mapping[str, str] = os.environ) -> str:
+    """Why there is no consent and how to give it, for a refusal; names an environment value that
+    was not recognised as a yes."""
+    value = env.get(ALLOW_ENV)
+    unrecognised = (f" ({ALLOW_ENV}={value!r} is not a yes: only 1, true, yes or on give consent)"
+                    if value is not None and _word(value) not in _TRUE | _FALSE else "")
+    return (f"system-wide changes were not allowed{unrecognised}; pass allow_system_changes=True "
+            f"(--allow-system-changes on the command line, or set {ALLOW_ENV}=1) on a machine that is yours")
 
 
 KNOB_FILES = {
@@ -126,6 +151,5 @@ def require(knob: str, roots: sources.Roots, allow: bool | None = None,
     if shared:
         raise SystemChangeRefused(f"{knob} refused: {shared}; system-wide changes stay off on shared machines")
     if not changes_allowed(allow, env):
-        raise SystemChangeRefused(f"{knob} refused: system-wide changes were not allowed; pass "
-                                  f"allow_system_changes=True (or set {ALLOW_ENV}=1) on a machine that is yours")
+        raise SystemChangeRefused(f"{knob} refused: {not_allowed(env)}")
     return access.path

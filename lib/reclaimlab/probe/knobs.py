@@ -110,8 +110,7 @@ def _require_cgroup_write(what: str, path: Path, roots: sources.Roots, allow: bo
     if shared:
         raise SystemChangeRefused(f"{what} refused: {shared}; system-wide changes stay off on shared machines")
     if not policy.changes_allowed(allow, env):
-        raise SystemChangeRefused(f"{what} refused: system-wide changes were not allowed; pass "
-                                  f"allow_system_changes=True (or set {policy.ALLOW_ENV}=1) on a machine that is yours")
+        raise SystemChangeRefused(f"{what} refused: {policy.not_allowed(env)}")
 
 
 class WorkloadCgroup:
