@@ -557,8 +557,8 @@ def _read_samples(root: Path, meta: dict[str, Any]) -> pd.DataFrame:
     repeats = t.diff() <= 0
     if repeats.any():
         i = int(repeats.to_numpy().argmax())
-        raise RecordingError(f"{path}: t_s goes backwards or repeats at line {i + 2} ({t.iloc[i]!r} after "
-                             f"{t.iloc[i - 1]!r}); each sample's time follows the one before, so the file is "
+        raise RecordingError(f"{path}: t_s goes backwards or repeats at line {i + 2} ({float(t.iloc[i]):g} s after "
+                             f"{float(t.iloc[i - 1]):g} s); each sample's time follows the one before, so the file is "
                              f"corrupt; {_restore_hint(root)}")
     return samples
 
@@ -576,7 +576,7 @@ def _read_events(root: Path, meta: dict[str, Any], samples: pd.DataFrame) -> pd.
     outside = (events["t_s"] < first_s - slack_s) | (events["t_s"] > last_s + slack_s)
     if outside.any():
         i = int(outside.to_numpy().argmax())
-        raise RecordingError(f"{path}: line {i + 2}: event {events['kind'].iloc[i]!r} at t_s={events['t_s'].iloc[i]!r} "
+        raise RecordingError(f"{path}: line {i + 2}: event {events['kind'].iloc[i]!r} at t_s={float(events['t_s'].iloc[i]):g} "
                              f"lies outside the samples' time span ({first_s:g} to {last_s:g} s in samples.csv): "
                              f"the samples were cut short or the files do not belong together; {_restore_hint(root)}")
     needed = schema.EVENTS.get(str(meta.get("experiment")), ()) if meta["complete"] else ()
@@ -614,7 +614,7 @@ def _check_amounts(root: Path, path: Path, df: pd.DataFrame, columns: list[str])
         bad = ~np.isfinite(numbers.to_numpy(dtype="float64", na_value=0.0)) | (numbers < 0).to_numpy()
         if bad.any():
             bad = pd.Series(bad, index=df.index)
-            raise RecordingError(f"{path}: column {column}, line {_line(bad)} holds {numbers[bad].iloc[0]!r}, but "
+            raise RecordingError(f"{path}: column {column}, line {_line(bad)} holds {float(numbers[bad].iloc[0]):g}, but "
                                  f"it holds only finite amounts >= 0; the file is corrupt; {_restore_hint(root)}")
 
 
