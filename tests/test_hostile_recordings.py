@@ -394,3 +394,13 @@ def test_every_shipped_recording_loads_with_the_value_checks():
     """The value checks' tolerances fit every real recording the kit ships."""
     for entry in datasets.read_index():
         assert recording.load(SHIPPED / entry["path"]).complete
+
+
+def test_an_unverified_recording_says_so_in_its_banner(tmp_path):
+    """hostile-inputs review, case 6: a folder loaded without manifest is labelled unverified in the lab's banner."""
+    rec_dir = copy_of(tmp_path)
+    (rec_dir / recording.MANIFEST_NAME).unlink()
+    with pytest.warns(recording.RecordingWarning):
+        rec = recording.load(rec_dir, require_manifest=False)
+    assert "<b>Unverified</b>: no manifest.json" in lab.banner_html(rec)
+    assert "Unverified" not in lab.banner_html(recording.load(copy_of(tmp_path, to="whole")))
