@@ -244,13 +244,13 @@ def test_huge_writer_killed_during_save_leaves_no_recording(tmp_path):
 def test_corrupt_meta_json(unverified):
     (unverified / "meta.json").write_text('{"experiment": "demo", ')
     with pytest.raises(RecordingError, match=r"meta\.json: not valid JSON"):
-        recording.load(unverified)
+        recording.load(unverified, require_manifest=False)
 
 
 def test_meta_json_that_is_not_an_object(unverified):
     (unverified / "meta.json").write_text("[1, 2]")
     with pytest.raises(RecordingError, match=r"meta\.json: must hold a JSON object"):
-        recording.load(unverified)
+        recording.load(unverified, require_manifest=False)
 
 
 def test_meta_missing_keys_and_wrong_schema(unverified):
@@ -258,42 +258,42 @@ def test_meta_missing_keys_and_wrong_schema(unverified):
     del meta["kernel_release"]
     (unverified / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(RecordingError, match=r"meta\.json: missing keys kernel_release"):
-        recording.load(unverified)
+        recording.load(unverified, require_manifest=False)
     meta["kernel_release"], meta["schema_version"] = "x", 99
     (unverified / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(RecordingError, match=r"meta\.json: schema_version 99"):
-        recording.load(unverified)
+        recording.load(unverified, require_manifest=False)
 
 
 def test_missing_meta_json(unverified):
     (unverified / "meta.json").unlink()
     with pytest.raises(RecordingError, match=r"meta\.json: missing"):
-        recording.load(unverified)
+        recording.load(unverified, require_manifest=False)
 
 
 def test_corrupt_samples_csv(unverified):
     (unverified / "samples.csv").write_bytes(b"t_s,anon_kib\n0.0,1\n\xff\xfe\x00garbage,,,,\n1,2,3,4,5\n")
     with pytest.raises(RecordingError, match=r"samples\.csv: not a readable CSV"):
-        recording.load(unverified)
+        recording.load(unverified, require_manifest=False)
 
 
 def test_samples_csv_missing_t_s(unverified):
     df = pd.read_csv(unverified / "samples.csv").drop(columns=["t_s"])
     df.to_csv(unverified / "samples.csv", index=False)
     with pytest.raises(RecordingError, match=r"samples\.csv: missing column\(s\) t_s"):
-        recording.load(unverified)
+        recording.load(unverified, require_manifest=False)
 
 
 def test_events_csv_missing_kind(unverified):
     pd.DataFrame({"t_s": [0.1], "detail": [""]}).to_csv(unverified / "events.csv", index=False)
     with pytest.raises(RecordingError, match=r"events\.csv: missing column\(s\) kind"):
-        recording.load(unverified)
+        recording.load(unverified, require_manifest=False)
 
 
 def test_missing_samples_csv(unverified):
     (unverified / "samples.csv").unlink()
     with pytest.raises(RecordingError, match=r"samples\.csv: missing"):
-        recording.load(unverified)
+        recording.load(unverified, require_manifest=False)
 
 
 def test_backwards_time(unverified):
@@ -301,7 +301,7 @@ def test_backwards_time(unverified):
     df.loc[3, "t_s"] = 0.05
     df.to_csv(unverified / "samples.csv", index=False)
     with pytest.raises(RecordingError, match=r"samples\.csv: t_s goes backwards"):
-        recording.load(unverified)
+        recording.load(unverified, require_manifest=False)
 
 
 def test_empty_time_cell(unverified):
@@ -309,7 +309,7 @@ def test_empty_time_cell(unverified):
     df.loc[2, "t_s"] = np.nan
     df.to_csv(unverified / "samples.csv", index=False)
     with pytest.raises(RecordingError, match=r"samples\.csv: t_s has empty cells"):
-        recording.load(unverified)
+        recording.load(unverified, require_manifest=False)
 
 
 def test_non_numeric_sample_values(unverified):
@@ -318,13 +318,13 @@ def test_non_numeric_sample_values(unverified):
     df.loc[1, "anon_kib"] = "lots"
     df.to_csv(unverified / "samples.csv", index=False)
     with pytest.raises(RecordingError, match=r"samples\.csv: non-numeric values in column\(s\) anon_kib"):
-        recording.load(unverified)
+        recording.load(unverified, require_manifest=False)
 
 
 def test_no_samples(unverified):
     (unverified / "samples.csv").write_text("t_s,anon_kib\n")
     with pytest.raises(RecordingError, match=r"samples\.csv: has no samples"):
-        recording.load(unverified)
+        recording.load(unverified, require_manifest=False)
 
 
 def test_partial_recording_is_refused_unless_asked_for(tmp_path):
@@ -415,27 +415,29 @@ def test_added_recording_file_is_refused_but_other_files_are_ignored(tmp_path):
 
 def test_corrupt_manifest_is_refused(saved):
     (saved / "manifest.json").write_text('{"files": ')
-    with pytest.raises(RecordingError, match=r"manifest\.json: not readable"):
+    with pytest.raises(RecordingError, match=r"manifest\.json: not valid JSON"):
         recording.load(saved)
     (saved / "manifest.json").write_text('{"files": {"samples.csv": {}}}')
     with pytest.raises(RecordingError, match=r"manifest\.json: not a reclaimlab manifest"):
         recording.load(saved)
 
 
-def test_no_manifest_loads_with_a_warning_naming_the_command(unverified):
-    with pytest.warns(recording.RecordingWarning, match=r"no manifest\.json .*`python -m reclaimlab\.recording\.recording "
-                                                         r"--write-manifest .*rec`"):
-        rec = recording.load(unverified)
-    assert len(rec.samples) == 5
+def test_no_manifest_loads_only_when_asked_and_labelled_unverified(unverified):
     with pytest.raises(RecordingError, match=r"manifest\.json: missing, so nothing vouches"):
-        recording.load(unverified, require_manifest=True)
+        recording.load(unverified)  # the default: a folder without a manifest is refused
+    with pytest.warns(recording.RecordingWarning, match=r"no manifest\.json.*`python -m reclaimlab\.recording\.recording "
+                                                         r"--write-manifest .*rec`"):
+        rec = recording.load(unverified, require_manifest=False)
+    assert len(rec.samples) == 5
+    assert rec.unverified and "UNVERIFIED: no manifest.json" in rec.describe_source()
+    assert recording.load(recording.save(make_recording(), unverified.parent / "whole")).unverified == ""
 
 
 def test_no_manifest_still_catches_a_cut_mid_line(unverified):
     data = (unverified / "samples.csv").read_bytes()
     (unverified / "samples.csv").write_bytes(data[:-4])  # "...1918976\n" becomes "...191"
     with pytest.raises(RecordingError, match=r"samples\.csv: its last line is cut off"):
-        recording.load(unverified)
+        recording.load(unverified, require_manifest=False)
 
 
 def test_write_manifest_command_adds_leaves_and_refuses(unverified, capsys):

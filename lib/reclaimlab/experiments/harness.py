@@ -123,6 +123,59 @@ def _guest_lock(exp: Experiment, guest: str, timeout_s: float) -> tuple[contextl
 REPLAY: dict[str, Any] = {}
 
 
+# Selectors a "vm:" key may use besides the VM experiment's own timings (see _run_vm).
+VM_SELECTORS = ("reporting", "page_reporting_order", "size", "mem")
+
+
+def _selector_keys(exp: Experiment, guest: str) -> list[str]:
+    if guest == "vm":
+        from ..vm.experiments import DEFAULTS as VM_DEFAULTS
+        if exp.name not in VM_DEFAULTS:
+            raise ExperimentError(f"{exp.name} has no version for the kit's VM, so 'vm:{exp.name}' replays nothing; "
+                                  f"VM experiments: {', '.join(VM_DEFAULTS)}")
+        return sorted({*VM_DEFAULTS[exp.name], *VM_SELECTORS})
+    return sorted(exp.defaults)
+
+
+def parse_replay_key(key: str) -> tuple[str, str, dict[str, str]]:
+    """(guest, experiment, {parameter: value as typed}) of a `recordings` key such as
+    "vm:refault:reporting=off"; ExperimentError names an unknown experiment or parameter and the valid ones."""
+    parts = str(key).split(":")
+    guest = "local"
+    if parts[0] == "vm":
+        guest, parts = "vm", parts[1:]
+    exp = get(parts[0] if parts else "")
+    known = _selector_keys(exp, guest)
+    selectors = {}
+    for selector in parts[1:]:
+        k, eq, v = selector.partition("=")
+        if not eq or k not in known:
+            where = " in the kit's VM" if guest == "vm" else ""
+            raise ExperimentError(f"{key!r}: {selector!r} is not <parameter>=<value> with a parameter of "
+                                  f"{exp.name}{where}; its parameters: {', '.join(known)}")
+        selectors[k] = v
+    return guest, exp.name, selectors
+
+
+def _same(key: str, actual: Any, wanted: str) -> bool:
+    """Whether a parameter's value is the one a selector names as text (on/off for booleans, sizes by bytes)."""
+    text = wanted.strip().lower()
+    if isinstance(actual, bool):
+        return text in (("true", "on", "yes", "1") if actual else ("false", "off", "no", "0"))
+    if key in ("size", "mem"):
+        from ..units import parse_size
+        try:
+            return parse_size(actual) == parse_size(wanted)
+        except (ValueError, TypeError):
+            return False
+    if isinstance(actual, (int, float)):
+        try:
+            return float(text) == float(actual)
+        except ValueError:
+            return False
+    return str(actual).lower() == text
+
+
 def replay_key_matches(key: str, name: str, guest: str, params: dict[str, Any]) -> bool:
     parts = key.split(":")
     key_guest = "local"
@@ -132,9 +185,31 @@ def replay_key_matches(key: str, name: str, guest: str, params: dict[str, Any]) 
         return False
     for selector in parts[1:]:
         k, _, v = selector.partition("=")
-        if k not in params or str(params[k]).lower() not in (v.lower(), {"on": "true", "off": "false"}.get(v.lower())):
+        if k not in params or not _same(k, params[k], v):
             return False
     return True
+
+
+def replay_problem(key: str, rec: Recording) -> str | None:
+    """Why `rec` is not what the `recordings` key asks for (None: it is): a "vm:" key takes a run of the
+    kit's VM and any other key a run on a guest the notebook ran on; every selector must match its parameters."""
+    guest, name, selectors = parse_replay_key(key)
+    meta = rec.meta
+    params = meta.get("parameters") or {}
+    in_vm = meta.get("guest_kind") == datasets.VM_GUEST_KIND
+    if guest == "vm" and not in_vm:
+        return (f"it was recorded on a {meta.get('guest_kind')!r} guest, not in the kit's VM: a 'vm:' key takes a run "
+                f"of the kit's VM (`reclaimlab record {name} --guest vm`), whose host-side columns lab 05 reads; "
+                f"give this one as {name!r}")
+    if guest == "local" and in_vm:
+        return f"it was recorded in the kit's VM (guest_kind 'kit-vm'); give it as 'vm:{name}'"
+    for k, wanted in selectors.items():
+        actual = params.get(k, params.get("size_bytes") if k == "size" else meta.get(k))
+        if actual is None:
+            return f"its parameters have no {k}, so nothing says it is the run with {k}={wanted}"
+        if not _same(k, actual, wanted):
+            return f"it was recorded with {k}={actual!r}, but the key asks for {k}={wanted}"
+    return None
 
 
 def replay_for(name: str, guest: str, params: dict[str, Any], replay: dict[str, Any] | None = None) -> Any:
@@ -144,8 +219,9 @@ def replay_for(name: str, guest: str, params: dict[str, Any], replay: dict[str, 
     return table[max(keys, key=lambda k: k.count(":"))] if keys else None
 
 
-def replay(exp: "Experiment", folder: Any, quiet: bool) -> Recording:
-    """Load a recording someone chose (e.g. an instructor's own `reclaimlab record`) for experiment `exp`."""
+def replay(exp: "Experiment", folder: Any, quiet: bool, key: str | None = None) -> Recording:
+    """Load a recording someone chose (e.g. an instructor's own `reclaimlab record`) for experiment `exp`;
+    with the `recordings` key it was given for, it must also be what the key asks for (replay_problem)."""
     from pathlib import Path
 
     from ..recording.recording import RecordingError, load
@@ -154,6 +230,9 @@ def replay(exp: "Experiment", folder: Any, quiet: bool) -> Recording:
     if made != exp.name:
         raise RecordingError(f"{folder}: is a recording of {made!r}, not of {exp.name!r}; "
                              f"give a {exp.name} recording for {exp.name!r}")
+    problem = replay_problem(key, rec) if key is not None else None
+    if problem:
+        raise RecordingError(f"{folder}: is not what {key!r} asks for: {problem}")
     _say(f"▶ {exp.name}: REPLAYING {folder}.\n  {rec.describe_source()}", quiet)
     return rec
 

@@ -108,6 +108,8 @@ def banner_html(rec: Recording, requested: dict[str, Any] | None = None) -> str:
         lines.append(f"Why {'a recording' if rec.is_recorded else 'live'}: {_e(rec.why_shown)}")
     if not rec.complete:
         lines.append("⚠ This run is <b>partial</b> (it was interrupted).")
+    if rec.unverified:
+        lines.append(f"⚠ <b>Unverified</b>: {_e(rec.unverified)} (loaded with require_manifest=False).")
     out = _box(kind, "<br>".join(lines))
     notices = m.get("notices") or []
     if isinstance(notices, str):

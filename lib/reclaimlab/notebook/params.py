@@ -53,7 +53,8 @@ def experiment_of(key: str) -> str:
 
 
 def check_recordings(value: Any) -> dict[str, str]:
-    """The `recordings` parameter: {experiment: folder}; every folder must load as that experiment."""
+    """The `recordings` parameter: {key: folder}; every folder must load (with its manifest) as what its key
+    asks for: the experiment, the kit's VM for a "vm:" key, and each ":parameter=value" selector."""
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -69,8 +70,9 @@ def check_recordings(value: Any) -> dict[str, str]:
                                     f"{', '.join(experiments.names())} (optionally 'vm:' before it, "
                                     f"':parameter=value' after it)")
         try:
-            experiments.replay(experiments.get(name), folder, quiet=True)
-        except (RecordingError, OSError, TypeError) as exc:
+            experiments.parse_replay_key(key)  # unknown selectors are refused, never silently unused
+            experiments.replay(experiments.get(name), folder, quiet=True, key=str(key))
+        except (RecordingError, experiments.ExperimentError, OSError, TypeError) as exc:
             raise LabParameterError(f"parameter recordings[{key!r}]: {exc}") from None
         out[str(key)] = str(folder)
     return out

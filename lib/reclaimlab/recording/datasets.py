@@ -2,7 +2,9 @@
 
 Layout: data/recordings/<experiment>/<id>/ (a Recording folder each) and
 data/recordings/index.json, which `rebuild_index()` writes from the folders so it
-can never disagree with them (a test checks that).
+can never disagree with them (a test checks that). Hidden folders (a `.NAME.<pid>.*.partial`
+left by a killed save) are never indexed, and an index entry whose path leaves the data folder
+is refused, never shown.
 """
 from __future__ import annotations
 
@@ -22,10 +24,9 @@ def _entries(root: Path) -> list[dict[str, Any]]:
     out = []
     for meta_path in sorted(root.glob("*/*/meta.json")):
         rec_dir = meta_path.parent
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise recording.RecordingError(f"{meta_path}: unreadable ({exc})") from None
+        if _hidden(rec_dir.relative_to(root)):
+            continue  # a save in progress or killed: never a recording to offer
+        meta = recording.read_json(meta_path, what="recording's meta.json")
         out.append({
             "experiment": meta.get("experiment"),
             "id": rec_dir.name,
@@ -66,16 +67,44 @@ def rebuild_index(root: Path | None = None) -> Path:
     return root / INDEX_NAME
 
 
+def _hidden(rel: Path) -> bool:
+    return any(part.startswith(".") for part in rel.parts)
+
+
+def _path_problem(root: Path, rel: Any) -> str | None:
+    """Why an index entry's path is not a recording folder inside `root` (None: it is)."""
+    if not isinstance(rel, str) or "\0" in rel or os.path.isabs(rel):
+        return "is not a relative path"
+    parts = Path(rel).parts
+    if len(parts) != 2 or ".." in parts or _hidden(Path(rel)):
+        return "is not <experiment>/<id> inside the data folder"
+    if not (root / rel).resolve().is_relative_to(root.resolve()):
+        return "leads outside the data folder (through a link)"
+    return None
+
+
 def read_index(root: Path | None = None) -> list[dict[str, Any]]:
+    """The entries of index.json. One whose path leaves the data folder (or names a hidden folder) is
+    refused with the whole index: rebuild_index never writes one, so the index was edited or forged."""
     root = root or recordings_dir()
     path = root / INDEX_NAME
+    fix = (f"restore it (`git checkout -- {path}`) or rebuild it from the folders "
+           f"(reclaimlab.recording.datasets.rebuild_index())")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))["recordings"]
+        entries = recording.read_json(path, what=f"recordings {INDEX_NAME}")["recordings"]
     except FileNotFoundError:
         raise recording.RecordingError(f"{path}: missing; the recorded datasets are not installed "
                                        "(run from a checkout of reclaimlab, or set RECLAIMLAB_DATA)") from None
-    except (json.JSONDecodeError, KeyError) as exc:
-        raise recording.RecordingError(f"{path}: corrupt ({exc}); run `reclaimlab record --reindex`") from None
+    except (KeyError, TypeError) as exc:
+        raise recording.RecordingError(f"{path}: corrupt (no list of recordings: {exc}); {fix}") from None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise recording.RecordingError(f"{path}: corrupt (its recordings are not a list of objects); {fix}")
+    for entry in entries:
+        problem = _path_problem(root, entry.get("path"))
+        if problem:
+            raise recording.RecordingError(f"{path}: the entry with path {entry.get('path')!r} {problem}, so it "
+                                           f"is not one of the shipped recordings and is never shown; {fix}")
+    return entries
 
 
 VM_GUEST_KIND = "kit-vm"
@@ -103,4 +132,22 @@ def find(experiment: str, selectors: dict[str, Any] | None = None, root: Path | 
         have = "; ".join(", ".join(f"{k}={e['parameters'].get(k)!r}" for k in selectors) for e in candidates)
         raise recording.RecordingError(f"no recording of {experiment!r} with "
                                        f"{', '.join(f'{k}={v!r}' for k, v in selectors.items())}; recorded: {have}")
-    return recording.load(root / matching[0]["path"], require_manifest=True, why_shown=why_shown)
+    rec = recording.load(root / matching[0]["path"], require_manifest=True, why_shown=why_shown)
+    _check_is_what_was_asked(rec, experiment, selectors, in_vm)
+    return rec
+
+
+def _check_is_what_was_asked(rec: recording.Recording, experiment: str, selectors: dict[str, Any],
+                             in_vm: bool) -> None:
+    """The folder's own meta must say what the index said: a recording shown is the one asked for."""
+    meta, params = rec.meta, rec.meta.get("parameters") or {}
+    wrong = [f"experiment {meta.get('experiment')!r}"] if meta.get("experiment") != experiment else []
+    if (meta.get("guest_kind") == VM_GUEST_KIND) != in_vm:
+        wrong.append(f"guest_kind {meta.get('guest_kind')!r}")
+    wrong += [f"{k}={params.get(k)!r}" for k, v in selectors.items() if params.get(k) != v]
+    if wrong:
+        raise recording.RecordingError(f"{rec.path}: its meta.json says {', '.join(wrong)}, but {INDEX_NAME} "
+                                       f"listed it for {experiment!r}"
+                                       + (f" with {', '.join(f'{k}={v!r}' for k, v in selectors.items())}" if selectors else "")
+                                       + "; the index no longer matches the folders: rebuild it "
+                                         "(reclaimlab.recording.datasets.rebuild_index())")

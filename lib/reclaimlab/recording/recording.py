@@ -11,10 +11,15 @@ On disk a Recording is one folder of plain files that pandas alone can read:
 A folder is written atomically: into a hidden sibling first, then renamed into
 place, so a reader sees the whole recording or none of it. load() checks the
 manifest, so a file cut short, edited, dropped or added later is one RecordingError
-naming it, never numbers that load as if whole. A folder without a manifest (saved
-by reclaimlab before manifests) still loads, with a RecordingWarning, after the
-checks that need none (every CSV must end with a whole line). Add a manifest to a
-folder known to be whole (the shipped ones, say) with:
+naming it, never numbers that load as if whole. A manifest names only the files
+above (never a path), and every file is read as a regular file inside the folder,
+never through a link, and only below a size bound (MAX_JSON_BYTES, MAX_CSV_BYTES).
+A folder without a manifest loads only when asked for (load(..., require_manifest=False)),
+with a RecordingWarning and labelled unverified, after the checks that need none
+(every CSV must end with a whole line); a hidden `.NAME.<pid>.*.partial` folder
+left by a killed save never loads. Then load() checks the values themselves
+(types in meta, numbers finite and >= 0, time increasing, events inside the
+samples' span). Add a manifest to a folder known to be whole with:
 
     python -m reclaimlab.recording.recording --write-manifest DIR [DIR...]
     python -m reclaimlab.recording.recording --check DIR [DIR...]
@@ -36,11 +41,13 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Iterable
 
+import numpy as np
 import pandas as pd
 
 from . import schema
+from ..units import format_size
 
 SCHEMA_VERSION = 1
 EVENT_COLUMNS = ["t_s", "kind", "detail"]
@@ -58,7 +65,7 @@ class RecordingError(ValueError):
 
 
 class RecordingWarning(UserWarning):
-    """A recording loaded without being verified (no manifest.json: saved before manifests)."""
+    """A recording loaded without being verified (no manifest.json), because the caller asked for it."""
 
 
 def _empty(columns: list[str]) -> pd.DataFrame:
@@ -77,6 +84,9 @@ class Recording:
     # given by whoever made or loaded it, so never written into meta; a live run's own reason is
     # meta["mode_reason"], which a loaded recording keeps as the run wrote it.
     why_shown: str = ""
+    # Why its files were not checked against a manifest: load(require_manifest=False) on a folder without
+    # one. "" for a verified recording and for one made in this process.
+    unverified: str = ""
 
     @property
     def is_recorded(self) -> bool:
@@ -93,7 +103,8 @@ class Recording:
         where = f"{m.get('guest_kind', '?')} guest, {m.get('hypervisor') or 'unknown hypervisor'}, " \
                 f"kernel {m.get('kernel_release', '?')}"
         if self.is_recorded:
-            return f"RECORDED on {m.get('date_utc', '?')[:10]} ({where}) - loaded from {self.path}"
+            return (f"RECORDED on {str(m.get('date_utc', '?'))[:10]} ({where}) - loaded from {self.path}"
+                    + (f" - UNVERIFIED: {self.unverified}" if self.unverified else ""))
         if m.get("guest_kind") == "kit-vm":
             return f"LIVE in the kit's VM on this machine ({where})"
         return f"LIVE on this machine ({where})"
@@ -294,21 +305,117 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+# --- reading a recording's files: plain files inside its folder, bounded in size -------------------------
+
+# Checked before a file is read (pandas takes ~6x a CSV's size in memory even to reject it): far above
+# the biggest shipped files (meta.json 4 KiB, manifest.json 1 KiB, samples.csv 129 KiB on 2026-12-06)
+# and above 11 hours of `reclaimlab watch` at 10 Hz (~155 bytes a sample).
+MAX_JSON_BYTES = 1 << 20   # meta.json, manifest.json, data/recordings/index.json
+MAX_CSV_BYTES = 64 << 20   # samples.csv, events.csv, buddyinfo.csv
+# How far outside the samples' time span an event may lie: the kit's VM marks `end` up to 0.1 s after
+# its last sample (the shipped recordings); at low sample rates, up to two sample periods.
+EVENT_SLACK_S = 1.0
+
+
+def _untrusted(root: Path) -> str:
+    return f"this recording is not trustworthy; {_restore_hint(root)}"
+
+
+def _is_plain_name(name: str) -> bool:
+    """A file name directly inside a folder: no separator, no '..', not absolute, no NUL."""
+    return name not in ("", ".", "..") and "\0" not in name and os.path.basename(name) == name
+
+
+def open_regular(path: Path, max_bytes: int | None, what: str = "file") -> BinaryIO:
+    """`path` opened for reading, refusing (RecordingError) a symbolic link, anything but a regular file
+    (a FIFO would block forever) and a file above `max_bytes`; FileNotFoundError where it is absent."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RecordingError(f"{path}: a symbolic link; a {what} is a plain file, never a link to one "
+                                 f"elsewhere, so it was not read; {_restore_hint(path.parent)}") from None
+        raise RecordingError(f"{path}: cannot be read ({exc.strerror}); check its permissions") from None
+    f = os.fdopen(fd, "rb")
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise RecordingError(f"{path}: not a regular file; a {what} is a plain file, so it was not read; "
+                                 f"{_restore_hint(path.parent)}")
+        if max_bytes is not None and st.st_size > max_bytes:
+            raise RecordingError(f"{path}: {format_size(st.st_size)}, more than a {what} may hold "
+                                 f"({format_size(max_bytes)}), so it was not read; {_restore_hint(path.parent)}"
+                                 + (" (a longer run: read it with pandas itself, or record a shorter one)"
+                                    if path.suffix == ".csv" else ""))
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def _open_member(root: Path, name: str) -> BinaryIO:
+    """One of the recording's own files (a plain name in RECORDING_FILES or the manifest), bounded in size."""
+    if not _is_plain_name(name):
+        raise RecordingError(f"{root}: {name!r} is not a file name inside the folder; {_untrusted(root)}")
+    bound = MAX_JSON_BYTES if name.endswith(".json") else MAX_CSV_BYTES
+    return open_regular(root / name, bound, what=f"recording's {name}")
+
+
+def _no_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not a JSON value (strict JSON writes null)")
+
+
+def read_json(path: Path, max_bytes: int = MAX_JSON_BYTES, what: str = "recording's JSON file") -> Any:
+    """The strict JSON in `path` (no NaN), read through open_regular; RecordingError where it is not JSON
+    or nested too deeply to parse; FileNotFoundError where it is absent."""
+    with open_regular(path, max_bytes, what) as f:
+        data = f.read()
+    try:
+        return json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+    except RecursionError:
+        raise RecordingError(f"{path}: not readable as JSON (nested too deeply for a {what}); it is corrupt "
+                             f"or forged; {_restore_hint(path.parent)}") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise RecordingError(f"{path}: not valid JSON ({exc}); the file is corrupt; "
+                             f"{_restore_hint(path.parent)}") from None
+
+
 # --- the manifest -------------------------------------------------------------------------------
 
-def _rows(data: bytes) -> int:
-    """Data rows of a CSV (its header not counted; a quoted field may span lines)."""
-    return max(0, sum(1 for _ in csv.reader(io.StringIO(data.decode("utf-8", errors="replace")))) - 1)
+def _rows(text: Iterable[str]) -> int | None:
+    """Data rows of a CSV (its header not counted; a quoted field may span lines); None if not a CSV."""
+    try:
+        return max(0, sum(1 for _ in csv.reader(text)) - 1)
+    except csv.Error:
+        return None
 
 
-def _file_entry(path: Path) -> dict[str, Any]:
-    data = path.read_bytes()
-    return {"bytes": len(data), "rows": _rows(data) if path.suffix == ".csv" else None,
-            "sha256": hashlib.sha256(data).hexdigest()}
+def _file_entry(f: BinaryIO, is_csv: bool) -> dict[str, Any]:
+    """bytes, rows and SHA-256 of an open file, read in chunks (memory stays bounded whatever its size)."""
+    digest, size = hashlib.sha256(), 0
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+        digest.update(chunk)
+        size += len(chunk)
+    rows = None
+    if is_csv:
+        f.seek(0)
+        text = io.TextIOWrapper(f, encoding="utf-8", errors="replace", newline="")
+        rows = _rows(text)
+        text.detach()  # the caller closes f
+    return {"bytes": size, "rows": rows, "sha256": digest.hexdigest()}
 
 
 def _manifest_text(root: Path) -> str:
-    files = {name: _file_entry(root / name) for name in RECORDING_FILES if (root / name).is_file()}
+    files = {}
+    for name in RECORDING_FILES:
+        try:
+            f = open_regular(root / name, None)  # what this process is vouching for: no size bound
+        except FileNotFoundError:
+            continue
+        with f:
+            files[name] = _file_entry(f, name.endswith(".csv"))
     return json.dumps({"manifest_version": MANIFEST_VERSION, "files": files}, indent=2, sort_keys=True) + "\n"
 
 
@@ -317,19 +424,32 @@ def _restore_hint(root: Path) -> str:
             f"or record it again")
 
 
+def _looks_partial(root: Path) -> bool:
+    """A hidden `.NAME.<pid>.<random>.partial` folder: save() was killed before it finished."""
+    return root.name.startswith(".") and root.name.endswith(".partial")
+
+
 def read_manifest(root: Path) -> dict[str, dict[str, Any]] | None:
-    """{file name: {bytes, rows, sha256}} from manifest.json, or None where there is none."""
+    """{file name: {bytes, rows, sha256}} from manifest.json, or None where there is none.
+
+    Every name it lists must be one of RECORDING_FILES: a manifest that names anything else (a path
+    such as ../../etc/shadow) is refused before any file it names is opened."""
     path = root / MANIFEST_NAME
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = read_json(path, what=f"recording's {MANIFEST_NAME}")
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
-        raise RecordingError(f"{path}: not readable ({exc}); {_restore_hint(root)}") from None
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(files, dict) or not all(isinstance(v, dict) and isinstance(v.get("sha256"), str)
                                               for v in files.values()):
         raise RecordingError(f"{path}: not a reclaimlab manifest (no files with sha256); {_restore_hint(root)}")
+    for name in files:
+        if not _is_plain_name(name):
+            raise RecordingError(f"{path}: lists {name!r}, a path outside the recording's folder (a manifest "
+                                 f"names only the files inside it); {_untrusted(root)}")
+        if name not in RECORDING_FILES:
+            raise RecordingError(f"{path}: lists {name!r}, which is not a file of a recording "
+                                 f"({', '.join(RECORDING_FILES)}); {_untrusted(root)}")
     if manifest.get("manifest_version") != MANIFEST_VERSION:
         raise RecordingError(f"{path}: manifest_version {manifest.get('manifest_version')!r}, this reclaimlab "
                              f"reads {MANIFEST_VERSION}; upgrade reclaimlab")
@@ -339,27 +459,32 @@ def read_manifest(root: Path) -> dict[str, dict[str, Any]] | None:
 def verify(root: Path) -> bool:
     """Check the folder against its manifest: True when it matches, False when it has none.
 
-    RecordingError names the first file that is cut short, edited, missing, or added later.
+    RecordingError names the first file that is cut short, edited, missing, added later, a link, or
+    listed by a manifest that names something outside the folder.
     """
     files = read_manifest(root)
     if files is None:
         return False
     for name in RECORDING_FILES:
-        if (root / name).is_file() and name not in files:
+        if os.path.lexists(root / name) and name not in files:
             raise RecordingError(f"{root / name}: not in {MANIFEST_NAME}, so it was added after the recording "
                                  f"was saved; remove it or {_restore_hint(root)}")
     for name, want in sorted(files.items()):
         path = root / name
-        if not path.is_file():
+        try:
+            f = _open_member(root, name)
+        except FileNotFoundError:
             raise RecordingError(f"{path}: missing, but {MANIFEST_NAME} lists it: the recording is incomplete; "
-                                 f"{_restore_hint(root)}")
-        have = _file_entry(path)
+                                 f"{_restore_hint(root)}") from None
+        with f:
+            have = _file_entry(f, name.endswith(".csv"))
+            whole = _ends_whole(f)
         if have["sha256"] == want["sha256"]:
             continue
         shape = f"{have['bytes']} bytes" + (f", {have['rows']} rows" if have["rows"] is not None else "")
         listed = f"{want.get('bytes')} bytes" + (f", {want.get('rows')} rows" if want.get("rows") is not None else "")
         if have["rows"] is not None and (isinstance(want.get("rows"), int) and have["rows"] < want["rows"]
-                                         or not _ends_whole(path)):
+                                         or not whole):
             what = "cut short (truncated)"
         else:
             what = "changed since it was saved (edited)"
@@ -368,31 +493,51 @@ def verify(root: Path) -> bool:
     return True
 
 
-def _ends_whole(path: Path) -> bool:
-    """True when the file is empty or ends with a newline, as pandas ends every CSV it writes."""
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        if f.tell() == 0:
-            return True
-        f.seek(-1, os.SEEK_END)
-        return f.read(1) == b"\n"
+def _ends_whole(f: BinaryIO) -> bool:
+    """True when the open file is empty or ends with a newline, as pandas ends every CSV it writes."""
+    f.seek(0, os.SEEK_END)
+    if f.tell() == 0:
+        return True
+    f.seek(-1, os.SEEK_END)
+    return f.read(1) == b"\n"
 
 
 def _check_whole_lines(root: Path) -> None:
     """Without a manifest, at least catch a file cut mid-line."""
     for name in RECORDING_FILES:
-        path = root / name
-        if path.suffix == ".csv" and path.is_file() and not _ends_whole(path):
-            raise RecordingError(f"{path}: its last line is cut off (no newline at the end): the file was "
-                                 f"truncated; {_restore_hint(root)}")
+        if not name.endswith(".csv"):
+            continue
+        try:
+            f = _open_member(root, name)
+        except FileNotFoundError:
+            continue
+        with f:
+            if not _ends_whole(f):
+                raise RecordingError(f"{root / name}: its last line is cut off (no newline at the end): the file "
+                                     f"was truncated; {_restore_hint(root)}")
+
+
+def _refuse_partial_folder(root: Path) -> None:
+    if _looks_partial(root):
+        raise RecordingError(f"{root}: a folder left by a save that never finished (killed before its "
+                             f"{MANIFEST_NAME} was written): it is half-written and nothing can vouch for it; "
+                             f"delete it and record again")
+
+
+def _no_manifest(root: Path) -> RecordingError:
+    return RecordingError(f"{root / MANIFEST_NAME}: missing, so nothing vouches that the files are whole (every "
+                          f"folder reclaimlab saves has one); {_restore_hint(root)}. Only if you know they are "
+                          f"whole (a folder saved before manifests), vouch for it with "
+                          f"`{WRITE_MANIFEST_COMMAND} {root}`, or load it unverified with "
+                          f"load(..., require_manifest=False)")
 
 
 def write_manifest(path: str | os.PathLike, *, force: bool = False) -> str:
     """Write manifest.json for an existing recording folder (atomically); returns what it did.
 
-    The folder must load (partial allowed) so that a broken one is never vouched for; one whose
-    manifest already matches is left alone; one whose manifest does not match is refused unless
-    `force` (the files were changed on purpose).
+    The folder must load (partial allowed) so that a broken one is never vouched for, nor one left by
+    a save that never finished; one whose manifest already matches is left alone; one whose manifest
+    does not match is refused unless `force` (the files were changed on purpose).
     """
     root = Path(path)
     try:
@@ -403,9 +548,7 @@ def write_manifest(path: str | os.PathLike, *, force: bool = False) -> str:
         matches = False
     if matches:
         return f"{root}: {MANIFEST_NAME} already matches; unchanged"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RecordingWarning)
-        load(root, allow_partial=True, verify_manifest=False)
+    load(root, allow_partial=True, verify_manifest=False)
     text = _manifest_text(root)
     fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{MANIFEST_NAME}.", suffix=".partial")
     try:
@@ -421,35 +564,48 @@ def write_manifest(path: str | os.PathLike, *, force: bool = False) -> str:
     return f"{root}: wrote {MANIFEST_NAME} ({', '.join(json.loads(text)['files'])})"
 
 
-def load(path: str | os.PathLike, *, allow_partial: bool = False, require_manifest: bool = False,
+def load(path: str | os.PathLike, *, allow_partial: bool = False, require_manifest: bool = True,
          verify_manifest: bool = True, why_shown: str | None = None) -> Recording:
-    """Read and validate a recording folder; RecordingError names the file and the problem.
+    """Read and validate a recording folder; RecordingError names the file, the problem and the fix.
 
     why_shown: why the caller shows this recording (e.g. "recorded mode was asked for"); it becomes
     the Recording's `why_shown`, and meta stays exactly as the run wrote it.
 
-    Its manifest.json is checked first. Without one (a folder saved before manifests) it loads
-    with a RecordingWarning, unless `require_manifest` (the shipped datasets) makes that an error.
+    Its manifest.json is checked first; a folder without one is refused unless the caller asks for
+    it with `require_manifest=False`: it then loads with a RecordingWarning, labelled in the
+    Recording's `unverified` (and so in its banner). Then the values: meta's types, every number
+    finite and >= 0, t_s strictly increasing, events inside the samples' time span, and the events
+    a complete recording of its experiment marks (schema.EVENTS).
+    verify_manifest=False skips the manifest (write_manifest, which is about to write one).
     """
     root = Path(path)
     if not root.is_dir():
         raise RecordingError(f"{root}: no such recording folder")
+    unverified = ""
     if not (verify_manifest and verify(root)):
-        if require_manifest:
-            raise RecordingError(f"{root / MANIFEST_NAME}: missing, so nothing vouches that the files are whole; "
-                                 f"if they are, add it with `{WRITE_MANIFEST_COMMAND} {root}`")
+        _refuse_partial_folder(root)
+        if verify_manifest:
+            if require_manifest:
+                raise _no_manifest(root)
+            unverified = f"no {MANIFEST_NAME}, so nothing vouches that its files are whole"
+            warnings.warn(f"{root}: {unverified}; loaded unverified because require_manifest=False asked for it. "
+                          f"If they are whole, add one with `{WRITE_MANIFEST_COMMAND} {root}`",
+                          RecordingWarning, stacklevel=2)
         _check_whole_lines(root)
-    if verify_manifest and not (root / MANIFEST_NAME).exists():
-        warnings.warn(f"{root}: no {MANIFEST_NAME} (saved by an older reclaimlab), so it is loaded without checking "
-                      f"that its files are whole; if they are, add one with `{WRITE_MANIFEST_COMMAND} {root}`",
-                      RecordingWarning, stacklevel=2)
+    meta = _read_meta(root, allow_partial)
+    samples = _read_samples(root, meta)
+    events = _read_events(root, meta, samples)
+    buddy = (_read_buddyinfo(root) if os.path.lexists(root / "buddyinfo.csv") else _empty(BUDDY_COLUMNS))
+    return Recording(samples=samples, events=events, meta=meta, buddyinfo=buddy, path=root,
+                     why_shown=why_shown or f"loaded from {root}", unverified=unverified)
+
+
+def _read_meta(root: Path, allow_partial: bool) -> dict[str, Any]:
     meta_path = root / "meta.json"
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = read_json(meta_path, what="recording's meta.json")
     except FileNotFoundError:
         raise RecordingError(f"{meta_path}: missing; a recording folder needs meta.json") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RecordingError(f"{meta_path}: not valid JSON ({exc}); the recording is corrupt, record it again") from None
     if not isinstance(meta, dict):
         raise RecordingError(f"{meta_path}: must hold a JSON object, found {type(meta).__name__}")
     missing = [k for k in REQUIRED_META if k not in meta]
@@ -458,38 +614,96 @@ def load(path: str | os.PathLike, *, allow_partial: bool = False, require_manife
     if meta["schema_version"] != SCHEMA_VERSION:
         raise RecordingError(f"{meta_path}: schema_version {meta['schema_version']!r}, this reclaimlab reads "
                              f"{SCHEMA_VERSION}; upgrade reclaimlab or record again")
+    problem = schema.meta_problem(meta)
+    if problem:
+        raise RecordingError(f"{meta_path}: {problem}; the file is corrupt or forged; {_restore_hint(root)}")
     if not meta["complete"] and not allow_partial:
         raise RecordingError(f"{meta_path}: marked partial (the run was interrupted: "
                              f"{meta.get('interrupted', 'no reason given')}); it cannot stand in for a whole run")
+    return schema.upgrade(meta)  # results written under older names read as today's
 
-    meta = schema.upgrade(meta)  # results written under older names read as today's
-    samples = _read_csv(root / "samples.csv", required=["t_s"])
+
+def _read_samples(root: Path, meta: dict[str, Any]) -> pd.DataFrame:
+    path = root / "samples.csv"
+    samples = _read_csv(root, "samples.csv", required=["t_s"])
     _check_schema(meta, samples.columns, root)
     if samples.empty:
-        raise RecordingError(f"{root / 'samples.csv'}: has no samples")
-    bad_cols = [c for c in samples.columns if not pd.api.types.is_numeric_dtype(samples[c])]
-    if bad_cols:
-        raise RecordingError(f"{root / 'samples.csv'}: non-numeric values in column(s) {', '.join(bad_cols)}")
-    if samples["t_s"].isna().any():
-        raise RecordingError(f"{root / 'samples.csv'}: t_s has empty cells; the file is corrupt")
-    if (samples["t_s"].diff().dropna() < 0).any():
-        raise RecordingError(f"{root / 'samples.csv'}: t_s goes backwards; the file is corrupt")
-    events = _read_csv(root / "events.csv", required=EVENT_COLUMNS)
+        raise RecordingError(f"{path}: has no samples")
+    t = samples["t_s"]
+    if t.isna().any():
+        raise RecordingError(f"{path}: t_s has empty cells (first at line {_line(t.isna())}); the file is "
+                             f"corrupt; {_restore_hint(root)}")
+    _check_amounts(root, path, samples, list(samples.columns))
+    repeats = t.diff() <= 0
+    if repeats.any():
+        i = int(repeats.to_numpy().argmax())
+        raise RecordingError(f"{path}: t_s goes backwards or repeats at line {i + 2} ({float(t.iloc[i]):g} s after "
+                             f"{float(t.iloc[i - 1]):g} s); each sample's time follows the one before, so the file is "
+                             f"corrupt; {_restore_hint(root)}")
+    return samples
+
+
+def _read_events(root: Path, meta: dict[str, Any], samples: pd.DataFrame) -> pd.DataFrame:
+    path = root / "events.csv"
+    events = _read_csv(root, "events.csv", required=EVENT_COLUMNS)
     if events.empty:  # a run without marks (e.g. `reclaimlab watch`): pandas reads the header as text
         events = events.astype({"t_s": "float64"})
-    if not pd.api.types.is_numeric_dtype(events["t_s"]):
-        raise RecordingError(f"{root / 'events.csv'}: t_s must be numbers")
+    _check_amounts(root, path, events, ["t_s"])
     events["detail"] = events["detail"].astype(object).fillna("").astype(str)  # all-empty reads as float NaN
-    events["kind"] = events["kind"].astype(str)
-    buddy_path = root / "buddyinfo.csv"
-    buddy = _read_csv(buddy_path, required=BUDDY_COLUMNS) if buddy_path.exists() else _empty(BUDDY_COLUMNS)
-    return Recording(samples=samples, events=events, meta=meta, buddyinfo=buddy, path=root,
-                     why_shown=why_shown or f"loaded from {root}")
+    events["kind"] = events["kind"].astype(object).fillna("").astype(str)
+    first_s, last_s = float(samples["t_s"].iloc[0]), float(samples["t_s"].iloc[-1])
+    slack_s = max(EVENT_SLACK_S, 2.0 / float(meta["sample_hz"]))
+    outside = (events["t_s"] < first_s - slack_s) | (events["t_s"] > last_s + slack_s)
+    if outside.any():
+        i = int(outside.to_numpy().argmax())
+        raise RecordingError(f"{path}: line {i + 2}: event {events['kind'].iloc[i]!r} at t_s={float(events['t_s'].iloc[i]):g} "
+                             f"lies outside the samples' time span ({first_s:g} to {last_s:g} s in samples.csv): "
+                             f"the samples were cut short or the files do not belong together; {_restore_hint(root)}")
+    needed = schema.EVENTS.get(str(meta.get("experiment")), ()) if meta["complete"] else ()
+    lacking = [kind for kind in needed if kind not in set(events["kind"])]
+    if lacking:
+        raise RecordingError(f"{path}: no {', '.join(repr(k) for k in lacking)} event, which every complete "
+                             f"{meta['experiment']} recording marks (its lab times the story from "
+                             f"{', '.join(needed)}); it has: {', '.join(dict.fromkeys(events['kind'])) or 'none'}; "
+                             f"{_untrusted(root)}")
+    return events
 
 
-def _read_csv(path: Path, required: list[str]) -> pd.DataFrame:
+def _read_buddyinfo(root: Path) -> pd.DataFrame:
+    path = root / "buddyinfo.csv"
+    buddy = _read_csv(root, "buddyinfo.csv", required=BUDDY_COLUMNS)
+    _check_amounts(root, path, buddy, ["t_s", "order", "free_blocks"])
+    return buddy
+
+
+def _line(bad: pd.Series) -> int:
+    """The file line of the first True row (line 1 is the header)."""
+    return int(bad.to_numpy().argmax()) + 2
+
+
+def _check_amounts(root: Path, path: Path, df: pd.DataFrame, columns: list[str]) -> None:
+    """Every given cell of these columns a finite number >= 0 (an empty cell means "not measured")."""
+    for column in columns:
+        cells = df[column]
+        numbers = pd.to_numeric(cells, errors="coerce")
+        text = cells.notna() & numbers.isna()
+        if text.any():
+            raise RecordingError(f"{path}: non-numeric values in column(s) {column}: line {_line(text)} holds "
+                                 f"{cells[text].iloc[0]!r} (an empty cell means not measured); the file is "
+                                 f"corrupt; {_restore_hint(root)}")
+        bad = ~np.isfinite(numbers.to_numpy(dtype="float64", na_value=0.0)) | (numbers < 0).to_numpy()
+        if bad.any():
+            bad = pd.Series(bad, index=df.index)
+            raise RecordingError(f"{path}: column {column}, line {_line(bad)} holds {float(numbers[bad].iloc[0]):g}, but "
+                                 f"it holds only finite amounts >= 0; the file is corrupt; {_restore_hint(root)}")
+
+
+def _read_csv(root: Path, name: str, required: list[str]) -> pd.DataFrame:
+    path = root / name
     try:
-        df = pd.read_csv(path)
+        with _open_member(root, name) as f:
+            # Only an empty cell is "not measured": a written nan or inf is a value, checked by the caller.
+            df = pd.read_csv(f, keep_default_na=False, na_values=[""])
     except FileNotFoundError:
         raise RecordingError(f"{path}: missing") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:

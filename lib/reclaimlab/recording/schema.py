@@ -2,12 +2,14 @@
 
     problem = schema.problem(meta, samples.columns)   # None, or a sentence naming the bad key
     meta = schema.upgrade(meta)                        # old result names -> today's (aliases)
+    problem = schema.meta_problem(meta)                # None, or a sentence naming a value of the wrong type
 
 Declared here, in one place:
 - META: the keys of meta.json (what each holds);
 - SAMPLE_COLUMNS: every column of samples.csv, with its unit;
 - RESULTS: per experiment, every key of meta["results"], with its unit (COMMON_RESULTS apply to all);
-- ALIASES: per experiment, the names older recordings used, and the name each one is now.
+- ALIASES: per experiment, the names older recordings used, and the name each one is now;
+- EVENTS: per experiment, the steps every complete recording of it marks (what its lab needs).
 
 `recording.save()` refuses a recording that does not fit (RecordingError naming the key, so a new
 result is declared here before it is written), and `recording.load()` upgrades old names first.
@@ -16,7 +18,9 @@ is `drop_caches_3_s` in both (the VM wrote `drop_caches_s` until 2026-11-26).
 """
 from __future__ import annotations
 
+import math
 import numbers
+from datetime import datetime
 from typing import Any, Iterable, Mapping
 
 # Units: KiB, bytes, s, pages, count (events since boot), ratio, share (0..1), GB/s, Hz, text, list, bool,
@@ -156,6 +160,22 @@ ALIASES: dict[str, dict[str, str]] = {
 }
 
 
+# The events every complete recording of an experiment holds, local and in the kit's VM alike (each lab
+# times its story from them). Later steps and `end` may be missing from a recording cut short, which
+# the labs say; these first steps may not.
+EVENTS: dict[str, tuple[str, ...]] = {
+    "calloc-reclaim": ("calloc", "touch", "free"),
+    "refault": ("touch", "free"),
+    "page-cache": ("write_file", "read_file", "drop_caches"),
+    "compaction": ("fragment",),
+    "auto-reclaim": ("fill_cache",),
+}
+
+# Meta keys that must hold a value (never null) wherever they appear: load() relies on them.
+META_NOT_NULL = ("schema_version", "experiment", "parameters", "mode", "complete", "kernel_release",
+                 "guest_kind", "sample_hz", "tool_version", "date_utc", "results")
+
+
 def unit_of_result(experiment: str, key: str) -> str | None:
     return {**COMMON_RESULTS, **RESULTS.get(experiment, {})}.get(key)
 
@@ -189,7 +209,44 @@ def _fits(unit: str, value: Any) -> bool:
         return isinstance(value, (list, tuple))
     if unit == "text":
         return isinstance(value, str)
+    if unit == "bool":
+        return isinstance(value, bool)
+    if unit == "object":
+        return isinstance(value, Mapping)
     return True
+
+
+def _utc_timestamp(text: str) -> bool:
+    """True for an ISO 8601 date and time such as 2026-11-26T02:55:33Z (Python 3.10 does not read 'Z')."""
+    try:
+        datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        return False
+    return "T" in text
+
+
+def meta_problem(meta: Mapping[str, Any]) -> str | None:
+    """None when every declared meta key holds a value of its declared type, else one sentence naming it.
+
+    The type is the first word of its META entry (bool, object, text, list, int or a numeric unit);
+    null means "not known" except for META_NOT_NULL.
+    """
+    for key, what in META.items():
+        if key not in meta:
+            continue
+        value, unit = meta[key], what.split(":")[0].strip()
+        if value is None:
+            if key in META_NOT_NULL:
+                return f"meta key {key!r} is null; it must be {what}"
+            continue
+        if not _fits(unit, value):
+            return f"meta key {key!r} must be {what}, found {value!r}"
+    if "date_utc" in meta and not _utc_timestamp(meta["date_utc"]):
+        return f"meta key 'date_utc' must be an ISO 8601 date and time (e.g. 2026-11-26T02:55:33Z), found {meta['date_utc']!r}"
+    hz = meta.get("sample_hz")
+    if hz is not None and not (math.isfinite(hz) and hz > 0):
+        return f"meta key 'sample_hz' must be a number of samples per second above 0, found {hz!r}"
+    return None
 
 
 def problem(meta: Mapping[str, Any], columns: Iterable[str]) -> str | None:
