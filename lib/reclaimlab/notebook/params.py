@@ -24,8 +24,9 @@ def check_bool(name: str, value: Any) -> bool:
 
 
 def check_hz(value: Any) -> float | None:
-    """The sampler's own check (sampling.sampler.validate_hz), then the labs' lower bound: a lab's
-    charts gain nothing above MAX_SAMPLE_HZ, and its recording grows with every sample."""
+    """The sampler's own check (sampling.sampler.validate_hz: a number, at least MIN_HZ), and the labs'
+    own upper bound: a lab's charts gain nothing above MAX_SAMPLE_HZ, and its recording grows with
+    every sample."""
     if value is None:
         return None
     from ..sampling.sampler import validate_hz
