@@ -122,12 +122,12 @@ def check(source: Union[str, bytes, os.PathLike], *, host_memory_bytes: int | No
           host_cpus: int | None = None) -> list[Finding]:
     """Findings for a .wslconfig given as a path, its bytes, or its text.
 
-    A str is taken as a path when it names an existing file and has no newline, else as the text.
+    A str is taken as a path when it names an existing file (or a FIFO or device, then refused by
+    name) and has no newline, else as the text.
     `host_memory_bytes` / `host_cpus` (the Windows host's) enable the checks against the host.
     Raises WslConfigError when a path cannot be read.
     """
-    if isinstance(source, os.PathLike) or (isinstance(source, str) and "\n" not in source
-                                           and source and os.path.isfile(source)):
+    if isinstance(source, os.PathLike) or _names_a_path(source):
         data = read_file(Path(source))
         return check_bytes(data, host_memory_bytes=host_memory_bytes, host_cpus=host_cpus)
     if isinstance(source, bytes):
@@ -137,11 +137,24 @@ def check(source: Union[str, bytes, os.PathLike], *, host_memory_bytes: int | No
     raise TypeError(f"check() takes a path, bytes or text, not {type(source).__name__}")
 
 
+def _names_a_path(source: object) -> bool:
+    """A one-line str naming something that exists and is not a folder: a path, not a file's text."""
+    return (isinstance(source, str) and bool(source) and "\n" not in source and os.path.exists(source)
+            and not os.path.isdir(source))
+
+
 def _not_a_file(mode: int) -> str | None:
     """What a path is when it is not a regular file ("a FIFO (named pipe)"), else None."""
     kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
              (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
     return next((name for test, name in kinds if test(mode)), None if stat.S_ISREG(mode) else "not a regular file")
+
+
+def _kind_of(path: Path) -> str | None:
+    try:
+        return _not_a_file(os.stat(path).st_mode)
+    except OSError:
+        return None
 
 
 def read_file(path: Path) -> bytes:
@@ -157,8 +170,10 @@ def read_file(path: Path) -> bytes:
         raise WslConfigError(f"{path}: no such file") from None
     except PermissionError:
         raise WslConfigError(f"{path}: permission denied") from None
-    except OSError as exc:
-        raise WslConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except OSError as exc:  # e.g. a socket cannot be opened at all: say what it is where we can tell
+        kind = _kind_of(path)
+        raise WslConfigError(f"{path}: is {kind}, not a .wslconfig file ({WHAT_IT_IS})" if kind
+                             else f"{path}: cannot read ({exc.strerror})") from None
     try:
         kind = _not_a_file(os.fstat(fd).st_mode)
         data = b"" if kind else _read_at_most(fd, MAX_FILE_BYTES + 1)
@@ -288,8 +303,7 @@ def settings(source: Union[str, bytes, os.PathLike]) -> dict[str, str]:
     """What WSL applies from a .wslconfig: {"section.key": value} for every line it accepts (the first of
     duplicates; none from a line the checker marks as an error, an obsolete key or a wrong section).
     The value is the text as WSL parsed it; `check()` says what WSL does with the rest."""
-    if isinstance(source, (bytes, os.PathLike)) or (isinstance(source, str) and "\n" not in source
-                                                    and source and os.path.isfile(source)):
+    if isinstance(source, (bytes, os.PathLike)) or _names_a_path(source):
         data = source if isinstance(source, bytes) else read_file(Path(source))
         text, _ = decode(data)
         if text is None:
