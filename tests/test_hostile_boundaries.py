@@ -265,3 +265,13 @@ def test_record_param_out_of_range_is_one_line_exit_2(param, message):
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert isinstance(result.exception, SystemExit)
+
+
+# --- a lab's parameters cell, found in passing ----------------------------------------------------
+
+@pytest.mark.parametrize("folder", [3, None, ["~/runs"]], ids=["int", "none", "list"])
+def test_lab_recordings_folder_of_the_wrong_type_is_a_lab_parameter_error(folder):
+    """Hostile input beyond the review: recordings = {"page-cache": 3} named a TypeError, not the parameter."""
+    from reclaimlab.notebook.params import check_recordings
+    with pytest.raises(LabParameterError, match=r"recordings\['page-cache'\]=.* is not a folder; give its path as text"):
+        check_recordings({"page-cache": folder})

@@ -1,6 +1,7 @@
 """Checks of a lab's parameters: a bad value raises LabParameterError naming it and what is valid."""
 from __future__ import annotations
 
+import os
 from typing import Any, Sequence
 
 MAX_SAMPLE_HZ = 1000.0
@@ -69,6 +70,9 @@ def check_recordings(value: Any) -> dict[str, str]:
             raise LabParameterError(f"parameter recordings: {key!r} is not an experiment; use one of: "
                                     f"{', '.join(experiments.names())} (optionally 'vm:' before it, "
                                     f"':parameter=value' after it)")
+        if not isinstance(folder, (str, os.PathLike)):
+            raise LabParameterError(f"parameter recordings[{key!r}]={folder!r} is not a folder; give its path as "
+                                    f"text, e.g. {{{key!r}: \"~/my-runs/{name}\"}}")
         try:
             experiments.replay(experiments.get(name), folder, quiet=True)
         except (RecordingError, OSError, TypeError) as exc:
