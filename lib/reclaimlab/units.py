@@ -14,9 +14,9 @@ program, calls ``calloc(3000000000, 1)``: its "3 GB" is SI, 3 * 10**9 bytes (2.7
 from __future__ import annotations
 
 import operator
-from typing import Any, Mapping
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation, Overflow
+from typing import Any, Mapping
 
 KIB = 1024
 MIB = 1024 ** 2
@@ -26,6 +26,8 @@ PIB = 1024 ** 5
 
 # Larger than any machine this kit will meet; a bigger number is a typo, not a request.
 MAX_BYTES = PIB
+# "1.5 GiB" is 7 characters; a longer text is a paste gone wrong. Refusing it first bounds the work.
+MAX_SIZE_CHARS = 100
 
 _UNITS = {
     "": 1, "b": 1,
@@ -33,7 +35,9 @@ _UNITS = {
     "kib": KIB, "mib": MIB, "gib": GIB, "tib": TIB, "pib": PIB,
     "k": KIB, "m": MIB, "g": GIB, "t": TIB, "p": PIB,
 }
+# [0-9], not \d: a digit of another script ('٣') is refused by name in _unreadable, not half-read.
 _PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*$")
+_NOT_FINITE = re.compile(r"^\s*[+-]?(nan|snan|inf|infinity)\b", re.IGNORECASE)
 _EXAMPLES = "e.g. 3GB (3*10^9), 3 GiB (3*2^30), 512MiB, 1.5G (= GiB), or bytes like 1073741824"
 
 
@@ -41,33 +45,71 @@ class SizeError(ValueError):
     """A size the user typed cannot be understood or makes no sense; str() says why and shows examples."""
 
 
+def shown(value: object) -> str:
+    """The input as an error shows it: its repr, cut short, so a pasted page or a 5,000-digit number
+    stays one readable line (and an int beyond Python's 4,300-digit str limit can be named at all)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:  # 39+ digits
+        return f"<an integer of about {int(value.bit_length() * 0.30103) + 1:,} digits>"
+    if isinstance(value, str) and len(value) > 40:
+        return f"{value[:40]!r}... ({len(value):,} characters)"
+    return repr(value)
+
+
 def _error(value: object, why: str) -> SizeError:
-    return SizeError(f"size {value!r}: {why}; valid sizes: {_EXAMPLES}")
+    return SizeError(f"size {shown(value)}: {why}; valid sizes: {_EXAMPLES}")
+
+
+def _unreadable(text: str) -> str:
+    """Why text that does not match _PATTERN is not a size, as specifically as we can tell."""
+    foreign = next((c for c in text if ord(c) > 127 and not c.isspace()), None)
+    if foreign is not None and foreign.isdigit():
+        return f"{foreign!r} is a digit of another script; write sizes with the digits 0-9"
+    if foreign is not None:
+        return f"{foreign!r} is not part of a size; write a number with the digits 0-9, then an optional unit"
+    if _NOT_FINITE.match(text):
+        return "NaN and infinity are not sizes"
+    if text.strip().startswith("-"):
+        return "a size cannot be negative (nor carry a minus sign)"
+    return "not a number followed by an optional unit"
+
+
+def _parse_text(value: str) -> int:
+    """'1.5 GiB' -> bytes, rounded to the nearest byte (not yet checked against 1 B .. MAX_BYTES)."""
+    if len(value) > MAX_SIZE_CHARS:
+        raise _error(value, f"longer than {MAX_SIZE_CHARS} characters; a size is a number and a unit")
+    match = _PATTERN.match(value)
+    if not match:
+        raise _error(value, _unreadable(value))
+    number_text, unit = match.groups()
+    factor = _UNITS.get(unit.lower())
+    if factor is None:
+        raise _error(value, f"unknown unit {unit!r}")
+    too_big = f"more than {format_size(MAX_BYTES)} is surely a typo"
+    try:
+        number = Decimal(number_text)
+    except InvalidOperation:  # an exponent beyond even Decimal's range, e.g. 1e99999999999999999999
+        raise _error(value, too_big if "-" not in number_text else "a size must be at least 1 byte") from None
+    # Compare orders of magnitude before anything is expanded: int(Decimal("1e999999")) alone
+    # takes ~25 s of CPU. 10**17 exceeds MAX_BYTES whatever the unit's factor.
+    if number.adjusted() >= 17:
+        raise _error(value, too_big)
+    # A fresh context, not the thread's (which a caller may have changed); an exponent far below
+    # zero underflows to 0 bytes, refused below.
+    exact = Context(prec=60, traps=[InvalidOperation, Overflow]).multiply(number, Decimal(factor))
+    return int(exact.to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
 def parse_size(value: str | int) -> int:
     """'3GB', '3 GiB', '512MiB', '1.5G', '100M', 1073741824 or '1073741824' -> bytes (int).
 
     Fractions round to the nearest byte. Raises SizeError for anything else: an unknown unit,
-    empty text, zero, a negative number, NaN/inf, or more than 1 PiB.
+    empty text, zero, a negative number, NaN/inf, a digit other than 0-9, text longer than
+    MAX_SIZE_CHARS, or more than 1 PiB. The work is bounded whatever the input.
     """
     if isinstance(value, bool):  # bool is an int subclass; True bytes is never meant
         raise _error(value, "a bool is not a size")
     if isinstance(value, str):
-        match = _PATTERN.match(value)
-        if not match:
-            if value.strip().startswith("-"):
-                raise _error(value, "a size cannot be negative")
-            raise _error(value, "not a number followed by an optional unit")
-        number_text, unit = match.groups()
-        factor = _UNITS.get(unit.lower())
-        if factor is None:
-            raise _error(value, f"unknown unit {unit!r}")
-        try:
-            number = Decimal(number_text)
-        except InvalidOperation:  # the pattern makes this unreachable; kept as a boundary guard
-            raise _error(value, "not a number") from None
-        size_bytes = int((number * factor).to_integral_value())
+        size_bytes = _parse_text(value)
     else:
         try:
             size_bytes = operator.index(value)  # int, numpy integers; not float

@@ -15,6 +15,7 @@ which one; recorded mode never waits.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import sys
 from pathlib import Path
 
@@ -33,7 +34,9 @@ def _parse_params(pairs: tuple[str, ...]) -> dict:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise click.UsageError(f"--param {pair!r}: write it as name=value, e.g. --param observe_s=30")
-        params[key.strip()] = _coerce(value.strip())
+        key, value = key.strip(), value.strip()
+        # A size stays text, as --size passes it: parse_size reads "1e999" and "3GB" alike, with their limits.
+        params[key] = value if key == "size" else _coerce(value)
     return params
 
 
@@ -49,11 +52,16 @@ def _save_partial(rec: "recording.Recording | None", out: Path | None, name: str
 
 
 def _coerce(value: str):
+    """'30' -> 30, '2.5' -> 2.5, 'true' -> True; anything else (also 'nan', '1e999') stays text, so the
+    experiment's own check names it as typed rather than as float('inf')."""
     for cast in (int, float):
         try:
-            return cast(value)
+            number = cast(value)
         except ValueError:
-            pass
+            continue
+        if math.isfinite(number):
+            return number
+        return value
     if value.lower() in ("true", "false"):
         return value.lower() == "true"
     return value

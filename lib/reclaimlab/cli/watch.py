@@ -26,7 +26,7 @@ import click
 from ..recording import keep, recording
 from ..probe import sources
 from ..probe.procfs import ProcParseError
-from ..sampling.sampler import MAX_HZ, Sampler, validate_hz
+from ..sampling.sampler import MAX_HZ, MIN_HZ, Sampler, validate_hz
 from ..units import format_size
 
 TTY_REFRESH_MIN_S = 0.25   # a redrawn block faster than this is only flicker
@@ -237,7 +237,7 @@ def run_watch(hz: float, duration_s: float | None, out: Path | None, stream: Tex
 
 @click.command("watch")
 @click.option("--hz", default="10", show_default=True, metavar="N",
-              help=f"samples per second (above 0, at most {MAX_HZ:g}); the screen refreshes "
+              help=f"samples per second ({MIN_HZ:.3g}, one an hour, to {MAX_HZ:g}); the screen refreshes "
                    f"at most {1 / TTY_REFRESH_MIN_S:g} times a second")
 @click.option("--duration", default=None, metavar="S", help="stop after S seconds (default: at Ctrl-C)")
 @click.option("--out", default=None, metavar="DIR",

@@ -23,8 +23,8 @@ def wslconfig_command(ctx: click.Context, path: str, host_memory: str | None, ho
     """Check a .wslconfig file (usually %UserProfile%\\.wslconfig) and print each problem with its fix."""
     host_memory_bytes = None
     if host_memory is not None:
-        try:  # WSL's own spelling first (GB = 2^30), then the kit's (3GB = 3*10^9, 3GiB)
-            host_memory_bytes = parse_size_bytes(host_memory.strip()) or sizes.parse_size(host_memory)
+        try:  # WSL's own spelling first (GB = 2^30), then the kit's (3GB = 3*10^9, 3GiB); parse_size bounds both
+            host_memory_bytes = sizes.parse_size(parse_size_bytes(host_memory.strip()) or host_memory)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--host-memory") from None
     try:

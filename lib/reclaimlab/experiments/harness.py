@@ -44,6 +44,9 @@ def _say(message: str, quiet: bool) -> None:
         print(message, file=sys.stdout, flush=True)
 
 
+MAX_STEP_S = 24 * 3600  # the longest wait an experiment's *_s parameter may ask for
+
+
 def resolve_params(exp: Experiment, params: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(params) - set(exp.defaults))
     if unknown:
@@ -65,6 +68,9 @@ def resolve_params(exp: Experiment, params: dict[str, Any]) -> dict[str, Any]:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 \
                     or value == float("inf"):
                 raise ExperimentError(f"{exp.name}: {key} must be a number >= 0 (default {default}), not {value!r}")
+            if key.endswith("_s") and value > MAX_STEP_S:  # a wait of 1e308 s overflows time.sleep mid-run
+                raise ExperimentError(f"{exp.name}: {key}={value!r} is more than a day ({MAX_STEP_S:,} s); "
+                                      f"give seconds (default {default})")
         elif isinstance(default, str) and exp.choices.get(key) and value not in exp.choices[key]:
             raise ExperimentError(f"{exp.name}: {key} must be one of {', '.join(exp.choices[key])}, not {value!r}")
     return merged

@@ -1,6 +1,7 @@
 """Checks of a lab's parameters: a bad value raises LabParameterError naming it and what is valid."""
 from __future__ import annotations
 
+import os
 from typing import Any, Sequence
 
 MAX_SAMPLE_HZ = 1000.0
@@ -24,8 +25,9 @@ def check_bool(name: str, value: Any) -> bool:
 
 
 def check_hz(value: Any) -> float | None:
-    """The sampler's own check (sampling.sampler.validate_hz), then the labs' lower bound: a lab's
-    charts gain nothing above MAX_SAMPLE_HZ, and its recording grows with every sample."""
+    """The sampler's own check (sampling.sampler.validate_hz: a number, at least MIN_HZ), and the labs'
+    own upper bound: a lab's charts gain nothing above MAX_SAMPLE_HZ, and its recording grows with
+    every sample."""
     if value is None:
         return None
     from ..sampling.sampler import validate_hz
@@ -69,6 +71,9 @@ def check_recordings(value: Any) -> dict[str, str]:
             raise LabParameterError(f"parameter recordings: {key!r} is not an experiment; use one of: "
                                     f"{', '.join(experiments.names())} (optionally 'vm:' before it, "
                                     f"':parameter=value' after it)")
+        if not isinstance(folder, (str, os.PathLike)):
+            raise LabParameterError(f"parameter recordings[{key!r}]={folder!r} is not a folder; give its path as "
+                                    f"text, e.g. {{{key!r}: \"~/my-runs/{name}\"}}")
         try:
             experiments.parse_replay_key(key)  # unknown selectors are refused, never silently unused
             experiments.replay(experiments.get(name), folder, quiet=True, key=str(key))

@@ -33,9 +33,15 @@ class Roots:
         return self.proc == Path("/proc") and self.sys == Path("/sys")
 
 
+def _text(path: Path) -> str:
+    # Bytes that are not UTF-8 become U+FFFD, as the sampler's readers (fastread) decode: the parser
+    # then names the file and line it cannot read, where a strict decode raised from deep inside.
+    return path.read_bytes().decode("utf-8", "replace")
+
+
 def read_text(path: Path) -> str:
     try:
-        return path.read_text()
+        return _text(path)
     except FileNotFoundError:
         raise SourceError(f"{path}: not found; this kernel or container does not provide it") from None
     except PermissionError:
@@ -47,7 +53,7 @@ def read_text(path: Path) -> str:
 def read_optional(path: Path) -> str | None:
     """The file's text, or None where it does not exist or cannot be read."""
     try:
-        return path.read_text()
+        return _text(path)
     except OSError:
         return None
 

@@ -35,6 +35,9 @@ from ..recording.recording import Recording
 MAX_HZ = 2000.0
 """Above this a Python thread's wake-ups alone use most of a core and the samples' spacing
 is set by the scheduler, not the rate asked for; ci/bench shows what this machine sustains."""
+MIN_HZ = 1 / 3600
+"""One sample an hour: below it the wait between samples (1/hz) leaves the range of any timer (1e-300 Hz
+is a wait of 1e300 s) and nothing is watched at all; every caller (watch, labs, dashboard) shares it."""
 DEFAULT_HZ = 10.0
 CGROUP_STAT_MAX_HZ = 10.0
 STOP_LATENCY_S = 0.25  # the longest stop() waits for the thread to notice (at rates below 4 Hz)
@@ -85,6 +88,9 @@ def validate_hz(hz: Any) -> float:
         raise ValueError(f"sample rate {hz!r} is not a number; give samples per second, e.g. 10")
     if rate <= 0:
         raise ValueError(f"sample rate {hz!r} must be above 0 samples per second (e.g. 10)")
+    if rate < MIN_HZ:
+        raise ValueError(f"sample rate {hz!r} is below the minimum of one sample an hour ({MIN_HZ:.3g} samples "
+                         f"per second); give samples per second, e.g. 10")
     if rate > MAX_HZ:
         raise ValueError(f"sample rate {hz!r} is above the maximum of {MAX_HZ:g} samples per second; "
                          f"a Python thread cannot keep it (10 is plenty to watch memory move)")

@@ -39,11 +39,12 @@ import difflib
 import ipaddress
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Union
 
-from ..units import format_size
+from ..units import format_size, shown
 
 SEVERITIES = ("error", "warning", "info")
 
@@ -91,6 +92,13 @@ WSL_CONF_KEYS = {"systemd": "boot", "command": "boot", "mountfstab": "automount"
 MIN_MEMORY_BYTES = 256 * 1024 ** 2
 SIZE_UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "M": 1 << 20, "MB": 1 << 20, "G": 1 << 30,
               "GB": 1 << 30, "T": 1 << 40, "TB": 1 << 40}
+# WSL reads numbers into 64 bits (wcstoull): a longer one saturates at 2^64 - 1, and a size's unit
+# multiplies past it. 2^64 - 1 has 20 digits.
+MAX_WSL_NUMBER = (1 << 64) - 1
+MAX_WSL_DIGITS = len(str(MAX_WSL_NUMBER))
+# A real .wslconfig is a few hundred bytes; 1 MiB leaves room for any comment and bounds the work.
+MAX_FILE_BYTES = 1 << 20
+WHAT_IT_IS = "a .wslconfig is a small text file of WSL settings, usually %UserProfile%\\.wslconfig"
 VALID_ESCAPES = set('\\"bnt')
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 
@@ -105,7 +113,7 @@ class Finding:
 
 
 class WslConfigError(OSError):
-    """The file could not be read at all (missing, a directory, no permission)."""
+    """The file could not be read at all (missing, no permission, not a regular file, over MAX_FILE_BYTES)."""
 
 
 # ----------------------------------------------------------------------------- entry points
@@ -114,29 +122,83 @@ def check(source: Union[str, bytes, os.PathLike], *, host_memory_bytes: int | No
           host_cpus: int | None = None) -> list[Finding]:
     """Findings for a .wslconfig given as a path, its bytes, or its text.
 
-    A str is taken as a path when it names an existing file and has no newline, else as the text.
+    A str is taken as a path when it names an existing file (or a FIFO or device, then refused by
+    name) and has no newline, else as the text.
     `host_memory_bytes` / `host_cpus` (the Windows host's) enable the checks against the host.
     Raises WslConfigError when a path cannot be read.
     """
-    if isinstance(source, os.PathLike) or (isinstance(source, str) and "\n" not in source
-                                           and source and os.path.isfile(source)):
-        path = Path(source)
-        try:
-            data = path.read_bytes()
-        except IsADirectoryError:
-            raise WslConfigError(f"{path}: is a directory, not a .wslconfig file") from None
-        except FileNotFoundError:
-            raise WslConfigError(f"{path}: no such file") from None
-        except PermissionError:
-            raise WslConfigError(f"{path}: permission denied") from None
-        except OSError as exc:
-            raise WslConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    if isinstance(source, os.PathLike) or _names_a_path(source):
+        data = read_file(Path(source))
         return check_bytes(data, host_memory_bytes=host_memory_bytes, host_cpus=host_cpus)
     if isinstance(source, bytes):
         return check_bytes(source, host_memory_bytes=host_memory_bytes, host_cpus=host_cpus)
     if isinstance(source, str):
         return check_text(source, host_memory_bytes=host_memory_bytes, host_cpus=host_cpus)
     raise TypeError(f"check() takes a path, bytes or text, not {type(source).__name__}")
+
+
+def _names_a_path(source: object) -> bool:
+    """A one-line str naming something that exists and is not a folder: a path, not a file's text."""
+    return (isinstance(source, str) and bool(source) and "\n" not in source and os.path.exists(source)
+            and not os.path.isdir(source))
+
+
+def _not_a_file(mode: int) -> str | None:
+    """What a path is when it is not a regular file ("a FIFO (named pipe)"), else None."""
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+    return next((name for test, name in kinds if test(mode)), None if stat.S_ISREG(mode) else "not a regular file")
+
+
+def _kind_of(path: Path) -> str | None:
+    try:
+        return _not_a_file(os.stat(path).st_mode)
+    except OSError:
+        return None
+
+
+def read_file(path: Path) -> bytes:
+    """The bytes of the .wslconfig at `path`: a regular file of at most MAX_FILE_BYTES, else WslConfigError.
+
+    Opened without blocking (a FIFO with no writer would wait forever) and checked with fstat before
+    anything is read, so /dev/zero, a pipe or a 50 MB file is refused at once, by name.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise WslConfigError(f"{path}: no such file") from None
+    except PermissionError:
+        raise WslConfigError(f"{path}: permission denied") from None
+    except OSError as exc:  # e.g. a socket cannot be opened at all: say what it is where we can tell
+        kind = _kind_of(path)
+        raise WslConfigError(f"{path}: is {kind}, not a .wslconfig file ({WHAT_IT_IS})" if kind
+                             else f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        kind = _not_a_file(os.fstat(fd).st_mode)
+        data = b"" if kind else _read_at_most(fd, MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise WslConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+    if kind is not None:
+        raise WslConfigError(f"{path}: is {kind}, not a .wslconfig file ({WHAT_IT_IS})")
+    if len(data) > MAX_FILE_BYTES:
+        raise WslConfigError(f"{path}: larger than {format_size(MAX_FILE_BYTES)}, too large to be a .wslconfig "
+                             f"({WHAT_IT_IS}); check that it is the file you meant")
+    return data
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    """Up to `limit` bytes from `fd`, to its end if it is shorter."""
+    chunks, got = [], 0
+    while got < limit:
+        chunk = os.read(fd, limit - got)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
 
 
 def check_bytes(data: bytes, **host) -> list[Finding]:
@@ -241,9 +303,8 @@ def settings(source: Union[str, bytes, os.PathLike]) -> dict[str, str]:
     """What WSL applies from a .wslconfig: {"section.key": value} for every line it accepts (the first of
     duplicates; none from a line the checker marks as an error, an obsolete key or a wrong section).
     The value is the text as WSL parsed it; `check()` says what WSL does with the rest."""
-    if isinstance(source, (bytes, os.PathLike)) or (isinstance(source, str) and "\n" not in source
-                                                    and source and os.path.isfile(source)):
-        data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    if isinstance(source, (bytes, os.PathLike)) or _names_a_path(source):
+        data = source if isinstance(source, bytes) else read_file(Path(source))
         text, _ = decode(data)
         if text is None:
             return {}
@@ -433,10 +494,12 @@ def _misplaced(section, name, low, home, lineno, where) -> Finding:
 
 def parse_size_bytes(text: str) -> int | None:
     """WSL's ParseMemorySize: digits, then nothing or B K KB M MB G GB T TB (upper case, binary)."""
-    m = re.fullmatch(r"(\d+)([A-Z]{0,2})", text)
+    m = re.fullmatch(r"([0-9]+)([A-Z]{0,2})", text)   # [0-9]: wcstoull reads no other script's digits
     if not m or m.group(2) not in SIZE_UNITS:
         return None
     digits = m.group(1)
+    if len(digits) > MAX_WSL_DIGITS:   # past 64 bits (see _beyond_64_bits); also past int()'s digit limit
+        return None
     if int(digits) == 0 and digits != "0":   # strtoull reads "00" as 0 but stops early: rejected
         return None
     return int(digits) * SIZE_UNITS[m.group(2)]
@@ -478,12 +541,32 @@ def _size_fix(value: str) -> str | None:
     return f"{int(number)}{unit}"
 
 
+def _beyond_64_bits(kind: str, value: str) -> str | None:
+    """Why a number in `value` is past WSL's 64-bit reader ("holds a number of 5,000 digits"), or None.
+
+    Checked before any int() of it: Python refuses to convert more than 4,300 digits."""
+    if kind not in (SIZE, INT, PORTS):
+        return None
+    longest = max((len(run) for run in re.findall(r"[0-9]+", value)), default=0)
+    if longest > MAX_WSL_DIGITS:
+        return f"holds a number of {longest:,} digits"
+    size = parse_size_bytes(value) if kind == SIZE else None
+    if size is not None and size > MAX_WSL_NUMBER:
+        return f"is {size:,} bytes"
+    return None
+
+
 def _check_value(full: str, canon: str, kind: str, value: str, lineno: int,
                  host_memory_bytes: int | None, host_cpus: int | None) -> list[Finding]:
     semicolon = " (';' does not start a comment here: use '#')" if ";" in value else ""
     if value == "" and kind not in (STRING, PATH):
         return [Finding("error", lineno, full, f"{canon} has no value: WSL reports an invalid value and keeps "
                         "its default", "give it a value or delete the line")]
+    too_long = _beyond_64_bits(kind, value)
+    if too_long:
+        example = f"{canon}=8GB (for example)" if kind == SIZE else f"{canon}=<whole number>"
+        return [Finding("error", lineno, full, f"{shown(value)} {too_long}: more than WSL reads into 64 bits (at "
+                        f"most {MAX_WSL_NUMBER:,}), so it cannot apply what the line says", example)]
     if kind == SIZE:
         size = parse_size_bytes(value)
         if size is None:
