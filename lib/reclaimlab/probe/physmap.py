@@ -250,7 +250,8 @@ def check_block_order(block_order: int) -> int:
 
 
 def _count_dtype(block_order: int) -> np.dtype:
-    return np.dtype("<u2") if block_order < 16 else np.dtype("<u4")  # 2**16 pages would overflow a u16
+    # The smallest that holds 2**block_order: a map of 4 KiB blocks of 24 GiB is then 63 MB, not 126.
+    return np.dtype("|u1") if block_order < 8 else np.dtype("<u2") if block_order < 16 else np.dtype("<u4")
 
 
 def _ours(pfns: Iterable[int | None] | None) -> np.ndarray | None:
