@@ -406,3 +406,79 @@ def test_live_map_of_this_guest_encodes_in_100_kb():
     text = codec.encode(snap)
     assert len(text) <= 100_000
     assert (codec.decode(text).counts == snap.counts).all()
+
+
+# --- the picture and `reclaimlab map` ---
+
+def test_chart_draws_runs_of_one_class_and_outlines_ours():
+    from reclaimlab.present import physmap_chart
+    counts, largest, by_order, frames = summarise(guest_words(), block_order=9, ours_pfns=[5])
+    snap = physmap.Snapshot(counts, largest, by_order, 4096, 9, frames, "2026-12-06T07:00:00.000000Z", "k")
+    spec = physmap_chart.physmap_chart(snap, columns=4).to_dict()
+    runs = spec["layer"][0]["data"]["values"]
+    # 8 blocks on 2 lines of 4: ours (block 0 is anon, outlined separately), file, reported x2 | free, hole, no flags x2
+    assert [(r["row"], r["col"], r["col2"]) for r in runs] == [(0, 0, 1), (0, 1, 2), (0, 2, 4), (1, 0, 1), (1, 1, 2), (1, 2, 4)]
+    assert spec["layer"][1]["data"]["values"] == [{"col": 0, "col2": 1, "row": 0}]
+    assert spec["layer"][0]["encoding"]["color"]["scale"]["range"][C.ANON] == physmap_chart.STACK_COLORS[0]
+    text = physmap_chart.alt_text(snap)
+    assert "8 blocks of 2.00 MiB" in text and "free, reported to the host 2" in text and "1 blocks, outlined" in text
+
+
+def test_chart_refuses_an_image_type_it_cannot_write(tmp_path):
+    from reclaimlab.present import physmap_chart
+    with pytest.raises(ValueError, match=r"\.png or \.svg"):
+        physmap_chart.save_image(snapshot(), tmp_path / "map.jpg")
+
+
+def _cli(*args: str):
+    from click.testing import CliRunner
+    from reclaimlab.cli.app import main
+    return CliRunner().invoke(main, ["map", *args])
+
+
+def test_map_where_kpageflags_is_missing_says_why_and_exits_2(tmp_path):
+    (tmp_path / "proc").mkdir()
+    result = _cli("--proc-root", str(tmp_path / "proc"))
+    assert result.exit_code == 2 and result.exc_info[0] is SystemExit
+    assert "kpageflags: not found" in result.output and "recorded maps instead" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_map_not_root_says_it_needs_root_and_exits_2(tmp_path, monkeypatch):
+    roots = fake_proc(tmp_path, guest_words())
+
+    def denied(path, flags, *a):
+        raise PermissionError(13, "Permission denied", str(path))
+    monkeypatch.setattr(physmap.os, "open", denied)
+    result = _cli("--proc-root", str(roots.proc))
+    assert result.exit_code == 2 and "permission denied: mapping physical memory needs root" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_map_refuses_bad_options_before_reading(tmp_path):
+    assert _cli("--order", "30").exit_code == 2
+    assert "--watch 0.1: must be at least 1" in _cli("--watch", "0.1").output
+    assert ".png or .svg" in _cli("--out", str(tmp_path / "map.jpg")).output
+    assert "does not exist" in _cli("--out", str(tmp_path / "no" / "map.png")).output
+
+
+def test_map_of_a_fake_proc_prints_a_letter_per_block_and_a_legend(tmp_path):
+    roots = fake_proc(tmp_path, guest_words())
+    result = _cli("--proc-root", str(roots.proc), "--columns", "4")
+    assert result.exit_code == 0, result.output
+    grid = [line.split()[-1] for line in result.output.splitlines()[1:3]]
+    assert grid == ["acrr", "f-.."]  # piped: letters, no colour escapes
+    assert "\x1b[" not in result.output and "a anonymous: 2.00 MiB" in result.output
+
+
+@pytest.mark.live
+def test_live_map_draws_this_guest_and_writes_svg_and_png(tmp_path):
+    why = _root_with_kpageflags()
+    if why:
+        pytest.skip(why)
+    for name in ("map.svg", "map.png"):
+        result = _cli("--out", str(tmp_path / name))
+        assert result.exit_code == 0, result.output
+        assert f"map written to {tmp_path / name}" in result.output and "free, reported to the host" in result.output
+    assert (tmp_path / "map.svg").read_text().startswith("<svg")
+    assert (tmp_path / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
