@@ -1,4 +1,4 @@
-"""The `reclaimlab` command: doctor | watch | record | labs | wslconfig.
+"""The `reclaimlab` command: doctor | watch | record | labs | wslconfig | map.
 
 Each subcommand is a module beside this one (cli/__init__.py lists them); this module only gathers them.
 Errors the user can fix exit with code 2 and one line naming the problem and the fix.

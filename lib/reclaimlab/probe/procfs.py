@@ -296,3 +296,29 @@ def parse_pid_stat(text: str, source: str = "/proc/<pid>/stat") -> PidStat:
     except (ValueError, IndexError):
         raise ProcParseError(f"{source}: {text[:80]!r} is not '<pid> (<comm>) <state> <ppid> ...' "
                              "with numbers in fields 14, 15 and 22") from None
+
+
+def parse_iomem_ram(text: str, source: str = "/proc/iomem") -> list[tuple[int, int]]:
+    """/proc/iomem -> the top-level 'System RAM' ranges as (first byte, last byte), inclusive.
+
+    An unprivileged reader sees every address as 0 (the kernel hides them): that reads as [], "unknown",
+    never as "no RAM".
+
+    >>> parse_iomem_ram("00001000-0009fbff : System RAM\\n  01000000-0225b13f : Kernel code\\n")
+    [(4096, 654335)]
+    """
+    ranges = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if line[:1].isspace() or not line.strip():  # nested resources are inside a top-level one
+            continue
+        span, sep, name = line.partition(" : ")
+        first, dash, last = span.partition("-")
+        try:
+            if not sep or not dash:
+                raise ValueError
+            lo, hi = int(first, 16), int(last, 16)
+        except ValueError:
+            raise _bad(source, lineno, line, "'<start>-<end> : <name>' in hex") from None
+        if name.strip() == "System RAM" and hi > lo:
+            ranges.append((lo, hi))
+    return ranges

@@ -1,0 +1,121 @@
+"""A map of physical memory (probe.physmap.Snapshot) as a picture: one square per block, in address order.
+
+    chart = physmap_chart(snapshot)            # altair; shown like every chart (charts.use_offline_renderer)
+    save_image(snapshot, "map.svg")            # or .png, rendered offline by vl-convert
+    alt_text(snapshot)                         # what the picture shows, in words (counts by class)
+
+Colours are the memory charts' own (charts.STACK_COLORS: anonymous, page cache, slab, free), so a red
+square here is what the red band of the stacked chart counts. Reported free blocks are the free
+grey, dimmed; blocks holding some of our pages are outlined.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from ..probe.physmap import CLASS_LABELS, CLASSES, FrameClass, Snapshot
+from ..units import format_size
+from .charts import STACK_COLORS
+
+ANON_COLOR, FILE_COLOR, SLAB_COLOR, FREE_COLOR = STACK_COLORS
+CLASS_COLORS = {
+    FrameClass.HOLE: "#ffffff",
+    FrameClass.FREE_REPORTED: "#e9e9e9",   # the free grey at ~40 % on white: dimmed, given back
+    FrameClass.FREE: FREE_COLOR,
+    FrameClass.OURS: "#ff7f0e",
+    FrameClass.ANON: ANON_COLOR,
+    FrameClass.FILE: FILE_COLOR,
+    FrameClass.SLAB: SLAB_COLOR,
+    FrameClass.PGTABLE: "#e377c2",
+    FrameClass.KERNEL: "#8c564b",
+    FrameClass.NO_FLAGS: "#7f7f7f",
+}
+DEFAULT_COLUMNS = 128   # 2 MiB blocks: a row is 256 MiB, a 24 GiB guest ~100 rows
+CELL_PX = 5
+
+
+def block_size_text(snap: Snapshot) -> str:
+    return format_size(snap.block_pages * snap.page_bytes)
+
+
+def class_block_counts(snap: Snapshot) -> dict[FrameClass, int]:
+    """How many blocks each class holds most of (the squares of each colour)."""
+    counts = np.bincount(snap.dominant, minlength=len(CLASSES))
+    return {c: int(counts[c]) for c in CLASSES}
+
+
+def alt_text(snap: Snapshot) -> str:
+    """The picture in words: what a square is, and how many squares each class holds most of."""
+    by_class = ", ".join(f"{CLASS_LABELS[c]} {n:,}" for c, n in
+                         sorted(class_block_counts(snap).items(), key=lambda kv: -kv[1]) if n)
+    ours = int(snap.has_ours.sum())
+    text = (f"Map of physical memory: {snap.blocks:,} blocks of {block_size_text(snap)}, one square each in order of "
+            f"physical address, coloured by what most of the block holds. Blocks by class: {by_class}.")
+    if ours:
+        text += f" {ours:,} blocks, outlined, hold some of our pages."
+    return text + f" Free and reported to the host: {format_size(snap.free_reported_kib * 1024)}."
+
+
+def _runs(snap: Snapshot, columns: int) -> pd.DataFrame:
+    """Runs of blocks of one class within a grid row, as (col, col2, row, what): one rect per run, so a
+    mostly uniform guest draws a few hundred rects, not 12,800 (vl-convert's time grows with each mark)."""
+    index = np.arange(snap.blocks)
+    dominant = snap.dominant
+    row = index // columns
+    starts = np.flatnonzero(np.r_[True, (dominant[1:] != dominant[:-1]) | (row[1:] != row[:-1])])
+    ends = np.r_[starts[1:], snap.blocks]
+    labels = np.array([CLASS_LABELS[c] for c in CLASSES], dtype=object)
+    return pd.DataFrame({"col": starts % columns, "col2": (ends - 1) % columns + 1, "row": row[starts],
+                         "what": labels[dominant[starts]]})
+
+
+def _ours(snap: Snapshot, columns: int) -> pd.DataFrame:
+    index = np.flatnonzero(snap.has_ours)
+    return pd.DataFrame({"col": index % columns, "col2": index % columns + 1, "row": index // columns})
+
+
+def _values(df: pd.DataFrame) -> alt.Data:
+    # inline values: keeps altair's 5,000-row guard (meant for frames) out of a chart sized by design
+    return alt.Data(values=[{k: (int(v) if isinstance(v, (np.integer, int)) else v) for k, v in r.items()}
+                            for r in df.to_dict("records")])
+
+
+def physmap_chart(snap: Snapshot, columns: int = DEFAULT_COLUMNS, cell_px: int = CELL_PX,
+                  title: str | None = None) -> alt.LayerChart:
+    """One square per block, left to right then down, in physical address order."""
+    domain = [CLASS_LABELS[c] for c in CLASSES]
+    rows = -(-snap.blocks // columns) or 1
+    x = alt.X("col:Q", axis=None, scale=alt.Scale(domain=[0, columns]))
+    y = alt.Y("row:Q", axis=None, scale=alt.Scale(domain=[0, rows], reverse=True))
+    encoding = dict(x=x, x2="col2:Q", y=y, y2="row2:Q")
+    squares = alt.Chart(_values(_runs(snap, columns))).transform_calculate(row2="datum.row + 1").mark_rect(
+        stroke=None).encode(
+        **encoding,
+        color=alt.Color("what:N", title=None, scale=alt.Scale(domain=domain, range=[CLASS_COLORS[c] for c in CLASSES]),
+                        legend=alt.Legend(orient="bottom", columns=2, labelLimit=500, symbolStrokeColor="#999")))
+    layers = [squares]
+    if snap.has_ours.any():
+        layers.append(alt.Chart(_values(_ours(snap, columns))).transform_calculate(row2="datum.row + 1")
+                      .mark_rect(fill=None, stroke="#000", strokeWidth=1).encode(**encoding))
+    outlined = " (outlined: ours)" if len(layers) > 1 else ""
+    title = title or f"Physical memory, {snap.blocks:,} blocks of {block_size_text(snap)}{outlined}, {snap.time_utc[:19]}Z"
+    return alt.layer(*layers).properties(
+        width=columns * cell_px, height=rows * cell_px, title=title, description=alt_text(snap))
+
+
+def save_image(snap: Snapshot, path: str | Path, columns: int = DEFAULT_COLUMNS) -> Path:
+    """Write the map as .svg or .png (vl-convert, offline); ValueError for another suffix."""
+    import vl_convert as vlc
+    path = Path(path)
+    spec = physmap_chart(snap, columns).to_dict()
+    suffix = path.suffix.lower()
+    if suffix == ".svg":
+        path.write_text(vlc.vegalite_to_svg(spec))
+    elif suffix == ".png":
+        path.write_bytes(vlc.vegalite_to_png(spec, scale=2))
+    else:
+        raise ValueError(f"{path}: the image must end in .png or .svg")
+    return path

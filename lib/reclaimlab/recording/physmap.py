@@ -1,0 +1,180 @@
+"""A map of physical memory (probe.physmap.Snapshot) as compact JSON, for recordings.
+
+    text = encode(snapshot)          # ~20-60 KB for a 24 GiB guest at 2 MiB blocks
+    snapshot = decode(text, source="maps/after_free.json")
+
+The per-block arrays are stored class by class (long runs of one value), zlib-compressed, in base64;
+the facts are plain JSON. Readable with the standard library and numpy alone (no pickle, no .npz).
+
+A recording may come from anywhere, so `decode` trusts nothing: it bounds the text before parsing,
+each array's size before decompressing (from the shape it is told, itself bounded), decompresses
+no further than that size, and checks that every block's pages add up. Any problem is a
+RecordingError naming the file and what is wrong.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import zlib
+from typing import Any
+
+import numpy as np
+
+from ..probe.physmap import CLASSES, MAX_BLOCK_ORDER, FrameClass, Snapshot
+from .recording import RecordingError
+
+FORMAT = "reclaimlab-physmap"
+VERSION = 1
+MAX_TEXT_BYTES = 8 << 20        # a 24 GiB guest's map is < 100 KB; 8 MiB leaves room for 2 TiB at 2 MiB blocks
+MAX_ARRAY_BYTES = 64 << 20      # the largest array decode will build, counted before decompressing
+MAX_ORDER_LIMIT = 20            # buddy orders a kernel can have (MAX_PAGE_ORDER is at most 10 in practice)
+MAX_TEXT_FIELD = 200            # kernel release, time: short strings
+ZLIB_LEVEL = 9
+_DTYPES = {"|u1", "<u2", "<u4", "|i1"}
+_FIX = "the file is not a map written by reclaimlab, or was cut or edited; take the map again"
+
+
+def _pack(a: np.ndarray) -> dict[str, Any]:
+    a = np.ascontiguousarray(a)
+    return {"dtype": a.dtype.str, "shape": list(a.shape),
+            "zlib_base64": base64.b64encode(zlib.compress(a.tobytes(), ZLIB_LEVEL)).decode("ascii")}
+
+
+def encode(snap: Snapshot) -> str:
+    """The snapshot as one JSON text (ASCII)."""
+    doc = {
+        "format": FORMAT, "version": VERSION,
+        "classes": [c.name for c in CLASSES],
+        "page_bytes": snap.page_bytes, "block_order": snap.block_order, "pfn_end": snap.pfn_end,
+        "time_utc": snap.time_utc, "kernel_release": snap.kernel_release,
+        "memfree_kib": snap.memfree_kib, "per_cpu_pages": snap.per_cpu_pages, "ram_known": snap.ram_known,
+        "buddy_before": None if snap.buddy_before is None else list(snap.buddy_before),
+        "buddy_after": None if snap.buddy_after is None else list(snap.buddy_after),
+        "free_blocks": snap.free_blocks.tolist(),
+        # class-major: each class's column of block counts is mostly one value, which zlib folds to little
+        "counts_by_class": _pack(snap.counts.T),
+        "free_order": _pack(snap.free_order.astype(np.int8)),
+    }
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _load(text: str | bytes, source: str) -> dict:
+    if len(text) > MAX_TEXT_BYTES:
+        raise RecordingError(f"{source}: {len(text):,} bytes, more than a map's bound of {MAX_TEXT_BYTES:,}; {_FIX}")
+    try:
+        doc = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise RecordingError(f"{source}: JSON nested too deep to be a map; {_FIX}") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, NaN, an integer of thousands of digits
+        raise RecordingError(f"{source}: not valid JSON ({exc}); {_FIX}") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise RecordingError(f"{source}: not a map of physical memory (no \"format\": \"{FORMAT}\"); {_FIX}")
+    if doc.get("version") != VERSION:
+        raise RecordingError(f"{source}: map format version {doc.get('version')!r}; this reclaimlab reads "
+                             f"version {VERSION}: update reclaimlab, or take the map again")
+    return doc
+
+
+def _int(doc: dict, key: str, source: str, lo: int, hi: int, optional: bool = False) -> int | None:
+    value = doc.get(key)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise RecordingError(f"{source}: {key} is {str(value)[:40]!r}, expected a whole number from {lo} to {hi}; {_FIX}")
+    return value
+
+
+def _ints(doc: dict, key: str, source: str, length_max: int, optional: bool = True) -> tuple[int, ...] | None:
+    value = doc.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, list) or not 0 < len(value) <= length_max or \
+            any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 1 << 62 for v in value):
+        raise RecordingError(f"{source}: {key} must be a list of at most {length_max} counts (whole numbers >= 0); {_FIX}")
+    return tuple(value)
+
+
+def _text(doc: dict, key: str, source: str) -> str:
+    value = doc.get(key)
+    if not isinstance(value, str) or len(value) > MAX_TEXT_FIELD:
+        raise RecordingError(f"{source}: {key} must be a string of at most {MAX_TEXT_FIELD} characters; {_FIX}")
+    return value
+
+
+def _unpack(doc: dict, key: str, shape: tuple[int, ...], source: str) -> np.ndarray:
+    """The array stored under `key`, which must have this shape: sized before it is decompressed."""
+    packed = doc.get(key)
+    if not isinstance(packed, dict) or packed.get("dtype") not in _DTYPES or not isinstance(packed.get("zlib_base64"), str):
+        raise RecordingError(f"{source}: {key} must hold dtype (one of {sorted(_DTYPES)}), shape and zlib_base64; {_FIX}")
+    if packed.get("shape") != list(shape):
+        raise RecordingError(f"{source}: {key} has shape {str(packed.get('shape'))[:60]}, expected {list(shape)} "
+                             f"from the map's size; {_FIX}")
+    dtype = np.dtype(packed["dtype"])
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if expected > MAX_ARRAY_BYTES:
+        raise RecordingError(f"{source}: {key} would take {expected:,} bytes, more than the bound of "
+                             f"{MAX_ARRAY_BYTES:,}; {_FIX}")
+    try:
+        compressed = base64.b64decode(packed["zlib_base64"], validate=True)
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(compressed, expected + 1)  # never more than the shape allows, plus one to detect excess
+    except (binascii.Error, ValueError, zlib.error) as exc:
+        raise RecordingError(f"{source}: {key} is not zlib data in base64 ({exc}); {_FIX}") from None
+    if len(raw) != expected or not inflater.eof or inflater.unconsumed_tail:
+        raise RecordingError(f"{source}: {key} holds {'more' if len(raw) > expected else 'fewer'} bytes than its "
+                             f"shape {list(shape)} needs ({expected:,}); {_FIX}")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape)
+
+
+def decode(text: str | bytes, source: str = "map") -> Snapshot:
+    """A Snapshot from `encode`'s text; RecordingError naming `source` and the problem otherwise."""
+    doc = _load(text, source)
+    if doc.get("classes") != [c.name for c in CLASSES]:
+        raise RecordingError(f"{source}: classes {str(doc.get('classes'))[:120]} are not this reclaimlab's "
+                             f"{[c.name for c in CLASSES]}; update reclaimlab, or take the map again")
+    page_bytes = _int(doc, "page_bytes", source, 512, 1 << 30)
+    block_order = _int(doc, "block_order", source, 0, MAX_BLOCK_ORDER)
+    pfn_end = _int(doc, "pfn_end", source, 0, 1 << 52)
+    block_pages = 1 << block_order
+    blocks = -(-pfn_end // block_pages)
+    counts = _unpack(doc, "counts_by_class", (len(CLASSES), blocks), source).T
+    free_order = _unpack(doc, "free_order", (blocks,), source)
+    free_blocks = doc.get("free_blocks")
+    rows = [_ints({"free_blocks": r}, "free_blocks", source, MAX_ORDER_LIMIT + 1, optional=False)
+            for r in (free_blocks if isinstance(free_blocks, list) and len(free_blocks) == 2 else [None, None])]
+    if len(rows[0]) != len(rows[1]):
+        raise RecordingError(f"{source}: free_blocks rows differ in length; {_FIX}")
+    max_order = len(rows[0]) - 1
+    _check_blocks(counts, free_order, pfn_end, block_pages, max_order, source)
+    return Snapshot(np.ascontiguousarray(counts), free_order.copy(), np.array(rows, dtype=np.int64), page_bytes,
+                    block_order, pfn_end, _text(doc, "time_utc", source), _text(doc, "kernel_release", source),
+                    memfree_kib=_int(doc, "memfree_kib", source, 0, 1 << 52, optional=True),
+                    buddy_before=_ints(doc, "buddy_before", source, MAX_ORDER_LIMIT + 1),
+                    buddy_after=_ints(doc, "buddy_after", source, MAX_ORDER_LIMIT + 1),
+                    per_cpu_pages=_int(doc, "per_cpu_pages", source, 0, 1 << 52, optional=True),
+                    ram_known=doc.get("ram_known") is True)
+
+
+def _check_blocks(counts: np.ndarray, free_order: np.ndarray, pfn_end: int, block_pages: int, max_order: int,
+                  source: str) -> None:
+    """Every block's pages add up to its size (the last one to what is left); orders in range."""
+    if not len(counts):
+        return
+    sums = counts.sum(axis=1, dtype=np.int64)
+    last = pfn_end - (len(counts) - 1) * block_pages
+    bad = np.flatnonzero(sums[:-1] != block_pages)
+    if len(bad) or sums[-1] != last:
+        at = int(bad[0]) if len(bad) else len(counts) - 1
+        raise RecordingError(f"{source}: block {at} holds {int(sums[at])} pages by class, not "
+                             f"{block_pages if len(bad) else last}; {_FIX}")
+    if free_order.min() < -1 or free_order.max() > max_order:
+        raise RecordingError(f"{source}: free_order outside -1..{max_order}; {_FIX}")
+    has_free = (counts[:, FrameClass.FREE] + counts[:, FrameClass.FREE_REPORTED]) > 0
+    if np.any(has_free != (free_order >= 0)):
+        raise RecordingError(f"{source}: free_order disagrees with the free pages of block "
+                             f"{int(np.flatnonzero(has_free != (free_order >= 0))[0])}; {_FIX}")
