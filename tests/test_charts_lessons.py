@@ -16,7 +16,7 @@ def test_the_workloads_line_is_drawn_last_and_dashed():
     top = lines[-1]
     assert top["mark"].get("strokeWidth") == 3
     dash = top["encoding"]["strokeDash"]["scale"]
-    own = dash["domain"].index("Our allocator's own anonymous memory (RssAnon, dashed)")
+    own = dash["domain"].index("Our allocator's own memory cgroup (dashed)")  # the figure lab 01's claims quote
     assert dash["range"][own] == [7, 3] and all(r == [1, 0] for i, r in enumerate(dash["range"]) if i != own)
 
 

@@ -1,7 +1,7 @@
-# Solution: free memory in blocks of at least a given order, from the buddyinfo snapshot `snap`
+# Solution: free memory in blocks of at least a given order, from the buddyinfo snapshot `snap` of `rec_ex`
 # (one row per order, summed over zones). A block of order k is 2**k pages of 4 KiB.
 page_kib = 4
 reportable_9 = sum(r.free_blocks * r.pages_per_block * page_kib for r in snap.itertuples() if r.order >= 9) / 1024
 reportable_5 = sum(r.free_blocks * r.pages_per_block * page_kib for r in snap.itertuples() if r.order >= 5) / 1024
-exercises.check_reportable(reportable_9, rec, order=9)
-exercises.check_reportable(reportable_5, rec, order=5)
+exercises.check_reportable(reportable_9, rec_ex, order=9)
+exercises.check_reportable(reportable_5, rec_ex, order=5)

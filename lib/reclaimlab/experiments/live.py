@@ -14,6 +14,7 @@ import time
 from typing import Any, Callable
 
 from ..probe import knobs, sources
+from ..probe.consent_source import consent_source
 from ..probe.procfs import cpu_shares, parse_status_kib
 from .registry import REGISTRY, Experiment, ExperimentInterrupted, register
 from ..recording.recording import Recording
@@ -24,11 +25,12 @@ class LiveRun:
     """Sampler + host views + meta for one live run; use as a context manager."""
 
     def __init__(self, experiment: str, params: dict[str, Any], mode: str, quiet: bool,
-                 buddyinfo: bool = False, extra_sources: tuple = ()):
+                 buddyinfo: bool = False, extra_sources: tuple = (), allow: bool | None = None):
         from ..probe.hostviews import available_host_views
         from ..sampling.sampler import Sampler
 
         self.experiment = experiment
+        self.allow = allow  # the caller's consent to system-wide changes (None: the environment decides)
         self.params = params
         self.quiet = quiet
         self.roots = sources.Roots.from_env()
@@ -55,8 +57,8 @@ class LiveRun:
                    else f"{exc_type.__name__}: {exc}") + f" during step {self._step!r}"
         try:
             exp = REGISTRY.get(self.experiment)
-            reason = "live: this guest can run it" + (" and you allowed system-wide changes"
-                                                       if exp is not None and exp.knobs else "")
+            source = consent_source(self.allow) if exp is not None and exp.knobs else None
+            reason = "this guest can run it" + (f"; consent to system-wide changes: {source}" if source else "")
             rec = self.sampler.stop(interrupted=why, mode_reason=reason)
         finally:
             for view in self.host_views:
@@ -334,7 +336,7 @@ def page_cache(params: dict[str, Any], mode: str, guest: str, allow: bool | None
         except (SystemChangeRefused, OSError) as exc:
             why_no_cgroup = str(exc)
         extra = (resident,) + ((_WorkloadCgroupBytes(cgroup),) if cgroup is not None else ())
-        with LiveRun("page-cache", params, mode, quiet, extra_sources=extra) as run:
+        with LiveRun("page-cache", params, mode, quiet, extra_sources=extra, allow=allow) as run:
             size = _sized(run, params["size"], mode)
             if why_no_cgroup:
                 run.notices.append(f"no memory cgroup of its own for the workload ({why_no_cgroup}): "
@@ -384,7 +386,7 @@ register(Experiment(
 def compaction(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
     from .workloads.fragmenter import Fragmenter, managed_pages
 
-    with LiveRun("compaction", params, mode, quiet) as run:
+    with LiveRun("compaction", params, mode, quiet, allow=allow) as run:
         size = _sized(run, params["size"], mode)
         order = sources.page_reporting_params(run.roots).get("page_reporting_order")
         run.say(f"fragment {format_size(size)} of free memory, compact_memory, release, and watch the host's side")
@@ -489,7 +491,7 @@ def auto_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | No
                     idle_share=params["idle_share"] or None)
     params["idle_share"] = policy.idle_share
     with knobs.WorkloadCgroup() as cgroup:
-        with LiveRun("auto-reclaim", params, mode, quiet, extra_sources=(_WorkloadCgroupBytes(cgroup),)) as run:
+        with LiveRun("auto-reclaim", params, mode, quiet, extra_sources=(_WorkloadCgroupBytes(cgroup),), allow=allow) as run:
             size = _sized(run, params["size"], mode)
             available = "memory.reclaim" if cgroup.memory.version == 2 else knobs.V1_SQUEEZE
             busy = _busy_share(run.roots, max(1.0, params["baseline_s"]))

@@ -5,6 +5,7 @@ from typing import Any
 
 from ..paths import recordings_dir
 from ..probe import consent as policy
+from ..probe.consent_source import consent_source
 from ..recording.recording import Recording
 from ..units import format_size
 from . import output
@@ -45,14 +46,10 @@ def status_html(ctx: Any) -> str:
     for name, (how, why) in ctx.plan.items():
         label = LABELS.get(how, how.upper())
         rows.append((f"Experiment {name}", f"<b>{label}</b>: {_e(why)}"))
-    env_on = policy.changes_allowed(None)
-    if ctx.allow_system_changes:
-        switch = "ON (allow_system_changes=True)"
-    elif env_on:
-        switch = f"ON ({policy.ALLOW_ENV}=1 in the environment)"
-    else:
-        switch = (f"OFF: live runs may allocate memory but never turn system-wide knobs. Turn it on with "
-                  f"allow_system_changes=True or {policy.ALLOW_ENV}=1, only on a machine that is yours")
+    source = consent_source(ctx.allow_arg)
+    switch = (f"ON ({source})" if source else
+              f"OFF: live runs may allocate memory but never turn system-wide knobs. Turn it on with "
+              f"allow_system_changes=True or {policy.ALLOW_ENV}=1, only on a machine that is yours")
     rows.append(("System-wide changes", switch))
     if ctx.sizes:
         rows.append(("Sizes", ", ".join(f"{k}={v!r} ({format_size(ctx.size_bytes[k])})"
@@ -69,6 +66,21 @@ def status_html(ctx: Any) -> str:
     if kinds == {"replayed"}:
         kind = "recorded"
     return _box(kind, f"<b>reclaimlab lab set-up</b><table style='margin-top:4px'>{body}</table>")
+
+
+def consent_sentence(ctx: Any) -> str:
+    """Whether system-wide changes are allowed in this lab, naming the setting that allowed them."""
+    source = consent_source(ctx.allow_arg)
+    if source:
+        return f"System-wide changes are **allowed** in this session ({source})."
+    return (f"System-wide changes are **not allowed** in this session (allow_system_changes=False, "
+            f"and {policy.ALLOW_ENV} is not 1).")
+
+
+def why_line(rec: Recording) -> str:
+    """'Why live: …' / 'Why a recording: …', without repeating 'live:' that older runs put in their reason."""
+    why = rec.why_shown.removeprefix("live: ") if not rec.is_recorded else rec.why_shown
+    return f"Why {'a recording' if rec.is_recorded else 'live'}: {_e(why)}"
 
 
 def is_shipped(rec: Recording) -> bool:
@@ -105,7 +117,7 @@ def banner_html(rec: Recording, requested: dict[str, Any] | None = None) -> str:
             lines.append("Your parameters (" + ", ".join(f"{_e(k)}={_e(repr(v))}" for k, v in differ.items())
                          + ") apply to live runs only; this recording keeps its own.")
     if rec.why_shown:
-        lines.append(f"Why {'a recording' if rec.is_recorded else 'live'}: {_e(rec.why_shown)}")
+        lines.append(why_line(rec))
     if not rec.complete:
         lines.append("⚠ This run is <b>partial</b> (it was interrupted).")
     if rec.unverified:

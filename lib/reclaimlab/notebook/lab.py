@@ -20,6 +20,7 @@ The API (stable; other labs build on it), and the module that holds each name:
     LabContext.run(name, **params) -> Recording     run in the lab's mode, show the banner   context
     lab_rows(ctx), LAB_EXPERIMENTS                  each lab LIVE / RECORDED here, and why    plan
     banner(rec)                                      LIVE / RECORDED, provenance, parameters, notices   banner
+    consent_sentence(ctx)                            system-wide changes allowed or not, and by which setting   banner
     predict(prompt, choices=None) -> Prediction      a prediction before a run (letter buttons or a text box)   predictions
     echo(prediction, claim, right, why_wrong)        after the run: the prediction against the claim's verdict  predictions
     question(prompt, options, answer_index, explanation)   a self-check with immediate feedback   questions
@@ -39,7 +40,7 @@ RECLAIMLAB_ALLOW_SYSTEM_CHANGES=1.
 from __future__ import annotations
 
 from ..present.analysis import bursts, has, next_event, when
-from .banner import banner, banner_html, status_html
+from .banner import banner, banner_html, consent_sentence, status_html
 from .context import LabContext, setup
 from .guest_report import env_summary, guest_rows, live_rows, show_guest
 from .params import MAX_SAMPLE_HZ, LabParameterError
@@ -50,5 +51,5 @@ from .tables import explain, table, table_html
 
 __all__ = ["LabContext", "LabParameterError", "setup", "banner", "banner_html", "predict", "predict_html",
            "question", "question_html", "check_answer", "Prediction", "echo", "echo_bundle", "table", "table_html", "show_guest", "guest_rows",
-           "live_rows", "status_html", "explain", "when", "next_event", "bursts", "has", "env_summary",
+           "live_rows", "status_html", "consent_sentence", "explain", "when", "next_event", "bursts", "has", "env_summary",
            "lab_rows", "LAB_EXPERIMENTS", "MAX_SAMPLE_HZ"]

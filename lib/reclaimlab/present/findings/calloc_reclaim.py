@@ -185,12 +185,12 @@ def batches(rec: Recording) -> Claim:
         "no_host_view": "Without a host-side view there are no batches to see.",
         "none": "No report came after `free` in this recording.",
         "as_documented": "The first report came **{first:.1f} s** after `free`, as the kernel documents (2 s after "
-                         "a high-order free, plus the pass itself); then {batches}{gaps}: {sizes}. {blocks}",
+                         "a high-order free, plus the pass itself); {batches} in all, the first included{gaps}: {sizes}. {blocks}",
         "sooner": "The first report came **{first:.1f} s** after `free`, sooner than the documented 2 s: the "
                   "counter counts every free in the guest, and an earlier free had already started the 2 s clock. "
-                  "Then {batches}{gaps}: {sizes}. {blocks}",
+                  "{batches_cap} in all, the first included{gaps}: {sizes}. {blocks}",
         "later": "The first report came **{first:.1f} s** after `free`, later than the documented 2 s: the reporting "
-                 "work waits its turn for a CPU, late on a busy guest. Then {batches}{gaps}: {sizes}. {blocks}",
+                 "work waits its turn for a CPU, late on a busy guest. {batches_cap} in all, the first included{gaps}: {sizes}. {blocks}",
     }
     if "host_reported_kib" not in rec.samples.columns:
         return claim("calloc_reclaim.batches", "no_host_view", sentences)
@@ -217,10 +217,14 @@ def batches(rec: Recording) -> Claim:
         verdict = "later"
     else:
         verdict = "as_documented"
-    return claim("calloc_reclaim.batches", verdict, sentences, value=first, unit="s", first=first, n=len(b), batches=f"{len(b)} batch" if len(b) == 1 else f"{len(b)} batches",
+    return claim("calloc_reclaim.batches", verdict, sentences, value=first, unit="s", first=first, n=len(b), batches=_count(len(b)), batches_cap=_count(len(b)).capitalize(),
                  gaps=f", typically {gaps_s.median():.1f} s apart" if len(gaps_s) else "",
                  sizes=", ".join(analysis.mib(r) for r in b["rise"]), blocks=blocks,
                  batch_kib=[float(r) for r in b["rise"]], whole_block_share=whole, page_reporting_order=order)
+
+
+def _count(n: int) -> str:
+    return "1 batch" if n == 1 else f"{n} batches"
 
 
 def all_claims(rec: Recording) -> list[Claim]:

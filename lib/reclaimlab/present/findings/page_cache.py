@@ -7,12 +7,13 @@ holds every file of the machine, other programs' too, and `drop_caches` drops th
 
 Why SReclaimable moves at `drop_caches=1` (which drops clean page cache only, not dentries or
 inodes): pages a file system wrote through buffered I/O carry **buffer heads**, one `struct
-buffer_head` per block (104 bytes, /proc/slabinfo's objsize on Linux 6.18 x86-64), and the page
-cache is indexed by **xarray nodes** (`radix_tree_node`, 584 bytes for 64 slots). Both slab caches are
+buffer_head` per block (104 bytes on x86-64), and the page cache is indexed by **xarray nodes**
+(`radix_tree_node`, a `struct xa_node` of 576 bytes for 64 slots on x86-64). Both slab caches are
 created with SLAB_RECLAIM_ACCOUNT (fs/buffer.c, lib/radix-tree.c), so they count as SReclaimable, and
-both are freed with the pages. Measured here (Firecracker guest, Linux 6.18, ext4, 2026-11-26): a
-1 GiB file written, synced and read, then `drop_caches=1`: buffer_head −27.9 MiB, radix_tree_node
-−3.1 MiB, SReclaimable −28.4 MiB in all.
+both are freed with the pages. Measured here (Firecracker guest, Linux 6.18, ext4, 2026-11-26,
+/proc/slabinfo before and after): a 1 GiB file written, synced and read, then `drop_caches=1`:
+buffer_head −27.9 MiB, radix_tree_node −3.1 MiB (31 MiB per GiB dropped, slab overhead included);
+SReclaimable as a whole fell 28.4 MiB, other reclaimable caches having grown meanwhile.
 """
 from __future__ import annotations
 
@@ -23,9 +24,11 @@ from .. import analysis
 from ..claims import THRESHOLDS, Claim, claim, negligible, share_verdict
 from ...recording.recording import Recording
 
-BUFFER_HEAD_BYTES = 104           # sizeof(struct buffer_head), x86-64: one per 4 KiB block of an ext4 file
-XARRAY_BYTES_PER_PAGE = 584 / 64  # one radix_tree_node (584 bytes) indexes 64 pages
-SLAB_BYTES_PER_PAGE = BUFFER_HEAD_BYTES + XARRAY_BYTES_PER_PAGE
+# Slab freed with the dropped pages, per GiB of them: measured (see the docstring), not computed from
+# the structs' sizes, because slab pages hold whole objects and xarray nodes are rarely full.
+BUFFER_HEAD_MIB_PER_GIB = 27.9
+XARRAY_MIB_PER_GIB = 3.1
+SLAB_KIB_PER_KIB = (BUFFER_HEAD_MIB_PER_GIB + XARRAY_MIB_PER_GIB) / 1024
 
 
 # --------------------------------------------------------------------------- reading the run
@@ -136,7 +139,7 @@ def dropped(rec: Recording, level: int) -> list[Claim]:
     w = around_drop(rec, level)
     sentences = {
         "nearly_all": "`drop_caches={level}` dropped **{dropped}** of our file's cached pages, **{value:.0%}** of the "
-                      "{before} that were in memory ({what}): nearly all of it.",
+                      "{before} that were in memory ({what}).",
         "most": "`drop_caches={level}` dropped **{dropped}** of our file's cached pages, {value:.0%} of the {before} in "
                 "memory ({what}): most of it; the rest was still in use or read back meanwhile.",
         "some": "`drop_caches={level}` dropped only {dropped} of our file's {before} in memory ({value:.0%}, {what}).",
@@ -174,8 +177,8 @@ def _guest_context(rec: Recording, level: int, w: dict[str, float], ours_kib: fl
     guest_fall = w["cached_kib_before"] - w["cached_kib_after"]
     sentences = {
         "others_too": "For context, the whole guest's Cached changed by {change} at the same time, "
-                      "**{others} more than our file**: `drop_caches` drops every clean cached page of the "
-                      "machine, other programs' files too, so the guest-wide figure is not our file's.",
+                      "**{others} more than our file**: `drop_caches` drops the clean, unmapped cached pages of "
+                      "every file on the machine, other programs' too, so the guest-wide figure is not our file's.",
         "ours_only": "For context, the whole guest's Cached changed by {change} at the same time, about what our file "
                      "lost: little else was cached.",
         "others_grew": "For context, the whole guest's Cached changed by only {change} while our file lost "
@@ -197,14 +200,19 @@ def slab_at_level_1(rec: Recording) -> Claim:
     """Why SReclaimable moved at drop_caches=1, which frees no dentries or inodes."""
     sentences = {
         "buffer_heads": "SReclaimable fell too, by **{fall}**, although level 1 frees no dentries or inodes: the "
-                        "**buffer heads** of the dropped pages (one 104-byte `struct buffer_head` per 4 KiB block of a "
-                        "file written through ext4) and the **xarray nodes** that indexed them were freed with the "
-                        "pages, and both live in reclaimable slab. That is {low} for our file's pages, up to {high} for every page the guest "
-                        "dropped: the fall is within that range.",
+                        "**buffer heads** and **xarray nodes** of the dropped pages live in reclaimable slab and are "
+                        "freed with them. At the rate measured on this kit's test guest ({rate:.0f} MiB per GiB "
+                        "dropped) that is {low} for our file's pages, up to {high} for every page the guest dropped: "
+                        "the fall is within that range.",
+        "near": "SReclaimable fell too, by **{fall}**, although level 1 frees no dentries or inodes: the **buffer "
+                "heads** and **xarray nodes** of the dropped pages live in reclaimable slab and are freed with them. "
+                "At the rate measured on this kit's test guest ({rate:.0f} MiB per GiB dropped) they come to {low} "
+                "for our file's pages, up to {high} for every page the guest dropped: the fall is {side} that range "
+                "but close to it (other slab moves too; SReclaimable is a whole-machine counter).",
         "more": "SReclaimable fell by **{fall}**, more than the buffer heads and xarray nodes of the dropped pages "
-                "explain (at most {high}; level 1 frees no dentries or inodes): something else on this guest freed "
+                "explain (at most {high} at {rate:.0f} MiB per GiB; level 1 frees no dentries or inodes): something else on this guest freed "
                 "reclaimable slab at the same time. SReclaimable is a whole-machine counter.",
-        "less": "SReclaimable fell by {fall}, less than the buffer heads of our dropped pages would free ({low}): other "
+        "less": "SReclaimable fell by {fall}, less than the buffer heads and xarray nodes of our dropped pages would free ({low}): other "
                 "programs filled reclaimable slab meanwhile, or the file system attached no buffer heads to these pages.",
         "still": "SReclaimable did not move at level 1 ({fall}): level 1 frees the page cache only, and these pages "
                  "carried no buffer heads to free with them.",
@@ -223,8 +231,7 @@ def slab_at_level_1(rec: Recording) -> Claim:
     ours = w["own_before_kib"] - w["own_after_kib"]
     # Without a figure of our own, assume the whole file was cached and dropped (the most it can be).
     ours = min(file_kib(rec), guest_dropped) if math.isnan(ours) else max(ours, 0.0)
-    per_kib = SLAB_BYTES_PER_PAGE / 4096           # slab KiB per KiB of 4 KiB pages dropped
-    low, high = BUFFER_HEAD_BYTES / 4096 * ours, per_kib * max(guest_dropped, ours)
+    low, high = SLAB_KIB_PER_KIB * ours, SLAB_KIB_PER_KIB * max(guest_dropped, ours)
     ratio = THRESHOLDS["slab_explained_ratio"]
     still = THRESHOLDS["slab_still_kib"]
     if abs(fall) < still:
@@ -235,10 +242,13 @@ def slab_at_level_1(rec: Recording) -> Claim:
         verdict = "more"
     elif fall < low / ratio:
         verdict = "less"
-    else:
+    elif low <= fall <= high:
         verdict = "buffer_heads"
+    else:
+        verdict = "near"
     return claim("page_cache.slab_at_level_1", verdict, sentences, value=-fall, unit="KiB",
-                 fall=_mib(fall), rise=_mib(-fall), low=_mib(low), high=_mib(high),
+                 fall=_mib(fall), rise=_mib(-fall), low=_mib(low), high=_mib(high), rate=SLAB_KIB_PER_KIB * 1024,
+                 side="below" if fall < low else "above",
                  slab_fall_kib=fall, expected_low_kib=low, expected_high_kib=high,
                  ours_dropped_kib=ours, guest_dropped_kib=guest_dropped)
 
@@ -247,15 +257,13 @@ def slab_at_level_2(rec: Recording) -> Claim:
     """drop_caches=2 after the file-system walk: how much of the reclaimable slab it freed."""
     sentences = {
         "nearly_all": "Walking the file system filled the dentry and inode caches (SReclaimable {walk}); "
-                      "`drop_caches=2` then freed **{fall}** of the {before} of reclaimable slab ({value:.0%}), nearly "
-                      "all of it. Cached, which level 2 leaves alone, changed by {cached} meanwhile.",
+                      "`drop_caches=2` then freed **{fall}** of the {before} of reclaimable slab ({value:.0%}). {cached}",
         "most": "Walking the file system filled the dentry and inode caches (SReclaimable {walk}); `drop_caches=2` freed "
-                "**{fall}** of the {before} of reclaimable slab ({value:.0%}): most of it (objects in use stay). Cached, "
-                "which level 2 leaves alone, changed by {cached} meanwhile.",
-        "some": "`drop_caches=2` freed {fall} of the {before} of reclaimable slab ({value:.0%}): only some, because "
-                "most dentries and inodes were in use (open files, working directories) or refilled at once.",
+                "**{fall}** of the {before} of reclaimable slab ({value:.0%}): most of it (objects in use stay). {cached}",
+        "some": "`drop_caches=2` freed {fall} of the {before} of reclaimable slab ({value:.0%}): only some; objects "
+                "in use (open files, working directories) stay, and others may have refilled it. {cached}",
         "little": "`drop_caches=2` freed next to nothing of the {before} of reclaimable slab ({fall}): the objects were in "
-                  "use, or others refilled them at once.",
+                  "use, or others refilled them at once. {cached}",
         "not_run": "This run has no `drop_caches=2` step.",
     }
     w = around_drop(rec, 2)
@@ -268,8 +276,20 @@ def slab_at_level_2(rec: Recording) -> Claim:
     share = fall / before if before else math.nan
     return claim("page_cache.slab_at_level_2", share_verdict(share), sentences, value=share, unit="share",
                  fall=_mib(fall), before=_mib(before), walk=_signed(walk),
-                 cached=_signed(w["cached_kib_after"] - w["cached_kib_before"]),
+                 cached=_cached_meanwhile(w), cached_change_kib=w["cached_kib_after"] - w["cached_kib_before"],
                  slab_fall_kib=fall, slab_before_kib=before, walk_rise_kib=walk)
+
+
+def _cached_meanwhile(w: dict[str, float]) -> str:
+    """Cached's change over a drop's window, said as what it is: a whole-machine counter, not the drop's effect."""
+    change = w["cached_kib_after"] - w["cached_kib_before"]
+    if abs(change) < THRESHOLDS["slab_still_kib"]:
+        return "Cached did not move meanwhile."
+    if change > 0:
+        return (f"Cached rose by {_mib(change)} in the {w['window_s']:.0f} s before the next step: a drop adds no "
+                f"cache, so that was other file I/O on the guest, not this drop.")
+    return (f"Cached fell by {_mib(-change)} in the {w['window_s']:.0f} s before the next step (a whole-machine "
+            f"counter: what freed it is not measured here).")
 
 
 def sync_cleaned(rec: Recording) -> Claim:
@@ -305,14 +325,11 @@ def host_after_drop(rec: Recording, level: int | None = None) -> Claim:
         "nearly_all": "After `drop_caches={level}` the freed pages were reported like any free memory: **{returned}** went "
                       "back to the host in the following {window:.0f} s, {value:.0%} of the {freed} the drop freed.",
         "most": "After `drop_caches={level}`, **{returned}** went back to the host in the following {window:.0f} s: "
-                "{value:.0%} of the {freed} the drop freed; the rest was still being reported or sat in free blocks "
-                "below the reporting order.",
+                "{value:.0%} of the {freed} the drop freed. {why}",
         "some": "After `drop_caches={level}` only {returned} went back to the host in {window:.0f} s ({value:.0%} of the "
-                "{freed} freed): reporting was slow (a busy guest) or the freed pages sat in free blocks below the "
-                "reporting order (lab 03).",
+                "{freed} freed). {why}",
         "little": "After `drop_caches={level}` next to nothing went back to the host in {window:.0f} s ({returned} of "
-                  "{freed} freed): the freed pages sat in free blocks below the reporting order, or others took the "
-                  "memory at once (lab 03 shows the first case).",
+                  "{freed} freed). {why}",
         "no_host_view": "This run has no host-side view (`host_reported_kib`): what the host got back is not measured here.",
         "cut_short": "The recording ends {window:.1f} s after `drop_caches={level}` began, before reporting (about 2 s "
                      "after pages are freed) could show: what the host got back is not measured here.",
@@ -334,9 +351,67 @@ def host_after_drop(rec: Recording, level: int | None = None) -> Claim:
     freed = w["cached_kib_before"] - w["cached_kib_after"]
     share = returned / freed if freed > 0 else math.nan
     verdict = share_verdict(share) if freed > 0 else "little"
+    why, pace = _why_short(rec, w)
     return claim("page_cache.host_after_drop", verdict, sentences, value=share if freed > 0 else 0.0, unit="share",
-                 level=level, returned=_mib(returned), freed=_mib(freed), window=w["window_s"],
+                 level=level, returned=_mib(returned), freed=_mib(freed), window=w["window_s"], why=why, pace=pace,
                  returned_kib=returned, freed_kib=freed)
+
+
+def _why_short(rec: Recording, w: dict[str, float]) -> tuple[str, str]:
+    """Why the host got less than the drop freed, from what this run shows: the watch's length against the
+    reports in it; anything else is "not measured here". Returns (sentence, which case)."""
+    not_measured = ("Why the rest was not reported is not measured here (a `/proc/buddyinfo` snapshot after the "
+                    "drop would show whether it sat in blocks below the reporting order).")
+    if not analysis_has(rec, "host_reported_kib"):
+        return not_measured, "not_measured"
+    steps = analysis.rises(rec, "host_reported_kib", w["t0_s"], w["t1_s"])
+    if not len(steps):
+        return "No report came before the next step. " + not_measured, "no_report"
+    quiet_s = w["t1_s"] - float(steps["t_s"].iloc[-1])
+    if quiet_s < THRESHOLDS["tail_still_reporting_s"]:
+        return (f"Reports were still coming when the next step began {w['window_s']:.0f} s after the drop "
+                f"({len(steps)} batches, the last {quiet_s:.1f} s before it): this watch was shorter than reporting "
+                f"took here.", "still_reporting")
+    return f"Reports had stopped {quiet_s:.1f} s before the next step. " + not_measured, "stopped"
+
+
+def stayed(rec: Recording, level: int) -> Claim:
+    """What the guest's Cached still held after drop_caches=level, and the parts this run can name."""
+    sentences = {
+        "named": "After `drop_caches={level}` the guest's Cached still held **{kept}**: {shmem} of it Shmem "
+                 "(tmpfs and shared memory, which no drop frees), {dirty} Dirty (not yet on disk), and {rest} more, "
+                 "which a drop also skips while a process maps the pages or they are in use (this recording has no "
+                 "Mapped column to tell those apart).",
+        "unnamed": "After `drop_caches={level}` the guest's Cached still held **{kept}**: a drop skips pages a process "
+                   "maps, dirty pages and Shmem (tmpfs); this recording has no column to tell which.",
+        "not_run": "This run has no `drop_caches={level}` step.",
+        "cut_short": "The recording ends {window:.1f} s after `drop_caches={level}` began: too soon to read what stayed.",
+    }
+    key = f"page_cache.stayed_{level}"
+    w = around_drop(rec, level)
+    if w is None:
+        return claim(key, "not_run", sentences, unit="KiB", level=level)
+    if w["window_s"] < THRESHOLDS["page_cache_min_window_s"]:
+        return claim(key, "cut_short", sentences, unit="KiB", level=level, window=w["window_s"])
+    t = _settled(rec, w)
+    kept = analysis.value_at(rec, "cached_kib", t)
+    if not (analysis_has(rec, "shmem_kib") and analysis_has(rec, "dirty_kib")):
+        return claim(key, "unnamed", sentences, value=kept, unit="KiB", level=level, kept=_mib(kept), cached_kib=kept)
+    shmem, dirty = analysis.value_at(rec, "shmem_kib", t), analysis.value_at(rec, "dirty_kib", t)
+    return claim(key, "named", sentences, value=kept, unit="KiB", level=level, kept=_mib(kept), shmem=_mib(shmem),
+                 dirty=_mib(dirty), rest=_mib(max(kept - shmem - dirty, 0.0)), cached_kib=kept, shmem_kib=shmem,
+                 dirty_kib=dirty)
+
+
+def _settled(rec: Recording, w: dict[str, float]) -> float:
+    """The time the drop's write had returned (its duration in the results), else the window's end."""
+    took = (rec.meta.get("results") or {}).get(f"drop_caches_{int(_level_at(rec, w['t0_s']))}_s")
+    return min(w["t0_s"] + took + 0.2, w["t1_s"]) if took is not None else w["t1_s"]
+
+
+def _level_at(rec: Recording, t_s: float) -> int:
+    ev = rec.events[(rec.events["kind"] == "drop_caches") & (rec.events["t_s"] == t_s)]
+    return int(ev["detail"].iloc[0]) if len(ev) else 0
 
 
 def blog_picture(rec: Recording) -> Claim:
@@ -368,7 +443,7 @@ def all_claims(rec: Recording) -> dict[str, Any]:
     """Every claim of lab 02 by name (for tests and the corpus)."""
     return {"cache_kept": cache_kept(rec), "drop_1": dropped(rec, 1), "slab_1": slab_at_level_1(rec),
             "slab_2": slab_at_level_2(rec), "drop_3": dropped(rec, 3), "sync": sync_cleaned(rec),
-            "host": host_after_drop(rec, 1), "blog": blog_picture(rec)}
+            "stayed_1": stayed(rec, 1), "host": host_after_drop(rec, 1), "blog": blog_picture(rec)}
 
 
 def steps_table(rec: Recording) -> tuple[list[tuple[str, ...]], tuple[str, ...]]:

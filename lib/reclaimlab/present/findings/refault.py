@@ -1,6 +1,7 @@
 """What a refault run showed (labs 01 and 05): how much the host had taken back before the cold
-touch, and the cold touch against the hot and the first one. The cold touch only measures the
-refault cost where the host really took the pages back; where it did not, the claim says so and why.
+touch, and the cold touch against the hot and the first one. `reported_kib` counts every report of the
+whole guest, and the cold buffer is a fresh mapping whose frames need not be the reported ones: the
+claims say how much slower the cold touch was, never why (a run does not measure that).
 
 Result names (local and the kit's VM alike, declared in recording.schema): touch_{first,hot,cold}_s,
 {first,hot,cold}_touch_gb_per_s,
@@ -58,11 +59,12 @@ def reported_before_cold(rec: Recording) -> Claim:
     sentences = {
         "no_host_view": "This run had no view of the host's side: the cold touch came after a fixed wait, and "
                         "whether the host had taken the pages back is not known.",
-        "nearly_all": "Before the cold touch the host had taken back **{reported}**, {share:.0%} of the buffer.",
-        "partial": "Before the cold touch the host had taken back only **{reported}** ({share:.0%} of the buffer)"
-                   "{waited}. {why}",
-        "little": "Before the cold touch the host had taken back only **{reported}** ({share:.0%} of the buffer)"
-                  "{waited}. {why} {try_}",
+        "nearly_all": "Before the cold touch the whole guest had reported **{reported}** to the host, {share:.0%} of "
+                      "the buffer's size.",
+        "partial": "Before the cold touch the whole guest had reported only **{reported}** to the host ({share:.0%} of "
+                   "the buffer's size){waited}. {why}",
+        "little": "Before the cold touch the whole guest had reported only **{reported}** to the host ({share:.0%} of "
+                  "the buffer's size){waited}. {why} {try_}",
     }
     share = reported_share(rec)
     if share is None:
@@ -90,14 +92,15 @@ def cold_vs_hot(rec: Recording) -> Claim:
     sp = _speeds(rec)
     hot, cold = sp["hot"], sp["cold"]
     share = reported_share(rec)
+    # What the run measured before the cold touch: the whole guest's reports, not our buffer's frames.
     sentences = {
-        "slower": "Touching {size} again right after `free` (hot) ran at **{hot:.2f} GB/s**; after the host had "
-                  "taken the pages back (cold), at **{cold:.2f} GB/s**: **{ratio_words} slower**. A hot touch only "
-                  "needs the guest to map free pages it still has; a cold one also waits for the host to find and "
-                  "zero memory for each page. That is the price of giving memory back.",
-        "about_the_same": "The cold touch ran at **{cold:.2f} GB/s**, about as fast as the hot one "
-                          "({hot:.2f} GB/s), although the host had taken back {share:.0%} of the buffer: on this "
-                          "host, supplying a page again costs little beside the guest's own page fault.",
+        "slower": "Touching {size} again right after `free` (hot) ran at **{hot:.2f} GB/s**; after the wait (cold), at "
+                  "**{cold:.2f} GB/s**: **{ratio_words} slower**. {reported_words} The cold buffer is a fresh "
+                  "mapping whose frames need not be the reported ones, so what slowed it is **not measured here** "
+                  "(a map of which physical pages the host took back would measure it).",
+        "about_the_same": "The cold touch ran at **{cold:.2f} GB/s**, about as fast as the hot one ({hot:.2f} GB/s). "
+                          "{reported_words} Whether the cold buffer's frames were among the reported ones is not "
+                          "measured here, so this run does not say what a refault costs.",
         "faster": "The cold touch ran at **{cold:.2f} GB/s**, *faster* than the hot one ({hot:.2f} GB/s, "
                   "{inverse_words}): that is not the refault cost, which can only slow a touch down. Touches this "
                   "short vary more than the effect when other programs take the CPU (or every instruction is "
@@ -111,16 +114,25 @@ def cold_vs_hot(rec: Recording) -> Claim:
         reason = "the recording lacks a touch speed."
     elif share is not None and share < THRESHOLDS["refault_min_reported_share"]:
         why, evidence = _why_not_reported(rec, res_kib := reported_kib(rec))
-        reason = (f"the host had taken back only {analysis.mib(res_kib)} ({share:.0%} of the buffer) before the cold "
-                  f"touch, so it mostly found pages still in the guest. {why} {_stall.what_to_try(evidence)}")
+        reason = (f"the whole guest had reported only {analysis.mib(res_kib)} ({share:.0%} of the buffer's size) "
+                  f"before the cold touch, so it mostly found pages still in the guest. {why} {_stall.what_to_try(evidence)}")
     if reason is not None:
         return claim("refault.cold_vs_hot", "not_measurable", sentences, cold_text=_gbps(cold), hot_text=_gbps(hot),
                      reason=reason, hot_gb_per_s=hot, cold_gb_per_s=cold, reported_share=share)
     ratio = hot / cold
     return claim("refault.cold_vs_hot", ratio_verdict(ratio), sentences, value=ratio, unit="ratio", size=size,
-                 hot=hot, cold=cold, share=share if share is not None else float("nan"), ratio_words=times(ratio),
+                 hot=hot, cold=cold, reported_words=_reported_words(rec), ratio_words=times(ratio),
                  inverse_words=f"{times(1 / ratio)} faster", hot_gb_per_s=hot, cold_gb_per_s=cold,
                  reported_share=share)
+
+
+def _reported_words(rec: Recording) -> str:
+    """What the host view showed before the cold touch: the whole guest's reports, not known to be ours."""
+    share = reported_share(rec)
+    if share is None:
+        return "This run had no view of the host's side: whether anything was reported before the cold touch is unknown."
+    return (f"Meanwhile the whole guest had reported {analysis.mib(reported_kib(rec))} to the host ({share:.0%} of the "
+            f"buffer's size), counting every program's free memory, not only our buffer's.")
 
 
 def _gbps(v: float | None) -> str:
@@ -132,12 +144,11 @@ def cold_vs_first(rec: Recording) -> Claim:
     sp = _speeds(rec)
     first, cold = sp["first"], sp["cold"]
     sentences = {
-        "about_the_same": "The cold touch was about as fast as the very first one ({first:.2f} GB/s): to the host, "
-                          "pages it took back are as new as pages never touched.",
-        "slower": "The cold touch was {ratio_words} slower than the very first one ({first:.2f} GB/s).",
-        "faster": "The cold touch was {inverse_words} faster than the very first one ({first:.2f} GB/s): some of "
-                  "its pages were still with the guest, or the first touch paid for more than the host's pages "
-                  "(e.g. the guest's own page tables).",
+        "about_the_same": "The cold touch was about as fast as the very first one ({first:.2f} GB/s).",
+        "slower": "The cold touch was {ratio_words} slower than even the very first one ({first:.2f} GB/s), a touch "
+                  "of memory that had never been freed: why is not measured here.",
+        "faster": "The cold touch was {inverse_words} faster than the very first one ({first:.2f} GB/s); what the "
+                  "first touch paid for beyond it is not measured here.",
         "not_measurable": "The recording lacks the first or the cold touch's speed.",
         "too_little_reported": "The cold touch ran at {cold:.2f} GB/s against {first:.2f} GB/s for the very first "
                                "one, but with only {share:.0%} of the buffer taken back by the host before it, this "
