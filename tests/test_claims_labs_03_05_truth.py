@@ -276,3 +276,13 @@ def test_comparison_charts_mark_each_runs_steps():
             "dropCache": datasets.find("auto-reclaim", {"policy": "dropCache", "variant": "newer"})}
     spec = charts.compare(runs, "cached_kib", title="t").to_dict()
     assert "Dashed vertical lines mark the experiment's steps" in charts.describe(spec)
+
+
+def test_compaction_claim_quotes_compact_isolated_where_the_run_sampled_it(comp):
+    """Live-guest review, lab 03: compact_isolated (pages compaction took to move, and free pages it took as
+    targets) is one of the counters a compact_memory write moves: quoted where sampled, absent otherwise."""
+    assert "it took" not in cp.compacted(comp).sentence
+    t = comp.event_times("compact_memory")[0]
+    comp.samples["compact_isolated_pages"] = 1_000 + (comp.samples["t_s"] > t) * 52_000
+    c = cp.compacted(comp)
+    assert c.evidence["isolated_pages"] == 52_000 and "it took 52,000, to move or as targets" in c.sentence

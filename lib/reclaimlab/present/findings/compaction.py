@@ -173,10 +173,12 @@ def _scan(rec: Recording, t_compact: float | None) -> dict[str, Any]:
     compact_success/compact_fail count only compaction for an allocation (mm/page_alloc.c), never this write."""
     migrate = _counter_change(rec, "compact_migrate_scanned_pages", t_compact)
     free = _counter_change(rec, "compact_free_scanned_pages", t_compact)
+    isolated = _counter_change(rec, "compact_isolated_pages", t_compact)  # recorded since 2026-12-06
     words = {k: f"{v:,.0f}" if v is not None else "an unknown number of" for k, v in (("m", migrate), ("f", free))}
+    took = f" (it took {isolated:,.0f}, to move or as targets)" if isolated is not None else ""
     return {"scan": f"`compact_memory` scanned {words['m']} pages for pages to move and {words['f']} for free "
-                    f"pages to move them into",
-            "migrate_scanned_pages": migrate, "free_scanned_pages": free}
+                    f"pages to move them into{took}",
+            "migrate_scanned_pages": migrate, "free_scanned_pages": free, "isolated_pages": isolated}
 
 
 def _kept_pattern(rec: Recording) -> int | None:
