@@ -93,8 +93,35 @@ def _run_solution(name, **ns):
 def test_the_solutions_pass_their_checkers(rec, rec_on):
     shown = _run_solution("01_reportable.py", snap=exercises.buddy_snapshot(rec), rec_ex=rec)  # the lab names it rec_ex
     assert [fb.correct for fb in shown] == [True, True]
-    shown = _run_solution("05_step_budget.py", budget=exercises.pass_budget(rec_on), rec_on=rec_on)
+    shown = _run_solution("05_step_budget.py", budget=exercises.pass_budget(rec_on), rec_ex=rec_on)
     assert [fb.correct for fb in shown] == [True]
+
+
+def _bare(rec):
+    """The recording without its buddyinfo snapshots: a live run where /proc/buddyinfo was not read."""
+    return type(rec)(samples=rec.samples, events=rec.events, meta=dict(rec.meta), buddyinfo=None)
+
+
+def test_the_lab_05_solution_checks_the_recording_the_exercise_used(rec_on):
+    """Teaching review: the lab-05 solution checked `rec_on`, so on a run without a buddyinfo snapshot it
+    raised instead of checking the shipped recording the exercise fell back to (`rec_ex`)."""
+    rec_ex = exercises.with_snapshot(_bare(rec_on), "before")
+    shown = _run_solution("05_step_budget.py", budget=exercises.pass_budget(rec_ex), rec_on=_bare(rec_on),
+                          rec_ex=rec_ex)
+    assert [fb.correct for fb in shown] == [True]
+
+
+def test_the_lab_03_solution_checks_the_recording_the_exercise_used():
+    """Teaching review: the lab-03 solution checked `rec`, so on a run without a buddyinfo snapshot it
+    raised instead of checking the shipped recording the exercise fell back to (`rec_ex`)."""
+    rec = _bare(datasets.find("compaction"))
+    rec_ex = exercises.with_snapshot(rec, "fragmented")
+    shown = []
+    ns = {"rec": rec, "rec_ex": rec_ex, "snap": exercises.buddy_snapshot(rec_ex, "fragmented"),
+          "exercises": type("E", (), {"check_reportable": staticmethod(lambda a, r, order, label: shown.append(
+              exercises.reportable_feedback(a, r, order, label)))})}
+    exec(compile((SOLUTIONS / "03_reportable.py").read_text(), "03_reportable.py", "exec"), ns)
+    assert [fb.correct for fb in shown] == [True, True]
 
 
 def test_with_snapshot_falls_back_to_the_shipped_recording(rec, capsys):
@@ -141,7 +168,7 @@ def test_the_lab_02_and_03_solutions_pass_their_checkers(rec_pc):
         "check_dropped": staticmethod(lambda a, r, level: shown.append(exercises.dropped_feedback(a, r, level)))})}
     exec(compile((SOLUTIONS / "02_dropped.py").read_text(), "02_dropped.py", "exec"), ns)
     rec_c = datasets.find("compaction")
-    ns = {"rec": rec_c, "snap": exercises.buddy_snapshot(rec_c, "fragmented"), "exercises": type("E", (), {
+    ns = {"rec_ex": rec_c, "snap": exercises.buddy_snapshot(rec_c, "fragmented"), "exercises": type("E", (), {
         "check_reportable": staticmethod(lambda a, r, order, label: shown.append(
             exercises.reportable_feedback(a, r, order, label)))})}
     exec(compile((SOLUTIONS / "03_reportable.py").read_text(), "03_reportable.py", "exec"), ns)

@@ -284,8 +284,9 @@ def check_dropped(answer: Any, rec: Recording, level: int = 1) -> None:
 
 
 def pass_budget(rec: Recording, label: str = "before") -> dict[str, Any]:
-    """The most one reporting pass can hand over, from the buddyinfo snapshot `label` (mm/page_reporting.c):
-    ⌈free blocks of the top order / (32 × 16)⌉ calls plus one, each of up to 32 blocks."""
+    """The most one reporting pass can hand over from the top order's free list, from the buddyinfo snapshot
+    `label` (mm/page_reporting.c budgets each zone × order × migratetype list on its own): ⌈free blocks of the
+    top order in the zone / (32 × 16)⌉ calls plus one, each of up to 32 blocks."""
     from ..present.findings.vm import BUDGET_DIVISOR, REPORT_CAPACITY
     snap, _ = _snapshot_rows(rec, label)
     top = int(snap["order"].max())

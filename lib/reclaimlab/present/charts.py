@@ -453,10 +453,16 @@ def compare(recordings: dict[str, Recording], column: str, title: str, unit: str
     if not parts:
         raise ValueError(f"none of these recordings has the column {column}")
     long = pd.concat(parts, ignore_index=True)
+    color = alt.Color("run:N", title=None, sort=list(recordings))
     chart = alt.Chart(long).mark_line(interpolate="step-after").encode(
         x=alt.X("t_s:Q", title="time (s)", scale=alt.Scale(nice=False)),
-        y=alt.Y(f"{unit}:Q", title=unit + (" since start" if since_start else "")),
-        color=alt.Color("run:N", title=None, sort=list(recordings)))
+        y=alt.Y(f"{unit}:Q", title=unit + (" since start" if since_start else "")), color=color)
+    # each run's steps, dashed in its own colour (runs' steps fall at different times, so they stay unlabelled)
+    steps = pd.concat([rec.events.loc[rec.events["kind"] != "note", ["t_s"]].assign(run=label)
+                       for label, rec in recordings.items()], ignore_index=True)
+    if not steps.empty:
+        chart = alt.layer(chart, alt.Chart(steps).mark_rule(strokeDash=[4, 3], opacity=0.7).encode(
+            x="t_s:Q", color=color))
     return _configure(chart.properties(width=width, height=height, title=title))
 
 

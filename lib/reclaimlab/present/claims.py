@@ -43,8 +43,9 @@ THRESHOLDS: dict[str, float] = {
     # auto-reclaim (findings/auto_reclaim.py)
     "auto_reclaim_compare_s": 20.0,          # compare runs at most this long after each one's action
     "auto_reclaim_min_freed_kib": 64 * 1024,  # an action that freed less than this freed "next to nothing"
-    "auto_reclaim_more_than_freed_share": 1.10,  # host got at least this share of what MemFree rose: others moved it
+    "auto_reclaim_more_than_freed_share": 1.10,  # host got at least this share of what the actions freed: others' too
     "auto_reclaim_min_window_s": 6.0,        # runs compared over less than this after their actions: cut short
+    "auto_reclaim_busy_cpu_share": 0.10,     # busy CPU in the baseline at least this: other programs are named
     # page reporting order (findings/reporting_order.py)
     "order_returned_min_kib": 32 * 1024,     # less than this reaching the host is "nothing"
     "order_release_watch_s": 8.0,            # watched less than this after the release: too short to show reporting

@@ -435,8 +435,9 @@ def live_support(memory: MemoryInfo, knobs: Mapping[str, policy.KnobAccess], cgr
         "calloc-reclaim": calloc,
         "refault": budget,
         "page-cache": _knob_support([knob("drop_caches"),
-                                     (disk_ok, f"{_fmt_bytes(scratch_free_bytes)} free for the file (needs "
-                                               f"{_fmt_bytes(MIN_SCRATCH_FREE_BYTES)})")], shared, consent),
+                                     (disk_ok, f"{_fmt_bytes(scratch_free_bytes)} free for the file (at least "
+                                               f"{_fmt_bytes(MIN_SCRATCH_FREE_BYTES)}; a run checks room for its "
+                                               f"own file's size)")], shared, consent),
         "compaction": _knob_support([knob("compact_memory")], shared, consent),
         "auto-reclaim": _knob_support([knob("drop_caches"), _reclaim_means(reclaim_ok, cgroup_limit_writable)],
                                       shared, consent),

@@ -76,7 +76,7 @@ SAMPLE_COLUMNS: dict[str, str] = {
     "slab_unreclaimable_kib": "KiB", "anon_huge_kib": "KiB", "dirty_kib": "KiB",
     # /proc/vmstat
     "compact_stall_count": "count", "compact_success_count": "count", "compact_fail_count": "count",
-    "compact_migrate_scanned_pages": "pages", "compact_free_scanned_pages": "pages",
+    "compact_migrate_scanned_pages": "pages", "compact_free_scanned_pages": "pages", "compact_isolated_pages": "pages",
     "compact_daemon_wake_count": "count",
     # this process's memory cgroup
     "cgroup_usage_bytes": "bytes", "cgroup_file_bytes": "bytes", "cgroup_anon_bytes": "bytes",

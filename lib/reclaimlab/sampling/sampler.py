@@ -61,6 +61,7 @@ VMSTAT_COLUMNS = {  # /proc/vmstat counter -> column: events since boot, or page
     "compact_fail": "compact_fail_count",
     "compact_migrate_scanned": "compact_migrate_scanned_pages",
     "compact_free_scanned": "compact_free_scanned_pages",
+    "compact_isolated": "compact_isolated_pages",   # pages taken to move plus free pages taken as targets
     "compact_daemon_wake": "compact_daemon_wake_count",
 }
 CGROUP_COLUMNS = ("cgroup_usage_bytes", "cgroup_file_bytes", "cgroup_anon_bytes")

@@ -42,11 +42,38 @@ def common_window_s(recs: Mapping[str, Recording]) -> float | None:
     return max(0.0, min(min(spans), THRESHOLDS["auto_reclaim_compare_s"]))
 
 
+CACHE_COLUMNS = ("cached_kib", "buffers_kib", "slab_reclaimable_kib")   # what drop_caches and reclaim free
+# An action's effect is read across it: from this long before (a drop's event is marked once the write is done)
+# to this long after (the next sample). Both fit between two polls at the fastest compression the kit uses.
+_BEFORE_S, _AFTER_S = 0.5, 0.3
+
+
+def action_times(rec: Recording, t0: float = -math.inf, t1: float = math.inf) -> list[float]:
+    """The run's drop_caches and reclaim writes at or after its idle mark, within [t0, t1]."""
+    idle = rec.event_times("idle")
+    t_idle = idle[0] if idle else 0.0
+    return sorted(t for kind in ACTIONS for t in rec.event_times(kind) if max(t_idle, t0) <= t <= t1)
+
+
+def fall_across_actions(rec: Recording, columns: tuple[str, ...], times: list[float]) -> float | None:
+    """How much the sum of `columns` fell across each action (KiB or the columns' unit), added up: what the
+    actions themselves freed, not what the run's end shows (the workload's file is deleted after the watch).
+    None where none of the columns was recorded."""
+    have = [c for c in columns if c in rec.samples.columns and rec.samples[c].notna().any()]
+    if not have:
+        return None
+    # the workload's file is deleted just before the "tail" mark: a reading after that is not the action's
+    tail = rec.event_times("tail")
+    last_s = tail[0] - _AFTER_S if tail else math.inf
+    return sum(max(sum(analysis.change(rec, c, min(t + _AFTER_S, max(last_s, t)), t - _BEFORE_S) for c in have), 0.0)
+               for t in times)
+
+
 _HOST = {
     "nearly_all": "**{label}**: within **{dt:.0f} s** after its {action}, **{host}** reached the host, nearly all "
-                  "of the **{freed}** the guest freed meanwhile ({share:.0%}).",
+                  "of the **{freed}** of cache its actions freed ({share:.0%}).",
     "most": "**{label}**: within **{dt:.0f} s** after its {action}, **{host}** reached the host, most of the "
-            "**{freed}** the guest freed meanwhile ({share:.0%}).",
+            "**{freed}** of cache its actions freed ({share:.0%}).",
     "some": "**{label}**: within **{dt:.0f} s** after its {action}, only **{host}** of the **{freed}** freed "
             "reached the host ({share:.0%}): reporting was still under way or the freed memory lay in blocks "
             "below the reporting order (order {order}).",
@@ -54,15 +81,14 @@ _HOST = {
               "**{freed}** freed ({share:.0%}): the freed pages lay in blocks below the reporting order "
               "(order {order}), or reporting had not yet run.",
     "more_than_freed": "**{label}**: within **{dt:.0f} s** after its {action}, **{host}** reached the host, more than "
-                       "the **{freed}** by which the guest's free memory rose ({share:.0%}): on this shared guest other "
-                       "programs freed memory that was reported too, or took some of what was freed, in the same "
-                       "window, and the whole-guest counters cannot tell them apart.",
+                       "the **{freed}** of cache its actions freed ({share:.0%}): the rest was memory freed elsewhere "
+                       "in the guest in that window{busy}, which the guest-wide `reported_kib` counts too.",
     "cut_short": "**{label}**: the runs can be compared only **{dt:.1f} s** after their actions (the shortest "
                  "recording ends then). Free page reporting waits about 2 s after a free and then works in passes "
                  "about 2 s apart, so the {host} that reached the host from this run by then is not a final figure: "
                  "record it again with a longer `tail_s`.",
-    "nothing_freed": "**{label}**: its {action} freed next to nothing ({freed}), so there was nothing new for "
-                     "the host; {host} reached it in the {dt:.0f} s after.",
+    "nothing_freed": "**{label}**: its actions freed next to nothing ({freed} of cache), so there was nothing new "
+                     "for the host from them; {host} reached it in the {dt:.0f} s after.",
     "no_action": "**{label}**: made no drop or reclaim in this run, so there is no \"after the action\" to compare.",
     "not_measurable": "**{label}**: this recording has no host-side view, so what reached the host is not known.",
 }
@@ -70,7 +96,8 @@ _HOST = {
 
 def host_after_action(recs: Mapping[str, Recording], window_s: float | None = None) -> list[Claim]:
     """Per run: memory reported to the host within the same `window_s` after its action, judged
-    against what the guest freed in that window (MemFree's rise)."""
+    against what the run's own actions freed in that window (the guest's cache fall across each action; MemFree's
+    rise is no measure on a busy guest, where others allocate and free meanwhile)."""
     dt = common_window_s(recs) if window_s is None else window_s
     out = []
     for name, rec in recs.items():
@@ -82,14 +109,18 @@ def host_after_action(recs: Mapping[str, Recording], window_s: float | None = No
             continue
         kinds = [k for k in ACTIONS if t in rec.event_times(k)]
         action = "`drop_caches`" if kinds and kinds[0] == "drop_caches" else "first reclaim step"
-        freed_kib = analysis.change(rec, "mem_free_kib", t - 0.5, t + dt)
+        freed_kib = fall_across_actions(rec, CACHE_COLUMNS, action_times(rec, t, t + dt)) or 0.0
+        busy = (rec.meta.get("results") or {}).get("guest_busy_share_baseline")
         if "host_reported_kib" in rec.samples.columns and rec.samples["host_reported_kib"].notna().any():
             host_kib = analysis.change(rec, "host_reported_kib", t - 0.5, t + dt)
         else:
             host_kib = math.nan
         ev = dict(label=label, dt=dt, action=action, order=order, t_action_s=round(t, 2),
                   host=analysis.gib(host_kib) if host_kib == host_kib else "—",
-                  freed=analysis.gib(max(freed_kib, 0)), host_kib=host_kib, freed_kib=freed_kib)
+                  freed=analysis.gib(max(freed_kib, 0)), host_kib=host_kib, freed_kib=freed_kib,
+                  mem_free_rise_kib=analysis.change(rec, "mem_free_kib", t - _BEFORE_S, t + dt),
+                  busy=(f" (other programs kept its CPU {busy:.0%} busy in the baseline)"
+                        if isinstance(busy, (int, float)) and busy >= THRESHOLDS["auto_reclaim_busy_cpu_share"] else ""))
         if host_kib != host_kib:
             verdict, share = "not_measurable", None
         elif dt < THRESHOLDS["auto_reclaim_min_window_s"]:
@@ -108,12 +139,8 @@ def host_after_action(recs: Mapping[str, Recording], window_s: float | None = No
 _METHOD = {
     "memory_reclaim": "**{label}**: its {n} reclaim request(s) went to cgroup v2 `memory.reclaim`, as WSL's do "
                       "(WSL writes the root cgroup's; this run wrote {where}).",
-    "v1_squeeze": "**{label}**: this guest has cgroup v1, which has no `memory.reclaim`; its {n} reclaim "
-                  "request(s) were carried out by a stand-in, a `memory.limit_in_bytes` squeeze of the "
-                  "experiment's OWN cgroup. WSL writes the ROOT cgroup's `memory.reclaim`, reaching every "
-                  "process's cache; the stand-in reaches only the cache our workload charged to its cgroup "
-                  "(on such a guest WSL itself would fall back to `dropCache`). The decisions (when, how much) "
-                  "are WSL's.",
+    "v1_squeeze": "**{label}**: this guest has no `memory.reclaim` (cgroup v1): its {n} reclaim request(s) went to "
+                  "the stand-in described above, a `memory.limit_in_bytes` squeeze of the experiment's own cgroup.",
     "no_request": "**{label}**: made no reclaim request (it dropped caches{drop}), so no reclaim method was used.",
 }
 
@@ -203,20 +230,22 @@ def model_setting(label: str, rows: "list[dict] | object", *, busy_until_s: floa
 
 _ACTED = {
     "dropped": "**{label}**: {wait_s:.1f} s after the idle mark ({wsl_wait}) it wrote `drop_caches={level}`{compact}; "
-               "the cache charged to the experiment's cgroup went from {own_idle} to **{own_end}**, the guest's "
-               "Cached from {cached_idle} to {cached_end}.",
+               "it took **{own_taken}** of the {own_idle} of cache charged to the experiment's cgroup and "
+               "{cached_taken} of the guest's Cached.",
     "stepped_within_clamp": "**{label}**: {wait_s:.1f} s after the idle mark ({wsl_wait}) it made the first of **{n}** "
                             "reclaim request(s), of {sizes}: each within WSL's step, min(cache − 128 MiB, RAM/32 = "
-                            "{ram32} clamped to 256 MiB…1 GiB = **{step}**){compact}. The cache charged to the "
-                            "experiment's cgroup went from {own_idle} to **{own_end}**, the guest's Cached from "
-                            "{cached_idle} to {cached_end}.",
+                            "{ram32} clamped to 256 MiB…1 GiB = **{step}**){compact}. Together they took "
+                            "**{own_taken}** of the {own_idle} of cache charged to the experiment's cgroup and "
+                            "{cached_taken} of the guest's Cached.",
     "stepped_outside_clamp": "**{label}**: its {n} reclaim request(s), of {sizes}, are NOT all within WSL's step "
                              "(RAM/32 = {ram32} clamped to 256 MiB…1 GiB = {step}): the engine did not follow the "
                              "source in this run.",
     "stepped": "**{label}**: {wait_s:.1f} s after the idle mark ({wsl_wait}) it made the first of **{n}** reclaim "
-               "request(s), of {sizes} (3 % of used memory each){compact}. The cache charged to the experiment's "
-               "cgroup went from {own_idle} to **{own_end}**, the guest's Cached from {cached_idle} to {cached_end}.",
-    "no_action": "**{label}**: made no drop or reclaim after the idle mark in this recording.",
+               "request(s), of {sizes} (3 % of used memory each){compact}. Together they took **{own_taken}** of "
+               "the {own_idle} of cache charged to the experiment's cgroup and {cached_taken} of the guest's Cached.",
+    "no_action": "**{label}**: made no drop or reclaim after the idle mark in this recording, although its idle "
+                 "window ({window_s:.1f} s at ×{scale:g}) fits {fits:.0f} times in the {watch_s:.0f} s it watched: "
+                 "{why}.",
 }
 
 
@@ -231,6 +260,54 @@ def _at(rec: Recording, column: str, t: float, scale: float = 1.0) -> str:
     return analysis.gib(analysis.value_at(rec, column, t) / scale)
 
 
+def _policy(rec: Recording):
+    from ...wsl.autoreclaim_policy import Policy
+    p = rec.meta.get("parameters", {})
+    return Policy(p.get("policy", "gradual"), p.get("variant", "released"))
+
+
+def _wsl_wait(rec: Recording, wait_s: float, scale: float) -> str:
+    """The wait in WSL's clock, and why where it is longer than the idle window plus the baseline poll:
+    the CPU gate counted polls as busy (when it was on), else not measured."""
+    policy = _policy(rec)
+    window_s = policy.window_polls * policy.poll_interval_s
+    text = f"{wait_s:.0f} s of WSL's clock at ×{scale:g}"
+    if wait_s <= window_s + 2 * policy.poll_interval_s:
+        return text
+    res, p = rec.meta.get("results", {}), rec.meta.get("parameters", {})
+    share = float(res.get("idle_share") or p.get("idle_share") or 0.005)
+    busy = res.get("guest_busy_share_baseline")
+    why = (f"its CPU gate ({share:.1%}) counted polls as busy, on a guest busy at {busy:.1%} in the baseline"
+           if share < 1 and isinstance(busy, (int, float)) else "which polls it counted as busy is not recorded")
+    return f"{text}, more than its {window_s:.0f} s window: {why}"
+
+
+def _no_action_reason(rec: Recording) -> dict:
+    """Why a run made no drop or reclaim, from the gate's figures: its threshold against the baseline's busy CPU."""
+    policy = _policy(rec)
+    res, p = rec.meta.get("results", {}), rec.meta.get("parameters", {})
+    scale = float(res.get("time_scale") or p.get("time_scale") or 1.0)
+    share = float(res.get("idle_share") or p.get("idle_share") or 0.005)
+    busy = res.get("guest_busy_share_baseline")
+    idle = rec.event_times("idle")
+    watch_s = _end_s(rec) - (idle[0] if idle else 0.0)
+    window_s = policy.window_polls * policy.poll_interval_s * scale
+    if share < 1 and isinstance(busy, (int, float)) and busy > share:
+        why = (f"its idle test never passed: busy CPU was {busy:.1%} in the baseline, above the {share:.1%} it "
+               f"allows (WSL's released test counts user CPU only, which this run did not record apart)")
+    else:
+        why = ("why is not measured here: the run records the gate's CPU only in its baseline "
+               f"({f'busy {busy:.1%}' if isinstance(busy, (int, float)) else 'not measured'}), not at each poll")
+    return dict(window_s=window_s, scale=scale, watch_s=watch_s, fits=watch_s / window_s if window_s else 0.0,
+                why=why, idle_share=share, busy_baseline=busy)
+
+
+def _taken(rec: Recording, columns: tuple[str, ...], scale: float = 1.0) -> str:
+    """What the run's own drops and reclaims took from `columns` (summed across each action), formatted."""
+    kib = fall_across_actions(rec, columns, action_times(rec))
+    return "—" if kib is None else analysis.gib(kib / scale)
+
+
 def actions(rec: Recording, label: str | None = None) -> Claim:
     """What the run did after its idle mark: one drop (and the compaction after it), or reclaim steps
     checked against WSL's rule for the variant (newer: RAM/32 clamped to 256 MiB…1 GiB)."""
@@ -241,25 +318,27 @@ def actions(rec: Recording, label: str | None = None) -> Claim:
     key = f"auto_reclaim.actions.{label}"
     t = first_action_s(rec)
     if t is None:
-        return claim(key, "no_action", _ACTED, label=label)
+        return claim(key, "no_action", _ACTED, label=label, **_no_action_reason(rec))
     idle = rec.event_times("idle")
     t_idle = idle[0] if idle else 0.0
-    t_end = _end_s(rec)
     scale = float(res.get("time_scale") or p.get("time_scale") or 1.0)
     ev = rec.events
     after = ev[ev["t_s"] >= t - 1e-9]
     compacts = after[(after["kind"] == "compact_memory")]["t_s"].tolist()
     ev_common = dict(label=label, t_action_s=round(t, 2), wait_s=t - t_idle,
-                     wsl_wait=f"{(t - t_idle) / scale:.0f} s of WSL's clock at ×{scale:g}",
+                     wsl_wait=_wsl_wait(rec, (t - t_idle) / scale, scale),
                      own_idle=_at(rec, "workload_cgroup_bytes", t_idle, 1024),
-                     own_end=_at(rec, "workload_cgroup_bytes", t_end, 1024),
-                     cached_idle=_at(rec, "cached_kib", t_idle), cached_end=_at(rec, "cached_kib", t_end))
+                     own_taken=_taken(rec, ("workload_cgroup_bytes",), 1024), cached_taken=_taken(rec, ("cached_kib",)))
     drops = after[after["kind"] == "drop_caches"]
     if len(drops) and float(drops["t_s"].iloc[0]) <= t + 1e-9:
         level = str(drops["detail"].iloc[0]).strip()
         nxt = [c for c in compacts if c >= t]
+        earlier = [c for c in ev[ev["kind"] == "compact_memory"]["t_s"] if c < t - 1e-9]
         if nxt:
             compact = f", then `compact_memory` {nxt[0] - t:.2f} s later"
+        elif p.get("variant") == "released" and earlier:
+            compact = (f", and no `compact_memory` followed it (its {len(earlier)} came before the drop: the released "
+                       "thread compacts after a poll that saw user CPU, once the next second is quiet, not after a drop)")
         elif p.get("variant") == "released":
             busy = res.get("guest_busy_share_baseline")
             compact = (", and no `compact_memory` followed: the released thread compacts only when the second "

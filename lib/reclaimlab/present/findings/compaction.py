@@ -168,26 +168,63 @@ def _counter_change(rec: Recording, column: str, t0: float | None) -> float | No
     return analysis.change(rec, column, t0, t1)
 
 
+def _scan(rec: Recording, t_compact: float | None) -> dict[str, Any]:
+    """What a `compact_memory` write itself moves: the migrate and free scanners' page counts (/proc/vmstat).
+    compact_success/compact_fail count only compaction for an allocation (mm/page_alloc.c), never this write."""
+    migrate = _counter_change(rec, "compact_migrate_scanned_pages", t_compact)
+    free = _counter_change(rec, "compact_free_scanned_pages", t_compact)
+    isolated = _counter_change(rec, "compact_isolated_pages", t_compact)  # recorded since 2026-12-06
+    words = {k: f"{v:,.0f}" if v is not None else "an unknown number of" for k, v in (("m", migrate), ("f", free))}
+    took = f" (it took {isolated:,.0f}, to move or as targets)" if isolated is not None else ""
+    return {"scan": f"`compact_memory` scanned {words['m']} pages for pages to move and {words['f']} for free "
+                    f"pages to move them into{took}",
+            "migrate_scanned_pages": migrate, "free_scanned_pages": free, "isolated_pages": isolated}
+
+
+def _kept_pattern(rec: Recording) -> int | None:
+    """The fragmenter's period: it kept one page in every N (N from its freed and kept pages), None if unknown."""
+    res = rec.meta.get("results") or {}
+    held, freed = res.get("fragment_held_pages"), res.get("fragment_freed_pages")
+    if not held or freed is None:
+        return None
+    return round((float(freed) + float(held)) / float(held))
+
+
+def _held_moved(rec: Recording, order: int) -> tuple[str, dict[str, Any]]:
+    """What compaction did to the fragmenter's own kept pages (their page frames before and after, read from
+    its /proc/<pid>/pagemap), and, for a period-2 pattern, why it cannot free all their blocks."""
+    res = rec.meta.get("results") or {}
+    held, moved, vacated = (res.get(k) for k in ("fragment_held_pages", "compact_moved_held_pages",
+                                                 "compact_vacated_blocks"))
+    if moved is None or held is None:
+        text = (" Which of the fragmenter's kept pages it moved is not measured in this run (a run as root reads "
+                "their page frames from the fragmenter's `/proc/<pid>/pagemap`).")
+    else:
+        text = (f" It moved {moved:,} of the fragmenter's {held:,} kept pages (movable anonymous pages) and emptied "
+                f"{vacated or 0:,} blocks of order {order} of them.")
+    if _kept_pattern(rec) == 2:
+        text += (" The fragmenter kept every other page: compaction moves pages it finds from the zone's bottom into "
+                 "free pages it finds from the top until the two scans meet, and the kept pages of each block it "
+                 "empties fill the holes of another such block.")
+    return text, {"held_pages": held, "moved_held_pages": moved, "vacated_blocks": vacated,
+                  "kept_one_in": _kept_pattern(rec)}
+
+
 def compacted(rec: Recording) -> Claim:
     """What compact_memory did to reportable free memory, and why where it did little."""
     order, _ = reporting_order(rec)
     sentences = {
-        "joined": "**Compacted.** `compact_memory` scanned {scanned} pages and reportable free memory (blocks of order "
-                  "{order} and up) grew by **{big_rise}**: {value:.0%} of the {small_before} that sat in smaller blocks "
-                  "after fragmenting{was_fragmenter}. Free memory joined into blocks the host can take.",
-        "some": "**Compacted, partly.** `compact_memory` scanned {scanned} pages; reportable free memory grew by "
-                "{big_rise}, {value:.0%} of the {small_before} in smaller blocks. The rest stayed in smaller blocks: "
-                "compaction cannot move every page between them (kernel memory and pinned pages stay put), and other "
-                "programs may have allocated from the joined blocks meanwhile.",
-        "below_order": "**Compaction joined memory, but below the reporting order.** `compact_memory` scanned {scanned} "
-                       "pages; reportable free memory changed by only {big_rise}, while free memory in blocks of orders "
-                       "{near_from} to {order_below} changed by **{near_change}**: larger than before, still too small "
-                       "for a guest that reports order {order} and up.",
-        "freed_nothing": "**Compaction freed nothing reportable.** `compact_memory` scanned {scanned} pages, yet "
-                         "reportable free memory changed by {big_rise} and blocks just below order {order} by "
-                         "{near_change}: on this guest the pages between the free ones could not be moved (or others "
-                         "took the joined memory at once). The kernel's counters: compact_success {success}, "
-                         "compact_fail {fail} during the step.",
+        "joined": "**Compacted.** {scan}, and reportable free memory (blocks of order {order} and up) grew by "
+                  "**{big_rise}**: {value:.0%} of the {small_before} that sat in smaller blocks after "
+                  "fragmenting{was_fragmenter}. Free memory joined into blocks the host can take.",
+        "some": "**Compacted, partly.** {scan}; reportable free memory grew by {big_rise}, {value:.0%} of the "
+                "{small_before} in smaller blocks.{held_moved}",
+        "below_order": "**Compaction joined memory, but below the reporting order.** {scan}; reportable free memory "
+                       "changed by only {big_rise}, while free memory in blocks of orders {near_from} to "
+                       "{order_below} changed by **{near_change}**: larger than before, still too small for a guest "
+                       "that reports order {order} and up.",
+        "freed_nothing": "**Compaction freed nothing reportable.** {scan}, yet reportable free memory changed by "
+                         "{big_rise} and blocks just below order {order} by {near_change}.{held_moved}",
         "did_not_run": "**Compaction did not run.** Reportable free memory changed by {big_rise} and the kernel's "
                        "counter of pages scanned for migration did not move: nothing was compacted.",
         "not_run": "This run has no *fragmented* and *compacted* buddyinfo snapshots.",
@@ -197,9 +234,8 @@ def compacted(rec: Recording) -> Claim:
         return claim("compaction.compacted", "not_run", sentences, unit="share")
     f, c = snapshot(rec, "fragmented", order), snapshot(rec, "compacted", order)
     t_compact = next(iter(rec.event_times("compact_memory") or rec.event_times("compact")), None)
-    scanned = _counter_change(rec, "compact_migrate_scanned_pages", t_compact)
-    success = _counter_change(rec, "compact_success_count", t_compact)
-    fail = _counter_change(rec, "compact_fail_count", t_compact)
+    scan = _scan(rec, t_compact)
+    scanned = scan["migrate_scanned_pages"]
     big_rise = c["big_kib"] - f["big_kib"]
     near_change = c["near_kib"] - f["near_kib"]
     base = f["small_kib"]
@@ -216,16 +252,13 @@ def compacted(rec: Recording) -> Claim:
     else:
         verdict = "freed_nothing"
     frag_rise = fragmented(rec).evidence.get("small_rise_kib")
+    held_moved, held_ev = _held_moved(rec, order)
     return claim("compaction.compacted", verdict, sentences, value=share, unit="share", order=order,
-                 order_below=order - 1, near_from=max(order - 3, 0),
-                 scanned=f"{scanned:,.0f}" if scanned is not None else "an unknown number of",
+                 order_below=order - 1, near_from=max(order - 3, 0), held_moved=held_moved, **held_ev, **scan,
                  big_rise=_signed(big_rise), near_change=_signed(near_change), small_before=analysis.mib(base),
                  was_fragmenter=(f" ({analysis.mib(frag_rise)} of it left there by the fragmenter)"
                                  if frag_rise and frag_rise > 0 else ""),
-                 success=f"{success:+,.0f}" if success is not None else "?",
-                 fail=f"{fail:+,.0f}" if fail is not None else "?",
-                 big_rise_kib=big_rise, near_change_kib=near_change, small_before_kib=base,
-                 migrate_scanned_pages=scanned, compact_success=success, compact_fail=fail)
+                 big_rise_kib=big_rise, near_change_kib=near_change, small_before_kib=base)
 
 
 def host_windows(rec: Recording) -> list[dict[str, Any]]:
@@ -253,20 +286,51 @@ def analysis_has(rec: Recording, column: str) -> bool:
     return column in rec.samples.columns and bool(rec.samples[column].notna().any())
 
 
+def _first_report(rec: Recording, window: dict[str, Any]) -> tuple[float, float] | None:
+    """(seconds after the window's start, KiB) of the first report to the host in a window, None if none."""
+    col, t0 = window["column"], window["t0_s"]
+    s = rec.samples[rec.samples["t_s"] <= t0 + window["length_s"]][["t_s", col]].dropna()
+    s = s[s["t_s"] >= s["t_s"][s["t_s"] <= t0].max()]  # from the last sample before the window: its first rise counts
+    rises = s[col].diff() * (1 if col == "host_reported_kib" else -1)
+    hit = rises[rises > 0]
+    return (float(s.loc[hit.index[0], "t_s"]) - t0, float(hit.iloc[0])) if len(hit) else None
+
+
+def _elsewhere(rec: Recording, frag: Claim) -> str:
+    """Where reportable memory may have come from while the fragmenter's own freed memory sat below the order:
+    the run's figures if they show one, else that it was not measured."""
+    rest = frag.evidence.get("unaccounted_kib")
+    if rest is not None and rest < 0 and not negligible(rest, frag.evidence.get("freed_kib") or 1):
+        return f"the rest of the guest freed {analysis.mib(-rest)} meanwhile (the first table's accounting)"
+    if any("buddy allocator" in str(n) for n in rec.meta.get("notices") or []):
+        return "the kernel brought more memory under the buddy allocator during this run (the notice above)"
+    return ("which memory it was is not measured here: `reported_kib` counts every block the guest reports, "
+            "not only the fragmenter's")
+
+
 def host_reporting(rec: Recording) -> Claim:
-    """When did the host get the fragmenter's memory: while it was fragmented, after compaction, after release?"""
+    """When did the host get memory back: while fragmented, after compaction, after release, and what of
+    it the run's figures let us attribute to the fragmenter or to compaction."""
     order, _ = reporting_order(rec)
     sentences = {
         "after_compaction": "The host got {held} while the memory was fragmented, **{compact}** in the "
-                            "{compact_s:.0f} s after compaction, and {release} after the fragmenter released the rest: "
-                            "compaction made free blocks of order {order} and up, and reporting followed those blocks, "
-                            "not the amount of free memory.",
+                            "{compact_s:.0f} s after `compact_memory` and {release} after the fragmenter released "
+                            "the rest. Compaction added {big_rise} of free blocks of order {order} and up (the "
+                            "snapshots above){excess}{early}.",
+        "after_compaction_elsewhere": "The host got {held} while the memory was fragmented, **{compact}** in the "
+                                      "{compact_s:.0f} s after `compact_memory` and {release} after the fragmenter "
+                                      "released the rest. Compaction added only {big_rise} of free blocks of order "
+                                      "{order} and up, so most of it was not compaction's doing: {source}.",
         "after_release": "The host got {held} while the memory was fragmented and {compact} after compaction, but "
                          "**{release}** once the fragmenter released the pages it kept: here the free blocks of "
                          "order {order} formed when the pinning pages went, not by compaction.",
         "while_fragmented": "The host got **{held}** while the memory was still fragmented, {compact} after compaction "
                             "and {release} after release: the fragmenter's holes were large enough to report at order "
                             "{order} on this guest.",
+        "while_fragmented_elsewhere": "The host got **{held}** while the memory was still fragmented, {compact} after "
+                                      "compaction and {release} after release. Not from the fragmenter's holes: "
+                                      "{small_rise} of the {freed} it freed sat below order {order} (above); "
+                                      "{source}.",
         "little": "The host got little back in any window ({held} fragmented, {compact} after compaction, {release} "
                   "after release, of {freed} freed): reporting stalled on this guest, with its free memory in blocks "
                   "below order {order} (the snapshots above) or taken by other programs at once.",
@@ -282,20 +346,42 @@ def host_reporting(rec: Recording) -> Claim:
     whole = freed if freed and not math.isnan(freed) else total
     share = total / whole if whole else math.nan
     some = THRESHOLDS["share_some"] * whole
+    frag = fragmented(rec)
+    comp = compacted(rec)
+    big_rise = comp.evidence.get("big_rise_kib") or 0.0
     if share_verdict(share) == "little" or total <= 0:
         verdict = "little"
     elif got["fragment"] >= some:
-        verdict = "while_fragmented"
+        # the fragmenter's own freed memory below the order cannot be what the host got
+        verdict = "while_fragmented_elsewhere" if frag.verdict in ("fragmented", "already") else "while_fragmented"
     elif got["compact"] >= some:
-        verdict = "after_compaction"
+        verdict = "after_compaction" if big_rise >= got["compact"] / 2 else "after_compaction_elsewhere"
     else:
         verdict = "after_release"
+    first = _first_report(rec, windows["compact"]) if "compact" in windows else None
+    compact_s = float((rec.meta.get("results") or {}).get("compact_memory_s") or 0.0)
+    early = ""
+    if first is not None and first[0] < _REPORT_DELAY_S:
+        early = (f"; the first {analysis.mib(first[1])} came only {first[0]:.2f} s after it started"
+                 f"{' (it ran ' + format(compact_s * 1000, '.0f') + ' ms)' if compact_s else ''}, too soon to tell "
+                 f"its blocks from others")
+    excess = (f": no more than that can be its doing; the other {analysis.mib(got['compact'] - big_rise)} were "
+              f"free blocks it did not make" if got["compact"] > big_rise * THRESHOLDS["same_ratio"] else "")
     return claim("compaction.host_reporting", verdict, sentences, value=share, unit="share", order=order,
                  held=analysis.mib(max(got["fragment"], 0)), compact=analysis.mib(max(got["compact"], 0)),
                  release=analysis.mib(max(got["release"], 0)), freed=analysis.mib(whole),
-                 compact_s=windows.get("compact", {}).get("length_s", 0.0),
+                 compact_s=windows.get("compact", {}).get("length_s", 0.0), big_rise=_signed(big_rise),
+                 small_rise=analysis.mib(max(frag.evidence.get("small_rise_kib") or 0.0, 0.0)),
+                 source=_elsewhere(rec, frag), excess=excess, early=early,
+                 first_report_after_compact_s=first[0] if first else None,
+                 first_report_kib=first[1] if first else None, big_rise_kib=big_rise,
                  fragment_kib=got["fragment"], compact_kib=got["compact"], release_kib=got["release"],
                  freed_kib=whole)
+
+
+# The kernel reports a freed block no sooner than this after the free that asked for a pass (mm/page_reporting.c,
+# PAGE_REPORTING_DELAY = 2 * HZ): a report sooner than this after compaction began came from a pass already due.
+_REPORT_DELAY_S = 2.0
 
 
 def all_claims(rec: Recording) -> dict[str, Claim]:

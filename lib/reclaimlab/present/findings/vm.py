@@ -132,18 +132,20 @@ def first_step(rec: Recording) -> Claim:
 
 
 def step_budget(rec: Recording) -> Claim:
-    """The reporting budget per pass, from the buddyinfo snapshot before the run, against the steps measured."""
+    """The reporting budget per pass of the top order's free list (mm/page_reporting.c budgets each zone x order x
+    migratetype list on its own; a freed buffer lands mostly in that one), against the steps measured."""
     steps = story(rec)["steps"]
     b = rec.buddyinfo
     sentences = {
         "matches": "Before the run the guest's zone {zone} had **{n_top}** free blocks of order {top} ({block:.0f} "
-                   "MiB each): a budget of ⌈{n_top} / 512⌉ = {calls} call(s) plus one, so up to {calls1} × 32 × "
-                   "{block:.0f} MiB = **{budget:.0f} MiB** a pass. The largest step measured: {largest:.0f} MiB "
+                   "MiB each): that list's budget is ⌈{n_top} / 512⌉ = {calls} call(s) plus one, so up to {calls1} × "
+                   "32 × {block:.0f} MiB = **{budget:.0f} MiB** a pass. The largest step measured: {largest:.0f} MiB "
                    "({sizes} MiB in all steps), as the budget predicts.",
         "differs": "Before the run the guest's zone {zone} had **{n_top}** free blocks of order {top} ({block:.0f} "
-                   "MiB each): a budget of up to **{budget:.0f} MiB** a pass. The steps measured ({sizes} MiB) "
-                   "differ: a step can merge two passes when the host's view is read between them, or be smaller "
-                   "when less was left to report.",
+                   "MiB each): that list's budget is up to **{budget:.0f} MiB** a pass. The steps measured "
+                   "({sizes} MiB) differ: a step can merge two passes when the host's view is read between them, "
+                   "hold blocks from other lists (each zone × order × migratetype has a budget of its own), or be "
+                   "smaller when less was left to report.",
         "not_measurable": "This recording has no buddyinfo snapshot before the run, or no step to compare.",
     }
     if b is None or b.empty or not (b["label"] == "before").any() or not len(steps):
