@@ -70,6 +70,11 @@ Where memory.reclaim is missing, `Policy(memory_reclaim_available=False)` reprod
 (gradual behaves as dropCache); how the daemon stands in for memory.reclaim on this kit's cgroup v1
 guest is in autoreclaim_daemon.py.
 
+`variant="pressure"`: the PROPOSED gradual mode of the closed, unmerged series microsoft/WSL
+#40777-#40780 (reclaim driven by PSI `some avg10` with a floor that adapts to file refaults), labelled
+"proposed, not merged in WSL" wherever it appears; its source lines and the choices the model makes
+are in pressure_policy.py. Mode `gradual` (or `disabled`) only.
+
 Time compression: every period (poll, windows as poll counts, the compaction probe) is multiplied by
 `time_scale`; CPU thresholds are shares of CPU time, so they need no scaling.
 """
@@ -77,12 +82,13 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Union
+from typing import Callable, Union
 
 from ..units import GIB, MIB
+from . import pressure_policy as pp
 
 MODES = ("disabled", "gradual", "dropCache")
-VARIANTS = ("released", "newer")
+VARIANTS = ("released", "newer", "pressure")   # pressure: proposed, NOT merged in WSL (#40778-#40779)
 
 # --- released: microsoft/WSL src/linux/init/main.cpp ConfigureMemoryReduction() ---
 RELEASED_POLL_S = 30.0                  # SleepDuration
@@ -104,8 +110,10 @@ NEWER_STEP_MIN_BYTES = 256 * MIB        # "RAM-scaled 256 MB to 1 GB steps"
 NEWER_STEP_MAX_BYTES = GIB
 NEWER_STEP_RAM_DIVISOR = 32             # RAM/32 (clamped), per the issue; the PR says "RAM-scaled"
 
-DROP_LEVEL = {"released": 1, "newer": 3}   # "1\n" in main.cpp; "3\n" in util.cpp since #41171
+DROP_LEVEL = {"released": 1, "newer": 3, "pressure": 1}   # "1\n" in main.cpp; "3\n" in util.cpp since #41171; the series: "1\n"
 DEFAULT_DROP_LEVEL = DROP_LEVEL["released"]
+_EPS_S = 1e-9       # the released test is strict (main.cpp:382-383, integer jiffies); floats need a margin
+PAGE_BYTES = 4096   # the model guest's page (refault counts are pages, as in /proc/vmstat)
 
 
 # ----------------------------------------------------------------------------- observations
@@ -119,6 +127,7 @@ class Observation:
     released variant's used = total - free; `reclaimable_cache_bytes` (Active(file) + Inactive(file) +
     SReclaimable) the newer one's. `probe_user_cpu_fraction` is the released compaction probe (user CPU
     over the ~1 s after the poll); where absent, the poll's own fraction stands in.
+    `psi_some_avg10` and `refault_file_pages` drive the pressure variant only (None = unavailable).
     """
 
     now_s: float
@@ -129,6 +138,8 @@ class Observation:
     reclaimable_cache_bytes: int = 0
     cached_bytes: int = 0
     probe_user_cpu_fraction: float | None = None
+    psi_some_avg10: float | None = None          # /proc/pressure/memory "some avg10" (percent); None: no PSI
+    refault_file_pages: int | None = None        # /proc/vmstat workingset_refault_file (cumulative)
 
     @property
     def used_bytes(self) -> int:
@@ -227,13 +238,25 @@ class Policy:
 
     def __init__(self, mode: str = "gradual", variant: str = "released", time_scale: float = 1.0, *,
                  drop_level: int | None = None, memory_reclaim_available: bool = True,
-                 page_reporting_order: int = 9, idle_share: float | None = None):
+                 page_reporting_order: int = 9, idle_share: float | None = None,
+                 pressure: "pp.PressureParams | None" = None):
         if isinstance(mode, str) and mode.lower() == "dropcache":
             mode = "dropCache"
         if mode not in MODES:
             raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)} (the .wslconfig autoMemoryReclaim values)")
         if variant not in VARIANTS:
             raise ValueError(f"variant {variant!r} is not one of {', '.join(VARIANTS)}")
+        if variant == "pressure":
+            if mode == "dropCache":
+                raise ValueError("variant 'pressure' (proposed, not merged in WSL) models the series' gradual mode "
+                                 "only; use mode='gradual' (or variant='newer' for dropCache)")
+            if not memory_reclaim_available:
+                raise ValueError("variant 'pressure' needs memory.reclaim: the series falls back to dropCache "
+                                 "without it, which the kit does not model; use variant='newer' to show that fallback")
+            if pressure is not None and not isinstance(pressure, pp.PressureParams):
+                raise ValueError(f"pressure={pressure!r}: expected a pressure_policy.PressureParams")
+        elif pressure is not None:
+            raise ValueError(f"pressure parameters apply to variant 'pressure' only, not {variant!r}")
         if not (isinstance(time_scale, (int, float)) and time_scale > 0):
             raise ValueError(f"time_scale {time_scale!r} must be a positive number (1.0 = WSL's real timing)")
         if drop_level is None and variant in DROP_LEVEL:
@@ -249,7 +272,9 @@ class Policy:
         self.drop_level = drop_level
         self.memory_reclaim_available = memory_reclaim_available
         self.page_reporting_order = page_reporting_order
-        default_share = RELEASED_IDLE_USER_SHARE if variant == "released" else NEWER_IDLE_BUSY_SHARE
+        self.pressure_params = (pressure or pp.PressureParams()) if variant == "pressure" else None
+        default_share = {"released": RELEASED_IDLE_USER_SHARE, "newer": NEWER_IDLE_BUSY_SHARE,
+                         "pressure": pp.PRESSURE_IDLE_BUSY_SHARE}[variant]
         self.idle_share = default_share if idle_share is None else float(idle_share)
         # WSL falls back to drop_caches when memory.reclaim is not writable (both variants).
         self.effective_mode = "dropCache" if (mode == "gradual" and not memory_reclaim_available) else mode
@@ -258,7 +283,8 @@ class Policy:
     # -- timing (all scaled) --
     @property
     def poll_interval_s(self) -> float:
-        return (RELEASED_POLL_S if self.variant == "released" else NEWER_POLL_S) * self.time_scale
+        base = {"released": RELEASED_POLL_S, "newer": NEWER_POLL_S, "pressure": pp.PRESSURE_POLL_S}[self.variant]
+        return base * self.time_scale
 
     @property
     def window_polls(self) -> int:
@@ -267,6 +293,8 @@ class Policy:
             return 0
         if self.variant == "released":
             return RELEASED_WINDOW_POLLS[self.effective_mode]
+        if self.variant == "pressure":
+            return 1   # no window: one interval decides the step size (and, without PSI, the gate)
         return NEWER_WINDOW_POLLS
 
     @property
@@ -287,7 +315,9 @@ class Policy:
 
     @property
     def exclude_own_work(self) -> bool:
-        """Newer variant: the driver re-reads CPU after acting so its own work is not counted."""
+        """Newer variant: the driver re-reads CPU after acting so its own work is not counted.
+
+        The pressure series does not (its thread runs at SCHED_IDLE instead, util.cpp 4280)."""
         return self.variant == "newer"
 
     @property
@@ -295,7 +325,7 @@ class Policy:
         """Whether WSL would run the reduction thread at all for this setting."""
         if self.variant == "released":
             return self.mode != "disabled" or self.page_reporting_order != 0
-        return self.mode != "disabled"
+        return self.mode != "disabled"   # newer (util.cpp 3809) and pressure (4e60f356b, 4266)
 
     @property
     def _released_compacts(self) -> bool:
@@ -305,6 +335,20 @@ class Policy:
         """One paragraph in plain words, with this policy's (scaled) numbers."""
         s = self.time_scale
         scaled = "" if s == 1 else f" (time-compressed x{s:g})"
+        if self.variant == "pressure":
+            if self.mode == "disabled":
+                return f"pressure variant ({pp.LABEL}){scaled}: disabled, no reduction thread at all"
+            q = self.pressure_params
+            parts = [f"pressure variant, {pp.LABEL}{scaled}: poll every {self.poll_interval_s:g} s",
+                     f"PSI some avg10 under {q.reclaim_below_avg10:g} % -> memory.reclaim of the cache above an "
+                     f"adaptive floor (from {q.floor_base_bytes // MIB} MiB), by at most {q.busy_step_bytes // MIB} MiB "
+                     "in a busy interval and all of it in an idle one, with NO CPU-idle gate",
+                     f"avg10 at or above {q.backoff_at_avg10:g} % or {q.refault_backoff_pages} file refaults per "
+                     "10 s -> no reclaim, floor raised to protect the cache in use",
+                     f"after {q.floor_decay_after_calm_polls} calm polls the floor falls "
+                     f"{q.floor_decay_bytes // MIB} MiB per poll",
+                     "without PSI: reclaim only in CPU-idle intervals (busy <= 0.5 %)"]
+            return "; ".join(parts) + "."
         if self.variant == "released":
             parts = [f"released WSL logic{scaled}: poll every {self.poll_interval_s:g} s"]
             if self.effective_mode != "disabled":
@@ -350,6 +394,16 @@ class Policy:
         self._interval_idle = False
         self._dropped_this_idle = False
         self._compacted_this_idle = False
+        # pressure (proposed, not merged)
+        q = self.pressure_params
+        self._pressure = pp.PressureState(floor_bytes=q.floor_base_bytes) if q is not None else None
+        self._pressure_free_at_poll: int | None = None
+        self.last_pressure: pp.PressureTick | None = None
+
+    @property
+    def floor_bytes(self) -> int | None:
+        """The pressure variant's adaptive floor now (None for the other variants)."""
+        return self._pressure.floor_bytes if self._pressure is not None else None
 
     @property
     def idle(self) -> bool:
@@ -360,6 +414,14 @@ class Policy:
         _check_fraction("user_cpu_fraction", obs.user_cpu_fraction)
         _check_fraction("busy_cpu_fraction", obs.busy_cpu_fraction)
         _check_fraction("probe_user_cpu_fraction", obs.probe_user_cpu_fraction)
+        if obs.psi_some_avg10 is not None and not (0.0 <= obs.psi_some_avg10 <= 100.0):
+            raise ValueError(f"Observation.psi_some_avg10 = {obs.psi_some_avg10!r}: expected a percentage "
+                             "between 0 and 100 (the avg10 field of /proc/pressure/memory's 'some' line)")
+        if obs.refault_file_pages is not None and obs.refault_file_pages < 0:
+            raise ValueError(f"Observation.refault_file_pages = {obs.refault_file_pages!r}: expected the "
+                             "cumulative workingset_refault_file counter (0 or more)")
+        if obs.reclaimable_cache_bytes < 0:
+            raise ValueError(f"Observation.reclaimable_cache_bytes = {obs.reclaimable_cache_bytes!r}: expected 0 or more")
         if obs.mem_total_bytes <= 0 or obs.mem_free_bytes < 0:
             raise ValueError(f"Observation memory sizes look wrong: total {obs.mem_total_bytes}, free {obs.mem_free_bytes}")
         dt_s = self.poll_interval_s if self._last_now_s is None else max(0.0, obs.now_s - self._last_now_s)
@@ -368,6 +430,8 @@ class Policy:
         was_idle = self._idle
         if self.variant == "released":
             actions = self._decide_released(obs, dt_s)
+        elif self.variant == "pressure":
+            actions = self._decide_pressure(obs, dt_s)
         else:
             actions = self._decide_newer(obs, dt_s)
         self.last_tick = Tick(obs.now_s, self._idle, self._idle and not was_idle, tuple(actions))
@@ -396,8 +460,8 @@ class Policy:
         history = self._user_cpu_s
         gate_off = self.idle_share >= 1
         idle = (have_reading and len(history) >= window
-                and (gate_off or (self._user_cum_s - history[-window] < threshold_s * (window + 1)
-                                  and self._user_cum_s - history[-1] < threshold_s)))
+                and (gate_off or (self._user_cum_s - history[-window] < threshold_s * (window + 1) - _EPS_S
+                                  and self._user_cum_s - history[-1] < threshold_s - _EPS_S)))
         history.append(self._user_cum_s)
         while len(history) > window:
             history.popleft()
@@ -466,6 +530,45 @@ class Policy:
             actions.append(Compact(reason="after reclaim" if actions else "entering idle", after_reclaim=after))
         return actions
 
+    # -- pressure (proposed, not merged in WSL: PR #40779 head 4e60f356b, util.cpp) --
+    def _decide_pressure(self, obs: Observation, dt_s: float) -> list[Action]:
+        if self.mode == "disabled":
+            return []
+        q, st = self.pressure_params, self._pressure
+        if st.floor_max_bytes is None:   # set once from RAM when the thread starts (4301-4305)
+            st.floor_max_bytes = q.floor_max_bytes(obs.mem_total_bytes)
+        if obs.busy_cpu_fraction is None:
+            # The first reading is a baseline for CPU and refaults (4322-4329).
+            if obs.refault_file_pages is not None:
+                st.previous_refaults = obs.refault_file_pages
+            self._idle = False
+            self.last_pressure = None
+            return []
+        interval_idle = self._is_idle(obs.busy_cpu_fraction * dt_s, dt_s)   # 4336
+        self._idle = interval_idle
+        tick = pp.gradual_tick(st, q, psi_some_avg10=obs.psi_some_avg10,
+                               refault_file_pages=obs.refault_file_pages,
+                               cache_bytes=obs.reclaimable_cache_bytes, interval_idle=interval_idle,
+                               time_scale=self.time_scale)
+        self.last_pressure = tick
+        actions: list[Action] = []
+        if tick.reclaim_bytes > 0:
+            actions.append(Reclaim(tick.reclaim_bytes, file_only=False,
+                                   reason=f"{tick.zone}: cache above the {st.floor_bytes // MIB} MiB floor "
+                                          f"({pp.LABEL})"))
+        self._pressure_free_at_poll = obs.mem_free_bytes
+        if pp.compaction_due(st, q, obs.mem_free_bytes):
+            actions.append(Compact(reason="free memory grew by 256 MiB"))
+        elif actions:
+            actions.append(Compact(reason="after reclaim", after_reclaim=True))
+        return actions
+
+    def note_refaults_after_reclaim(self, refault_file_pages: int | None) -> None:
+        """Pressure variant: the refault counter read right after a reclaim write (util.cpp 4124-4128),
+        so the next poll's delta is charged to this reclaim. A no-op for the other variants or None."""
+        if self._pressure is not None and refault_file_pages is not None and refault_file_pages >= 0:
+            self._pressure.previous_refaults = refault_file_pages
+
     def _is_idle(self, busy: float, total: float) -> bool:
         """CpuIdleTracker::IsIdle: Total == 0 || Busy * 1000 <= Total * 5 (0.5 %, inclusive)."""
         return total <= 0 or busy <= total * self.idle_share + 1e-12
@@ -476,6 +579,10 @@ class Policy:
         WSL sets droppedThisIdlePeriod / compactedThisIdlePeriod only when the write returned 0, so a
         failed drop or compaction is tried again at the next idle poll.
         """
+        if self.variant == "pressure":
+            if ok and isinstance(action, Compact):
+                pp.compacted(self._pressure, self._pressure_free_at_poll)
+            return
         if self.variant != "newer" or ok:
             return
         if isinstance(action, DropCaches):
@@ -488,7 +595,8 @@ class Policy:
 
 def simulate(policy: Policy, *, duration_s: float, busy_until_s: float, mem_total_bytes: int,
              anon_bytes: int, cache_bytes: int, pinned_cache_bytes: int = 64 * MIB,
-             busy_share: float = 0.20, idle_share: float = 0.001) -> list[dict]:
+             busy_share: float = 0.20, idle_share: float = 0.001, working_set_bytes: int = 0,
+             psi_some_avg10: "float | None | Callable[[float], float | None]" = 0.0) -> list[dict]:
     """Run `policy` on a model guest (no I/O): busy until `busy_until_s`, then idle.
 
     The model: reclaimable cache (file pages + reclaimable slab) is `cache_bytes`, of which
@@ -496,28 +604,49 @@ def simulate(policy: Policy, *, duration_s: float, busy_until_s: float, mem_tota
     frees up to its bytes of cache; DropCaches frees all unpinned cache; Compact frees nothing.
     Returns one dict per poll: t_s, cache_bytes, used_bytes (MemTotal - MemFree), idle, actions.
     It illustrates the decisions; a real kernel frees less than asked and keeps more cache.
+
+    For the pressure variant: `working_set_bytes` of the cache is in use; whatever a reclaim takes
+    below it is read back during the next poll (the cache grows back, and each page counts as one file
+    refault in the cumulative counter the policy sees). `psi_some_avg10` is the PSI the policy sees at
+    each poll (a number, None for "no PSI", or a function of t_s). Rows then also carry floor_bytes,
+    zone and refault_delta_pages.
     """
     if anon_bytes + cache_bytes > mem_total_bytes:
         raise ValueError("anon_bytes + cache_bytes exceed mem_total_bytes")
+    if not (0 <= working_set_bytes <= cache_bytes):
+        raise ValueError("working_set_bytes must be between 0 and cache_bytes (the cache the workload uses)")
     policy.reset()
     rows = []
     cache = cache_bytes
+    refaults = 0
     t = 0.0
     while t <= duration_s + 1e-9:
         # the share of the interval that ends now: busy if any of it fell before busy_until_s
         share = busy_share if t - policy.poll_interval_s < busy_until_s else idle_share
+        if cache < working_set_bytes:       # the workload reads its evicted pages back: refaults
+            refaults += (working_set_bytes - cache) // PAGE_BYTES
+            cache = working_set_bytes
         free = mem_total_bytes - anon_bytes - cache
+        psi = psi_some_avg10(t) if callable(psi_some_avg10) else psi_some_avg10
         obs = Observation(now_s=t, mem_total_bytes=mem_total_bytes, mem_free_bytes=free,
                           user_cpu_fraction=share if t > 0 else None,
                           busy_cpu_fraction=share if t > 0 else None,
-                          reclaimable_cache_bytes=cache, cached_bytes=cache, probe_user_cpu_fraction=share)
+                          reclaimable_cache_bytes=cache, cached_bytes=cache, probe_user_cpu_fraction=share,
+                          psi_some_avg10=psi, refault_file_pages=refaults)
         actions = policy.decide(obs)
         for action in actions:
             if isinstance(action, Reclaim):
                 cache -= min(action.bytes, max(0, cache - pinned_cache_bytes))
+                policy.note_refaults_after_reclaim(refaults)
             elif isinstance(action, DropCaches) and action.level in (1, 3):
                 cache = min(cache, pinned_cache_bytes)
-        rows.append({"t_s": t, "cache_bytes": cache, "used_bytes": anon_bytes + cache,
-                     "idle": policy.idle, "actions": " + ".join(a.kind for a in actions)})
+            policy.outcome(action, True)       # on paper every write works
+        row = {"t_s": t, "cache_bytes": cache, "used_bytes": anon_bytes + cache,
+               "idle": policy.idle, "actions": " + ".join(a.kind for a in actions)}
+        if policy.variant == "pressure":
+            tick = policy.last_pressure
+            row.update(floor_bytes=policy.floor_bytes, zone=tick.zone if tick else "baseline",
+                       refault_delta_pages=tick.refault_delta_pages if tick else 0)
+        rows.append(row)
         t += policy.poll_interval_s
     return rows
