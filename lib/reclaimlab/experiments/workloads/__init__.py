@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from ._child import WorkloadError
 from .allocator import Allocator, StepResult
+from .busy import BusyLoop
 from .fragmenter import FragmentResult, Fragmenter
 from .pagecache import PageCacheFile
 from ...probe.scratch import ScratchError
 
-__all__ = ["Allocator", "FragmentResult", "Fragmenter", "PageCacheFile", "ScratchError", "StepResult",
+__all__ = ["Allocator", "BusyLoop", "FragmentResult", "Fragmenter", "PageCacheFile", "ScratchError", "StepResult",
            "WorkloadError"]
