@@ -195,3 +195,97 @@ def test_knob_applier_maps_actions_to_knobs_and_marks_events(monkeypatch):
                          ("reclaim", f"1000 bytes, 500 reclaimed, {knobs.V1_SQUEEZE}")]
     with pytest.raises(TypeError):
         apply("drop")
+
+
+# ------------------------------------------------------------------ the pressure variant (proposed, not merged in WSL)
+
+PSI_TEXT = ("some avg10=0.40 avg60=0.10 avg300=0.00 total=1234\n"
+            "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
+
+
+def test_observe_reads_psi_and_refaults_for_the_pressure_variant(tmp_path):
+    from reclaimlab.probe.sources import Roots
+
+    write_tree(tmp_path)
+    (tmp_path / "proc" / "pressure").mkdir()
+    (tmp_path / "proc" / "pressure" / "memory").write_text(PSI_TEXT)
+    (tmp_path / "proc" / "vmstat").write_text("nr_free_pages 5\nworkingset_refault_anon 0\n"
+                                               "workingset_refault_file 136111\n")
+    roots = Roots(tmp_path / "proc", tmp_path / "sys")
+    o, _ = ad.observe(roots, None, pressure=True)
+    assert (o.psi_some_avg10, o.refault_file_pages) == (0.40, 136111)
+    plain, _ = ad.observe(roots, None)                  # the other variants do not read them
+    assert (plain.psi_some_avg10, plain.refault_file_pages) == (None, None)
+
+
+def test_observe_without_psi_or_vmstat_gives_none_not_an_error(tmp_path):
+    from reclaimlab.probe.sources import Roots
+
+    write_tree(tmp_path)
+    o, _ = ad.observe(Roots(tmp_path / "proc", tmp_path / "sys"), None, pressure=True)
+    assert (o.psi_some_avg10, o.refault_file_pages) == (None, None)
+
+
+def test_observe_names_a_malformed_psi_file(tmp_path):
+    from reclaimlab.probe.procfs import ProcParseError
+    from reclaimlab.probe.sources import Roots
+
+    write_tree(tmp_path)
+    (tmp_path / "proc" / "pressure").mkdir()
+    (tmp_path / "proc" / "pressure" / "memory").write_text("some avg10=lots\n")
+    with pytest.raises(ProcParseError, match="pressure/memory"):
+        ad.observe(Roots(tmp_path / "proc", tmp_path / "sys"), None, pressure=True)
+
+
+def test_pressure_daemon_reclaims_while_busy_and_rebaselines_refaults_after_each_write():
+    p = Policy("gradual", "pressure", time_scale=0.001)        # 10 ms polls
+    counter = {"refaults": 0}
+    applied, done = [], threading.Event()
+
+    def observe_fn(cpu_prev, probe_s):
+        o = Observation(now_s=time.monotonic(), mem_total_bytes=16 * GIB, mem_free_bytes=8 * GIB,
+                        user_cpu_fraction=None if cpu_prev is None else BUSY,
+                        busy_cpu_fraction=None if cpu_prev is None else BUSY,
+                        reclaimable_cache_bytes=4 * GIB, psi_some_avg10=0.0,
+                        refault_file_pages=counter["refaults"])
+        return o, CpuTimes(0, 0, 0, 0)
+
+    def apply(action):
+        applied.append(action)
+        if isinstance(action, Reclaim):
+            counter["refaults"] += 50_000                   # the write itself faulted pages back in
+            if sum(isinstance(a, Reclaim) for a in applied) >= 3:
+                done.set()
+        return "ok"
+
+    with Daemon(p, apply, observe_fn=observe_fn, read_cpu=lambda: CpuTimes(0, 0, 0, 0),
+                read_refaults_fn=lambda: counter["refaults"]):
+        assert done.wait(5), "the pressure variant never reclaimed under a busy CPU"
+    reclaimed = [a for a in applied if isinstance(a, Reclaim)]
+    # 50000 refaults per write, but read right after it: never charged to the next poll, so no brake
+    assert all(a.bytes == 256 * 1024 ** 2 and not a.file_only for a in reclaimed)
+    assert "proposed, not merged in WSL" in reclaimed[0].reason
+
+
+def test_pressure_daemon_backs_off_when_refaults_come_between_polls():
+    p = Policy("gradual", "pressure", time_scale=0.001)
+    counter = {"refaults": 0, "polls": 0}
+    done = threading.Event()
+
+    def observe_fn(cpu_prev, probe_s):
+        counter["polls"] += 1
+        counter["refaults"] += 2_000                       # 2000 per 10 ms poll = 200 per ms >> 1 per ms
+        if counter["polls"] >= 6:
+            done.set()
+        o = Observation(now_s=time.monotonic(), mem_total_bytes=16 * GIB, mem_free_bytes=8 * GIB,
+                        user_cpu_fraction=None if cpu_prev is None else BUSY,
+                        busy_cpu_fraction=None if cpu_prev is None else BUSY,
+                        reclaimable_cache_bytes=4 * GIB, psi_some_avg10=0.0,
+                        refault_file_pages=counter["refaults"])
+        return o, CpuTimes(0, 0, 0, 0)
+
+    applied = []
+    with Daemon(p, lambda a: applied.append(a), observe_fn=observe_fn, read_cpu=lambda: CpuTimes(0, 0, 0, 0)):
+        assert done.wait(5)
+    assert not any(isinstance(a, Reclaim) for a in applied)
+    assert p.floor_bytes >= 4 * GIB                        # raised to protect the cache in use

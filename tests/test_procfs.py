@@ -210,3 +210,15 @@ def test_this_kernels_files_parse():
     assert cpu.total > cpu.busy >= cpu.user > 0
     me = procfs.parse_pid_stat(Path(f"/proc/{os.getpid()}/stat").read_text())
     assert me.utime_ticks + me.stime_ticks > 0 and me.start_ticks > 0
+
+
+def test_parse_psi_reads_some_and_full_and_names_bad_lines():
+    from reclaimlab.probe.procfs import ProcParseError, parse_psi
+
+    psi = parse_psi("some avg10=1.50 avg60=0.20 avg300=0.00 total=42\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=7\n")
+    assert psi["some"]["avg10"] == 1.5 and psi["full"]["total"] == 7
+    assert parse_psi("some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")["some"]["avg60"] == 0.0   # no 'full' (cpu, old kernels)
+    for bad in ("", "full avg10=0.00 avg60=0 avg300=0 total=0\n", "some avg10=x\n", "some avg60=0.1\n", "most avg10=1\n",
+                "some avg10\n"):
+        with pytest.raises(ProcParseError, match="pressure/memory"):
+            parse_psi(bad)

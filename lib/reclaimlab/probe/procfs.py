@@ -65,6 +65,39 @@ def parse_vmstat(text: str, source: str = "/proc/vmstat") -> dict[str, int]:
     return out
 
 
+def parse_psi(text: str, source: str = "/proc/pressure/memory") -> dict[str, dict[str, float]]:
+    """A PSI file (/proc/pressure/*, a cgroup's *.pressure) -> {"some"|"full": {avg10, avg60, avg300, total}}.
+
+    avg* are percentages of wall time (0-100) that some (or all) tasks stalled, total is microseconds.
+
+    >>> parse_psi("some avg10=1.50 avg60=0.00 avg300=0.00 total=42\\n")["some"]["avg10"]
+    1.5
+    """
+    out: dict[str, dict[str, float]] = {}
+    expected = "'some avg10=<n> avg60=<n> avg300=<n> total=<n>'"
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        kind, *fields = line.split()
+        if kind not in ("some", "full") or not fields:
+            raise _bad(source, lineno, line, expected)
+        values: dict[str, float] = {}
+        for field in fields:
+            key, sep, value = field.partition("=")
+            try:
+                values[key] = float(value)
+            except ValueError:
+                raise _bad(source, lineno, line, expected) from None
+            if not sep:
+                raise _bad(source, lineno, line, expected)
+        if "avg10" not in values:
+            raise _bad(source, lineno, line, expected)
+        out[kind] = values
+    if "some" not in out:
+        raise ProcParseError(f"{source}: no 'some' line; expected {expected}")
+    return out
+
+
 @dataclass(frozen=True)
 class BuddyZone:
     """One line of /proc/buddyinfo: free blocks per order (order k = 2**k pages)."""

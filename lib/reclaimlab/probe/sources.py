@@ -68,6 +68,13 @@ def vmstat(roots: Roots) -> dict[str, int]:
     return procfs.parse_vmstat(read_text(p), str(p))
 
 
+def psi_memory(roots: Roots) -> dict[str, dict[str, float]] | None:
+    """/proc/pressure/memory parsed, or None where PSI is missing (no CONFIG_PSI, or psi=0: EOPNOTSUPP)."""
+    p = roots.proc / "pressure" / "memory"
+    text = read_optional(p)
+    return None if text is None else procfs.parse_psi(text, str(p))
+
+
 def buddyinfo(roots: Roots) -> list[procfs.BuddyZone]:
     p = roots.proc / "buddyinfo"
     return procfs.parse_buddyinfo(read_text(p), str(p))

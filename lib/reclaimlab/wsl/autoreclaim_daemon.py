@@ -8,6 +8,11 @@ Like WSL's memory-reduction thread: the Policy decides, this module does the I/O
 /proc/stat and /proc/meminfo (parsed by probe/procfs.py) into an Observation; `knob_applier()` turns
 each action into a probe/knobs.py call and marks the event.
 
+For the pressure variant (proposed, not merged in WSL: microsoft/WSL #40778-#40779) `observe(pressure=True)`
+also reads PSI `some avg10` from /proc/pressure/memory and `workingset_refault_file` from /proc/vmstat
+(None where missing), and after a reclaim that worked the Daemon re-reads the refault counter, as the
+series does (util.cpp 4124-4128 at 4e60f356b), so the next poll's delta is charged to that reclaim.
+
 On this kit's cgroup v1 guest there is no memory.reclaim. The applier maps `Reclaim(bytes)` to
 `knobs.cgroup_reclaim(bytes, allow, cgroup)`, whose v1 result is a labelled limit_in_bytes squeeze of a
 `WorkloadCgroup` (ReclaimResult.method says which); `Policy(memory_reclaim_available=False)` instead
@@ -28,11 +33,13 @@ from .autoreclaim_policy import Action, Compact, DropCaches, Observation, Policy
 
 
 def observe(roots=None, cpu_prev: CpuTimes | None = None, probe_s: float = 0.0,
-            now_s: float | None = None, exclude_self: bool = False) -> tuple[Observation, CpuTimes]:
+            now_s: float | None = None, exclude_self: bool = False,
+            pressure: bool = False) -> tuple[Observation, CpuTimes]:
     """Read /proc/stat and /proc/meminfo under `roots` -> (Observation, the CPU reading to pass next time).
 
     `probe_s` > 0 also measures user CPU over the next `probe_s` seconds (the released compaction probe;
     it sleeps that long). `exclude_self` leaves this process's own CPU time out of the shares.
+    `pressure` also reads PSI memory `some avg10` and the file refault counter (None where missing).
     Raises sources.SourceError naming a missing or unreadable file.
     """
     roots = roots or sources.Roots.from_env()
@@ -46,13 +53,27 @@ def observe(roots=None, cpu_prev: CpuTimes | None = None, probe_s: float = 0.0,
     if "MemTotal" not in m or "MemFree" not in m:
         raise sources.SourceError(f"{roots.proc / 'meminfo'}: no MemTotal/MemFree lines")
     reclaimable_kib = m.get("Active(file)", 0) + m.get("Inactive(file)", 0) + m.get("SReclaimable", 0)
+    psi = refaults = None
+    if pressure:
+        psi_all = sources.psi_memory(roots)
+        psi = psi_all["some"]["avg10"] if psi_all is not None else None
+        refaults = read_refaults(roots)
     obs = Observation(
         now_s=time.monotonic() if now_s is None else now_s,
         mem_total_bytes=m["MemTotal"] * KIB, mem_free_bytes=m["MemFree"] * KIB,
         user_cpu_fraction=user, busy_cpu_fraction=busy,
         reclaimable_cache_bytes=reclaimable_kib * KIB, cached_bytes=m.get("Cached", 0) * KIB,
-        probe_user_cpu_fraction=probe)
+        probe_user_cpu_fraction=probe, psi_some_avg10=psi, refault_file_pages=refaults)
     return obs, cpu_now
+
+
+def read_refaults(roots=None) -> int | None:
+    """/proc/vmstat's cumulative workingset_refault_file (pages), or None where absent or unreadable."""
+    roots = roots or sources.Roots.from_env()
+    try:
+        return sources.vmstat(roots).get("workingset_refault_file")
+    except (sources.SourceError, ValueError):
+        return None
 
 
 def read_cpu_times(roots=None, exclude_self: bool = False) -> CpuTimes:
@@ -124,14 +145,18 @@ class Daemon:
                  on_tick: Callable[[Tick, Observation], None] | None = None,
                  on_error: Callable[[DaemonError], None] | None = None,
                  observe_fn: Callable[..., tuple[Observation, CpuTimes]] | None = None,
-                 read_cpu: Callable[[], CpuTimes] | None = None, exclude_self: bool = True):
+                 read_cpu: Callable[[], CpuTimes] | None = None, exclude_self: bool = True,
+                 read_refaults_fn: Callable[[], int | None] | None = None):
         self.policy = policy
         self._apply = apply
         self._roots = roots
         self._on_tick = on_tick
         self._on_error = on_error
+        wants_pressure = policy.variant == "pressure"
         self._observe = observe_fn or (lambda cpu_prev, probe_s: observe(roots, cpu_prev, probe_s,
-                                                                         exclude_self=exclude_self))
+                                                                         exclude_self=exclude_self,
+                                                                         pressure=wants_pressure))
+        self._read_refaults = read_refaults_fn or (lambda: read_refaults(roots))
         self._read_cpu = read_cpu or (lambda: read_cpu_times(roots, exclude_self))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -199,6 +224,8 @@ class Daemon:
                     self._error(obs.now_s, action, exc)
                     worked.append(False)
                 policy.outcome(action, worked[-1])
+                if worked[-1] and isinstance(action, Reclaim) and policy.variant == "pressure":
+                    policy.note_refaults_after_reclaim(self._read_refaults())
             # WSL re-reads /proc/stat after a memory operation that worked, so its own CPU does not count.
             if any(worked) and policy.exclude_own_work:
                 try:
