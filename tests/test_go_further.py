@@ -94,3 +94,11 @@ def test_the_core_path_keeps_the_shape_of_a_lab(path):
     assert re.search(r"\bctx\.run\(|\brun_vm\(|\bsimulate\(", code), f"{path.name}: run"
     assert "charts." in code, f"{path.name}: observe (a chart)"
     assert "claims.show(" in code or "lab.echo(" in code, f"{path.name}: explain (a claim from the run)"
+
+
+def test_two_asides_in_a_row_are_two_runs():
+    cells = [_gf(new_markdown_cell("## Go further: a"), heading=True), _gf(new_code_cell("a = 1")),
+             _gf(new_markdown_cell("## Go further: b"), heading=True), _gf(new_markdown_cell("text")),
+             new_markdown_cell("## Summary")]
+    assert gofurther.runs(cells) == [(0, 1), (2, 3)]
+    assert gofurther.problems(cells) == []

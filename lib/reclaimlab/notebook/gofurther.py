@@ -6,7 +6,7 @@ because a later cell may need what it defines. Each run of consecutive go-furthe
 markdown cell that is a heading alone, "#… Go further: <what>", with `"jp-MarkdownHeadingCollapsed":
 true` in its metadata: JupyterLab 4 (@jupyterlab/cells MarkdownCell reads that key when it renders
 the cell) then hides every cell after the heading up to the next cell whose highest heading is of the
-same level or higher (@jupyterlab/notebook NotebookActions.findNextParentHeading). So the run must end
+same level or higher (another "Go further" heading of the same level included: two runs in a row fold apart) (@jupyterlab/notebook NotebookActions.findNextParentHeading). So the run must end
 where such a heading starts, or at the notebook's end; `problems()` checks that JupyterLab hides
 exactly the run. The static site (reclaimlab.cli.site) folds each run into one closed <details>.
 
@@ -81,11 +81,12 @@ def markdown_words(nb: Any, *, core_only: bool = True) -> int:
 
 
 def runs(cells: Sequence[Any]) -> list[tuple[int, int]]:
-    """(first, last) indices of each run of consecutive go-further cells."""
+    """(first, last) indices of each run of consecutive go-further cells; a "Go further: …" heading starts a
+    new run even right after another (two asides in a row fold apart)."""
     out: list[tuple[int, int]] = []
     for i, cell in enumerate(cells):
         if is_go_further(cell):
-            if out and out[-1][1] == i - 1:
+            if out and out[-1][1] == i - 1 and not run_title(cell):
                 out[-1] = (out[-1][0], i)
             else:
                 out.append((i, i))
