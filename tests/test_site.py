@@ -6,6 +6,7 @@ import re
 
 from reclaimlab import paths
 from reclaimlab.cli import site
+from reclaimlab.notebook import gofurther
 
 WIDGET = {"output_type": "display_data", "metadata": {},
           "data": {"application/vnd.jupyter.widget-view+json": {"model_id": "x"}, "text/plain": ["VBox()"]}}
@@ -106,3 +107,13 @@ def test_a_go_further_run_is_one_closed_details_with_its_code_inside():
     assert "def" in page[start:end] and "HELPER-OUT" in page[start:end] and "more detail" in page[start:end]
     assert "Back on the path" in page[end:] and page.count("Go further: the helper") == 1
     assert site.SITE_KEY not in nb["cells"][1]["metadata"]  # the marks go on the static copy only
+
+
+def test_every_go_further_run_of_the_shipped_labs_is_marked_to_fold():
+    for path in sorted(paths.labs_dir().glob(site.LAB_GLOB)):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        cells = site.static_copy(nb)["cells"]
+        opens = [c["metadata"][site.SITE_KEY]["open"] for c in cells if c["metadata"].get(site.SITE_KEY, {}).get("open")]
+        closes = sum(bool(c["metadata"].get(site.SITE_KEY, {}).get("close")) for c in cells)
+        assert len(opens) == closes == len(gofurther.runs(nb["cells"])), path.name
+        assert all(o.startswith("Go further: ") for o in opens), (path.name, opens)
