@@ -177,7 +177,7 @@ def test_slab_fall_outside_the_bound_never_says_within():
 
 def test_lab02_text_quotes_the_measured_rate_not_the_net_fall():
     """Teaching review: "27.9 + 3.1 ... about 28 MiB" (28 was the net fall, unsaid) and 584-byte xarray nodes."""
-    text = cell("02", "c15")
+    text = cell("02", "c15") + cell("02", "c15-more")  # the slab paragraph is go-further (issue 25)
     assert "about 28 MiB" not in text and "31 MiB per GiB" in text
     assert "584 bytes" not in text and "576 bytes per 64 pages" in text
 

@@ -6,6 +6,7 @@ import re
 
 from reclaimlab import paths
 from reclaimlab.cli import site
+from reclaimlab.notebook import gofurther
 
 WIDGET = {"output_type": "display_data", "metadata": {},
           "data": {"application/vnd.jupyter.widget-view+json": {"model_id": "x"}, "text/plain": ["VBox()"]}}
@@ -92,3 +93,27 @@ def test_links_to_the_docs_point_where_the_site_has_them():
             '<img src="../docs/img/seed-story.svg"> <img src="img/two_views_of_a_page.svg">')
     assert site.rewrite_doc_links(text) == ('<a href="glossary.html#order">order</a> <a href="glossary.html">glossary'
                                             '</a> <img src="img/seed-story.svg"> <img src="img/two_views_of_a_page.svg">')
+
+
+def test_a_go_further_run_is_one_closed_details_with_its_code_inside():
+    heading = _md("## Go further: the helper", ["go-further"])
+    heading["metadata"]["jp-MarkdownHeadingCollapsed"] = True
+    code = {"cell_type": "code", "metadata": {"tags": ["go-further"]}, "source": "def helper(): pass",
+            "outputs": [{"output_type": "stream", "name": "stdout", "text": "HELPER-OUT\n"}], "execution_count": 1}
+    nb = _nb(_md("# 01 · t\n\nx"), heading, code, _md("more detail", ["go-further"]), _md("## 2. Back on the path"))
+    page = site.lab_html(nb, "01_t", [site.summarize("01_t", nb)], "2026-01-01 00:00 UTC")
+    start = page.index('<details class="folded go-further"><summary>Go further: the helper</summary>')
+    end = page.index("</details>", start)
+    assert "def" in page[start:end] and "HELPER-OUT" in page[start:end] and "more detail" in page[start:end]
+    assert "Back on the path" in page[end:] and page.count("Go further: the helper") == 1
+    assert site.SITE_KEY not in nb["cells"][1]["metadata"]  # the marks go on the static copy only
+
+
+def test_every_go_further_run_of_the_shipped_labs_is_marked_to_fold():
+    for path in sorted(paths.labs_dir().glob(site.LAB_GLOB)):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        cells = site.static_copy(nb)["cells"]
+        opens = [c["metadata"][site.SITE_KEY]["open"] for c in cells if c["metadata"].get(site.SITE_KEY, {}).get("open")]
+        closes = sum(bool(c["metadata"].get(site.SITE_KEY, {}).get("close")) for c in cells)
+        assert len(opens) == closes == len(gofurther.runs(nb["cells"])), path.name
+        assert all(o.startswith("Go further: ") for o in opens), (path.name, opens)

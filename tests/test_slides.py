@@ -56,6 +56,13 @@ def test_an_existing_type_is_replaced_not_kept():
     assert nb.cells[5].metadata["slideshow"]["slide_type"] == "-"
 
 
+def test_go_further_cells_stay_out_of_the_deck_but_instructor_notes_stay_notes():
+    cells = [new_markdown_cell("# 09 · A lab"), tagged(new_markdown_cell("## Go further: x"), "go-further"),
+             tagged(new_code_cell("helper = 1"), "go-further"),
+             tagged(new_markdown_cell("**Instructor notes.** x"), "instructor", "go-further")]
+    assert slides.slide_types(cells) == ["slide", "skip", "skip", "notes"]
+
+
 def test_the_first_cell_is_always_a_slide():
     nb = new_notebook(cells=[new_code_cell("x = 1"), new_markdown_cell("## Next")])
     assert slides.slide_types(nb.cells) == ["slide", "slide"]

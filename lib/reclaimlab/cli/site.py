@@ -6,7 +6,8 @@ nbconvert's HTML exporter (the `lab` template, its CSS embedded) renders each ex
 removes every script it would load from a CDN (require.js, MathJax, mermaid, the widget manager), so a
 page shows its content offline. Widgets cannot work in a static page: their outputs are dropped, the
 question itself stays (lab.question prints it as HTML), and the cells tagged `solution` or `instructor`
-become collapsed <details>. Links between labs (`01_x.ipynb`) become links between pages (`01_x.html`).
+become collapsed <details>, and each run of cells tagged `go-further` (reclaimlab.notebook.gofurther) becomes one
+closed <details> whose summary is the run's "Go further: …" heading (its code's outputs inside). Links between labs (`01_x.ipynb`) become links between pages (`01_x.html`).
 The landing page (index.html) and the recordings' provenance (recordings.html) are written here.
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import paths
+from ..notebook import gofurther
 
 LAB_GLOB = "[0-9][0-9]_*.ipynb"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -58,6 +60,12 @@ TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
 {{ resources.site_nav }}
 <div class="site-note">{{ resources.site_note }}</div>
 {%- endblock body_header -%}
+{% block any_cell scoped %}
+{%- set gf = cell.metadata.get("reclaimlab_site", {}) -%}
+{%- if gf.get("open") -%}<details class="folded go-further"><summary>{{ gf["open"] | e }}</summary>{%- endif -%}
+{%- if not gf.get("skip") -%}{{ super() }}{%- endif -%}
+{%- if gf.get("close") -%}</details>{%- endif -%}
+{%- endblock any_cell %}
 {% block markdowncell scoped %}
 {%- set fold = resources.site_folded(cell) -%}
 {%- if fold -%}<details class="folded"><summary>{{ fold }}</summary>{{ super() }}</details>
@@ -104,13 +112,32 @@ def summarize(stem: str, nb: dict) -> LabSummary:
 
 
 def static_copy(nb: dict) -> dict:
-    """The notebook without widget outputs (nothing can drive them in a static page)."""
+    """The notebook without widget outputs (nothing can drive them in a static page), its go-further runs
+    marked for folding."""
     out = copy.deepcopy(nb)
     for cell in out.get("cells", []):
         if cell.get("cell_type") == "code":
             cell["outputs"] = [o for o in cell.get("outputs", []) if WIDGET_MIME not in o.get("data", {})]
     out.get("metadata", {}).pop("widgets", None)
-    return out
+    return fold_go_further(out)
+
+
+SITE_KEY = "reclaimlab_site"  # per-cell instructions to the template, on the static copy only
+
+
+def fold_go_further(nb: dict) -> dict:
+    """Mark each run of go-further cells for the template: the first opens a <details> (its "Go further: …"
+    heading becomes the summary and is not shown twice), the last closes it. Changes nb in place."""
+    cells = nb.get("cells", [])
+    for first, last in gofurther.runs(cells):
+        title = gofurther.run_title(cells[first])
+        marks = {i: {} for i in range(first, last + 1)}
+        marks[first]["open"] = title or "Go further"
+        marks[first]["skip"] = bool(title)
+        marks[last]["close"] = True
+        for i, mark in marks.items():
+            cells[i].setdefault("metadata", {})[SITE_KEY] = mark
+    return nb
 
 
 def folded(cell: dict) -> str:

@@ -8,6 +8,7 @@ types its new content calls for:
                                                    an author's override
   tagged instructor                                notes (speaker notes, not on the slide)
   tagged parameters / injected-parameters          skip
+  tagged go-further                                skip (off the workshop's path: reclaimlab.notebook.gofurther)
   tagged solution                                  fragment (revealed on the next click)
   markdown starting with "# " or "## "             slide
   markdown starting with "### "                    subslide
@@ -32,7 +33,7 @@ from typing import Any, Iterable, Sequence
 SLIDE_TYPES = ("slide", "subslide", "fragment", "-", "skip", "notes")
 OVERRIDE_TAGS = {"slide": "slide", "subslide": "subslide", "fragment": "fragment", "notes": "notes",
                  "skip": "skip", "continue": "-"}
-SKIP_TAGS = {"parameters", "injected-parameters"}
+SKIP_TAGS = {"parameters", "injected-parameters", "go-further"}
 _IMPORT_LINE = re.compile(r"^\s*(import\s|from\s+\S+\s+import\s|#|$)")
 _ASKS = re.compile(r"\blab\.(predict|question)\(")
 _HEADING = re.compile(r"^(#{1,6})\s")
