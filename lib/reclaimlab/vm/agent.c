@@ -25,7 +25,8 @@
  *   get <path>           read a file under /proc/ or /sys/; reply value=<text, blanks as '_'>
  *   snapshot <label>     send one B line (buddyinfo) with this label, then the ack
  *   pageflags            send the guest's /proc/kpageflags as P lines, then the ack: frames=, runs=,
- *                        lines=, read_ms= (time to read and encode), memfree_kib=, and the free
+ *                        lines=, read_ms= (to read, encode and send), kernel_ms= (of it, in the
+ *                        kernel's reads of /proc/kpageflags), memfree_kib=, and the free
  *                        blocks per order (buddyinfo summed over zones) before= and after= the read
  *   rate <hz>            samples per second (1..50; default 10)
  *   quit                 ack, sync and power the guest off
@@ -293,8 +294,13 @@ static void page_flags(long id, long t0) {
     memset(&pl, 0, sizeof pl);
     pl.id = id;
     unsigned long long frames = 0, cur = 0, count = 0;
+    struct timespec k0, k1;
+    long long kernel_ns = 0;
     for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &k0);
         ssize_t r = pread(fd, words, sizeof words, (off_t)(frames * 8));
+        clock_gettime(CLOCK_MONOTONIC, &k1);
+        kernel_ns += (k1.tv_sec - k0.tv_sec) * 1000000000LL + (k1.tv_nsec - k0.tv_nsec);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) {
             int e = errno;
@@ -317,8 +323,8 @@ static void page_flags(long id, long t0) {
     if (count) pline_run(&pl, cur, count);
     pline_flush(&pl);
     buddy_totals(after, sizeof after);
-    reply(id, t0, "ok", "frames=%llu runs=%lu lines=%lu read_ms=%ld memfree_kib=%lld before=%s after=%s",
-          frames, pl.runs, pl.lines, now_ms() - t0, memfree, before, after);
+    reply(id, t0, "ok", "frames=%llu runs=%lu lines=%lu read_ms=%ld kernel_ms=%lld memfree_kib=%lld before=%s after=%s",
+          frames, pl.runs, pl.lines, now_ms() - t0, kernel_ns / 1000000, memfree, before, after);
 }
 
 /* ---- commands ---------------------------------------------------------------------------- */
