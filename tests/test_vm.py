@@ -471,3 +471,32 @@ def test_reported_blocks_are_the_ones_the_host_does_not_hold(image):
     assert touched.resident_kib >= 1 << 20                     # the touched GiB was the host's
     assert g.free_reported_kib >= 1 << 20                      # and came back reported
     assert a.over_either >= 0.95
+
+
+@pytest.mark.vm
+@vm
+def test_order_5_reporting_leaves_small_holes_order_9_none(image):
+    """Fragment 256 MiB keeping one page in 64 (252 KiB free runs): with page_reporting_order=5 the
+    host gives back 128 KiB holes inside them; with 9 it keeps them whole. Holes of at most 512 KiB
+    are counted: order-9 reporting cannot make them (a block it never saw touched can leave a hole
+    of, say, 1920 KiB beside a 128 KiB resident piece, measured once)."""
+    small = {}
+    for order in (5, 9):
+        with machine.Machine(image, mem_mib=1024, reporting=True, page_reporting_order=order).start() as m:
+            assert m.hello.fields["page_reporting_order"] == str(order)
+            m.command("fragment", 256 << 20, 64)
+            t0, last = time.monotonic(), None
+            while time.monotonic() - t0 < 90:
+                g, _ = guestmap.read_guest_map(m, block_order=5)
+                if g.free_reported_kib == last:
+                    break
+                last = g.free_reported_kib
+                time.sleep(2.0)
+            h = hostmap.read_host_map(m.pid, m.mem_mib << 20, block_order=5)
+        holes = hostmap.hole_sizes_kib(h)
+        small[order] = holes[holes <= 512]
+        print(f"\norder {order}: host holds {h.resident_kib >> 10} MiB; {len(small[order])} holes of 512 KiB or less "
+              f"(sizes {sorted(set(small[order].tolist()))} KiB), {len(holes) - len(small[order])} larger; "
+              f"agreement {hostmap.agreement(g, h).over_either:.1%}")
+    assert len(small[5]) >= 256 and set(small[5].tolist()) <= {128, 256, 384, 512}   # 252 KiB runs: 128 KiB holes
+    assert len(small[9]) <= 8                                                          # order 9: none, or nearly

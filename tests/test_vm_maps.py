@@ -136,3 +136,14 @@ def test_agreement_counts_both_sides():
     assert (a.both, a.guest_only, a.host_only) == (2, 0, 1) and a.over_either == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="same block_order"):
         hostmap.agreement(guest, hostmap.fold(_pagemap(present), 5))
+
+
+def test_holes_are_runs_of_empty_blocks_in_kib():
+    present = np.ones(32 * 16, dtype=bool)           # 16 blocks of order 5 (128 KiB)
+    present[0:32] = False                             # a 128 KiB hole at the start
+    present[5 * 32:8 * 32] = False                    # a 384 KiB hole
+    present[15 * 32:] = False                         # a 128 KiB hole at the end
+    present[10 * 32 + 3] = False                      # one page: the block is still resident
+    h = hostmap.fold(_pagemap(present), block_order=5)
+    assert list(hostmap.hole_sizes_kib(h)) == [128, 384, 128]
+    assert list(hostmap.hole_sizes_kib(hostmap.fold(_pagemap(np.ones(64, dtype=bool)), 5))) == []
