@@ -147,3 +147,22 @@ def test_holes_are_runs_of_empty_blocks_in_kib():
     h = hostmap.fold(_pagemap(present), block_order=5)
     assert list(hostmap.hole_sizes_kib(h)) == [128, 384, 128]
     assert list(hostmap.hole_sizes_kib(hostmap.fold(_pagemap(np.ones(64, dtype=bool)), 5))) == []
+
+
+def test_side_by_side_chart_puts_the_hosts_blocks_beside_the_guests():
+    from reclaimlab.present import physmap_chart
+    guest = guestmap.snapshot_from(_ack(2048), _parts(_guest_words()), block_order=9)
+    present = np.zeros(2048, dtype=bool)
+    present[512 + 7] = True                           # block 1: a page
+    present[1024:1536] = True                         # block 2: all of it
+    host = hostmap.fold(_pagemap(present), 9)
+    assert list(physmap_chart.host_categories(host)) == [0, 1, 2, 0]
+    spec = physmap_chart.guest_host_chart(guest, host, columns=2).to_dict()
+    left, right = spec["hconcat"]
+    assert [(r["row"], r["col"], r["col2"], r["what"]) for r in right["data"]["values"]] == [
+        (0, 0, 1, "the host holds none of it"), (0, 1, 2, "the host holds part of it"),
+        (1, 0, 1, "the host holds all of it"), (1, 1, 2, "the host holds none of it")]
+    assert left["data"]["values"][0]["what"] == "free, reported to the host"   # one layer: its data sits on the chart
+    assert "1 wholly held by the host, 1 in part, 2 not at all" in spec["description"]
+    with pytest.raises(ValueError, match="same block_order"):
+        physmap_chart.guest_host_chart(guest, hostmap.fold(_pagemap(present), 5))
