@@ -425,8 +425,7 @@ def _settled_maps(m: machine.Machine, limit_s: float = 90.0, poll_s: float = 2.0
     steps, so right after boot or a free it is still going)."""
     t0, last = time.monotonic(), None
     while True:
-        g, _ = guestmap.read_guest_map(m)
-        h = hostmap.read_host_map(m.pid, m.mem_mib << 20)
+        g, h, _ = guestmap.read_maps(m)
         if last is not None and g.free_reported_kib == last or time.monotonic() - t0 > limit_s:
             return g, h, time.monotonic() - t0
         last = g.free_reported_kib

@@ -74,3 +74,12 @@ def read_guest_map(machine, block_order: int = 9) -> tuple[physmap.Snapshot, flo
     snap = snapshot_from(ack, parts, block_order, int(hello.get("page_size", "4096")),
                          hello.get("kernel", "unknown"))
     return snap, time.perf_counter() - t0
+
+
+def read_maps(machine, block_order: int = 9):
+    """(the guest's map, the host's map right after it, the guest map's round trip in s): both maps of
+    the same moment, to put side by side (present.physmap_chart.guest_host_chart) or compare
+    (hostmap.agreement). The host's read takes ~10 ms, so they are that far apart."""
+    from . import hostmap
+    guest, took_s = read_guest_map(machine, block_order)
+    return guest, hostmap.read_host_map(machine.pid, machine.mem_mib << 20, block_order), took_s
