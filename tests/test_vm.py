@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from reclaimlab.vm import availability, build, cpio, machine, packaged_kernel, protocol, sizing
+from reclaimlab.vm import availability, build, cpio, guestmap, hostmap, machine, packaged_kernel, protocol, sizing
+from reclaimlab.probe import physmap
 from reclaimlab.vm.errors import VmProtocolError, VmSetupError
 from reclaimlab.vm.protocol import Ack, Hello, Note, Sample, Snapshot, parse_line
 from reclaimlab.vm.sampler import sample_row
@@ -416,3 +417,85 @@ def test_the_kernels_source_is_named(tmp_path):
     image, _release, _mods = packaged_kernel.extract(_wheel(tmp_path / "k.whl"), tmp_path / "kernels")
     assert build.kernel_source(image) == packaged_kernel.DESCRIPTION
     assert build.kernel_source(Path("/boot/vmlinuz-6.1")) == "this machine's /boot/vmlinuz-6.1"
+
+
+def _settled_maps(m: machine.Machine, limit_s: float = 90.0, poll_s: float = 2.0):
+    """(guest map, host map, seconds waited) once free page reporting has settled: the guest's
+    reported memory the same in two maps in a row (reporting works through free memory in ~2 s
+    steps, so right after boot or a free it is still going)."""
+    t0, last = time.monotonic(), None
+    while True:
+        g, h, _ = guestmap.read_maps(m)
+        if last is not None and g.free_reported_kib == last or time.monotonic() - t0 > limit_s:
+            return g, h, time.monotonic() - t0
+        last = g.free_reported_kib
+        time.sleep(poll_s)
+
+
+@pytest.mark.vm
+@vm
+def test_guest_map_in_the_vm_covers_its_ram_and_matches_buddyinfo(image):
+    with _boot(image, reporting=True, mem_mib=1024) as m:
+        time.sleep(1.0)
+        trips = []
+        for _ in range(3):
+            snap, took_s = guestmap.read_guest_map(m)
+            trips.append(took_s)
+        print(f"\nguest map of a 1 GiB VM under {m.accel.hypervisor}: round trips "
+              f"{', '.join(f'{t * 1e3:.0f}' for t in trips)} ms")
+    assert snap.pfn_end == 1024 * 256 and snap.blocks == 512 and snap.kernel_release == image.kernel_release
+    map_free = sum(snap.free_pages_by_order())
+    buddy = sorted(sum(n << k for k, n in enumerate(b)) for b in (snap.buddy_before, snap.buddy_after))
+    assert buddy[0] - 256 <= map_free <= buddy[1] + 256   # frames freed or taken while it read: a little
+    assert snap.pages(physmap.FrameClass.FREE) + snap.pages(physmap.FrameClass.FREE_REPORTED) == map_free
+    assert snap.memfree_kib and abs(snap.memfree_kib - snap.kib(map_free)) < 16 << 10
+
+
+@pytest.mark.vm
+@vm
+def test_reported_blocks_are_the_ones_the_host_does_not_hold(image):
+    """In a quiet 2 GiB guest: touch 1 GiB, free it, let reporting settle; the guest's wholly
+    reported 2 MiB blocks and the host's blocks with no resident page are the same blocks."""
+    with _boot(image, reporting=True, mem_mib=2048) as m:
+        assert m.hello.fields["page_reporting_order"] == "9"
+        m.command("alloc", 1 << 30)
+        m.command("touch")
+        touched = hostmap.read_host_map(m.pid, m.mem_mib << 20)
+        m.command("free")
+        g, h, waited_s = _settled_maps(m)
+    a = hostmap.agreement(g, h)
+    print(f"\nafter touch+free, settled in {waited_s:.0f} s: guest reported {g.free_reported_kib >> 10} MiB, host holds "
+          f"{h.resident_kib >> 10} MiB (with 1 GiB touched: {touched.resident_kib >> 10} MiB); {a}; agreement "
+          f"{a.over_either:.1%} of the {a.either} blocks either side calls given back, {a.over_all:.1%} of all blocks")
+    assert touched.resident_kib >= 1 << 20                     # the touched GiB was the host's
+    assert g.free_reported_kib >= 1 << 20                      # and came back reported
+    assert a.over_either >= 0.95
+
+
+@pytest.mark.vm
+@vm
+def test_order_5_reporting_leaves_small_holes_order_9_none(image):
+    """Fragment 256 MiB keeping one page in 64 (252 KiB free runs): with page_reporting_order=5 the
+    host gives back 128 KiB holes inside them; with 9 it keeps them whole. Holes of at most 512 KiB
+    are counted: order-9 reporting cannot make them (a block it never saw touched can leave a hole
+    of, say, 1920 KiB beside a 128 KiB resident piece, measured once)."""
+    small = {}
+    for order in (5, 9):
+        with machine.Machine(image, mem_mib=1024, reporting=True, page_reporting_order=order).start() as m:
+            assert m.hello.fields["page_reporting_order"] == str(order)
+            m.command("fragment", 256 << 20, 64)
+            t0, last = time.monotonic(), None
+            while time.monotonic() - t0 < 90:
+                g, _ = guestmap.read_guest_map(m, block_order=5)
+                if g.free_reported_kib == last:
+                    break
+                last = g.free_reported_kib
+                time.sleep(2.0)
+            h = hostmap.read_host_map(m.pid, m.mem_mib << 20, block_order=5)
+        holes = hostmap.hole_sizes_kib(h)
+        small[order] = holes[holes <= 512]
+        print(f"\norder {order}: host holds {h.resident_kib >> 10} MiB; {len(small[order])} holes of 512 KiB or less "
+              f"(sizes {sorted(set(small[order].tolist()))} KiB), {len(holes) - len(small[order])} larger; "
+              f"agreement {hostmap.agreement(g, h).over_either:.1%}")
+    assert len(small[5]) >= 256 and set(small[5].tolist()) <= {128, 256, 384, 512}   # 252 KiB runs: 128 KiB holes
+    assert len(small[9]) <= 8                                                          # order 9: none, or nearly

@@ -59,17 +59,22 @@ def alt_text(snap: Snapshot) -> str:
     return text + f" Free and reported to the host: {format_size(snap.free_reported_kib * 1024)}."
 
 
-def _runs(snap: Snapshot, columns: int) -> pd.DataFrame:
-    """Runs of blocks of one class within a grid row, as (col, col2, row, what): one rect per run, so a
+def _category_runs(category: np.ndarray, labels: np.ndarray, columns: int) -> pd.DataFrame:
+    """Runs of blocks of one category within a grid row, as (col, col2, row, what): one rect per run, so a
     mostly uniform guest draws a few hundred rects, not 12,800 (vl-convert's time grows with each mark)."""
-    index = np.arange(snap.blocks)
-    dominant = snap.dominant
+    if not len(category):
+        return pd.DataFrame({"col": [], "col2": [], "row": [], "what": []})
+    index = np.arange(len(category))
     row = index // columns
-    starts = np.flatnonzero(np.r_[True, (dominant[1:] != dominant[:-1]) | (row[1:] != row[:-1])])
-    ends = np.r_[starts[1:], snap.blocks]
-    labels = np.array([CLASS_LABELS[c] for c in CLASSES], dtype=object)
+    starts = np.flatnonzero(np.r_[True, (category[1:] != category[:-1]) | (row[1:] != row[:-1])])
+    ends = np.r_[starts[1:], len(category)]
     return pd.DataFrame({"col": starts % columns, "col2": (ends - 1) % columns + 1, "row": row[starts],
-                         "what": labels[dominant[starts]]})
+                         "what": labels[category[starts]]})
+
+
+def _runs(snap: Snapshot, columns: int) -> pd.DataFrame:
+    labels = np.array([CLASS_LABELS[c] for c in CLASSES], dtype=object)
+    return _category_runs(snap.dominant, labels, columns)
 
 
 def _ours(snap: Snapshot, columns: int) -> pd.DataFrame:
@@ -108,9 +113,13 @@ def physmap_chart(snap: Snapshot, columns: int = DEFAULT_COLUMNS, cell_px: int =
 
 def save_image(snap: Snapshot, path: str | Path, columns: int = DEFAULT_COLUMNS) -> Path:
     """Write the map as .svg or .png (vl-convert, offline); ValueError for another suffix."""
+    return _save(physmap_chart(snap, columns), path)
+
+
+def _save(chart: alt.TopLevelMixin, path: str | Path) -> Path:
     import vl_convert as vlc
     path = Path(path)
-    spec = physmap_chart(snap, columns).to_dict()
+    spec = chart.to_dict()
     suffix = path.suffix.lower()
     if suffix == ".svg":
         path.write_text(vlc.vegalite_to_svg(spec))
@@ -119,3 +128,54 @@ def save_image(snap: Snapshot, path: str | Path, columns: int = DEFAULT_COLUMNS)
     else:
         raise ValueError(f"{path}: the image must end in .png or .svg")
     return path
+
+
+# The host's side of the kit's VM (vm/hostmap.HostMap: resident pages per block of guest-physical memory).
+HOST_LABELS = ("the host holds none of it", "the host holds part of it", "the host holds all of it")
+HOST_COLORS = (CLASS_COLORS[FrameClass.FREE_REPORTED], "#a1d99b", "#31a354")  # none: the dimmed "given back" grey; green: no class of the guest map
+
+
+def host_categories(host) -> np.ndarray:
+    """0 none, 1 part, 2 all of each block held by the host (pure; a short last block counts its own pages)."""
+    full = np.full(host.blocks, 1 << host.block_order, dtype=np.int64)
+    if host.blocks and host.pages % full[0]:
+        full[-1] = host.pages % full[0]
+    held = host.resident_pages.astype(np.int64)
+    return np.where(held == 0, 0, np.where(held >= full, 2, 1)).astype(np.uint8)
+
+
+def host_alt_text(host) -> str:
+    counts = np.bincount(host_categories(host), minlength=3)
+    size = format_size(host.page_bytes << host.block_order)
+    return (f"The host's map of the VM's RAM: {host.blocks:,} blocks of {size} in guest-physical order; "
+            f"{counts[2]:,} wholly held by the host, {counts[1]:,} in part, {counts[0]:,} not at all "
+            f"(given back, or never touched). The host holds {format_size(host.resident_kib * 1024)}.")
+
+
+def host_chart(host, columns: int = DEFAULT_COLUMNS, cell_px: int = CELL_PX, title: str | None = None) -> alt.Chart:
+    """The host's residency of the guest's RAM, one square per block, in the guest map's layout."""
+    rows = -(-host.blocks // columns) or 1
+    data = _values(_category_runs(host_categories(host), np.array(HOST_LABELS, dtype=object), columns))
+    size = format_size(host.page_bytes << host.block_order)
+    return alt.Chart(data).transform_calculate(row2="datum.row + 1").mark_rect(stroke=None).encode(
+        x=alt.X("col:Q", axis=None, scale=alt.Scale(domain=[0, columns])), x2="col2:Q",
+        y=alt.Y("row:Q", axis=None, scale=alt.Scale(domain=[0, rows], reverse=True)), y2="row2:Q",
+        color=alt.Color("what:N", title=None, scale=alt.Scale(domain=list(HOST_LABELS), range=list(HOST_COLORS)),
+                        legend=alt.Legend(orient="bottom", columns=1, labelLimit=500, symbolStrokeColor="#999")),
+    ).properties(width=columns * cell_px, height=rows * cell_px, description=host_alt_text(host),
+                 title=title or f"The host: QEMU's RAM, {host.blocks:,} blocks of {size}")
+
+
+def guest_host_chart(guest: Snapshot, host, columns: int = 64, cell_px: int = CELL_PX) -> alt.HConcatChart:
+    """The guest's map and the host's side by side, block for block at the same guest-physical address."""
+    if guest.block_order != host.block_order:
+        raise ValueError(f"the guest's map has blocks of order {guest.block_order}, the host's of order "
+                         f"{host.block_order}: take both with the same block_order")
+    left = physmap_chart(guest, columns, cell_px, title=f"The guest: its page flags, {guest.blocks:,} blocks")
+    chart = alt.hconcat(left, host_chart(host, columns, cell_px)).resolve_scale(color="independent")
+    return chart.properties(description=f"{alt_text(guest)} {host_alt_text(host)}")
+
+
+def save_guest_host_image(guest: Snapshot, host, path: str | Path, columns: int = 64) -> Path:
+    """The side-by-side maps as .svg or .png (offline); ValueError for another suffix."""
+    return _save(guest_host_chart(guest, host, columns), path)

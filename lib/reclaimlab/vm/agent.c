@@ -24,6 +24,10 @@
  *   set <path> <value>   write a value to a file under /proc/sys/ or /sys/
  *   get <path>           read a file under /proc/ or /sys/; reply value=<text, blanks as '_'>
  *   snapshot <label>     send one B line (buddyinfo) with this label, then the ack
+ *   pageflags            send the guest's /proc/kpageflags as P lines, then the ack: frames=, runs=,
+ *                        lines=, read_ms= (to read, encode and send), kernel_ms= (of it, in the
+ *                        kernel's reads of /proc/kpageflags), memfree_kib=, and the free
+ *                        blocks per order (buddyinfo summed over zones) before= and after= the read
  *   rate <hz>            samples per second (1..50; default 10)
  *   quit                 ack, sync and power the guest off
  *
@@ -33,6 +37,12 @@
  *   S <t_ms> <Key>=<value> ...   one sample: meminfo fields in KiB under their /proc/meminfo names,
  *            the vmstat compact_* counters, and buddy=<free blocks per order, all zones, c0,c1,...>
  *   B <t_ms> <label> <zone>:<c0>,<c1>,...;<zone>:...   a /proc/buddyinfo snapshot per zone
+ *   P <t_ms> <id> <pfn> <run>,<run>,...   page flags of frames pfn, pfn+1, ... for command <id>;
+ *            a run is <hex word>[*<count>] (count 1 when absent): count frames with that word.
+ *            The word is the kpageflags word reduced to the bits the host's decoder reads
+ *            (PAGEFLAGS_KEEP below: UPTODATE only with BUDDY, where it means reported), and
+ *            bit 0 (KPF_LOCKED, never kept) standing for "some other flag": so free blocks,
+ *            anon, file, slab and page tables make long runs. Lines stay under 8 KiB.
  *   A <id> <t_start_ms> <t_end_ms> ok [key=value ...]   a command done
  *   A <id> <t_start_ms> <t_end_ms> err <message>         a command failed
  *   L <t_ms> <text>              a note
@@ -212,6 +222,109 @@ static void *sampler(void *unused) {
         clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
     }
     return NULL;
+}
+
+/* ---- page flags (the guest's map of physical memory) ------------------------------------ */
+
+static void reply(long id, long t0, const char *status, const char *fmt, ...);
+
+#define KPF_BIT(n) (1ULL << (n))
+/* UPTODATE(3) LRU(5) SLAB(7) BUDDY(10) ANON(12) NOPAGE(20) OFFLINE(23) PGTABLE(26):
+   include/uapi/linux/kernel-page-flags.h; the decoder is reclaimlab/probe/physmap.py */
+#define PAGEFLAGS_KEEP (KPF_BIT(5) | KPF_BIT(7) | KPF_BIT(10) | KPF_BIT(12) | KPF_BIT(20) | KPF_BIT(23) | KPF_BIT(26))
+#define PAGEFLAGS_OTHER KPF_BIT(0)
+#define PAGEFLAGS_CHUNK 65536   /* words per read: 512 KiB */
+#define PLINE_MAX 7900
+
+static unsigned long long reduce_flags(unsigned long long w) {
+    unsigned long long r = w & PAGEFLAGS_KEEP;
+    if ((w & KPF_BIT(10)) && (w & KPF_BIT(3))) r |= KPF_BIT(3); /* PG_reported on a free block's head */
+    if (!r && w) r = PAGEFLAGS_OTHER;
+    return r;
+}
+
+struct pline {
+    char buf[8192];
+    int pos, runs_in_line;
+    long id;
+    unsigned long long next_pfn; /* pfn of the first frame not yet in a line */
+    unsigned long lines, runs;
+};
+
+static void pline_flush(struct pline *pl) {
+    if (!pl->runs_in_line) return;
+    emit("%s", pl->buf);
+    pl->lines++;
+    pl->pos = 0;
+    pl->runs_in_line = 0;
+}
+
+static void pline_run(struct pline *pl, unsigned long long word, unsigned long long count) {
+    if (!pl->runs_in_line)
+        pl->pos = snprintf(pl->buf, sizeof pl->buf, "P %ld %ld %llu ", now_ms(), pl->id, pl->next_pfn);
+    int n = count == 1 ? snprintf(pl->buf + pl->pos, sizeof pl->buf - pl->pos, "%s%llx", pl->runs_in_line ? "," : "", word)
+                       : snprintf(pl->buf + pl->pos, sizeof pl->buf - pl->pos, "%s%llx*%llu", pl->runs_in_line ? "," : "", word, count);
+    pl->pos += n;
+    pl->runs_in_line++;
+    pl->runs++;
+    pl->next_pfn += count;
+    if (pl->pos > PLINE_MAX) pline_flush(pl);
+}
+
+static void buddy_totals(char *out, int cap) {
+    char tmp[1024];
+    int pos = buddyinfo(tmp, 0, sizeof tmp, 0); /* " buddy=c0,c1,..." */
+    tmp[pos] = 0;
+    const char *eq = strchr(tmp, '=');
+    snprintf(out, cap, "%s", eq && eq[1] ? eq + 1 : "none");
+}
+
+static void page_flags(long id, long t0) {
+    static unsigned long long words[PAGEFLAGS_CHUNK];
+    char before[512], after[512], mem[8192];
+    long long memfree = -1;
+    if (read_file_at("/proc/meminfo", mem, sizeof mem) > 0) {
+        char *m = strstr(mem, "MemFree:");
+        if (m) memfree = strtoll(m + 8, NULL, 10);
+    }
+    int fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return reply(id, t0, "err", "/proc/kpageflags: %s", strerror(errno));
+    buddy_totals(before, sizeof before);
+    static struct pline pl;
+    memset(&pl, 0, sizeof pl);
+    pl.id = id;
+    unsigned long long frames = 0, cur = 0, count = 0;
+    struct timespec k0, k1;
+    long long kernel_ns = 0;
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &k0);
+        ssize_t r = pread(fd, words, sizeof words, (off_t)(frames * 8));
+        clock_gettime(CLOCK_MONOTONIC, &k1);
+        kernel_ns += (k1.tv_sec - k0.tv_sec) * 1000000000LL + (k1.tv_nsec - k0.tv_nsec);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            int e = errno;
+            close(fd);
+            return reply(id, t0, "err", "/proc/kpageflags at frame %llu: %s", frames, strerror(e));
+        }
+        size_t n = (size_t)r / 8;
+        if (!n) break;
+        for (size_t i = 0; i < n; i++) {
+            unsigned long long w = reduce_flags(words[i]);
+            if (count && w == cur) { count++; continue; }
+            if (count) pline_run(&pl, cur, count);
+            cur = w;
+            count = 1;
+        }
+        frames += n;
+        if (n < PAGEFLAGS_CHUNK) break;
+    }
+    close(fd);
+    if (count) pline_run(&pl, cur, count);
+    pline_flush(&pl);
+    buddy_totals(after, sizeof after);
+    reply(id, t0, "ok", "frames=%llu runs=%lu lines=%lu read_ms=%ld kernel_ms=%lld memfree_kib=%lld before=%s after=%s",
+          frames, pl.runs, pl.lines, now_ms() - t0, kernel_ns / 1000000, memfree, before, after);
 }
 
 /* ---- commands ---------------------------------------------------------------------------- */
@@ -394,6 +507,7 @@ static void run_command(char *line) {
         emit("%s", out);
         return reply(id, t0, "ok", "");
     }
+    if (!strcmp(verb, "pageflags")) return page_flags(id, t0);
     if (!strcmp(verb, "rate")) {
         int hz = arg ? atoi(arg) : 0;
         if (hz < 1 || hz > 50) return reply(id, t0, "err", "rate takes 1..50 samples per second");

@@ -33,7 +33,7 @@ from ..probe.procfs import parse_status_kib
 from . import accel as accel_mod
 from .build import GuestImage
 from .errors import VmBootError, VmCommandError, VmError, VmSetupError
-from .protocol import Ack, Hello, Message, command_line, parse_line
+from .protocol import Ack, Hello, Message, PageFlags, command_line, parse_line
 
 BOOT_TIMEOUT_S = 60.0      # TCG on a busy 2-core machine; a normal boot is ~3 s
 QUIT_TIMEOUT_S = 5.0
@@ -138,6 +138,7 @@ class Machine:
         self._sock: socket.socket | None = None
         self._listeners: list[Listener] = []
         self._acks: dict[int, Ack] = {}
+        self._page_flags: dict[int, list[PageFlags]] = {}  # P lines by command id, until page_flags() takes them
         self._cond = threading.Condition()
         self._next_id = 1
         self._threads: list[threading.Thread] = []
@@ -295,7 +296,20 @@ class Machine:
 
     def command(self, verb: str, *args: object, timeout_s: float = 120.0) -> Ack:
         """Run one agent command and wait for its ack; VmCommandError if the agent reports failure."""
-        ident = self._send(verb, *args)
+        return self._wait_ack(self._send(verb, *args), verb, args, timeout_s)
+
+    def page_flags(self, timeout_s: float = 60.0) -> tuple[Ack, list[PageFlags]]:
+        """The guest's /proc/kpageflags as the agent sends it: (its ack, its P lines in order).
+        vm/guestmap.py turns them into a map."""
+        ident = self._send("pageflags")
+        try:
+            ack = self._wait_ack(ident, "pageflags", (), timeout_s)
+        finally:
+            with self._cond:
+                parts = self._page_flags.pop(ident, [])
+        return ack, parts
+
+    def _wait_ack(self, ident: int, verb: str, args: tuple, timeout_s: float) -> Ack:
         with self._cond:
             self._cond.wait_for(lambda: ident in self._acks or not self.alive, timeout_s)
             ack = self._acks.pop(ident, None)
@@ -325,6 +339,10 @@ class Machine:
                     msg = parse_line(raw.decode("ascii", "replace"))
                 except VmError as exc:
                     self.console.append(f"[agent] {exc}")
+                    continue
+                if isinstance(msg, PageFlags):  # big, and only for the command that asked: not for listeners
+                    with self._cond:
+                        self._page_flags.setdefault(msg.id, []).append(msg)
                     continue
                 if isinstance(msg, Ack):
                     with self._cond:

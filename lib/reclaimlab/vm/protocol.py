@@ -1,7 +1,8 @@
 """The guest agent's line protocol, host side: pure functions, text in, values out.
 
 The protocol itself is documented at the top of agent.c (version 1). In short, the agent
-sends `H` (hello), `S` (sample), `B` (buddyinfo snapshot), `A` (ack) and `L` (note) lines;
+sends `H` (hello), `S` (sample), `B` (buddyinfo snapshot), `P` (page flags, runs of identical
+words), `A` (ack) and `L` (note) lines;
 the host sends `<id> <verb> [args]`. Times are the guest's milliseconds since the agent started.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from .errors import VmProtocolError
 
 PROTOCOL_VERSION = 1
 VERBS = ("alloc", "touch", "free", "fragment", "unfragment", "write_file", "read_file", "rm_file", "sync",
-         "drop_caches", "compact", "set", "get", "snapshot", "rate", "quit")
+         "drop_caches", "compact", "set", "get", "snapshot", "pageflags", "rate", "quit")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,19 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
+class PageFlags:
+    """One P line: reduced kpageflags words of frames pfn, pfn + 1, ... as (word, count) runs."""
+    t_ms: int
+    id: int                                 # the pageflags command this part answers
+    pfn: int                                # the first frame of the first run
+    runs: tuple[tuple[int, int], ...]
+
+    @property
+    def frames(self) -> int:
+        return sum(n for _, n in self.runs)
+
+
+@dataclass(frozen=True)
 class Ack:
     id: int
     t_start_ms: int
@@ -56,7 +70,7 @@ class Note:
     text: str
 
 
-Message = Union[Hello, Sample, Snapshot, Ack, Note]
+Message = Union[Hello, Sample, Snapshot, PageFlags, Ack, Note]
 
 
 def _int(text: str, line: str, what: str) -> int:
@@ -80,8 +94,22 @@ def _pairs(words: list[str], line: str) -> dict[str, str]:
     return out
 
 
+def _runs(text: str, line: str) -> tuple[tuple[int, int], ...]:
+    out = []
+    for run in text.split(","):
+        word, star, count = run.partition("*")
+        try:
+            w, n = int(word, 16), int(count) if star else 1
+        except ValueError:
+            raise VmProtocolError(f"agent line {line[:80]!r}: run {run[:30]!r} is not <hex word>[*<count>]") from None
+        if n < 1 or w < 0:
+            raise VmProtocolError(f"agent line {line[:80]!r}: run {run[:30]!r} has no frames")
+        out.append((w, n))
+    return tuple(out)
+
+
 def parse_line(line: str) -> Message:
-    """One agent line -> Hello | Sample | Snapshot | Ack | Note; VmProtocolError otherwise.
+    """One agent line -> Hello | Sample | Snapshot | PageFlags | Ack | Note; VmProtocolError otherwise.
 
     >>> parse_line("S 100 MemFree=512 compact_stall=0 buddy=3,2,1")
     Sample(t_ms=100, values={'MemFree': 512, 'compact_stall': 0}, buddy=(3, 2, 1))
@@ -89,9 +117,9 @@ def parse_line(line: str) -> Message:
     line = line.rstrip("\r\n")
     words = line.split(" ")
     kind = words[0]
-    if kind not in ("H", "S", "B", "A", "L") or len(words) < 2:
+    if kind not in ("H", "S", "B", "P", "A", "L") or len(words) < 2:
         raise VmProtocolError(f"agent line {line[:80]!r}: not a line of the agent protocol "
-                              f"(expected H, S, B, A or L and a time)")
+                              f"(expected H, S, B, P, A or L and a time)")
     if kind == "A":
         if len(words) < 5 or words[4] not in ("ok", "err"):
             raise VmProtocolError(f"agent line {line[:80]!r}: an ack is 'A <id> <t0> <t1> ok|err ...'")
@@ -102,6 +130,10 @@ def parse_line(line: str) -> Message:
     t_ms = _int(words[1], line, "time")
     if kind == "L":
         return Note(t_ms, " ".join(words[2:]))
+    if kind == "P":
+        if len(words) != 5 or not words[4]:
+            raise VmProtocolError(f"agent line {line[:80]!r}: page flags are 'P <t> <id> <pfn> <runs>'")
+        return PageFlags(t_ms, _int(words[2], line, "id"), _int(words[3], line, "pfn"), _runs(words[4], line))
     if kind == "H":
         return Hello(t_ms, _pairs([w for w in words[2:] if w], line))
     if kind == "B":
