@@ -211,3 +211,20 @@ def test_a_live_run_without_maps_shows_the_shipped_runs_and_says_so():
     html = lab.physical_memory_html(rec, {"before": "before", "freed": "freed"})
     assert "permission denied" in html and "Shown instead: the shipped calloc-reclaim recording of 2026-12-06" in html
     assert html.count("<img") == 1
+
+
+@pytest.mark.live
+def test_a_live_calloc_run_maps_the_buffer_touched_and_freed_without_stalling_the_sampler():
+    from reclaimlab.experiments.harness import run
+    size_kib = 512 * 1024
+    rec = run("calloc-reclaim", mode="live", size="512MiB", hold_s=1.0, observe_s=5, quiet=True)
+    if os.geteuid() != 0:
+        assert rec.physmaps == [] and "kpageflags" in rec.meta["physmap_unavailable"]
+        return
+    maps = {m.label: m for m in rec.physmaps}
+    assert list(maps) == ["before", "touched", "freed", "observed"]
+    ours = {label: m.snapshot.class_kib()[physmap.FrameClass.OURS] for label, m in maps.items()}
+    assert ours["touched"] >= 0.9 * size_kib and ours["freed"] < 0.1 * size_kib and ours["observed"] == 0
+    assert all(len(codec.encode(m.snapshot)) <= 100_000 for m in rec.physmaps)
+    period_s = 1 / rec.meta["sample_hz"]
+    assert rec.meta["sampler_cost"]["physmap_max_gap_s"] <= 2.5 * period_s  # the goal: 2 periods

@@ -109,6 +109,7 @@ def cut_after(kind: str, detail: str | None, after_s: float) -> Callable[[Record
         rec.events = rec.events[rec.events["t_s"] <= t_cut].reset_index(drop=True)
         if len(rec.buddyinfo):
             rec.buddyinfo = rec.buddyinfo[rec.buddyinfo["t_s"] <= t_cut].reset_index(drop=True)
+        rec.physmaps = [m for m in rec.physmaps if m.t_s <= t_cut]
     edit.__doc__ = f"Cut the recording {after_s} s after {kind}{f' {detail}' if detail else ''} (samples, events, snapshots)"
     return edit
 
