@@ -40,6 +40,7 @@ class LiveRun:
         # The sampler's Recorder builds the meta once, at stop(), with these results and notices.
         self.sampler = Sampler(hz=float(params.get("sample_hz", 10.0)), roots=self.roots,
                                extra_sources=[*self.host_views, *extra_sources], buddyinfo=buddyinfo,
+                               physmap=True,
                                experiment=experiment, parameters=params,
                                results=self.results, notices=self.notices)
         self.recording: Recording | None = None
@@ -205,6 +206,8 @@ def calloc_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | 
         run.wait(params["baseline_s"])
         with Allocator(size, huge_pages=params["huge_pages"]) as alloc:
             child.attach(alloc.pid)
+            run.sampler.ours_pid = alloc.pid  # its pages are "ours" in the maps of physical memory
+            run.sampler.snapshot_physmap("before")
             if cgroup is not None:
                 cgroup.add(alloc.pid)  # what it allocates from now on is charged there, and only it
             run.results["child_rss_anon_before_kib"] = alloc.status().get("RssAnon")
@@ -217,13 +220,16 @@ def calloc_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | 
             r = run.step("touch", "", alloc.touch)
             run.results.update(touch_child_s=r.duration_s, touch_gb_per_s=r.gb_per_s,
                                touch_child_rss_anon_kib=r.rss_anon_kib, touch_cgroup_kib=_cgroup_kib(cgroup))
+            run.sampler.snapshot_physmap("touched")
             run.wait(params["hold_s"])
             base = run.reported_kib()
             r = run.step("free", "", alloc.free)
             run.results["free_child_s"] = r.duration_s
             run.results["free_child_rss_anon_kib"] = r.rss_anon_kib
             run.results["free_cgroup_kib"] = _cgroup_kib(cgroup)
+            run.sampler.snapshot_physmap("freed")
             run.wait(0.5)
+        run.sampler.ours_pid = None
         child.detach()
         size_kib = size // 1024
         t_free = time.monotonic()
@@ -394,6 +400,7 @@ def compaction(params: dict[str, Any], mode: str, guest: str, allow: bool | None
         run.wait(params["baseline_s"])
         run.sampler.snapshot_buddyinfo("before")
         with Fragmenter(size) as frag:
+            run.sampler.ours_pid = frag.pid  # its kept pages are "ours" in the maps of physical memory
             r = run.step("fragment", format_size(size), frag.fragment)
             run.results.update(fragment_freed_pages=r.freed_pages, fragment_held_pages=r.held_pages,
                                fragment_fill_bytes=r.fill_bytes)
@@ -407,6 +414,7 @@ def compaction(params: dict[str, Any], mode: str, guest: str, allow: bool | None
             run.wait(params["settle_s"])
             run.results["reported_while_held_kib"] = None if base is None else (run.reported_kib() or base) - base
             run.step("release", "", frag.release)
+            run.sampler.ours_pid = None
         run.sampler.snapshot_buddyinfo("released")
         run.wait(params["observe_s"])
         run.sampler.snapshot_buddyinfo("observed")

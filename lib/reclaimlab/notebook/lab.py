@@ -25,6 +25,7 @@ The API (stable; other labs build on it), and the module that holds each name:
     echo(prediction, claim, right, why_wrong)        after the run: the prediction against the claim's verdict  predictions
     question(prompt, options, answer_index, explanation)   a self-check with immediate feedback   questions
     explain(markdown)                                text built with numbers from the recording   tables
+    show_physical_memory(rec, steps)                 the run's maps of physical memory, step by step, or why none   physmaps
     table(rows, header, caption)                     a small HTML table                       tables
     show_guest(ctx)                                  the doctor's findings and what can run live   guest_report
     when(rec, kind, detail=None, nth=0)              the time of an event (KeyError naming what exists)   present.analysis
@@ -44,6 +45,7 @@ from .banner import banner, banner_html, consent_sentence, status_html
 from .context import LabContext, setup
 from .guest_report import env_summary, guest_rows, live_rows, show_guest
 from .params import MAX_SAMPLE_HZ, LabParameterError
+from .physmaps import physical_memory_html, show_physical_memory, why_no_maps
 from .plan import LAB_EXPERIMENTS, lab_rows
 from .predictions import Prediction, echo, echo_bundle, predict, predict_html
 from .questions import check_answer, question, question_html
@@ -52,4 +54,4 @@ from .tables import explain, table, table_html
 __all__ = ["LabContext", "LabParameterError", "setup", "banner", "banner_html", "predict", "predict_html",
            "question", "question_html", "check_answer", "Prediction", "echo", "echo_bundle", "table", "table_html", "show_guest", "guest_rows",
            "live_rows", "status_html", "consent_sentence", "explain", "when", "next_event", "bursts", "has", "env_summary",
-           "lab_rows", "LAB_EXPERIMENTS", "MAX_SAMPLE_HZ"]
+           "lab_rows", "LAB_EXPERIMENTS", "MAX_SAMPLE_HZ", "show_physical_memory", "physical_memory_html", "why_no_maps"]

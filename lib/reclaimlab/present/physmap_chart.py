@@ -179,3 +179,114 @@ def guest_host_chart(guest: Snapshot, host, columns: int = 64, cell_px: int = CE
 def save_guest_host_image(guest: Snapshot, host, path: str | Path, columns: int = 64) -> Path:
     """The side-by-side maps as .svg or .png (offline); ValueError for another suffix."""
     return _save(guest_host_chart(guest, host, columns), path)
+
+
+# --- small multiples: the maps of one run, step by step ------------------------------------------------
+
+STEP_CELL_PX = 2        # 128 blocks a row at 2 px: a 24 GiB guest's map is 256 x 200 px, four fit a page's width
+STEP_COLUMNS = 4        # maps a row of the figure
+
+
+def _ours_runs(snap: Snapshot, columns: int) -> pd.DataFrame:
+    """Runs of blocks holding some of our pages within a grid row: one outline per run."""
+    index = np.flatnonzero(snap.has_ours)
+    if not len(index):
+        return pd.DataFrame({"col": [], "col2": [], "row": []})
+    row = index // columns
+    starts = np.flatnonzero(np.r_[True, (np.diff(index) != 1) | (row[1:] != row[:-1])])
+    ends = np.r_[starts[1:], len(index)] - 1
+    return pd.DataFrame({"col": index[starts] % columns, "col2": index[ends] % columns + 1, "row": row[starts]})
+
+
+def step_summary(snap: Snapshot) -> dict[str, int]:
+    """KiB of what the steps' pictures compare: ours, free reported, free not reported, page cache, and the
+    blocks holding some of ours."""
+    kib = snap.class_kib()
+    return {"ours_kib": kib[FrameClass.OURS], "reported_kib": kib[FrameClass.FREE_REPORTED],
+            "free_kib": kib[FrameClass.FREE], "file_kib": kib[FrameClass.FILE],
+            "ours_blocks": int(snap.has_ours.sum())}
+
+
+def _kib(kib: int) -> str:
+    return format_size(kib * 1024)
+
+
+def steps_alt_text(steps: list, names: dict[str, str]) -> str:
+    """The small multiples in words: what a square is, then from each step to the next what changed
+    (our pages, free memory reported and not), computed from the maps."""
+    if not steps:
+        return "No map of physical memory."
+    first = steps[0].snapshot
+    return (f"{len(steps)} maps of physical memory, one per step ({', '.join(names.get(s.label, s.label) for s in steps)}): "
+            f"{first.blocks:,} blocks of {block_size_text(first)} each, in order of physical address, coloured by "
+            f"what most of the block holds; reported free blocks pale; blocks with some of our pages outlined. "
+            + steps_changes_text(steps, names))
+
+
+def steps_changes_text(steps: list, names: dict[str, str]) -> str:
+    """What the maps hold at the first step and what changed from each step to the next, in sentences."""
+    parts: list[str] = []
+    prev = None
+    for s in steps:
+        now, name = step_summary(s.snapshot), names.get(s.label, s.label)
+        if prev is None:
+            parts.append(f"In the first map ({name}): ours {_kib(now['ours_kib'])}, free and reported {_kib(now['reported_kib'])}, "
+                         f"free not reported {_kib(now['free_kib'])}.")
+        else:
+            changes = []
+            for key, what in (("ours_kib", "ours"), ("reported_kib", "free and reported"),
+                              ("free_kib", "free not reported")):
+                if now[key] != prev[0][key]:
+                    changes.append(f"{what} {_kib(prev[0][key])} to {_kib(now[key])}")
+            parts.append(f"From {prev[1]} to {name}: " + ("; ".join(changes) if changes else "no change in these")
+                         + (f"; our pages in {now['ours_blocks']:,} blocks." if now["ours_blocks"] else "."))
+        prev = (now, name)
+    return " ".join(parts)
+
+
+def steps_chart(steps: list, names: dict[str, str] | None = None, columns: int = DEFAULT_COLUMNS,
+                cell_px: int = STEP_CELL_PX, per_row: int = STEP_COLUMNS) -> alt.ConcatChart:
+    """The maps of a run (recording.physmap.MapStep), side by side in the order taken, one legend."""
+    names = names or {}
+    charts = []
+    for s in steps:
+        snap = s.snapshot
+        rows = -(-snap.blocks // columns) or 1
+        x = alt.X("col:Q", axis=None, scale=alt.Scale(domain=[0, columns]))
+        y = alt.Y("row:Q", axis=None, scale=alt.Scale(domain=[0, rows], reverse=True))
+        encoding = dict(x=x, x2="col2:Q", y=y, y2="row2:Q")
+        domain = [CLASS_LABELS[c] for c in CLASSES]
+        layers = [alt.Chart(_values(_runs(snap, columns))).transform_calculate(row2="datum.row + 1")
+                  .mark_rect(stroke=None).encode(
+                      **encoding, color=alt.Color("what:N", title=None, scale=alt.Scale(
+                          domain=domain, range=[CLASS_COLORS[c] for c in CLASSES]),
+                          legend=alt.Legend(orient="bottom", columns=3, labelLimit=500, symbolStrokeColor="#999")))]
+        if snap.has_ours.any():
+            layers.append(alt.Chart(_values(_ours_runs(snap, columns))).transform_calculate(row2="datum.row + 1")
+                          .mark_rect(fill=None, stroke="#8a4500", strokeWidth=0.4).encode(**encoding))
+        t = f"{names.get(s.label, s.label)} (t = {s.t_s:.0f} s)"
+        charts.append(alt.layer(*layers).properties(width=columns * cell_px, height=rows * cell_px, title=t))
+    return alt.concat(*charts, columns=per_row).configure_view(stroke=None)
+
+
+def steps_html(steps: list, names: dict[str, str] | None = None, caption: str = "") -> str:
+    """The small multiples as an HTML <figure>: a PNG rendered offline (vl-convert) in a data URL, alt text
+    saying what changed, and a caption (by default what changed, as the alt text says it)."""
+    import base64
+    import html
+
+    import vl_convert as vlc
+
+    names = names or {}
+    png = vlc.vegalite_to_png(steps_chart(steps, names).to_dict(), scale=2)
+    width = _png_width(png) // 2
+    src = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    alt_text = steps_alt_text(steps, names)
+    caption = caption or steps_changes_text(steps, names)
+    cap = f'<figcaption style="max-width:{width}px">{html.escape(caption)}</figcaption>'
+    return (f'<figure class="reclaimlab-physmap"><img class="reclaimlab-chart" src="{src}" width="{width}" '
+            f'alt="{html.escape(alt_text, quote=True)}">{cap}</figure>')
+
+
+def _png_width(png: bytes) -> int:
+    return int.from_bytes(png[16:20], "big")  # the IHDR chunk's width, right after the 8-byte signature

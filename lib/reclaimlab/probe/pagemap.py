@@ -79,3 +79,61 @@ def vacated_blocks(before: Sequence[int | None], after: Sequence[int | None], or
 def moved_pages(before: Sequence[int | None], after: Sequence[int | None]) -> int:
     """How many pages present both times now sit in another page frame (migrated, e.g. by compaction)."""
     return sum(1 for a, b in zip(before, after) if a is not None and b is not None and a != b)
+
+
+MAX_MAPPING_PAGES = 1 << 24   # a mapping above 64 GiB of address space (a reservation, not memory) is skipped
+
+
+def parse_maps_ranges(text: str) -> list[tuple[int, int]]:
+    """(start, end) addresses of every mapping in /proc/<pid>/maps text; unparsable lines are skipped."""
+    out = []
+    for line in text.splitlines():
+        span = line.split(" ", 1)[0]
+        lo, sep, hi = span.partition("-")
+        try:
+            start, end = int(lo, 16), int(hi, 16)
+        except ValueError:
+            continue
+        if sep and end > start:
+            out.append((start, end))
+    return out
+
+
+def pfns_from_entries(data: bytes):
+    """The PFNs (a numpy int64 array) of the present pages among raw pagemap entries; PFN 0 (hidden) dropped."""
+    import numpy as np
+
+    entries = np.frombuffer(data, dtype="<u8", count=len(data) // ENTRY_BYTES)
+    pfns = entries[(entries & np.uint64(PRESENT)) != 0] & np.uint64(PFN_MASK)
+    return pfns[pfns != 0].astype(np.int64)
+
+
+def process_pfns(pid: int, page_bytes: int = 4096, proc: Path = Path("/proc")):
+    """The PFNs of every present page of process `pid` (all its mappings), as a numpy int64 array; None where
+    they cannot be known (the process is gone, its maps or pagemap unreadable, or the PFNs hidden: not root)."""
+    import numpy as np
+
+    try:
+        maps = (proc / str(pid) / "maps").read_text(encoding="ascii", errors="replace")
+        fd = os.open(proc / str(pid) / "pagemap", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    found, present = [], False
+    try:
+        for start, end in parse_maps_ranges(maps):
+            pages = (end - start) // page_bytes
+            if pages > MAX_MAPPING_PAGES:
+                continue
+            try:
+                data = _pread_all(fd, pages * ENTRY_BYTES, (start // page_bytes) * ENTRY_BYTES)
+            except OSError:
+                continue  # [vsyscall] and the like: nothing of ours
+            entries = np.frombuffer(data, dtype="<u8", count=len(data) // ENTRY_BYTES)
+            present = present or bool(((entries & np.uint64(PRESENT)) != 0).any())
+            found.append(pfns_from_entries(data))
+    finally:
+        os.close(fd)
+    pfns = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+    if present and not len(pfns):
+        return None  # present pages with PFN 0: hidden from this user
+    return pfns

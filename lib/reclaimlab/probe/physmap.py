@@ -257,6 +257,8 @@ def _count_dtype(block_order: int) -> np.dtype:
 def _ours(pfns: Iterable[int | None] | None) -> np.ndarray | None:
     if pfns is None:
         return None
+    if isinstance(pfns, np.ndarray):  # already PFNs only (pagemap.process_pfns): no per-item loop over millions
+        return np.unique(pfns.astype(np.int64, copy=False))
     return np.unique(np.fromiter((p for p in pfns if p is not None), dtype=np.int64))
 
 

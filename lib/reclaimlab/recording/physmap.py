@@ -16,13 +16,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..probe.physmap import CLASSES, MAX_BLOCK_ORDER, FrameClass, Snapshot
-from .recording import RecordingError
+from .errors import RecordingError
 
 FORMAT = "reclaimlab-physmap"
 VERSION = 1
@@ -43,7 +45,12 @@ def _pack(a: np.ndarray) -> dict[str, Any]:
 
 def encode(snap: Snapshot) -> str:
     """The snapshot as one JSON text (ASCII)."""
-    doc = {
+    return json.dumps(to_doc(snap), separators=(",", ":"))
+
+
+def to_doc(snap: Snapshot) -> dict[str, Any]:
+    """The snapshot as a JSON object (what `encode` writes), for a file that holds several."""
+    return {
         "format": FORMAT, "version": VERSION,
         "classes": [c.name for c in CLASSES],
         "page_bytes": snap.page_bytes, "block_order": snap.block_order, "pfn_end": snap.pfn_end,
@@ -56,22 +63,28 @@ def encode(snap: Snapshot) -> str:
         "counts_by_class": _pack(snap.counts.T),
         "free_order": _pack(snap.free_order.astype(np.int8)),
     }
-    return json.dumps(doc, separators=(",", ":"))
 
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-def _load(text: str | bytes, source: str) -> dict:
-    if len(text) > MAX_TEXT_BYTES:
-        raise RecordingError(f"{source}: {len(text):,} bytes, more than a map's bound of {MAX_TEXT_BYTES:,}; {_FIX}")
+def _parse(text: str | bytes, source: str, bound: int = MAX_TEXT_BYTES) -> Any:
+    if len(text) > bound:
+        raise RecordingError(f"{source}: {len(text):,} bytes, more than a map's bound of {bound:,}; {_FIX}")
     try:
-        doc = json.loads(text, parse_constant=_no_constant)
+        return json.loads(text, parse_constant=_no_constant)
     except RecursionError:
         raise RecordingError(f"{source}: JSON nested too deep to be a map; {_FIX}") from None
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, NaN, an integer of thousands of digits
         raise RecordingError(f"{source}: not valid JSON ({exc}); {_FIX}") from None
+
+
+def _load(text: str | bytes, source: str) -> dict:
+    return _check_format(_parse(text, source), source)
+
+
+def _check_format(doc: Any, source: str) -> dict:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise RecordingError(f"{source}: not a map of physical memory (no \"format\": \"{FORMAT}\"); {_FIX}")
     if doc.get("version") != VERSION:
@@ -133,7 +146,12 @@ def _unpack(doc: dict, key: str, shape: tuple[int, ...], source: str) -> np.ndar
 
 def decode(text: str | bytes, source: str = "map") -> Snapshot:
     """A Snapshot from `encode`'s text; RecordingError naming `source` and the problem otherwise."""
-    doc = _load(text, source)
+    return from_doc(_load(text, source), source)
+
+
+def from_doc(doc: Any, source: str = "map") -> Snapshot:
+    """A Snapshot from `to_doc`'s object, checked as `decode` checks a text."""
+    doc = _check_format(doc, source)
     if doc.get("classes") != [c.name for c in CLASSES]:
         raise RecordingError(f"{source}: classes {str(doc.get('classes'))[:120]} are not this reclaimlab's "
                              f"{[c.name for c in CLASSES]}; update reclaimlab, or take the map again")
@@ -178,3 +196,102 @@ def _check_blocks(counts: np.ndarray, free_order: np.ndarray, pfn_end: int, bloc
     if np.any(has_free != (free_order >= 0)):
         raise RecordingError(f"{source}: free_order disagrees with the free pages of block "
                              f"{int(np.flatnonzero(has_free != (free_order >= 0))[0])}; {_FIX}")
+
+
+# --- the maps of one recording: physmap.json, one map per step of the run --------------------------------
+
+STEPS_FORMAT = "reclaimlab-physmap-steps"
+STEPS_VERSION = 1
+STEPS_FILE = "physmap.json"
+MAX_STEPS = 64                      # a run takes a handful (before, touched, freed, ...); 64 is far above any
+MAX_STEPS_FILE_BYTES = 16 << 20     # ~11-60 KB a map of this 24 GiB guest: 64 maps of a 1 TiB guest still fit
+MAX_STEPS_ARRAY_BYTES = 256 << 20   # all the maps of one recording, decoded, counted before decompressing
+MAX_MAPPED_BYTES = 16 << 40         # physical addresses a map may cover (16 TiB)
+MAX_LABEL = 64
+MAX_READ_S = 600.0
+HOLE_ALLOWANCE_KIB = 4 << 20        # physical address space beyond RAM: the PCI hole below 4 GiB and the like
+
+
+@dataclass(frozen=True, eq=False)
+class MapStep:
+    """One map of physical memory taken during a run, at the step `label` (the buddyinfo label, or its own)."""
+
+    label: str
+    t_s: float                  # when the read began, on the samples' clock
+    read_s: float               # how long reading the map took
+    snapshot: Snapshot
+    ours_pages: int | None = None   # the workload's pages located (None: no workload then, or its PFNs unreadable)
+
+
+def encode_steps(steps: list[MapStep]) -> str:
+    """The maps of a run as the text of physmap.json."""
+    return json.dumps({"format": STEPS_FORMAT, "version": STEPS_VERSION, "maps": [
+        {"label": s.label, "t_s": round(float(s.t_s), 6), "read_s": round(float(s.read_s), 4),
+         "ours_pages": s.ours_pages, "map": to_doc(s.snapshot)} for s in steps]}, separators=(",", ":")) + "\n"
+
+
+def _number(entry: dict, key: str, where: str, lo: float, hi: float) -> float:
+    value = entry.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not lo <= value <= hi:
+        raise RecordingError(f"{where}: {key} is {str(value)[:40]!r}, expected a number from {lo:g} to {hi:g}; {_FIX}")
+    return float(value)
+
+
+def _mapped_kib(doc: Any, where: str) -> tuple[int, int]:
+    """(KiB of physical addresses the map covers, bytes its arrays take decoded), read before decoding it."""
+    if not isinstance(doc, dict):
+        raise RecordingError(f"{where}: map must be a JSON object; {_FIX}")
+    page_bytes = _int(doc, "page_bytes", where, 512, 1 << 30)
+    block_order = _int(doc, "block_order", where, 0, MAX_BLOCK_ORDER)
+    pfn_end = _int(doc, "pfn_end", where, 0, 1 << 52)
+    mapped = pfn_end * page_bytes
+    if mapped > MAX_MAPPED_BYTES:
+        raise RecordingError(f"{where}: the map covers {mapped:,} bytes of physical addresses, more than the bound of "
+                             f"{MAX_MAPPED_BYTES:,}; {_FIX}")
+    blocks = -(-pfn_end // (1 << block_order))
+    return mapped // 1024, blocks * (len(CLASSES) * 4 + 1)
+
+
+def decode_steps(text: str | bytes, source: str = STEPS_FILE, span_s: tuple[float, float] | None = None,
+                 mem_total_kib: int | None = None, slack_s: float = 1.0) -> list[MapStep]:
+    """The maps of physmap.json; RecordingError naming the file, the map and the problem otherwise.
+
+    span_s: the samples' first and last t_s (a map lies inside, give or take slack_s);
+    mem_total_kib: the guest's MemTotal from the samples, where known: a map covers at least that much
+    physical address space and at most twice it plus HOLE_ALLOWANCE_KIB (a block count out of that
+    range belongs to another machine, or was forged to make the decoder allocate)."""
+    doc = _parse(text, source, MAX_STEPS_FILE_BYTES)
+    if not isinstance(doc, dict) or doc.get("format") != STEPS_FORMAT:
+        raise RecordingError(f"{source}: not the maps of a recording (no \"format\": \"{STEPS_FORMAT}\"); {_FIX}")
+    if doc.get("version") != STEPS_VERSION:
+        raise RecordingError(f"{source}: maps format version {str(doc.get('version'))[:20]}; this reclaimlab reads "
+                             f"version {STEPS_VERSION}: update reclaimlab, or record again")
+    entries = doc.get("maps")
+    if not isinstance(entries, list) or not 0 < len(entries) <= MAX_STEPS:
+        raise RecordingError(f"{source}: \"maps\" must be a list of 1 to {MAX_STEPS} maps; {_FIX}")
+    steps, decoded_bytes = [], 0
+    for i, entry in enumerate(entries):
+        where = f"{source}: map {i}"
+        if not isinstance(entry, dict):
+            raise RecordingError(f"{where}: must be a JSON object; {_FIX}")
+        label = entry.get("label")
+        if not isinstance(label, str) or not 0 < len(label) <= MAX_LABEL:
+            raise RecordingError(f"{where}: label must be a name of 1 to {MAX_LABEL} characters; {_FIX}")
+        where = f"{source}: map {i} ({label!r})"
+        t_s = _number(entry, "t_s", where, 0.0, 1e9)
+        if span_s is not None and not span_s[0] - slack_s <= t_s <= span_s[1] + slack_s:
+            raise RecordingError(f"{where}: taken at t_s={t_s:g}, outside the samples' time span ({span_s[0]:g} to "
+                                 f"{span_s[1]:g} s): the files do not belong together; {_FIX}")
+        read_s = _number(entry, "read_s", where, 0.0, MAX_READ_S)
+        ours = _int(entry, "ours_pages", where, 0, 1 << 52, optional=True)
+        mapped_kib, size = _mapped_kib(entry.get("map"), where)
+        if mem_total_kib is not None and not mem_total_kib <= mapped_kib <= 2 * mem_total_kib + HOLE_ALLOWANCE_KIB:
+            raise RecordingError(f"{where}: the map covers {mapped_kib:,} KiB of physical addresses, but the samples' "
+                                 f"MemTotal is {mem_total_kib:,} KiB (a map covers at least that, and at most twice it "
+                                 f"plus {HOLE_ALLOWANCE_KIB:,} KiB of holes): it is not this guest's map; {_FIX}")
+        decoded_bytes += size
+        if decoded_bytes > MAX_STEPS_ARRAY_BYTES:
+            raise RecordingError(f"{where}: the maps would take more than {MAX_STEPS_ARRAY_BYTES:,} bytes decoded; {_FIX}")
+        steps.append(MapStep(label, t_s, read_s, from_doc(entry["map"], where), ours))
+    return steps

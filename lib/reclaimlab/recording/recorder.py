@@ -43,6 +43,7 @@ class Recorder:
         self.notices: list[str] = []              # meta["notices"]: sentences a banner shows
         self._events: list | deque = deque(maxlen=max_events) if max_events else []  # (t_s, kind, detail)
         self._buddy: list[tuple[float, str, str, int, int]] = []
+        self._physmaps: list = []                 # recording.physmap.MapStep, in the order taken
         self._lock = threading.Lock()
         self.recording: Recording | None = None
 
@@ -62,6 +63,11 @@ class Recorder:
             self._buddy.extend((t, str(label), zone, order, int(n))
                                for zone, counts in zones for order, n in enumerate(counts))
         return t
+
+    def physmap(self, step: Any) -> None:
+        """Note a map of physical memory (a recording.physmap.MapStep)."""
+        with self._lock:
+            self._physmaps.append(step)
 
     def finish(self, columns: Sequence[str] | None = None, order: Sequence[str] = (),
                interrupted: str | None = None, **run_facts: Any) -> Recording:
@@ -84,12 +90,14 @@ class Recorder:
         with self._lock:
             events = pd.DataFrame(list(self._events), columns=EVENT_COLUMNS)
             buddy = pd.DataFrame(self._buddy, columns=BUDDY_COLUMNS)
+            maps = list(self._physmaps)
         events["t_s"] = events["t_s"].astype(float)
         buddy["t_s"] = buddy["t_s"].astype(float)
         if since_t_s is not None:
             samples = samples[samples["t_s"] >= since_t_s].reset_index(drop=True)
             events = events[events["t_s"] >= since_t_s].reset_index(drop=True)
             buddy = buddy[buddy["t_s"] >= since_t_s].reset_index(drop=True)
+            maps = [m for m in maps if m.t_s >= since_t_s]
         duration_s = round(float(samples["t_s"].max()), 3) if len(samples) else None
         meta = provenance.build_meta(
             self.experiment, self.parameters, self.mode, self.sample_hz, guest_facts=self.guest_facts,
@@ -97,7 +105,7 @@ class Recorder:
             run_facts={"complete": interrupted is None, "duration_s": duration_s, **run_facts,
                        "results": results, "notices": notices,
                        **({"interrupted": interrupted} if interrupted is not None else {})})
-        return Recording(samples=samples, events=events, meta=meta, buddyinfo=buddy,
+        return Recording(samples=samples, events=events, meta=meta, buddyinfo=buddy, physmaps=maps,
                          why_shown=str(meta.get("mode_reason", "")))
 
     def held_events(self) -> list[tuple[float, str, str]]:

@@ -6,6 +6,7 @@ On disk a Recording is one folder of plain files that pandas alone can read:
     samples.csv     one row per sample: t_s, then memory columns with units in their names
     events.csv      t_s, kind, detail: what the experiment did and when
     buddyinfo.csv   (optional) snapshots of /proc/buddyinfo: t_s, label, zone, order, free_blocks
+    physmap.json    (optional) maps of physical memory at the run's steps (recording.physmap: label, t_s, map)
     manifest.json   rows, bytes and SHA-256 of each file above, written last
 
 A folder is written atomically: into a hidden sibling first, then renamed into
@@ -46,6 +47,8 @@ from typing import Any, BinaryIO, Iterable
 import numpy as np
 import pandas as pd
 
+from .errors import RecordingError, RecordingWarning  # noqa: F401  (defined there, named from here)
+from . import physmap as _physmap
 from . import schema
 from ..units import format_size
 
@@ -56,16 +59,9 @@ REQUIRED_META = ("schema_version", "experiment", "mode", "complete", "kernel_rel
                  "guest_kind", "sample_hz", "tool_version", "date_utc")
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
-RECORDING_FILES = ("meta.json", "samples.csv", "events.csv", "buddyinfo.csv")  # what load() reads
+PHYSMAP_FILE = _physmap.STEPS_FILE  # maps of physical memory at the run's steps (recording.physmap)
+RECORDING_FILES = ("meta.json", "samples.csv", "events.csv", "buddyinfo.csv", PHYSMAP_FILE)  # what load() reads
 WRITE_MANIFEST_COMMAND = "python -m reclaimlab.recording.recording --write-manifest"
-
-
-class RecordingError(ValueError):
-    """A recording cannot be saved or loaded; the message names the file and the problem."""
-
-
-class RecordingWarning(UserWarning):
-    """A recording loaded without being verified (no manifest.json), because the caller asked for it."""
 
 
 def _empty(columns: list[str]) -> pd.DataFrame:
@@ -80,6 +76,9 @@ class Recording:
     meta: dict[str, Any] = field(default_factory=dict)
     buddyinfo: pd.DataFrame = field(default_factory=lambda: _empty(BUDDY_COLUMNS))
     path: Path | None = None  # where it was loaded from; None for a recording made in this process
+    # Maps of physical memory at the run's steps (recording.physmap.MapStep), in the order taken; empty where
+    # none was taken (not root, a recording made before 2026-12) and meta["physmap_unavailable"] says why.
+    physmaps: list = field(default_factory=list)
     # Why this recording is in front of you (live and why, or recorded and why): a fact of this showing,
     # given by whoever made or loaded it, so never written into meta; a live run's own reason is
     # meta["mode_reason"], which a loaded recording keeps as the run wrote it.
@@ -233,6 +232,8 @@ def save(rec: Recording, out_dir: str | os.PathLike) -> Path:
         _write(tmp / "events.csv", rec.events.reindex(columns=EVENT_COLUMNS).to_csv(index=False))
         if len(rec.buddyinfo):
             _write(tmp / "buddyinfo.csv", rec.buddyinfo.reindex(columns=BUDDY_COLUMNS).to_csv(index=False))
+        if rec.physmaps:
+            _write(tmp / PHYSMAP_FILE, _physmap.encode_steps(rec.physmaps))
         _write(tmp / MANIFEST_NAME, _manifest_text(tmp))  # last: it vouches for what is written above
         _fsync_dir(tmp)
         # rename() replaces an empty folder in one step, so `out` is never missing in between.
@@ -359,7 +360,8 @@ def _open_member(root: Path, name: str) -> BinaryIO:
     """One of the recording's own files (a plain name in RECORDING_FILES or the manifest), bounded in size."""
     if not _is_plain_name(name):
         raise RecordingError(f"{root}: {name!r} is not a file name inside the folder; {_untrusted(root)}")
-    bound = MAX_JSON_BYTES if name.endswith(".json") else MAX_CSV_BYTES
+    bound = (_physmap.MAX_STEPS_FILE_BYTES if name == PHYSMAP_FILE
+             else MAX_JSON_BYTES if name.endswith(".json") else MAX_CSV_BYTES)
     return open_regular(root / name, bound, what=f"recording's {name}")
 
 
@@ -596,7 +598,8 @@ def load(path: str | os.PathLike, *, allow_partial: bool = False, require_manife
     samples = _read_samples(root, meta)
     events = _read_events(root, meta, samples)
     buddy = (_read_buddyinfo(root) if os.path.lexists(root / "buddyinfo.csv") else _empty(BUDDY_COLUMNS))
-    return Recording(samples=samples, events=events, meta=meta, buddyinfo=buddy, path=root,
+    maps = _read_physmaps(root, meta, samples) if os.path.lexists(root / PHYSMAP_FILE) else []
+    return Recording(samples=samples, events=events, meta=meta, buddyinfo=buddy, path=root, physmaps=maps,
                      why_shown=why_shown or f"loaded from {root}", unverified=unverified)
 
 
@@ -674,6 +677,20 @@ def _read_buddyinfo(root: Path) -> pd.DataFrame:
     buddy = _read_csv(root, "buddyinfo.csv", required=BUDDY_COLUMNS)
     _check_amounts(root, path, buddy, ["t_s", "order", "free_blocks"])
     return buddy
+
+
+def _read_physmaps(root: Path, meta: dict[str, Any], samples: pd.DataFrame) -> list:
+    """physmap.json's maps, each checked (recording.physmap.decode_steps) against the samples' span and MemTotal."""
+    with _open_member(root, PHYSMAP_FILE) as f:
+        text = f.read()
+    total = samples["mem_total_kib"].dropna() if "mem_total_kib" in samples.columns else pd.Series(dtype="float64")
+    try:
+        return _physmap.decode_steps(
+            text, str(root / PHYSMAP_FILE), span_s=(float(samples["t_s"].iloc[0]), float(samples["t_s"].iloc[-1])),
+            mem_total_kib=int(total.max()) if len(total) else None,
+            slack_s=max(EVENT_SLACK_S, 2.0 / float(meta["sample_hz"])))
+    except RecordingError as exc:
+        raise RecordingError(f"{exc}; {_restore_hint(root)}") from None
 
 
 def _line(bad: pd.Series) -> int:

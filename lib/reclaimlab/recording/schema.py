@@ -59,6 +59,8 @@ META: dict[str, str] = {
     "stopped_by": "text: what ended a `reclaimlab watch` recording",
     "window_s": "s: the live dashboard's window (its Recording holds only the last window_s)",
     "workload_cgroup": "object: the experiment's own memory cgroup (version, path)",
+    "physmap_unavailable": ("text: why the recording holds no maps of physical memory (physmap.json), e.g. "
+                            "/proc/kpageflags needs root"),
     # the kit's VM
     "accel_reason": "text", "free_page_reporting": "text: on or off", "page_size_kib": "KiB",
     "guest_thp": "text", "guest_disk": "bool", "guest_mem_mib": "MiB", "guest_cpus": "int",

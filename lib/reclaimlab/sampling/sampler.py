@@ -197,14 +197,17 @@ class Sampler:
     (default: Roots.from_env()). extra_sources: more columns, e.g. host views; the
     caller owns (and closes) them. cgroup: record this process's memory cgroup where
     one exists. buddyinfo: snapshot /proc/buddyinfo at start and stop (labels
-    "start", "stop"); `snapshot_buddyinfo(label)` adds more at any time.
+    "start", "stop"); `snapshot_buddyinfo(label)` adds more at any time. physmap: beside every buddyinfo
+    snapshot also take a map of physical memory (`snapshot_physmap(label)`, which adds one alone), with the
+    pages of process `ours_pid` (the workload, set by the experiment) where it is set; where the page flags
+    cannot be read (not root) no map is taken and meta["physmap_unavailable"] says why.
     experiment / parameters / guest_info go into the Recording's meta (see provenance);
     results / notices: the run's own dict and list, which its Recorder puts into meta as they are at stop().
     """
 
     def __init__(self, hz: float = DEFAULT_HZ, roots: sources.Roots | None = None,
                  extra_sources: Iterable[ColumnSource] = (), cgroup: bool = True, buddyinfo: bool = False,
-                 *, experiment: str = "sampler", parameters: Mapping[str, Any] | None = None,
+                 *, physmap: bool = False, experiment: str = "sampler", parameters: Mapping[str, Any] | None = None,
                  guest_info: Any = None, results: dict[str, Any] | None = None,
                  notices: list[str] | None = None):
         self.hz = validate_hz(hz)
@@ -218,6 +221,10 @@ class Sampler:
             raise ValueError(f"extra sources repeat a column: {columns}")
         self.cgroup = cgroup
         self.buddyinfo = buddyinfo
+        self.physmap = physmap
+        self.ours_pid: int | None = None           # the workload's process: its pages are "ours" in the maps
+        self._physmap_why_not: str | None = None   # set once a map could not be read; no more are tried
+        self._physmap_spans: list[tuple[float, float]] = []   # (start, end) t_s of each map read
         self.experiment = experiment
         self.parameters = dict(parameters or {})
         self.guest_info = guest_info
@@ -328,7 +335,35 @@ class Sampler:
         assert self.recorder is not None
         if per_cpu_kib is not None:
             self.recorder.results.setdefault("per_cpu_free_kib", {})[label] = per_cpu_kib
-        return self.recorder.buddyinfo(label, [(buddy_zone_name(z), z.free_blocks) for z in zones], self._now_s)
+        t_s = self.recorder.buddyinfo(label, [(buddy_zone_name(z), z.free_blocks) for z in zones], self._now_s)
+        if self.physmap:
+            self.snapshot_physmap(label)
+        return t_s
+
+    def snapshot_physmap(self, label: str) -> float | None:
+        """Take a map of physical memory now under `label`, our workload's pages (ours_pid) located in it;
+        returns its t_s, or None where the page flags cannot be read (the first reason is kept for meta)."""
+        from ..probe import pagemap
+        from ..probe import physmap as probe_physmap
+        from ..recording.physmap import MapStep
+
+        self._now_s()  # refuses a snapshot before start or after stop
+        if self._physmap_why_not is not None:
+            return None
+        assert self.recorder is not None
+        t0 = time.monotonic()
+        ours = pagemap.process_pfns(self.ours_pid) if self.ours_pid is not None else None
+        try:
+            snap = probe_physmap.read_snapshot(self.roots, ours_pfns=ours)
+        except probe_physmap.MapUnavailable as exc:
+            self._physmap_why_not = str(exc)
+            return None
+        t1 = time.monotonic()
+        start_s, end_s = round(t0 - self._t0, 6), round(t1 - self._t0, 6)
+        self._physmap_spans.append((start_s, end_s))
+        self.recorder.physmap(MapStep(label, start_s, round(t1 - t0, 4), snap,
+                                      None if ours is None else int(len(ours))))
+        return start_s
 
     def latest(self) -> dict[str, float | int | None] | None:
         """The newest sample as {column: value} (t_s included), or None before the first."""
@@ -402,6 +437,8 @@ class Sampler:
             facts["sources_skipped"] = list(self._readers.skipped)
         if self._readers.extra_errors:
             facts["source_errors"] = dict(self._readers.extra_errors)
+        if self.physmap and self._physmap_why_not is not None:
+            facts["physmap_unavailable"] = self._physmap_why_not
         return self.recorder.finish(columns, order=CANONICAL_ORDER, interrupted=interrupted, **facts, **run_facts)
 
     def _cost(self, t_s: pd.Series) -> dict[str, Any]:
@@ -419,7 +456,16 @@ class Sampler:
             "cpu_us_per_sample": round(self._cpu_s / n * 1e6, 2) if n else None,
             "process_rss_bytes": _process_rss_bytes(),
             "process_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            **self._physmap_cost(t_s),
         }
+
+    def _physmap_cost(self, t_s: pd.Series) -> dict[str, Any]:
+        """What the maps cost the samples: the longest gap between samples around any map read."""
+        if not self._physmap_spans:
+            return {}
+        return {"physmap_snapshots": len(self._physmap_spans),
+                "physmap_read_s_max": round(max(b - a for a, b in self._physmap_spans), 4),
+                "physmap_max_gap_s": max_gap_during(t_s, self._physmap_spans)}
 
 
 def _process_rss_bytes() -> int | None:
@@ -429,6 +475,22 @@ def _process_rss_bytes() -> int | None:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return None
+
+
+def max_gap_during(t_s: pd.Series, spans: Sequence[tuple[float, float]]) -> float | None:
+    """The longest gap between consecutive samples that overlaps any of these (start, end) spans: what
+    the work done in those spans cost the sampler (one period where it cost nothing)."""
+    t = t_s.to_numpy(dtype="float64")
+    if len(t) < 2:
+        return None
+    lo, hi = t[:-1], t[1:]
+    worst = None
+    for a, b in spans:
+        overlap = (hi >= a) & (lo <= b)
+        if overlap.any():
+            gap = float((hi - lo)[overlap].max())
+            worst = gap if worst is None else max(worst, gap)
+    return None if worst is None else round(worst, 4)
 
 
 def buddy_zone_name(zone: procfs.BuddyZone) -> str:
