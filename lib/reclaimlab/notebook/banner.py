@@ -42,7 +42,9 @@ def status_html(ctx: Any) -> str:
         rows.append(("This machine", f"not probed: {ctx.guest_note}"))
     rows.append(("Mode asked for", f"{ctx.mode}" + {"auto": " (live where this guest allows it, else a recording)",
                                                      "live": " (run here; refuse with the reason if impossible)",
-                                                     "recorded": " (shipped recordings only)"}[ctx.mode]))
+                                                     "recorded": " (shipped recordings only)"}[ctx.mode]
+                   + ("" if getattr(ctx, "mode_source", None) in (None, "the lab's mode parameter")
+                      else f"; set by {ctx.mode_source}")))
     for name, (how, why) in ctx.plan.items():
         label = LABELS.get(how, how.upper())
         rows.append((f"Experiment {name}", f"<b>{label}</b>: {_e(why)}"))

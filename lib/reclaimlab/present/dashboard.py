@@ -105,7 +105,7 @@ class Dashboard:
     """Samples in one thread, sends new samples to its view from another; see the module doc.
 
     hz: samples per second. window_s: seconds the chart shows and both sides keep. presenter:
-    larger fonts (None: as lab.setup / charts.use_offline_renderer set it). chart_hz: messages
+    larger fonts (None: charts.presenter_fonts(), the chart renderer's option lab.setup set). chart_hz: messages
     (and so redraws) per second at most; samples in between travel together. host: True opens
     this guest's host views (and closes them at stop), False none, or a list of views the caller
     owns. roots: where /proc and /sys are (tests use captured trees).
@@ -121,7 +121,7 @@ class Dashboard:
         self.window_s = _check_positive("window_s", window_s, MAX_WINDOW_S, "seconds the chart shows, e.g. 120")
         self.chart_hz = min(_check_positive("chart_hz", chart_hz, MAX_HZ, "updates of the view per second, e.g. 10"),
                             self.hz)
-        self.presenter = bool(charts._presenter if presenter is None else presenter)
+        self.presenter = bool(charts.presenter_fonts() if presenter is None else presenter)
         self.roots = roots or sources.Roots.from_env()
         self._host_arg = host
         self._host_views: list[ColumnSource] = []
