@@ -8,7 +8,7 @@ import pytest
 
 from reclaimlab.paths import recordings_dir
 from reclaimlab.notebook import context, lab, output, plan
-from reclaimlab.probe import consent as policy
+from reclaimlab.probe import consent
 from reclaimlab.recording.recording import Recording
 
 
@@ -72,13 +72,13 @@ def test_setup_accepts_a_single_experiment_name(quiet_setup):
 
 
 def test_switch_off_leaves_the_decision_to_the_environment(quiet_setup, monkeypatch):
-    monkeypatch.delenv(policy.ALLOW_ENV, raising=False)
+    monkeypatch.delenv(consent.ALLOW_ENV, raising=False)
     ctx = quiet_setup()
     assert ctx.allow_arg is None and not ctx.changes_allowed
     assert "OFF" in lab.status_html(ctx)
-    monkeypatch.setenv(policy.ALLOW_ENV, "1")
+    monkeypatch.setenv(consent.ALLOW_ENV, "1")
     assert ctx.changes_allowed
-    assert f"{policy.ALLOW_ENV}=1" in lab.status_html(ctx)
+    assert f"{consent.ALLOW_ENV}=1" in lab.status_html(ctx)
     on = quiet_setup(allow_system_changes=True)
     assert on.allow_arg is True and "allow_system_changes=True" in lab.status_html(on)
 

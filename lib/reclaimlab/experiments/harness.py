@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from ..recording import datasets
-from ..probe import lock as guestlock, consent as policy, sources
+from ..probe import lock as guestlock, consent, sources
 from ..recording.recording import Recording
 
 from .registry import (GUESTS, MODES, REGISTRY, Experiment, ExperimentBusy,  # noqa: F401 (re-exported)
@@ -98,11 +98,11 @@ def live_blocker(exp: Experiment, guest: str, allow_system_changes: bool | None,
     if not ok:
         return reason
     if exp.knobs:
-        shared = policy.shared_reason(roots)
+        shared = consent.shared_reason(roots)
         if shared:
             return shared + "; system-wide knobs stay off on shared machines"
-        if not policy.changes_allowed(allow_system_changes):
-            return f"it turns system-wide knobs ({', '.join(exp.knobs)}) and {policy.not_allowed()}"
+        if not consent.changes_allowed(allow_system_changes):
+            return f"it turns system-wide knobs ({', '.join(exp.knobs)}) and {consent.not_allowed()}"
     return None
 
 

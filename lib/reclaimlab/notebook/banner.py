@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..paths import recordings_dir
-from ..probe import consent as policy
+from ..probe import consent
 from ..probe.consent_source import consent_source
 from ..recording.recording import Recording
 from ..units import format_size
@@ -51,7 +51,7 @@ def status_html(ctx: Any) -> str:
     source = consent_source(ctx.allow_arg)
     switch = (f"ON ({source})" if source else
               f"OFF: live runs may allocate memory but never turn system-wide knobs. Turn it on with "
-              f"allow_system_changes=True or {policy.ALLOW_ENV}=1, only on a machine that is yours")
+              f"allow_system_changes=True or {consent.ALLOW_ENV}=1, only on a machine that is yours")
     rows.append(("System-wide changes", switch))
     if ctx.sizes:
         rows.append(("Sizes", ", ".join(f"{k}={v!r} ({format_size(ctx.size_bytes[k])})"
@@ -76,7 +76,7 @@ def consent_sentence(ctx: Any) -> str:
     if source:
         return f"System-wide changes are **allowed** in this session ({source})."
     return (f"System-wide changes are **not allowed** in this session (allow_system_changes=False, "
-            f"and {policy.ALLOW_ENV} is not 1).")
+            f"and {consent.ALLOW_ENV} is not 1).")
 
 
 def why_line(rec: Recording) -> str:

@@ -81,7 +81,7 @@ from typing import Union
 
 from ..units import GIB, MIB
 
-MODES = ("disabled", "gradual", "dropCache")
+AUTO_MEMORY_RECLAIM_MODES = ("disabled", "gradual", "dropCache")  # the .wslconfig values
 VARIANTS = ("released", "newer")
 
 # --- released: microsoft/WSL src/linux/init/main.cpp ConfigureMemoryReduction() ---
@@ -230,8 +230,9 @@ class Policy:
                  page_reporting_order: int = 9, idle_share: float | None = None):
         if isinstance(mode, str) and mode.lower() == "dropcache":
             mode = "dropCache"
-        if mode not in MODES:
-            raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)} (the .wslconfig autoMemoryReclaim values)")
+        if mode not in AUTO_MEMORY_RECLAIM_MODES:
+            raise ValueError(f"mode {mode!r} is not one of {', '.join(AUTO_MEMORY_RECLAIM_MODES)} "
+                             f"(the .wslconfig autoMemoryReclaim values)")
         if variant not in VARIANTS:
             raise ValueError(f"variant {variant!r} is not one of {', '.join(VARIANTS)}")
         if not (isinstance(time_scale, (int, float)) and time_scale > 0):
