@@ -155,3 +155,61 @@ def test_importing_the_package_registers_and_loads_nothing():
     registered, active, loaded = eval(out.stdout.strip().splitlines()[-1])
     assert registered is False and active != "reclaimlab-img"
     assert loaded == []
+
+
+# --------------------------------------------------------------------------- one place for each derived figure
+
+def test_free_memory_in_blocks_at_an_order_is_one_sum_everywhere():
+    """analysis, the stall reasons, the exercise and the kit's VM protocol give one figure (procfs's)."""
+    from reclaimlab.notebook import exercises
+    from reclaimlab.present import analysis
+    from reclaimlab.present.findings import _stall
+    from reclaimlab.probe import procfs
+    from reclaimlab.recording import datasets
+    from reclaimlab.vm import protocol
+
+    rec = datasets.find("compaction", {}, why_shown="test")
+    b = rec.buddyinfo
+    snap = b[b["label"] == "fragmented"]
+    by_order = [int(snap[snap["order"] == k]["free_blocks"].sum()) for k in range(int(snap["order"].max()) + 1)]
+    for order in (0, 5, 9):
+        by_hand = sum(n * 2 ** k * 4 for k, n in enumerate(by_order) if k >= order)  # 4 KiB pages
+        assert by_hand > 0
+        assert analysis.free_kib_at_least(rec, "fragmented", order) == by_hand
+        assert exercises.reportable_kib(rec, order, "fragmented") == by_hand
+        assert protocol.reportable_free_kib(tuple(by_order), order) == by_hand
+        assert procfs.free_kib_at_least(dict(enumerate(by_order)), order) == by_hand
+    assert analysis.reporting_order(rec) == 9
+    small, large = _stall.small_block_free_kib(rec, "fragmented")
+    assert large == analysis.free_kib_at_least(rec, "fragmented", 9)
+    assert small + large == analysis.free_kib_at_least(rec, "fragmented", 0) and small > 0
+
+
+@pytest.mark.parametrize("meta, order", [
+    ({"page_reporting_order": 9}, 9),
+    ({"page_reporting_order": "5"}, 5),
+    ({"page_reporting_order": -1}, None),                                   # Linux >= 6.2 before a balloon
+    ({"page_reporting_order": True}, None),
+    ({"page_reporting_order": None, "results": {"page_reporting_order": 7}}, 7),  # a compaction run's results
+    ({}, None),
+])
+def test_a_recordings_reporting_order_is_read_one_way(meta, order):
+    from reclaimlab.present import analysis
+    from reclaimlab.present.findings import compaction, reporting_order
+    from reclaimlab.recording.recording import Recording
+    import pandas as pd
+    rec = Recording(samples=pd.DataFrame({"t_s": [0.0]}), meta=meta)
+    assert analysis.reporting_order(rec) == order
+    assert reporting_order.order_of(rec) == order
+    assert compaction.reporting_order(rec) == ((order, True) if order is not None else (compaction.DEFAULT_ORDER, False))
+
+
+def test_the_live_order_is_the_module_parameter(tree_copy):
+    from reclaimlab.probe import guest as guest_mod, sources
+    roots = tree_copy("firecracker-vm")
+    param = roots.sys / sources.PAGE_REPORTING_PARAMS / "page_reporting_order"
+    assert param.exists()
+    param.write_text("5\n")
+    assert sources.page_reporting_order(roots) == 5 == guest_mod.probe(roots).page_reporting_order
+    param.write_text("-1\n")
+    assert sources.page_reporting_order(roots) is None is guest_mod.probe(roots).page_reporting_order

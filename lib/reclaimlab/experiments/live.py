@@ -394,7 +394,7 @@ def compaction(params: dict[str, Any], mode: str, guest: str, allow: bool | None
 
     with LiveRun("compaction", params, mode, quiet, allow=allow, guest_info=guest_info) as run:
         size = _sized(run, params["size"], mode)
-        order = sources.page_reporting_params(run.roots).get("page_reporting_order")
+        order = sources.page_reporting_order(run.roots)
         run.say(f"fragment {format_size(size)} of free memory, compact_memory, release, and watch the host's side")
         managed_before = managed_pages(run.roots)
         run.wait(params["baseline_s"])
@@ -492,9 +492,8 @@ def auto_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | No
     # Resolve the "0 = default" parameters here, so the recording's parameters (and every banner that
     # prints them) say what ran, not the placeholder.
     params["time_scale"] = scale = params["time_scale"] or DEFAULT_TIME_SCALE[variant]
-    order = sources.page_reporting_params(sources.Roots.from_env()).get("page_reporting_order")
-    policy = Policy(params["policy"], variant, scale,
-                    page_reporting_order=order if isinstance(order, int) and not isinstance(order, bool) else 0,
+    order = sources.page_reporting_order(sources.Roots.from_env())
+    policy = Policy(params["policy"], variant, scale, page_reporting_order=order or 0,
                     idle_share=params["idle_share"] or None)
     params["idle_share"] = policy.idle_share
     with knobs.WorkloadCgroup() as cgroup:

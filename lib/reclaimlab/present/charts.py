@@ -26,6 +26,7 @@ import altair as alt
 import pandas as pd
 
 from ..recording.recording import Recording
+from . import analysis
 
 KIB_PER_GIB = 1024 * 1024
 KIB_PER_MIB = 1024
@@ -426,7 +427,7 @@ def buddy_orders(rec: Recording, labels: list[str] | None = None, reporting_orde
         tot = tot[tot["label"].isin(labels)]
     label_order = labels or list(dict.fromkeys(tot["label"]))
     if reporting_order is None:
-        reporting_order = rec.meta.get("page_reporting_order")
+        reporting_order = analysis.reporting_order(rec)
     tot["reportable"] = tot["order"] >= (reporting_order if reporting_order is not None else 99)
     top_mib = 10 ** max(1, math.ceil(math.log10(max(float(tot["MiB"].max()), 1.0) * 1.05)))
     bars = alt.Chart(tot).mark_bar().encode(

@@ -324,10 +324,8 @@ def balloon_and_reporting(roots: sources.Roots, params: Mapping[str, Any]
 
 
 def _reporting_order(params: Mapping[str, Any]) -> int | None:
-    order = params.get("page_reporting_order")
-    # Linux >= 6.2 shows -1 until a balloon registers (5.14-6.1 showed MAX_ORDER, which we cannot tell
-    # from a real order; free_page_reporting says whether anything reports at all).
-    return order if isinstance(order, int) and not isinstance(order, bool) and order >= 0 else None
+    # free_page_reporting says whether anything reports at all
+    return procfs.reporting_order(params.get("page_reporting_order"))
 
 
 def _memory(roots: sources.Roots, problems: list[str]) -> tuple[MemoryInfo, sources.MemoryCgroup | None]:
