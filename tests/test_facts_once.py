@@ -107,7 +107,16 @@ def _state(mods: list[types.ModuleType]) -> dict[tuple[str, str], object]:
     return out
 
 
-def test_a_recorded_lab_changes_no_module_level_state(tmp_path, monkeypatch):
+@pytest.fixture
+def altair_renderer_kept():
+    """setup() enables altair's offline renderer (altair's own setting, on purpose): put back what was active."""
+    import altair as alt
+    active, options = alt.renderers.active, dict(alt.renderers.options)
+    yield
+    alt.renderers.enable(active, **options)
+
+
+def test_a_recorded_lab_changes_no_module_level_state(tmp_path, monkeypatch, altair_renderer_kept):
     import shutil
 
     from reclaimlab.paths import recordings_dir
