@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import json
@@ -60,13 +61,15 @@ def test_auto_lab_probes_once_and_the_facts_reach_the_run_and_its_meta(probe_cal
         return run.recording
 
     monkeypatch.setitem(harness.REGISTRY, "refault", dataclasses.replace(harness.get("refault"), runner=tiny))
+    # the tiny run allocates nothing, so it need not wait for another live run on this (shared) machine
+    monkeypatch.setattr(harness, "_guest_lock", lambda *a: (contextlib.ExitStack(), None))
     ctx = lab.setup(mode="auto", experiments=LAB_EXPERIMENTS, show=False)
     assert len(probe_calls) == 1
     assert set(ctx.plan) == set(LAB_EXPERIMENTS)
-    rec = ctx.run("refault", show_banner=False, size="16MiB", lock_timeout_s=0)
+    rec = ctx.run("refault", show_banner=False, size="16MiB")
     assert len(probe_calls) == 1, "run() probed the guest again instead of using the context's"
-    if ctx.plan["refault"][0] != "live" or rec.meta.get("mode") != "live":
-        pytest.skip(f"refault is not live on this guest now ({ctx.plan['refault'][1]}; {rec.why_shown})")
+    if "guest_info" not in seen:  # a guest that cannot run refault live
+        pytest.skip(f"refault did not run live on this guest now ({ctx.plan['refault'][1]}; {rec.why_shown})")
     assert seen["guest_info"] is ctx.guest
     assert rec.meta["guest_kind"] == ctx.guest.kind
     assert rec.meta["page_reporting_order"] == ctx.guest.page_reporting_order
