@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from reclaimlab.cli import labs as labs_cli
 from reclaimlab.cli.app import main
-from reclaimlab.probe import consent as policy, lock as guestlock
+from reclaimlab.probe import consent, lock as guestlock
 
 from conftest import tree_roots
 
@@ -284,29 +284,29 @@ NOT_A_CONTAINER = tree_roots("firecracker-vm")
 @pytest.mark.parametrize("value", ["y", "enabled", "2", "shared", "Nein"])
 def test_unrecognised_shared_value_counts_as_shared_and_says_so(value):
     """hostile-inputs review, case 2: RECLAIMLAB_SHARED=y/enabled/2/shared used to mean not shared."""
-    reason = policy.shared_reason(NOT_A_CONTAINER, {policy.SHARED_ENV: value})
+    reason = consent.shared_reason(NOT_A_CONTAINER, {consent.SHARED_ENV: value})
     assert "not a value reclaimlab recognises" in reason and "taken as shared" in reason and repr(value) in reason
 
 
 @pytest.mark.parametrize("value", ["1", "TRUE", " yes ", "on"])
 def test_explicit_yes_means_shared(value):
     """hostile-inputs review, case 2: an explicit yes still means shared, with a plain reason."""
-    assert policy.shared_reason(NOT_A_CONTAINER, {policy.SHARED_ENV: value}) == \
-        f"{policy.SHARED_ENV}={value.strip()} marks this machine as shared"
+    assert consent.shared_reason(NOT_A_CONTAINER, {consent.SHARED_ENV: value}) == \
+        f"{consent.SHARED_ENV}={value.strip()} marks this machine as shared"
 
 
 @pytest.mark.parametrize("value", ["0", "false", "NO", " off ", "", "   "])
 def test_explicit_no_means_not_shared(value):
     """hostile-inputs review, case 2: only an explicit no (0, false, no, off, empty) means not shared."""
-    assert policy.shared_reason(NOT_A_CONTAINER, {policy.SHARED_ENV: value}) is None
-    assert policy.shared_reason(NOT_A_CONTAINER, {}) is None
+    assert consent.shared_reason(NOT_A_CONTAINER, {consent.SHARED_ENV: value}) is None
+    assert consent.shared_reason(NOT_A_CONTAINER, {}) is None
 
 
 def test_unrecognised_shared_value_refuses_a_knob_even_with_consent():
     """hostile-inputs review, case 2: RECLAIMLAB_SHARED=enabled with consent still refuses drop_caches."""
-    env = {policy.SHARED_ENV: "enabled", policy.ALLOW_ENV: "1"}
-    with pytest.raises(policy.SystemChangeRefused, match="taken as shared"):
-        policy.require("drop_caches", NOT_A_CONTAINER, True, env)
+    env = {consent.SHARED_ENV: "enabled", consent.ALLOW_ENV: "1"}
+    with pytest.raises(consent.SystemChangeRefused, match="taken as shared"):
+        consent.require("drop_caches", NOT_A_CONTAINER, True, env)
 
 
 # ---------------------------------------------------------------- consent is an explicit yes only
@@ -314,22 +314,22 @@ def test_unrecognised_shared_value_refuses_a_knob_even_with_consent():
 @pytest.mark.parametrize("value", ["y", "enabled", "2", "ja", "truee"])
 def test_unrecognised_consent_value_is_not_consent_and_the_refusal_says_so(value):
     """hostile-inputs review, case 4: RECLAIMLAB_ALLOW_SYSTEM_CHANGES=y (not 1/true/yes/on) is no consent."""
-    env = {policy.ALLOW_ENV: value}
-    assert policy.changes_allowed(None, env) is False
-    message = policy.not_allowed(env)
+    env = {consent.ALLOW_ENV: value}
+    assert consent.changes_allowed(None, env) is False
+    message = consent.not_allowed(env)
     assert repr(value) in message and "is not a yes" in message and "--allow-system-changes" in message
 
 
 @pytest.mark.parametrize("value", ["1", "true", "YES", " on "])
 def test_explicit_yes_is_consent(value):
     """hostile-inputs review, case 4: only 1, true, yes or on (any case) in the environment is consent."""
-    assert policy.changes_allowed(None, {policy.ALLOW_ENV: value}) is True
+    assert consent.changes_allowed(None, {consent.ALLOW_ENV: value}) is True
 
 
 @pytest.mark.parametrize("allow", [1, "yes", "True"])
 def test_consent_parameter_must_be_true_itself(allow):
     """hostile-inputs review, case 4: allow_system_changes=1 or "yes" is not the explicit True that consents."""
-    assert policy.changes_allowed(allow, {policy.ALLOW_ENV: "1"}) is False
+    assert consent.changes_allowed(allow, {consent.ALLOW_ENV: "1"}) is False
 
 
 # ---------------------------------------------------------------- `reclaimlab labs --mode live`
@@ -350,7 +350,7 @@ def _labs_parameters(monkeypatch, tmp_path, *flags: str) -> list[dict]:
 
 def test_labs_live_without_the_flag_gives_no_consent(monkeypatch, tmp_path):
     """hostile-inputs review, case 4: `reclaimlab labs --mode live` alone used to pass allow_system_changes=True."""
-    monkeypatch.delenv(policy.ALLOW_ENV, raising=False)
+    monkeypatch.delenv(consent.ALLOW_ENV, raising=False)
     assert _labs_parameters(monkeypatch, tmp_path) == [{"mode": "live", "allow_system_changes": False}]
 
 
@@ -359,7 +359,7 @@ def test_labs_live_without_consent_says_first_how_to_give_it():
     notice = labs_cli.consent_notice("live", False, {})
     assert "--allow-system-changes" in notice and "--mode auto" in notice
     assert labs_cli.consent_notice("live", True, {}) is None
-    assert labs_cli.consent_notice("live", False, {policy.ALLOW_ENV: "1"}) is None
+    assert labs_cli.consent_notice("live", False, {consent.ALLOW_ENV: "1"}) is None
     assert labs_cli.consent_notice("auto", False, {}) is None
 
 

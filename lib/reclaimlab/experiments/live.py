@@ -25,7 +25,8 @@ class LiveRun:
     """Sampler + host views + meta for one live run; use as a context manager."""
 
     def __init__(self, experiment: str, params: dict[str, Any], mode: str, quiet: bool,
-                 buddyinfo: bool = False, extra_sources: tuple = (), allow: bool | None = None):
+                 buddyinfo: bool = False, extra_sources: tuple = (), allow: bool | None = None,
+                 guest_info: Any = None):
         from ..probe.hostviews import available_host_views
         from ..sampling.sampler import Sampler
 
@@ -41,7 +42,7 @@ class LiveRun:
         self.sampler = Sampler(hz=float(params.get("sample_hz", 10.0)), roots=self.roots,
                                extra_sources=[*self.host_views, *extra_sources], buddyinfo=buddyinfo,
                                physmap=True,
-                               experiment=experiment, parameters=params,
+                               experiment=experiment, parameters=params, guest_info=guest_info,
                                results=self.results, notices=self.notices)
         self.recording: Recording | None = None
         self._step = "start"
@@ -183,12 +184,13 @@ def _own_cgroup_sources(cgroup: Any) -> tuple:
 
 
 @contextlib.contextmanager
-def _allocating_run(name: str, params: dict[str, Any], mode: str, quiet: bool):
+def _allocating_run(name: str, params: dict[str, Any], mode: str, quiet: bool, guest_info: Any = None):
     """A live run whose allocator child is measured by itself: (run, the child's RssAnon source, its own memory
     cgroup or None). The cgroup is made before the run and removed after it, whatever happens."""
     child = _ChildRssAnon()
     with knobs.own_workload_cgroup() as (cgroup, why_not), \
-            LiveRun(name, params, mode, quiet, extra_sources=(child, *_own_cgroup_sources(cgroup))) as run:
+            LiveRun(name, params, mode, quiet, extra_sources=(child, *_own_cgroup_sources(cgroup)),
+                    guest_info=guest_info) as run:
         run.results["workload_cgroup_version"] = cgroup.version if cgroup is not None else None
         if cgroup is None:
             run.notices.append(f"no memory cgroup of its own for the workload ({why_not}): its own figure is its "
@@ -196,10 +198,11 @@ def _allocating_run(name: str, params: dict[str, Any], mode: str, quiet: bool):
         yield run, child, cgroup
 
 
-def calloc_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
+def calloc_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool,
+                   guest_info: Any = None) -> Recording:
     from .workloads.allocator import Allocator
 
-    with _allocating_run("calloc-reclaim", params, mode, quiet) as (run, child, cgroup):
+    with _allocating_run("calloc-reclaim", params, mode, quiet, guest_info) as (run, child, cgroup):
         size = _sized(run, params["size"], mode)
         run.say(f"calloc {format_size(size)}, touch every page, hold {params['hold_s']} s, free, "
                 f"then watch the host's side for up to {params['observe_s']} s")
@@ -256,10 +259,11 @@ register(Experiment(
 
 # ---------------------------------------------------------------- refault
 
-def refault(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
+def refault(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool,
+            guest_info: Any = None) -> Recording:
     from .workloads.allocator import Allocator
 
-    with _allocating_run("refault", params, mode, quiet) as (run, child, cgroup):
+    with _allocating_run("refault", params, mode, quiet, guest_info) as (run, child, cgroup):
         size = _sized(run, params["size"], mode)
         size_kib = size // 1024
         run.say(f"touch {format_size(size)}, free, touch again at once (hot), free, wait for the host "
@@ -327,7 +331,8 @@ def _walk_filesystem(timeout_s: float) -> None:
             proc.wait()
 
 
-def page_cache(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
+def page_cache(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool,
+               guest_info: Any = None) -> Recording:
     from ..probe.fincore import FileResident
     from ..probe.consent import SystemChangeRefused
     from .workloads.pagecache import PageCacheFile
@@ -342,7 +347,7 @@ def page_cache(params: dict[str, Any], mode: str, guest: str, allow: bool | None
         except (SystemChangeRefused, OSError) as exc:
             why_no_cgroup = str(exc)
         extra = (resident,) + ((_WorkloadCgroupBytes(cgroup),) if cgroup is not None else ())
-        with LiveRun("page-cache", params, mode, quiet, extra_sources=extra, allow=allow) as run:
+        with LiveRun("page-cache", params, mode, quiet, extra_sources=extra, allow=allow, guest_info=guest_info) as run:
             size = _sized(run, params["size"], mode)
             if why_no_cgroup:
                 run.notices.append(f"no memory cgroup of its own for the workload ({why_no_cgroup}): "
@@ -389,12 +394,13 @@ register(Experiment(
 
 # ---------------------------------------------------------------- compaction
 
-def compaction(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
+def compaction(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool,
+               guest_info: Any = None) -> Recording:
     from .workloads.fragmenter import Fragmenter, managed_pages
 
-    with LiveRun("compaction", params, mode, quiet, allow=allow) as run:
+    with LiveRun("compaction", params, mode, quiet, allow=allow, guest_info=guest_info) as run:
         size = _sized(run, params["size"], mode)
-        order = sources.page_reporting_params(run.roots).get("page_reporting_order")
+        order = sources.page_reporting_order(run.roots)
         run.say(f"fragment {format_size(size)} of free memory, compact_memory, release, and watch the host's side")
         managed_before = managed_pages(run.roots)
         run.wait(params["baseline_s"])
@@ -484,7 +490,8 @@ def _busy_share(roots: Any, seconds: float) -> float | None:
     return cpu_shares(before, read_cpu_times(roots, exclude_self=True))[1]
 
 
-def auto_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
+def auto_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool,
+                 guest_info: Any = None) -> Recording:
     from ..wsl.autoreclaim_daemon import Daemon, knob_applier
     from ..wsl.autoreclaim_policy import Policy
     from .workloads.pagecache import PageCacheFile
@@ -493,13 +500,13 @@ def auto_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | No
     # Resolve the "0 = default" parameters here, so the recording's parameters (and every banner that
     # prints them) say what ran, not the placeholder.
     params["time_scale"] = scale = params["time_scale"] or DEFAULT_TIME_SCALE[variant]
-    order = sources.page_reporting_params(sources.Roots.from_env()).get("page_reporting_order")
-    policy = Policy(params["policy"], variant, scale,
-                    page_reporting_order=order if isinstance(order, int) and not isinstance(order, bool) else 0,
+    order = sources.page_reporting_order(sources.Roots.from_env())
+    policy = Policy(params["policy"], variant, scale, page_reporting_order=order or 0,
                     idle_share=params["idle_share"] or None)
     params["idle_share"] = policy.idle_share
     with knobs.WorkloadCgroup() as cgroup:
-        with LiveRun("auto-reclaim", params, mode, quiet, extra_sources=(_WorkloadCgroupBytes(cgroup),), allow=allow) as run:
+        with LiveRun("auto-reclaim", params, mode, quiet, extra_sources=(_WorkloadCgroupBytes(cgroup),), allow=allow,
+                     guest_info=guest_info) as run:
             size = _sized(run, params["size"], mode)
             available = "memory.reclaim" if cgroup.memory.version == 2 else knobs.V1_SQUEEZE
             busy = _busy_share(run.roots, max(1.0, params["baseline_s"]))

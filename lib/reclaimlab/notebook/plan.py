@@ -23,13 +23,15 @@ def replay_plan(name: str, recordings: dict[str, str]) -> tuple[str, str] | None
     return ("replayed", "you chose a recording to replay: " + "; ".join(replayed)) if replayed else None
 
 
-def experiment_plan(name: str, mode: str, allow: bool | None) -> tuple[str, str]:
-    """(live | recorded | refused, why) for experiment `name` here, as the harness will decide it."""
+def experiment_plan(name: str, mode: str, allow: bool | None, guest_info: Any = None) -> tuple[str, str]:
+    """(live | recorded | refused, why) for experiment `name` here, as the harness will decide it.
+
+    guest_info: the probe's GuestInfo the lab's setup() made (None: the harness probes)."""
     if mode == "recorded":
         return "recorded", "you chose mode='recorded'"
     try:
         from ..experiments import harness as experiments
-        blocker = experiments.live_blocker(experiments.get(name), "local", allow)
+        blocker = experiments.live_blocker(experiments.get(name), "local", allow, guest_info=guest_info)
     except Exception as exc:
         blocker = f"this guest could not be checked ({type(exc).__name__}: {exc})"
     if blocker is None:
@@ -61,7 +63,8 @@ def lab_rows(ctx: Any) -> list[tuple[str, str, str]]:
                 how, why = vm_plan(ctx.mode)
                 exp = "the kit's VM"
             else:
-                how, why = ctx.plan.get(exp) or replay_plan(exp, ctx.recordings) or experiment_plan(exp, ctx.mode, ctx.allow_arg)
+                how, why = (ctx.plan.get(exp) or replay_plan(exp, ctx.recordings)
+                            or experiment_plan(exp, ctx.mode, ctx.allow_arg, ctx.guest))
             label = LABELS.get(how, how)
             parts.append(f"{exp}: {label}")
             whys.append(why)

@@ -11,7 +11,7 @@ message a waiting run prints.
 What the lock covers is what an experiment measures:
   * a guest the kit owns: the whole guest's counters and system-wide knobs, so one lock
     for the machine;
-  * a shared machine (policy.shared_reason: RECLAIMLAB_SHARED, a container such as Binder
+  * a shared machine (consent.shared_reason: RECLAIMLAB_SHARED, a container such as Binder
     or a JupyterHub server): each participant's experiment measures its own memory cgroup,
     so one lock per memory cgroup, and participants never wait for each other.
 
@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from . import consent as policy, sources
+from . import consent, sources
 
 DEFAULT_TIMEOUT_S = 600.0   # a lab's longest live experiment takes a few minutes
 POLL_S = 0.2
@@ -86,7 +86,7 @@ class Scope:
 def scope(roots: sources.Roots | None = None, env: Mapping[str, str] = os.environ) -> Scope:
     """What one live experiment measures here, and so what the lock serialises."""
     roots = roots or sources.Roots.from_env()
-    shared = policy.shared_reason(roots, env)
+    shared = consent.shared_reason(roots, env)
     if not shared:
         return Scope("machine", "this machine")
     cgroup = sources.memory_cgroup(roots)
