@@ -679,5 +679,5 @@ register(Experiment(
               "busy": 0.0, "busy_period_ms": 50.0, "observe_s": 60.0,
               "baseline_s": 1.0, "tail_s": 20.0, "report_quiet_s": 5.0, "sample_hz": 10.0},
     choices={"policy": ("gradual", "dropCache", "disabled"), "variant": ("released", "newer", "pressure")},
-    knobs=("drop_caches", "compact_memory", "memory.reclaim"), variant_keys=("policy", "variant"),
+    knobs=("drop_caches", "compact_memory", "memory.reclaim"), variant_keys=("policy", "variant", "busy"),
     runner=auto_reclaim))
