@@ -119,3 +119,16 @@ def test_recorded_mode_picks_the_run_with_or_without_the_busy_loop():
     pressure = harness.run("auto-reclaim", mode="recorded", quiet=True, policy="gradual", variant="pressure",
                            busy=BUSY)
     assert pressure.meta["parameters"]["variant"] == "pressure"
+
+
+def test_equal_time_chart_counts_each_run_from_its_own_idle_mark():
+    from reclaimlab.present import charts
+    runs = _runs()
+    window = ab.common_watch_s(runs)
+    spec = charts.compare_from_mark(runs, "workload_cgroup_bytes", "t", marks={k: ab.idle_mark_s(r) for k, r in runs.items()},
+                                    window_s=window).to_dict()
+    rows = [row for data in spec["datasets"].values() for row in data if "GiB" in row]
+    assert {row["run"] for row in rows} == set(runs)
+    assert min(row["t_s"] for row in rows) >= 0 and max(row["t_s"] for row in rows) <= window + 1e-9
+    pressure_end = [row["GiB"] for row in rows if row["run"] == "gradual · pressure"][-1]
+    assert pressure_end < 0.1

@@ -47,6 +47,12 @@ def show(ctx: Any = None, busy: float = BUSY_ONE_CPU_SHARE) -> dict[str, Recordi
         print(f"{label}: {rec.describe_source()}")
     display(charts.compare_from_mark(runs, "workload_cgroup_bytes", marks=marks, window_s=window_s,
                                      title="The experiment's own page cache, a busy loop beside it"))
+    try:
+        display(charts.compare_from_mark(runs, "host_reported_kib", marks=marks, window_s=window_s,
+                                         since_mark=True, title="Reported to the host since the idle mark "
+                                                                "(the whole guest: others' frees count too)"))
+    except ValueError:   # no run has a host view (e.g. WSL, a container): the cache chart is all there is
+        print("No host view in these runs: only the guest's side is shown.")
     busy_claims = [f.busy_run(rec, label) for label, rec in runs.items()]
     claims.show(busy_claims + [f.cache_at_equal_time(runs), f.wslconfig_takeaway(busy_claims)])
     return runs
