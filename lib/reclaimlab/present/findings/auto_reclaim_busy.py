@@ -91,7 +91,8 @@ _BUSY = {
                            "the variant needs a whole window of quiet polls, which never came.",
     "acted_gate": "**{label}** acted {wait:.1f} s after the idle mark: {idle_polls} of its {polls} polls were under "
                   "its {limit:.1%} limit (busy {busy_min:.1%} to {busy_max:.1%}, median {busy_median:.1%}).",
-    "pressure_acted": "**{label}** (proposed, not merged in WSL) acted **{wait:.1f} s** after the idle mark, with "
+    "pressure_acted": "**{label}** (proposed, not merged in WSL) acted **{wait:.1f} s** after the idle mark "
+                      "({wsl_wait_action:.0f} s of WSL's clock at ×{scale:g}), with "
                       "the guest busy at {busy_min:.1%} to {busy_max:.1%} of all CPUs (median {busy_median:.1%}, "
                       "{idle_polls} of {polls} polls under the shipped gate's {limit:.1%}): it has no CPU gate while "
                       "PSI exists; {loop_text}. PSI `some "
@@ -129,7 +130,7 @@ def busy_run(rec: Recording, label: str | None = None) -> Claim:
         if t is None:
             return claim(key, "pressure_held", _BUSY, value=g["busy_median"], unit="share", **ev)
         return claim(key, "pressure_acted", _BUSY, value=g["busy_median"], unit="share",
-                     wait=t - idle_mark_s(rec), **ev)
+                     wait=t - idle_mark_s(rec), wsl_wait_action=(t - idle_mark_s(rec)) / g["scale"], **ev)
     if t is not None:
         return claim(key, "acted_gate", _BUSY, value=g["busy_median"], unit="share", wait=t - idle_mark_s(rec), **ev)
     verdict = "gate_shut" if g["idle_polls"] == 0 else "gate_open_no_action"
