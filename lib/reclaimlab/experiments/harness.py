@@ -373,7 +373,7 @@ def _run_vm(exp: Experiment, mode: str, quiet: bool, params: dict[str, Any], loc
 
 def _recorded(exp: Experiment, selectors: dict[str, Any], reason: str, quiet: bool,
               guest_kind: str | None = None) -> Recording:
-    rec = datasets.find(exp.name, selectors, guest_kind=guest_kind, why_shown=reason)
+    rec = datasets.find(exp.name, selectors, guest_kind=guest_kind, why_shown=reason, defaults=exp.defaults)
     _say(f"▶ {exp.name}: showing a RECORDING ({reason}).\n  {rec.describe_source()}", quiet)
     return rec
 

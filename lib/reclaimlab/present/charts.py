@@ -469,6 +469,37 @@ def compare(recordings: dict[str, Recording], column: str, title: str, unit: str
     return _configure(chart.properties(width=width, height=height, title=title))
 
 
+def compare_from_mark(recordings: dict[str, Recording], column: str, title: str, marks: dict[str, float],
+                      window_s: float, unit: str = "GiB", since_mark: bool = False, width: int = 640,
+                      height: int = 220):
+    """One column from several runs at EQUAL TIME: each run's t_s counted from its own mark
+    (`marks[label]`, e.g. its idle mark) and cut at `window_s`; each run's actions as dashed rules.
+    `since_mark`: the change since the mark (for a cumulative column such as host_reported_kib)."""
+    parts, steps = [], []
+    for label, rec in recordings.items():
+        t0 = marks[label]
+        s = rec.samples[(rec.samples["t_s"] >= t0) & (rec.samples["t_s"] <= t0 + window_s)].copy()
+        s["t_s"] = s["t_s"] - t0
+        part = _series(_thin(s), column, "run", label, unit, since_mark)
+        if part is not None:
+            parts.append(part)
+        ev = rec.events[rec.events["kind"].isin(("drop_caches", "reclaim"))
+                        & (rec.events["t_s"] >= t0) & (rec.events["t_s"] <= t0 + window_s)]
+        steps.append(pd.DataFrame({"t_s": ev["t_s"] - t0, "run": label}))
+    if not parts:
+        raise ValueError(f"none of these recordings has the column {column}")
+    color = alt.Color("run:N", title=None, sort=list(recordings))
+    chart = alt.Chart(pd.concat(parts, ignore_index=True)).mark_line(interpolate="step-after").encode(
+        x=alt.X("t_s:Q", title="time after the idle mark (s)", scale=alt.Scale(nice=False)),
+        y=alt.Y(f"{unit}:Q", title=unit + (" since the mark" if since_mark else "")), color=color,
+        strokeDash=alt.StrokeDash("run:N", legend=None, sort=list(recordings)))   # lines that coincide stay visible
+    rules = pd.concat(steps, ignore_index=True)
+    if not rules.empty:
+        chart = alt.layer(chart, alt.Chart(rules).mark_rule(strokeDash=[4, 3], opacity=0.5).encode(
+            x="t_s:Q", color=color))
+    return _configure(chart.properties(width=width, height=height, title=title))
+
+
 def workload_memory(rec: Recording, title: str = "Memory while we calloc, touch and free: change since the start"):
     """Lab 01's chart: our allocator's own figure (its cgroup, else RssAnon; dashed, on top: it runs on the guest's AnonPages) and,
     as context, the whole guest's AnonPages and MemFree (in a container: the cgroup's counters)."""

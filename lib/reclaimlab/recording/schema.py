@@ -26,7 +26,8 @@ from typing import Any, Iterable, Mapping
 # Units: KiB, bytes, s, pages, count (events since boot), ratio, share (0..1), GB/s, Hz, text, list, bool,
 # order (a buddy order), blocks (blocks of 2**order pages), any (a free-form object).
 UNIT_SUFFIXES = ("_kib", "_bytes", "_s", "_pages", "_count", "_share", "_ratio")
-NUMERIC_UNITS = {"KiB", "bytes", "s", "pages", "count", "ratio", "share", "GB/s", "Hz", "order", "MiB", "blocks"}
+NUMERIC_UNITS = {"KiB", "bytes", "s", "pages", "count", "ratio", "share", "GB/s", "Hz", "order", "MiB", "blocks",
+                 "percent"}
 
 META: dict[str, str] = {
     "schema_version": "int: the layout version of the folder (recording.SCHEMA_VERSION)",
@@ -148,6 +149,16 @@ RESULTS: dict[str, dict[str, str]] = {
         "reclaimed_kib": "KiB", "actions": "list", "errors": "list", "fill_cache_s": "s",
         "reclaim_method_available": "text", "reclaim_requests": "list", "report_settled_s": "s",
         "idle_share": "share", "guest_busy_share_baseline": "share", "page_reporting_order": "order",
+        # every poll of the daemon: t_s, busy_share/user_share (of all CPUs), interval_idle, idle, actions,
+        # and for the pressure variant psi_some_avg10, refault_file_pages, refault_delta_pages, zone,
+        # floor_bytes, reclaim_bytes
+        "polls": "list", "nprocs": "int",
+        "gate_polls": "int", "gate_idle_polls": "int", "gate_limit_share": "share",
+        "gate_busy_share_min": "share", "gate_busy_share_median": "share", "gate_busy_share_max": "share",
+        "psi_some_avg10_max": "percent", "refault_pages_total": "pages", "refault_delta_pages_max": "pages",
+        "pressure_zones": "list",
+        # the busy loop beside the page cache (parameter busy > 0): its own CPU, a share of ONE CPU
+        "busy_loop_cpu_share": "share", "busy_loop_wakes": "int", "busy_loop_late_wakes": "int",
     },
     "watch": {},
     "dashboard": {},
