@@ -61,6 +61,36 @@ def plant_link(link: Path, target: Path) -> None:
     os.lchown(link, NOBODY, NOBODY)
 
 
+PROTECTED_SYMLINKS = Path("/proc/sys/fs/protected_symlinks")
+
+
+@pytest.fixture
+def links_followed():
+    """The review's attack needs a kernel that follows another user's link in a sticky folder
+    (fs.protected_symlinks=0); with 1 the kernel itself refuses, and the tests would pass whatever the
+    lock does. Where it is 1 and root may change it, it is 0 for the test and restored after; else skipped."""
+    try:
+        before = PROTECTED_SYMLINKS.read_text().strip()
+    except OSError:
+        before = "0"  # no such protection on this kernel: links are followed
+    if before != "0":
+        try:
+            PROTECTED_SYMLINKS.write_text("0")
+        except OSError as exc:
+            pytest.skip(f"fs.protected_symlinks={before} and it cannot be turned off here ({exc.strerror})")
+    try:
+        yield
+    finally:
+        if before != "0":
+            PROTECTED_SYMLINKS.write_text(before)
+
+
+def attack_is_live(link: Path) -> None:
+    """The planted link, opened as any program would open it, reaches the victim: the attack is real."""
+    with open(link, "rb") as f:
+        assert f.read() == VICTIM_BYTES, "the kernel did not follow the planted link: this test would prove nothing"
+
+
 def take(where: Path, **kw) -> dict:
     with guestlock.hold("calloc-reclaim", timeout_s=0, env={}, directory=where, say=lambda _: None, **kw) as me:
         return dict(me)
@@ -69,9 +99,10 @@ def take(where: Path, **kw) -> dict:
 # ---------------------------------------------------------------- planted files (root's run)
 
 @as_root
-def test_note_planted_as_symlink_to_a_root_file_leaves_the_file_untouched(sticky, victim):
+def test_note_planted_as_symlink_to_a_root_file_leaves_the_file_untouched(sticky, victim, links_followed):
     """hostile-inputs review, case 1: another user links the holder note's name to a root-owned file."""
     plant_link(note_path(sticky), victim)
+    attack_is_live(note_path(sticky))
     with guestlock.hold("calloc-reclaim", timeout_s=0, env={}, directory=sticky, say=lambda _: None):
         assert not note_path(sticky).is_symlink()  # the link was replaced by our own note, not written through
         assert json.loads(note_path(sticky).read_text())["pid"] == os.getpid()
@@ -81,9 +112,10 @@ def test_note_planted_as_symlink_to_a_root_file_leaves_the_file_untouched(sticky
 
 
 @as_root
-def test_lock_planted_as_symlink_to_a_root_file_is_refused_and_the_file_untouched(sticky, victim):
+def test_lock_planted_as_symlink_to_a_root_file_is_refused_and_the_file_untouched(sticky, victim, links_followed):
     """hostile-inputs review, case 1: another user links the lock file's name to a root-owned file."""
     plant_link(lock_path(sticky), victim)
+    attack_is_live(lock_path(sticky))
     with pytest.raises(guestlock.LockFileRefused) as info:
         take(sticky)
     message = str(info.value)
@@ -92,7 +124,7 @@ def test_lock_planted_as_symlink_to_a_root_file_is_refused_and_the_file_untouche
 
 
 @as_root
-def test_lock_planted_as_dangling_symlink_creates_nothing_where_it_points(sticky, tmp_path):
+def test_lock_planted_as_dangling_symlink_creates_nothing_where_it_points(sticky, tmp_path, links_followed):
     """hostile-inputs review, case 1: a link to a file that does not exist yet must not create it."""
     target = tmp_path / "would-be-created"
     plant_link(lock_path(sticky), target)
