@@ -404,3 +404,46 @@ def test_labs_live_with_the_flag_gives_consent(monkeypatch, tmp_path):
 def test_ci_check_labs_consents_explicitly():
     """hostile-inputs review, case 4: ci/check-labs, which expects knobs to run live, passes the flag."""
     assert "reclaimlab labs --mode live --allow-system-changes" in (ROOT / "ci" / "check-labs").read_text()
+
+
+# ---------------------------------------------------------------- RECLAIMLAB_SHARED gives no second lock
+
+GUEST, OTHER_CGROUP = tree_roots("firecracker-vm"), tree_roots("bare-metal")
+SHARED = {policy.SHARED_ENV: "1"}
+
+
+def _busy(sticky: Path, env: dict, roots, said: list[str]) -> str:
+    with pytest.raises(guestlock.GuestBusy) as info:
+        with guestlock.hold("refault", timeout_s=0, env=env, roots=roots, directory=sticky, say=said.append):
+            pytest.fail("took a lock that a running live experiment holds")
+    return str(info.value)
+
+
+def test_a_shared_run_waits_for_a_machine_wide_run(sticky):
+    """hostile-inputs review, case 5 (and issue 21: no environment variable makes a second lock): a run with
+    RECLAIMLAB_SHARED=1 used to take a per-cgroup lock and overlap a machine-wide live run."""
+    assert guestlock.scope(GUEST, SHARED).key != guestlock.scope(GUEST, {}).key  # two scopes: the old second lock
+    said: list[str] = []
+    with guestlock.hold("calloc-reclaim", timeout_s=0, env={}, roots=GUEST, directory=sticky, say=said.append):
+        message = _busy(sticky, SHARED, GUEST, said)
+    assert "this machine as a whole" in message and "calloc-reclaim" in message and f"pid {os.getpid()}" in message
+
+
+def test_a_machine_wide_run_waits_for_a_shared_run_and_says_whose(sticky):
+    """hostile-inputs review, case 5: the other way round, a machine-wide run waits for a participant's run."""
+    said: list[str] = []
+    with guestlock.hold("calloc-reclaim", timeout_s=0, env=SHARED, roots=GUEST, directory=sticky, say=said.append):
+        message = _busy(sticky, {}, GUEST, said)
+    assert "this machine was still busy" in message and "RECLAIMLAB_SHARED set" in message
+    assert said and said[0].startswith("⏳ waiting")
+
+
+def test_shared_runs_in_two_cgroups_still_run_side_by_side(sticky):
+    """Participants of a shared machine never wait for each other (one lock per memory cgroup), as before."""
+    with guestlock.hold("calloc-reclaim", timeout_s=0, env=SHARED, roots=GUEST, directory=sticky, say=lambda _: None):
+        with guestlock.hold("refault", timeout_s=0, env=SHARED, roots=OTHER_CGROUP, directory=sticky,
+                            say=lambda _: None) as second:
+            assert second["experiment"] == "refault"
+        said: list[str] = []
+        _busy(sticky, SHARED, GUEST, said)  # ... but two in one cgroup do
+        assert said and "memory cgroup" in said[0]
