@@ -155,6 +155,13 @@ def test_vm_module_keeps_a_run_it_cannot_save_in_the_cache(tmp_path, monkeypatch
     assert len(recording.load(kept).samples) == 5000
 
 
+@pytest.mark.parametrize("duration", ["1e999", "inf", "nan"])
+def test_watch_duration_that_is_not_finite_says_so(duration):
+    """Hostile input beyond the review (beside case 13's --hz): --duration 1e999 was "must be above 0"."""
+    with pytest.raises(watch_mod.WatchError, match=r"must be a finite number of seconds above 0.*until Ctrl-C"):
+        watch_mod.parse_options("10", duration, None)
+
+
 # --- case 8: a replayed recording is what its whole key asks for --------------------------------------
 
 def test_a_variant_selector_refuses_a_run_of_another_variant(tmp_path, no_replays):
