@@ -447,3 +447,49 @@ def test_shared_runs_in_two_cgroups_still_run_side_by_side(sticky):
         said: list[str] = []
         _busy(sticky, SHARED, GUEST, said)  # ... but two in one cgroup do
         assert said and "memory cgroup" in said[0]
+
+
+SHARED_CHILD = """import sys
+from reclaimlab.probe import lock
+try:
+    with lock.hold('refault', timeout_s=0, env={'RECLAIMLAB_SHARED': '1'}, directory=sys.argv[1], say=lambda _: None):
+        print('held')
+except lock.GuestBusy as exc:
+    print('busy:', exc)
+"""
+
+
+def _shared_run_as_nobody(where: Path) -> str:
+    out = subprocess.run([sys.executable, "-c", SHARED_CHILD, str(where)], env={"PYTHONPATH": str(LIB), "PATH": "/usr/bin:/bin"},
+                         user=NOBODY, group=NOBODY, cwd="/", capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+@as_root
+def test_a_participants_shared_run_leaves_no_machine_lock_for_root_to_refuse():
+    """hostile-inputs review, case 5: a participant (uid 65534, RECLAIMLAB_SHARED=1) who runs first creates no
+    machine lock file of theirs, so root's machine-wide run afterwards is not refused."""
+    where = Path(tempfile.mkdtemp(dir="/tmp", prefix="reclaimlab-test-"))
+    try:
+        where.chmod(0o1777)
+        assert _shared_run_as_nobody(where).strip() == "held"
+        assert not lock_path(where).exists()
+        assert take(where)["pid"] == os.getpid()
+    finally:
+        subprocess.run(["rm", "-rf", str(where)], check=True)
+
+
+@as_root
+def test_a_participants_shared_run_waits_for_roots_machine_wide_run():
+    """hostile-inputs review, case 5: with root's machine-wide run going, RECLAIMLAB_SHARED=1 gets another user
+    no lock of their own: their run is told the machine is busy."""
+    where = Path(tempfile.mkdtemp(dir="/tmp", prefix="reclaimlab-test-"))
+    try:
+        where.chmod(0o1777)
+        with guestlock.hold("calloc-reclaim", timeout_s=0, env={}, directory=where, say=lambda _: None):
+            said = _shared_run_as_nobody(where)
+        assert said.startswith("busy:") and "this machine as a whole" in said and "calloc-reclaim" in said
+        assert _shared_run_as_nobody(where).strip() == "held"  # and runs once root's run has ended
+    finally:
+        subprocess.run(["rm", "-rf", str(where)], check=True)

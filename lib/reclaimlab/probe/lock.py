@@ -18,7 +18,8 @@ Both kinds take the machine's lock file: a machine-wide run exclusively, a share
 shared flock (then its cgroup's lock exclusively). So where two processes disagree on whether
 the machine is shared (one has RECLAIMLAB_SHARED set, the other not), the setting cannot give
 either a second, independent lock: a machine-wide run still waits for every other live run,
-and they for it.
+and they for it. (Only root's shared runs create that file: a participant's would make root's
+machine-wide run refuse it. Every machine-wide run creates it, so this holds from the first one on.)
 
 Where the lock lives, and whom it trusts. The folder is the first of /run/lock and /tmp that
 is sticky and every user may write: the same answer for root and every user, and no
@@ -177,17 +178,22 @@ def _check_folder(directory: Path) -> None:
                               f"its lock there (give it a folder owned by root or you, chmod +t if others may write it)")
 
 
-def _open_checked(path: Path) -> int:
-    """A read-only descriptor of the regular file at `path`, created (0644) if absent; never follows a link."""
+def _open_checked(path: Path, create: bool = True) -> int:
+    """A read-only descriptor of the regular file at `path`, created (0644) if absent (FileNotFoundError
+    where not `create`); never follows a link."""
     try:
         try:
             fd = os.open(path, _OPEN_FLAGS)
         except FileNotFoundError:
+            if not create:
+                raise
             try:  # O_EXCL: fails on anything already there, a dangling link included
                 fd = os.open(path, _OPEN_FLAGS | os.O_CREAT | os.O_EXCL, 0o644)
                 os.fchmod(fd, 0o644)  # the umask may have taken the read bits others need to lock it
             except FileExistsError:
                 fd = os.open(path, _OPEN_FLAGS)
+    except FileNotFoundError:
+        raise
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise _refuse(path, "is a symbolic link, not a file") from None
@@ -342,6 +348,17 @@ def _stderr(message: str) -> None:
 
 
 MACHINE_KEY = "machine"
+
+
+def _machine_fd_if_any(path: Path) -> int | None:
+    """For a run on a shared machine: the machine's lock file where one of root's or ours is there, created
+    only by root. A participant never creates it (root's machine-wide run would then refuse a file of theirs)
+    and skips one it does not trust; every machine-wide run creates it, so once one has run, participants'
+    runs wait for the next one and it for them."""
+    try:
+        return _open_checked(path, create=os.geteuid() == 0)
+    except (FileNotFoundError, LockFileRefused):
+        return None
 SHARED_HOLDERS = ("live experiments of users for whom this machine is shared (RECLAIMLAB_SHARED set, or a "
                   "container), each measuring its own memory cgroup")
 
@@ -393,7 +410,8 @@ def hold(experiment: str, *, guest: str = "local", timeout_s: float = DEFAULT_TI
     _check_folder(base)
     lock_path = base / f"reclaimlab-{where.key}.lock"
     info_path = base / f"reclaimlab-{where.key}.json"
-    machine_fd = _open_checked(base / f"reclaimlab-{MACHINE_KEY}.lock")
+    machine_path = base / f"reclaimlab-{MACHINE_KEY}.lock"
+    machine_fd = _open_checked(machine_path) if where.key == MACHINE_KEY else _machine_fd_if_any(machine_path)
     fd = machine_fd
     try:
         deadline_s = time.monotonic() + timeout_s
@@ -401,8 +419,9 @@ def hold(experiment: str, *, guest: str = "local", timeout_s: float = DEFAULT_TI
             _acquire(machine_fd, fcntl.LOCK_EX, info_path, where.description, experiment, timeout_s, deadline_s,
                      say, SHARED_HOLDERS)
         else:  # shared: the machine's lock shared with other cgroups' runs, then this cgroup's own
-            _acquire(machine_fd, fcntl.LOCK_SH, base / f"reclaimlab-{MACHINE_KEY}.json", "this machine as a whole",
-                     experiment, timeout_s, deadline_s, say)
+            if machine_fd is not None:
+                _acquire(machine_fd, fcntl.LOCK_SH, base / f"reclaimlab-{MACHINE_KEY}.json", "this machine as a whole",
+                         experiment, timeout_s, deadline_s, say)
             fd = _open_checked(lock_path)
             _acquire(fd, fcntl.LOCK_EX, info_path, where.description, experiment, timeout_s, deadline_s, say)
         now = _dt.datetime.now(_dt.timezone.utc)
@@ -415,5 +434,5 @@ def hold(experiment: str, *, guest: str = "local", timeout_s: float = DEFAULT_TI
         finally:
             _withdraw_note(info_path, written)
     finally:
-        for held in {fd, machine_fd}:
+        for held in {fd, machine_fd} - {None}:
             os.close(held)  # releases the flock
