@@ -16,6 +16,10 @@ class ProcParseError(ValueError):
 
 
 def _bad(source: str, lineno: int, line: str, expected: str) -> ProcParseError:
+    if "\ufffd" in line:  # readers decode bytes that are not text as U+FFFD; the kernel writes none
+        return ProcParseError(f"{source}: line {lineno} {line!r} holds bytes that are not text (shown as "
+                              f"\ufffd), which the kernel never writes there, so the file is corrupt (a damaged "
+                              f"copy of a /proc or /sys tree: capture it again)")
     return ProcParseError(f"{source}: line {lineno} {line!r} is not {expected}")
 
 
@@ -31,7 +35,7 @@ def parse_meminfo(text: str, source: str = "/proc/meminfo") -> dict[str, int]:
             continue
         name, sep, rest = line.partition(":")
         parts = rest.split()
-        if not sep or not parts or len(parts) > 2 or (len(parts) == 2 and parts[1] != "kB"):
+        if not sep or not parts or len(parts) > 2 or (len(parts) == 2 and parts[1] != "kB") or "\ufffd" in name:
             raise _bad(source, lineno, line, "'Name:  <number> kB'")
         try:
             out[name.strip()] = int(parts[0])
@@ -49,7 +53,7 @@ def parse_flat_keyed(text: str, source: str) -> dict[str, int]:
         if not line.strip():
             continue
         parts = line.split()
-        if len(parts) != 2:
+        if len(parts) != 2 or "\ufffd" in parts[0]:
             raise _bad(source, lineno, line, "'name <number>'")
         try:
             out[parts[0]] = int(parts[1])
