@@ -22,7 +22,6 @@ from test_hostile_recordings import copy_of
 from test_hostile_saves import _mount_tmpfs
 from reclaimlab.cli import record as record_mod, watch as watch_mod
 from reclaimlab.cli.app import main
-from reclaimlab.experiments import harness
 from reclaimlab.notebook import lab
 from reclaimlab.paths import recordings_dir
 from reclaimlab.probe import consent
@@ -48,8 +47,7 @@ def private_cache(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def no_replays():
-    yield
-    harness.REPLAY.clear()
+    yield  # nothing to undo: a lab's recordings travel in its context (there is no module-level table)
 
 
 # --- the generated corpus: one test per hostile folder ------------------------------------------------

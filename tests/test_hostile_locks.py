@@ -409,7 +409,7 @@ def test_ci_check_labs_consents_explicitly():
 # ---------------------------------------------------------------- RECLAIMLAB_SHARED gives no second lock
 
 GUEST, OTHER_CGROUP = tree_roots("firecracker-vm"), tree_roots("bare-metal")
-SHARED = {policy.SHARED_ENV: "1"}
+SHARED = {consent.SHARED_ENV: "1"}
 
 
 def _busy(sticky: Path, env: dict, roots, said: list[str]) -> str:
