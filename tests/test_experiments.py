@@ -34,7 +34,7 @@ def _children_alive() -> list[int]:
 
 
 def test_every_experiment_is_registered():
-    assert set(experiments.names()) == {"calloc-reclaim", "refault", "page-cache", "compaction", "auto-reclaim"}
+    assert set(experiments.names()) == {"calloc-reclaim", "refault", "page-cache", "app-cache", "compaction", "auto-reclaim"}
 
 
 @pytest.mark.parametrize("call, error, words", [
