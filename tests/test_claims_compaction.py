@@ -41,7 +41,11 @@ def test_corpus_case_verdicts_from_the_findings(case, tmp_path):
     except LookupError as exc:
         pytest.skip(str(exc))
     rec = recording.load(next(iter(built["recordings"].values())))
-    got = (list(cp.all_claims(rec).values()) if case.experiment == "compaction" else _pc_claims(rec))
+    if case.experiment == "app-cache":
+        from reclaimlab.present.findings import app_cache
+        got = app_cache.all_claims(rec)
+    else:
+        got = list(cp.all_claims(rec).values()) if case.experiment == "compaction" else _pc_claims(rec)
     verdicts = {c.key: c.verdict for c in got}
     assert {k: verdicts.get(k) for k in case.expect} == case.expect
     values = {c.key: c.value for c in got}

@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -34,7 +35,7 @@ def _children_alive() -> list[int]:
 
 
 def test_every_experiment_is_registered():
-    assert set(experiments.names()) == {"calloc-reclaim", "refault", "page-cache", "compaction", "auto-reclaim"}
+    assert set(experiments.names()) == {"calloc-reclaim", "refault", "page-cache", "app-cache", "compaction", "auto-reclaim"}
 
 
 @pytest.mark.parametrize("call, error, words", [
@@ -165,6 +166,30 @@ def test_drop_caches_1_drops_the_files_page_cache():
     # (another run's drop_caches or a big write within these 1.5 s), so it is context, not what is asserted.
     fall = -analysis.change(rec, "workload_file_resident_kib", t_drop1 - 0.05, t_drop1 + 1.5)
     assert fall >= 0.8 * size / 1024, f"the file's resident pages fell by only {fall:.0f} KiB"
+
+
+@pytest.mark.live
+def test_app_cache_the_apps_database_is_cached_while_the_app_stays_small():
+    from reclaimlab.present.findings import app_cache
+
+    size = 256 * MIB
+    rec = run("app-cache", mode="live", size=size, lookups=2000, observe_s=2, settle_s=1,
+              allow_system_changes=True, quiet=True)
+    v = app_cache.views(rec)
+    assert list(v) == ["before", "queried", "dropped"]
+    q = v["queried"]
+    # the app's own database (mincore) and its own RSS: the guest's counters move with every other program
+    assert q.db_cached_kib >= 0.8 * size / 1024 and q.app_rss_kib < 64 * 1024
+    assert v["dropped"].db_cached_kib <= 0.2 * size / 1024
+    assert rec.meta["results"]["db_bytes"] >= size and not list(_leftover_scratch())
+    if rec.physmaps:
+        assert q.host_held_kib is not None and app_cache.picture(rec).verdict in ("cache_most", "small_blocks_most")
+
+
+def _leftover_scratch():
+    from reclaimlab.probe import scratch
+    for base in (Path.home() / ".cache" / "reclaimlab", Path("/var/tmp")):
+        yield from (base.glob(f"{scratch.PREFIX}{scratch.owner_tag()}-*") if base.is_dir() else [])
 
 
 @pytest.mark.live

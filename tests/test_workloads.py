@@ -293,3 +293,58 @@ def test_fragmenter_pins_high_order_blocks_and_compaction_moves_its_pages_togeth
         # does for reporting is to empty blocks of them, so that is what is asserted.
         assert vacated > 0, (f"{moved} kept pages moved, yet none of the {pinned} order-{order} blocks they pinned "
                              f"was left (now {pagemap.blocks_holding(after, order)})")
+
+
+def test_sqlite_app_builds_queries_and_stays_small_and_leaves_nothing():
+    from reclaimlab.experiments.workloads import SqliteApp
+    size = 24 * MIB
+    with SqliteApp(size, cache_kib=1024) as app:
+        built = app.build()
+        # the file stops within one page of rows over the size asked for, never far beyond it
+        assert size <= built.size_bytes <= size + 2 * MIB
+        scan = app.scan()
+        assert scan.detail["rows"] == built.detail["rows"] > 10_000
+        assert app.lookups(500).detail["rows"] == 500
+        # its own memory is the interpreter and SQLite's small cache, not the database
+        assert scan.detail["rss_kib"] < 64 * 1024
+        path, pid = app.path, app.pid
+        assert fincore.resident_kib(path) * 1024 >= 0.5 * size  # the kernel's page cache holds the file
+    assert not path.exists() and not path.parent.exists()
+    assert _wait_gone(pid, 2)
+
+
+def test_sqlite_app_refuses_a_database_the_disk_cannot_hold(tmp_path):
+    from reclaimlab.experiments.workloads import SqliteApp
+    with pytest.raises(ScratchError, match="free"):
+        SqliteApp(PIB, directory=tmp_path).start()
+    with pytest.raises(ValueError, match="cache_kib"):
+        SqliteApp("1MiB", cache_kib=0)
+
+
+@pytest.mark.live
+def test_sqlite_database_removed_after_ctrl_c_mid_build():
+    parent = _run_script("""
+        import signal
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        from reclaimlab.experiments.workloads import SqliteApp
+        with SqliteApp("1GiB") as app:
+            print(app.path, app.pid, flush=True)
+            app.build()
+            print("finished", flush=True)
+    """)
+    try:
+        path_text, pid_text = parent.stdout.readline().split()
+        path = Path(path_text)
+        deadline = time.monotonic() + 10
+        while not (path.exists() and path.stat().st_size > 0) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert path.exists(), "the build never started"
+        parent.send_signal(signal.SIGINT)
+        out, _ = parent.communicate(timeout=10)
+        assert "finished" not in out, "the build ended before the interrupt: not a mid-build test"
+        assert parent.returncode != 0
+        assert not path.exists() and not path.parent.exists()
+        assert _wait_gone(int(pid_text), 2)
+    finally:
+        parent.kill()
+        parent.wait()

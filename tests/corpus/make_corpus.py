@@ -206,6 +206,14 @@ def another_process_allocating(rec: Recording) -> None:
 # --------------------------------------------------------------------------- the cases
 
 PC = shipped("page-cache", has_column="workload_file_resident_kib")
+AC = shipped("app-cache")
+
+
+def no_maps(rec: Recording) -> None:
+    """Remove the maps of physical memory and say why, as a run that could not read /proc/kpageflags
+    (not root) records it: free's columns remain, the host's side is unknown."""
+    rec.physmaps = []
+    rec.meta["physmap_unavailable"] = "/proc/kpageflags: Permission denied (not root)"
 CP = shipped("compaction")
 
 CASES: list[Case] = [
@@ -244,6 +252,16 @@ CASES: list[Case] = [
          stall_reporting_from("drop_caches", "1"),
          {"page_cache.host_after_drop": "little", "page_cache.drop_1": "nearly_all"},
          "Reporting stalls at the drop: the host gets next to nothing back, and the lab says so."),
+    Case("app-cache-real", "02_page_cache.ipynb", "app-cache", AC, no_edit,
+         {"app_cache.picture": "small_blocks_most", "app_cache.app_vs_cache": "app_small",
+          "app_cache.no_reason_to_drop": "no_pressure", "app_cache.after_drop": "host_got_some"},
+         "The shipped SQLite run (2026-12-06, a busy guest): the app's RSS 18 MiB, its 1.5 GiB database in the "
+         "page cache; the host held more than free's used by the cache and by free memory in blocks too small to "
+         "report, which was the larger part on this guest."),
+    Case("app-cache-no-maps", "02_page_cache.ipynb", "app-cache", AC, no_maps,
+         {"app_cache.picture": "no_host_view", "app_cache.after_drop": "no_host_view",
+          "app_cache.app_vs_cache": "app_small", "app_cache.no_reason_to_drop": "no_pressure"},
+         "No maps (not root): free's columns and the app's figures stay, the host's side is said to be unknown."),
     # lab 03 · compaction
     Case("compaction-real", "03_compaction.ipynb", "compaction", CP, no_edit,
          {"compaction.reporting_order": "known", "compaction.fragmented": "fragmented",

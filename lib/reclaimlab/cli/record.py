@@ -88,7 +88,7 @@ def _coerce(value: str):
 def record_command(name: str, mode: str, size: str | None, policy: str | None, param_pairs: tuple[str, ...],
                    guest: str, allow_system_changes: bool, out_text: str | None, to_data: bool,
                    wait_s: float) -> None:
-    """Run experiment NAME (one of: calloc-reclaim, page-cache, compaction, auto-reclaim, refault)."""
+    """Run experiment NAME (one of: calloc-reclaim, page-cache, app-cache, compaction, auto-reclaim, refault)."""
     try:
         get(name)
     except ExperimentError as exc:

@@ -123,6 +123,7 @@ class _ChildRssAnon:
     view in a task manager; empty before the child starts and after it exits."""
 
     column = "workload_rss_anon_kib"
+    field = "RssAnon"
 
     def __init__(self) -> None:
         self.pid: int | None = None
@@ -149,10 +150,17 @@ class _ChildRssAnon:
             text = os.pread(fd, 4096, 0)
         except OSError:  # the child has exited
             return None
-        return parse_status_kib(text.decode("ascii", "replace")).get("RssAnon")
+        return parse_status_kib(text.decode("ascii", "replace")).get(self.field)
 
     def close(self) -> None:
         self.detach()
+
+
+class _ChildRss(_ChildRssAnon):
+    """A sampler column: the workload child's whole resident memory (VmRSS), what `ps` and `top` show as RSS."""
+
+    column = "workload_rss_kib"
+    field = "VmRSS"
 
 
 def _sized(run: LiveRun, requested: Any, mode: str) -> int:
@@ -391,6 +399,54 @@ register(Experiment(
     defaults={"size": "1.5GB", "settle_s": 2.0, "observe_s": 6.0, "walk_timeout_s": 30.0, "baseline_s": 1.0,
               "tail_s": 1.0, "sample_hz": 10.0},
     knobs=("drop_caches",), runner=page_cache))
+
+
+# ---------------------------------------------------------------- app-cache
+
+def app_cache(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
+    """The blog's picture with a real application: a small SQLite app builds and queries a database; `free`'s
+    columns and the host's view (the maps of physical memory) are taken once it is done, then drop_caches=1."""
+    from ..probe.fincore import FileResident
+    from .workloads.sqliteapp import SqliteApp
+
+    resident, rss = FileResident(), _ChildRss()
+    with LiveRun("app-cache", params, mode, quiet, extra_sources=(resident, rss), allow=allow) as run:
+        size = _sized(run, params["size"], mode)
+        run.say(f"a SQLite app builds a {format_size(size)} database and queries it (a full scan, "
+                f"{params['lookups']} random lookups); then drop_caches 1")
+        run.wait(params["baseline_s"])
+        run.sampler.snapshot_buddyinfo("before")
+        with SqliteApp(size, cache_kib=params["cache_kib"]) as app:
+            app.start()
+            rss.attach(app.pid)
+            run.sampler.ours_pid = app.pid  # its pages are "ours" in the maps of physical memory
+            resident.path = str(app.path)
+            steps = [run.step("build_db", format_size(size), app.build),
+                     run.step("query", "scan", app.scan),
+                     run.step("query", "lookups", lambda: app.lookups(params["lookups"]))]
+            run.results.update(db_bytes=steps[0].size_bytes, db_rows=steps[0].detail.get("rows"),
+                               app_rss_max_kib=max((r.detail.get("rss_kib") or 0) for r in steps) or None,
+                               sqlite_cache_kib=params["cache_kib"])
+            run.wait(params["settle_s"])
+            run.sampler.snapshot_buddyinfo("queried")  # the picture: free's columns and the host's view now
+            result = run.step("drop_caches", "1", lambda: knobs.drop_caches(1, allow=allow))
+            run.results["drop_caches_1_sync_s"] = result.sync_s
+            run.wait(params["observe_s"])  # free page reporting hands the dropped cache to the host
+            run.sampler.snapshot_buddyinfo("dropped")
+            resident.path = None
+            run.sampler.ours_pid = None
+        rss.detach()
+        run.wait(params["tail_s"])
+        run.mark("end")
+    return run.recording
+
+
+register(Experiment(
+    "app-cache", "a real application (SQLite) fills the page cache while using little memory itself: "
+                 "free's columns beside the host's view, then drop_caches 1",
+    defaults={"size": "1.5GiB", "lookups": 20000, "cache_kib": 2048, "settle_s": 3.0, "observe_s": 8.0,
+              "baseline_s": 1.0, "tail_s": 1.0, "sample_hz": 10.0},
+    knobs=("drop_caches",), runner=app_cache))
 
 
 # ---------------------------------------------------------------- compaction

@@ -8,7 +8,7 @@ from .params import experiment_of
 # Which experiments each lab runs (lab 05 runs them in the kit's own VM).
 LAB_EXPERIMENTS: dict[str, tuple[str, ...]] = {
     "01 · calloc and reclaim": ("calloc-reclaim", "refault"),
-    "02 · page cache": ("page-cache",),
+    "02 · page cache": ("page-cache", "app-cache"),
     "03 · compaction": ("compaction",),
     "04 · WSL autoMemoryReclaim": ("auto-reclaim",),
     "05 · be the host": ("vm",),

@@ -22,12 +22,13 @@ MIB = 1024 ** 2
 GIB = 1024 ** 3
 SCHEMA_VERSION = 2  # 2: live_support's "live" is what auto mode does (consent included); verdict, labs, glossary
 
-EXPERIMENTS = ("calloc-reclaim", "refault", "page-cache", "compaction", "auto-reclaim", "vm")
-CONSENT_EXPERIMENTS = frozenset({"page-cache", "compaction", "auto-reclaim"})  # they turn system-wide knobs
+EXPERIMENTS = ("calloc-reclaim", "refault", "page-cache", "app-cache", "compaction", "auto-reclaim", "vm")
+CONSENT_EXPERIMENTS = frozenset({"page-cache", "app-cache", "compaction", "auto-reclaim"})  # they turn system-wide knobs
 LABS = {  # which lab notebook (labs/NAME.ipynb) runs which experiment; a test reads the notebooks
     "calloc-reclaim": ("01_calloc_and_reclaim",),
     "refault": ("01_calloc_and_reclaim",),
     "page-cache": ("02_page_cache",),
+    "app-cache": ("02_page_cache",),
     "compaction": ("03_compaction",),
     "auto-reclaim": ("04_wsl_autoreclaim",),
     "vm": ("03_compaction", "05_be_the_host"),  # lab 03: its order-5 vs order-9 section
@@ -429,13 +430,15 @@ def live_support(memory: MemoryInfo, knobs: Mapping[str, consent.KnobAccess], cg
     disk_ok = scratch_free_bytes is not None and scratch_free_bytes >= MIN_SCRATCH_FREE_BYTES
     reclaim_ok = knobs.get("memory.reclaim") is not None and knobs["memory.reclaim"].writable
     qemu_note = "KVM acceleration (/dev/kvm usable)" if kvm_usable else "TCG emulation, slow (no usable /dev/kvm)"
+    page_cache = _knob_support([knob("drop_caches"),
+                                (disk_ok, f"{_fmt_bytes(scratch_free_bytes)} free for the file (at least "
+                                          f"{_fmt_bytes(MIN_SCRATCH_FREE_BYTES)}; a run checks room for its "
+                                          f"own file's size)")], shared, consent_given)
     return {
         "calloc-reclaim": calloc,
         "refault": budget,
-        "page-cache": _knob_support([knob("drop_caches"),
-                                     (disk_ok, f"{_fmt_bytes(scratch_free_bytes)} free for the file (at least "
-                                               f"{_fmt_bytes(MIN_SCRATCH_FREE_BYTES)}; a run checks room for its "
-                                               f"own file's size)")], shared, consent_given),
+        "page-cache": page_cache,
+        "app-cache": page_cache,  # the same needs: drop_caches and disk room for its database
         "compaction": _knob_support([knob("compact_memory")], shared, consent_given),
         "auto-reclaim": _knob_support([knob("drop_caches"), _reclaim_means(reclaim_ok, cgroup_limit_writable)],
                                       shared, consent_given),

@@ -88,6 +88,7 @@ SAMPLE_COLUMNS: dict[str, str] = {
     "host_vm_rss_kib": "KiB", "host_vm_rss_anon_kib": "KiB", "reportable_free_kib": "KiB",
     # the experiment's own workload
     "workload_rss_anon_kib": "KiB",        # the workload child's RssAnon
+    "workload_rss_kib": "KiB",             # the workload child's VmRSS (app-cache: the SQLite app)
     "workload_cgroup_bytes": "bytes",      # the experiment's own memory cgroup's usage
     "workload_file_resident_kib": "KiB",   # the page-cache file's pages resident in memory (mincore)
 }
@@ -133,6 +134,11 @@ RESULTS: dict[str, dict[str, str]] = {
         "drop_caches_host_peak_kib": "KiB", "drop_caches_host_back_s": "s",
         "drop_caches_host_rss_after_kib": "KiB", "drop_caches_host_returned_fraction": "share",
         "drop_caches_observed_s": "s",
+    },
+    "app-cache": {
+        "build_db_s": "s", "query_scan_s": "s", "query_lookups_s": "s", "drop_caches_1_s": "s",
+        "drop_caches_1_sync_s": "s", "db_bytes": "bytes", "db_rows": "count", "app_rss_max_kib": "KiB",
+        "sqlite_cache_kib": "KiB",
     },
     "compaction": {
         "fragment_s": "s", "compact_memory_s": "s", "release_s": "s", "unfragment_s": "s",
@@ -180,6 +186,7 @@ EVENTS: dict[str, tuple[str, ...]] = {
     "calloc-reclaim": ("calloc", "touch", "free"),
     "refault": ("touch", "free"),
     "page-cache": ("write_file", "read_file", "drop_caches"),
+    "app-cache": ("build_db", "query"),
     "compaction": ("fragment",),
     "auto-reclaim": ("fill_cache",),
 }

@@ -6,7 +6,8 @@ from .allocator import Allocator, StepResult
 from .busy import BusyLoop
 from .fragmenter import FragmentResult, Fragmenter
 from .pagecache import PageCacheFile
+from .sqliteapp import SqliteApp
 from ...probe.scratch import ScratchError
 
-__all__ = ["Allocator", "BusyLoop", "FragmentResult", "Fragmenter", "PageCacheFile", "ScratchError", "StepResult",
+__all__ = ["Allocator", "BusyLoop", "FragmentResult", "Fragmenter", "PageCacheFile", "ScratchError", "SqliteApp", "StepResult",
            "WorkloadError"]
