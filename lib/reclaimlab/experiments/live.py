@@ -403,14 +403,16 @@ register(Experiment(
 
 # ---------------------------------------------------------------- app-cache
 
-def app_cache(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
+def app_cache(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool,
+              guest_info: Any = None) -> Recording:
     """The blog's picture with a real application: a small SQLite app builds and queries a database; `free`'s
     columns and the host's view (the maps of physical memory) are taken once it is done, then drop_caches=1."""
     from ..probe.fincore import FileResident
     from .workloads.sqliteapp import SqliteApp
 
     resident, rss = FileResident(), _ChildRss()
-    with LiveRun("app-cache", params, mode, quiet, extra_sources=(resident, rss), allow=allow) as run:
+    with LiveRun("app-cache", params, mode, quiet, extra_sources=(resident, rss), allow=allow,
+                 guest_info=guest_info) as run:
         size = _sized(run, params["size"], mode)
         run.say(f"a SQLite app builds a {format_size(size)} database and queries it (a full scan, "
                 f"{params['lookups']} random lookups); then drop_caches 1")
