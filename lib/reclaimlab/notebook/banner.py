@@ -43,8 +43,15 @@ def status_html(ctx: Any) -> str:
     rows.append(("Mode asked for", f"{ctx.mode}" + {"auto": " (live where this guest allows it, else a recording)",
                                                      "live": " (run here; refuse with the reason if impossible)",
                                                      "recorded": " (shipped recordings only)"}[ctx.mode]))
+    choice = getattr(ctx, "guest_choice", "auto")
+    rows.append(("Guest asked for", choice + {"auto": " (this machine where it may and sees its host's side, else the "
+                                                     "kit's VM, else a recording)",
+                                             "local": " (this machine only)", "vm": " (the kit's own VM only)"}[choice]))
     for name, (how, why) in ctx.plan.items():
         label = LABELS.get(how, how.upper())
+        placed = getattr(ctx, "placements", {}).get(name)
+        if placed is not None and placed.place == "vm" and how == "live":
+            label += " in the kit's VM"
         rows.append((f"Experiment {name}", f"<b>{label}</b>: {_e(why)}"))
     source = consent_source(ctx.allow_arg)
     switch = (f"ON ({source})" if source else
