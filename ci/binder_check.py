@@ -351,7 +351,7 @@ def container_seen_from_namespace(venv: Path, repo: Path, uid: int, gid: int) ->
 
     Binder's pods have a PID namespace of their own; ours must be seen as a container by that alone.
     """
-    code = "from reclaimlab.probe import consent as policy, sources; print(policy.container_reason(sources.Roots(), {}))"
+    code = "from reclaimlab.probe import consent, sources; print(consent.container_reason(sources.Roots(), {}))"
     env = {"PATH": "/usr/bin:/bin", "HOME": str(repo), "LANG": "C.UTF-8"}
     out = subprocess.run(as_user([str(venv / "bin" / "python"), "-c", code], uid, gid, pid_namespace=True),
                          cwd=repo, env=env, capture_output=True, text=True, timeout=120)

@@ -106,8 +106,8 @@ def test_start_marks_the_machine_shared_and_execs_its_arguments():
 
 def test_start_turns_consent_off_whatever_the_environment_says():
     env = dict(os.environ, RECLAIMLAB_ALLOW_SYSTEM_CHANGES="1", RECLAIMLAB_SHARED="0")
-    code = ("import os; from reclaimlab.probe import consent as policy, sources; "
-            "print(os.environ.get('RECLAIMLAB_ALLOW_SYSTEM_CHANGES')); print(policy.shared_reason(sources.Roots()))")
+    code = ("import os; from reclaimlab.probe import consent, sources; "
+            "print(os.environ.get('RECLAIMLAB_ALLOW_SYSTEM_CHANGES')); print(consent.shared_reason(sources.Roots()))")
     out = subprocess.run([str(BINDER / "start"), sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True).stdout.splitlines()
     assert out == ["None", "RECLAIMLAB_SHARED=1 marks this machine as shared"]

@@ -9,6 +9,7 @@ from reclaimlab.cli.labs import execute_lab
 from reclaimlab.paths import labs_dir
 from reclaimlab.present import claims
 from reclaimlab.present.findings import auto_reclaim as ar
+from reclaimlab.present.findings import auto_reclaim_busy as ab
 from reclaimlab.present.findings import reporting_order as ro
 from reclaimlab.recording import datasets
 
@@ -38,6 +39,13 @@ def test_lab04_recorded_claims(tmp_path):
     assert len(model) == 6 and model["auto_reclaim.model.newer · disabled"]["verdict"] == "never"
     # the model's numbers come from claims now, not prose: 16 GiB / 32 = 512 MiB steps
     assert "512 MiB" in model["auto_reclaim.model.newer · gradual"]["sentence"]
+    # why vmmem stays big on a busy machine: the three busy-loop runs, their verdicts as the findings give them
+    busy = {f"{p} · {v}": datasets.find("auto-reclaim", {"policy": p, "variant": v, "busy": 0.03})
+            for p, v in (("dropCache", "newer"), ("gradual", "newer"), ("gradual", "pressure"))}
+    busy_claims = [ab.busy_run(r, n) for n, r in busy.items()]
+    expected = {c.key: c.verdict for c in [*busy_claims, ab.cache_at_equal_time(busy), ab.wslconfig_takeaway(busy_claims)]}
+    assert {k: found[k]["verdict"] for k in expected} == expected
+    assert found["auto_reclaim.busy.gradual · pressure"]["verdict"] == "pressure_acted"
 
 
 @pytest.mark.slow

@@ -23,7 +23,7 @@ import pytest
 from conftest import tree_roots
 from reclaimlab.present import charts
 from reclaimlab.experiments import harness as experiments, sizing
-from reclaimlab.probe import guest, hostviews as host, consent as policy
+from reclaimlab.probe import guest, hostviews as host, consent
 from reclaimlab.recording import recording
 from reclaimlab.recording.recording import Recording
 from reclaimlab.sampling.sampler import Sampler
@@ -43,7 +43,7 @@ BINDER = {"BINDER_LAUNCH_HOST": "https://mybinder.org/", "BINDER_REPO_URL": "htt
 
 @pytest.fixture(autouse=True)
 def no_consent_or_shared_from_the_developer(monkeypatch):
-    for name in (policy.ALLOW_ENV, policy.SHARED_ENV, *BINDER):
+    for name in (consent.ALLOW_ENV, consent.SHARED_ENV, *BINDER):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -65,7 +65,7 @@ def test_allocations_are_live_within_the_cgroup_knobs_are_not(tree):
 def test_the_shared_machine_is_the_reason_given_even_without_root():
     # A participant is not root either, but no permission would change the answer: say the real reason.
     info = guest.probe(tree_roots("container-v2"), env={})
-    knobs = {name: policy.KnobAccess(name, None, False, "needs root (reclaimlab never uses sudo)")
+    knobs = {name: consent.KnobAccess(name, None, False, "needs root (reclaimlab never uses sudo)")
              for name in ("drop_caches", "compact_memory", "compaction_proactiveness", "memory.reclaim")}
     support = guest.live_support(info.memory, knobs, False, "this runs in Binder (BINDER_* set)", False, 10 * GIB,
                                  None, False, False)
@@ -84,7 +84,7 @@ def test_the_machines_host_views_are_not_offered_in_a_container(tree_copy):
     assert guest.probe(roots, env={}).host_views == ()
     ns = roots.proc / "self/ns/pid"  # the same tree outside a container offers it
     ns.unlink()
-    ns.symlink_to(f"pid:[{policy.INIT_PID_NS_INODE}]")
+    ns.symlink_to(f"pid:[{consent.INIT_PID_NS_INODE}]")
     assert [s.name for s in host.find_host_views(roots, {})[0]] == ["reported_kib"]
 
 

@@ -222,6 +222,41 @@ def test_auto_reclaim_newer_gradual_reclaims_the_idle_cache():
     assert analysis.value_at(rec, "workload_cgroup_bytes", analysis.first_event(rec, "end")) < 0.5 * peak
 
 
+@pytest.mark.live
+def test_auto_reclaim_pressure_beside_a_busy_loop_records_every_poll():
+    # The gate on at the variant's own 0.5 %, a 3 % busy loop beside the cache: the pressure variant has no
+    # CPU gate while PSI exists, so it reclaims whatever the machine does; every poll's figures are kept.
+    rec = run("auto-reclaim", mode="live", policy="gradual", variant="pressure", busy=0.03, size=256 * MIB,
+              observe_s=20, tail_s=2, report_quiet_s=1, allow_system_changes=True, quiet=True)
+    p, r = rec.meta["parameters"], rec.meta["results"]
+    assert p["idle_share"] == 0.005 and p["time_scale"] == 0.1 and p["busy"] == 0.03
+    assert 0.01 < r["busy_loop_cpu_share"] < 0.2, r["busy_loop_cpu_share"]
+    assert "busy" in set(rec.events.kind)
+    polls = [q for q in r["polls"] if q["busy_share"] is not None]
+    assert polls and all({"psi_some_avg10", "refault_delta_pages", "zone", "floor_bytes"} <= set(q) for q in polls)
+    assert r["gate_polls"] == len(polls) and r["gate_limit_share"] == 0.005
+    if r["psi_some_avg10_max"] is not None and r["psi_some_avg10_max"] < 1.0:
+        assert "reclaim" in set(rec.events.kind), r["actions"]
+
+
+@pytest.mark.parametrize("params, fragment", [
+    (dict(policy="dropCache", variant="pressure"), "gradual mode only"),
+    (dict(policy="gradual", variant="newer", busy=0.95), "cpu_share 0.95"),
+])
+def test_auto_reclaim_refuses_impossible_busy_or_pressure_settings_before_any_work(params, fragment, monkeypatch):
+    from reclaimlab.experiments import live
+    monkeypatch.setattr(live.knobs, "WorkloadCgroup", lambda: (_ for _ in ()).throw(AssertionError("ran")))
+    defaults = dict(experiments.get("auto-reclaim").defaults)
+    with pytest.raises(ValueError) as info:
+        live.auto_reclaim({**defaults, **params}, "live", "local", True, True)
+    assert fragment in str(info.value)
+
+
+def test_auto_reclaim_names_the_pressure_variant_among_the_choices():
+    with pytest.raises(ExperimentError, match="released, newer, pressure"):
+        run("auto-reclaim", mode="live", policy="gradual", variant="sometimes", quiet=True)
+
+
 def _interrupted(*args, **kwargs):
     from reclaimlab.recording.recording import Recording
     samples = pd.DataFrame({"t_s": [0.0, 0.1], "mem_free_kib": [1000, 900]})

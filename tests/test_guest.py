@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from reclaimlab.probe import guest, consent as policy
+from reclaimlab.probe import guest, consent
 from reclaimlab.cli.app import main
 from reclaimlab.probe.procfs import ProcParseError
 from reclaimlab.probe.sources import Roots, SourceError
@@ -110,7 +110,7 @@ def test_wsl2_tree_with_fake_interop():
 
 
 def test_wsl2_consent_given_is_reported():
-    info = probe_tree("wsl2", env={policy.ALLOW_ENV: "1"})
+    info = probe_tree("wsl2", env={consent.ALLOW_ENV: "1"})
     assert info.consent_given
     assert "consent given" in info.live_support["compaction"].reason
 
@@ -413,15 +413,15 @@ def test_json_verdict_is_live_with_consent_where_consent_was_not_given():
     d = probe_tree("firecracker-vm", env={}).to_dict()["live_support"]
     assert d["page-cache"]["verdict"] == "live_with_consent" and d["page-cache"]["live"] is False
     assert d["calloc-reclaim"]["verdict"] == "live" and d["calloc-reclaim"]["live"] is True
-    given = probe_tree("firecracker-vm", env={policy.ALLOW_ENV: "1"}).to_dict()["live_support"]
+    given = probe_tree("firecracker-vm", env={consent.ALLOW_ENV: "1"}).to_dict()["live_support"]
     assert given["page-cache"]["verdict"] == "live" and given["page-cache"]["live"] is True
-    shared = probe_tree("firecracker-vm", env={policy.SHARED_ENV: "1", policy.ALLOW_ENV: "1"}).to_dict()
+    shared = probe_tree("firecracker-vm", env={consent.SHARED_ENV: "1", consent.ALLOW_ENV: "1"}).to_dict()
     assert shared["live_support"]["compaction"]["verdict"] == "recorded"
 
 
 def test_doctor_text_and_json_say_the_same_verdicts(monkeypatch):
-    monkeypatch.delenv(policy.ALLOW_ENV, raising=False)
-    monkeypatch.delenv(policy.SHARED_ENV, raising=False)
+    monkeypatch.delenv(consent.ALLOW_ENV, raising=False)
+    monkeypatch.delenv(consent.SHARED_ENV, raising=False)
     text = CliRunner().invoke(main, ["doctor", *tree_args("wsl2")]).output
     d = json.loads(CliRunner().invoke(main, ["doctor", "--json", *tree_args("wsl2")]).output)
     words = {"live": "live", "live_with_consent": "live, with consent", "recorded": "recorded"}
@@ -434,7 +434,7 @@ def test_doctor_text_and_json_say_the_same_verdicts(monkeypatch):
 def test_json_verdict_matches_what_auto_mode_does_here(monkeypatch):
     # The probe's verdict and experiments.live_blocker (what auto mode asks) agree on this guest.
     from reclaimlab.experiments import harness as experiments
-    monkeypatch.delenv(policy.ALLOW_ENV, raising=False)
+    monkeypatch.delenv(consent.ALLOW_ENV, raising=False)
     info = guest.probe()
     for name in ("calloc-reclaim", "refault", "page-cache", "compaction", "auto-reclaim"):
         blocker = experiments.live_blocker(experiments.get(name), "local", None)

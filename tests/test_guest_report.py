@@ -6,7 +6,7 @@ import importlib
 import pytest
 
 from reclaimlab.notebook import guest_report, lab
-from reclaimlab.probe import consent as policy, guest
+from reclaimlab.probe import consent, guest
 
 from conftest import TREES, tree_roots
 
@@ -27,7 +27,7 @@ def _doctor_verdicts(info: guest.GuestInfo) -> dict[str, str]:
     return out
 
 
-@pytest.mark.parametrize("env", [{}, {policy.ALLOW_ENV: "1"}, {policy.ALLOW_ENV: "1", policy.SHARED_ENV: "1"}],
+@pytest.mark.parametrize("env", [{}, {consent.ALLOW_ENV: "1"}, {consent.ALLOW_ENV: "1", consent.SHARED_ENV: "1"}],
                          ids=["no-consent", "consent", "shared"])
 @pytest.mark.parametrize("tree", TREE_NAMES)
 def test_lab_and_doctor_agree_on_every_verdict(tree, env):

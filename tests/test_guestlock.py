@@ -45,7 +45,7 @@ def lock_env(tmp_path, monkeypatch):
     where = tmp_path / "locks"
     where.mkdir()
     monkeypatch.setattr(guestlock, "machine_lock_dir", lambda: where)
-    monkeypatch.delenv(guestlock.policy.SHARED_ENV, raising=False)
+    monkeypatch.delenv(guestlock.consent.SHARED_ENV, raising=False)
     return {**os.environ, "PYTHONPATH": str(LIB), "LOCKS": str(where)}
 
 

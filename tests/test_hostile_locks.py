@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from reclaimlab.cli import labs as labs_cli
 from reclaimlab.cli.app import main
-from reclaimlab.probe import consent as policy, lock as guestlock
+from reclaimlab.probe import consent, lock as guestlock
 
 from conftest import tree_roots
 
@@ -61,6 +61,36 @@ def plant_link(link: Path, target: Path) -> None:
     os.lchown(link, NOBODY, NOBODY)
 
 
+PROTECTED_SYMLINKS = Path("/proc/sys/fs/protected_symlinks")
+
+
+@pytest.fixture
+def links_followed():
+    """The review's attack needs a kernel that follows another user's link in a sticky folder
+    (fs.protected_symlinks=0); with 1 the kernel itself refuses, and the tests would pass whatever the
+    lock does. Where it is 1 and root may change it, it is 0 for the test and restored after; else skipped."""
+    try:
+        before = PROTECTED_SYMLINKS.read_text().strip()
+    except OSError:
+        before = "0"  # no such protection on this kernel: links are followed
+    if before != "0":
+        try:
+            PROTECTED_SYMLINKS.write_text("0")
+        except OSError as exc:
+            pytest.skip(f"fs.protected_symlinks={before} and it cannot be turned off here ({exc.strerror})")
+    try:
+        yield
+    finally:
+        if before != "0":
+            PROTECTED_SYMLINKS.write_text(before)
+
+
+def attack_is_live(link: Path) -> None:
+    """The planted link, opened as any program would open it, reaches the victim: the attack is real."""
+    with open(link, "rb") as f:
+        assert f.read() == VICTIM_BYTES, "the kernel did not follow the planted link: this test would prove nothing"
+
+
 def take(where: Path, **kw) -> dict:
     with guestlock.hold("calloc-reclaim", timeout_s=0, env={}, directory=where, say=lambda _: None, **kw) as me:
         return dict(me)
@@ -69,9 +99,10 @@ def take(where: Path, **kw) -> dict:
 # ---------------------------------------------------------------- planted files (root's run)
 
 @as_root
-def test_note_planted_as_symlink_to_a_root_file_leaves_the_file_untouched(sticky, victim):
+def test_note_planted_as_symlink_to_a_root_file_leaves_the_file_untouched(sticky, victim, links_followed):
     """hostile-inputs review, case 1: another user links the holder note's name to a root-owned file."""
     plant_link(note_path(sticky), victim)
+    attack_is_live(note_path(sticky))
     with guestlock.hold("calloc-reclaim", timeout_s=0, env={}, directory=sticky, say=lambda _: None):
         assert not note_path(sticky).is_symlink()  # the link was replaced by our own note, not written through
         assert json.loads(note_path(sticky).read_text())["pid"] == os.getpid()
@@ -81,9 +112,10 @@ def test_note_planted_as_symlink_to_a_root_file_leaves_the_file_untouched(sticky
 
 
 @as_root
-def test_lock_planted_as_symlink_to_a_root_file_is_refused_and_the_file_untouched(sticky, victim):
+def test_lock_planted_as_symlink_to_a_root_file_is_refused_and_the_file_untouched(sticky, victim, links_followed):
     """hostile-inputs review, case 1: another user links the lock file's name to a root-owned file."""
     plant_link(lock_path(sticky), victim)
+    attack_is_live(lock_path(sticky))
     with pytest.raises(guestlock.LockFileRefused) as info:
         take(sticky)
     message = str(info.value)
@@ -92,7 +124,7 @@ def test_lock_planted_as_symlink_to_a_root_file_is_refused_and_the_file_untouche
 
 
 @as_root
-def test_lock_planted_as_dangling_symlink_creates_nothing_where_it_points(sticky, tmp_path):
+def test_lock_planted_as_dangling_symlink_creates_nothing_where_it_points(sticky, tmp_path, links_followed):
     """hostile-inputs review, case 1: a link to a file that does not exist yet must not create it."""
     target = tmp_path / "would-be-created"
     plant_link(lock_path(sticky), target)
@@ -284,29 +316,29 @@ NOT_A_CONTAINER = tree_roots("firecracker-vm")
 @pytest.mark.parametrize("value", ["y", "enabled", "2", "shared", "Nein"])
 def test_unrecognised_shared_value_counts_as_shared_and_says_so(value):
     """hostile-inputs review, case 2: RECLAIMLAB_SHARED=y/enabled/2/shared used to mean not shared."""
-    reason = policy.shared_reason(NOT_A_CONTAINER, {policy.SHARED_ENV: value})
+    reason = consent.shared_reason(NOT_A_CONTAINER, {consent.SHARED_ENV: value})
     assert "not a value reclaimlab recognises" in reason and "taken as shared" in reason and repr(value) in reason
 
 
 @pytest.mark.parametrize("value", ["1", "TRUE", " yes ", "on"])
 def test_explicit_yes_means_shared(value):
     """hostile-inputs review, case 2: an explicit yes still means shared, with a plain reason."""
-    assert policy.shared_reason(NOT_A_CONTAINER, {policy.SHARED_ENV: value}) == \
-        f"{policy.SHARED_ENV}={value.strip()} marks this machine as shared"
+    assert consent.shared_reason(NOT_A_CONTAINER, {consent.SHARED_ENV: value}) == \
+        f"{consent.SHARED_ENV}={value.strip()} marks this machine as shared"
 
 
 @pytest.mark.parametrize("value", ["0", "false", "NO", " off ", "", "   "])
 def test_explicit_no_means_not_shared(value):
     """hostile-inputs review, case 2: only an explicit no (0, false, no, off, empty) means not shared."""
-    assert policy.shared_reason(NOT_A_CONTAINER, {policy.SHARED_ENV: value}) is None
-    assert policy.shared_reason(NOT_A_CONTAINER, {}) is None
+    assert consent.shared_reason(NOT_A_CONTAINER, {consent.SHARED_ENV: value}) is None
+    assert consent.shared_reason(NOT_A_CONTAINER, {}) is None
 
 
 def test_unrecognised_shared_value_refuses_a_knob_even_with_consent():
     """hostile-inputs review, case 2: RECLAIMLAB_SHARED=enabled with consent still refuses drop_caches."""
-    env = {policy.SHARED_ENV: "enabled", policy.ALLOW_ENV: "1"}
-    with pytest.raises(policy.SystemChangeRefused, match="taken as shared"):
-        policy.require("drop_caches", NOT_A_CONTAINER, True, env)
+    env = {consent.SHARED_ENV: "enabled", consent.ALLOW_ENV: "1"}
+    with pytest.raises(consent.SystemChangeRefused, match="taken as shared"):
+        consent.require("drop_caches", NOT_A_CONTAINER, True, env)
 
 
 # ---------------------------------------------------------------- consent is an explicit yes only
@@ -314,22 +346,22 @@ def test_unrecognised_shared_value_refuses_a_knob_even_with_consent():
 @pytest.mark.parametrize("value", ["y", "enabled", "2", "ja", "truee"])
 def test_unrecognised_consent_value_is_not_consent_and_the_refusal_says_so(value):
     """hostile-inputs review, case 4: RECLAIMLAB_ALLOW_SYSTEM_CHANGES=y (not 1/true/yes/on) is no consent."""
-    env = {policy.ALLOW_ENV: value}
-    assert policy.changes_allowed(None, env) is False
-    message = policy.not_allowed(env)
+    env = {consent.ALLOW_ENV: value}
+    assert consent.changes_allowed(None, env) is False
+    message = consent.not_allowed(env)
     assert repr(value) in message and "is not a yes" in message and "--allow-system-changes" in message
 
 
 @pytest.mark.parametrize("value", ["1", "true", "YES", " on "])
 def test_explicit_yes_is_consent(value):
     """hostile-inputs review, case 4: only 1, true, yes or on (any case) in the environment is consent."""
-    assert policy.changes_allowed(None, {policy.ALLOW_ENV: value}) is True
+    assert consent.changes_allowed(None, {consent.ALLOW_ENV: value}) is True
 
 
 @pytest.mark.parametrize("allow", [1, "yes", "True"])
 def test_consent_parameter_must_be_true_itself(allow):
     """hostile-inputs review, case 4: allow_system_changes=1 or "yes" is not the explicit True that consents."""
-    assert policy.changes_allowed(allow, {policy.ALLOW_ENV: "1"}) is False
+    assert consent.changes_allowed(allow, {consent.ALLOW_ENV: "1"}) is False
 
 
 # ---------------------------------------------------------------- `reclaimlab labs --mode live`
@@ -350,7 +382,7 @@ def _labs_parameters(monkeypatch, tmp_path, *flags: str) -> list[dict]:
 
 def test_labs_live_without_the_flag_gives_no_consent(monkeypatch, tmp_path):
     """hostile-inputs review, case 4: `reclaimlab labs --mode live` alone used to pass allow_system_changes=True."""
-    monkeypatch.delenv(policy.ALLOW_ENV, raising=False)
+    monkeypatch.delenv(consent.ALLOW_ENV, raising=False)
     assert _labs_parameters(monkeypatch, tmp_path) == [{"mode": "live", "allow_system_changes": False}]
 
 
@@ -359,7 +391,7 @@ def test_labs_live_without_consent_says_first_how_to_give_it():
     notice = labs_cli.consent_notice("live", False, {})
     assert "--allow-system-changes" in notice and "--mode auto" in notice
     assert labs_cli.consent_notice("live", True, {}) is None
-    assert labs_cli.consent_notice("live", False, {policy.ALLOW_ENV: "1"}) is None
+    assert labs_cli.consent_notice("live", False, {consent.ALLOW_ENV: "1"}) is None
     assert labs_cli.consent_notice("auto", False, {}) is None
 
 
@@ -372,3 +404,92 @@ def test_labs_live_with_the_flag_gives_consent(monkeypatch, tmp_path):
 def test_ci_check_labs_consents_explicitly():
     """hostile-inputs review, case 4: ci/check-labs, which expects knobs to run live, passes the flag."""
     assert "reclaimlab labs --mode live --allow-system-changes" in (ROOT / "ci" / "check-labs").read_text()
+
+
+# ---------------------------------------------------------------- RECLAIMLAB_SHARED gives no second lock
+
+GUEST, OTHER_CGROUP = tree_roots("firecracker-vm"), tree_roots("bare-metal")
+SHARED = {consent.SHARED_ENV: "1"}
+
+
+def _busy(sticky: Path, env: dict, roots, said: list[str]) -> str:
+    with pytest.raises(guestlock.GuestBusy) as info:
+        with guestlock.hold("refault", timeout_s=0, env=env, roots=roots, directory=sticky, say=said.append):
+            pytest.fail("took a lock that a running live experiment holds")
+    return str(info.value)
+
+
+def test_a_shared_run_waits_for_a_machine_wide_run(sticky):
+    """hostile-inputs review, case 5 (and issue 21: no environment variable makes a second lock): a run with
+    RECLAIMLAB_SHARED=1 used to take a per-cgroup lock and overlap a machine-wide live run."""
+    assert guestlock.scope(GUEST, SHARED).key != guestlock.scope(GUEST, {}).key  # two scopes: the old second lock
+    said: list[str] = []
+    with guestlock.hold("calloc-reclaim", timeout_s=0, env={}, roots=GUEST, directory=sticky, say=said.append):
+        message = _busy(sticky, SHARED, GUEST, said)
+    assert "this machine as a whole" in message and "calloc-reclaim" in message and f"pid {os.getpid()}" in message
+
+
+def test_a_machine_wide_run_waits_for_a_shared_run_and_says_whose(sticky):
+    """hostile-inputs review, case 5: the other way round, a machine-wide run waits for a participant's run."""
+    said: list[str] = []
+    with guestlock.hold("calloc-reclaim", timeout_s=0, env=SHARED, roots=GUEST, directory=sticky, say=said.append):
+        message = _busy(sticky, {}, GUEST, said)
+    assert "this machine was still busy" in message and "RECLAIMLAB_SHARED set" in message
+    assert said and said[0].startswith("⏳ waiting")
+
+
+def test_shared_runs_in_two_cgroups_still_run_side_by_side(sticky):
+    """Participants of a shared machine never wait for each other (one lock per memory cgroup), as before."""
+    with guestlock.hold("calloc-reclaim", timeout_s=0, env=SHARED, roots=GUEST, directory=sticky, say=lambda _: None):
+        with guestlock.hold("refault", timeout_s=0, env=SHARED, roots=OTHER_CGROUP, directory=sticky,
+                            say=lambda _: None) as second:
+            assert second["experiment"] == "refault"
+        said: list[str] = []
+        _busy(sticky, SHARED, GUEST, said)  # ... but two in one cgroup do
+        assert said and "memory cgroup" in said[0]
+
+
+SHARED_CHILD = """import sys
+from reclaimlab.probe import lock
+try:
+    with lock.hold('refault', timeout_s=0, env={'RECLAIMLAB_SHARED': '1'}, directory=sys.argv[1], say=lambda _: None):
+        print('held')
+except lock.GuestBusy as exc:
+    print('busy:', exc)
+"""
+
+
+def _shared_run_as_nobody(where: Path) -> str:
+    out = subprocess.run([sys.executable, "-c", SHARED_CHILD, str(where)], env={"PYTHONPATH": str(LIB), "PATH": "/usr/bin:/bin"},
+                         user=NOBODY, group=NOBODY, cwd="/", capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+@as_root
+def test_a_participants_shared_run_leaves_no_machine_lock_for_root_to_refuse():
+    """hostile-inputs review, case 5: a participant (uid 65534, RECLAIMLAB_SHARED=1) who runs first creates no
+    machine lock file of theirs, so root's machine-wide run afterwards is not refused."""
+    where = Path(tempfile.mkdtemp(dir="/tmp", prefix="reclaimlab-test-"))
+    try:
+        where.chmod(0o1777)
+        assert _shared_run_as_nobody(where).strip() == "held"
+        assert not lock_path(where).exists()
+        assert take(where)["pid"] == os.getpid()
+    finally:
+        subprocess.run(["rm", "-rf", str(where)], check=True)
+
+
+@as_root
+def test_a_participants_shared_run_waits_for_roots_machine_wide_run():
+    """hostile-inputs review, case 5: with root's machine-wide run going, RECLAIMLAB_SHARED=1 gets another user
+    no lock of their own: their run is told the machine is busy."""
+    where = Path(tempfile.mkdtemp(dir="/tmp", prefix="reclaimlab-test-"))
+    try:
+        where.chmod(0o1777)
+        with guestlock.hold("calloc-reclaim", timeout_s=0, env={}, directory=where, say=lambda _: None):
+            said = _shared_run_as_nobody(where)
+        assert said.startswith("busy:") and "this machine as a whole" in said and "calloc-reclaim" in said
+        assert _shared_run_as_nobody(where).strip() == "held"  # and runs once root's run has ended
+    finally:
+        subprocess.run(["rm", "-rf", str(where)], check=True)

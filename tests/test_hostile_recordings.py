@@ -15,7 +15,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reclaimlab.experiments import harness as experiments
 from reclaimlab.notebook import lab
 from reclaimlab.paths import recordings_dir
 from reclaimlab.recording import datasets, recording
@@ -201,8 +200,7 @@ def test_a_folder_without_manifest_loads_only_when_asked_and_labelled(tmp_path):
 
 @pytest.fixture
 def no_replays():
-    yield
-    experiments.REPLAY.clear()
+    yield  # nothing to undo: a lab's recordings travel in its context (there is no module-level table)
 
 
 def test_a_policy_selector_refuses_a_run_of_another_policy(tmp_path, no_replays):

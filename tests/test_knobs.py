@@ -5,7 +5,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from reclaimlab.probe import knobs, consent as policy, sources
+from reclaimlab.probe import knobs, consent, sources
 from reclaimlab.probe.consent import SystemChangeRefused
 from reclaimlab.units import MIB
 from reclaimlab.experiments.workloads import PageCacheFile
@@ -32,7 +32,7 @@ def nothing_left_behind():
 
 def _require_live(knob: str = "drop_caches") -> None:
     try:
-        policy.require(knob, ROOTS, allow=True)
+        consent.require(knob, ROOTS, allow=True)
     except SystemChangeRefused as exc:
         pytest.skip(f"knobs not usable here: {exc}")
 

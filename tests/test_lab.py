@@ -8,7 +8,7 @@ import pytest
 
 from reclaimlab.paths import recordings_dir
 from reclaimlab.notebook import context, lab, output, plan
-from reclaimlab.probe import consent as policy
+from reclaimlab.probe import consent
 from reclaimlab.recording.recording import Recording
 
 
@@ -28,7 +28,7 @@ def _rec(recorded: bool = True, **meta) -> Recording:
 def quiet_setup(monkeypatch):
     """setup() without probing the real guest or planning real experiments."""
     monkeypatch.setattr(context, "probe_guest", lambda: (None, "no probe in this test"))
-    monkeypatch.setattr(plan, "experiment_plan", lambda name, mode, allow: ("recorded", f"planned {name} {mode}"))
+    monkeypatch.setattr(plan, "experiment_plan", lambda name, mode, allow, guest_info=None: ("recorded", f"planned {name} {mode}"))
     return lambda **kw: lab.setup(show=False, **kw)
 
 
@@ -72,13 +72,13 @@ def test_setup_accepts_a_single_experiment_name(quiet_setup):
 
 
 def test_switch_off_leaves_the_decision_to_the_environment(quiet_setup, monkeypatch):
-    monkeypatch.delenv(policy.ALLOW_ENV, raising=False)
+    monkeypatch.delenv(consent.ALLOW_ENV, raising=False)
     ctx = quiet_setup()
     assert ctx.allow_arg is None and not ctx.changes_allowed
     assert "OFF" in lab.status_html(ctx)
-    monkeypatch.setenv(policy.ALLOW_ENV, "1")
+    monkeypatch.setenv(consent.ALLOW_ENV, "1")
     assert ctx.changes_allowed
-    assert f"{policy.ALLOW_ENV}=1" in lab.status_html(ctx)
+    assert f"{consent.ALLOW_ENV}=1" in lab.status_html(ctx)
     on = quiet_setup(allow_system_changes=True)
     assert on.allow_arg is True and "allow_system_changes=True" in lab.status_html(on)
 
@@ -277,11 +277,19 @@ def test_has():
     assert lab.has(rec, "host_reported_kib") and not lab.has(rec, "empty") and not lab.has(rec, "absent")
 
 
-def test_reclaimlab_mode_pins_every_labs_mode(quiet_setup, monkeypatch):
+def test_reclaimlab_mode_pins_every_labs_mode_and_says_so(quiet_setup, monkeypatch):
+    monkeypatch.delenv("RECLAIMLAB_MODE", raising=False)
+    own = quiet_setup(mode="live")
+    assert own.mode == "live" and own.mode_source == "the lab's mode parameter"
+    assert "set by" not in lab.status_html(own)
     monkeypatch.setenv("RECLAIMLAB_MODE", "recorded")
-    assert quiet_setup(mode="live").mode == "recorded"
+    pinned = quiet_setup(mode="live")
+    assert pinned.mode == "recorded"
+    assert pinned.mode_source == "RECLAIMLAB_MODE=recorded in the environment (it overrides the lab's mode='live')"
+    assert "set by RECLAIMLAB_MODE=recorded in the environment (it overrides the lab&#x27;s mode=&#x27;live&#x27;)" \
+        in lab.status_html(pinned)
     monkeypatch.setenv("RECLAIMLAB_MODE", "sometimes")
-    with pytest.raises(lab.LabParameterError, match="sometimes"):
+    with pytest.raises(lab.LabParameterError, match=r"RECLAIMLAB_MODE='sometimes' in the environment is not a mode"):
         quiet_setup(mode="auto")
 
 
@@ -297,17 +305,15 @@ def test_recordings_parameter_replays_the_chosen_folder(tmp_path):
     mine = tmp_path / "my-laptop-run"
     shutil.copytree(_shipped("page-cache"), mine)
     ctx = lab.setup(show=False, mode="auto", experiments=["page-cache"], recordings={"page-cache": str(mine)})
-    try:
-        assert ctx.plan["page-cache"][0] == "replayed"
-        rec = ctx.run("page-cache", show_banner=False)
-        assert rec.path == mine
-        assert rec.why_shown == "replaying a recording you chose (my-laptop-run)"
-        html = lab.banner_html(rec)
-        assert "REPLAYED" in html and "my-laptop-run" in html and rec.meta["kernel_release"] in html
-        # a lab that calls experiments.run directly replays it too
-        assert experiments.run("page-cache", quiet=True).path == mine
-    finally:
-        experiments.REPLAY.clear()
+    assert ctx.plan["page-cache"][0] == "replayed"
+    rec = ctx.run("page-cache", show_banner=False)
+    assert rec.path == mine
+    assert rec.why_shown == "replaying a recording you chose (my-laptop-run)"
+    html = lab.banner_html(rec)
+    assert "REPLAYED" in html and "my-laptop-run" in html and rec.meta["kernel_release"] in html
+    # a lab that calls experiments.run directly passes the lab's recordings on, explicitly
+    assert experiments.run("page-cache", quiet=True, recordings=ctx.recordings).path == mine
+    assert experiments.run("page-cache", mode="recorded", quiet=True).path != mine  # no hidden table
 
 
 def test_recordings_parameter_refuses_a_wrong_experiment_or_folder(tmp_path):
@@ -333,16 +339,12 @@ def test_replay_keys_pick_the_most_specific_run():
 
 def test_lab_rows_say_what_each_lab_runs_here(monkeypatch, tmp_path):
     import shutil
-    from reclaimlab.experiments import harness as experiments
     monkeypatch.setattr(plan, "vm_plan", lambda mode: ("recorded", "no QEMU here"))
     mine = tmp_path / "cp"
     shutil.copytree(_shipped("compaction"), mine)
-    try:
-        ctx = lab.setup(show=False, mode="recorded", experiments=["calloc-reclaim", "refault", "page-cache"],
-                        recordings={"compaction": str(mine)})
-        rows = {name: (what, why) for name, what, why in lab.lab_rows(ctx)}
-    finally:
-        experiments.REPLAY.clear()
+    ctx = lab.setup(show=False, mode="recorded", experiments=["calloc-reclaim", "refault", "page-cache"],
+                    recordings={"compaction": str(mine)})
+    rows = {name: (what, why) for name, what, why in lab.lab_rows(ctx)}
     assert set(rows) == set(lab.LAB_EXPERIMENTS)
     assert rows["01 · calloc and reclaim"][0] == "calloc-reclaim: RECORDED; refault: RECORDED"
     assert rows["03 · compaction"][0] == "compaction: REPLAYED" and str(mine) in rows["03 · compaction"][1]

@@ -82,7 +82,7 @@ def test_live_mode_with_auto_refuses_only_where_neither_place_can():
 def facts_here(monkeypatch):
     """setup() on made-up facts: no probe, a shared machine, the kit's VM ready or not."""
     monkeypatch.setattr(context, "probe_guest", lambda: (None, "no probe in this test"))
-    monkeypatch.setattr(plan, "experiment_plan", lambda name, mode, allow: ("recorded", SHARED))
+    monkeypatch.setattr(plan, "experiment_plan", lambda name, mode, allow, info=None: ("recorded", SHARED))
     state = {"vm": None}
     monkeypatch.setattr(plan, "vm_blocker", lambda: state["vm"])
     return state

@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from reclaimlab.probe import fincore, knobs, consent as policy, pagemap, sources
+from reclaimlab.probe import fincore, knobs, consent, pagemap, sources
 from reclaimlab.probe.consent import SystemChangeRefused
 from reclaimlab.units import GIB, MIB, PIB
 from reclaimlab.experiments.workloads import Allocator, Fragmenter, PageCacheFile, ScratchError, WorkloadError
@@ -163,7 +163,7 @@ def test_kill_9_of_the_parent_takes_the_child_and_its_memory():
 
 def _consent_or_skip(knob: str) -> None:
     try:
-        policy.require(knob, ROOTS, allow=True)
+        consent.require(knob, ROOTS, allow=True)
     except SystemChangeRefused as exc:
         pytest.skip(f"needs {knob}: {exc}")
 

@@ -63,6 +63,17 @@ def shipped(experiment: str, *, guest_kind: str | None = None, has_column: str |
     return load
 
 
+def shipped_with(experiment: str, **params: object) -> Callable[[], Recording]:
+    """The first shipped (local) recording of `experiment` whose parameters hold every one of `params`."""
+    def load() -> Recording:
+        for entry in datasets.read_index():
+            if (entry["experiment"] == experiment and entry.get("complete") and entry.get("guest_kind") != "kit-vm"
+                    and all(entry["parameters"].get(k) == v for k, v in params.items())):
+                return recording.load(recordings_dir() / entry["path"])
+        raise LookupError(f"no shipped {experiment} recording with {params} to build the corpus from")
+    return load
+
+
 # --------------------------------------------------------------------------- edits (each one documented)
 
 
@@ -280,6 +291,56 @@ CASES: list[Case] = [
           "auto_reclaim.host_after_action.gradual · newer": "cut_short"},
          "The dropCache run ends 2.3 s after its drop, mid-report: no 'reached the host after the action' "
          "figure may be quoted as final.", replay_key="auto-reclaim:policy=dropCache", owner="h12"),
+]
+
+
+def _busy_key(policy: str, variant: str) -> str:
+    return f"auto-reclaim:busy=0.03:policy={policy}:variant={variant}"
+
+
+def gate_always_open(rec: Recording) -> None:
+    """Every poll's busy share set to 0.1 % of all CPUs (under the gate's 0.5 %); no action added."""
+    for poll in rec.meta["results"]["polls"]:
+        if poll.get("busy_share") is not None:
+            poll["busy_share"], poll["interval_idle"] = 0.001, True
+
+
+def pressure_backs_off(rec: Recording) -> None:
+    """PSI some avg10 at 6.0 at every poll (the back-off band), so the series never reclaims: the reclaim and
+    compaction events removed and the experiment's own cache held at its idle-mark value."""
+    for poll in rec.meta["results"]["polls"]:
+        poll.update(psi_some_avg10=6.0, zone="backoff: pressure", reclaim_bytes=0)
+    rec.events = rec.events[~rec.events["kind"].isin(["reclaim", "compact_memory"])].reset_index(drop=True)
+    t0 = _t(rec, "idle")
+    s = rec.samples
+    held = float(s.loc[s["t_s"] <= t0, "workload_cgroup_bytes"].dropna().iloc[-1])
+    s.loc[s["t_s"] > t0, "workload_cgroup_bytes"] = held
+
+
+_BUSY_SHIPPED = {"auto_reclaim.busy.dropCache · newer": "gate_shut",
+                 "auto_reclaim.busy.gradual · newer": "gate_shut",
+                 "auto_reclaim.busy.gradual · pressure": "pressure_acted",
+                 "auto_reclaim.busy.cache_at_equal_time": "pressure_only",
+                 "auto_reclaim.busy.wslconfig": "gate_blocks"}
+
+CASES += [
+    # lab 04 · why vmmem stays big on a busy machine: three runs beside a 3 % busy loop, the CPU gate on
+    Case("auto-reclaim-busy-shipped", "04_wsl_autoreclaim.ipynb", "auto-reclaim",
+         shipped_with("auto-reclaim", policy="gradual", variant="pressure", busy=0.03), no_edit, _BUSY_SHIPPED,
+         "The shipped busy runs: newer dropCache and gradual never pass the gate, the pressure variant acts.",
+         replay_key=_busy_key("gradual", "pressure")),
+    Case("auto-reclaim-busy-gate-open", "04_wsl_autoreclaim.ipynb", "auto-reclaim",
+         shipped_with("auto-reclaim", policy="dropCache", variant="newer", busy=0.03), gate_always_open,
+         {**_BUSY_SHIPPED, "auto_reclaim.busy.dropCache · newer": "gate_open_no_action",
+          "auto_reclaim.busy.wslconfig": "window_not_reached"},
+         "Every poll under the gate's limit and still no drop: the lab may not say the gate was shut, nor give "
+         "advice from a run that did not reach its window.", replay_key=_busy_key("dropCache", "newer")),
+    Case("auto-reclaim-busy-pressure-backs-off", "04_wsl_autoreclaim.ipynb", "auto-reclaim",
+         shipped_with("auto-reclaim", policy="gradual", variant="pressure", busy=0.03), pressure_backs_off,
+         {**_BUSY_SHIPPED, "auto_reclaim.busy.gradual · pressure": "pressure_held",
+          "auto_reclaim.busy.cache_at_equal_time": "none"},
+         "Memory pressure high throughout: the pressure variant holds back, and no run gave cache back.",
+         replay_key=_busy_key("gradual", "pressure")),
 ]
 
 

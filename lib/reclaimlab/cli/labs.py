@@ -42,8 +42,8 @@ def lab_parameters(mode: str, allow_system_changes: bool = False, extra: dict | 
 
 def consent_notice(mode: str, allow_system_changes: bool, env=None) -> str | None:
     """Said before a live run without consent: its knob labs (02-04) will stop it, and how to consent."""
-    from ..probe import consent as policy
-    if mode != "live" or allow_system_changes or policy.changes_allowed(None, *([env] if env is not None else [])):
+    from ..probe import consent
+    if mode != "live" or allow_system_changes or consent.changes_allowed(None, *([env] if env is not None else [])):
         return None
     return (f"note: no consent to turn system-wide knobs, so live mode stops at the first lab that turns them "
             f"(02-04) with the reason; on a machine that is yours add --allow-system-changes, or use --mode auto "

@@ -150,7 +150,8 @@ def parse_options(hz: str, duration: str | None, out: str | None) -> tuple[float
     if duration is not None:
         seconds = _number(duration, "--duration")
         if not math.isfinite(seconds) or seconds <= 0:
-            raise WatchError(f"--duration {duration}: must be a number of seconds above 0 (e.g. 60)")
+            raise WatchError(f"--duration {duration}: must be a finite number of seconds above 0 (e.g. 60; "
+                             f"leave --duration out to watch until Ctrl-C)")
     out_path = None
     if out is not None:
         try:

@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from ..recording import datasets
-from ..probe import lock as guestlock, consent as policy, sources
+from ..probe import lock as guestlock, consent, sources
 from ..recording.recording import Recording
 
 from .registry import (GUESTS, MODES, REGISTRY, Experiment, ExperimentBusy,  # noqa: F401 (re-exported)
@@ -77,8 +77,11 @@ def resolve_params(exp: Experiment, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def live_blocker(exp: Experiment, guest: str, allow_system_changes: bool | None,
-                 roots: sources.Roots | None = None) -> str | None:
-    """Why `exp` cannot run live here (None: it can)."""
+                 roots: sources.Roots | None = None, guest_info: Any = None) -> str | None:
+    """Why `exp` cannot run live here (None: it can).
+
+    guest_info: this guest's probe.guest.GuestInfo when the caller has it (a lab's setup() probes
+    once and passes it down); None: the probe is asked here."""
     roots = roots or sources.Roots.from_env()
     if guest == "vm":
         from ..probe.guest import kernel_release, wsl1_refusal
@@ -87,17 +90,19 @@ def live_blocker(exp: Experiment, guest: str, allow_system_changes: bool | None,
             return wsl1_refusal()
         from ..vm import availability
         return availability()
-    from ..probe.guest import probe
-    info = probe(roots)
+    if guest_info is None:
+        from ..probe.guest import probe
+        guest_info = probe(roots)
+    info = guest_info
     ok, reason = info.live_support.get(exp.name, (False, "not known to the guest probe"))
     if not ok:
         return reason
     if exp.knobs:
-        shared = policy.shared_reason(roots)
+        shared = consent.shared_reason(roots)
         if shared:
             return shared + "; system-wide knobs stay off on shared machines"
-        if not policy.changes_allowed(allow_system_changes):
-            return f"it turns system-wide knobs ({', '.join(exp.knobs)}) and {policy.not_allowed()}"
+        if not consent.changes_allowed(allow_system_changes):
+            return f"it turns system-wide knobs ({', '.join(exp.knobs)}) and {consent.not_allowed()}"
     return None
 
 
@@ -121,12 +126,6 @@ def _guest_lock(exp: Experiment, guest: str, timeout_s: float) -> tuple[contextl
     except guestlock.GuestBusy as exc:
         return stack, str(exc)
     return stack, None
-
-
-# Recordings to replay instead of running (set by lab.setup from a lab's `recordings` parameter):
-# key -> folder, where a key is "<experiment>", optionally prefixed "vm:" for the kit's VM and
-# followed by ":<parameter>=<value>" selectors, e.g. "auto-reclaim:policy=dropCache".
-REPLAY: dict[str, Any] = {}
 
 
 # Selectors a "vm:" key may use besides the VM experiment's own timings (see _run_vm).
@@ -219,8 +218,10 @@ def replay_problem(key: str, rec: Recording) -> str | None:
 
 
 def replay_for(name: str, guest: str, params: dict[str, Any], replay: dict[str, Any] | None = None) -> Any:
-    """The folder to replay for this run (the most specific matching key), or None."""
-    table = REPLAY if replay is None else replay
+    """The folder to replay for this run (the most specific matching key) in `replay`, a lab's
+    `recordings` table (key -> folder, where a key is "<experiment>", optionally prefixed "vm:" for the
+    kit's VM and followed by ":<parameter>=<value>" selectors, e.g. "auto-reclaim:policy=dropCache"), or None."""
+    table = replay or {}
     keys = [k for k in table if replay_key_matches(k, name, guest, params)]
     return table[max(keys, key=lambda k: k.count(":"))] if keys else None
 
@@ -245,15 +246,17 @@ def replay(exp: "Experiment", folder: Any, quiet: bool, key: str | None = None) 
 
 def run(name: str, mode: str = "auto", *, guest: str = "local", allow_system_changes: bool | None = None,
         quiet: bool = False, recording: Any = None, lock_timeout_s: float = guestlock.DEFAULT_TIMEOUT_S,
-        **params: Any) -> Recording:
+        recordings: dict[str, Any] | None = None, guest_info: Any = None, **params: Any) -> Recording:
     """Run experiment `name` and return its Recording (see the module docstring for modes).
 
     A live run holds this guest's lock (guestlock): while another live experiment runs here it
     waits up to `lock_timeout_s`, then live mode raises ExperimentBusy and auto mode shows the
     recording. Recorded mode never waits.
 
-    recording: a recording folder to replay instead (any mode); without it, one chosen with the
-    lab's `recordings` parameter (REPLAY) is replayed where its key matches this run.
+    recording: a recording folder to replay instead (any mode); without it, the folder of the most
+    specific key of `recordings` (a lab's `recordings` parameter, `ctx.recordings`) that matches this run.
+    guest_info: this guest's probe.guest.GuestInfo (a LabContext's `guest`), so that nothing probes again:
+    it decides whether the run can be live and goes into the recording's meta; None: probed here.
     """
     exp = get(name)
     if mode not in MODES:
@@ -262,7 +265,7 @@ def run(name: str, mode: str = "auto", *, guest: str = "local", allow_system_cha
         raise ExperimentError(f"guest {guest!r} is not one of {', '.join(GUESTS)}")
     lock_timeout_s = _check_timeout(lock_timeout_s)
     defaults = {"reporting": True} if guest == "vm" else exp.defaults
-    folder = recording if recording is not None else replay_for(name, guest, {**defaults, **params})
+    folder = recording if recording is not None else replay_for(name, guest, {**defaults, **params}, recordings)
     if folder is not None:
         return replay(exp, folder, quiet)
     if guest == "vm":
@@ -271,7 +274,10 @@ def run(name: str, mode: str = "auto", *, guest: str = "local", allow_system_cha
     selectors = {k: params[k] for k in exp.variant_keys}
     if mode == "recorded":
         return _recorded(exp, selectors, "recorded mode was asked for", quiet)
-    blocker = live_blocker(exp, "local", allow_system_changes)
+    if guest_info is None:
+        from ..probe.guest import probe
+        guest_info = probe()  # once: for the verdict below and the recording's meta
+    blocker = live_blocker(exp, "local", allow_system_changes, guest_info=guest_info)
     if blocker:
         if mode == "live":
             raise ExperimentRefused(f"{name} cannot run live here: {blocker}. Use mode='auto' or 'recorded' "
@@ -290,7 +296,8 @@ def run(name: str, mode: str = "auto", *, guest: str = "local", allow_system_cha
     with lock:
         _say(f"▶ {name}: running LIVE on this machine", quiet)
         assert exp.runner is not None
-        rec = exp.runner(params=params, mode=mode, guest=guest, allow=allow_system_changes, quiet=quiet)
+        rec = exp.runner(params=params, mode=mode, guest=guest, allow=allow_system_changes, quiet=quiet,
+                         guest_info=guest_info)
     return rec  # why_shown: the live reason experiments.live.LiveRun gave its Recorder
 
 
@@ -366,7 +373,7 @@ def _run_vm(exp: Experiment, mode: str, quiet: bool, params: dict[str, Any], loc
 
 def _recorded(exp: Experiment, selectors: dict[str, Any], reason: str, quiet: bool,
               guest_kind: str | None = None) -> Recording:
-    rec = datasets.find(exp.name, selectors, guest_kind=guest_kind, why_shown=reason)
+    rec = datasets.find(exp.name, selectors, guest_kind=guest_kind, why_shown=reason, defaults=exp.defaults)
     _say(f"▶ {exp.name}: showing a RECORDING ({reason}).\n  {rec.describe_source()}", quiet)
     return rec
 

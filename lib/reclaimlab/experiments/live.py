@@ -25,7 +25,8 @@ class LiveRun:
     """Sampler + host views + meta for one live run; use as a context manager."""
 
     def __init__(self, experiment: str, params: dict[str, Any], mode: str, quiet: bool,
-                 buddyinfo: bool = False, extra_sources: tuple = (), allow: bool | None = None):
+                 buddyinfo: bool = False, extra_sources: tuple = (), allow: bool | None = None,
+                 guest_info: Any = None):
         from ..probe.hostviews import available_host_views
         from ..sampling.sampler import Sampler
 
@@ -41,7 +42,7 @@ class LiveRun:
         self.sampler = Sampler(hz=float(params.get("sample_hz", 10.0)), roots=self.roots,
                                extra_sources=[*self.host_views, *extra_sources], buddyinfo=buddyinfo,
                                physmap=True,
-                               experiment=experiment, parameters=params,
+                               experiment=experiment, parameters=params, guest_info=guest_info,
                                results=self.results, notices=self.notices)
         self.recording: Recording | None = None
         self._step = "start"
@@ -78,9 +79,10 @@ class LiveRun:
         if not self.quiet:
             print(f"  {message}", flush=True)
 
-    def mark(self, kind: str, detail: str = "") -> None:
+    def mark(self, kind: str, detail: str = "") -> float:
+        """Note an event now; returns its t_s on the sampler's clock."""
         self._step = kind
-        self.sampler.mark(kind, detail)
+        return self.sampler.mark(kind, detail)
 
     def step(self, kind: str, detail: str, fn: Callable[[], Any]) -> Any:
         """Mark `kind`, run fn, note its duration in the results; returns fn's result."""
@@ -183,12 +185,13 @@ def _own_cgroup_sources(cgroup: Any) -> tuple:
 
 
 @contextlib.contextmanager
-def _allocating_run(name: str, params: dict[str, Any], mode: str, quiet: bool):
+def _allocating_run(name: str, params: dict[str, Any], mode: str, quiet: bool, guest_info: Any = None):
     """A live run whose allocator child is measured by itself: (run, the child's RssAnon source, its own memory
     cgroup or None). The cgroup is made before the run and removed after it, whatever happens."""
     child = _ChildRssAnon()
     with knobs.own_workload_cgroup() as (cgroup, why_not), \
-            LiveRun(name, params, mode, quiet, extra_sources=(child, *_own_cgroup_sources(cgroup))) as run:
+            LiveRun(name, params, mode, quiet, extra_sources=(child, *_own_cgroup_sources(cgroup)),
+                    guest_info=guest_info) as run:
         run.results["workload_cgroup_version"] = cgroup.version if cgroup is not None else None
         if cgroup is None:
             run.notices.append(f"no memory cgroup of its own for the workload ({why_not}): its own figure is its "
@@ -196,10 +199,11 @@ def _allocating_run(name: str, params: dict[str, Any], mode: str, quiet: bool):
         yield run, child, cgroup
 
 
-def calloc_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
+def calloc_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool,
+                   guest_info: Any = None) -> Recording:
     from .workloads.allocator import Allocator
 
-    with _allocating_run("calloc-reclaim", params, mode, quiet) as (run, child, cgroup):
+    with _allocating_run("calloc-reclaim", params, mode, quiet, guest_info) as (run, child, cgroup):
         size = _sized(run, params["size"], mode)
         run.say(f"calloc {format_size(size)}, touch every page, hold {params['hold_s']} s, free, "
                 f"then watch the host's side for up to {params['observe_s']} s")
@@ -256,10 +260,11 @@ register(Experiment(
 
 # ---------------------------------------------------------------- refault
 
-def refault(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
+def refault(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool,
+            guest_info: Any = None) -> Recording:
     from .workloads.allocator import Allocator
 
-    with _allocating_run("refault", params, mode, quiet) as (run, child, cgroup):
+    with _allocating_run("refault", params, mode, quiet, guest_info) as (run, child, cgroup):
         size = _sized(run, params["size"], mode)
         size_kib = size // 1024
         run.say(f"touch {format_size(size)}, free, touch again at once (hot), free, wait for the host "
@@ -327,7 +332,8 @@ def _walk_filesystem(timeout_s: float) -> None:
             proc.wait()
 
 
-def page_cache(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
+def page_cache(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool,
+               guest_info: Any = None) -> Recording:
     from ..probe.fincore import FileResident
     from ..probe.consent import SystemChangeRefused
     from .workloads.pagecache import PageCacheFile
@@ -342,7 +348,7 @@ def page_cache(params: dict[str, Any], mode: str, guest: str, allow: bool | None
         except (SystemChangeRefused, OSError) as exc:
             why_no_cgroup = str(exc)
         extra = (resident,) + ((_WorkloadCgroupBytes(cgroup),) if cgroup is not None else ())
-        with LiveRun("page-cache", params, mode, quiet, extra_sources=extra, allow=allow) as run:
+        with LiveRun("page-cache", params, mode, quiet, extra_sources=extra, allow=allow, guest_info=guest_info) as run:
             size = _sized(run, params["size"], mode)
             if why_no_cgroup:
                 run.notices.append(f"no memory cgroup of its own for the workload ({why_no_cgroup}): "
@@ -389,12 +395,13 @@ register(Experiment(
 
 # ---------------------------------------------------------------- compaction
 
-def compaction(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
+def compaction(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool,
+               guest_info: Any = None) -> Recording:
     from .workloads.fragmenter import Fragmenter, managed_pages
 
-    with LiveRun("compaction", params, mode, quiet, allow=allow) as run:
+    with LiveRun("compaction", params, mode, quiet, allow=allow, guest_info=guest_info) as run:
         size = _sized(run, params["size"], mode)
-        order = sources.page_reporting_params(run.roots).get("page_reporting_order")
+        order = sources.page_reporting_order(run.roots)
         run.say(f"fragment {format_size(size)} of free memory, compact_memory, release, and watch the host's side")
         managed_before = managed_pages(run.roots)
         run.wait(params["baseline_s"])
@@ -471,8 +478,68 @@ class _WorkloadCgroupBytes:
 
 
 # Scales that fit a lab: the released 30 s polls / 3 and 10 min windows become 1.5 s / 9 s and 30 s;
-# the newer 10 s polls / 2 min window become 1 s / 12 s.
-DEFAULT_TIME_SCALE = {"released": 0.05, "newer": 0.1}
+# the newer 10 s polls / 2 min window become 1 s / 12 s; the pressure variant's 10 s polls become 1 s.
+DEFAULT_TIME_SCALE = {"released": 0.05, "newer": 0.1, "pressure": 0.1}
+
+
+class _PollLog:
+    """Daemon.on_tick: what the gate (and, for the pressure variant, PSI and refaults) saw at each poll.
+
+    One dict per poll, t_s on the sampler's clock: busy_share / user_share (of ALL CPUs, this process
+    left out, as the gate counts them), interval_idle / idle (the gate's verdict for the poll and for
+    its window), psi_some_avg10, refault_delta_pages, zone and floor_bytes (pressure variant only), and
+    the actions the poll decided.
+    """
+
+    def __init__(self, policy: Any):
+        self._policy = policy
+        self.polls: list[dict[str, Any]] = []
+        self._origin = (0.0, time.monotonic())   # (t_s on the sampler's clock, monotonic) at one instant
+
+    def anchor(self, t_s: float) -> None:
+        """The sampler's t_s now (a mark's), so each poll's monotonic time maps onto the sampler's clock."""
+        self._origin = (t_s, time.monotonic())
+
+    def __call__(self, tick: Any, obs: Any) -> None:
+        p = self._policy
+        row: dict[str, Any] = {
+            "t_s": round(self._origin[0] + obs.now_s - self._origin[1], 3),
+            "busy_share": None if obs.busy_cpu_fraction is None else round(obs.busy_cpu_fraction, 5),
+            "user_share": None if obs.user_cpu_fraction is None else round(obs.user_cpu_fraction, 5),
+            # the per-poll test of the newer and pressure gates (0.5 % inclusive; released tests user CPU)
+            "interval_idle": (None if obs.busy_cpu_fraction is None
+                              else obs.busy_cpu_fraction <= p.idle_share + 1e-12),
+            "idle": bool(tick.idle),
+            "actions": [a.kind for a in tick.actions],
+        }
+        if p.variant == "pressure":
+            lp = p.last_pressure
+            row.update(psi_some_avg10=obs.psi_some_avg10, refault_file_pages=obs.refault_file_pages,
+                       refault_delta_pages=None if lp is None else lp.refault_delta_pages,
+                       zone=None if lp is None else lp.zone, floor_bytes=p.floor_bytes,
+                       reclaim_bytes=None if lp is None else lp.reclaim_bytes)
+        self.polls.append(row)
+
+
+def _gate_summary(polls: list[dict[str, Any]], policy: Any) -> dict[str, Any]:
+    """The results that sum up the per-poll figures (None where no poll had a reading)."""
+    busy = sorted(r["busy_share"] for r in polls if r["busy_share"] is not None)
+    out: dict[str, Any] = {
+        "gate_polls": len(busy),
+        "gate_idle_polls": sum(1 for r in polls if r["interval_idle"]),
+        "gate_busy_share_min": busy[0] if busy else None,
+        "gate_busy_share_median": busy[len(busy) // 2] if busy else None,
+        "gate_busy_share_max": busy[-1] if busy else None,
+        "gate_limit_share": policy.idle_share,
+    }
+    if policy.variant == "pressure":
+        psi = [r["psi_some_avg10"] for r in polls if r.get("psi_some_avg10") is not None]
+        deltas = [r["refault_delta_pages"] for r in polls if r.get("refault_delta_pages") is not None]
+        out.update(psi_some_avg10_max=max(psi) if psi else None,
+                   refault_pages_total=sum(deltas) if deltas else None,
+                   refault_delta_pages_max=max(deltas) if deltas else None,
+                   pressure_zones=sorted({r["zone"] for r in polls if r.get("zone")}))
+    return out
 
 
 def _busy_share(roots: Any, seconds: float) -> float | None:
@@ -484,22 +551,27 @@ def _busy_share(roots: Any, seconds: float) -> float | None:
     return cpu_shares(before, read_cpu_times(roots, exclude_self=True))[1]
 
 
-def auto_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool) -> Recording:
+def auto_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | None, quiet: bool,
+                 guest_info: Any = None) -> Recording:
     from ..wsl.autoreclaim_daemon import Daemon, knob_applier
     from ..wsl.autoreclaim_policy import Policy
+    from .workloads.busy import BusyLoop, check_busy_params, process_cpu_s
     from .workloads.pagecache import PageCacheFile
 
     variant = params["variant"]
+    busy_share = params["busy"]
+    if busy_share:
+        check_busy_params(busy_share, params["busy_period_ms"])
     # Resolve the "0 = default" parameters here, so the recording's parameters (and every banner that
     # prints them) say what ran, not the placeholder.
     params["time_scale"] = scale = params["time_scale"] or DEFAULT_TIME_SCALE[variant]
-    order = sources.page_reporting_params(sources.Roots.from_env()).get("page_reporting_order")
-    policy = Policy(params["policy"], variant, scale,
-                    page_reporting_order=order if isinstance(order, int) and not isinstance(order, bool) else 0,
+    order = sources.page_reporting_order(sources.Roots.from_env())
+    policy = Policy(params["policy"], variant, scale, page_reporting_order=order or 0,
                     idle_share=params["idle_share"] or None)
     params["idle_share"] = policy.idle_share
     with knobs.WorkloadCgroup() as cgroup:
-        with LiveRun("auto-reclaim", params, mode, quiet, extra_sources=(_WorkloadCgroupBytes(cgroup),), allow=allow) as run:
+        with LiveRun("auto-reclaim", params, mode, quiet, extra_sources=(_WorkloadCgroupBytes(cgroup),), allow=allow,
+                     guest_info=guest_info) as run:
             size = _sized(run, params["size"], mode)
             available = "memory.reclaim" if cgroup.memory.version == 2 else knobs.V1_SQUEEZE
             busy = _busy_share(run.roots, max(1.0, params["baseline_s"]))
@@ -512,6 +584,13 @@ def auto_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | No
                     f"{busy:.0%} in the baseline (WSL's threshold is 0.5 %), so its idle test could never pass; "
                     "the idle windows' timing is WSL's, counted from the workload's end (the idle mark)"
                     if busy is not None else "idle_share=1: the CPU gate was off; the idle windows' timing is WSL's")
+            else:
+                run.notices.append(
+                    f"the CPU gate was on at the variant's own limit: {policy.idle_share:.1%} of all CPUs' time "
+                    f"per poll ({policy.idle_share * (os.cpu_count() or 1):.1%} of one CPU on this "
+                    f"{os.cpu_count()}-CPU guest); every poll's busy share is in results['polls']"
+                    + (" (the pressure variant has no CPU gate while PSI exists: the busy share only caps its "
+                       "step at 256 MiB)" if variant == "pressure" else ""))
             if params["policy"] == "gradual" and available != "memory.reclaim":
                 run.notices.append(
                     f"this guest has cgroup v1, which has no memory.reclaim: 'gradual' reclaims with the nearest "
@@ -520,20 +599,26 @@ def auto_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | No
             run.say(policy.describe())
             knob_apply = knob_applier(allow, cgroup=cgroup, mark=run.sampler.mark)
             action_ticks: list[int] = []   # how many polls had finished when each drop/reclaim ran
-            daemon = Daemon(policy, lambda action: apply(action))
+            log = _PollLog(policy)
+            daemon = Daemon(policy, lambda action: apply(action), on_tick=log)
 
             def apply(action: Any) -> object:
                 if action.kind in ("drop_caches", "reclaim"):
                     action_ticks.append(len(daemon.ticks))
                 return knob_apply(action)
 
-            with PageCacheFile(size) as f:
+            busy_cm = BusyLoop(busy_share, params["busy_period_ms"]) if busy_share else contextlib.nullcontext()
+            with busy_cm as busy_loop, PageCacheFile(size) as f:
+                if busy_loop is not None:
+                    run.mark("busy", busy_loop.describe())
+                    busy_cpu0_s, busy_t0 = process_cpu_s(busy_loop.pid), time.monotonic()
                 f.start()
                 cgroup.add(f.pid)  # its page cache is charged here, where the reclaim acts
                 run.step("fill_cache", format_size(size), lambda: (f.write(), f.sync(), f.read()))
                 # The thread starts at the idle mark: its first poll is a baseline, and the window must
                 # fill with intervals after the workload's end (a busy fill would block it anyway).
-                run.mark("idle", "the workload is done; the guest goes quiet")
+                log.anchor(run.mark("idle", "the workload is done; the guest goes quiet"
+                                    + (" (but for the busy loop)" if busy_loop is not None else "")))
                 with daemon:
 
                     def settled() -> bool:
@@ -544,6 +629,16 @@ def auto_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | No
                         return done and bool(action_ticks) and len(daemon.ticks) > action_ticks[-1]
 
                     run.wait(params["observe_s"], until=settled)
+                if busy_loop is not None:
+                    # what the loop itself used over fill + watch, as a share of ONE CPU (as top shows it)
+                    run.results["busy_loop_cpu_share"] = round(
+                        (process_cpu_s(busy_loop.pid) - busy_cpu0_s) / (time.monotonic() - busy_t0), 5)
+                    stats = busy_loop.stats()
+                    run.results["busy_loop_late_wakes"] = stats.get("late_wakes")
+                    run.results["busy_loop_wakes"] = stats.get("wakes")
+                run.results["polls"] = log.polls
+                run.results["nprocs"] = os.cpu_count()
+                run.results.update(_gate_summary(log.polls, policy))
                 reclaims = [r for _, a, r in daemon.applied if a.kind == "reclaim"]
                 run.results["reclaimed_kib"] = sum(getattr(r, "reclaimed_bytes", 0) for r in reclaims) // 1024
                 # the method of the reclaim requests actually made; none for a run that made none
@@ -584,9 +679,12 @@ register(Experiment(
     # can raise it, and the recording's parameters say so.
     # tail_s: at least this long after the last action (reporting runs ~2 s apart, in bursts), and then
     # until the host view has been still for report_quiet_s.
+    # busy: a BusyLoop beside the page-cache workload for the whole watch, as a share of ONE CPU
+    # (0.03 = 3 %, an editor's language server); 0 = none. busy_period_ms: how often it wakes.
+    # variant "pressure": the PROPOSED gradual mode of microsoft/WSL #40778-#40779 (closed, not merged).
     defaults={"policy": "gradual", "variant": "released", "size": "1.5GB", "time_scale": 0.0, "idle_share": 0.0,
-              "observe_s": 60.0,
+              "busy": 0.0, "busy_period_ms": 50.0, "observe_s": 60.0,
               "baseline_s": 1.0, "tail_s": 20.0, "report_quiet_s": 5.0, "sample_hz": 10.0},
-    choices={"policy": ("gradual", "dropCache", "disabled"), "variant": ("released", "newer")},
-    knobs=("drop_caches", "compact_memory", "memory.reclaim"), variant_keys=("policy", "variant"),
+    choices={"policy": ("gradual", "dropCache", "disabled"), "variant": ("released", "newer", "pressure")},
+    knobs=("drop_caches", "compact_memory", "memory.reclaim"), variant_keys=("policy", "variant", "busy"),
     runner=auto_reclaim))

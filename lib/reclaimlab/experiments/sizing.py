@@ -14,7 +14,7 @@ from ..probe import sources
 from ..probe.budget import headroom, safe_budget_bytes  # headroom: re-exported for older callers
 from ..units import MIB, format_size, parse_size
 
-MODES = ("auto", "live")
+ALLOCATION_MODES = ("auto", "live")
 MIN_USEFUL_BYTES = 64 * MIB  # below this a chart shows noise, not the story
 ROUND_BYTES = 2 * MIB        # scaled sizes stay whole huge pages, so huge_pages=True works too
 
@@ -35,8 +35,8 @@ class Plan:
 
 def plan_allocation(requested_bytes: int | str, mode: str, roots: sources.Roots | None = None) -> Plan:
     """The size to allocate for a request, in `auto` (scale down with a notice) or `live` (refuse) mode."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)} for a live allocation; got {mode!r}")
+    if mode not in ALLOCATION_MODES:
+        raise ValueError(f"mode must be one of {', '.join(ALLOCATION_MODES)} for a live allocation; got {mode!r}")
     requested = parse_size(requested_bytes)
     roots = roots or sources.Roots.from_env()
     available, limit, usage, basis = headroom(roots)

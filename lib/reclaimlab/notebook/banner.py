@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..paths import recordings_dir
-from ..probe import consent as policy
+from ..probe import consent
 from ..probe.consent_source import consent_source
 from ..recording.recording import Recording
 from ..units import format_size
@@ -42,7 +42,9 @@ def status_html(ctx: Any) -> str:
         rows.append(("This machine", f"not probed: {ctx.guest_note}"))
     rows.append(("Mode asked for", f"{ctx.mode}" + {"auto": " (live where this guest allows it, else a recording)",
                                                      "live": " (run here; refuse with the reason if impossible)",
-                                                     "recorded": " (shipped recordings only)"}[ctx.mode]))
+                                                     "recorded": " (shipped recordings only)"}[ctx.mode]
+                   + ("" if getattr(ctx, "mode_source", None) in (None, "the lab's mode parameter")
+                      else f"; set by {ctx.mode_source}")))
     choice = getattr(ctx, "guest_choice", "auto")
     rows.append(("Guest asked for", choice + {"auto": " (this machine where it may and sees its host's side, else the "
                                                      "kit's VM, else a recording)",
@@ -56,7 +58,7 @@ def status_html(ctx: Any) -> str:
     source = consent_source(ctx.allow_arg)
     switch = (f"ON ({source})" if source else
               f"OFF: live runs may allocate memory but never turn system-wide knobs. Turn it on with "
-              f"allow_system_changes=True or {policy.ALLOW_ENV}=1, only on a machine that is yours")
+              f"allow_system_changes=True or {consent.ALLOW_ENV}=1, only on a machine that is yours")
     rows.append(("System-wide changes", switch))
     if ctx.sizes:
         rows.append(("Sizes", ", ".join(f"{k}={v!r} ({format_size(ctx.size_bytes[k])})"
@@ -81,7 +83,7 @@ def consent_sentence(ctx: Any) -> str:
     if source:
         return f"System-wide changes are **allowed** in this session ({source})."
     return (f"System-wide changes are **not allowed** in this session (allow_system_changes=False, "
-            f"and {policy.ALLOW_ENV} is not 1).")
+            f"and {consent.ALLOW_ENV} is not 1).")
 
 
 def why_line(rec: Recording) -> str:

@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from ..probe import consent as policy
+from ..probe import consent
 from ..experiments.registry import MODES  # the one place the modes are named
 from ..recording.recording import Recording
 from . import banner as _banner, output, params as _params, plan as _plan
@@ -37,6 +37,7 @@ class LabContext:
     recordings: dict[str, str] = field(default_factory=dict)  # replay key -> recording folder (see setup)
     guest_choice: str = "auto"                                 # the lab's `guest` parameter: auto | local | vm
     placements: dict[str, Placement] = field(default_factory=dict)  # experiment -> where it runs (plan's source)
+    mode_source: str = "the lab's mode parameter"               # where `mode` came from (see setup)
 
     @property
     def allow_arg(self) -> bool | None:
@@ -45,13 +46,14 @@ class LabContext:
 
     @property
     def changes_allowed(self) -> bool:
-        return policy.changes_allowed(self.allow_arg)
+        return consent.changes_allowed(self.allow_arg)
 
     def run(self, name: str, *, show_banner: bool = True, **params: Any) -> Recording:
         """Run experiment `name` in this lab's mode and show the banner; returns the Recording.
 
-        `sample_hz` from the lab's parameters is passed on where the experiment takes it.
-        In live mode a guest that cannot run it raises ExperimentRefused with the reason.
+        `sample_hz` from the lab's parameters is passed on where the experiment takes it, and so are
+        the lab's `recordings` (replayed where a key matches) and the guest setup() probed (nothing
+        probes again). In live mode a guest that cannot run it raises ExperimentRefused with the reason.
         """
         from ..experiments import harness as experiments
         if self.sample_hz is not None and "sample_hz" not in params:
@@ -70,12 +72,10 @@ class LabContext:
                                                 "on this machine, please wait…"), flush=True)
         if where == "vm":
             params = {**VM_STEPS.get(name, {}), **params}
-        defaults = {"reporting": True} if where == "vm" else experiments.get(name).defaults
-        folder = experiments.replay_for(name, where, {**defaults, **params}, self.recordings)
         rec = experiments.run(name, mode=self.mode, guest=where, allow_system_changes=self.allow_arg, quiet=True,
-                              recording=folder, **params)
+                              recordings=self.recordings, guest_info=self.guest, **params)
         placed = self.placements.get(name)
-        if placed is not None and placed.how == "live" and not rec.is_recorded and folder is None:
+        if placed is not None and placed.how == "live" and not rec.is_recorded:
             rec.why_shown = placed.why  # the lab's reason for this place, which is what the banner says
         if show_banner:
             _banner.banner(rec, requested=params)
@@ -95,12 +95,29 @@ def probe_guest() -> tuple[Any, str | None]:
         return None, f"the guest probe failed: {type(exc).__name__}: {exc}"
 
 
+MODE_ENV = "RECLAIMLAB_MODE"
+
+
+def _mode_and_source(mode: Any, env: Any) -> tuple[str, str]:
+    """(the lab's mode, where it came from): RECLAIMLAB_MODE in the environment, where set, overrides
+    the lab's own `mode` (a deployment pins every lab), and the source says so."""
+    pinned = env.get(MODE_ENV)
+    if pinned:
+        if not isinstance(pinned, str) or pinned not in MODES:
+            raise _params.LabParameterError(f"{MODE_ENV}={pinned!r} in the environment is not a mode; set it to one "
+                                            f"of {', '.join(MODES)}, or unset it to use the lab's mode={mode!r}")
+        return pinned, f"{MODE_ENV}={pinned} in the environment (it overrides the lab's mode={mode!r})"
+    return _params.check_choice("mode", mode, MODES), "the lab's mode parameter"
+
+
 def setup(mode: str = "auto", allow_system_changes: bool = False, presenter: bool = False,
           sample_hz: float | None = None, experiments: Iterable[str] = (), guest: str = "auto", *, show: bool = True,
           recordings: dict[str, str] | None = None, **sizes: Any) -> LabContext:
     """Validate a lab's parameters, switch on offline charts, probe this guest, show the status.
 
-    mode: "auto" (live where possible), "live" or "recorded".
+    mode: "auto" (live where possible), "live" or "recorded". A deployment pins every lab's mode with
+        RECLAIMLAB_MODE in the environment (Binder images and the browser check set "recorded"): it
+        overrides this argument, and the context says so (`mode_source`, shown in the set-up status).
     allow_system_changes: True lets live runs turn system-wide knobs (drop_caches, compaction);
         False leaves it to RECLAIMLAB_ALLOW_SYSTEM_CHANGES. Shared machines are refused anyway.
     presenter: larger chart fonts for a projector.
@@ -115,9 +132,7 @@ def setup(mode: str = "auto", allow_system_changes: bool = False, presenter: boo
     **sizes: size parameters such as size="3GB" (see reclaimlab.units); each must parse.
     Raises LabParameterError (a ValueError) naming the bad parameter and the valid values.
     """
-    # A deployment can pin every lab's mode (the browser check and Binder images set RECLAIMLAB_MODE).
-    mode = os.environ.get("RECLAIMLAB_MODE") or mode
-    mode = _params.check_choice("mode", mode, MODES)
+    mode, mode_source = _mode_and_source(mode, os.environ)
     allow = _params.check_bool("allow_system_changes", allow_system_changes)
     presenter = _params.check_bool("presenter", presenter)
     hz = _params.check_hz(sample_hz)
@@ -133,11 +148,8 @@ def setup(mode: str = "auto", allow_system_changes: bool = False, presenter: boo
     info, note = probe_guest()
     ctx = LabContext(mode=mode, allow_system_changes=allow, presenter=presenter, sample_hz=hz,
                      sizes={k: str(v) for k, v in size_text.items()}, size_bytes=size_bytes,
-                     guest=info, guest_note=note, guest_choice=guest)
+                     guest=info, guest_note=note, mode_source=mode_source, guest_choice=guest)
     ctx.recordings = _params.check_recordings(recordings)
-    from ..experiments import harness as registry
-    registry.REPLAY.clear()
-    registry.REPLAY.update(ctx.recordings)  # also for labs that call experiments.run directly
     for name in experiments:
         replayed = _plan.replay_plan(name, ctx.recordings)
         ctx.placements[name] = (Placement(replayed[0], "vm" if guest == "vm" else "local", replayed[1]) if replayed else

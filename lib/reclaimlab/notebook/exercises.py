@@ -21,6 +21,7 @@ from typing import Any, Mapping, NamedTuple
 
 import pandas as pd
 
+from ..probe import procfs
 from ..recording.recording import Recording
 from ..units import format_kib, format_size
 from ..wsl import wslconfig
@@ -180,9 +181,8 @@ def reportable_kib(rec: Recording, order: int, label: str | None = None) -> floa
     if isinstance(order, bool) or not isinstance(order, int) or not 0 <= order <= 10:
         raise ValueError(f"order={order!r} is not a buddy order; use an integer 0..10 (9 is 2 MiB with 4 KiB pages)")
     snap = buddy_snapshot(rec, label)
-    page_kib = rec.meta.get("page_size_kib", 4)
-    big = snap[snap["order"] >= order]
-    return float((big["free_blocks"] * big["pages_per_block"] * page_kib).sum())
+    blocks = dict(zip(snap["order"].astype(int), snap["free_blocks"].astype(int)))
+    return float(procfs.free_kib_at_least(blocks, order, rec.meta.get("page_size_kib", 4)))
 
 
 def reportable_feedback(answer: Any, rec: Recording, order: int, label: str | None = None) -> Feedback:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any, Sequence
 
-from ..probe import consent as policy
+from ..probe import consent
 from ..probe.guest import entry_verdict
 from ..units import format_size
 from . import context, output
@@ -95,7 +95,7 @@ def guest_rows(info: Any) -> list[tuple[str, str]]:
         add("Shared machine", ["shared_reason"], d["shared_reason"] or "no")
     if "consent_given" in d:
         add("System-wide changes allowed by the environment", ["consent_given"],
-            f"{_yes(d['consent_given'])} ({policy.ALLOW_ENV})")
+            f"{_yes(d['consent_given'])} ({consent.ALLOW_ENV})")
     if d.get("problems"):
         add("Could not read", ["problems"], "; ".join(d["problems"]))
     skip = known | {"schema_version", "live_support", "glossary", "problems", "proc_root", "sys_root", "scratch_dir", "scratch_free_bytes",
@@ -107,8 +107,8 @@ def guest_rows(info: Any) -> list[tuple[str, str]]:
 def live_rows(info: Any) -> list[tuple[str, str, str]]:
     """(experiment, live here?, why) rows from the probe's live_support."""
     d = info.to_dict() if hasattr(info, "to_dict") else dict(info)
-    consent = bool(d.get("consent_given"))
-    return [(name, LIVE_HERE.get(entry_verdict(name, entry, consent), "no"),
+    consent_given = bool(d.get("consent_given"))
+    return [(name, LIVE_HERE.get(entry_verdict(name, entry, consent_given), "no"),
              entry.get("reason", "") if isinstance(entry, dict) else entry[1])
             for name, entry in (d.get("live_support") or {}).items()]
 
@@ -131,5 +131,5 @@ def show_guest(ctx: Any = None) -> None:
 
 def env_summary() -> dict[str, str]:
     """The environment variables the kit reads, and their values here (unset: '—')."""
-    return {name: os.environ.get(name, "—") for name in (policy.ALLOW_ENV, policy.SHARED_ENV,
+    return {name: os.environ.get(name, "—") for name in (consent.ALLOW_ENV, consent.SHARED_ENV,
                                                          "RECLAIMLAB_DATA", "RECLAIMLAB_PROC_ROOT")}

@@ -24,13 +24,15 @@ def replay_plan(name: str, recordings: dict[str, str]) -> tuple[str, str] | None
     return ("replayed", "you chose a recording to replay: " + "; ".join(replayed)) if replayed else None
 
 
-def experiment_plan(name: str, mode: str, allow: bool | None) -> tuple[str, str]:
-    """(live | recorded | refused, why) for experiment `name` here, as the harness will decide it."""
+def experiment_plan(name: str, mode: str, allow: bool | None, guest_info: Any = None) -> tuple[str, str]:
+    """(live | recorded | refused, why) for experiment `name` here, as the harness will decide it.
+
+    guest_info: the probe's GuestInfo the lab's setup() made (None: the harness probes)."""
     if mode == "recorded":
         return "recorded", "you chose mode='recorded'"
     try:
         from ..experiments import harness as experiments
-        blocker = experiments.live_blocker(experiments.get(name), "local", allow)
+        blocker = experiments.live_blocker(experiments.get(name), "local", allow, guest_info=guest_info)
     except Exception as exc:
         blocker = f"this guest could not be checked ({type(exc).__name__}: {exc})"
     if blocker is None:
@@ -64,7 +66,7 @@ def place(name: str, mode: str, allow: bool | None, guest: str = "auto", info: A
     if mode == "recorded":
         return decide(Facts(mode=mode, guest=guest, local_blocker=None, local_host_view=True, vm_blocker=None,
                             has_vm=has_vm_version(name)))
-    local = None if guest == "vm" else experiment_plan(name, "auto", allow)
+    local = None if guest == "vm" else experiment_plan(name, "auto", allow, info)
     local_blocker = None if local is None or local[0] == "live" else local[1]
     host_view = True if info is None else bool(getattr(info, "host_views", True))
     vm = vm_blocker() if guest == "vm" or (guest == "auto" and (local_blocker or not host_view)) else None

@@ -9,6 +9,7 @@ import math
 
 import pandas as pd
 
+from ..probe import procfs
 from ..recording.recording import Recording
 from ..units import format_kib
 
@@ -69,12 +70,27 @@ def blocks_at_least(rec: Recording, label: str, min_order: int) -> int:
     return int(snap["free_blocks"].sum())
 
 
-def free_kib_at_least(rec: Recording, label: str, min_order: int) -> int:
-    """Free memory (KiB) held in blocks of order >= min_order in snapshot `label`."""
+def free_blocks_by_order(rec: Recording, label: str) -> dict[int, int]:
+    """{order: free blocks} in buddyinfo snapshot `label`, summed over zones ({} without it)."""
     b = rec.buddyinfo
-    snap = b[(b["label"] == label) & (b["order"] >= min_order)]
-    page_kib = rec.meta.get("page_size_kib", 4)
-    return int((snap["free_blocks"] * (2 ** snap["order"]) * page_kib).sum())
+    if b is None or b.empty:
+        return {}
+    snap = b[b["label"] == label]
+    return {int(k): int(v) for k, v in snap.groupby("order")["free_blocks"].sum().items()}
+
+
+def free_kib_at_least(rec: Recording, label: str, min_order: int) -> int:
+    """Free memory (KiB) held in blocks of order >= min_order in snapshot `label` (procfs.free_kib_at_least)."""
+    return procfs.free_kib_at_least(free_blocks_by_order(rec, label), min_order, rec.meta.get("page_size_kib", 4))
+
+
+def reporting_order(rec: Recording) -> int | None:
+    """The order free page reporting worked at in this run: its meta's page_reporting_order, else the one
+    the run put in its results; None where neither names a usable one (procfs.reporting_order)."""
+    order = procfs.reporting_order(rec.meta.get("page_reporting_order"))
+    if order is None:
+        order = procfs.reporting_order((rec.meta.get("results") or {}).get("page_reporting_order"))
+    return order
 
 
 def gib(kib: float) -> str:  # the labs' name for units.format_kib in GiB

@@ -26,6 +26,7 @@ import altair as alt
 import pandas as pd
 
 from ..recording.recording import Recording
+from . import analysis
 
 KIB_PER_GIB = 1024 * 1024
 KIB_PER_MIB = 1024
@@ -53,9 +54,6 @@ HOST_COLUMNS = {
     "host_vm_working_set_kib": "Host: VM process working set (vmmem)",
     "host_vm_rss_kib": "Host: QEMU process resident memory (VmRSS)",
 }
-
-_presenter = False
-
 
 RENDERER = "reclaimlab-img"
 _MARK_KIND = {"area": "area chart", "line": "line chart", "bar": "bar chart", "point": "scatter plot",
@@ -126,7 +124,7 @@ def _svg_size(svg: str) -> tuple[str, str] | None:
     return (m.group(1), m.group(2)) if m else None
 
 
-def img_mimebundle(spec: dict, **_: object) -> dict:
+def img_mimebundle(spec: dict, **_: object) -> dict:  # options (presenter=...) are read when a chart is built
     """An altair renderer: the chart as an HTML <img> of its SVG (data URL) with alt text, plus that
     text as text/plain. Renders in untrusted notebooks, nbconvert's HTML, with no JavaScript."""
     from altair.utils.mimebundle import spec_to_mimebundle  # the call altair's own "svg" renderer makes
@@ -139,20 +137,25 @@ def img_mimebundle(spec: dict, **_: object) -> dict:
             "text/plain": text}
 
 
-alt.renderers.register(RENDERER, img_mimebundle)
-
-
 def use_offline_renderer(presenter: bool = False) -> None:
     """Render every chart as an <img> of inline SVG (no CDN, shown untrusted); `presenter` enlarges
-    fonts for a projector."""
-    global _presenter
-    _presenter = presenter
-    alt.renderers.enable(RENDERER)
+    fonts for a projector. This is altair's own display setting (what lab.setup switches on, as
+    `%matplotlib inline` would): the renderer is registered here, not at import, and the presenter
+    choice is that renderer's option (`alt.renderers.options`), not a global of this module."""
+    if RENDERER not in alt.renderers.names():
+        alt.renderers.register(RENDERER, img_mimebundle)
+    alt.renderers.enable(RENDERER, presenter=bool(presenter))
     alt.data_transformers.disable_max_rows()
 
 
+def presenter_fonts() -> bool:
+    """Whether charts are drawn for a projector: the `presenter` option of the offline renderer,
+    where use_offline_renderer (lab.setup) enabled it; False otherwise."""
+    return alt.renderers.active == RENDERER and bool(alt.renderers.options.get("presenter", False))
+
+
 def _font(size: int) -> int:
-    return int(size * 1.5) if _presenter else size
+    return int(size * 1.5) if presenter_fonts() else size
 
 
 def _configure(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
@@ -424,7 +427,7 @@ def buddy_orders(rec: Recording, labels: list[str] | None = None, reporting_orde
         tot = tot[tot["label"].isin(labels)]
     label_order = labels or list(dict.fromkeys(tot["label"]))
     if reporting_order is None:
-        reporting_order = rec.meta.get("page_reporting_order")
+        reporting_order = analysis.reporting_order(rec)
     tot["reportable"] = tot["order"] >= (reporting_order if reporting_order is not None else 99)
     top_mib = 10 ** max(1, math.ceil(math.log10(max(float(tot["MiB"].max()), 1.0) * 1.05)))
     bars = alt.Chart(tot).mark_bar().encode(
@@ -462,6 +465,37 @@ def compare(recordings: dict[str, Recording], column: str, title: str, unit: str
                        for label, rec in recordings.items()], ignore_index=True)
     if not steps.empty:
         chart = alt.layer(chart, alt.Chart(steps).mark_rule(strokeDash=[4, 3], opacity=0.7).encode(
+            x="t_s:Q", color=color))
+    return _configure(chart.properties(width=width, height=height, title=title))
+
+
+def compare_from_mark(recordings: dict[str, Recording], column: str, title: str, marks: dict[str, float],
+                      window_s: float, unit: str = "GiB", since_mark: bool = False, width: int = 640,
+                      height: int = 220):
+    """One column from several runs at EQUAL TIME: each run's t_s counted from its own mark
+    (`marks[label]`, e.g. its idle mark) and cut at `window_s`; each run's actions as dashed rules.
+    `since_mark`: the change since the mark (for a cumulative column such as host_reported_kib)."""
+    parts, steps = [], []
+    for label, rec in recordings.items():
+        t0 = marks[label]
+        s = rec.samples[(rec.samples["t_s"] >= t0) & (rec.samples["t_s"] <= t0 + window_s)].copy()
+        s["t_s"] = s["t_s"] - t0
+        part = _series(_thin(s), column, "run", label, unit, since_mark)
+        if part is not None:
+            parts.append(part)
+        ev = rec.events[rec.events["kind"].isin(("drop_caches", "reclaim"))
+                        & (rec.events["t_s"] >= t0) & (rec.events["t_s"] <= t0 + window_s)]
+        steps.append(pd.DataFrame({"t_s": ev["t_s"] - t0, "run": label}))
+    if not parts:
+        raise ValueError(f"none of these recordings has the column {column}")
+    color = alt.Color("run:N", title=None, sort=list(recordings))
+    chart = alt.Chart(pd.concat(parts, ignore_index=True)).mark_line(interpolate="step-after").encode(
+        x=alt.X("t_s:Q", title="time after the idle mark (s)", scale=alt.Scale(nice=False)),
+        y=alt.Y(f"{unit}:Q", title=unit + (" since the mark" if since_mark else "")), color=color,
+        strokeDash=alt.StrokeDash("run:N", legend=None, sort=list(recordings)))   # lines that coincide stay visible
+    rules = pd.concat(steps, ignore_index=True)
+    if not rules.empty:
+        chart = alt.layer(chart, alt.Chart(rules).mark_rule(strokeDash=[4, 3], opacity=0.5).encode(
             x="t_s:Q", color=color))
     return _configure(chart.properties(width=width, height=height, title=title))
 

@@ -64,7 +64,7 @@ from ..sampling.sampler import CANONICAL_ORDER, ColumnSource, SampleReaders, val
 DEFAULT_HZ = 4.0
 DEFAULT_WINDOW_S = 120.0
 DEFAULT_CHART_HZ = 10.0  # messages to the browser per second at most; at 4 Hz each sample goes alone
-MAX_HZ = 20.0            # the chart is ~700 px wide over 120 s: faster only floods the browser
+MAX_DASHBOARD_HZ = 20.0  # the chart is ~700 px wide over 120 s: faster only floods the browser
 MAX_WINDOW_S = 3600.0
 MAX_EVENTS = 200         # markers kept; older ones have scrolled out of any sensible window
 JOIN_TIMEOUT_S = 5.0
@@ -88,8 +88,8 @@ def _check_positive(name: str, value: Any, limit: float, hint: str) -> float:
 
 def _container_view(roots: sources.Roots) -> tuple[bool, float | None]:
     """(in a container with a memory cgroup, its limit in KiB or None)."""
-    from ..probe import consent as policy
-    if policy.container_reason(roots) is None:
+    from ..probe import consent
+    if consent.container_reason(roots) is None:
         return False, None
     cgroup = sources.memory_cgroup(roots)
     if cgroup is None:
@@ -105,7 +105,7 @@ class Dashboard:
     """Samples in one thread, sends new samples to its view from another; see the module doc.
 
     hz: samples per second. window_s: seconds the chart shows and both sides keep. presenter:
-    larger fonts (None: as lab.setup / charts.use_offline_renderer set it). chart_hz: messages
+    larger fonts (None: charts.presenter_fonts(), the chart renderer's option lab.setup set). chart_hz: messages
     (and so redraws) per second at most; samples in between travel together. host: True opens
     this guest's host views (and closes them at stop), False none, or a list of views the caller
     owns. roots: where /proc and /sys are (tests use captured trees).
@@ -115,13 +115,13 @@ class Dashboard:
                  *, chart_hz: float = DEFAULT_CHART_HZ, host: bool | Sequence[ColumnSource] = True,
                  roots: sources.Roots | None = None):
         self.hz = validate_hz(hz)
-        if self.hz > MAX_HZ:
-            raise ValueError(f"hz={hz!r} is above the dashboard's maximum of {MAX_HZ:g}: every sample is a "
+        if self.hz > MAX_DASHBOARD_HZ:
+            raise ValueError(f"hz={hz!r} is above the dashboard's maximum of {MAX_DASHBOARD_HZ:g}: every sample is a "
                              f"message to the browser (to record faster, use reclaimlab.sampling.sampler.Sampler)")
         self.window_s = _check_positive("window_s", window_s, MAX_WINDOW_S, "seconds the chart shows, e.g. 120")
-        self.chart_hz = min(_check_positive("chart_hz", chart_hz, MAX_HZ, "updates of the view per second, e.g. 10"),
-                            self.hz)
-        self.presenter = bool(charts._presenter if presenter is None else presenter)
+        self.chart_hz = min(_check_positive("chart_hz", chart_hz, MAX_DASHBOARD_HZ,
+                                            "updates of the view per second, e.g. 10"), self.hz)
+        self.presenter = bool(charts.presenter_fonts() if presenter is None else presenter)
         self.roots = roots or sources.Roots.from_env()
         self._host_arg = host
         self._host_views: list[ColumnSource] = []

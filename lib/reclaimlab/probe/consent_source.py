@@ -4,15 +4,15 @@ from __future__ import annotations
 import os
 from typing import Mapping
 
-from . import consent as policy
+from . import consent
 
 
 def consent_source(allow: bool | None, env: Mapping[str, str] = os.environ) -> str | None:
     """The setting that gave consent ("allow_system_changes=True", or the environment variable with its
     value), or None where nothing did. `allow` as consent.changes_allowed takes it: None lets the
     environment decide."""
-    if not policy.changes_allowed(allow, env):
+    if not consent.changes_allowed(allow, env):
         return None
     if allow:
         return "allow_system_changes=True"
-    return f"{policy.ALLOW_ENV}={env.get(policy.ALLOW_ENV, '')} in the environment"
+    return f"{consent.ALLOW_ENV}={env.get(consent.ALLOW_ENV, '')} in the environment"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple
 
-from . import hostviews as host, consent as policy, procfs, sources
+from . import hostviews as host, consent, procfs, sources
 from ..units import format_size
 from .budget import SAFETY_FLOOR_BYTES, SAFETY_FRACTION, safe_budget_bytes  # noqa: F401 (re-exported)
 
@@ -103,7 +103,7 @@ class GuestInfo:
     hypervisor          "Hyper-V (WSL 2)", "Firecracker (KVM)", "KVM", "KVM/QEMU", "Xen", "VMware", ...,
                         "unknown" (a VM we cannot name), or null (no sign of a hypervisor)
     hypervisor_evidence list of strings: what the guess rests on
-    container           why we believe this is a container (policy.container_reason), or null
+    container           why we believe this is a container (consent.container_reason), or null
     kernel_release      e.g. "6.18.44-fc-v669", or null
     is_root             bool
     virtio_balloon      bool: a virtio-balloon device is present
@@ -113,9 +113,9 @@ class GuestInfo:
     page_reporting_params {name: value} of /sys/module/page_reporting/parameters
     host_views          list of {name, column, source}; host_view_notes: why others are absent
     knobs               {drop_caches|compact_memory|compaction_proactiveness|memory.reclaim:
-                         {writable, path, reason}} (policy.knob_access: root and file, not consent)
+                         {writable, path, reason}} (consent.knob_access: root and file, not consent)
     cgroup_limit_writable  bool: cgroup v1 memory.limit_in_bytes writable (auto-reclaim's stand-in)
-    shared_reason       why system-wide knobs stay off here (policy.shared_reason), or null
+    shared_reason       why system-wide knobs stay off here (consent.shared_reason), or null
     consent_given       bool: RECLAIMLAB_ALLOW_SYSTEM_CHANGES=1 is set
     memory              {mem_total_bytes, mem_available_bytes, mem_free_bytes, cgroup_version,
                          cgroup_path, cgroup_limit_bytes, cgroup_usage_bytes, memory_budget_bytes}
@@ -144,7 +144,7 @@ class GuestInfo:
     page_reporting_params: dict[str, Any]
     host_views: tuple[host.HostViewSpec, ...]
     host_view_notes: tuple[str, ...]
-    knobs: dict[str, policy.KnobAccess]
+    knobs: dict[str, consent.KnobAccess]
     cgroup_limit_writable: bool
     shared_reason: str | None
     consent_given: bool
@@ -324,10 +324,8 @@ def balloon_and_reporting(roots: sources.Roots, params: Mapping[str, Any]
 
 
 def _reporting_order(params: Mapping[str, Any]) -> int | None:
-    order = params.get("page_reporting_order")
-    # Linux >= 6.2 shows -1 until a balloon registers (5.14-6.1 showed MAX_ORDER, which we cannot tell
-    # from a real order; free_page_reporting says whether anything reports at all).
-    return order if isinstance(order, int) and not isinstance(order, bool) and order >= 0 else None
+    # free_page_reporting says whether anything reports at all
+    return procfs.reporting_order(params.get("page_reporting_order"))
 
 
 def _memory(roots: sources.Roots, problems: list[str]) -> tuple[MemoryInfo, sources.MemoryCgroup | None]:
@@ -360,7 +358,7 @@ def _is_root() -> bool:
 
 
 def _cgroup_limit_writable(roots: sources.Roots, cgroup: sources.MemoryCgroup | None) -> bool:
-    # Mirrors policy.knob_access: on live roots only root may write; a captured tree is any user's.
+    # Mirrors consent.knob_access: on live roots only root may write; a captured tree is any user's.
     if cgroup is None or cgroup.version != 1 or not cgroup.limit_file.exists():
         return False
     return os.access(cgroup.limit_file, os.W_OK) and (_is_root() or not roots.is_live)
@@ -394,7 +392,7 @@ def _budget_support(memory: MemoryInfo) -> LiveSupport:
     return LiveSupport(True, f"up to {_fmt_bytes(budget)} can be allocated safely")
 
 
-def _knob_support(needed: list[tuple[bool, str]], shared: str | None, consent: bool) -> LiveSupport:
+def _knob_support(needed: list[tuple[bool, str]], shared: str | None, consent_given: bool) -> LiveSupport:
     """Knob experiments: every needed (ok, what) holds and the machine is not shared."""
     if shared:
         # Said first: on a shared machine no permission would change the answer ("needs root" would mislead).
@@ -403,9 +401,9 @@ def _knob_support(needed: list[tuple[bool, str]], shared: str | None, consent: b
     if missing:
         return LiveSupport(False, "; ".join(missing))
     have = "; ".join(what for _, what in needed)
-    if consent:
-        return LiveSupport(True, f"{have}; consent given ({policy.ALLOW_ENV}=1)")
-    return LiveSupport(True, f"{have}; runs only with consent: allow_system_changes=True or {policy.ALLOW_ENV}=1")
+    if consent_given:
+        return LiveSupport(True, f"{have}; consent given ({consent.ALLOW_ENV}=1)")
+    return LiveSupport(True, f"{have}; runs only with consent: allow_system_changes=True or {consent.ALLOW_ENV}=1")
 
 
 def _reclaim_means(reclaim_ok: bool, cgroup_limit_writable: bool) -> tuple[bool, str]:
@@ -416,8 +414,8 @@ def _reclaim_means(reclaim_ok: bool, cgroup_limit_writable: bool) -> tuple[bool,
     return False, "neither cgroup v2 memory.reclaim nor a writable cgroup v1 memory.limit_in_bytes"
 
 
-def live_support(memory: MemoryInfo, knobs: Mapping[str, policy.KnobAccess], cgroup_limit_writable: bool,
-                 shared: str | None, consent: bool, scratch_free_bytes: int | None,
+def live_support(memory: MemoryInfo, knobs: Mapping[str, consent.KnobAccess], cgroup_limit_writable: bool,
+                 shared: str | None, consent_given: bool, scratch_free_bytes: int | None,
                  qemu_path: str | None, kvm_usable: bool, has_host_view: bool,
                  vm_status: LiveSupport | None = None) -> dict[str, LiveSupport]:
     """{experiment: LiveSupport} for EXPERIMENTS, from facts already probed (pure)."""
@@ -437,10 +435,10 @@ def live_support(memory: MemoryInfo, knobs: Mapping[str, policy.KnobAccess], cgr
         "page-cache": _knob_support([knob("drop_caches"),
                                      (disk_ok, f"{_fmt_bytes(scratch_free_bytes)} free for the file (at least "
                                                f"{_fmt_bytes(MIN_SCRATCH_FREE_BYTES)}; a run checks room for its "
-                                               f"own file's size)")], shared, consent),
-        "compaction": _knob_support([knob("compact_memory")], shared, consent),
+                                               f"own file's size)")], shared, consent_given),
+        "compaction": _knob_support([knob("compact_memory")], shared, consent_given),
         "auto-reclaim": _knob_support([knob("drop_caches"), _reclaim_means(reclaim_ok, cgroup_limit_writable)],
-                                      shared, consent),
+                                      shared, consent_given),
         "vm": LiveSupport(vm_status.live, f"{qemu_path}: {vm_status.reason}") if qemu_path and vm_status else
               LiveSupport(True, f"{qemu_path}: {qemu_note}") if qemu_path else
               LiveSupport(False, f"{QEMU_BINARY} not on PATH (Debian: apt-get install qemu-system-x86); "
@@ -494,19 +492,19 @@ def probe(roots: sources.Roots | None = None, env: Mapping[str, str] = os.enviro
     if wsl1:  # the CPU's hypervisor flag is Windows' own (Hyper-V under Windows), not a VM around this Linux
         hypervisor = None
         evidence = (wsl1,) + tuple(f"{e} (Windows' own, not a VM around this Linux)" for e in evidence)
-    container = policy.container_reason(roots, env)
+    container = consent.container_reason(roots, env)
     params = sources.page_reporting_params(roots)
     balloon, reporting, reporting_reason = balloon_and_reporting(roots, params)
     views, view_notes = host.find_host_views(roots, env, release)
-    knobs = policy.knob_access(roots, cgroup)
+    knobs = consent.knob_access(roots, cgroup)
     limit_writable = _cgroup_limit_writable(roots, cgroup)
-    shared = policy.shared_reason(roots, env)
-    consent = policy.changes_allowed(None, env)
+    shared = consent.shared_reason(roots, env)
+    consent_given = consent.changes_allowed(None, env)
     scratch = str(scratch_dir or tempfile.gettempdir())
     scratch_free = _scratch_free_bytes(scratch)
     qemu, kvm = _qemu_and_kvm(roots, env)
     kind, kind_reason = _kind(container, wsl, hypervisor, evidence, wsl1)
-    support = live_support(memory, knobs, limit_writable, shared, consent, scratch_free, qemu, kvm, bool(views),
+    support = live_support(memory, knobs, limit_writable, shared, consent_given, scratch_free, qemu, kvm, bool(views),
                            vm_status(roots) if qemu and vm_status else None)
     if kind == "wsl1":
         support = {name: LiveSupport(False, wsl1_refusal(env)) for name in support}
@@ -517,7 +515,7 @@ def probe(roots: sources.Roots | None = None, env: Mapping[str, str] = os.enviro
         free_page_reporting=reporting, free_page_reporting_reason=reporting_reason,
         page_reporting_order=_reporting_order(params), page_reporting_params=params,
         host_views=tuple(views), host_view_notes=tuple(view_notes), knobs=knobs,
-        cgroup_limit_writable=limit_writable, shared_reason=shared, consent_given=consent,
+        cgroup_limit_writable=limit_writable, shared_reason=shared, consent_given=consent_given,
         memory=memory, scratch_dir=scratch, scratch_free_bytes=scratch_free, kvm_usable=kvm, qemu_path=qemu,
         live_support=support,
         proc_root=str(roots.proc), sys_root=str(roots.sys), problems=tuple(problems))

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from . import consent as policy, sources
+from . import consent, sources
 
 REPORTED_KIB_FILE = sources.PAGE_REPORTING_PARAMS / "reported_kib"
 VMMEM_IMAGES = ("vmmemWSL", "vmmem")  # Windows 11 22H2+ names WSL's VM process vmmemWSL
@@ -349,7 +349,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
 def find_host_views(roots: sources.Roots, env: Mapping[str, str] = os.environ,
                     kernel_release: str | None = None) -> tuple[list[HostViewSpec], list[str]]:
     """The host views this guest has, and one note per view it lacks saying why."""
-    container = policy.container_reason(roots, env)
+    container = consent.container_reason(roots, env)
     if container:
         # A container shares the machine's kernel: reported_kib and vmmem count every tenant's memory,
         # so showing them would pass the machine's figures off as this user's.

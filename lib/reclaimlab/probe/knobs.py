@@ -1,7 +1,7 @@
 """Actions on the guest's memory knobs: drop caches, compact, reclaim from a cgroup.
 
-Who may turn them is decided in policy.py (root, a writable file, not a shared machine, and the
-caller's consent); every action here asks it first and raises policy.SystemChangeRefused with
+Who may turn them is decided in consent.py (root, a writable file, not a shared machine, and the
+caller's consent); every action here asks it first and raises consent.SystemChangeRefused with
 the reason where not permitted. Never sudo. Each action returns how long the kernel took.
 
 cgroup reclaim: cgroup v2 has `memory.reclaim` (Linux >= 5.19). cgroup v1 (this project's
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from . import consent as policy, procfs, sources
+from . import consent, procfs, sources
 from .consent import SystemChangeRefused
 from ..units import format_size
 from .scratch import owner_alive, owner_tag
@@ -61,7 +61,7 @@ def drop_caches(level: int, allow: bool | None = None, roots: sources.Roots | No
     """
     if isinstance(level, bool) or not isinstance(level, int) or level not in DROP_LEVELS:
         raise ValueError(f"drop_caches level must be 1 (page cache), 2 (reclaimable slab) or 3 (both); got {level!r}")
-    path = policy.require("drop_caches", _roots(roots), allow, env)
+    path = consent.require("drop_caches", _roots(roots), allow, env)
     t0 = time.perf_counter()
     os.sync()
     sync_s = time.perf_counter() - t0
@@ -71,13 +71,13 @@ def drop_caches(level: int, allow: bool | None = None, roots: sources.Roots | No
 def compact_memory(allow: bool | None = None, roots: sources.Roots | None = None,
                    env: Mapping[str, str] = os.environ) -> KnobResult:
     """Write 1 to /proc/sys/vm/compact_memory: compact every zone now (returns when done)."""
-    path = policy.require("compact_memory", _roots(roots), allow, env)
+    path = consent.require("compact_memory", _roots(roots), allow, env)
     return KnobResult("compact_memory", "1", _write(path, "1", "compact_memory"))
 
 
 def compaction_proactiveness(roots: sources.Roots | None = None) -> int | None:
     """vm.compaction_proactiveness (0-100; kernel >= 5.9), or None where the kernel lacks it."""
-    text = sources.read_optional(_roots(roots).proc / policy.KNOB_FILES["compaction_proactiveness"])
+    text = sources.read_optional(_roots(roots).proc / consent.KNOB_FILES["compaction_proactiveness"])
     return int(text) if text is not None else None
 
 
@@ -90,7 +90,7 @@ def set_compaction_proactiveness(value: int, allow: bool | None = None, roots: s
     """
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
         raise ValueError(f"compaction_proactiveness must be an integer 0-100; got {value!r}")
-    path = policy.require("compaction_proactiveness", _roots(roots), allow, env)
+    path = consent.require("compaction_proactiveness", _roots(roots), allow, env)
     old = path.read_text().strip()
     _write(path, str(value), "compaction_proactiveness")
     try:
@@ -106,11 +106,11 @@ def _require_cgroup_write(what: str, path: Path, roots: sources.Roots, allow: bo
     """policy's rules (shared machine, consent) for a file of a cgroup we name, not our own cgroup."""
     if not os.access(path, os.W_OK):
         raise SystemChangeRefused(f"{what} refused: {path} is not writable here (needs root; reclaimlab never uses sudo)")
-    shared = policy.shared_reason(roots, env)
+    shared = consent.shared_reason(roots, env)
     if shared:
         raise SystemChangeRefused(f"{what} refused: {shared}; system-wide changes stay off on shared machines")
-    if not policy.changes_allowed(allow, env):
-        raise SystemChangeRefused(f"{what} refused: {policy.not_allowed(env)}")
+    if not consent.changes_allowed(allow, env):
+        raise SystemChangeRefused(f"{what} refused: {consent.not_allowed(env)}")
 
 
 class WorkloadCgroup:
@@ -298,7 +298,7 @@ def cgroup_reclaim(size_bytes: int, allow: bool | None = None,
 def _reclaim_v2(size_bytes: int, target: sources.MemoryCgroup, own: bool, roots: sources.Roots,
                 allow: bool | None, env: Mapping[str, str], swappiness: int | None = None) -> ReclaimResult:
     if own:
-        path = policy.require("memory.reclaim", roots, allow, env)
+        path = consent.require("memory.reclaim", roots, allow, env)
     else:
         path = target.path / "memory.reclaim"
         if not path.exists():

@@ -11,9 +11,15 @@ message a waiting run prints.
 What the lock covers is what an experiment measures:
   * a guest the kit owns: the whole guest's counters and system-wide knobs, so one lock
     for the machine;
-  * a shared machine (policy.shared_reason: RECLAIMLAB_SHARED, a container such as Binder
+  * a shared machine (consent.shared_reason: RECLAIMLAB_SHARED, a container such as Binder
     or a JupyterHub server): each participant's experiment measures its own memory cgroup,
     so one lock per memory cgroup, and participants never wait for each other.
+Both kinds take the machine's lock file: a machine-wide run exclusively, a shared one as a
+shared flock (then its cgroup's lock exclusively). So where two processes disagree on whether
+the machine is shared (one has RECLAIMLAB_SHARED set, the other not), the setting cannot give
+either a second, independent lock: a machine-wide run still waits for every other live run,
+and they for it. (Only root's shared runs create that file: a participant's would make root's
+machine-wide run refuse it. Every machine-wide run creates it, so this holds from the first one on.)
 
 Where the lock lives, and whom it trusts. The folder is the first of /run/lock and /tmp that
 is sticky and every user may write: the same answer for root and every user, and no
@@ -52,7 +58,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from . import consent as policy, sources
+from . import consent, sources
 
 DEFAULT_TIMEOUT_S = 600.0   # a lab's longest live experiment takes a few minutes
 POLL_S = 0.2
@@ -86,7 +92,7 @@ class Scope:
 def scope(roots: sources.Roots | None = None, env: Mapping[str, str] = os.environ) -> Scope:
     """What one live experiment measures here, and so what the lock serialises."""
     roots = roots or sources.Roots.from_env()
-    shared = policy.shared_reason(roots, env)
+    shared = consent.shared_reason(roots, env)
     if not shared:
         return Scope("machine", "this machine")
     cgroup = sources.memory_cgroup(roots)
@@ -172,17 +178,22 @@ def _check_folder(directory: Path) -> None:
                               f"its lock there (give it a folder owned by root or you, chmod +t if others may write it)")
 
 
-def _open_checked(path: Path) -> int:
-    """A read-only descriptor of the regular file at `path`, created (0644) if absent; never follows a link."""
+def _open_checked(path: Path, create: bool = True) -> int:
+    """A read-only descriptor of the regular file at `path`, created (0644) if absent (FileNotFoundError
+    where not `create`); never follows a link."""
     try:
         try:
             fd = os.open(path, _OPEN_FLAGS)
         except FileNotFoundError:
+            if not create:
+                raise
             try:  # O_EXCL: fails on anything already there, a dangling link included
                 fd = os.open(path, _OPEN_FLAGS | os.O_CREAT | os.O_EXCL, 0o644)
                 os.fchmod(fd, 0o644)  # the umask may have taken the read bits others need to lock it
             except FileExistsError:
                 fd = os.open(path, _OPEN_FLAGS)
+    except FileNotFoundError:
+        raise
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise _refuse(path, "is a symbolic link, not a file") from None
@@ -195,9 +206,9 @@ def _open_checked(path: Path) -> int:
     return fd
 
 
-def _try_lock(fd: int) -> bool:
+def _try_lock(fd: int, op: int = fcntl.LOCK_EX) -> bool:
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, op | fcntl.LOCK_NB)
         return True
     except OSError as exc:
         if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
@@ -336,6 +347,51 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+MACHINE_KEY = "machine"
+
+
+def _machine_fd_if_any(path: Path) -> int | None:
+    """For a run on a shared machine: the machine's lock file where one of root's or ours is there, created
+    only by root. A participant never creates it (root's machine-wide run would then refuse a file of theirs)
+    and skips one it does not trust; every machine-wide run creates it, so once one has run, participants'
+    runs wait for the next one and it for them."""
+    try:
+        return _open_checked(path, create=os.geteuid() == 0)
+    except (FileNotFoundError, LockFileRefused):
+        return None
+SHARED_HOLDERS = ("live experiments of users for whom this machine is shared (RECLAIMLAB_SHARED set, or a "
+                  "container), each measuring its own memory cgroup")
+
+
+def _acquire(fd: int, op: int, info_path: Path, description: str, experiment: str, timeout_s: float,
+             deadline_s: float, say: Callable[[str], None], unnamed: str | None = None) -> None:
+    """flock `op` on `fd`, waiting until `deadline_s`: says once who holds it (the note at `info_path`, else
+    `unnamed`), GuestBusy naming them when the time is up."""
+    if _try_lock(fd, op):
+        return
+
+    def who(holder: dict[str, Any] | None) -> str:
+        return describe_holder(holder) if holder is not None or unnamed is None else unnamed
+
+    holder = read_holder(info_path)
+    if holder is None:  # not written yet: look once more
+        time.sleep(POLL_S)
+        holder = read_holder(info_path)
+    say(f"⏳ waiting: another live experiment runs on {description}: {who(holder)}. "
+        f"Two at once would measure each other, so this one starts when it ends "
+        f"(waiting up to {timeout_s:g} s).")
+    while not _try_lock(fd, op):
+        if time.monotonic() >= deadline_s:
+            holder = read_holder(info_path) or holder
+            raise GuestBusy(
+                f"{experiment}: {description} was still busy after {timeout_s:g} s with "
+                f"{who(holder)}. Let it finish (or stop it) and run again, wait longer "
+                f"(lock_timeout_s= in Python, --wait on the command line), or use mode='recorded'.",
+                holder)
+        time.sleep(POLL_S)
+    say(f"▶ {description} is free now: starting {experiment}")
+
+
 @contextmanager
 def hold(experiment: str, *, guest: str = "local", timeout_s: float = DEFAULT_TIMEOUT_S,
          roots: sources.Roots | None = None, env: Mapping[str, str] = os.environ,
@@ -354,27 +410,20 @@ def hold(experiment: str, *, guest: str = "local", timeout_s: float = DEFAULT_TI
     _check_folder(base)
     lock_path = base / f"reclaimlab-{where.key}.lock"
     info_path = base / f"reclaimlab-{where.key}.json"
-    fd = _open_checked(lock_path)
+    machine_path = base / f"reclaimlab-{MACHINE_KEY}.lock"
+    machine_fd = _open_checked(machine_path) if where.key == MACHINE_KEY else _machine_fd_if_any(machine_path)
+    fd = machine_fd
     try:
-        if not _try_lock(fd):
-            holder = read_holder(info_path)
-            if holder is None:  # not written yet: look once more
-                time.sleep(POLL_S)
-                holder = read_holder(info_path)
-            say(f"⏳ waiting: another live experiment runs on {where.description}: {describe_holder(holder)}. "
-                f"Two at once would measure each other, so this one starts when it ends "
-                f"(waiting up to {timeout_s:g} s).")
-            deadline_s = time.monotonic() + timeout_s
-            while not _try_lock(fd):
-                if time.monotonic() >= deadline_s:
-                    holder = read_holder(info_path) or holder
-                    raise GuestBusy(
-                        f"{experiment}: {where.description} was still busy after {timeout_s:g} s with "
-                        f"{describe_holder(holder)}. Let it finish (or stop it) and run again, wait longer "
-                        f"(lock_timeout_s= in Python, --wait on the command line), or use mode='recorded'.",
-                        holder)
-                time.sleep(POLL_S)
-            say(f"▶ {where.description} is free now: starting {experiment}")
+        deadline_s = time.monotonic() + timeout_s
+        if where.key == MACHINE_KEY:  # the whole guest: no other live run of any scope
+            _acquire(machine_fd, fcntl.LOCK_EX, info_path, where.description, experiment, timeout_s, deadline_s,
+                     say, SHARED_HOLDERS)
+        else:  # shared: the machine's lock shared with other cgroups' runs, then this cgroup's own
+            if machine_fd is not None:
+                _acquire(machine_fd, fcntl.LOCK_SH, base / f"reclaimlab-{MACHINE_KEY}.json", "this machine as a whole",
+                         experiment, timeout_s, deadline_s, say)
+            fd = _open_checked(lock_path)
+            _acquire(fd, fcntl.LOCK_EX, info_path, where.description, experiment, timeout_s, deadline_s, say)
         now = _dt.datetime.now(_dt.timezone.utc)
         holder = {"pid": os.getpid(), "user": _user(), "command": _command(), "experiment": experiment,
                   "guest": guest, "since_utc": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "since_epoch_s": now.timestamp(),
@@ -385,4 +434,5 @@ def hold(experiment: str, *, guest: str = "local", timeout_s: float = DEFAULT_TI
         finally:
             _withdraw_note(info_path, written)
     finally:
-        os.close(fd)  # releases the flock
+        for held in {fd, machine_fd} - {None}:
+            os.close(held)  # releases the flock

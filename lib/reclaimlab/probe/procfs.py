@@ -8,6 +8,7 @@ that file ever looks like.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class ProcParseError(ValueError):
@@ -15,6 +16,10 @@ class ProcParseError(ValueError):
 
 
 def _bad(source: str, lineno: int, line: str, expected: str) -> ProcParseError:
+    if "\ufffd" in line:  # readers decode bytes that are not text as U+FFFD; the kernel writes none
+        return ProcParseError(f"{source}: line {lineno} {line!r} holds bytes that are not text (shown as "
+                              f"\ufffd), which the kernel never writes there, so the file is corrupt (a damaged "
+                              f"copy of a /proc or /sys tree: capture it again)")
     return ProcParseError(f"{source}: line {lineno} {line!r} is not {expected}")
 
 
@@ -30,7 +35,7 @@ def parse_meminfo(text: str, source: str = "/proc/meminfo") -> dict[str, int]:
             continue
         name, sep, rest = line.partition(":")
         parts = rest.split()
-        if not sep or not parts or len(parts) > 2 or (len(parts) == 2 and parts[1] != "kB"):
+        if not sep or not parts or len(parts) > 2 or (len(parts) == 2 and parts[1] != "kB") or "\ufffd" in name:
             raise _bad(source, lineno, line, "'Name:  <number> kB'")
         try:
             out[name.strip()] = int(parts[0])
@@ -48,7 +53,7 @@ def parse_flat_keyed(text: str, source: str) -> dict[str, int]:
         if not line.strip():
             continue
         parts = line.split()
-        if len(parts) != 2:
+        if len(parts) != 2 or "\ufffd" in parts[0]:
             raise _bad(source, lineno, line, "'name <number>'")
         try:
             out[parts[0]] = int(parts[1])
@@ -96,6 +101,42 @@ def parse_psi(text: str, source: str = "/proc/pressure/memory") -> dict[str, dic
     if "some" not in out:
         raise ProcParseError(f"{source}: no 'some' line; expected {expected}")
     return out
+
+
+def free_kib_at_least(free_blocks: Any, min_order: int = 0, page_kib: int = 4) -> int:
+    """Free memory (KiB) held in buddy blocks of order >= `min_order`: what free page reporting at that
+    order can hand over. The one place this sum is written.
+
+    free_blocks: free blocks per order, as a sequence indexed by order (a /proc/buddyinfo line, the kit's
+    VM's summed buddy tuple) or a mapping {order: blocks} (a recording's buddyinfo rows summed by order).
+    page_kib: the base page (4 KiB on x86-64; a recording's meta says its own where it knows it).
+
+    >>> free_kib_at_least((10, 0, 1), 1)      # one order-2 block of 4 pages
+    16
+    >>> free_kib_at_least({9: 2, 0: 5}, 9)    # two 2 MiB blocks
+    4096
+    """
+    items = free_blocks.items() if hasattr(free_blocks, "items") else enumerate(free_blocks)
+    return sum(int(n) << int(k) for k, n in items if int(k) >= min_order) * int(page_kib)
+
+
+def reporting_order(value: Any) -> int | None:
+    """A page_reporting_order as an order reporting works at: an int >= 0 (a whole float or a string
+    of digits as a recording's JSON may carry it), else None: missing, a bool, other text, and -1, which
+    Linux >= 6.2 shows until a balloon registers (5.14-6.1 showed MAX_ORDER, which we cannot tell from
+    a real order). The one place this check is written.
+
+    >>> [reporting_order(v) for v in (9, "5", 9.0, -1, True, None, "x")]
+    [9, 5, 9, None, None, None, None]
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        return int(value) if value.isdigit() else None
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and value >= 0 else None
+    return value if isinstance(value, int) and value >= 0 else None
 
 
 @dataclass(frozen=True)

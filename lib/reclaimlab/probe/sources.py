@@ -109,6 +109,12 @@ def page_reporting_params(roots: Roots) -> dict[str, int | bool | str]:
     return out
 
 
+def page_reporting_order(roots: Roots) -> int | None:
+    """The order free page reporting works at on this guest (the module parameter, not the kernel
+    command line: the two can differ), or None where it does not say one (procfs.reporting_order)."""
+    return procfs.reporting_order(page_reporting_params(roots).get("page_reporting_order"))
+
+
 @dataclass(frozen=True)
 class MemoryCgroup:
     """The memory cgroup this process is charged to."""

@@ -111,12 +111,15 @@ VM_GUEST_KIND = "kit-vm"
 
 
 def find(experiment: str, selectors: dict[str, Any] | None = None, root: Path | None = None,
-         guest_kind: str | None = None, why_shown: str | None = None) -> recording.Recording:
+         guest_kind: str | None = None, why_shown: str | None = None,
+         defaults: dict[str, Any] | None = None) -> recording.Recording:
     """Load the recording of `experiment` whose parameters match every selector (first match).
 
     guest_kind "kit-vm" picks recordings made in the kit's own VM; otherwise those made on a guest
-    the notebook ran on.
+    the notebook ran on. `defaults` (the experiment's): a recording made before a parameter existed
+    ran with its default, so a selector on that parameter compares the default.
     """
+    defaults = defaults or {}
     root = root or recordings_dir()
     selectors = selectors or {}
     in_vm = guest_kind == VM_GUEST_KIND
@@ -127,24 +130,25 @@ def find(experiment: str, selectors: dict[str, Any] | None = None, root: Path | 
         raise recording.RecordingError(f"no recording of {experiment!r}{where} in {root}; record one with "
                                        f"`reclaimlab record {experiment}{' --guest vm' if in_vm else ''} --to-data`")
     matching = [e for e in candidates
-                if all(e["parameters"].get(k) == v for k, v in selectors.items())]
+                if all(e["parameters"].get(k, defaults.get(k)) == v for k, v in selectors.items())]
     if not matching:
         have = "; ".join(", ".join(f"{k}={e['parameters'].get(k)!r}" for k in selectors) for e in candidates)
         raise recording.RecordingError(f"no recording of {experiment!r} with "
                                        f"{', '.join(f'{k}={v!r}' for k, v in selectors.items())}; recorded: {have}")
     rec = recording.load(root / matching[0]["path"], require_manifest=True, why_shown=why_shown)
-    _check_is_what_was_asked(rec, experiment, selectors, in_vm)
+    _check_is_what_was_asked(rec, experiment, selectors, in_vm, defaults)
     return rec
 
 
 def _check_is_what_was_asked(rec: recording.Recording, experiment: str, selectors: dict[str, Any],
-                             in_vm: bool) -> None:
+                             in_vm: bool, defaults: dict[str, Any] | None = None) -> None:
     """The folder's own meta must say what the index said: a recording shown is the one asked for."""
     meta, params = rec.meta, rec.meta.get("parameters") or {}
     wrong = [f"experiment {meta.get('experiment')!r}"] if meta.get("experiment") != experiment else []
     if (meta.get("guest_kind") == VM_GUEST_KIND) != in_vm:
         wrong.append(f"guest_kind {meta.get('guest_kind')!r}")
-    wrong += [f"{k}={params.get(k)!r}" for k, v in selectors.items() if params.get(k) != v]
+    defaults = defaults or {}
+    wrong += [f"{k}={params.get(k)!r}" for k, v in selectors.items() if params.get(k, defaults.get(k)) != v]
     if wrong:
         raise recording.RecordingError(f"{rec.path}: its meta.json says {', '.join(wrong)}, but {INDEX_NAME} "
                                        f"listed it for {experiment!r}"

@@ -46,8 +46,7 @@ def _guest_fields(guest_info: Any, roots: sources.Roots) -> dict[str, Any]:
     # Read it ourselves when the probe did not: the module parameter, not the kernel command line
     # (the two can differ: seen on the kit's dev guest, 2026-11).
     if order is None:
-        value = sources.page_reporting_params(roots).get("page_reporting_order")
-        order = value if isinstance(value, int) and not isinstance(value, bool) else None
+        order = sources.page_reporting_order(roots)
     # Every parameter, not only the order: a patched kernel's own (free_bitmap_enable, max_waiting_mib,
     # min_free_ms on this project's machines) change how reporting behaves, and a reader must see them.
     params = info.get("page_reporting_params")

@@ -629,7 +629,10 @@ def _read_meta(root: Path, allow_partial: bool) -> dict[str, Any]:
 def _read_samples(root: Path, meta: dict[str, Any]) -> pd.DataFrame:
     path = root / "samples.csv"
     samples = _read_csv(root, "samples.csv", required=["t_s"])
-    _check_schema(meta, samples.columns, root)
+    problem = schema.problem(meta, samples.columns)
+    if problem:
+        raise RecordingError(f"{root}: {problem} (this reclaimlab does not read it as a recording: made by "
+                             f"another version, or edited; {_restore_hint(root)})")
     if samples.empty:
         raise RecordingError(f"{path}: has no samples")
     t = samples["t_s"]

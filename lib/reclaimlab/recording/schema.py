@@ -26,7 +26,8 @@ from typing import Any, Iterable, Mapping
 # Units: KiB, bytes, s, pages, count (events since boot), ratio, share (0..1), GB/s, Hz, text, list, bool,
 # order (a buddy order), blocks (blocks of 2**order pages), any (a free-form object).
 UNIT_SUFFIXES = ("_kib", "_bytes", "_s", "_pages", "_count", "_share", "_ratio")
-NUMERIC_UNITS = {"KiB", "bytes", "s", "pages", "count", "ratio", "share", "GB/s", "Hz", "order", "MiB", "blocks"}
+NUMERIC_UNITS = {"KiB", "bytes", "s", "pages", "count", "ratio", "share", "GB/s", "Hz", "order", "MiB", "blocks",
+                 "percent"}
 
 META: dict[str, str] = {
     "schema_version": "int: the layout version of the folder (recording.SCHEMA_VERSION)",
@@ -148,6 +149,16 @@ RESULTS: dict[str, dict[str, str]] = {
         "reclaimed_kib": "KiB", "actions": "list", "errors": "list", "fill_cache_s": "s",
         "reclaim_method_available": "text", "reclaim_requests": "list", "report_settled_s": "s",
         "idle_share": "share", "guest_busy_share_baseline": "share", "page_reporting_order": "order",
+        # every poll of the daemon: t_s, busy_share/user_share (of all CPUs), interval_idle, idle, actions,
+        # and for the pressure variant psi_some_avg10, refault_file_pages, refault_delta_pages, zone,
+        # floor_bytes, reclaim_bytes
+        "polls": "list", "nprocs": "int",
+        "gate_polls": "int", "gate_idle_polls": "int", "gate_limit_share": "share",
+        "gate_busy_share_min": "share", "gate_busy_share_median": "share", "gate_busy_share_max": "share",
+        "psi_some_avg10_max": "percent", "refault_pages_total": "pages", "refault_delta_pages_max": "pages",
+        "pressure_zones": "list",
+        # the busy loop beside the page cache (parameter busy > 0): its own CPU, a share of ONE CPU
+        "busy_loop_cpu_share": "share", "busy_loop_wakes": "int", "busy_loop_late_wakes": "int",
     },
     "watch": {},
     "dashboard": {},
@@ -199,14 +210,30 @@ def upgrade(meta: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+# A number in a recording's meta or results: what a run can measure fits 64 bits; beyond that it was forged,
+# and arithmetic on it would overflow a float (10**400) or exhaust memory (2 ** 10**30 for an order).
+NUMBER_BOUND = 2 ** 64
+MIN_SAMPLE_HZ = 1 / 3600  # sampling.sampler.MIN_HZ: one sample an hour (load() sizes the events' slack by it)
+MAX_BUDDY_ORDER = 31  # Linux keeps orders 0 to MAX_PAGE_ORDER (10 on x86, at most 15 on today's kernels)
+
+
+def _number(value: Any) -> bool:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    if isinstance(value, numbers.Integral):
+        return -NUMBER_BOUND < value < NUMBER_BOUND
+    return math.isfinite(value) and abs(value) < NUMBER_BOUND
+
+
 def _fits(unit: str, value: Any) -> bool:
     if value is None:
         return True  # "not measured" is allowed for every result
+    if unit == "order":
+        return _number(value) and float(value).is_integer() and 0 <= value <= MAX_BUDDY_ORDER
     if unit in NUMERIC_UNITS or unit == "int":
-        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+        return _number(value)
     if unit == "KiB by label":
-        return isinstance(value, Mapping) and all(
-            isinstance(k, str) and isinstance(v, numbers.Real) and not isinstance(v, bool) for k, v in value.items())
+        return isinstance(value, Mapping) and all(isinstance(k, str) and _number(v) for k, v in value.items())
     if unit == "list":
         return isinstance(value, (list, tuple))
     if unit == "text":
@@ -216,6 +243,18 @@ def _fits(unit: str, value: Any) -> bool:
     if unit == "object":
         return isinstance(value, Mapping)
     return True
+
+
+def _shown(unit: str, value: Any) -> str:
+    """`value` as a message shows it (cut short), with the bound it broke where it is a number out of range."""
+    text = repr(value)
+    text = text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if unit == "order":
+            return f"{text} (a buddy order is a whole number from 0 to {MAX_BUDDY_ORDER})"
+        if unit in NUMERIC_UNITS or unit == "int":
+            return f"{text} (a measured amount is finite and below 2**64)"
+    return text
 
 
 def _utc_timestamp(text: str) -> bool:
@@ -242,12 +281,13 @@ def meta_problem(meta: Mapping[str, Any]) -> str | None:
                 return f"meta key {key!r} is null; it must be {what}"
             continue
         if not _fits(unit, value):
-            return f"meta key {key!r} must be {what}, found {value!r}"
+            return f"meta key {key!r} must be {what}, found {_shown(unit, value)}"
     if "date_utc" in meta and not _utc_timestamp(meta["date_utc"]):
         return f"meta key 'date_utc' must be an ISO 8601 date and time (e.g. 2026-11-26T02:55:33Z), found {meta['date_utc']!r}"
     hz = meta.get("sample_hz")
-    if hz is not None and not (math.isfinite(hz) and hz > 0):
-        return f"meta key 'sample_hz' must be a number of samples per second above 0, found {hz!r}"
+    if hz is not None and not (math.isfinite(hz) and hz >= MIN_SAMPLE_HZ):
+        return (f"meta key 'sample_hz' must be a number of samples per second of at least one an hour "
+                f"({MIN_SAMPLE_HZ:.6g}), as the sampler takes, found {hz!r}")
     return None
 
 
@@ -280,5 +320,5 @@ def problem(meta: Mapping[str, Any], columns: Iterable[str]) -> str | None:
             return (f"result {key!r} of {experiment} is not declared in reclaimlab.recording.schema.RESULTS{hint}; "
                     f"declare it with its unit there")
         if not _fits(unit, value):
-            return f"result {key!r} of {experiment} must be {unit}, found {value!r}"
+            return f"result {key!r} of {experiment} must be {unit}, found {_shown(unit, value)}"
     return None

@@ -103,12 +103,12 @@ def parse_status_rss_kib(text: str) -> tuple[int | None, int | None]:
     return fields.get("VmRSS"), fields.get("RssAnon")
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
 def _die_with(parent_pid: int) -> Callable[[], None]:
+    # libc is opened here, in the parent, when a VM starts (not at import), never in the child below
+    libc = ctypes.CDLL(None, use_errno=True)
+
     def preexec() -> None:  # runs in the child between fork and exec: no allocation-heavy work
-        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent_pid:  # the parent died before prctl took effect
             os._exit(1)
     return preexec

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Union
 
+from ..probe import procfs
 from .errors import VmProtocolError
 
 PROTOCOL_VERSION = 1
@@ -163,4 +164,4 @@ def command_line(ident: int, verb: str, *args: object) -> str:
 
 def reportable_free_kib(buddy: tuple[int, ...], min_order: int, page_kib: int = 4) -> int:
     """Free memory in blocks of at least `min_order` (what free page reporting can hand back)."""
-    return sum(n << k for k, n in enumerate(buddy) if k >= min_order) * page_kib
+    return procfs.free_kib_at_least(buddy, min_order, page_kib)

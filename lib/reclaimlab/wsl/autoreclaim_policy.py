@@ -87,8 +87,9 @@ from typing import Callable, Union
 from ..units import GIB, MIB
 from . import pressure_policy as pp
 
-MODES = ("disabled", "gradual", "dropCache")
-VARIANTS = ("released", "newer", "pressure")   # pressure: proposed, NOT merged in WSL (#40778-#40779)
+AUTO_MEMORY_RECLAIM_MODES = ("disabled", "gradual", "dropCache")  # the .wslconfig values
+VARIANTS = ("released", "newer")                 # the variants WSL ships (lab 04 iterates over these)
+ALL_VARIANTS = VARIANTS + ("pressure",)          # pressure: proposed, NOT merged in WSL (#40778-#40779)
 
 # --- released: microsoft/WSL src/linux/init/main.cpp ConfigureMemoryReduction() ---
 RELEASED_POLL_S = 30.0                  # SleepDuration
@@ -242,10 +243,11 @@ class Policy:
                  pressure: "pp.PressureParams | None" = None):
         if isinstance(mode, str) and mode.lower() == "dropcache":
             mode = "dropCache"
-        if mode not in MODES:
-            raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)} (the .wslconfig autoMemoryReclaim values)")
-        if variant not in VARIANTS:
-            raise ValueError(f"variant {variant!r} is not one of {', '.join(VARIANTS)}")
+        if mode not in AUTO_MEMORY_RECLAIM_MODES:
+            raise ValueError(f"mode {mode!r} is not one of {', '.join(AUTO_MEMORY_RECLAIM_MODES)} "
+                             f"(the .wslconfig autoMemoryReclaim values)")
+        if variant not in ALL_VARIANTS:
+            raise ValueError(f"variant {variant!r} is not one of {', '.join(ALL_VARIANTS)}")
         if variant == "pressure":
             if mode == "dropCache":
                 raise ValueError("variant 'pressure' (proposed, not merged in WSL) models the series' gradual mode "

@@ -16,15 +16,13 @@ from ...recording.recording import Recording
 def small_block_free_kib(rec: Recording, label: str) -> tuple[int, int] | None:
     """(free KiB in blocks below page_reporting_order, free KiB at or above it) in buddyinfo snapshot
     `label`; None without that snapshot or without a known order."""
-    order = rec.meta.get("page_reporting_order")
+    order = analysis.reporting_order(rec)
     b = rec.buddyinfo
     if order is None or b is None or b.empty or not (b["label"] == label).any():
         return None
-    page_kib = rec.meta.get("page_size_kib", 4)
-    snap = b[b["label"] == label]
-    kib = snap["free_blocks"] * (2 ** snap["order"]) * page_kib
-    small = int(kib[snap["order"] < order].sum())
-    return small, int(kib[snap["order"] >= order].sum())
+    every = analysis.free_kib_at_least(rec, label, 0)
+    large = analysis.free_kib_at_least(rec, label, order)
+    return every - large, large
 
 
 def per_cpu_free_kib(rec: Recording, label: str) -> int | None:
@@ -58,7 +56,7 @@ def reasons(rec: Recording, *, unreported_kib: float, size_kib: float, t_free_s:
     if rec.meta.get("free_page_reporting") == "off":
         return ("Free page reporting was off in this guest: the host never hears which pages are free.",
                 {"free_page_reporting": "off"})
-    order = rec.meta.get("page_reporting_order")
+    order = analysis.reporting_order(rec)
     blocks = small_block_free_kib(rec, snapshot)
     if blocks is not None:
         small, large = blocks

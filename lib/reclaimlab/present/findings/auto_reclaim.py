@@ -103,7 +103,8 @@ def host_after_action(recs: Mapping[str, Recording], window_s: float | None = No
     for name, rec in recs.items():
         label, t = name or _label(rec), first_action_s(rec)
         key = f"auto_reclaim.host_after_action.{label}"
-        order = rec.meta.get("page_reporting_order", "?")
+        order = analysis.reporting_order(rec)
+        order = "?" if order is None else order
         if t is None or dt is None:
             out.append(claim(key, "no_action", _HOST, label=label))
             continue

@@ -293,7 +293,7 @@ def batches(rec: Recording) -> Claim:
         return claim("calloc_reclaim.batches", "none", sentences)
     first = float(b["start_s"].iloc[0] - t_free)
     gaps_s = b["start_s"].diff().dropna()
-    order = rec.meta.get("page_reporting_order")
+    order = analysis.reporting_order(rec)
     block_kib = 2 ** order * rec.meta.get("page_size_kib", 4) if order is not None else None
     whole = float((b["rise"] % block_kib == 0).mean()) if block_kib else None
     if whole is None:

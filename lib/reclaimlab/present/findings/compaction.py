@@ -23,12 +23,8 @@ DEFAULT_ORDER = 9  # the kernel's default, pageblock_order: 9 with 4 KiB pages o
 
 def reporting_order(rec: Recording) -> tuple[int, bool]:
     """(the reporting order of the run, True if the run recorded it; else the default, assumed)."""
-    order = rec.meta.get("page_reporting_order")
-    if order is None:
-        order = (rec.meta.get("results") or {}).get("page_reporting_order")
-    if isinstance(order, (int, float)) and not isinstance(order, bool) and order >= 0:
-        return int(order), True
-    return DEFAULT_ORDER, False
+    order = analysis.reporting_order(rec)
+    return (order, True) if order is not None else (DEFAULT_ORDER, False)
 
 
 def order_claim(rec: Recording) -> Claim:

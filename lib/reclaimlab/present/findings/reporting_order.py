@@ -13,8 +13,7 @@ from ...units import format_kib
 
 def order_of(rec: Recording) -> int | None:
     """The order the guest ran with (read from its sysfs), not the one asked for."""
-    o = rec.meta.get("page_reporting_order")
-    return int(o) if isinstance(o, int) or (isinstance(o, str) and o.isdigit()) else None
+    return analysis.reporting_order(rec)
 
 
 def _block(order: int | None, page_kib: int = 4) -> str:

@@ -239,7 +239,7 @@ def compaction(rec: Recording) -> Claim:
                               - analysis.value_at(rec, "reportable_free_kib", t))
     stuck = unreportable(t_comp) - unreportable(t_frag)
     returned = r.get("compaction_returned_kib")
-    order = rec.meta.get("page_reporting_order")
+    order = analysis.reporting_order(rec)
     sentences = {
         "nearly_all": "The fragmenter left **{stuck}** free in the guest that reporting could not use (no free "
                       "block of order {order} could form); after `compact_memory` the host's view fell by "
