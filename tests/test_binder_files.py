@@ -186,12 +186,40 @@ def test_labs_that_stop_exercising_live_or_recorded_fail():
     assert any("calloc-reclaim LIVE" in p for p in problems) and any("RECORDED" in p for p in problems)
 
 
-def test_lab05_must_run_live_in_the_kit_vm_where_qemu_is_installed():
-    base = [_banner("calloc-reclaim", True, notices=[SCALED]), _banner("page-cache", False, "vm", SHARED)]
-    assert binder_check.banner_problems(base + [_banner("calloc-reclaim", True, "kit-vm")], KNOBS, True) == []
-    recorded = binder_check.banner_problems(base + [_banner("calloc-reclaim", False, "kit-vm", "no kernel")], KNOBS, True)
-    assert any("not LIVE in the kit's VM" in p for p in recorded)
-    assert any("no experiment ran in the kit's VM" in p for p in binder_check.banner_problems(base, KNOBS, True))
+VM_SCALED = "allocation scaled down from 2.79 GiB to 460 MiB to fit the 780 MiB guest"
+
+
+def _vm(lab, experiment, live=True, notices=(), reason="the kit's VM runs here"):
+    return binder_check.Banner(lab, experiment, live, "kit-vm", reason, tuple(notices))
+
+
+def _labs_in_the_vm():
+    return [_vm("01_calloc", "calloc-reclaim", notices=[VM_SCALED]), _vm("01_calloc", "refault"),
+            _vm("02_page_cache", "page-cache"), _vm("03_compaction", "compaction"),
+            binder_check.Banner("04_wsl", "auto-reclaim", False, "vm", SHARED, ()),
+            _vm("05_host", "calloc-reclaim")]
+
+
+def test_with_qemu_labs_01_to_05_must_run_live_in_the_kit_vm():
+    knobs = {**KNOBS, "compaction": True, "auto-reclaim": True}
+    assert binder_check.banner_problems(_labs_in_the_vm(), knobs, True) == []
+    in_container = [b if b.experiment != "refault" else _banner("refault", True) for b in _labs_in_the_vm()]
+    assert any("refault has a version in the kit's VM" in p and "LIVE on a container guest" in p
+               for p in binder_check.banner_problems(in_container, knobs, True))
+    recorded = [b if b.lab != "02_page_cache" else _vm("02_page_cache", "page-cache", False, reason="no kernel")
+                for b in _labs_in_the_vm()]
+    problems = binder_check.banner_problems(recorded, knobs, True)
+    assert any("not LIVE in the kit's VM" in p for p in problems) and any("lab 02 showed no" in p for p in problems)
+    unscaled = [b if b.experiment != "calloc-reclaim" else _vm(b.lab, b.experiment) for b in _labs_in_the_vm()]
+    assert any("no scaled-down notice" in p for p in binder_check.banner_problems(unscaled, knobs, True))
+    no_vm = [b for b in _labs_in_the_vm() if b.guest_kind != "kit-vm"]
+    assert any("no experiment ran in the kit's VM" in p for p in binder_check.banner_problems(no_vm, knobs, True))
+
+
+def test_a_lab_slower_than_three_minutes_fails_the_check():
+    assert binder_check.time_problems({"01_calloc": 120.0, "05_host": 179.0, "00_start": 400.0}) == []
+    assert binder_check.time_problems({"02_page_cache": 181.0}) == ["02_page_cache: 181 s, more than 180 s"]
+    assert binder_check.time_problems({"03_compaction": None}) == ["03_compaction: no duration recorded"]
 
 
 def test_boot_kernels_are_made_root_only_and_restored(tmp_path, monkeypatch):

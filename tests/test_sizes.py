@@ -70,3 +70,9 @@ def test_one_formatter_in_every_unit_and_style():
 def test_significant_digits_read_a_config_value_back(n, shown):
     from reclaimlab.units import format_size
     assert format_size(n, significant=3, largest="GiB") == shown
+
+
+def test_a_small_negative_size_rounded_to_zero_has_no_sign():
+    from reclaimlab.units import format_kib
+    assert format_kib(-300, "MiB", digits=0, grouping=True) == "0 MiB"
+    assert format_kib(-1536, "MiB", digits=0, grouping=True) == "-2 MiB"

@@ -157,7 +157,10 @@ def format_size(size_bytes: int | float | None, unit: str | None = None, *, digi
     else:
         places_spec = "g" if places is None else f".{places}f"
     spec = ("," if grouping else "") + places_spec
-    return f"{sign}{n / factor:{spec}} {unit}"
+    text = f"{n / factor:{spec}}"
+    if not any(c in "123456789" for c in text):  # -0.3 MiB shown in whole MiB is "0 MiB", not "-0 MiB"
+        sign = ""
+    return f"{sign}{text} {unit}"
 
 
 def format_kib(kib: int | float | None, unit: str | None = None, **how: Any) -> str:

@@ -50,6 +50,15 @@ def consent_notice(mode: str, allow_system_changes: bool, env=None) -> str | Non
             f"to see their recordings")
 
 
+def takes_guest(notebook: Path) -> bool:
+    """Whether the lab's parameters cell sets `guest` (labs 01-04), so --guest is passed to it."""
+    import json
+    cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
+    return any("parameters" in (c.get("metadata", {}).get("tags") or []) and
+               any(line.startswith("guest =") for line in "".join(c.get("source", "")).splitlines())
+               for c in cells)
+
+
 def execute_lab(notebook: Path, out_dir: Path, mode: str, extra: dict | None = None, *,
                 allow_system_changes: bool = False) -> tuple[float, int]:
     """Run one lab; return (seconds, bytes of the executed copy). Raises click.ClickException on failure."""
@@ -75,11 +84,15 @@ def execute_lab(notebook: Path, out_dir: Path, mode: str, extra: dict | None = N
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where executed copies go [default: build/labs/<mode>].")
 @click.option("--only", multiple=True, help="Run only labs whose name starts with this (repeatable), e.g. --only 01.")
+@click.option("--guest", type=click.Choice(("auto", "local", "vm")), default=None,
+              help="Where labs with a `guest` parameter run live: auto (here, else the kit's VM, else a recording), "
+                   "local, or vm [default: each lab's own, auto].")
 @click.option("--allow-system-changes", is_flag=True,
               help="Let live runs turn system-wide knobs: drop_caches, compaction, reclaim (root, on a machine "
                    "that is yours; never on a shared one). Without it (and without RECLAIMLAB_ALLOW_SYSTEM_CHANGES=1), "
                    "--mode live stops at the first lab that turns them, saying why; --mode auto shows their recordings.")
-def labs_command(mode: str, out_dir: Path | None, only: tuple[str, ...], allow_system_changes: bool) -> None:
+def labs_command(mode: str, out_dir: Path | None, only: tuple[str, ...], allow_system_changes: bool,
+                 guest: str | None = None) -> None:
     """Execute every lab with papermill and report each one's time and size."""
     directory = labs_dir()
     notebooks = lab_notebooks(directory, only)
@@ -97,7 +110,8 @@ def labs_command(mode: str, out_dir: Path | None, only: tuple[str, ...], allow_s
     for nb in notebooks:
         click.echo(f"{nb.name:<32} ", nl=False)
         sys.stdout.flush()
-        seconds, size = execute_lab(nb, out_dir, mode, allow_system_changes=allow_system_changes)
+        extra = {"guest": guest} if guest is not None and takes_guest(nb) else None
+        seconds, size = execute_lab(nb, out_dir, mode, extra, allow_system_changes=allow_system_changes)
         total_s += seconds
         click.echo(f"ok  {seconds:6.1f} s  {size / 1e6:5.2f} MB")
     click.echo(f"{len(notebooks)} labs passed in {total_s:.1f} s ({mode} mode); executed copies in {out_dir}")

@@ -45,8 +45,15 @@ def status_html(ctx: Any) -> str:
                                                      "recorded": " (shipped recordings only)"}[ctx.mode]
                    + ("" if getattr(ctx, "mode_source", None) in (None, "the lab's mode parameter")
                       else f"; set by {ctx.mode_source}")))
+    choice = getattr(ctx, "guest_choice", "auto")
+    rows.append(("Guest asked for", choice + {"auto": " (this machine where it may and sees its host's side, else the "
+                                                     "kit's VM, else a recording)",
+                                             "local": " (this machine only)", "vm": " (the kit's own VM only)"}[choice]))
     for name, (how, why) in ctx.plan.items():
         label = LABELS.get(how, how.upper())
+        placed = getattr(ctx, "placements", {}).get(name)
+        if placed is not None and placed.place == "vm" and how == "live":
+            label += " in the kit's VM"
         rows.append((f"Experiment {name}", f"<b>{label}</b>: {_e(why)}"))
     source = consent_source(ctx.allow_arg)
     switch = (f"ON ({source})" if source else

@@ -9,6 +9,16 @@ from ..probe import consent
 from ..experiments.registry import MODES  # the one place the modes are named
 from ..recording.recording import Recording
 from . import banner as _banner, output, params as _params, plan as _plan
+from .placement import GUEST_CHOICES, Placement
+
+
+# Each experiment in the kit's VM boots a guest of its own (~3-8 s under TCG), not one per lab: lab 01's
+# refault measures a first touch of memory the host has never backed, which a guest that has just run
+# calloc-reclaim no longer has (the host keeps ~6 % of what it touched, and its free lists are warm); lab
+# 03's order-5 and order-9 runs need different kernel command lines; labs 02 and 03 run one experiment.
+# Where a lab's experiment runs in the kit's VM, the VM takes the steps the lab tells (lab 05 runs the
+# VM's own defaults): lab 02 drops the caches level by level, as its local run does.
+VM_STEPS: dict[str, dict[str, Any]] = {"page-cache": {"drop_levels": "1,2,3"}}
 
 
 @dataclass
@@ -25,6 +35,8 @@ class LabContext:
     guest_note: str | None = None                              # why `guest` is None
     plan: dict[str, tuple[str, str]] = field(default_factory=dict)  # experiment -> (live|recorded|refused, why)
     recordings: dict[str, str] = field(default_factory=dict)  # replay key -> recording folder (see setup)
+    guest_choice: str = "auto"                                 # the lab's `guest` parameter: auto | local | vm
+    placements: dict[str, Placement] = field(default_factory=dict)  # experiment -> where it runs (plan's source)
     mode_source: str = "the lab's mode parameter"               # where `mode` came from (see setup)
 
     @property
@@ -53,10 +65,18 @@ class LabContext:
             except Exception:  # the registry could not load: run() below says why
                 pass
         planned = self.plan.get(name, ("", ""))[0]
+        where = self.placements[name].place if name in self.placements else "local"
         if planned == "live" and self.mode != "recorded":
-            print(f"▶ {name}: running live on this machine, please wait…", flush=True)
-        rec = experiments.run(name, mode=self.mode, allow_system_changes=self.allow_arg, quiet=True,
+            print(f"▶ {name}: running live " + ("in the kit's own VM (it boots first; under software emulation "
+                                                "this takes a minute or two), please wait…" if where == "vm" else
+                                                "on this machine, please wait…"), flush=True)
+        if where == "vm":
+            params = {**VM_STEPS.get(name, {}), **params}
+        rec = experiments.run(name, mode=self.mode, guest=where, allow_system_changes=self.allow_arg, quiet=True,
                               recordings=self.recordings, guest_info=self.guest, **params)
+        placed = self.placements.get(name)
+        if placed is not None and placed.how == "live" and not rec.is_recorded:
+            rec.why_shown = placed.why  # the lab's reason for this place, which is what the banner says
         if show_banner:
             _banner.banner(rec, requested=params)
         return rec
@@ -91,7 +111,7 @@ def _mode_and_source(mode: Any, env: Any) -> tuple[str, str]:
 
 
 def setup(mode: str = "auto", allow_system_changes: bool = False, presenter: bool = False,
-          sample_hz: float | None = None, experiments: Iterable[str] = (), *, show: bool = True,
+          sample_hz: float | None = None, experiments: Iterable[str] = (), guest: str = "auto", *, show: bool = True,
           recordings: dict[str, str] | None = None, **sizes: Any) -> LabContext:
     """Validate a lab's parameters, switch on offline charts, probe this guest, show the status.
 
@@ -103,6 +123,9 @@ def setup(mode: str = "auto", allow_system_changes: bool = False, presenter: boo
     presenter: larger chart fonts for a projector.
     sample_hz: samples per second for live runs (None: the experiment's default).
     experiments: the experiments this lab runs, to say for each whether it will be live or recorded.
+    guest: where live runs go: "auto" (this machine where it may and sees its host's side, else the kit's
+        VM where QEMU and a guest kernel are here, else the recording), "local" (this machine only) or
+        "vm" (the kit's VM only; sizes are scaled to the VM, with a notice).
     recordings: {experiment: recording folder} to replay instead of running, e.g. an instructor's own
         `reclaimlab record` from a WSL 2 laptop ({} or None: none). A key may be "vm:<experiment>" for
         the kit's VM and end with ":<parameter>=<value>" to pick one run, e.g. "auto-reclaim:policy=dropCache".
@@ -113,6 +136,7 @@ def setup(mode: str = "auto", allow_system_changes: bool = False, presenter: boo
     allow = _params.check_bool("allow_system_changes", allow_system_changes)
     presenter = _params.check_bool("presenter", presenter)
     hz = _params.check_hz(sample_hz)
+    guest = _params.check_choice("guest", guest, GUEST_CHOICES)
     if isinstance(experiments, str):
         experiments = [experiments]
     size_text = {name: value for name, value in sizes.items()}
@@ -124,10 +148,13 @@ def setup(mode: str = "auto", allow_system_changes: bool = False, presenter: boo
     info, note = probe_guest()
     ctx = LabContext(mode=mode, allow_system_changes=allow, presenter=presenter, sample_hz=hz,
                      sizes={k: str(v) for k, v in size_text.items()}, size_bytes=size_bytes,
-                     guest=info, guest_note=note, mode_source=mode_source)
+                     guest=info, guest_note=note, mode_source=mode_source, guest_choice=guest)
     ctx.recordings = _params.check_recordings(recordings)
-    ctx.plan = {name: _plan.replay_plan(name, ctx.recordings) or _plan.experiment_plan(name, mode, ctx.allow_arg, info)
-                for name in experiments}
+    for name in experiments:
+        replayed = _plan.replay_plan(name, ctx.recordings)
+        ctx.placements[name] = (Placement(replayed[0], "vm" if guest == "vm" else "local", replayed[1]) if replayed else
+                                _plan.place(name, mode, ctx.allow_arg, guest, info))
+    ctx.plan = {name: (p.how, p.why) for name, p in ctx.placements.items()}
     if show:
         output.display_html(_banner.status_html(ctx))
     return ctx

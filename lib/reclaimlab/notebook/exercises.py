@@ -97,7 +97,8 @@ def _show(fb: Feedback) -> None:
 def live_labs(rows: list[tuple[str, str, str]]) -> list[int]:
     """The labs with at least one experiment LIVE on this machine, from `lab.lab_rows(ctx)`:
     (lab "01 · ...", "experiment: LIVE; ...", why) rows."""
-    return sorted(int(name[:2]) for name, runs, _ in rows if any(part.endswith(": LIVE") for part in runs.split("; ")))
+    return sorted(int(name[:2]) for name, runs, _ in rows if any(part.endswith(": LIVE") or ": LIVE in the kit's VM" in part
+                                                                    for part in runs.split("; ")))
 
 
 def _answer_labs(answer: Any) -> list[int]:

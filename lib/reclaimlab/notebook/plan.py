@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from .params import experiment_of
+from .placement import Facts, Placement, decide
 
 # Which experiments each lab runs (lab 05 runs them in the kit's own VM).
 LAB_EXPERIMENTS: dict[str, tuple[str, ...]] = {
@@ -41,6 +42,38 @@ def experiment_plan(name: str, mode: str, allow: bool | None, guest_info: Any = 
     return "recorded", blocker
 
 
+def vm_blocker() -> str | None:
+    """Why the kit's VM cannot run here (None: it can): the doctor's verdict, `vm.live_status`."""
+    try:
+        from ..vm import live_status
+        status = live_status()
+    except Exception as exc:
+        return f"the kit's VM could not be checked ({type(exc).__name__}: {exc})"
+    return None if status is None or status.live else status.reason
+
+
+def has_vm_version(name: str) -> bool:
+    try:
+        from ..vm.experiments import DEFAULTS
+    except Exception:
+        return False
+    return name in DEFAULTS
+
+
+def place(name: str, mode: str, allow: bool | None, guest: str = "auto", info: Any = None) -> Placement:
+    """Where experiment `name` runs in this lab (placement.decide on this machine's facts).
+    `info`: the probe's GuestInfo where setup has it (its host views), else None (assumed to have one)."""
+    if mode == "recorded":
+        return decide(Facts(mode=mode, guest=guest, local_blocker=None, local_host_view=True, vm_blocker=None,
+                            has_vm=has_vm_version(name)))
+    local = None if guest == "vm" else experiment_plan(name, "auto", allow, info)
+    local_blocker = None if local is None or local[0] == "live" else local[1]
+    host_view = True if info is None else bool(getattr(info, "host_views", True))
+    vm = vm_blocker() if guest == "vm" or (guest == "auto" and (local_blocker or not host_view)) else None
+    return decide(Facts(mode=mode, guest=guest, local_blocker=local_blocker, local_host_view=host_view,
+                        vm_blocker=vm, has_vm=has_vm_version(name)))
+
+
 def vm_plan(mode: str) -> tuple[str, str]:
     """(live | recorded, why) for the kit's VM (lab 05)."""
     if mode == "recorded":
@@ -59,13 +92,18 @@ def lab_rows(ctx: Any) -> list[tuple[str, str, str]]:
     for name, exps in LAB_EXPERIMENTS.items():
         parts, whys = [], []
         for exp in exps:
+            placed = None
             if exp == "vm":
                 how, why = vm_plan(ctx.mode)
                 exp = "the kit's VM"
             else:
-                how, why = (ctx.plan.get(exp) or replay_plan(exp, ctx.recordings)
-                            or experiment_plan(exp, ctx.mode, ctx.allow_arg, ctx.guest))
-            label = LABELS.get(how, how)
+                placed = getattr(ctx, "placements", {}).get(exp)
+                if placed is None and exp not in ctx.plan and not replay_plan(exp, ctx.recordings):
+                    placed = place(exp, ctx.mode, ctx.allow_arg, getattr(ctx, "guest_choice", "auto"), ctx.guest)
+                how, why = ((placed.how, placed.why) if placed else
+                            ctx.plan.get(exp) or replay_plan(exp, ctx.recordings) or ("recorded", "?"))
+            label = LABELS.get(how, how) + (" in the kit's VM" if placed and placed.how == "live"
+                                            and placed.place == "vm" else "")
             parts.append(f"{exp}: {label}")
             whys.append(why)
         rows.append((name, "; ".join(parts), "; ".join(dict.fromkeys(whys))))

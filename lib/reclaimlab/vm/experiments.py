@@ -23,7 +23,9 @@ COMMON = {"baseline_s": 1.0, "tail_s": 1.0, "sample_hz": 10.0}
 DEFAULTS: dict[str, dict[str, Any]] = {
     "calloc-reclaim": {**COMMON, "hold_s": 1.0, "observe_s": 15.0},
     "refault": {**COMMON, "wait_for_report_s": 15.0},
-    "page-cache": {**COMMON, "hold_s": 1.0, "observe_s": 15.0},
+    # drop_levels: "3" drops everything at once (lab 05); "1,2,3" drops in lab 02's steps (the file's clean
+    # pages, then the slab, then both), watching the host after the first
+    "page-cache": {**COMMON, "hold_s": 1.0, "observe_s": 15.0, "drop_levels": "3"},
     # keep_every: the fragmenter keeps one 4 KiB page in this many (3: holes of 8 KiB, below any
     # reporting order; 64: holes of 252 KiB, above order 5's 128 KiB and below order 9's 2 MiB)
     "compaction": {**COMMON, "observe_s": 8.0, "keep_every": 3},
@@ -141,10 +143,27 @@ def page_cache(run: VmSampler, size: int, p: dict[str, Any]) -> None:
     run.step("read_file", "cached", "read_file")
     _wait(p["hold_s"])
     run.results["drop_caches_host_peak_kib"] = peak = run.host_rss_kib() or base
-    run.step("drop_caches", "3", "drop_caches", 3)
-    _observe_return(run, base, peak - base, p["observe_s"], "drop_caches")
+    levels = drop_levels(p["drop_levels"])
+    for i, level in enumerate(levels):
+        run.step("drop_caches", str(level), "drop_caches", level)
+        if i == 0:
+            _observe_return(run, base, peak - base, p["observe_s"], "drop_caches")
+        else:
+            _wait(p["hold_s"])
     run.step("read_file", "cold", "read_file")  # from the disk again: the cache is refilled
     run.step("rm_file", "", "rm_file")
+
+
+def drop_levels(text: Any) -> list[int]:
+    """"1,2,3" -> [1, 2, 3]: the drop_caches levels of a page-cache run, each 1, 2 or 3, in order."""
+    try:
+        levels = [int(x) for x in str(text).replace(" ", "").split(",") if x]
+    except ValueError:
+        levels = []
+    if not levels or any(lv not in (1, 2, 3) for lv in levels):
+        raise VmExperimentError(f"page-cache: drop_levels={text!r} is not valid; give drop_caches levels 1, 2 or 3 "
+                                f"separated by commas, e.g. \"3\" or \"1,2,3\"")
+    return levels
 
 
 def compaction(run: VmSampler, size: int, p: dict[str, Any]) -> None:
@@ -196,6 +215,8 @@ def run_vm_experiment(name: str, reporting: bool = True, size_bytes: int | None 
         raise VmExperimentError(f"{name}: unknown parameter(s) {', '.join(unknown)}; valid: "
                                 f"{', '.join(f'{k} (default {v!r})' for k, v in DEFAULTS[name].items())}")
     p = {**DEFAULTS[name], **params}
+    if name == "page-cache":
+        drop_levels(p["drop_levels"])  # refuse a bad one before the VM boots
     say = (lambda _m: None) if quiet else (lambda m: print(f"  {m}", flush=True))
     own = machine is None
     if own:

@@ -25,8 +25,30 @@ def size_kib(rec: Recording) -> float:
     return size / 1024
 
 
+VM_WHO = "the guest's AnonPages: the agent is the VM's only program"
+
+
+def in_vm(rec: Recording) -> bool:
+    """A run in the kit's VM: its host view is QEMU's resident memory, and its agent is the guest's one program."""
+    return rec.meta.get("guest_kind") == "kit-vm"
+
+
+def _own_vm(rec: Recording, step: str) -> float | None:
+    """In the kit's VM the agent allocates and nothing else runs: the guest's AnonPages at each step."""
+    try:
+        t = {"before": analysis.when(rec, "calloc"), "calloc": analysis.when(rec, "touch"),
+             "touch": analysis.when(rec, "free"),
+             "free": analysis.when(rec, "free") + (rec.meta.get("results", {}).get("free_s") or 0) + AFTER_FREE_S}[step]
+    except KeyError:
+        return None
+    value = analysis.value_at(rec, "anon_kib", t)
+    return None if math.isnan(value) else value
+
+
 def _own(rec: Recording, step: str) -> tuple[float | None, str]:
     """Our workload's memory (KiB) right after `step` ("before", "calloc", "touch", "free"), and whose figure."""
+    if in_vm(rec):
+        return _own_vm(rec, step), VM_WHO
     res = rec.meta.get("results", {})
     cg = res.get("cgroup_before_kib" if step == "before" else f"{step}_cgroup_kib")
     if cg is not None and res.get("calloc_cgroup_kib") is not None:
@@ -65,7 +87,10 @@ def touch(rec: Recording) -> Claim:
     """How much of the buffer the writes committed, and how fast."""
     size = size_kib(rec)
     change, who = _change(rec, "calloc", "touch")
-    gbps = rec.meta.get("results", {}).get("touch_gb_per_s")
+    res = rec.meta.get("results", {})
+    gbps = res.get("touch_gb_per_s")
+    if not gbps and in_vm(rec) and res.get("touch_s"):  # the kit's VM times the agent's touch
+        gbps = size * 1024 / 1e9 / max(float(res["touch_s"]), 1e-3)
     speed = f"{gbps:.2f} GB/s" if gbps else "a speed not recorded"
     sentences = {
         "nearly_all": "Writing every byte committed it: our allocator ({who}) grew by **{change}**, "
@@ -123,7 +148,12 @@ def whole_guest(rec: Recording) -> Claim:
                 "{own_calloc}, {own_touch} and {own_free}: **other programs were allocating or freeing meanwhile** "
                 "(up to {worst} apart). That is why this lab quotes the workload's own figures.",
         "not_measurable": "This recording has no whole-guest anonymous memory to compare with.",
+        "one_program": "In the kit's VM the agent is the guest's only program, so the figures above are the whole "
+                       "guest's: no other program allocated or freed beside it.",
     }
+    if in_vm(rec):
+        return claim("calloc_reclaim.whole_guest", "one_program" if _own_vm(rec, "free") is not None
+                     else "not_measurable", sentences)
     own_c, _ = _change(rec, "before", "calloc")
     own_t, _ = _change(rec, "calloc", "touch")
     own_f, _ = _change(rec, "touch", "free")
@@ -160,6 +190,8 @@ def reporting(rec: Recording) -> Claim:
         "stalled": "The host got back only **{reported}** ({share:.0%} of the buffer) in the {observed} watched: "
                    "free page reporting was on, but stalled. {why} {try_}",
     }
+    if in_vm(rec) and analysis.has(rec, "host_vm_rss_kib"):
+        return _reporting_vm(rec)
     if "host_reported_kib" not in rec.samples.columns or rec.samples["host_reported_kib"].isna().all():
         return claim("calloc_reclaim.reporting", "no_host_view", sentences)
     t_free, t_end = analysis.when(rec, "free"), _end_s(rec)
@@ -179,6 +211,65 @@ def reporting(rec: Recording) -> Claim:
                  reported_kib=reported, **evidence)
 
 
+def _reporting_switch(rec: Recording) -> str:
+    on = (rec.meta.get("parameters") or {}).get("reporting", rec.meta.get("free_page_reporting"))
+    return {True: "on", False: "off", "on": "on", "off": "off"}.get(on, "in an unknown state")
+
+
+def _reporting_vm(rec: Recording) -> Claim:
+    """In the kit's VM the host's view is QEMU's resident memory: how much of what the touch added fell after free."""
+    sentences = {
+        "returned": "The host got it back: QEMU's resident memory (the host's view of this VM) fell by **{returned}** "
+                    "after `free`, {share:.0%} of what the touch had added to it, within {observed} (free page "
+                    "reporting {switch}).",
+        "partial": "QEMU's resident memory (the host's view of this VM) fell by **{returned}** after `free`, "
+                   "{share:.0%} of what the touch had added, in the {observed} watched (free page reporting "
+                   "{switch}): the host had not got all of it back.",
+        "stalled": "QEMU's resident memory (the host's view of this VM) fell by only **{returned}** after `free`, "
+                   "{share:.0%} of what the touch had added, in the {observed} watched (free page reporting "
+                   "{switch}): the guest's free memory stayed with the host.",
+        "not_measurable": "This run in the kit's VM did not record QEMU's resident memory before `free`.",
+    }
+    r = rec.meta.get("results", {})
+    peak, touched = r.get("free_host_peak_kib"), r.get("touched_host_kib")
+    if peak is None or not touched or touched <= 0:
+        return claim("calloc_reclaim.reporting", "not_measurable", sentences)
+    t_free, t_end = analysis.when(rec, "free"), _end_s(rec)
+    returned = peak - analysis.value_at(rec, "host_vm_rss_kib", t_end)
+    share = returned / touched
+    verdict = ("returned" if share >= THRESHOLDS["reported_enough_share"] else
+               "partial" if share >= THRESHOLDS["share_most"] else "stalled")
+    return claim("calloc_reclaim.reporting", verdict, sentences, value=share, unit="share",
+                 returned=analysis.mib(max(returned, 0)), share=max(share, 0), observed=f"{t_end - t_free:.0f} s",
+                 switch=_reporting_switch(rec), reported_kib=returned, touched_host_kib=touched)
+
+
+def _batches_vm(rec: Recording, sentences: dict[str, str]) -> Claim:
+    """The falls of QEMU's resident memory after free: the batches the host took back, as it sees them."""
+    from .vm import falls
+    sentences = {**sentences,
+                 "none": "QEMU's resident memory (the host's view of this VM) did not fall after `free` in this run "
+                         f"(free page reporting {_reporting_switch(rec)}).",
+                 "sooner": "The host's view (QEMU's resident memory) first fell **{first:.1f} s** after `free`, sooner "
+                           "than the documented 2 s: an earlier free in the guest can start the 2 s clock. "
+                           "{batches_cap} in all, the first included{gaps}: {sizes}. {blocks}"}
+    t_free = analysis.when(rec, "free")
+    f = falls(rec, "host_vm_rss_kib", t_free)
+    if not len(f):
+        return claim("calloc_reclaim.batches", "none", sentences)
+    first = float(f["after_s"].iloc[0])
+    gaps_s = f["after_s"].diff().dropna()
+    verdict = ("sooner" if first < THRESHOLDS["report_delay_early_s"] else
+               "later" if first > THRESHOLDS["report_delay_late_s"] else "as_documented")
+    blocks = ("Here the host's view is QEMU's resident memory falling, so each batch is what QEMU dropped as "
+              "the reports reached it.")
+    return claim("calloc_reclaim.batches", verdict, sentences, value=first, unit="s", first=first, n=len(f),
+                 batches=_count(len(f)), batches_cap=_count(len(f)).capitalize(),
+                 gaps=f", typically {gaps_s.median():.1f} s apart" if len(gaps_s) else "",
+                 sizes=", ".join(f"{m:,.0f} MiB" for m in f["MiB"]), blocks=blocks,
+                 batch_kib=[float(m) * 1024 for m in f["MiB"]], page_reporting_order=rec.meta.get("page_reporting_order"))
+
+
 def batches(rec: Recording) -> Claim:
     """When the first report came after free, and in what batches (whole blocks of the reporting order?)."""
     sentences = {
@@ -192,6 +283,8 @@ def batches(rec: Recording) -> Claim:
         "later": "The first report came **{first:.1f} s** after `free`, later than the documented 2 s: the reporting "
                  "work waits its turn for a CPU, late on a busy guest. {batches_cap} in all, the first included{gaps}: {sizes}. {blocks}",
     }
+    if in_vm(rec) and analysis.has(rec, "host_vm_rss_kib"):
+        return _batches_vm(rec, sentences)
     if "host_reported_kib" not in rec.samples.columns:
         return claim("calloc_reclaim.batches", "no_host_view", sentences)
     t_free = analysis.when(rec, "free")
