@@ -10,7 +10,8 @@
    (cgroup v1 memory.limit_in_bytes, or v2 memory.max where cgroup2 has the memory controller).
 4. Asserts: every lab passed with a duration (whether each of labs 01-05 took at most 3 minutes,
    papermill's duration with the VM's boots, is a goal it prints, not a pass line); nothing in the
-   cgroup was OOM-killed; where QEMU is installed, every experiment of labs 01-03 and 05 runs LIVE in the kit's own VM (calloc-reclaim's 3 GB scaled down to the VM, with a
+   cgroup was OOM-killed; where QEMU is installed, every experiment of labs 01-03 and 05 with a
+   version in the kit's VM runs LIVE there (calloc-reclaim's 3 GB scaled down to the VM, with a
    notice) and lab 04's auto-reclaim, which has no version in the VM, stays RECORDED for the
    shared-machine reason; without QEMU, knob experiments are RECORDED for that reason and allocation
    experiments LIVE in the container, scaled down to the limit.
