@@ -146,6 +146,10 @@ RESULTS: dict[str, dict[str, str]] = {
         "reclaimed_kib": "KiB", "actions": "list", "errors": "list", "fill_cache_s": "s",
         "reclaim_method_available": "text", "reclaim_requests": "list", "report_settled_s": "s",
         "idle_share": "share", "guest_busy_share_baseline": "share", "page_reporting_order": "order",
+        # in the kit's VM (wsl/vm_autoreclaim.py): the root cgroup's real memory.reclaim, the gate at every poll
+        "host_rss_before_kib": "KiB", "host_rss_idle_kib": "KiB", "host_rss_after_kib": "KiB",
+        "cache_idle_kib": "KiB", "cache_after_kib": "KiB", "swappiness_refused": "bool", "guest_swap_kib": "KiB",
+        "reclaim_eagain": "count", "polls": "count", "idle_polls": "count", "poll_busy_shares": "list",
     },
     "watch": {},
     "dashboard": {},
