@@ -141,7 +141,7 @@ class VmGuest:
 
 DEFAULTS: dict[str, Any] = {"policy": "gradual", "variant": "newer", "time_scale": 1.0, "idle_share": 0.0,
                             "size": "1GiB", "observe_s": 200.0, "baseline_s": 10.0, "tail_s": 20.0,
-                            "sample_hz": 2.0}
+                            "sample_hz": 2.0, "maps": True}
 
 
 def run_vm_autoreclaim(policy: str = "gradual", variant: str = "newer", *, machine: Machine | None = None,
@@ -201,6 +201,27 @@ def _swap_kib(machine: Machine) -> int | None:
     return None
 
 
+def _maps(run, label: str) -> None:
+    """The guest's and the host's map of physical memory now (vm.guestmap.read_maps), folded to KiB per class
+    into results[...][label]: what the guest holds as page cache, what it has reported, what QEMU holds."""
+    from ..probe.physmap import FrameClass
+    from ..vm import guestmap, hostmap
+
+    res = run.results
+    try:
+        guest, host, _took = guestmap.read_maps(run.machine)
+    except (hostmap.HostMapError, OSError, ValueError) as exc:
+        run.notices.append(f"no map of physical memory at {label}: {exc}")
+        return
+    agree = hostmap.agreement(guest, host)
+    block_kib = guest.kib(guest.block_pages)
+    for key, value in (("guest_map_file_kib", guest.kib(guest.pages(FrameClass.FILE))),
+                       ("guest_map_reported_kib", guest.kib(guest.pages(FrameClass.FREE_REPORTED))),
+                       ("host_map_resident_kib", host.resident_kib),
+                       ("maps_reported_and_empty_kib", agree.both * block_kib)):
+        res.setdefault(key, {})[label] = value
+
+
 def _script(run, guest: VmGuest, pol: Policy, size: int, p: dict[str, Any], say) -> None:
     machine = guest.machine
     if not machine.hello or machine.hello.fields.get("disk") != "yes":
@@ -218,6 +239,8 @@ def _script(run, guest: VmGuest, pol: Policy, size: int, p: dict[str, Any], say)
     machine.command("sync", timeout_s=600.0)
     machine.command("read_file", timeout_s=600.0)
     res["fill_cache_s"] = round(run.now_s() - t0, 3)
+    if p["maps"]:
+        _maps(run, "idle")   # before the baseline: reading the map is work the gate would see
     # the gate's baseline: the VM's own busy CPU (WSL's newer definition) once the workload is done
     a = guest.read_cpu()
     time.sleep(max(1.0, float(p["baseline_s"])))
@@ -269,5 +292,7 @@ def _script(run, guest: VmGuest, pol: Policy, size: int, p: dict[str, Any], say)
     r = guest.reading()
     res["cache_after_kib"] = r.reclaimable_cache_kib
     res["host_rss_after_kib"] = run.host_rss_kib()
+    if p["maps"]:
+        _maps(run, "after")
     say(f"after: cache {format_size(r.reclaimable_cache_kib * KIB)}, QEMU RSS "
         f"{format_size((res['host_rss_after_kib'] or 0) * KIB)}; actions {res['actions']}; errors {res['errors']}")
