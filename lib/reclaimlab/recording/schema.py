@@ -150,6 +150,7 @@ RESULTS: dict[str, dict[str, str]] = {
         "host_rss_before_kib": "KiB", "host_rss_idle_kib": "KiB", "host_rss_after_kib": "KiB",
         "cache_idle_kib": "KiB", "cache_after_kib": "KiB", "swappiness_refused": "bool", "guest_swap_kib": "KiB",
         "reclaim_eagain": "count", "polls": "count", "idle_polls": "count", "poll_busy_shares": "list",
+        "poll_user_shares": "list", "action_longest_s": "s",
         # the maps of physical memory at the idle mark and after the tail (vm.guestmap.read_maps), by label
         "guest_map_file_kib": "KiB by label", "guest_map_reported_kib": "KiB by label",
         "host_map_resident_kib": "KiB by label", "maps_reported_and_empty_kib": "KiB by label",

@@ -78,6 +78,7 @@ class VmGuest:
         self._mark = mark
         self.exclude_agent = exclude_agent
         self.swappiness_refused: bool | None = None    # None until a file-only reclaim was tried
+        self.longest_action_s = 0.0                     # the longest drop or reclaim, from its start to its mark
 
     def reading(self) -> Reading:
         return parse_reading(self.machine.command("observe", timeout_s=30.0).detail)
@@ -100,6 +101,7 @@ class VmGuest:
         return self.reading().refault_file_pages
 
     def apply(self, action: Action) -> object:
+        t0 = time.monotonic()
         if isinstance(action, DropCaches):
             result = self.machine.command("drop_caches", action.level, timeout_s=120.0)
             detail = str(action.level)
@@ -112,6 +114,8 @@ class VmGuest:
                       f"({result.request}{', EAGAIN' if result.eagain else ''})")
         else:
             raise TypeError(f"not an autoreclaim action: {action!r}")
+        if action.kind in ("drop_caches", "reclaim"):   # the event is marked at its end; findings read across it
+            self.longest_action_s = max(self.longest_action_s, time.monotonic() - t0)
         if self._mark is not None:
             self._mark(action.kind, detail)
         return result
@@ -140,7 +144,7 @@ class VmGuest:
 # ----------------------------------------------------------------------------- the experiment
 
 DEFAULTS: dict[str, Any] = {"policy": "gradual", "variant": "newer", "time_scale": 1.0, "idle_share": 0.0,
-                            "size": "1GiB", "observe_s": 200.0, "baseline_s": 10.0, "tail_s": 20.0,
+                            "size": "1.5GB", "observe_s": 230.0, "baseline_s": 10.0, "tail_s": 20.0,
                             "sample_hz": 2.0, "maps": True}
 
 
@@ -253,10 +257,12 @@ def _script(run, guest: VmGuest, pol: Policy, size: int, p: dict[str, Any], say)
     say(f"idle: guest busy {res['guest_busy_share_baseline']:.2%}, cache {format_size(r.reclaimable_cache_kib * KIB)}, "
         f"QEMU RSS {format_size((res['host_rss_idle_kib'] or 0) * KIB)}")
     acted: list[int] = []
-    busy: list[float | None] = []   # the gate's figure at every poll: the guest's busy share of that interval
+    # the gates' figures at every poll: the guest's busy share (newer) and user share (released) of that interval
+    busy: list[float | None] = []
+    user: list[float | None] = []
     daemon = Daemon(pol, lambda action: _apply(action), observe_fn=guest.observe, read_cpu=guest.read_cpu,
                     read_refaults_fn=guest.read_refaults,
-                    on_tick=lambda tick, obs: busy.append(obs.busy_cpu_fraction))
+                    on_tick=lambda tick, obs: (busy.append(obs.busy_cpu_fraction), user.append(obs.user_cpu_fraction)))
 
     def _apply(action: Action) -> object:
         if action.kind in ("drop_caches", "reclaim"):
@@ -270,16 +276,19 @@ def _script(run, guest: VmGuest, pol: Policy, size: int, p: dict[str, Any], say)
             time.sleep(0.5)
             if not acted or len(daemon.ticks) <= acted[-1]:
                 continue
-            # done: a drop happened, or the poll after the last step asked for no more, or the cache is gone
+            # done: a drop happened, or an IDLE poll after the last step asked for no more (the policy's own
+            # stop: newer's floor, released's MemoryLow), or the cache is gone. A busy poll only pauses the steps.
             last_tick = daemon.ticks[-1]
             reclaims = [x for _, a, x in daemon.applied if a.kind == "reclaim"]
-            if (pol.effective_mode == "dropCache" or not any(a.kind == "reclaim" for a in last_tick.actions)
+            if (pol.effective_mode == "dropCache"
+                    or (last_tick.idle and not any(a.kind == "reclaim" for a in last_tick.actions))
                     or (reclaims and reclaims[-1].cache_after_kib < floor_kib)):
                 break
     reclaims = [x for _, a, x in daemon.applied if a.kind == "reclaim"]
     res["reclaimed_kib"] = sum(x.reclaimed_bytes for x in reclaims) // 1024
     res["method"] = reclaims[0].method if reclaims else None
     res["swappiness_refused"] = guest.swappiness_refused
+    res["action_longest_s"] = round(guest.longest_action_s, 3)
     res["reclaim_requests"] = [x.request for x in reclaims]
     res["reclaim_eagain"] = sum(x.eagain for x in reclaims)
     res["actions"] = [a.kind for _, a, _ in daemon.applied]
@@ -287,6 +296,7 @@ def _script(run, guest: VmGuest, pol: Policy, size: int, p: dict[str, Any], say)
     res["polls"] = len(daemon.ticks)
     res["idle_polls"] = sum(t.idle for t in daemon.ticks)
     res["poll_busy_shares"] = [None if b is None else round(b, 5) for b in busy]
+    res["poll_user_shares"] = [None if u is None else round(u, 5) for u in user]
     run.mark("tail", "after the last action: free page reporting finishes")
     time.sleep(float(p["tail_s"]))
     r = guest.reading()
