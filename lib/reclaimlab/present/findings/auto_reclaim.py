@@ -70,7 +70,8 @@ def fall_across_actions(rec: Recording, columns: tuple[str, ...], times: list[fl
     res, hz = rec.meta.get("results") or {}, rec.meta.get("sample_hz")
     before_s = _BEFORE_S + float(res.get("action_longest_s") or 0.0)
     after_s = max(_AFTER_S, 1.0 / hz + 0.1) if isinstance(hz, (int, float)) and hz > 0 else _AFTER_S
-    last_s = tail[0] - after_s if tail else math.inf
+    # (the kit's VM run deletes no file: its cache stays until the run ends, so no clamp at the tail there)
+    last_s = tail[0] - after_s if tail and rec.meta.get("guest_kind") != "kit-vm" else math.inf
     return sum(max(sum(analysis.change(rec, c, min(t + after_s, max(last_s, t)), t - before_s) for c in have), 0.0)
                for t in times)
 
