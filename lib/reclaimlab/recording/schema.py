@@ -165,6 +165,14 @@ RESULTS: dict[str, dict[str, str]] = {
         "pressure_zones": "list",
         # the busy loop beside the page cache (parameter busy > 0): its own CPU, a share of ONE CPU
         "busy_loop_cpu_share": "share", "busy_loop_wakes": "int", "busy_loop_late_wakes": "int",
+        # in the kit's VM (wsl/vm_autoreclaim.py): the root cgroup's real memory.reclaim, the gate at every poll
+        "host_rss_before_kib": "KiB", "host_rss_idle_kib": "KiB", "host_rss_after_kib": "KiB",
+        "cache_idle_kib": "KiB", "cache_after_kib": "KiB", "swappiness_refused": "bool", "guest_swap_kib": "KiB",
+        "reclaim_eagain": "count", "poll_busy_shares": "list",  # gate_polls, gate_idle_polls: above
+        "poll_user_shares": "list", "action_longest_s": "s",
+        # the maps of physical memory at the idle mark and after the tail (vm.guestmap.read_maps), by label
+        "guest_map_file_kib": "KiB by label", "guest_map_reported_kib": "KiB by label",
+        "host_map_resident_kib": "KiB by label", "maps_reported_and_empty_kib": "KiB by label",
     },
     "watch": {},
     "dashboard": {},

@@ -21,6 +21,16 @@
  *   sync                 sync(2)
  *   drop_caches <1|2|3>  sync, then write /proc/sys/vm/drop_caches
  *   compact              write 1 to /proc/sys/vm/compact_memory
+ *   reclaim <bytes> [swappiness]  write "<bytes>[ swappiness=<n>]" to /sys/fs/cgroup/memory.reclaim (the root
+ *                        cgroup of the cgroup2 mount, as WSL's RequestReclaim does); reply request=<what was
+ *                        written, blanks as '_'> eagain=<0|1> (EAGAIN: the kernel reclaimed less than asked,
+ *                        which WSL counts as success); err <strerror> (errno=<n>) for any other failure
+ *   observe              one reading for an autoMemoryReclaim policy: cpu=<the aggregate /proc/stat cpu
+ *                        line's first 8 fields, comma-separated> own=<this agent's utime,stime in ticks>
+ *                        and the /proc/meminfo fields MemTotal MemFree Cached Active(file) Inactive(file)
+ *                        SReclaimable in KiB as mem_total= mem_free= cached= active_file= inactive_file=
+ *                        sreclaimable=, psi_some_avg10=<x|none> (/proc/pressure/memory) and
+ *                        refault_file=<n|none> (/proc/vmstat workingset_refault_file)
  *   set <path> <value>   write a value to a file under /proc/sys/ or /sys/
  *   get <path>           read a file under /proc/ or /sys/; reply value=<text, blanks as '_'>
  *   snapshot <label>     send one B line (buddyinfo) with this label, then the ack
@@ -327,6 +337,46 @@ static void page_flags(long id, long t0) {
           frames, pl.runs, pl.lines, now_ms() - t0, kernel_ns / 1000000, memfree, before, after);
 }
 
+/* ---- autoMemoryReclaim observations (the host runs the policy, as WSL's init does in its guest) -- */
+
+#define RECLAIM_PATH "/sys/fs/cgroup/memory.reclaim"
+
+static long long meminfo_kib(const char *text, const char *key) {
+    size_t k = strlen(key);
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (!strncmp(p, key, k) && p[k] == ':') return strtoll(p + k + 1, NULL, 10);
+    return -1;
+}
+
+static void observe(long id, long t0) {
+    char stat[1024], mem[8192], psi[512], self[1024];
+    static char vm[16384];
+    unsigned long long c[8] = {0};
+    if (read_file_at("/proc/stat", stat, sizeof stat) <= 0 ||
+        sscanf(stat, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &c[0], &c[1], &c[2], &c[3], &c[4], &c[5], &c[6], &c[7]) < 4)
+        return reply(id, t0, "err", "/proc/stat: no aggregate cpu line");
+    if (read_file_at("/proc/meminfo", mem, sizeof mem) <= 0) return reply(id, t0, "err", "/proc/meminfo: %s", strerror(errno));
+    unsigned long long ut = 0, st = 0;
+    if (read_file_at("/proc/self/stat", self, sizeof self) > 0) {
+        char *rp = strrchr(self, ')'); /* fields after comm: state(3) ... utime(14) stime(15) */
+        if (rp) sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st);
+    }
+    char psi_s[32] = "none", ref_s[32] = "none";
+    if (read_file_at("/proc/pressure/memory", psi, sizeof psi) > 0) {
+        char *a = strstr(psi, "some avg10=");
+        if (a) { double v = strtod(a + 11, NULL); snprintf(psi_s, sizeof psi_s, "%.2f", v); }
+    }
+    if (read_file_at("/proc/vmstat", vm, sizeof vm) > 0) {
+        char *r = strstr(vm, "\nworkingset_refault_file ");
+        if (r) snprintf(ref_s, sizeof ref_s, "%llu", strtoull(r + 25, NULL, 10));
+    }
+    reply(id, t0, "ok", "cpu=%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu own=%llu,%llu mem_total=%lld mem_free=%lld cached=%lld "
+          "active_file=%lld inactive_file=%lld sreclaimable=%lld psi_some_avg10=%s refault_file=%s",
+          c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], ut, st, meminfo_kib(mem, "MemTotal"), meminfo_kib(mem, "MemFree"),
+          meminfo_kib(mem, "Cached"), meminfo_kib(mem, "Active(file)"), meminfo_kib(mem, "Inactive(file)"),
+          meminfo_kib(mem, "SReclaimable"), psi_s, ref_s);
+}
+
 /* ---- commands ---------------------------------------------------------------------------- */
 
 static unsigned char *buffer;      /* alloc/touch/free */
@@ -483,6 +533,25 @@ static void run_command(char *line) {
             return reply(id, t0, "err", "compact_memory: %s", strerror(errno));
         return reply(id, t0, "ok", "");
     }
+    if (!strcmp(verb, "reclaim")) {
+        char request[96];
+        unsigned long long n = arg ? strtoull(arg, NULL, 10) : 0;
+        if (!n) return reply(id, t0, "err", "reclaim needs a size in bytes");
+        if (arg2 && *arg2) {
+            int sw = atoi(arg2);
+            if (sw < 0 || sw > 200) return reply(id, t0, "err", "reclaim: swappiness must be 0..200");
+            snprintf(request, sizeof request, "%llu swappiness=%d", n, sw);
+        } else {
+            snprintf(request, sizeof request, "%llu", n);
+        }
+        int ok = write_text(RECLAIM_PATH, request) == 0;
+        int e = errno;
+        for (char *c = request; *c; c++) if (*c == ' ') *c = '_';
+        if (ok) return reply(id, t0, "ok", "request=%s eagain=0", request);
+        if (e == EAGAIN) return reply(id, t0, "ok", "request=%s eagain=1", request);
+        return reply(id, t0, "err", "%s %s: %s (errno=%d)", RECLAIM_PATH, request, strerror(e), e);
+    }
+    if (!strcmp(verb, "observe")) return observe(id, t0);
     if (!strcmp(verb, "set")) {
         if (!arg || !arg2) return reply(id, t0, "err", "set needs a path and a value");
         if (!under(arg, "/proc/sys/") && !under(arg, "/sys/"))

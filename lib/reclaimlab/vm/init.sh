@@ -7,6 +7,10 @@ export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+# cgroup2 at /sys/fs/cgroup, as WSL's mini_init mounts it (microsoft/WSL src/linux/init/main.cpp:4041 at
+# 3e27a6a: UtilMount(nullptr, CGROUP_MOUNTPOINT, "cgroup2", 0, nullptr)): its root cgroup's
+# memory.reclaim is what WSL's gradual autoMemoryReclaim writes (util.cpp:3532, RECLAIM_PATH).
+mount -t cgroup2 cgroup2 /sys/fs/cgroup || echo "reclaimlab-init: could not mount cgroup2"
 while read -r mod; do
   insmod "/lib/modules/$mod.ko" || echo "reclaimlab-init: insmod $mod failed"
 done < /modules.load

@@ -8,14 +8,17 @@ the host sends `<id> <verb> [args]`. Times are the guest's milliseconds since th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 from ..probe import procfs
 from .errors import VmProtocolError
 
+if TYPE_CHECKING:
+    from ..probe.procfs import CpuTimes
+
 PROTOCOL_VERSION = 1
 VERBS = ("alloc", "touch", "free", "fragment", "unfragment", "write_file", "read_file", "rm_file", "sync",
-         "drop_caches", "compact", "set", "get", "snapshot", "pageflags", "rate", "quit")
+         "drop_caches", "compact", "reclaim", "observe", "set", "get", "snapshot", "pageflags", "rate", "quit")
 
 
 @dataclass(frozen=True)
@@ -165,3 +168,58 @@ def command_line(ident: int, verb: str, *args: object) -> str:
 def reportable_free_kib(buddy: tuple[int, ...], min_order: int, page_kib: int = 4) -> int:
     """Free memory in blocks of at least `min_order` (what free page reporting can hand back)."""
     return procfs.free_kib_at_least(buddy, min_order, page_kib)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One `observe` reply: what an autoMemoryReclaim policy sees in the guest at one poll."""
+    cpu: "CpuTimes"                 # the aggregate /proc/stat cpu line (own_*: the agent's utime, stime)
+    mem_total_kib: int
+    mem_free_kib: int
+    cached_kib: int
+    active_file_kib: int
+    inactive_file_kib: int
+    sreclaimable_kib: int
+    psi_some_avg10: float | None    # /proc/pressure/memory "some avg10"; None where the kernel has no PSI
+    refault_file_pages: int | None  # /proc/vmstat workingset_refault_file; None where absent
+
+    @property
+    def reclaimable_cache_kib(self) -> int:
+        """Active(file) + Inactive(file) + SReclaimable: WSL's GetReclaimableCacheBytes (util.cpp:3740 at 3e27a6a)."""
+        return self.active_file_kib + self.inactive_file_kib + self.sreclaimable_kib
+
+
+_READING_KEYS = ("cpu", "own", "mem_total", "mem_free", "cached", "active_file", "inactive_file", "sreclaimable",
+                 "psi_some_avg10", "refault_file")
+
+
+def parse_reading(detail: dict[str, str]) -> Reading:
+    """The key=value detail of an `observe` ack -> Reading; VmProtocolError naming what is missing or wrong.
+
+    >>> r = parse_reading({"cpu": "1,0,2,97,0,0,0,0", "own": "0,1", "mem_total": "2000", "mem_free": "900",
+    ...                    "cached": "800", "active_file": "100", "inactive_file": "600", "sreclaimable": "50",
+    ...                    "psi_some_avg10": "none", "refault_file": "7"})
+    >>> r.cpu.busy, r.reclaimable_cache_kib, r.psi_some_avg10, r.refault_file_pages
+    (3, 750, None, 7)
+    """
+    from ..probe.procfs import CpuTimes
+
+    missing = [k for k in _READING_KEYS if k not in detail]
+    if missing:
+        raise VmProtocolError(f"observe reply lacks {', '.join(missing)} (an agent older than this kit? rebuild the VM)")
+    line = " ".join(f"{k}={v}" for k, v in detail.items())
+    cpu = _counts(detail["cpu"], line)
+    own = _counts(detail["own"], line)
+    if len(cpu) != 8 or len(own) != 2:
+        raise VmProtocolError(f"observe reply {line[:80]!r}: cpu= needs 8 counters and own= 2")
+    mem = {k: _int(detail[k], line, k) for k in _READING_KEYS[2:8]}
+    if mem["mem_total"] <= 0 or min(mem.values()) < 0:
+        raise VmProtocolError(f"observe reply {line[:80]!r}: a meminfo field is missing (-1) or MemTotal is 0")
+    psi_text = detail["psi_some_avg10"]
+    try:
+        psi = None if psi_text == "none" else float(psi_text)
+    except ValueError:
+        raise VmProtocolError(f"observe reply {line[:80]!r}: psi_some_avg10 {psi_text[:20]!r} is not a number") from None
+    refaults = None if detail["refault_file"] == "none" else _int(detail["refault_file"], line, "refault_file")
+    return Reading(CpuTimes(*cpu, own_user=own[0], own_system=own[1]), mem["mem_total"], mem["mem_free"],
+                   mem["cached"], mem["active_file"], mem["inactive_file"], mem["sreclaimable"], psi, refaults)

@@ -64,8 +64,15 @@ def fall_across_actions(rec: Recording, columns: tuple[str, ...], times: list[fl
         return None
     # the workload's file is deleted just before the "tail" mark: a reading after that is not the action's
     tail = rec.event_times("tail")
-    last_s = tail[0] - _AFTER_S if tail else math.inf
-    return sum(max(sum(analysis.change(rec, c, min(t + _AFTER_S, max(last_s, t)), t - _BEFORE_S) for c in have), 0.0)
+    # A run that records how long its longest action took (the kit's VM: a drop of 1 GiB under TCG takes
+    # over a second, and its event is marked at the end) reads from before that start; a slower sampler's
+    # next sample after the action is up to one sample period away.
+    res, hz = rec.meta.get("results") or {}, rec.meta.get("sample_hz")
+    before_s = _BEFORE_S + float(res.get("action_longest_s") or 0.0)
+    after_s = max(_AFTER_S, 1.0 / hz + 0.1) if isinstance(hz, (int, float)) and hz > 0 else _AFTER_S
+    # (the kit's VM run deletes no file: its cache stays until the run ends, so no clamp at the tail there)
+    last_s = tail[0] - after_s if tail and rec.meta.get("guest_kind") != "kit-vm" else math.inf
+    return sum(max(sum(analysis.change(rec, c, min(t + after_s, max(last_s, t)), t - before_s) for c in have), 0.0)
                for t in times)
 
 
@@ -114,6 +121,9 @@ def host_after_action(recs: Mapping[str, Recording], window_s: float | None = No
         busy = (rec.meta.get("results") or {}).get("guest_busy_share_baseline")
         if "host_reported_kib" in rec.samples.columns and rec.samples["host_reported_kib"].notna().any():
             host_kib = analysis.change(rec, "host_reported_kib", t - 0.5, t + dt)
+        elif "host_vm_rss_kib" in rec.samples.columns and rec.samples["host_vm_rss_kib"].notna().any():
+            # the kit's VM: what the host got back is how far QEMU's resident memory fell
+            host_kib = -analysis.change(rec, "host_vm_rss_kib", t - 0.5, t + dt)
         else:
             host_kib = math.nan
         ev = dict(label=label, dt=dt, action=action, order=order, t_action_s=round(t, 2),
@@ -139,7 +149,7 @@ def host_after_action(recs: Mapping[str, Recording], window_s: float | None = No
 
 _METHOD = {
     "memory_reclaim": "**{label}**: its {n} reclaim request(s) went to cgroup v2 `memory.reclaim`, as WSL's do "
-                      "(WSL writes the root cgroup's; this run wrote {where}).",
+                      "(WSL writes the root cgroup's; this run wrote {where}){plain}.",
     "v1_squeeze": "**{label}**: this guest has no `memory.reclaim` (cgroup v1): its {n} reclaim request(s) went to "
                   "the stand-in described above, a `memory.limit_in_bytes` squeeze of the experiment's own cgroup.",
     "no_request": "**{label}**: made no reclaim request (it dropped caches{drop}), so no reclaim method was used.",
@@ -154,9 +164,16 @@ def method(rec: Recording, label: str | None = None) -> Claim:
     drops = list(rec.events.detail[rec.events.kind == "drop_caches"]) if len(rec.events) else []
     drop = f": `drop_caches={drops[0]}`" if drops else " not at all"
     m = res.get("method") if n else None
-    verdict = "no_request" if not n else ("memory_reclaim" if m == "memory.reclaim" else "v1_squeeze")
+    # "memory.reclaim" (a local cgroup v2 guest: the experiment's own cgroup) or, in the kit's VM,
+    # "memory.reclaim (cgroup2 root of the kit's VM, real write...)": WSL's own target
+    real = isinstance(m, str) and m.startswith("memory.reclaim")
+    verdict = "no_request" if not n else ("memory_reclaim" if real else "v1_squeeze")
+    root = real and "cgroup2 root" in m
+    plain = (", as a plain amount: the guest's kernel refused WSL's `swappiness=0` key, and without swap the "
+             "kernel can take only cache and slab anyway" if root and res.get("swappiness_refused") else "")
     return claim(f"auto_reclaim.method.{label}", verdict, _METHOD, label=label, n=n, method=m,
-                 where="a cgroup of its own", drop=drop)
+                 where="the root cgroup's, in the kit's VM" if root else "a cgroup of its own", drop=drop,
+                 plain=plain)
 
 
 _IDLE = {
@@ -231,19 +248,17 @@ def model_setting(label: str, rows: "list[dict] | object", *, busy_until_s: floa
 
 _ACTED = {
     "dropped": "**{label}**: {wait_s:.1f} s after the idle mark ({wsl_wait}) it wrote `drop_caches={level}`{compact}; "
-               "it took **{own_taken}** of the {own_idle} of cache charged to the experiment's cgroup and "
-               "{cached_taken} of the guest's Cached.",
+               "it took {own}{cached_taken} of the guest's Cached.",
     "stepped_within_clamp": "**{label}**: {wait_s:.1f} s after the idle mark ({wsl_wait}) it made the first of **{n}** "
                             "reclaim request(s), of {sizes}: each within WSL's step, min(cache − 128 MiB, RAM/32 = "
                             "{ram32} clamped to 256 MiB…1 GiB = **{step}**){compact}. Together they took "
-                            "**{own_taken}** of the {own_idle} of cache charged to the experiment's cgroup and "
-                            "{cached_taken} of the guest's Cached.",
+                            "{own}{cached_taken} of the guest's Cached.",
     "stepped_outside_clamp": "**{label}**: its {n} reclaim request(s), of {sizes}, are NOT all within WSL's step "
                              "(RAM/32 = {ram32} clamped to 256 MiB…1 GiB = {step}): the engine did not follow the "
                              "source in this run.",
     "stepped": "**{label}**: {wait_s:.1f} s after the idle mark ({wsl_wait}) it made the first of **{n}** reclaim "
-               "request(s), of {sizes} (3 % of used memory each){compact}. Together they took **{own_taken}** of "
-               "the {own_idle} of cache charged to the experiment's cgroup and {cached_taken} of the guest's Cached.",
+               "request(s), of {sizes} (3 % of used memory each){compact}. Together they took "
+               "{own}{cached_taken} of the guest's Cached.",
     "no_action": "**{label}**: made no drop or reclaim after the idle mark in this recording, although its idle "
                  "window ({window_s:.1f} s at ×{scale:g}) fits {fits:.0f} times in the {watch_s:.0f} s it watched: "
                  "{why}.",
@@ -330,6 +345,12 @@ def actions(rec: Recording, label: str | None = None) -> Claim:
                      wsl_wait=_wsl_wait(rec, (t - t_idle) / scale, scale),
                      own_idle=_at(rec, "workload_cgroup_bytes", t_idle, 1024),
                      own_taken=_taken(rec, ("workload_cgroup_bytes",), 1024), cached_taken=_taken(rec, ("cached_kib",)))
+    # a run with the experiment's own cgroup (local) names its share; the kit's VM reclaims the whole guest's
+    ev_common["own"] = ("" if ev_common["own_taken"] == "—" else
+                        f"**{ev_common['own_taken']}** of the {ev_common['own_idle']} of cache charged to the "
+                        "experiment's cgroup and ")
+    if not ev_common["own"]:
+        ev_common["cached_taken"] = f"**{ev_common['cached_taken']}**"
     drops = after[after["kind"] == "drop_caches"]
     if len(drops) and float(drops["t_s"].iloc[0]) <= t + 1e-9:
         level = str(drops["detail"].iloc[0]).strip()

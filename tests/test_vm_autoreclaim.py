@@ -1,0 +1,158 @@
+"""WSL's autoMemoryReclaim against the kit's VM (wsl/vm_autoreclaim.py): the agent's observe/reclaim
+replies, the driver's writes and fallbacks on a fake machine (fast), and one real run (-m vm)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reclaimlab.probe.procfs import CpuTimes
+from reclaimlab.units import MIB
+from reclaimlab.vm import build, protocol
+from reclaimlab.vm.errors import VmCommandError, VmProtocolError
+from reclaimlab.vm.protocol import Ack
+from reclaimlab.wsl import vm_autoreclaim as va
+from reclaimlab.wsl.autoreclaim_policy import Compact, DropCaches, Policy, Reclaim
+
+READING = {"cpu": "10,0,392,975,0,0,2,0", "own": "6,173", "mem_total": "2014388", "mem_free": "1656912",
+           "cached": "312976", "active_file": "44", "inactive_file": "307220", "sreclaimable": "18256",
+           "psi_some_avg10": "0.00", "refault_file": "0"}
+
+
+def test_parse_reading_reads_the_agents_observe_reply():
+    r = protocol.parse_reading(READING)
+    assert r.cpu == CpuTimes(10, 0, 392, 975, 0, 0, 2, 0, own_user=6, own_system=173)
+    assert r.reclaimable_cache_kib == 44 + 307220 + 18256
+    assert (r.mem_total_kib, r.psi_some_avg10, r.refault_file_pages) == (2014388, 0.0, 0)
+    none = protocol.parse_reading({**READING, "psi_some_avg10": "none", "refault_file": "none"})
+    assert none.psi_some_avg10 is None and none.refault_file_pages is None
+
+
+@pytest.mark.parametrize("change", [{"cpu": "1,2,3"}, {"mem_free": "-1"}, {"mem_total": "0"},
+                                    {"psi_some_avg10": "x"}, {"refault_file": "many"}, {"own": "1"}])
+def test_parse_reading_refuses_a_bad_reply(change):
+    with pytest.raises(VmProtocolError):
+        protocol.parse_reading({**READING, **change})
+
+
+def test_parse_reading_names_what_an_old_agent_lacks():
+    with pytest.raises(VmProtocolError, match="lacks psi_some_avg10"):
+        protocol.parse_reading({k: v for k, v in READING.items() if k != "psi_some_avg10"})
+
+
+def test_observation_counts_the_whole_guest_unless_told():
+    prev = protocol.parse_reading(READING)
+    now = protocol.parse_reading({**READING, "cpu": "10,0,393,1970,0,0,2,0", "own": "6,180"})
+    obs = va.observation(now, va.VmGuest(None)._cpu(prev), 5.0)
+    assert obs.busy_cpu_fraction == pytest.approx(1 / 996)          # the agent's 7 ticks are not taken out
+    assert obs.reclaimable_cache_bytes == (44 + 307220 + 18256) * 1024
+    assert obs.mem_total_bytes == 2014388 * 1024 and obs.user_cpu_fraction == 0.0
+    assert va.observation(now, None, 5.0).busy_cpu_fraction is None   # the first reading is a baseline
+
+
+class FakeMachine:
+    """Answers the agent's verbs like the 6.1 guest: swappiness=0 refused with EINVAL, optional EAGAIN."""
+
+    def __init__(self, refuse_swappiness=True, eagain=False, fail=None):
+        self.calls, self.cache_kib = [], 1_000_000
+        self.refuse_swappiness, self.eagain, self.fail = refuse_swappiness, eagain, fail
+
+    def command(self, verb, *args, timeout_s=0):
+        self.calls.append((verb, *args))
+        if verb == "observe":
+            return Ack(1, 0, 1, True, {**READING, "inactive_file": str(self.cache_kib), "active_file": "0",
+                                       "sreclaimable": "0"})
+        if verb == "reclaim":
+            if self.fail:
+                raise VmCommandError(f"guest command reclaim failed: {self.fail}")
+            if len(args) == 2 and self.refuse_swappiness:
+                raise VmCommandError(f"guest command reclaim {args[0]} 0 failed: /sys/fs/cgroup/memory.reclaim "
+                                     f"{args[0]}_swappiness=0: Invalid argument (errno=22)")
+            self.cache_kib -= args[0] // 1024
+            request = f"{args[0]}_swappiness={args[1]}" if len(args) == 2 else str(args[0])
+            return Ack(1, 0, 1, True, {"request": request, "eagain": "1" if self.eagain else "0"})
+        return Ack(1, 0, 1, True, {})
+
+
+def test_file_only_reclaim_falls_back_to_the_plain_amount_once_and_says_so():
+    m, marks = FakeMachine(), []
+    guest = va.VmGuest(m, mark=lambda kind, detail: marks.append((kind, detail)))
+    r1 = guest.apply(Reclaim(256 * MIB, file_only=True))
+    r2 = guest.apply(Reclaim(256 * MIB, file_only=True))
+    reclaims = [c for c in m.calls if c[0] == "reclaim"]
+    assert reclaims == [("reclaim", 256 * MIB, 0), ("reclaim", 256 * MIB), ("reclaim", 256 * MIB)]
+    assert guest.swappiness_refused is True
+    assert r1.method == r2.method == va.METHOD_PLAIN and r1.method.startswith("memory.reclaim")
+    assert r1.request == str(256 * MIB) and r1.reclaimed_bytes == 256 * MIB
+    assert marks[0][0] == "reclaim" and marks[0][1].startswith(f"{256 * MIB} bytes, {256 * MIB} reclaimed")
+
+
+def test_a_kernel_that_takes_swappiness_gets_it_and_eagain_counts_as_done():
+    m = FakeMachine(refuse_swappiness=False, eagain=True)
+    guest = va.VmGuest(m)
+    r = guest.apply(Reclaim(256 * MIB, file_only=True))
+    assert guest.swappiness_refused is False and r.method == va.METHOD
+    assert r.request == f"{256 * MIB} swappiness=0" and r.eagain
+
+
+def test_released_reclaim_writes_the_plain_amount_and_other_errors_propagate():
+    m = FakeMachine()
+    va.VmGuest(m).apply(Reclaim(64 * MIB, file_only=False))
+    assert [c for c in m.calls if c[0] == "reclaim"] == [("reclaim", 64 * MIB)]
+    with pytest.raises(VmCommandError, match="Permission denied"):
+        va.VmGuest(FakeMachine(fail="Permission denied (errno=13)")).apply(Reclaim(64 * MIB, file_only=True))
+
+
+def test_drop_and_compact_go_to_the_guests_knobs():
+    m = FakeMachine()
+    guest = va.VmGuest(m)
+    guest.apply(DropCaches(3))
+    guest.apply(Compact("entering idle"))
+    assert m.calls == [("drop_caches", 3), ("compact",)]
+
+
+def test_swappiness_refusal_is_recognised_only_for_einval():
+    assert va.is_swappiness_refusal("/sys/fs/cgroup/memory.reclaim 1_swappiness=0: Invalid argument (errno=22)")
+    assert not va.is_swappiness_refusal("/sys/fs/cgroup/memory.reclaim 1: Permission denied (errno=13)")
+
+
+def test_unknown_parameters_are_refused_with_the_valid_ones():
+    with pytest.raises(ValueError, match="valid: .*time_scale"):
+        va.run_vm_autoreclaim("gradual", "newer", tail=3)
+
+
+def test_init_mounts_cgroup2_where_wsl_does():
+    init = (Path(build.__file__).parent / "init.sh").read_text()
+    assert "mount -t cgroup2 cgroup2 /sys/fs/cgroup" in init
+
+
+# ---------------------------------------------------------------- the real thing
+
+def _vm_missing() -> str | None:
+    from reclaimlab.vm import machine
+    from reclaimlab.vm.errors import VmSetupError
+    try:
+        machine.find_qemu()
+        build.find_kernel()
+    except VmSetupError as exc:
+        return f"kit VM not installed here ({exc})"
+    return None
+
+
+@pytest.mark.vm
+@pytest.mark.skipif(_vm_missing() is not None, reason=_vm_missing() or "")
+def test_gradual_newer_writes_memory_reclaim_and_the_cache_falls():
+    """Newer gradual, CPU gate on at WSL's 0.5 %, time-compressed x0.5 (5 s polls, a 60 s window): the root
+    cgroup's memory.reclaim is written for real and the guest's own meminfo shows the cache fall (~2 min)."""
+    rec = va.run_vm_autoreclaim("gradual", "newer", time_scale=0.5, size="320MiB", mem_bytes=1024 * MIB,
+                                baseline_s=2, tail_s=3, observe_s=110)
+    res = rec.meta["results"]
+    assert res["errors"] == [] and res["method"].startswith("memory.reclaim (cgroup2 root")
+    assert res["idle_share"] == 0.005 and res["cgroup_version"] == 2
+    steps = rec.events[rec.events.kind == "reclaim"]
+    assert len(steps) >= 1
+    s, t = rec.samples, float(steps.t_s.iloc[0])
+    before = s[s.t_s <= t]["cached_kib"].iloc[-1]
+    after = s["cached_kib"].iloc[-1]
+    assert before - after >= 150 * 1024, (before, after)        # the guest's Cached, from its own meminfo
+    assert res["cache_idle_kib"] - res["cache_after_kib"] >= 150 * 1024
