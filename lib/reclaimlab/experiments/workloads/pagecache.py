@@ -12,53 +12,23 @@ process is SIGKILLed the file stays behind; the next PageCacheFile removes it (s
 """
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
 from typing import Any
 
-from ...units import parse_size
-from ...probe import scratch
-from ._child import ChildProcess, Workload
 from .allocator import StepResult
+from .scratchfile import ScratchFileWorkload
 
 
-class PageCacheFile(Workload):
+class PageCacheFile(ScratchFileWorkload):
     """One file of `size_bytes` in a fresh scratch folder, driven through a child process.
 
     directory: the scratch base to use (default: $RECLAIMLAB_SCRATCH, ~/.cache/reclaimlab, /var/tmp);
     it gets the same checks (disk-backed, writable, room for the file).
     """
 
-    def __init__(self, size_bytes: int | str, directory: str | Path | None = None, python: str | None = None):
-        self.size_bytes = parse_size(size_bytes)
-        self._python = python
-        self._directory = Path(directory) if directory else None
-        self.run_dir: Path | None = None
-        self.path: Path | None = None
-        self._child: ChildProcess | None = None
-
-    def start(self) -> "PageCacheFile":
-        if self._child is not None:
-            return self
-        base = scratch.scratch_base(self.size_bytes, self._directory)
-        self.run_dir = scratch.make_run_dir(base)
-        self.path = self.run_dir / "pagecache.bin"
-        try:
-            self._child = ChildProcess("reclaimlab.experiments.workloads.pagecache_child", python=self._python,
-                                       what="page-cache")
-        except BaseException:
-            self._ended()
-            raise
-        return self
-
-    @property
-    def pid(self) -> int:
-        return self._require().pid
-
-    def _require(self) -> ChildProcess:
-        if self._child is None:
-            raise RuntimeError("the page-cache workload is not running; use `with PageCacheFile(...) as f:`")
-        return self._child
+    CHILD_MODULE = "reclaimlab.experiments.workloads.pagecache_child"
+    FILE_NAME = "pagecache.bin"
+    WHAT = "page-cache"
+    USAGE = "with PageCacheFile(...) as f:"
 
     def _step(self, step: str, **params: Any) -> StepResult:
         reply = self._require().request(step, path=str(self.path), **params)
@@ -79,10 +49,4 @@ class PageCacheFile(Workload):
     def remove(self) -> None:
         """Delete the file and its folder (its cached pages are freed with it)."""
         self._ended()
-
-    def _ended(self) -> None:
-        # after the child is gone: a child still writing would hold the file open
-        if self.run_dir is not None:
-            shutil.rmtree(self.run_dir, ignore_errors=True)
-            self.run_dir = None
 
