@@ -17,6 +17,7 @@ from ..probe import knobs, sources
 from ..probe.consent_source import consent_source
 from ..probe.procfs import cpu_shares, parse_status_kib
 from .registry import REGISTRY, Experiment, ExperimentInterrupted, register
+from ..recording.recorder import why_interrupted
 from ..recording.recording import Recording
 from ..units import format_size, parse_size
 
@@ -55,8 +56,7 @@ class LiveRun:
     def __exit__(self, exc_type, exc, tb) -> bool:
         why = None
         if exc_type is not None:
-            why = ("interrupted (KeyboardInterrupt)" if issubclass(exc_type, KeyboardInterrupt)
-                   else f"{exc_type.__name__}: {exc}") + f" during step {self._step!r}"
+            why = why_interrupted(exc_type, exc) + f" during step {self._step!r}"
         try:
             exp = REGISTRY.get(self.experiment)
             source = consent_source(self.allow) if exp is not None and exp.knobs else None

@@ -26,6 +26,13 @@ from .recording import BUDDY_COLUMNS, EVENT_COLUMNS, Recording
 Time = Union[float, Callable[[], float]]  # a t_s, or a clock read under the lock (so events stay in order)
 
 
+def why_interrupted(exc_type: type[BaseException], exc: BaseException | None = None) -> str:
+    """What ended a run early, as its recording's meta says it (`interrupted`)."""
+    if issubclass(exc_type, KeyboardInterrupt):
+        return "interrupted (KeyboardInterrupt)"
+    return f"{exc_type.__name__}: {exc}"
+
+
 class Recorder:
     """Collects one run; `finish()` returns its Recording (once)."""
 

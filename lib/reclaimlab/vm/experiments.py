@@ -254,8 +254,7 @@ def run_vm_experiment(name: str, reporting: bool = True, size_bytes: int | None 
         return run.stop()
     except BaseException as exc:
         if run is not None:
-            why = "interrupted (KeyboardInterrupt)" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
-            exc.recording = run.stop(interrupted=why)  # type: ignore[attr-defined]
+            run.stop_after(exc)
         raise
     finally:
         if own:

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from ..recording import schema
-from ..recording.recorder import Recorder
+from ..recording.recorder import Recorder, why_interrupted
 from ..recording.recording import Recording
 from ..sampling.sampler import MEMINFO_COLUMNS, VMSTAT_COLUMNS
 from .machine import Machine, read_rss_kib
@@ -140,6 +140,12 @@ class VmSampler:
                 facts["guest_notes"] = list(self.notes)
             self.recording = self.recorder.finish(order=("t_s", "guest_t_s"), interrupted=interrupted, **facts)
         return self.recording
+
+    def stop_after(self, exc: BaseException) -> Recording:
+        """Stop because `exc` ended the run: the recording says why and rides on the exception
+        (`exc.recording`), so the caller can keep what was measured."""
+        exc.recording = self.stop(interrupted=why_interrupted(type(exc), exc))  # type: ignore[attr-defined]
+        return exc.recording  # type: ignore[attr-defined]
 
     def _guest_facts(self) -> dict[str, Any]:
         """What the kit's VM is, for meta: from its hello line and the Machine that booted it."""

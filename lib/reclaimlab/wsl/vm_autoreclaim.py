@@ -188,8 +188,7 @@ def run_vm_autoreclaim(policy: str = "gradual", variant: str = "newer", *, machi
         return run.stop()
     except BaseException as exc:
         if run is not None:
-            why = "interrupted (KeyboardInterrupt)" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
-            exc.recording = run.stop(interrupted=why)  # type: ignore[attr-defined]
+            run.stop_after(exc)
         raise
     finally:
         if own:
