@@ -15,7 +15,8 @@
    as <img> with an SVG or PNG data URL, diagrams as <img> files); every internal link names a page
    that exists and, with a #fragment, an element of that page. On every lab page: its charts are
    there (a lab that calls reclaimlab.present.charts shows at least one), every solution is a closed
-   <details>, and a lab that runs an experiment shows its RECORDED banner.
+   <details>, a lab that runs an experiment shows its RECORDED banner, and a lab that shows maps of
+   physical memory (lab.show_physical_memory) shows at least one map image, loaded from a data URL.
 4. First, a page of planted failures (a broken image, a blank svg, a script from a CDN, a dead link,
    a console error) must be reported, each of them: a check that cannot fail proves nothing.
 Exit status 0 when every page passed; 1 with one line per failure.
@@ -61,7 +62,9 @@ PAGE_JS = """() => {
   const ids = [...document.querySelectorAll('[id]')].map(e => e.id);
   const details = [...document.querySelectorAll('details.folded')].map(d => ({open: d.open,
       summary: d.querySelector('summary') ? d.querySelector('summary').textContent : ''}));
-  return {imgs, svgs, links, ids, details, text: document.body.innerText};
+  const maps = [...document.querySelectorAll('figure.reclaimlab-physmap img')].map(i =>
+      i.complete && i.naturalWidth > 0 && i.naturalHeight > 0 && i.getAttribute('src').startsWith('data:image'));
+  return {imgs, svgs, links, ids, details, maps, text: document.body.innerText};
 }"""
 
 
@@ -108,12 +111,13 @@ def solution_cells(stem: str) -> int:
     return sum("solution" in c.get("metadata", {}).get("tags", []) for c in cells)
 
 
-def lab_expectations(stem: str) -> tuple[bool, bool]:
-    """(draws charts, runs an experiment) from the lab's source."""
+def lab_expectations(stem: str) -> tuple[bool, bool, bool]:
+    """(draws charts, runs an experiment, shows maps of physical memory) from the lab's source."""
     src = ROOT / "labs" / f"{stem}.ipynb"
     code = "\n".join("".join(c["source"]) for c in json.loads(src.read_text(encoding="utf-8"))["cells"]
                      if c["cell_type"] == "code") if src.exists() else ""
-    return bool(re.search(r"\bcharts\.\w+\(", code)), bool(re.search(r"\bctx\.run\(|\blab\.banner\(", code))
+    return (bool(re.search(r"\bcharts\.\w+\(", code)), bool(re.search(r"\bctx\.run\(|\blab\.banner\(", code)),
+            bool(re.search(r"\blab\.show_physical_memory\(", code)))
 
 
 def check_pages(context, base: str, pages: list[str]) -> dict[str, list[str]]:
@@ -146,9 +150,13 @@ def check_pages(context, base: str, pages: list[str]) -> dict[str, list[str]]:
         stem = Path(name).stem
         if re.fullmatch(r"\d\d_.+", stem):
             charts = len(st["svgs"]) + sum(i["ok"] and i["src"].startswith("data:image") for i in st["imgs"])
-            draws, runs = lab_expectations(stem)
+            draws, runs, maps = lab_expectations(stem)
             if draws and charts == 0:
                 fail("the lab draws charts but the page shows none")
+            # the site is built in recorded mode, and the shipped recordings these labs show carry maps
+            if maps and not any(st["maps"]):
+                fail("the lab shows maps of physical memory but the page has no map image (a loaded data-URL "
+                     "<img> in figure.reclaimlab-physmap)")
             if runs and "RECORDED" not in st["text"]:
                 fail("the lab runs an experiment but the page shows no RECORDED banner")
             solutions = [d for d in st["details"] if d["summary"] == "Solution"]
@@ -156,7 +164,8 @@ def check_pages(context, base: str, pages: list[str]) -> dict[str, list[str]]:
                 fail(f"{len(solutions)} solution <details> for {solution_cells(stem)} solution cells")
             if any(d["open"] for d in st["details"]):
                 fail("a <details> is open: solutions must start collapsed")
-            log(f"{name}: {charts} charts, {len(st['imgs'])} images, {len(solutions)} solutions")
+            log(f"{name}: {charts} charts, {sum(st['maps'])} maps of physical memory, {len(st['imgs'])} images, "
+                f"{len(solutions)} solutions")
     for name, href in links:
         url, fragment = urldefrag(href)
         if not url.startswith(base):
