@@ -114,8 +114,9 @@ _RUN = {
                  "last action.",
     "host_kept": "**{label}** ({clock}, the CPU gate on at WSL's {limit:.1%}): it first acted **{wait:.0f} s** after "
                  "the idle mark ({wsl_wait:.0f} s of WSL's clock), {what}, and the cache went from {cache_idle} to "
-                 "{cache_end}, but QEMU's resident memory (the host's view) did not fall by {min_fall}: {rss_idle} "
-                 "at the idle mark, **{rss_end}** at the end. What the guest freed had not reached the host.",
+                 "{cache_end}, but QEMU's resident memory (the host's view) fell by less than {min_fall}: {rss_idle} "
+                 "at the idle mark, **{rss_end}** at the end. What the guest freed had not reached the host by "
+                 "the end of the run.",
     "no_action": "**{label}** ({clock}, the CPU gate on at WSL's {limit:.1%}): made no drop or reclaim in the "
                  "{watch:.0f} s it watched after the idle mark; its gate counted {idle_polls} of {polls} polls idle. QEMU's "
                  "resident memory went from {rss_idle} to {rss_end}.",
@@ -228,7 +229,9 @@ def wslconfig_takeaway(vm_claims: list[Claim], busy_claims: list[Claim]) -> Clai
         "the only one that did"
     others = [c for c in vm_claims if c.verdict != "host_fell"]
     if others:
-        order += "; " + ", ".join(f"{c.evidence['label']} did not ({c.verdict})" for c in others)
+        why = {"host_kept": "its host view did not fall", "no_action": "it did not act",
+               "no_host_view": "no host view was recorded"}
+        order += "; " + ", ".join(f"{c.evidence['label']} did not ({why.get(c.verdict, c.verdict)})" for c in others)
     ev = dict(best=best.evidence["label"], best_fell=best.evidence["fell"], order=order, best_setting=setting)
     shipped = [c for c in busy_claims if "pressure" not in c.verdict]
     if shipped and all(c.verdict == "gate_shut" for c in shipped):
