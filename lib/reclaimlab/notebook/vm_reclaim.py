@@ -69,12 +69,14 @@ def show(ctx: Any = None, busy_runs: dict[str, Recording] | None = None) -> dict
 
     runs = load(ctx)
     marks = {label: f.idle_mark_s(rec) for label, rec in runs.items()}
-    window_s = f.common_watch_s(runs)
+    # every run to its end, all counted from their idle marks: the released runs (time-compressed) act later
+    # than the shortest run ends; the equal-time claim reads them all at the shortest run's end
+    window_s = max(f.watched_s(rec) for rec in runs.values())
     for label, rec in runs.items():
         print(f"{label}: {rec.describe_source()}")
     try:
         display(charts.compare_from_mark(runs, f.HOST_COLUMN, marks=marks, window_s=window_s,
-                                         title="The host's view: QEMU's resident memory after the idle mark"))
+                                         title="The host's view: QEMU's resident memory after the idle mark (dashed: each drop or reclaim)"))
     except ValueError:
         print("No host view in these runs: only the guest's side is shown.")
     display(charts.compare_from_mark(runs, "cached_kib", marks=marks, window_s=window_s,
