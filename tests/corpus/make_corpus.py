@@ -380,6 +380,20 @@ def host_view_held(rec: Recording) -> None:
     rec.meta["results"]["host_rss_after_kib"] = int(held)
 
 
+def vm_gate_never_open(rec: Recording) -> None:
+    """Every poll of the VM's gate at 2 % busy (over WSL's 0.5 %), so the policy never acts: its drop, reclaim and
+    compaction events removed, the cache and QEMU's resident memory held at their idle-mark values."""
+    res = rec.meta["results"]
+    res["poll_busy_shares"] = [0.02 for _ in res.get("poll_busy_shares") or []]
+    res["gate_idle_polls"] = 0
+    rec.events = rec.events[~rec.events["kind"].isin(["reclaim", "drop_caches", "compact_memory"])].reset_index(drop=True)
+    t0 = _t(rec, "idle")
+    s = rec.samples
+    for column in ("host_vm_rss_kib", "cached_kib"):
+        held = float(s.loc[s["t_s"] <= t0, column].dropna().iloc[-1])
+        s.loc[s["t_s"] > t0, column] = held
+
+
 def _vm_key(policy: str, variant: str) -> str:
     return f"vm:auto-reclaim:policy={policy}:variant={variant}"
 
@@ -408,6 +422,12 @@ CASES += [
          "The newer dropCache run's host view held flat after the drop: the lab may not say the host got memory "
          "back from it, and the takeaway names the runs whose host view fell.",
          replay_key=_vm_key("dropCache", "newer")),
+    Case("auto-reclaim-vm-gate-never-open", "04_wsl_autoreclaim.ipynb", "auto-reclaim",
+         shipped_vm("gradual", "newer"), vm_gate_never_open,
+         {**_VM_SHIPPED, "auto_reclaim.vm.gradual · newer": "no_action",
+          "auto_reclaim.vm_method.gradual · newer": "no_request"},
+         "The VM's newer gradual run with its gate busy at every poll: no reclaim, so the lab may not say it acted "
+         "or how it reclaimed.", replay_key=_vm_key("gradual", "newer")),
 ]
 
 

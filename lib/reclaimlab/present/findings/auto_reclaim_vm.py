@@ -190,22 +190,23 @@ def host_at_equal_time(recs: Mapping[str, Recording]) -> Claim:
         return t is not None and t <= idle_mark_s(rec) + window
 
     text = "; ".join((f"{label} **{analysis.mib(f)}**" if f is not None else f"{label} not measured")
-                     + ("" if acted_by(recs[label]) else " (it had not acted yet)")
+                     + ("" if acted_by(recs[label]) else " (it had not acted yet)" if ar.first_action_s(recs[label])
+                        is not None else " (it never acted)")
                      for label, f in sorted(falls.items(), key=lambda kv: -(kv[1] or 0.0)))
     return claim(key, verdict, _EQUAL, value=window, unit="s", window=window, falls=text, fall_kib=falls,
                  n_fell=len(fell), n=len(falls), min_fall=analysis.mib(HOST_FELL_KIB))
 
 
 _TAKEAWAY = {
-    "idle_acts_busy_blocks": "**`.wslconfig` takeaway, from all these runs.** Where the guest's CPU stayed under the "
-                             "gate (the kit's VM), `autoMemoryReclaim` gave memory back to the host: most with "
+    "idle_acts_busy_blocks": "**`.wslconfig` takeaway, from all these runs.** In the kit's VM, whose CPU is idle when "
+                             "its guest is, `autoMemoryReclaim` with the gate on gave memory back to the host: most with "
                              "{best} (QEMU's resident memory fell by {best_fell}), {order}. Where the guest stayed "
                              "busier than the gate at every poll ({busy}), neither `dropCache` nor `gradual` gave "
                              "anything back. So `autoMemoryReclaim={best_setting}` suits a WSL that sits idle; on a busy "
                              "one (an editor's language server) these settings gave nothing back, and `memory=` in "
                              "`[wsl2]` is what bounds the VM.",
-    "idle_acts": "**`.wslconfig` takeaway, from all these runs.** Where the guest's CPU stayed under the gate (the "
-                 "kit's VM), `autoMemoryReclaim` gave memory back to the host: most with {best} (QEMU's resident "
+    "idle_acts": "**`.wslconfig` takeaway, from all these runs.** In the kit's VM, whose CPU is idle when its guest "
+                 "is, `autoMemoryReclaim` with the gate on gave memory back to the host: most with {best} (QEMU's resident "
                  "memory fell by {best_fell}), {order}. The busy-machine runs do not show a gate shut at every poll "
                  "({busy_verdicts}), so no advice about a busy machine follows from them.",
     "idle_did_not_return": "**`.wslconfig` takeaway, from all these runs.** No run in the kit's VM showed the host's "
@@ -229,9 +230,12 @@ def wslconfig_takeaway(vm_claims: list[Claim], busy_claims: list[Claim]) -> Clai
         "the only one that did"
     others = [c for c in vm_claims if c.verdict != "host_fell"]
     if others:
-        why = {"host_kept": "its host view did not fall", "no_action": "it did not act",
-               "no_host_view": "no host view was recorded"}
-        order += "; " + ", ".join(f"{c.evidence['label']} did not ({why.get(c.verdict, c.verdict)})" for c in others)
+        def why(c: Claim) -> str:
+            if c.verdict == "no_action":
+                return "its gate never opened" if c.evidence.get("idle_polls") == 0 else "it did not act"
+            return {"host_kept": "its host view did not fall",
+                    "no_host_view": "no host view was recorded"}.get(c.verdict, c.verdict)
+        order += "; " + ", ".join(f"{c.evidence['label']} did not ({why(c)})" for c in others)
     ev = dict(best=best.evidence["label"], best_fell=best.evidence["fell"], order=order, best_setting=setting)
     shipped = [c for c in busy_claims if "pressure" not in c.verdict]
     if shipped and all(c.verdict == "gate_shut" for c in shipped):
