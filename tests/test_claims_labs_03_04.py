@@ -10,6 +10,7 @@ from reclaimlab.paths import labs_dir
 from reclaimlab.present import claims
 from reclaimlab.present.findings import auto_reclaim as ar
 from reclaimlab.present.findings import auto_reclaim_busy as ab
+from reclaimlab.present.findings import auto_reclaim_vm as av
 from reclaimlab.present.findings import reporting_order as ro
 from reclaimlab.recording import datasets
 
@@ -46,6 +47,14 @@ def test_lab04_recorded_claims(tmp_path):
     expected = {c.key: c.verdict for c in [*busy_claims, ab.cache_at_equal_time(busy), ab.wslconfig_takeaway(busy_claims)]}
     assert {k: found[k]["verdict"] for k in expected} == expected
     assert found["auto_reclaim.busy.gradual · pressure"]["verdict"] == "pressure_acted"
+    # the policies as WSL runs them, in the kit's VM: the four shipped runs, and the takeaway from all runs
+    vm = {f"{p} · {v}": datasets.find("auto-reclaim", {"policy": p, "variant": v}, guest_kind="kit-vm")
+          for p, v in (("dropCache", "newer"), ("gradual", "newer"), ("dropCache", "released"), ("gradual", "released"))}
+    vm_claims = [av.vm_run(r, n) for n, r in vm.items()]
+    expected = {c.key: c.verdict for c in [*vm_claims, *(av.method(r, n) for n, r in vm.items()),
+                                           av.host_at_equal_time(vm), av.wslconfig_takeaway(vm_claims, busy_claims)]}
+    assert {k: found[k]["verdict"] for k in expected} == expected
+    assert found["auto_reclaim.wslconfig_all"]["verdict"] == "idle_acts_busy_blocks"
 
 
 @pytest.mark.slow

@@ -362,6 +362,75 @@ CASES += [
 ]
 
 
+def shipped_vm(policy: str, variant: str) -> Callable[[], Recording]:
+    """The shipped auto-reclaim run of `policy` · `variant` made in the kit's VM (wsl/vm_autoreclaim.py)."""
+    def load() -> Recording:
+        return datasets.find("auto-reclaim", {"policy": policy, "variant": variant}, guest_kind="kit-vm")
+    return load
+
+
+def host_view_held(rec: Recording) -> None:
+    """QEMU's resident memory held at its idle-mark value for the rest of the run, in the samples and in the
+    results (host_rss_after_kib): the guest dropped its cache but the host got nothing back (as with free page
+    reporting off)."""
+    t0 = _t(rec, "idle")
+    s = rec.samples
+    held = float(s.loc[s["t_s"] <= t0, "host_vm_rss_kib"].dropna().iloc[-1])
+    s.loc[s["t_s"] > t0, "host_vm_rss_kib"] = held
+    rec.meta["results"]["host_rss_after_kib"] = int(held)
+
+
+def vm_gate_never_open(rec: Recording) -> None:
+    """Every poll of the VM's gate at 2 % busy (over WSL's 0.5 %), so the policy never acts: its drop, reclaim and
+    compaction events removed, the cache and QEMU's resident memory held at their idle-mark values."""
+    res = rec.meta["results"]
+    res["poll_busy_shares"] = [0.02 for _ in res.get("poll_busy_shares") or []]
+    res["gate_idle_polls"] = 0
+    rec.events = rec.events[~rec.events["kind"].isin(["reclaim", "drop_caches", "compact_memory"])].reset_index(drop=True)
+    t0 = _t(rec, "idle")
+    s = rec.samples
+    for column in ("host_vm_rss_kib", "cached_kib"):
+        held = float(s.loc[s["t_s"] <= t0, column].dropna().iloc[-1])
+        s.loc[s["t_s"] > t0, column] = held
+
+
+def _vm_key(policy: str, variant: str) -> str:
+    return f"vm:auto-reclaim:policy={policy}:variant={variant}"
+
+
+_VM_SHIPPED = {"auto_reclaim.vm.dropCache · newer": "host_fell",
+               "auto_reclaim.vm.gradual · newer": "host_fell",
+               "auto_reclaim.vm.dropCache · released": "host_fell",
+               "auto_reclaim.vm.gradual · released": "host_fell",
+               "auto_reclaim.vm_method.dropCache · newer": "drop",
+               "auto_reclaim.vm_method.gradual · newer": "swappiness_refused",
+               "auto_reclaim.vm_method.dropCache · released": "drop",
+               "auto_reclaim.vm_method.gradual · released": "plain_as_wsl",
+               "auto_reclaim.wslconfig_all": "idle_acts_busy_blocks"}
+
+CASES += [
+    # lab 04 · the policies as WSL runs them, in the kit's VM: the CPU gate on, the root's real memory.reclaim
+    Case("auto-reclaim-vm-shipped", "04_wsl_autoreclaim.ipynb", "auto-reclaim",
+         shipped_vm("gradual", "newer"), no_edit, _VM_SHIPPED,
+         "The shipped VM runs (2026-12-06): all four act with the gate on and QEMU's resident memory falls; newer "
+         "gradual's swappiness=0 was refused by the 6.1 kernel and the plain amount written; with the busy runs "
+         "the takeaway is dropCache for an idle WSL, memory= for a busy one.",
+         replay_key=_vm_key("gradual", "newer")),
+    Case("auto-reclaim-vm-host-kept", "04_wsl_autoreclaim.ipynb", "auto-reclaim",
+         shipped_vm("dropCache", "newer"), host_view_held,
+         {**_VM_SHIPPED, "auto_reclaim.vm.dropCache · newer": "host_kept"},
+         "The newer dropCache run's host view held flat after the drop: the lab may not say the host got memory "
+         "back from it, and the takeaway names the runs whose host view fell.",
+         replay_key=_vm_key("dropCache", "newer")),
+    Case("auto-reclaim-vm-gate-never-open", "04_wsl_autoreclaim.ipynb", "auto-reclaim",
+         shipped_vm("gradual", "newer"), vm_gate_never_open,
+         {**_VM_SHIPPED, "auto_reclaim.vm.gradual · newer": "no_action",
+          "auto_reclaim.vm_method.gradual · newer": "no_request"},
+         "The VM's newer gradual run with its gate busy at every poll: no reclaim, so the lab may not say it acted "
+         "or how it reclaimed.", replay_key=_vm_key("gradual", "newer")),
+]
+
+
 def build(out_dir: Path, names: list[str] | None = None) -> list[dict]:
     """Write every case's recording under out_dir and return the cases as JSON-ready dicts."""
     out_dir.mkdir(parents=True, exist_ok=True)

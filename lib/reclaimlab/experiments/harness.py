@@ -133,6 +133,10 @@ VM_SELECTORS = ("reporting", "page_reporting_order", "size", "mem")
 
 
 def _selector_keys(exp: Experiment, guest: str) -> list[str]:
+    if guest == "vm" and exp.name == "auto-reclaim":
+        # WSL's policies run against the kit's VM (wsl/vm_autoreclaim.py): its own parameters, recorded only
+        from ..wsl.vm_autoreclaim import DEFAULTS as VM_AUTORECLAIM_DEFAULTS
+        return sorted(VM_AUTORECLAIM_DEFAULTS)
     if guest == "vm":
         from ..vm.experiments import DEFAULTS as VM_DEFAULTS
         if exp.name not in VM_DEFAULTS:
