@@ -88,4 +88,6 @@ def test_order_5_takes_smaller_holes_than_order_9():
         m = {s.label: s for s in rec.physmaps}["reported"]
         cats = physmap_chart.host_categories(m.host)
         part[o] = int((cats == 1).sum())
+        said = physmap_chart.agreement_sentence(m.snapshot, m.host)
+        assert (f"The host held only part of {part[o]:,} blocks" in said) == (part[o] > 0)
     assert part[5] > 10 * max(part[9], 1)   # order 5: 128 KiB holes given back inside blocks the host keeps in part
