@@ -47,6 +47,19 @@ def test_lab05_recorded_claims(tmp_path):
     assert {k: found[k]["verdict"] for k in expected} == expected
     assert found["vm.boot"]["value"] == pytest.approx(on.meta["boot_s"])
     assert {"vm.page_cache", "vm.cold_read", "vm.compaction"} <= set(found)
+    # the guest's map beside the host's: one offline image per run, the agreement computed from the shipped maps
+    import html
+
+    import nbformat
+
+    from reclaimlab.present import physmap_chart
+    nb = nbformat.read(tmp_path / "05_be_the_host.ipynb", as_version=4)
+    text = html.unescape("".join("".join(o.get("data", {}).get("text/html", "")) for c in nb.cells
+                                 if c.cell_type == "code" for o in c.get("outputs", [])))
+    for rec in (on, off):
+        after = {m.label: m for m in rec.physmaps}["after"]
+        assert physmap_chart.agreement_sentence(after.snapshot, after.host) in text
+    assert text.count("The host's map of the VM's RAM") >= 4   # calloc on/off, compaction order 5/9 (alt texts)
 
 
 ALLOCATE_2GIB = """

@@ -347,6 +347,13 @@ def test_experiment_recording_has_both_views(image):
     assert rec.meta["hypervisor"] in ("QEMU TCG", "QEMU KVM") and rec.meta["complete"]
     assert rec.meta["results"]["free_host_returned_fraction"] >= 0.7
     assert set(rec.buddyinfo["label"]) == {"before", "after"}
+    # beside each buddyinfo snapshot, the guest's map and the host's, without stalling the samples
+    assert [m.label for m in rec.physmaps] == ["before", "after"] and all(m.host is not None for m in rec.physmaps)
+    cost = rec.meta["sampler_cost"]
+    assert cost["physmap_snapshots"] == 2 and cost["physmap_max_gap_s"] < 2 / rec.meta["sample_hz"]
+    after = rec.physmaps[-1]
+    a = hostmap.agreement(after.snapshot, after.host)
+    assert a.both >= 0.95 * (a.both + a.guest_only) and a.both * 2 >= 0.5 * 256   # MiB: most of the freed 256 MiB
 
 
 def test_page_reporting_order_goes_on_the_kernel_command_line_as_wsl_sets_it():

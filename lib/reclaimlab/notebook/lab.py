@@ -26,6 +26,7 @@ The API (stable; other labs build on it), and the module that holds each name:
     question(prompt, options, answer_index, explanation)   a self-check with immediate feedback   questions
     explain(markdown)                                text built with numbers from the recording   tables
     show_physical_memory(rec, steps)                 the run's maps of physical memory, step by step, or why none   physmaps
+    show_guest_and_host_maps(rec_or_runs, step)      the kit's VM: the guest's map beside the host's, how many blocks agree   vmmaps
     table(rows, header, caption)                     a small HTML table                       tables
     show_guest(ctx)                                  the doctor's findings and what can run live   guest_report
     when(rec, kind, detail=None, nth=0)              the time of an event (KeyError naming what exists)   present.analysis
@@ -50,8 +51,10 @@ from .plan import LAB_EXPERIMENTS, lab_rows
 from .predictions import Prediction, echo, echo_bundle, predict, predict_html
 from .questions import check_answer, question, question_html
 from .tables import explain, table, table_html
+from .vmmaps import guest_and_host_maps_html, show_guest_and_host_maps
 
 __all__ = ["LabContext", "LabParameterError", "setup", "banner", "banner_html", "predict", "predict_html",
            "question", "question_html", "check_answer", "Prediction", "echo", "echo_bundle", "table", "table_html", "show_guest", "guest_rows",
            "live_rows", "status_html", "consent_sentence", "explain", "when", "next_event", "bursts", "has", "env_summary",
-           "lab_rows", "LAB_EXPERIMENTS", "MAX_SAMPLE_HZ", "show_physical_memory", "physical_memory_html", "why_no_maps"]
+           "lab_rows", "LAB_EXPERIMENTS", "MAX_SAMPLE_HZ", "show_physical_memory", "physical_memory_html", "why_no_maps",
+           "show_guest_and_host_maps", "guest_and_host_maps_html"]

@@ -19,7 +19,8 @@ def why_no_maps(rec: Recording) -> str:
     if why:
         return f"This run recorded no map of physical memory: {why}."
     if rec.meta.get("guest_kind") == "kit-vm":
-        return "Runs in the kit's VM record no map of physical memory yet."
+        return ("This run in the kit's VM holds no map of physical memory: it was recorded before reclaimlab took maps "
+                "there (2026-12-06); run it live, or use the shipped recordings.")
     return ("This recording holds no map of physical memory (it has no physmap.json: it was made before reclaimlab "
             "recorded maps); record it again as root to see them.")
 

@@ -290,3 +290,56 @@ def steps_html(steps: list, names: dict[str, str] | None = None, caption: str = 
 
 def _png_width(png: bytes) -> int:
     return int.from_bytes(png[16:20], "big")  # the IHDR chunk's width, right after the 8-byte signature
+
+
+# --- the guest's map beside the host's, in words ---------------------------------------------------------
+
+def agreement_sentence(guest: Snapshot, host) -> str:
+    """How many blocks the two maps agree on (guest: wholly free and reported; host: holds no page of it),
+    and where they differ, computed from the maps (vm.hostmap.agreement)."""
+    from ..vm.hostmap import agreement
+
+    a = agreement(guest, host)
+    reported = a.both + a.guest_only
+    size = format_size(host.page_bytes << host.block_order)
+    if not reported:
+        text = f"The guest had reported no block of {size} whole at this step"
+    else:
+        text = (f"Of the {reported:,} blocks of {size} the guest had reported, the host held no page of "
+                f"{a.both:,} ({a.both / reported:.0%})")
+        if a.guest_only:
+            text += f" and still held some page of {a.guest_only:,}"
+    text += "."
+    if a.host_only:
+        why = "(never touched since boot, or not yet reported)"
+        never = ("" if not a.host_only_free else f", all wholly free in the guest {why}"
+                 if a.host_only_free == a.host_only else f"; {a.host_only_free:,} of them wholly free in the guest {why}")
+        more = " more" if reported else ""
+        text += f" The host held nothing of {a.host_only:,}{more} blocks the guest had not reported{never}."
+    part = int(np.count_nonzero(host_categories(host) == 1))
+    if part:
+        text += (f" The host held only part of {part:,} blocks: pages inside them given back (holes smaller than "
+                 f"{size}) or never touched.")
+    if a.either:
+        text += (f" Where either side says \"given back\", both say it for {a.both:,} of {a.either:,} blocks "
+                 f"({a.over_either:.0%}).")
+    return text
+
+
+def guest_host_html(guest: Snapshot, host, title: str = "", columns: int = 64) -> str:
+    """The two maps side by side as an HTML <figure>: a PNG rendered offline (vl-convert) in a data URL, alt
+    text from the maps (both maps in words and how many blocks agree), the agreement as the caption."""
+    import base64
+    import html
+
+    import vl_convert as vlc
+
+    png = vlc.vegalite_to_png(guest_host_chart(guest, host, columns).to_dict(), scale=2)
+    width = _png_width(png) // 2
+    src = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    agree = agreement_sentence(guest, host)
+    words = f"{alt_text(guest)} {host_alt_text(host)} {agree}"
+    head = f"<b>{html.escape(title)}</b> " if title else ""
+    return (f'<figure class="reclaimlab-physmap"><img class="reclaimlab-chart" src="{src}" width="{width}" '
+            f'alt="{html.escape(words, quote=True)}"><figcaption style="max-width:{width}px">{head}'
+            f'{html.escape(agree)}</figcaption></figure>')

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..probe.physmap import CLASSES, MAX_BLOCK_ORDER, FrameClass, Snapshot
+from ..probe.residency import HostMap
 from .errors import RecordingError
 
 FORMAT = "reclaimlab-physmap"
@@ -221,13 +222,57 @@ class MapStep:
     read_s: float               # how long reading the map took
     snapshot: Snapshot
     ours_pages: int | None = None   # the workload's pages located (None: no workload then, or its PFNs unreadable)
+    host: HostMap | None = None     # the kit's VM: the host's map of the same step, read right after the guest's
+    host_read_s: float | None = None
+
+
+# The host's map, stored beside the guest's in the same entry ("host": {...}); a reader that predates it
+# ignores the key, and a file without it (a local run, a recording before 2026-12-06) loads as before.
+HOST_FORMAT = "reclaimlab-hostmap"
+
+
+def host_to_doc(host: HostMap) -> dict[str, Any]:
+    return {"format": HOST_FORMAT, "page_bytes": host.page_bytes, "block_order": host.block_order,
+            "pages": host.pages, "resident_pages": _pack(host.resident_pages.astype("<u4")),
+            "swapped_pages": _pack(host.swapped_pages.astype("<u4"))}
+
+
+def host_from_doc(doc: Any, where: str, guest: Snapshot) -> HostMap:
+    """The host's map of one step, checked against itself and the guest's map it stands beside."""
+    if not isinstance(doc, dict) or doc.get("format") != HOST_FORMAT:
+        raise RecordingError(f"{where}: host must be a JSON object with \"format\": \"{HOST_FORMAT}\"; {_FIX}")
+    page_bytes = _int(doc, "page_bytes", where + " host", 512, 1 << 30)
+    block_order = _int(doc, "block_order", where + " host", 0, MAX_BLOCK_ORDER)
+    if block_order != guest.block_order or page_bytes != guest.page_bytes:
+        raise RecordingError(f"{where}: the host's map has blocks of order {block_order} and pages of {page_bytes} "
+                             f"bytes, the guest's of order {guest.block_order} and {guest.page_bytes} bytes: they "
+                             f"cannot be laid side by side; {_FIX}")
+    # The host maps the guest's RAM from guest-physical 0; it cannot hold more than the guest's map covers
+    # plus the address holes (HOLE_ALLOWANCE_KIB), and no fewer than one page.
+    limit = guest.pfn_end + (HOLE_ALLOWANCE_KIB * 1024) // page_bytes
+    pages = _int(doc, "pages", where + " host", 1, limit)
+    block_pages = 1 << block_order
+    blocks = -(-pages // block_pages)
+    arrays = []
+    for key in ("resident_pages", "swapped_pages"):
+        a = _unpack(doc, key, (blocks,), where + " host").astype(np.uint32)
+        last = pages - (blocks - 1) * block_pages
+        if len(a) and (a[:-1].max(initial=0) > block_pages or a[-1] > last):
+            at = int(np.flatnonzero(np.append(a[:-1] > block_pages, a[-1] > last))[0])
+            raise RecordingError(f"{where}: host {key} of block {at} is {int(a[at])}, more than the block's "
+                                 f"{block_pages if at < blocks - 1 else last} pages; {_FIX}")
+        arrays.append(a)
+    return HostMap(arrays[0], arrays[1], block_order, page_bytes, pages)
 
 
 def encode_steps(steps: list[MapStep]) -> str:
     """The maps of a run as the text of physmap.json."""
     return json.dumps({"format": STEPS_FORMAT, "version": STEPS_VERSION, "maps": [
         {"label": s.label, "t_s": round(float(s.t_s), 6), "read_s": round(float(s.read_s), 4),
-         "ours_pages": s.ours_pages, "map": to_doc(s.snapshot)} for s in steps]}, separators=(",", ":")) + "\n"
+         "ours_pages": s.ours_pages, "map": to_doc(s.snapshot),
+         **({} if s.host is None else {"host": host_to_doc(s.host),
+                                       "host_read_s": round(float(s.host_read_s or 0.0), 4)})}
+        for s in steps]}, separators=(",", ":")) + "\n"
 
 
 def _number(entry: dict, key: str, where: str, lo: float, hi: float) -> float:
@@ -293,5 +338,13 @@ def decode_steps(text: str | bytes, source: str = STEPS_FILE, span_s: tuple[floa
         decoded_bytes += size
         if decoded_bytes > MAX_STEPS_ARRAY_BYTES:
             raise RecordingError(f"{where}: the maps would take more than {MAX_STEPS_ARRAY_BYTES:,} bytes decoded; {_FIX}")
-        steps.append(MapStep(label, t_s, read_s, from_doc(entry["map"], where), ours))
+        snap = from_doc(entry["map"], where)
+        host, host_read_s = None, None
+        if "host" in entry:
+            decoded_bytes += size // (len(CLASSES) * 4 + 1) * 8
+            if decoded_bytes > MAX_STEPS_ARRAY_BYTES:
+                raise RecordingError(f"{where}: the maps would take more than {MAX_STEPS_ARRAY_BYTES:,} bytes decoded; {_FIX}")
+            host = host_from_doc(entry["host"], where, snap)
+            host_read_s = _number(entry, "host_read_s", where, 0.0, MAX_READ_S)
+        steps.append(MapStep(label, t_s, read_s, snap, ours, host, host_read_s))
     return steps

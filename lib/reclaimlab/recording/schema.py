@@ -66,6 +66,8 @@ META: dict[str, str] = {
     "accel_reason": "text", "free_page_reporting": "text: on or off", "page_size_kib": "KiB",
     "guest_thp": "text", "guest_disk": "bool", "guest_mem_mib": "MiB", "guest_cpus": "int",
     "boot_s": "s", "host_view": "text: what the host-side columns measure",
+    "hostmap_unavailable": ("text: why the maps hold the guest's side only (no host map of QEMU's RAM), e.g. "
+                            "a guest above 3 GiB"),
     "host_kernel_release": "text", "guest_notes": "list",
     "guest_kernel_source": "text: where the guest's kernel came from (this machine's /boot, or a packaged one)",
 }

@@ -179,6 +179,8 @@ def compaction(run: VmSampler, size: int, p: dict[str, Any]) -> None:
     _wait(p["observe_s"])  # most of it is free in the guest, but in holes: reportable only above the order
     run.results["fragmented_host_rss_kib"] = before = run.host_rss_kib()
     run.results["fragmented_returned_kib"] = None if before is None or peak is None else peak - before
+    if run.maps:  # what reporting took while fragmented, block by block: the holes at this order
+        run.snapshot_maps("reported")
     run.step("compact", "", "compact")
     run.snapshot("compacted")
     _wait(p["observe_s"])

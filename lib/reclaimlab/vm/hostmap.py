@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..probe import physmap
+from ..probe.residency import HostMap  # noqa: F401  (the data type, below recording/ so recordings load it)
 
 PM_PRESENT = np.uint64(1 << 63)
 PM_SWAPPED = np.uint64(1 << 62)
@@ -37,30 +38,6 @@ LOW_RAM_LIMIT_BYTES = 3 << 30   # x86 pc: RAM above this would be remapped above
 
 class HostMapError(Exception):
     """The host's side of the VM cannot be mapped; the message says why and what to do."""
-
-
-@dataclass(frozen=True, eq=False)
-class HostMap:
-    """Per block of guest-physical memory: pages the host holds (present) and has swapped out."""
-
-    resident_pages: np.ndarray   # (blocks,) present pages per block
-    swapped_pages: np.ndarray    # (blocks,) swapped-out pages per block
-    block_order: int
-    page_bytes: int
-    pages: int                   # pages of guest RAM mapped (the last block may be short)
-
-    @property
-    def blocks(self) -> int:
-        return len(self.resident_pages)
-
-    @property
-    def resident(self) -> np.ndarray:
-        """True where the host holds any page of the block."""
-        return self.resident_pages > 0
-
-    @property
-    def resident_kib(self) -> int:
-        return int(self.resident_pages.sum(dtype=np.int64)) * self.page_bytes // 1024
 
 
 def fold(pagemap: bytes | np.ndarray, block_order: int = 9, page_bytes: int = 4096) -> HostMap:

@@ -7,6 +7,13 @@ row shows both sides of the same instant, like the seed's two windows side by si
 Times: t_s is the host's clock (seconds since start). The guest's own clock is kept in
 `guest_t_s`; guest-side times (command start/end) are mapped to the host's clock with the
 smallest (arrival - guest time) seen so far, i.e. the least-delayed line.
+
+Maps: beside every buddyinfo snapshot (`snapshot(label)`) the sampler takes the guest's map of physical
+memory (vm/guestmap.py, over the agent) and, right after it, the host's (vm/hostmap.py, QEMU's RAM
+residency), stored as one recording.physmap.MapStep per step (physmap.json). The guest's read takes
+~150 ms under TCG, during which its one vCPU streams no samples: `sampler_cost.physmap_max_gap_s` is the
+longest gap between samples around a map read. Where a map cannot be taken, meta says why
+(`physmap_unavailable`, `hostmap_unavailable`) and the run goes on without it.
 """
 from __future__ import annotations
 
@@ -16,9 +23,12 @@ import time
 from typing import Any
 
 from ..recording import schema
+from ..recording.physmap import MapStep
 from ..recording.recorder import Recorder, why_interrupted
 from ..recording.recording import Recording
-from ..sampling.sampler import MEMINFO_COLUMNS, VMSTAT_COLUMNS
+from ..sampling.sampler import MEMINFO_COLUMNS, VMSTAT_COLUMNS, max_gap_during
+from . import guestmap, hostmap
+from .errors import VmError
 from .machine import Machine, read_rss_kib
 from .protocol import Ack, Message, Note, Sample, Snapshot, reportable_free_kib
 
@@ -43,7 +53,7 @@ class VmSampler:
     """Subscribes to a booted Machine; `stop()` returns the Recording."""
 
     def __init__(self, machine: Machine, hz: float = 10.0, experiment: str = "vm",
-                 parameters: dict[str, Any] | None = None):
+                 parameters: dict[str, Any] | None = None, maps: bool = True, map_block_order: int = 9):
         if machine.hello is None:
             raise ValueError("boot the Machine before sampling it")
         self.machine = machine
@@ -64,6 +74,11 @@ class VmSampler:
         self._offset_s: float | None = None  # host clock - guest clock, least-delayed line
         self._t0 = 0.0
         self.recording: Recording | None = None
+        self.maps = maps                     # take the guest's and the host's map beside every buddyinfo snapshot
+        self.map_block_order = map_block_order
+        self._map_why_not: str | None = None    # the guest's map could not be taken: no more are tried
+        self._host_why_not: str | None = None   # the host's map could not be taken (the guest's still are)
+        self._map_spans: list[tuple[float, float]] = []   # (start, end) t_s of each pair of map reads
 
     def start(self) -> "VmSampler":
         rate = max(1, min(50, round(self.hz)))
@@ -120,7 +135,34 @@ class VmSampler:
         return ack
 
     def snapshot(self, label: str) -> None:
+        """Buddyinfo under `label` (a B line), then the guest's and the host's maps beside it."""
         self.machine.command("snapshot", label)
+        if self.maps:
+            self.snapshot_maps(label)
+
+    def snapshot_maps(self, label: str) -> MapStep | None:
+        """The guest's map now and the host's right after it, as one MapStep (None where the guest's
+        cannot be taken: the first reason goes into meta as physmap_unavailable)."""
+        if self._map_why_not is not None:
+            return None
+        start_s = self.now_s()
+        try:
+            guest, read_s = guestmap.read_guest_map(self.machine, self.map_block_order)
+        except VmError as exc:
+            self._map_why_not = f"the guest's map: {exc}"
+            return None
+        host, host_read_s = None, None
+        if self._host_why_not is None:
+            t0 = time.perf_counter()
+            try:
+                host = hostmap.read_host_map(self.machine.pid, self.machine.mem_mib << 20, self.map_block_order)
+                host_read_s = round(time.perf_counter() - t0, 4)
+            except hostmap.HostMapError as exc:
+                self._host_why_not = str(exc)
+        self._map_spans.append((round(start_s, 6), round(self.now_s(), 6)))
+        step = MapStep(label, round(start_s, 6), round(read_s, 4), guest, None, host, host_read_s)
+        self.recorder.physmap(step)
+        return step
 
     def latest(self) -> dict[str, Any] | None:
         with self._lock:
@@ -135,7 +177,12 @@ class VmSampler:
             return self.recording
         self.machine.unsubscribe(self._on_message)
         with self._lock:
-            facts: dict[str, Any] = {"mode_reason": "live: the kit's VM runs here"}
+            facts: dict[str, Any] = {"mode_reason": "live: the kit's VM runs here",
+                                     "sampler_cost": self._cost()}
+            if self.maps and self._map_why_not is not None:
+                facts["physmap_unavailable"] = self._map_why_not
+            if self.maps and self._map_why_not is None and self._host_why_not is not None:
+                facts["hostmap_unavailable"] = self._host_why_not
             if self.notes:
                 facts["guest_notes"] = list(self.notes)
             self.recording = self.recorder.finish(order=("t_s", "guest_t_s"), interrupted=interrupted, **facts)
@@ -146,6 +193,18 @@ class VmSampler:
         (`exc.recording`), so the caller can keep what was measured."""
         exc.recording = self.stop(interrupted=why_interrupted(type(exc), exc))  # type: ignore[attr-defined]
         return exc.recording  # type: ignore[attr-defined]
+
+    def _cost(self) -> dict[str, Any]:
+        """Samples that arrived, their longest gap, and what the maps cost them (held under the lock)."""
+        import pandas as pd
+        t_s = pd.Series([r["t_s"] for r in self._rows], dtype="float64")
+        gaps = t_s.diff().dropna()
+        cost: dict[str, Any] = {"samples": len(t_s), "max_gap_s": round(float(gaps.max()), 4) if len(gaps) else None}
+        if self._map_spans:
+            cost.update(physmap_snapshots=len(self._map_spans),
+                        physmap_read_s_max=round(max(b - a for a, b in self._map_spans), 4),
+                        physmap_max_gap_s=max_gap_during(t_s, self._map_spans))
+        return cost
 
     def _guest_facts(self) -> dict[str, Any]:
         """What the kit's VM is, for meta: from its hello line and the Machine that booted it."""

@@ -1,0 +1,93 @@
+"""Lab 05's guest and host maps: the shipped runs in the kit's VM carry both maps at each buddyinfo step,
+the agreement the lab prints is computed from them, and a run without them says why."""
+from __future__ import annotations
+
+import copy
+import html
+import re
+
+import pytest
+
+from reclaimlab.notebook import lab
+from reclaimlab.present import physmap_chart
+from reclaimlab.recording import datasets
+from reclaimlab.vm import hostmap
+
+
+def vm_run(name: str, **params):
+    return datasets.find(name, params, guest_kind="kit-vm")
+
+
+@pytest.fixture(scope="module")
+def on():
+    return vm_run("calloc-reclaim", reporting=True)
+
+
+@pytest.fixture(scope="module")
+def off():
+    return vm_run("calloc-reclaim", reporting=False)
+
+
+@pytest.mark.parametrize("name, params, labels", [
+    ("calloc-reclaim", {"reporting": True}, ["before", "after"]),
+    ("calloc-reclaim", {"reporting": False}, ["before", "after"]),
+    ("compaction", {"reporting": True}, ["before", "fragmented", "reported", "compacted"]),
+])
+def test_the_shipped_vm_runs_carry_both_maps_at_every_buddyinfo_step(name, params, labels):
+    rec = vm_run(name, **params)
+    assert [m.label for m in rec.physmaps] == labels
+    assert set(rec.buddyinfo["label"]) <= set(labels)
+    for m in rec.physmaps:
+        assert m.host is not None and m.host.block_order == m.snapshot.block_order
+        assert m.host.pages << 2 == rec.meta["guest_mem_mib"] << 10      # the host maps all of the guest's RAM
+    cost = rec.meta["sampler_cost"]
+    # the guest map's ~150-300 ms read under TCG never stalled the 10 Hz samples by 2 periods
+    assert cost["physmap_snapshots"] == len(labels) and cost["physmap_max_gap_s"] < 2 / rec.meta["sample_hz"]
+
+
+def test_reported_blocks_are_the_hosts_empty_ones_in_the_reporting_run(on, off):
+    after = {m.label: m for m in on.physmaps}["after"]
+    a = hostmap.agreement(after.snapshot, after.host)
+    assert a.both >= 0.95 * (a.both + a.guest_only) and a.both > 300   # hundreds of MiB reported, the host holds none
+    quiet = {m.label: m for m in off.physmaps}["after"]
+    assert hostmap.agreement(quiet.snapshot, quiet.host).both == 0      # reporting off: nothing reported
+
+
+def test_the_sentence_and_alt_text_are_computed_from_the_maps(on):
+    after = {m.label: m for m in on.physmaps}["after"]
+    a = hostmap.agreement(after.snapshot, after.host)
+    text = physmap_chart.agreement_sentence(after.snapshot, after.host)
+    assert f"Of the {a.both + a.guest_only:,} blocks of 2.00 MiB the guest had reported, the host held no page of {a.both:,}" in text
+    page = lab.guest_and_host_maps_html({"reporting on": on}, step="after")
+    assert page.count("<img") == 1 and 'src="data:image/png;base64,' in page and "http" not in page.split("base64,")[0]
+    alt = html.unescape(re.search(r'alt="([^"]*)"', page).group(1))
+    assert text in alt and "The host's map of the VM's RAM" in alt and "Map of physical memory" in alt
+    # an edited host map changes the words: the guest's reported blocks now held by the host
+    edited = copy.deepcopy(after.host)
+    edited.resident_pages[:] = 512
+    assert "still held some page of" in physmap_chart.agreement_sentence(after.snapshot, edited)
+
+
+def test_a_run_without_maps_says_why(on):
+    old = copy.deepcopy(on)
+    old.physmaps = []
+    assert "recorded before reclaimlab took maps there" in lab.guest_and_host_maps_html(old)
+    no_host = copy.deepcopy(on)
+    no_host.physmaps = [type(m)(m.label, m.t_s, m.read_s, m.snapshot) for m in on.physmaps]
+    no_host.meta["hostmap_unavailable"] = "a guest of 4096 MiB: RAM above 3 GiB sits above the PCI hole"
+    assert "guest's maps only: a guest of 4096 MiB" in html.unescape(lab.guest_and_host_maps_html({"x": no_host}))
+    local = datasets.find("calloc-reclaim")
+    assert local.meta["guest_kind"] != "kit-vm"
+    assert "exists only in the kit's VM" in html.unescape(lab.guest_and_host_maps_html(local))
+
+
+def test_order_5_takes_smaller_holes_than_order_9():
+    runs = {o: vm_run("compaction", page_reporting_order=o) for o in (5, 9)}
+    part = {}
+    for o, rec in runs.items():
+        m = {s.label: s for s in rec.physmaps}["reported"]
+        cats = physmap_chart.host_categories(m.host)
+        part[o] = int((cats == 1).sum())
+        said = physmap_chart.agreement_sentence(m.snapshot, m.host)
+        assert (f"The host held only part of {part[o]:,} blocks" in said) == (part[o] > 0)
+    assert part[5] > 10 * max(part[9], 1)   # order 5: 128 KiB holes given back inside blocks the host keeps in part
