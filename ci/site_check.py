@@ -16,7 +16,8 @@
    that exists and, with a #fragment, an element of that page. On every lab page: its charts are
    there (a lab that calls reclaimlab.present.charts shows at least one), every solution is a closed
    <details>, a lab that runs an experiment shows its RECORDED banner, and a lab that shows maps of
-   physical memory (lab.show_physical_memory) shows at least one map image, loaded from a data URL.
+   physical memory (lab.show_physical_memory, lab.show_guest_and_host_maps) shows at least one map
+   image, loaded from a data URL.
 4. First, a page of planted failures (a broken image, a blank svg, a script from a CDN, a dead link,
    a console error) must be reported, each of them: a check that cannot fail proves nothing.
 Exit status 0 when every page passed; 1 with one line per failure.
@@ -117,7 +118,7 @@ def lab_expectations(stem: str) -> tuple[bool, bool, bool]:
     code = "\n".join("".join(c["source"]) for c in json.loads(src.read_text(encoding="utf-8"))["cells"]
                      if c["cell_type"] == "code") if src.exists() else ""
     return (bool(re.search(r"\bcharts\.\w+\(", code)), bool(re.search(r"\bctx\.run\(|\blab\.banner\(", code)),
-            bool(re.search(r"\blab\.show_physical_memory\(", code)))
+            bool(re.search(r"\blab\.(show_physical_memory|show_guest_and_host_maps)\(", code)))
 
 
 def check_pages(context, base: str, pages: list[str]) -> dict[str, list[str]]:
