@@ -157,5 +157,7 @@ def test_gradual_newer_writes_memory_reclaim_and_the_cache_falls():
     s, t = rec.samples, float(steps.t_s.iloc[0])
     before = s[s.t_s <= t]["cached_kib"].iloc[-1]
     after = s["cached_kib"].iloc[-1]
-    assert before - after >= 150 * 1024, (before, after)        # the guest's Cached, from its own meminfo
-    assert res["cache_idle_kib"] - res["cache_after_kib"] >= 150 * 1024
+    # 320 MiB of cache and newer gradual's 128 MiB floor leave at most ~190 MiB to take; a CI run here took
+    # 138 MiB after the first step (241 -> 98 MiB Cached), another more: a real fall is tens of MiB and more.
+    assert before - after >= 64 * 1024, (before, after)         # the guest's Cached, from its own meminfo
+    assert res["cache_idle_kib"] - res["cache_after_kib"] >= 64 * 1024
