@@ -36,7 +36,9 @@ What it does, and why:
   from disk WITHOUT running it, as a learner opens an executed copy later: JupyterLab does not
   trust it (the check asserts that), so it refuses image/svg+xml. Every chart in the file must
   render as an image (nonzero natural size), none may show as its text (`alt.Chart(...)`), and the
-  solutions must be shut.
+  solutions must be shut. Cells under a "Go further" heading saved collapsed are hidden on the page
+  (exactly those: reclaimlab.notebook.gofurther), and their charts are not counted (the site check
+  loads them).
 - First, notebooks of planted failures (a blank SVG, a chart that needs a CDN, a widget whose
   model is missing, an exception, a solution hidden only by metadata, code collapsed only by a
   `hide-input` tag; untrusted: a chart as
@@ -405,12 +407,15 @@ PAGE_STATE_JS = """() => {
     // A collapsed input: JupyterLab 4 takes the input area (editor and all) out of the page and puts
     // a .jp-InputPlaceholder (its own empty prompt, the source's first line) in its place.
     const editor = cell.querySelector('.jp-Cell-inputArea .jp-InputArea-editor');
-    return {code: cell.classList.contains('jp-CodeCell'), prompt: prompt ? prompt.textContent.trim() : '',
+    // Hidden under a collapsed heading (a "Go further" run): Lumino hides the cell widget; innerText of a
+    // hidden element is its whole text, so what it "shows" is nothing.
+    const hidden = cell.classList.contains('lm-mod-hidden') || cell.classList.contains('jp-mod-hidden');
+    return {code: cell.classList.contains('jp-CodeCell'), prompt: prompt ? prompt.textContent.trim() : '', hidden,
             collapsed: !!cell.querySelector('.jp-InputPlaceholder'),
             editor: !!editor && editor.getBoundingClientRect().height > 0,
             outputs, text: (cell.querySelector('.jp-Cell-outputArea') || {innerText: ''}).innerText || '',
             // what a markdown cell shows: innerText leaves out a closed <details> but its <summary>
-            shown: cell.classList.contains('jp-MarkdownCell') ? (cell.innerText || '') : '',
+            shown: cell.classList.contains('jp-MarkdownCell') && !hidden ? (cell.innerText || '') : '',
             summary: summary ? (summary.innerText || '') : ''};
   });
   const bar = document.querySelector('.jp-StatusBar-Widget');
@@ -681,14 +686,34 @@ def check_solutions(result: LabResult, st: dict, nb: dict) -> int:
     return n
 
 
+def check_go_further_hidden(result: LabResult, st: dict, nb: dict) -> None:
+    """On opening, JupyterLab hides exactly the cells under a heading saved collapsed (the "Go further"
+    runs, reclaimlab.notebook.gofurther): the page must agree with what the file says."""
+    from reclaimlab.notebook import gofurther
+
+    if len(st["cells"]) != len(nb["cells"]):
+        return  # check_solutions reports the mismatch
+    meant = gofurther.hidden_by_jupyterlab(nb["cells"])
+    shown = {i for i, dom in enumerate(st["cells"]) if not dom.get("hidden")}
+    wrong_shown = sorted(i + 1 for i in meant & shown)
+    wrong_hidden = sorted(i + 1 for i in set(range(len(nb["cells"]))) - meant - shown)
+    if wrong_shown:
+        result.fail(f"cells {wrong_shown[:5]} sit under a collapsed 'Go further' heading but the page shows them")
+    if wrong_hidden:
+        result.fail(f"cells {wrong_hidden[:5]} are on the core path but the page hides them")
+
+
 def check_untrusted(result: LabResult, st: dict, nb: dict) -> None:
     """An executed copy opened without running it: every chart of the file rendered as a picture."""
-    expected = sum(is_chart_output(o) for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", []))
     code_cells = [c for c in nb["cells"] if c["cell_type"] == "code"]
     dom_code = [c for c in st["cells"] if c["code"]]
     if len(code_cells) != len(dom_code):
         result.fail(f"the page shows {len(dom_code)} code cells, the notebook has {len(code_cells)}")
         return
+    # Charts in cells hidden under a collapsed "Go further" heading are not drawn until the learner opens
+    # it; the site check loads them (its <details> hold every <img>).
+    expected = sum(is_chart_output(o) for c, dom in zip(code_cells, dom_code) if not dom.get("hidden")
+                   for o in c.get("outputs", []))
     for n, (cell, dom) in enumerate(zip(code_cells, dom_code), start=1):
         where = f"code cell {n} ({first_line(cell)})"
         for out in dom["outputs"]:
@@ -856,6 +881,7 @@ def check_untrusted_lab(context, server: Server, nb_path: Path) -> LabResult:
         st = settled_state(lab)
         nb = json.loads(nb_path.read_text(encoding="utf-8"))
         check_untrusted(result, st, nb)
+        check_go_further_hidden(result, st, nb)
         result.solutions = check_solutions(result, st, nb)
         if result.solutions:
             open_a_solution(result, lab, nb)
