@@ -21,6 +21,12 @@ def _label(rec: Recording) -> str:
     return f"{p.get('policy', '?')} · {p.get('variant', '?')}"
 
 
+def idle_mark_s(rec: Recording) -> float:
+    """The run's idle mark (the page-cache workload is done; the daemon starts), 0 where absent."""
+    idle = rec.event_times("idle")
+    return float(idle[0]) if idle else 0.0
+
+
 def first_action_s(rec: Recording) -> float | None:
     """When the run's first drop_caches or reclaim came, at or after its idle mark (None: it made none)."""
     idle = rec.event_times("idle")

@@ -15,19 +15,9 @@ from typing import Mapping
 from .. import analysis
 from ..claims import Claim, claim
 from ...recording.recording import Recording
+from .auto_reclaim import _label, idle_mark_s
 
 ACTIONS = ("drop_caches", "reclaim")
-
-
-def _label(rec: Recording) -> str:
-    p = rec.meta.get("parameters", {})
-    return f"{p.get('policy', '?')} · {p.get('variant', '?')}"
-
-
-def idle_mark_s(rec: Recording) -> float:
-    """The run's idle mark (the page-cache workload is done; the daemon starts), 0 where absent."""
-    idle = rec.event_times("idle")
-    return float(idle[0]) if idle else 0.0
 
 
 def first_action_s(rec: Recording) -> float | None:

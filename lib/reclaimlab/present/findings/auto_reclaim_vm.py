@@ -15,19 +15,10 @@ from .. import analysis
 from ..claims import Claim, claim
 from ...recording.recording import Recording
 from . import auto_reclaim as ar
+from .auto_reclaim import _label, idle_mark_s
 
 HOST_FELL_KIB = 128 * 1024     # QEMU's resident memory must fall at least this much to say the host got memory back
 HOST_COLUMN = "host_vm_rss_kib"
-
-
-def _label(rec: Recording) -> str:
-    p = rec.meta.get("parameters", {})
-    return f"{p.get('policy', '?')} · {p.get('variant', '?')}"
-
-
-def idle_mark_s(rec: Recording) -> float:
-    idle = rec.event_times("idle")
-    return float(idle[0]) if idle else 0.0
 
 
 def watched_s(rec: Recording) -> float:
