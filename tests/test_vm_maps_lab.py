@@ -9,8 +9,10 @@ import re
 import pytest
 
 from reclaimlab.notebook import lab
+from reclaimlab.paths import recordings_dir
 from reclaimlab.present import physmap_chart
 from reclaimlab.recording import datasets
+from reclaimlab.recording.recording import load
 from reclaimlab.vm import hostmap
 
 
@@ -32,6 +34,11 @@ def off():
     ("calloc-reclaim", {"reporting": True}, ["before", "after"]),
     ("calloc-reclaim", {"reporting": False}, ["before", "after"]),
     ("compaction", {"reporting": True}, ["before", "fragmented", "reported", "compacted"]),
+    ("compaction", {"page_reporting_order": 5}, ["before", "fragmented", "reported", "compacted"]),
+    ("compaction", {"page_reporting_order": 9}, ["before", "fragmented", "reported", "compacted"]),
+    ("page-cache", {"reporting": True}, ["before", "cached", "dropped"]),
+    ("refault", {"reporting": True}, ["before", "before_cold"]),
+    ("refault", {"reporting": False}, ["before", "before_cold"]),
 ])
 def test_the_shipped_vm_runs_carry_both_maps_at_every_buddyinfo_step(name, params, labels):
     rec = vm_run(name, **params)
@@ -43,6 +50,31 @@ def test_the_shipped_vm_runs_carry_both_maps_at_every_buddyinfo_step(name, param
     cost = rec.meta["sampler_cost"]
     # the guest map's ~150-300 ms read under TCG never stalled the 10 Hz samples by 2 periods
     assert cost["physmap_snapshots"] == len(labels) and cost["physmap_max_gap_s"] < 2 / rec.meta["sample_hz"]
+
+
+# every shipped run of calloc-reclaim and compaction, and every run in the kit's VM, whatever the lab
+MAPPED = sorted(e["path"] for e in datasets.read_index()
+                if e["experiment"] in ("calloc-reclaim", "compaction") or e.get("guest_kind") == "kit-vm")
+
+
+@pytest.mark.parametrize("path", MAPPED)
+def test_every_shipped_calloc_compaction_and_kit_vm_recording_carries_maps(path):
+    rec = load(recordings_dir() / path)
+    in_vm = rec.meta["guest_kind"] == "kit-vm"
+    if rec.meta["experiment"] == "auto-reclaim":
+        # WSL's policies in the kit's VM fold both maps into results, before the idle wait and after the run
+        # (a map step in physmap.json would be work the CPU gate sees)
+        assert in_vm and rec.meta["parameters"]["maps"] is True
+        for key in ("guest_map_file_kib", "guest_map_reported_kib", "host_map_resident_kib"):
+            assert set(rec.meta["results"][key]) == {"idle", "after"}, key
+        return
+    assert rec.physmaps, f"{path}: no map snapshots"
+    labels = [m.label for m in rec.physmaps]
+    if rec.buddyinfo is not None:
+        assert set(rec.buddyinfo["label"]) <= set(labels)       # a map at every buddyinfo step
+    if in_vm:
+        assert all(m.host is not None for m in rec.physmaps), f"{path}: a step without the host's map"
+        assert all(m.host.pages << 2 == rec.meta["guest_mem_mib"] << 10 for m in rec.physmaps)
 
 
 def test_reported_blocks_are_the_hosts_empty_ones_in_the_reporting_run(on, off):

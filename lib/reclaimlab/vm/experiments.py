@@ -111,6 +111,7 @@ def calloc_reclaim(run: VmSampler, size: int, p: dict[str, Any]) -> None:
 def refault(run: VmSampler, size: int, p: dict[str, Any]) -> None:
     _wait(p["baseline_s"])
     base = run.host_rss_kib() or 0
+    run.snapshot("before")
     run.step("calloc", format_size(size), "alloc", size)
     run.step("touch", "first", "touch")
     run.step("free", "first", "free")
@@ -138,11 +139,13 @@ def page_cache(run: VmSampler, size: int, p: dict[str, Any]) -> None:
         raise RuntimeError("the guest has no disk mounted; page-cache needs one (see the console)")
     _wait(p["baseline_s"])
     base = run.host_rss_kib() or 0
+    run.snapshot("before")
     run.step("write_file", format_size(size), "write_file", size)
     run.step("sync", "", "sync")
     run.step("read_file", "cached", "read_file")
     _wait(p["hold_s"])
     run.results["drop_caches_host_peak_kib"] = peak = run.host_rss_kib() or base
+    run.snapshot("cached")  # the file's pages in the guest's cache, and resident in the host
     levels = drop_levels(p["drop_levels"])
     for i, level in enumerate(levels):
         run.step("drop_caches", str(level), "drop_caches", level)
@@ -150,6 +153,7 @@ def page_cache(run: VmSampler, size: int, p: dict[str, Any]) -> None:
             _observe_return(run, base, peak - base, p["observe_s"], "drop_caches")
         else:
             _wait(p["hold_s"])
+    run.snapshot("dropped")  # after the drops: what reporting handed back, block by block
     run.step("read_file", "cold", "read_file")  # from the disk again: the cache is refilled
     run.step("rm_file", "", "rm_file")
 
