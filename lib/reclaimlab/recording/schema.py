@@ -69,6 +69,8 @@ META: dict[str, str] = {
     "hostmap_unavailable": ("text: why the maps hold the guest's side only (no host map of QEMU's RAM), e.g. "
                             "a guest above 3 GiB"),
     "host_kernel_release": "text", "guest_notes": "list",
+    "host_load": ("object: how busy the host was: cpus, and /proc/loadavg's 1-minute figure at the start and the "
+                  "end (loadavg_1min_start, loadavg_1min_end; QEMU under TCG adds about 1)"),
     "guest_kernel_source": "text: where the guest's kernel came from (this machine's /boot, or a packaged one)",
 }
 

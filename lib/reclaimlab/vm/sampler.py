@@ -17,6 +17,7 @@ longest gap between samples around a map read. Where a map cannot be taken, meta
 """
 from __future__ import annotations
 
+import os
 import platform
 import threading
 import time
@@ -49,6 +50,15 @@ def sample_row(sample: Sample, page_reporting_order: int | None, page_kib: int =
     return row
 
 
+def host_loadavg_1min() -> float | None:
+    """The host's 1-minute load average (/proc/loadavg), None where unreadable."""
+    try:
+        with open("/proc/loadavg", encoding="ascii") as f:
+            return float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class VmSampler:
     """Subscribes to a booted Machine; `stop()` returns the Recording."""
 
@@ -79,11 +89,13 @@ class VmSampler:
         self._map_why_not: str | None = None    # the guest's map could not be taken: no more are tried
         self._host_why_not: str | None = None   # the host's map could not be taken (the guest's still are)
         self._map_spans: list[tuple[float, float]] = []   # (start, end) t_s of each pair of map reads
+        self._load_start: float | None = None   # the host's 1-minute load at start: TCG's figures slow on a busy host
 
     def start(self) -> "VmSampler":
         rate = max(1, min(50, round(self.hz)))
         self.machine.command("rate", rate)
         self.hz = self.recorder.sample_hz = float(rate)
+        self._load_start = host_loadavg_1min()
         self._t0 = time.monotonic()
         self.machine.subscribe(self._on_message)
         self._wait_rows(1, 5.0)
@@ -178,7 +190,9 @@ class VmSampler:
         self.machine.unsubscribe(self._on_message)
         with self._lock:
             facts: dict[str, Any] = {"mode_reason": "live: the kit's VM runs here",
-                                     "sampler_cost": self._cost()}
+                                     "sampler_cost": self._cost(),
+                                     "host_load": {"cpus": os.cpu_count(), "loadavg_1min_start": self._load_start,
+                                                   "loadavg_1min_end": host_loadavg_1min()}}
             if self.maps and self._map_why_not is not None:
                 facts["physmap_unavailable"] = self._map_why_not
             if self.maps and self._map_why_not is None and self._host_why_not is not None:
