@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -482,3 +483,19 @@ def test_live_map_draws_this_guest_and_writes_svg_and_png(tmp_path):
         assert f"map written to {tmp_path / name}" in result.output and "free, reported to the host" in result.output
     assert (tmp_path / "map.svg").read_text().startswith("<svg")
     assert (tmp_path / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.live
+def test_live_map_as_an_unprivileged_user_says_it_needs_root():
+    """The same command, the same guest, as `nobody`: one sentence naming root, exit 2, no traceback."""
+    import shutil
+    import subprocess
+    import sys
+    if _root_with_kpageflags() is not None or shutil.which("runuser") is None:
+        pytest.skip("needs root (to drop to nobody) and runuser")
+    lib = str(Path(__file__).resolve().parents[1] / "lib")
+    out = subprocess.run(["runuser", "-u", "nobody", "--", "env", f"PYTHONPATH={lib}", "HOME=/tmp", sys.executable,
+                          "-c", "from reclaimlab.cli.app import main; main(['map'])"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert "/proc/kpageflags: permission denied: mapping physical memory needs root" in out.stderr
+    assert "Traceback" not in out.stderr and out.stdout == ""
