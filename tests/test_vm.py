@@ -356,6 +356,23 @@ def test_experiment_recording_has_both_views(image):
     assert a.both >= 0.95 * (a.both + a.guest_only) and a.both * 2 >= 0.5 * 256   # MiB: most of the freed 256 MiB
 
 
+@pytest.mark.vm
+@vm
+@pytest.mark.parametrize("name, labels, params", [
+    ("page-cache", ["before", "cached", "dropped"], {"hold_s": 0.5, "observe_s": 8.0}),
+    ("refault", ["before", "before_cold"], {"wait_for_report_s": 8.0}),
+])
+def test_page_cache_and_refault_take_both_maps_at_each_buddyinfo_step(image, name, labels, params):
+    from reclaimlab.vm.experiments import run_vm_experiment
+    rec = run_vm_experiment(name, reporting=True, size_bytes=256 * MIB, mem_bytes=1024 * MIB,
+                            cache_dir=image.dir.parent, baseline_s=0.5, tail_s=0.5, **params)
+    assert [m.label for m in rec.physmaps] == labels and set(rec.buddyinfo["label"]) == set(labels)
+    assert all(m.host is not None for m in rec.physmaps)
+    assert rec.meta["sampler_cost"]["physmap_snapshots"] == len(labels)
+    load = rec.meta["host_load"]
+    assert load["cpus"] >= 1 and load["loadavg_1min_start"] >= 0 and load["loadavg_1min_end"] >= 0
+
+
 def test_page_reporting_order_goes_on_the_kernel_command_line_as_wsl_sets_it():
     from reclaimlab.vm import machine as m
     assert "page_reporting.page_reporting_order=5" in m.kernel_args(5)
