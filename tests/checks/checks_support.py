@@ -21,6 +21,13 @@ def needs_root(what: str) -> None:
         pytest.skip(f"needs root, to {what} (CI runs as root)")
 
 
+@pytest.fixture
+def shown(pytestconfig):
+    """with shown(): a check's own progress lines go straight to the terminal (CI's log) as they come,
+    as its stage's did, instead of appearing only when it fails: these checks take minutes."""
+    return pytestconfig.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled
+
+
 def run_helper(name: str, *args: str) -> None:
     """Run tests/checks/<name>.py as its own process (it makes users, cgroups and servers, and handles
     SIGTERM itself); its output is this test's captured output, and a non-zero status fails the test."""

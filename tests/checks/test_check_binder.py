@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from checks_support import needs_root, run_helper
+from checks_support import needs_root, run_helper, shown  # noqa: F401  (shown: a fixture)
 
 pytestmark = pytest.mark.binder
 
 
-def test_every_lab_runs_as_a_binder_participant():
+def test_every_lab_runs_as_a_binder_participant(shown):
     needs_root("make a memory cgroup and run the labs as an unprivileged user")
-    run_helper("binder_check")
+    with shown():
+        run_helper("binder_check")

@@ -6,12 +6,14 @@ from __future__ import annotations
 import pytest
 
 import browser_check
-from checks_support import chromium  # noqa: F401  (a fixture)
+from checks_support import chromium, shown  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
 
 
-def test_every_lab_renders_in_chromium(chromium, executed_lab):
+def test_every_lab_renders_in_chromium(chromium, executed_lab, shown):
     executed_lab.all("recorded")
-    assert browser_check.main(["--labs-executed-since", str(executed_lab.started_s)]) == 0, \
+    with shown():
+        rc = browser_check.main(["--labs-executed-since", str(executed_lab.started_s)])
+    assert rc == 0, \
         "browser check failed: the lines under 'browser check FAILED' above name each lab and failure"

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from checks_support import needs_root, run_helper
+from checks_support import needs_root, run_helper, shown  # noqa: F401  (shown: a fixture)
 
 pytestmark = pytest.mark.hub
 
 
-def test_a_room_of_participants_runs_every_lab():
+def test_a_room_of_participants_runs_every_lab(shown):
     needs_root("make participant accounts and memory cgroups for a JupyterHub")
     for module in ("jupyterhub", "websocket", "jupyterhub_idle_culler"):
         pytest.importorskip(module, reason="the `hub` extra is missing: python3 tasks.py setup installs it")
-    run_helper("hub_check")
+    with shown():
+        run_helper("hub_check")

@@ -6,12 +6,14 @@ from __future__ import annotations
 import pytest
 
 import site_check
-from checks_support import chromium  # noqa: F401  (a fixture)
+from checks_support import chromium, shown  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.site
 
 
-def test_every_site_page_shows_offline(chromium, executed_lab):
+def test_every_site_page_shows_offline(chromium, executed_lab, shown):
     executed_lab.all("recorded")
-    assert site_check.main(["--labs-executed-since", str(executed_lab.started_s)]) == 0, \
+    with shown():
+        rc = site_check.main(["--labs-executed-since", str(executed_lab.started_s)])
+    assert rc == 0, \
         "site check failed: the lines under 'site check FAILED' above name each page and failure"
