@@ -82,7 +82,7 @@ def setup(extras: str = LAB_EXTRAS) -> None:
 
 
 def install_system_packages() -> list[str]:
-    """Run ci/setup-* (system packages: QEMU and a kernel for the kit's VM). Returns the ones that
+    """Run ci/setup-* (system packages: QEMU and a kernel for the kit's VM, chromium). Returns the ones that
     failed where they should have worked (as root); elsewhere the labs and tests that need them fall
     back to recordings or skip, saying why."""
     failed = []
