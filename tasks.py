@@ -2,7 +2,7 @@
 """Set up and run reclaimlab with nothing but Python >= 3.10 (standard library only).
 
     python3 tasks.py labs [--port N]   # make .venv, install the kit, start JupyterLab, print its URL
-    python3 tasks.py test              # make .venv, install the kit, run every check CI runs
+    python3 tasks.py test              # make .venv, install the kit, run every test and check (one pytest run)
     python3 tasks.py site              # execute every lab in recorded mode, build the static site in build/site/
     python3 tasks.py setup             # only make .venv and install everything the tests use
 
@@ -56,7 +56,7 @@ def _install_fingerprint() -> str:
 
 
 LAB_EXTRAS = "labs,dev,browser"
-TEST_EXTRAS = LAB_EXTRAS + ",hub"  # ci/check-hub runs a real JupyterHub: only the tests need it
+TEST_EXTRAS = LAB_EXTRAS + ",hub"  # the hub check runs a real JupyterHub: only the tests need it
 
 
 def setup(extras: str = LAB_EXTRAS) -> None:
@@ -82,7 +82,7 @@ def setup(extras: str = LAB_EXTRAS) -> None:
 
 
 def install_system_packages() -> list[str]:
-    """Run ci/setup-* (system packages: QEMU and a kernel for the kit's VM). Returns the ones that
+    """Run ci/setup-* (system packages: QEMU and a kernel for the kit's VM, chromium). Returns the ones that
     failed where they should have worked (as root); elsewhere the labs and tests that need them fall
     back to recordings or skip, saying why."""
     failed = []
@@ -211,31 +211,14 @@ def test(args: list[str]) -> int:
     setup(TEST_EXTRAS)
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     failed = install_system_packages()
-    steps: list[tuple[str, list]] = [
-        # -m "": every kind (fast, slow, live, vm); a bare pytest runs the fast ones only (pyproject addopts).
-        # -rs: a live test skips when this guest did not show its effect; the log says which and why.
-        ("unit, live and recorded tests", [PY, "-m", "pytest", "-q", "-rs", "-m", "", *args]),
-    ]
-    # ci/check-* are the further CI stages (labs, browser, binder); each is executable on its own.
-    # check-labs first: the labs it executes in recorded mode are what check-browser's untrusted stage
-    # and check-site's build would execute again, so they take its copies (when it passed).
-    for extra in sorted((ROOT / "ci").glob("check-*"), key=lambda p: (p.name != "check-labs", p.name)):
-        steps.append((extra.name, [extra]))
-    started_s: dict[str, float] = {}
-    for name, cmd in steps:
-        print(f"\n=== {name}", flush=True)
-        if name in ("check-browser", "check-site") and "check-labs" in started_s and "check-labs" not in failed:
-            cmd = [*cmd, "--labs-executed-since", str(started_s["check-labs"])]
-        started_s[name] = time.time()
-        if _run(*cmd, env=env) != 0:
-            failed.append(name)
-        print(f"=== {name}: {time.time() - started_s[name]:.0f} s", flush=True)
-    print()
-    if failed:
-        print(f"FAILED: {', '.join(failed)}")
-        return 1
-    print(f"all {len(steps)} stages passed")
-    return 0
+    if failed:  # said before pytest, whose summary stays the last line; the run still fails
+        print(f"\nFAILED to install: {', '.join(failed)} (see above); the tests that need it will fail or skip", flush=True)
+    # One pytest run, every marker (-m ""): the fast tests, slow, live, vm, and the checks under
+    # tests/checks (labs, browser, binder, hub, site) and tests/corpus (corpus); a bare pytest runs the
+    # fast ones only (pyproject addopts). -rs: every skip with its reason; --durations: where the time went.
+    print("\n=== pytest, every marker", flush=True)
+    rc = _run(PY, "-m", "pytest", "-q", "-rs", "-m", "", "--durations=30", *args, env=env)
+    return 1 if rc != 0 or failed else 0
 
 
 def site(args: list[str]) -> int:

@@ -37,3 +37,47 @@ def tree_copy(tmp_path):
         shutil.copytree(TREES / name, dest, symlinks=True)
         return Roots(dest / "proc", dest / "sys")
     return copy
+
+
+class _ExecutedLabs:
+    """Each lab executed by papermill at most once per mode in a pytest session, into build/labs/<mode>/
+    (where `reclaimlab labs` writes it): the labs check, the claims tests, the browser's untrusted
+    stage and the site build open the same copy instead of executing the lab again."""
+
+    def __init__(self) -> None:
+        self.started_s = __import__("time").time()
+        self.done: dict[tuple[str, str], Path | BaseException] = {}
+
+    def __call__(self, stem: str, mode: str = "recorded") -> Path:
+        from reclaimlab.cli import labs as cli_labs
+        from reclaimlab.paths import labs_dir
+        key = (stem, mode)
+        if key not in self.done:
+            nb = next(labs_dir().glob(f"{stem}_*.ipynb"))
+            out_dir = cli_labs.executed_dir(labs_dir(), mode)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                # live: the knob labs (02-04) need the consent CI gives on a guest of its own
+                cli_labs.execute_lab(nb, out_dir, mode, allow_system_changes=mode == "live")
+                self.done[key] = out_dir / nb.name
+            except BaseException as exc:  # a failed lab fails every test that needs it, with its reason
+                self.done[key] = exc
+        got = self.done[key]
+        if isinstance(got, BaseException):
+            raise got
+        return got
+
+    def all(self, mode: str = "recorded") -> Path:
+        """Every lab executed in this mode (in this session); returns their folder."""
+        from reclaimlab.cli import labs as cli_labs
+        from reclaimlab.paths import labs_dir
+        for nb in cli_labs.lab_notebooks(labs_dir()):
+            self(nb.stem[:2], mode)
+        return cli_labs.executed_dir(labs_dir(), mode)
+
+
+@pytest.fixture(scope="session")
+def executed_lab() -> _ExecutedLabs:
+    """executed_lab("01") -> build/labs/recorded/01_....ipynb, executed once per session;
+    executed_lab("05", "live"); executed_lab.all("recorded") -> the folder with every lab executed."""
+    return _ExecutedLabs()

@@ -1,6 +1,6 @@
 """binder/ as repo2docker reads it, and the Binder check's reading of the labs' banners (no root needed).
 
-The Binder simulation itself (ci/check-binder) needs root and minutes; these checks are fast and say
+The Binder simulation itself (tests/checks/test_check_binder.py, `pytest -m binder`) needs root and minutes; these checks are fast and say
 which file breaks which rule.
 """
 from __future__ import annotations
@@ -22,8 +22,8 @@ from reclaimlab.vm.errors import APT_PACKAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 BINDER = ROOT / "binder"
-sys.path.insert(0, str(ROOT / "ci"))
-import binder_check  # noqa: E402  (ci/ is not a package)
+sys.path.insert(0, str(ROOT / "tests" / "checks"))
+import binder_check  # noqa: E402  (the checks' helpers are modules beside their tests, not a package)
 
 # repo2docker builds on Ubuntu, where Debian's kernel metapackage has another name.
 UBUNTU_NAMES = {"linux-image-amd64": "linux-image-virtual"}
@@ -113,8 +113,10 @@ def test_start_turns_consent_off_whatever_the_environment_says():
     assert out == ["None", "RECLAIMLAB_SHARED=1 marks this machine as shared"]
 
 
-def test_check_binder_is_a_ci_stage():
-    assert os.access(ROOT / "ci" / "check-binder", os.X_OK), "tasks.py runs every executable ci/check-*"
+def test_the_binder_check_is_a_test_under_its_marker():
+    # tasks.py test runs pytest -m "": every marker, the binder one included
+    assert "pytestmark = pytest.mark.binder" in (ROOT / "tests" / "checks" / "test_check_binder.py").read_text()
+    assert '"-m", ""' in (ROOT / "tasks.py").read_text()
 
 
 # --- the check reads the banners lab.banner_html writes -----------------------------------------

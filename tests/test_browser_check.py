@@ -1,5 +1,5 @@
 """The browser check's own logic, without a browser: what it injects, when it thinks the kernel is
-ready and the run is done, and what it reports (ci/check-browser runs the real thing)."""
+ready and the run is done, and what it reports (`pytest -m browser` runs the real thing)."""
 from __future__ import annotations
 
 import importlib.util
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def bc():
-    spec = importlib.util.spec_from_file_location("browser_check", ROOT / "ci" / "browser_check.py")
+    spec = importlib.util.spec_from_file_location("browser_check", ROOT / "tests" / "checks" / "browser_check.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["browser_check"] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)

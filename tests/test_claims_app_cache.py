@@ -111,13 +111,9 @@ def test_the_shipped_run_without_its_maps_still_gives_frees_columns_and_says_the
 
 
 @pytest.mark.slow
-def test_lab02_recorded_shows_the_sqlite_picture(tmp_path):
-    from reclaimlab.cli.labs import execute_lab
-    from reclaimlab.paths import labs_dir
+def test_lab02_recorded_shows_the_sqlite_picture(executed_lab):
     from reclaimlab.present import claims
 
-    nb = labs_dir() / "02_page_cache.ipynb"
-    execute_lab(nb, tmp_path, "recorded")
-    found = claims.by_key(claims.from_notebook(tmp_path / nb.name))
+    found = claims.by_key(claims.from_notebook(executed_lab("02", "recorded")))  # the session's one execution
     expected = {c.key: c.verdict for c in ac.all_claims(datasets.find("app-cache"))}
     assert {k: found[k]["verdict"] for k in expected} == expected

@@ -12,20 +12,17 @@ from reclaimlab.present import claims
 from reclaimlab.recording import datasets
 from reclaimlab.experiments import harness as experiments
 from reclaimlab.probe import sources
-from reclaimlab.cli.labs import execute_lab
 from reclaimlab.present.findings import calloc_reclaim, refault, vm
-from reclaimlab.paths import labs_dir
 
 
-def _executed(tmp_path, stem):
-    nb = next(labs_dir().glob(f"{stem}_*.ipynb"))
-    execute_lab(nb, tmp_path, "recorded")
-    return claims.by_key(claims.from_notebook(tmp_path / nb.name))
+def _executed(executed_lab, stem):
+    # the copy the labs check executed in this session (tests/conftest.py), not a run of its own
+    return claims.by_key(claims.from_notebook(executed_lab(stem, "recorded")))
 
 
 @pytest.mark.slow
-def test_lab01_recorded_claims(tmp_path):
-    found = _executed(tmp_path, "01")
+def test_lab01_recorded_claims(executed_lab):
+    found = _executed(executed_lab, "01")
     expected = {c.key: c.verdict for c in calloc_reclaim.all_claims(datasets.find("calloc-reclaim"))
                 + refault.all_claims(datasets.find("refault"))}
     assert {k: found[k]["verdict"] for k in expected} == expected
@@ -35,8 +32,8 @@ def test_lab01_recorded_claims(tmp_path):
 
 
 @pytest.mark.slow
-def test_lab05_recorded_claims(tmp_path):
-    found = _executed(tmp_path, "05")
+def test_lab05_recorded_claims(executed_lab):
+    found = _executed(executed_lab, "05")
     on = datasets.find("calloc-reclaim", {"reporting": True}, guest_kind="kit-vm")
     off = datasets.find("calloc-reclaim", {"reporting": False}, guest_kind="kit-vm")
     rf_on = datasets.find("refault", {"reporting": True}, guest_kind="kit-vm")
@@ -53,7 +50,7 @@ def test_lab05_recorded_claims(tmp_path):
     import nbformat
 
     from reclaimlab.present import physmap_chart
-    nb = nbformat.read(tmp_path / "05_be_the_host.ipynb", as_version=4)
+    nb = nbformat.read(executed_lab("05", "recorded"), as_version=4)
     text = html.unescape("".join("".join(o.get("data", {}).get("text/html", "")) for c in nb.cells
                                  if c.cell_type == "code" for o in c.get("outputs", [])))
     for rec in (on, off):

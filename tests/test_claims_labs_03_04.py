@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from reclaimlab.cli.labs import execute_lab
-from reclaimlab.paths import labs_dir
 from reclaimlab.present import claims
 from reclaimlab.present.findings import auto_reclaim as ar
 from reclaimlab.present.findings import auto_reclaim_busy as ab
@@ -15,15 +13,14 @@ from reclaimlab.present.findings import reporting_order as ro
 from reclaimlab.recording import datasets
 
 
-def _executed(tmp_path, stem):
-    nb = next(labs_dir().glob(f"{stem}_*.ipynb"))
-    execute_lab(nb, tmp_path, "recorded")
-    return claims.by_key(claims.from_notebook(tmp_path / nb.name))
+def _executed(executed_lab, stem):
+    # the copy the labs check executed in this session (tests/conftest.py), not a run of its own
+    return claims.by_key(claims.from_notebook(executed_lab(stem, "recorded")))
 
 
 @pytest.mark.slow
-def test_lab04_recorded_claims(tmp_path):
-    found = _executed(tmp_path, "04")
+def test_lab04_recorded_claims(executed_lab):
+    found = _executed(executed_lab, "04")
     runs = {f"{p} · {v}": datasets.find("auto-reclaim", {"policy": p, "variant": v})
             for v in ("released", "newer") for p in ("gradual", "dropCache")}
     expected = {c.key: c.verdict for c in [ar.idle_rules(runs), *(ar.method(r, n) for n, r in runs.items()),
@@ -58,8 +55,8 @@ def test_lab04_recorded_claims(tmp_path):
 
 
 @pytest.mark.slow
-def test_lab03_order_section_claims(tmp_path):
-    found = _executed(tmp_path, "03")
+def test_lab03_order_section_claims(executed_lab):
+    found = _executed(executed_lab, "03")
     recs = {e["parameters"]["page_reporting_order"]: datasets.recording.load(datasets.recordings_dir() / e["path"])
             for e in datasets.read_index() if e["experiment"] == "compaction"
             and e["parameters"].get("page_reporting_order") in (5, 9)}

@@ -1,5 +1,5 @@
 """reclaimlab.cli.labs: which labs run, and whether an earlier stage's executed copies can be reused
-(ci/check-browser and ci/check-site open the copies ci/check-labs wrote in the same run)."""
+(the browser and site checks open the copies the labs check wrote in the same pytest session)."""
 from __future__ import annotations
 
 import os

@@ -29,8 +29,8 @@ from reclaimlab.recording.recording import Recording
 from reclaimlab.sampling.sampler import Sampler
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "ci"))
-import binder_check  # noqa: E402  (ci/ is not a package)
+sys.path.insert(0, str(ROOT / "tests" / "checks"))
+import binder_check  # noqa: E402  (the checks' helpers are modules beside their tests, not a package)
 
 GIB = 1024 ** 3
 MIB = 1024 ** 2

@@ -466,7 +466,7 @@ def test_the_browser_keeps_only_the_window_for_an_hour(tmp_path):
     import subprocess
     node = shutil.which("node")
     if node is None:
-        pytest.skip("node is not installed: the browser-side store is then only exercised by ci/check-browser")
+        pytest.skip("node is not installed: the browser-side store is then only exercised by the browser check (pytest -m browser)")
     module = (Path(dashboard.__file__).parent / "dashboard_assets" / "dashboard.js").as_uri()
     script = tmp_path / "trim.mjs"
     script.write_text(TRIM_JS % {"module": json.dumps(module)})

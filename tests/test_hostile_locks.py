@@ -401,9 +401,15 @@ def test_labs_live_with_the_flag_gives_consent(monkeypatch, tmp_path):
         {"mode": "live", "allow_system_changes": True}]
 
 
-def test_ci_check_labs_consents_explicitly():
-    """hostile-inputs review, case 4: ci/check-labs, which expects knobs to run live, passes the flag."""
-    assert "reclaimlab labs --mode live --allow-system-changes" in (ROOT / "ci" / "check-labs").read_text()
+def test_ci_check_labs_consents_explicitly(monkeypatch, executed_lab):
+    """hostile-inputs review, case 4: the labs check (tests/checks), which expects knobs to run live, gives
+    consent in live mode and only there (papermill replaced; a fresh cache, not the session's)."""
+    calls = []
+    monkeypatch.setattr(labs_cli, "execute_lab", lambda nb, out, mode, extra=None, *, allow_system_changes=False:
+                        calls.append((mode, allow_system_changes)))
+    fresh = type(executed_lab)()
+    fresh("02", "live"), fresh("02", "recorded")
+    assert calls == [("live", True), ("recorded", False)]
 
 
 # ---------------------------------------------------------------- RECLAIMLAB_SHARED gives no second lock

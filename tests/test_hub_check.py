@@ -1,6 +1,6 @@
-"""ci/check-hub's judgement of a room (fast, no root), and a broken room caught (root: seconds, nothing started).
+"""The hub check's judgement of a room (fast, no root), and a broken room caught (root: seconds, nothing started).
 
-The full check (a JupyterHub with ten participants) takes minutes and runs as a stage of tasks.py test.
+The full check (a JupyterHub with ten participants) takes minutes and runs under `pytest -m hub` (tests/checks/test_check_hub.py).
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "ci"))
-import hub_check  # noqa: E402  (ci/ is not a package)
+sys.path.insert(0, str(ROOT / "tests" / "checks"))
+import hub_check  # noqa: E402  (the checks' helpers are modules beside their tests, not a package)
 
 GIB = 1024 ** 3
 MEM_TOTAL = 24684084 * 1024  # MemTotal of this project's 24 GiB machine
@@ -62,9 +62,9 @@ def test_live_recordings_of_another_cgroup_are_caught():
     assert any("machine's" in x for x in found)
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="ci/check-hub skips without root")
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="the hub check needs root")
 def test_check_hub_refuses_ten_participants_asking_3_gb_before_starting_anything():
-    out = subprocess.run([str(ROOT / "ci" / "check-hub"), "--break", "oversubscribe"], capture_output=True,
+    out = subprocess.run([sys.executable, str(ROOT / "tests" / "checks" / "hub_check.py"), "--break", "oversubscribe"], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "the room does not fit this machine" in out.stdout
@@ -72,6 +72,6 @@ def test_check_hub_refuses_ten_participants_asking_3_gb_before_starting_anything
 
 
 def test_check_hub_skips_without_root_or_rejects_bad_counts():
-    out = subprocess.run([sys.executable, str(ROOT / "ci" / "hub_check.py"), "--participants", "0"],
+    out = subprocess.run([sys.executable, str(ROOT / "tests" / "checks" / "hub_check.py"), "--participants", "0"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "--participants must be at least 1" in out.stderr

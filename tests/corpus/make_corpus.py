@@ -6,7 +6,7 @@ documented edits, each with the claim verdicts its edit implies.
 
 Every case names the lab that shows it, the `recordings` parameter that replays it there, and the
 verdict each claim must reach (`expect`, keyed by claim key). See README.md beside this file for what
-each edit stands for and why it implies those verdicts. ci/check-corpus executes every lab on every
+each edit stands for and why it implies those verdicts. `pytest -m corpus` executes every lab on every
 case through papermill and asserts the verdicts.
 """
 from __future__ import annotations

@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OUT_DIR = ROOT / "build" / "binder-labs"
 USER = "reclaimlab-binder"
 PREFIX = "reclaimlab-binder-"  # of the cgroup and the temporary folder, followed by this process's PID

@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
-"""The static site's check (ci/check-site): build it, then open every page in headless Chromium offline.
+"""The static site's check (pytest -m site): build it, then open every page in headless Chromium offline.
 
-    ci/check-site [--no-build] [--labs-executed-since EPOCH_S] [--no-self-test]
+    python tests/checks/site_check.py [--no-build] [--labs-executed-since EPOCH_S] [--no-self-test]
 
 1. Builds the site as `python3 tasks.py site` does: every lab executed in recorded mode by papermill
    (build/labs/recorded/), then `python -m reclaimlab.cli.site` (build/site/). --no-build reuses both;
    --labs-executed-since reuses the executed labs when every one was written after that time (`tasks.py
-   test` passes when ci/check-labs, which runs the same command, started and passed) and builds the site.
+   test` passes the start of its pytest session, in which every lab was executed once) and builds the site.
 2. Serves build/site/ with Python's http.server on 127.0.0.1 (a free port) and opens every page in
-   Debian's chromium through Playwright (the launch settings of ci/browser_check.py), with every
+   Debian's chromium through Playwright (the launch settings of browser_check.py), with every
    request to anything but 127.0.0.1 aborted, as on a machine with no internet.
 3. On every page asserts: no request left 127.0.0.1; no console error and no page error; every <img>
    loaded with a natural size > 0 and every top-level <svg> has a size (charts come as inline SVG, or
@@ -39,9 +39,9 @@ from pathlib import Path
 from urllib.parse import urldefrag, urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from browser_check import CHROMIUM, CHROMIUM_ARGS, VIEWPORT  # noqa: E402  (ci/ is not a package)
+from browser_check import CHROMIUM, CHROMIUM_ARGS, VIEWPORT  # noqa: E402  (the checks' helpers are not a package)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "build" / "site"
 EXECUTED = ROOT / "build" / "labs" / "recorded"
 SELF_TEST = "_selftest"
@@ -82,7 +82,7 @@ def build(python: str, labs_executed_since: float | None = None) -> float:
         from reclaimlab.cli.labs import executed_since, lab_notebooks
         if executed_since(lab_notebooks(ROOT / "labs"), EXECUTED, labs_executed_since):
             log(f"every lab's executed copy in {EXECUTED.relative_to(ROOT)}/ is from this run "
-                "(ci/check-labs ran `reclaimlab labs --mode recorded`): reused")
+                "(executed once in this pytest session): reused")
             commands = commands[1:]
         else:
             log(f"not every lab has an executed copy in {EXECUTED.relative_to(ROOT)}/ from this run: executing them")
@@ -188,7 +188,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--no-self-test", action="store_true")
     args = ap.parse_args(argv)
     if not CHROMIUM.exists():
-        print(f"site-check: {CHROMIUM} not found; ci/check-site installs Debian's chromium", file=sys.stderr)
+        print(f"site-check: {CHROMIUM} not found; ci/setup-browser installs Debian's chromium", file=sys.stderr)
         return 1
     from playwright.sync_api import sync_playwright
 

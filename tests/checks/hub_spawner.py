@@ -1,4 +1,4 @@
-"""The spawner ci/check-hub gives JupyterHub: LocalProcessSpawner, with each user server in a memory cgroup.
+"""The spawner the hub check (hub_check.py) gives JupyterHub: LocalProcessSpawner, with each user server in a memory cgroup.
 
 Why this one: TLJH's SystemdSpawner asks systemd for a transient unit with MemoryMax, but here PID 1 is
 not systemd (a Firecracker guest whose init is the sandbox's agent), so there is no systemd to ask;
@@ -16,7 +16,7 @@ from pathlib import Path
 from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Bool, Dict, Unicode
 
-from binder_check import Cgroup  # ci/ is on sys.path (the hub's config puts it there)
+from binder_check import Cgroup  # tests/checks is on sys.path (the hub's config puts it there)
 
 
 class CgroupSpawner(LocalProcessSpawner):

@@ -49,7 +49,7 @@ sys.path.insert(0, str(CI))
 import binder_check as bc  # noqa: E402  (Cgroup, the user environment, the labs' banners)
 from binder_check import CheckFailed  # noqa: E402
 
-ROOT = CI.parent
+ROOT = CI.parents[1]
 HUB_DIR = ROOT / "build" / "hub"            # node_modules (the proxy); the user environment where others can reach it
 OUT_DIR = ROOT / "build" / "hub-labs"
 PREFIX = "reclaimlab-hub-"                  # + this process's PID: cgroups and the temporary folder

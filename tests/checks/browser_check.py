@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Real-browser check: every lab runs in JupyterLab in Debian's chromium and renders for a participant.
 
-    ci/check-browser [--port N] [--only 01] [--timeout-s 300] [--no-dashboard] [--no-untrusted] [--self-test]
+    pytest -m browser  (tests/checks/test_check_browser.py), or on its own:
+    python tests/checks/browser_check.py [--port N] [--only 01] [--timeout-s 300] [--no-dashboard] [--no-untrusted] [--self-test]
                      [--labs-executed-since EPOCH_S]
-    python ci/browser_check.py ...                               (the same, once they are there)
+                     (chromium from ci/setup-browser, playwright from the `browser` extra)
 
 What it does, and why:
 - Copies labs/[0-9]*.ipynb to build/browser/labs and serves build/browser only, so no output is
@@ -67,7 +68,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build" / "browser"
 SHOTS = ROOT / "build" / "screenshots"
 CHROMIUM = Path(os.environ.get("RECLAIMLAB_CHROMIUM", "/usr/bin/chromium"))
@@ -114,7 +115,7 @@ def inject_recorded_mode(nb: dict) -> None:
         return  # a lab without parameters runs nothing live
     cells.insert(at + 1, {"cell_type": "code", "execution_count": None, "id": "browser-check-mode",
                           "metadata": {"tags": ["injected-parameters"]}, "outputs": [],
-                          "source": 'mode = "recorded"  # injected by ci/browser_check.py: render the shipped recordings'})
+                          "source": 'mode = "recorded"  # injected by tests/checks/browser_check.py: render the shipped recordings'})
 
 
 def dashboard_notebook() -> dict:
@@ -213,7 +214,7 @@ def execute_for_untrusted(labs: list[Path], self_test: bool = True, executed_sin
     """Executed copies in build/browser/untrusted: each lab run by papermill in recorded mode (as
     `reclaimlab labs --mode recorded` does), and the planted failures first. With executed_since, the
     copies `reclaimlab labs --mode recorded` wrote into build/labs/recorded/ after that time (`tasks.py
-    test` runs ci/check-labs first) are taken instead of executing the labs again."""
+    test` executes them once per pytest session, the labs check among the first) are taken instead of executing the labs again."""
     from reclaimlab.cli import labs as cli_labs
     out_dir = BUILD / UNTRUSTED
     made = cli_labs.executed_dir(ROOT / "labs", "recorded")
@@ -912,12 +913,12 @@ def main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
 
     if not CHROMIUM.exists():
-        print(f"browser check: {CHROMIUM} not found; ci/check-browser installs Debian's chromium", file=sys.stderr)
+        print(f"browser check: {CHROMIUM} not found; ci/setup-browser installs Debian's chromium", file=sys.stderr)
         return 1
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        print("browser check: the playwright package is missing; ci/check-browser installs it", file=sys.stderr)
+        print("browser check: the playwright package is missing; python3 tasks.py setup installs it (the browser extra)", file=sys.stderr)
         return 1
     labs = [] if args.self_test else sorted((ROOT / "labs").glob("[0-9]*.ipynb"))
     if args.only:
