@@ -216,8 +216,10 @@ def test(args: list[str]) -> int:
     # One pytest run, every marker (-m ""): the fast tests, slow, live, vm, and the checks under
     # tests/checks (labs, browser, binder, hub, site) and tests/corpus (corpus); a bare pytest runs the
     # fast ones only (pyproject addopts). -rs: every skip with its reason; --durations: where the time went.
+    # -n 0: one process, so the checks' progress reaches CI's log as it happens (xdist workers' output
+    # would not) and nothing that uses the machine overlaps; a bare pytest spreads the fast set instead.
     print("\n=== pytest, every marker", flush=True)
-    rc = _run(PY, "-m", "pytest", "-q", "-rs", "-m", "", "--durations=30", *args, env=env)
+    rc = _run(PY, "-m", "pytest", "-q", "-rs", "-m", "", "-n", "0", "--durations=30", *args, env=env)
     return 1 if rc != 0 or failed else 0
 
 

@@ -81,3 +81,15 @@ def executed_lab() -> _ExecutedLabs:
     """executed_lab("01") -> build/labs/recorded/01_....ipynb, executed once per session;
     executed_lab("05", "live"); executed_lab.all("recorded") -> the folder with every lab executed."""
     return _ExecutedLabs()
+
+
+MACHINE_MARKERS = ("live", "vm", "slow", "labs", "browser", "binder", "hub", "site", "corpus")
+
+
+def pytest_collection_modifyitems(config, items):
+    # Under pytest-xdist (addopts: -n auto --dist loadgroup) tests that use the machine (its memory, the
+    # machine lock, a Jupyter server, the kit's VM) all go to one worker, one at a time, as without xdist;
+    # only the fast tests are spread over the cores.
+    for item in items:
+        if any(item.get_closest_marker(name) for name in MACHINE_MARKERS):
+            item.add_marker(pytest.mark.xdist_group("machine"))
