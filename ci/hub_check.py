@@ -636,6 +636,34 @@ class Figures:
     oom_kills: int = 0
     min_available_share: float = 0.0
     seconds: float = 0.0
+    vm_live: int = 0              # experiments that ran LIVE in a kit's VM (each waited for a slot: vm/slots.py)
+    vm_recorded: int = 0          # experiments meant for the VM that showed the recording instead
+    vm_longest_wait_s: float = 0.0
+
+
+WAIT_RE = re.compile(r"waited (\d+) s")
+
+
+def vm_queue_figures(seen: list) -> tuple[int, int, float, list[str]]:
+    """(LIVE in the kit's VM, RECORDED for want of a VM slot, the longest wait in s, problems) from the labs'
+    banners: a VM run either ran (its notice says how long it waited for a slot) or showed its recording
+    saying it waited; any other reason for a VM run to be recorded is a problem."""
+    live = recorded = 0
+    longest = 0.0
+    problems = []
+    for b in seen:
+        if b.guest_kind != "kit-vm":
+            continue
+        waits = [float(w) for text in (b.reason, *b.notices) for w in WAIT_RE.findall(text)]
+        longest = max([longest, *waits])
+        if b.live:
+            live += 1
+        elif "kit's VM" in b.reason and waits:
+            recorded += 1
+        else:
+            problems.append(f"{b.lab}: {b.experiment} in the kit's VM was RECORDED for another reason "
+                            f"than its turn: {b.reason or 'no reason shown'}")
+    return live, recorded, longest, problems
 
 
 def wait_ready(hub: Hub, users: list[str], timeout_s: float) -> None:
@@ -768,8 +796,19 @@ def check(args: argparse.Namespace, tmp: Path, figures: Figures, cleanup: list) 
         elif len(p.results) < len(p.labs) and all(r.ok for r in p.results):
             problems.append(f"{p.name}: only {len(p.results)} of {len(p.labs)} labs ran")
         seen = [b for r in p.results for b in bc.banners(OUT_DIR / p.name / f"{r.lab}.ipynb")]
+        vm_live, vm_recorded, vm_wait, vm_problems = vm_queue_figures(seen)
+        figures.vm_live += vm_live
+        figures.vm_recorded += vm_recorded
+        figures.vm_longest_wait_s = max(figures.vm_longest_wait_s, vm_wait)
+        problems += [f"{p.name}: {x}" for x in vm_problems]
         problems += [f"{p.name}: {x}" for x in bc.banner_problems(seen, knobs)] if passed else []
         problems += own_cgroup_problems(p, limit)
+    vm_runners = [p for p in participants if any(nb.name[:2] == VM_LAB for nb in p.labs)]
+    say(f"the kit's VM (queued to this machine's slots, vm/slots.py): {figures.vm_live} experiment(s) ran LIVE, "
+        f"{figures.vm_recorded} showed the recording after waiting, for {len(vm_runners)} participant(s) who ran "
+        f"lab 05; longest wait {figures.vm_longest_wait_s:.0f} s")
+    if vm_runners and not figures.vm_live:
+        problems.append("no participant's experiment ran LIVE in the kit's VM: the queue let none through")
     live = [(p.name, rec) for p in participants for r in p.results if r.probe for rec in r.probe["recordings"]
             if rec.get("mode") == "live" and rec.get("guest_kind") == "container"]
     say(f"live recordings in the participants' containers: {len(live)}, each checked against its participant's "
@@ -940,7 +979,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"hub: {figures.passed_participants}/{figures.participants} participants, {figures.labs_passed}/"
           f"{figures.labs_total} labs passed, {figures.oom_kills} OOM kills, min MemAvailable "
           f"{f'{figures.min_available_share * 100:.1f}' if figures.min_available_share else '-'} %, "
-          f"{figures.seconds:.0f} s", flush=True)
+          f"{figures.seconds:.0f} s; kit's VM: {figures.vm_live} LIVE, {figures.vm_recorded} recorded after their "
+          f"wait, longest wait {figures.vm_longest_wait_s:.0f} s", flush=True)
     return 1 if problems else 0
 
 

@@ -1,0 +1,88 @@
+"""The hub's queue for the kit's VM (vm/slots.py): how many slots a machine has, and two processes, one slot."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from reclaimlab.vm import slots
+
+GIB = 1 << 30
+
+
+@pytest.mark.parametrize("cores, avail_gib, vm_gib, want", [
+    (2, 20, 2.4, 2),     # this machine: two cores, plenty of memory -> one per core
+    (16, 20, 2.4, 8),    # a big hub: memory is the limit
+    (2, 2, 2.4, 0),      # not even one fits: the labs show recordings
+    (0, 20, 2.4, 1),     # os.cpu_count() unknown: one core
+])
+def test_slot_count_is_cores_capped_by_memory(cores, avail_gib, vm_gib, want):
+    assert slots.slot_count(cores, int(avail_gib * GIB), int(vm_gib * GIB)) == want
+
+
+def test_slot_count_refuses_a_vm_of_no_size():
+    with pytest.raises(ValueError, match="vm_bytes must be positive"):
+        slots.slot_count(2, GIB, 0)
+
+
+HOLDER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from reclaimlab.vm import slots
+    with slots.hold(5, count=lambda: 1, folder=Path(sys.argv[1])) as slot:
+        print("held", slot.index, flush=True)
+        time.sleep(float(sys.argv[2]))
+""")
+
+
+def _holder(folder: Path, hold_s: float) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder), str(hold_s)], stdout=subprocess.PIPE,
+                            text=True, env=env)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held 0"
+    return proc
+
+
+def test_two_processes_one_slot_the_second_waits_its_turn(tmp_path):
+    holder = _holder(tmp_path, 2.0)
+    said: list[str] = []
+    t0 = time.monotonic()
+    with slots.hold(30, say=said.append, count=lambda: 1, folder=tmp_path) as slot:
+        waited = time.monotonic() - t0
+    holder.wait(10)
+    assert slot.index == 0 and slot.count == 1
+    assert 1.0 <= slot.waited_s <= 10 and abs(slot.waited_s - waited) < 0.5
+    assert said[0].startswith("⏳ waiting for a slot") and "1 at once" in said[0]
+    assert said[-1].startswith("▶ a slot for the kit's VM is free after")
+
+
+def test_two_processes_one_slot_the_second_gives_up_after_its_wait(tmp_path):
+    holder = _holder(tmp_path, 5.0)
+    try:
+        with pytest.raises(slots.VmSlotsFull, match=r"can run 1 kit's VM at once and it was busy") as err:
+            with slots.hold(1.0, count=lambda: 1, folder=tmp_path):
+                pytest.fail("took a slot another process holds")
+        assert 1.0 <= err.value.waited_s < 4 and err.value.count == 1
+    finally:
+        holder.kill()
+        holder.wait(10)
+    with slots.hold(1.0, count=lambda: 1, folder=tmp_path) as slot:   # freed when its holder died
+        assert slot.waited_s < 1.0
+
+
+def test_a_machine_without_room_for_one_vm_waits_then_says_so(tmp_path):
+    with pytest.raises(slots.VmSlotsFull, match="not one fits its free memory"):
+        with slots.hold(0.0, count=lambda: 0, folder=tmp_path):
+            pass
+
+
+def test_a_planted_link_is_refused_not_followed(tmp_path):
+    (tmp_path / f"{slots.FILE_PREFIX}0.lock").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(OSError):
+        with slots.hold(0.0, count=lambda: 1, folder=tmp_path):
+            pass
