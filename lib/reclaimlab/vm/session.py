@@ -83,6 +83,7 @@ class VmSession:
                 m.stop()
         finally:
             self._slot_hold.close()
+            self.slot = None
 
     def __enter__(self) -> "VmSession":
         return self
