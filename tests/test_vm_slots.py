@@ -86,3 +86,22 @@ def test_a_planted_link_is_refused_not_followed(tmp_path):
     with pytest.raises(OSError):
         with slots.hold(0.0, count=lambda: 1, folder=tmp_path):
             pass
+
+
+def test_a_vm_run_that_never_gets_a_slot_shows_its_recording_and_says_it_waited(monkeypatch):
+    from reclaimlab.experiments import harness
+
+    def full(timeout_s, say=None, **_k):
+        raise slots.VmSlotsFull("this machine can run 2 kit's VMs at once and all were busy while this run "
+                                f"waited {timeout_s:.0f} s", timeout_s, 2)
+    import contextlib
+    monkeypatch.setattr(harness, "live_blocker", lambda *a, **k: None)
+    monkeypatch.setattr(harness, "_guest_lock", lambda *a, **k: (contextlib.ExitStack(), None))  # not this test's
+    monkeypatch.setattr(slots, "hold", full)
+    rec = harness.run("auto-reclaim", mode="auto", guest="vm", quiet=True, lock_timeout_s=0, policy="gradual",
+                      variant="newer")
+    assert rec.is_recorded and rec.meta.get("guest_kind") == "kit-vm"
+    assert "waited 0 s" in rec.why_shown and "so this is its recording" in rec.why_shown
+    with pytest.raises(harness.ExperimentBusy, match="all were busy"):
+        harness.run("auto-reclaim", mode="live", guest="vm", quiet=True, lock_timeout_s=0, policy="dropCache",
+                    variant="newer")
