@@ -198,8 +198,7 @@ def _vm(lab, experiment, live=True, notices=(), reason="the kit's VM runs here")
 def _labs_in_the_vm():
     return [_vm("01_calloc", "calloc-reclaim", notices=[VM_SCALED]), _vm("01_calloc", "refault"),
             _vm("02_page_cache", "page-cache"), _vm("03_compaction", "compaction"),
-            binder_check.Banner("04_wsl", "auto-reclaim", False, "vm", SHARED, ()),
-            _vm("05_host", "calloc-reclaim")]
+            _vm("04_wsl", "auto-reclaim"), _vm("04_wsl", "auto-reclaim"), _vm("05_host", "calloc-reclaim")]
 
 
 def test_with_qemu_labs_01_to_05_must_run_live_in_the_kit_vm():
@@ -214,6 +213,11 @@ def test_with_qemu_labs_01_to_05_must_run_live_in_the_kit_vm():
     assert any("not LIVE in the kit's VM" in p for p in problems) and any("lab 02 showed no" in p for p in problems)
     unscaled = [b if b.experiment != "calloc-reclaim" else _vm(b.lab, b.experiment) for b in _labs_in_the_vm()]
     assert any("no scaled-down notice" in p for p in binder_check.banner_problems(unscaled, knobs, True))
+    lab04_recorded = [b if b.lab != "04_wsl" else binder_check.Banner("04_wsl", "auto-reclaim", False, "vm", SHARED, ())
+                      for b in _labs_in_the_vm()]
+    problems = binder_check.banner_problems(lab04_recorded, knobs, True)
+    assert any("auto-reclaim has a version in the kit's VM" in p for p in problems)
+    assert any("lab 04 showed no" in p for p in problems)
     no_vm = [b for b in _labs_in_the_vm() if b.guest_kind != "kit-vm"]
     assert any("no experiment ran in the kit's VM" in p for p in binder_check.banner_problems(no_vm, knobs, True))
 

@@ -75,3 +75,15 @@ def test_check_hub_skips_without_root_or_rejects_bad_counts():
     out = subprocess.run([sys.executable, str(ROOT / "tests" / "checks" / "hub_check.py"), "--participants", "0"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "--participants must be at least 1" in out.stderr
+
+
+def test_vm_queue_figures_count_live_and_waited_runs_and_flag_other_recordings():
+    import binder_check as bc
+    vm = lambda live, reason="", notices=(): bc.Banner("05_host", "calloc-reclaim", live, "kit-vm", reason, notices)
+    seen = [vm(True), vm(True, notices=("this run waited 42 s for its turn: the machine runs only ...",)),
+            vm(False, "the kit's VM did not run: this machine can run 2 kit's VMs at once and all were busy "
+                      "while this run waited 600 s, so this is its recording"),
+            bc.Banner("02_page", "page-cache", False, "container", "shared", ())]
+    assert hub_check.vm_queue_figures(seen) == (2, 1, 600.0, [])
+    live, recorded, wait, problems = hub_check.vm_queue_figures([vm(False, "no kernel")])
+    assert (live, recorded, wait) == (0, 0, 0.0) and "for another reason than its turn: no kernel" in problems[0]

@@ -99,7 +99,7 @@ def test_setup_plans_each_experiment_in_the_vm_where_this_machine_is_shared(fact
     ctx = lab.setup(experiments=["calloc-reclaim", "page-cache", "auto-reclaim"], show=False)
     assert ctx.guest_choice == "auto"
     assert {n: (p.how, p.place) for n, p in ctx.placements.items()} == {
-        "calloc-reclaim": ("live", "vm"), "page-cache": ("live", "vm"), "auto-reclaim": ("recorded", "local")}
+        "calloc-reclaim": ("live", "vm"), "page-cache": ("live", "vm"), "auto-reclaim": ("live", "vm")}
     assert ctx.plan["page-cache"] == ("live", ctx.placements["page-cache"].why)
     html = lab.status_html(ctx)
     assert "LIVE in the kit&#x27;s VM" in html or "LIVE in the kit's VM" in html
@@ -112,7 +112,7 @@ def test_lab_rows_say_which_labs_run_in_the_vm(facts_here):
     ctx = lab.setup(show=False)
     rows = dict((name, how) for name, how, _ in lab.lab_rows(ctx))
     assert rows["02 · page cache"] == "page-cache: LIVE in the kit's VM; app-cache: RECORDED"  # the SQLite app has no VM version
-    assert rows["04 · WSL autoMemoryReclaim"] == "auto-reclaim: RECORDED"
+    assert rows["04 · WSL autoMemoryReclaim"] == "auto-reclaim: LIVE in the kit's VM"  # wsl/vm_autoreclaim.py
 
 
 def test_a_lab_live_in_the_vm_counts_as_live_in_lab_00():

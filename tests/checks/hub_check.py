@@ -69,9 +69,12 @@ VM_LAB = "05"
 # Lab 01 stays: every participant must show calloc-reclaim LIVE in their own cgroup (bc.banner_problems).
 # Only when every participant runs lab 05 do they run all five.
 VM_PARTICIPANT_SKIPS = ("03",)
-# Labs 01-04 take guest="auto", which on a hub with QEMU runs labs 01-03 in the kit's VM, one per participant;
-# the room does not yet queue those VMs to what the machine can hold (issue 27), so this check keeps them on
-# the participant's own machine (guest="local": lab 01 live in the cgroup, 02-04 recorded), as it measured them.
+# Labs 01-04 take guest="auto", which on a hub with QEMU runs them in the kit's VM. VM runs queue for the
+# machine's slots (vm/slots.py: one per core, as many as MemAvailable holds; 2 here), waiting their turn up to
+# 600 s, then showing the recording. Ten participants' labs 01-04 in the VM are ~400 s of VM time each, ~33
+# minutes on two slots, so this check keeps those labs on the participant's own machine (guest="local": lab 01
+# live in the cgroup, 02-04 recorded) and exercises the queue with lab 05's participants (--vm-participants,
+# default 3: one more than this machine's slots, so one waits its turn).
 GUEST_LOCAL_LABS = ("01", "02", "03", "04")
 PROBE_TAG = "RECLAIMLAB-HUB-PROBE "
 # Run in each lab's kernel after its cells: what its live recordings say about where they were measured.
@@ -636,6 +639,34 @@ class Figures:
     oom_kills: int = 0
     min_available_share: float = 0.0
     seconds: float = 0.0
+    vm_live: int = 0              # experiments that ran LIVE in a kit's VM (each waited for a slot: vm/slots.py)
+    vm_recorded: int = 0          # experiments meant for the VM that showed the recording instead
+    vm_longest_wait_s: float = 0.0
+
+
+WAIT_RE = re.compile(r"waited (\d+) s")
+
+
+def vm_queue_figures(seen: list) -> tuple[int, int, float, list[str]]:
+    """(LIVE in the kit's VM, RECORDED for want of a VM slot, the longest wait in s, problems) from the labs'
+    banners: a VM run either ran (its notice says how long it waited for a slot) or showed its recording
+    saying it waited; any other reason for a VM run to be recorded is a problem."""
+    live = recorded = 0
+    longest = 0.0
+    problems = []
+    for b in seen:
+        if b.guest_kind != "kit-vm":
+            continue
+        waits = [float(w) for text in (b.reason, *b.notices) for w in WAIT_RE.findall(text)]
+        longest = max([longest, *waits])
+        if b.live:
+            live += 1
+        elif "kit's VM" in b.reason and waits:
+            recorded += 1
+        else:
+            problems.append(f"{b.lab}: {b.experiment} in the kit's VM was RECORDED for another reason "
+                            f"than its turn: {b.reason or 'no reason shown'}")
+    return live, recorded, longest, problems
 
 
 def wait_ready(hub: Hub, users: list[str], timeout_s: float) -> None:
@@ -768,8 +799,19 @@ def check(args: argparse.Namespace, tmp: Path, figures: Figures, cleanup: list) 
         elif len(p.results) < len(p.labs) and all(r.ok for r in p.results):
             problems.append(f"{p.name}: only {len(p.results)} of {len(p.labs)} labs ran")
         seen = [b for r in p.results for b in bc.banners(OUT_DIR / p.name / f"{r.lab}.ipynb")]
+        vm_live, vm_recorded, vm_wait, vm_problems = vm_queue_figures(seen)
+        figures.vm_live += vm_live
+        figures.vm_recorded += vm_recorded
+        figures.vm_longest_wait_s = max(figures.vm_longest_wait_s, vm_wait)
+        problems += [f"{p.name}: {x}" for x in vm_problems]
         problems += [f"{p.name}: {x}" for x in bc.banner_problems(seen, knobs)] if passed else []
         problems += own_cgroup_problems(p, limit)
+    vm_runners = [p for p in participants if any(nb.name[:2] == VM_LAB for nb in p.labs)]
+    say(f"the kit's VM (queued to this machine's slots, vm/slots.py): {figures.vm_live} experiment(s) ran LIVE, "
+        f"{figures.vm_recorded} showed the recording after waiting, for {len(vm_runners)} participant(s) who ran "
+        f"lab 05; longest wait {figures.vm_longest_wait_s:.0f} s")
+    if vm_runners and not figures.vm_live:
+        problems.append("no participant's experiment ran LIVE in the kit's VM: the queue let none through")
     live = [(p.name, rec) for p in participants for r in p.results if r.probe for rec in r.probe["recordings"]
             if rec.get("mode") == "live" and rec.get("guest_kind") == "container"]
     say(f"live recordings in the participants' containers: {len(live)}, each checked against its participant's "
@@ -896,8 +938,9 @@ def knob_problems(before: dict[str, int], after: dict[str, int], log_lines: list
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ci/check-hub", description=__doc__.split("\n\n")[0])
     parser.add_argument("--participants", type=int, default=10, help="participants at once (default 10)")
-    parser.add_argument("--vm-participants", type=int, default=2,
-                        help="how many of them also run lab 05, the kit's CPU-bound VM (default 2)")
+    parser.add_argument("--vm-participants", type=int, default=3,
+                        help="how many of them also run lab 05, the kit's CPU-bound VM (default 3: one more "
+                             "than a 2-core machine has VM slots, so the queue is exercised)")
     parser.add_argument("--port", type=int, default=9000,
                         help="the hub's public port; the proxy API, the hub and the servers use the next ones")
     parser.add_argument("--break", dest="break_", choices=("no-limit", "oversubscribe"),
@@ -940,7 +983,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"hub: {figures.passed_participants}/{figures.participants} participants, {figures.labs_passed}/"
           f"{figures.labs_total} labs passed, {figures.oom_kills} OOM kills, min MemAvailable "
           f"{f'{figures.min_available_share * 100:.1f}' if figures.min_available_share else '-'} %, "
-          f"{figures.seconds:.0f} s", flush=True)
+          f"{figures.seconds:.0f} s; kit's VM: {figures.vm_live} LIVE, {figures.vm_recorded} recorded after their "
+          f"wait, longest wait {figures.vm_longest_wait_s:.0f} s", flush=True)
     return 1 if problems else 0
 
 

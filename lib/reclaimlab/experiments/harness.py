@@ -16,6 +16,7 @@ from typing import Any
 
 from ..recording import datasets
 from ..probe import lock as guestlock, consent, sources
+from ..vm import slots as vm_slots
 from ..recording.recording import Recording
 
 from .registry import (GUESTS, MODES, REGISTRY, Experiment, ExperimentBusy,  # noqa: F401 (re-exported)
@@ -250,7 +251,8 @@ def replay(exp: "Experiment", folder: Any, quiet: bool, key: str | None = None) 
 
 def run(name: str, mode: str = "auto", *, guest: str = "local", allow_system_changes: bool | None = None,
         quiet: bool = False, recording: Any = None, lock_timeout_s: float = guestlock.DEFAULT_TIMEOUT_S,
-        recordings: dict[str, Any] | None = None, guest_info: Any = None, **params: Any) -> Recording:
+        recordings: dict[str, Any] | None = None, guest_info: Any = None, vm_session: Any = None,
+        **params: Any) -> Recording:
     """Run experiment `name` and return its Recording (see the module docstring for modes).
 
     A live run holds this guest's lock (guestlock): while another live experiment runs here it
@@ -261,6 +263,7 @@ def run(name: str, mode: str = "auto", *, guest: str = "local", allow_system_cha
     specific key of `recordings` (a lab's `recordings` parameter, `ctx.recordings`) that matches this run.
     guest_info: this guest's probe.guest.GuestInfo (a LabContext's `guest`), so that nothing probes again:
     it decides whether the run can be live and goes into the recording's meta; None: probed here.
+    vm_session: a vm.session.VmSession whose booted guest a VM run may reuse (a lab's, one boot per lab).
     """
     exp = get(name)
     if mode not in MODES:
@@ -272,6 +275,8 @@ def run(name: str, mode: str = "auto", *, guest: str = "local", allow_system_cha
     folder = recording if recording is not None else replay_for(name, guest, {**defaults, **params}, recordings)
     if folder is not None:
         return replay(exp, folder, quiet)
+    if guest == "vm" and name == "auto-reclaim":
+        return _run_vm_autoreclaim(exp, mode, quiet, params, lock_timeout_s, vm_session)
     if guest == "vm":
         return _run_vm(exp, mode, quiet, params, lock_timeout_s)
     params = resolve_params(exp, params)
@@ -355,8 +360,15 @@ def _run_vm(exp: Experiment, mode: str, quiet: bool, params: dict[str, Any], loc
         _say(f"▶ {exp.name}: running LIVE in the kit's own VM (free page reporting {'on' if reporting else 'off'})",
              quiet)
         try:
-            rec = run_vm_experiment(exp.name, reporting=reporting, size_bytes=size_bytes, mem_bytes=mem_bytes,
-                                    quiet=quiet, page_reporting_order=order, **params)
+            with vm_slots.hold(lock_timeout_s, _say_always) as slot:
+                rec = run_vm_experiment(exp.name, reporting=reporting, size_bytes=size_bytes, mem_bytes=mem_bytes,
+                                        quiet=quiet, page_reporting_order=order, **params)
+            _slot_notice(rec, slot.waited_s)
+        except vm_slots.VmSlotsFull as exc:
+            if mode == "live":
+                raise ExperimentBusy(str(exc)) from None
+            return _recorded(exp, selectors, f"the kit's VM did not run: {exc}, so this is its recording", quiet,
+                             guest_kind="kit-vm")
         except ExperimentError:
             raise  # a wrong parameter: say so in every mode
         except (VmError, ValueError) as exc:  # the VM failed to boot or run, or this machine lacks the memory
@@ -372,6 +384,87 @@ def _run_vm(exp: Experiment, mode: str, quiet: bool, params: dict[str, Any], loc
         else:
             return rec  # why_shown: the live reason vm.sampler gave its Recorder
     # auto mode: the recording, saying why the VM did not run (outside the lock: loading needs no guest)
+    return _recorded(exp, selectors, f"the kit's VM could not run here ({failed})", quiet, guest_kind="kit-vm")
+
+
+SLOT_NOTICE_S = 1.0   # a wait for a VM slot shorter than this is not worth a sentence
+
+
+def _slot_notice(rec: Recording, waited_s: float | None) -> None:
+    """Say in the banner how long this run waited for one of the machine's VM slots (vm/slots.py)."""
+    if waited_s is not None and waited_s >= SLOT_NOTICE_S:
+        notices = rec.meta.get("notices")
+        rec.meta["notices"] = notices = list(notices) if isinstance(notices, list) else [notices] if notices else []
+        notices.append(f"this run waited {waited_s:.0f} s for its turn: the machine runs only as many kit's "
+                           f"VMs at once as its cores and free memory hold")
+
+
+def _run_vm_autoreclaim(exp: Experiment, mode: str, quiet: bool, params: dict[str, Any], lock_timeout_s: float,
+                        session: Any) -> Recording:
+    """WSL's policy against the kit's VM (wsl/vm_autoreclaim.py), the CPU gate on: the VM is idle when its guest
+    is. time_scale 0 takes the local run's compression for the variant (live.DEFAULT_TIME_SCALE), so a lab's
+    four runs fit in minutes; `session` (a VmSession) lends its booted guest, else the run boots its own."""
+    from ..wsl.vm_autoreclaim import DEFAULTS as VM_AR_DEFAULTS, run_vm_autoreclaim
+    from .live import DEFAULT_TIME_SCALE
+
+    p = {**VM_AR_DEFAULTS, **params}
+    unknown = sorted(set(p) - set(VM_AR_DEFAULTS))
+    if unknown:
+        raise ExperimentError(f"{exp.name} in the kit's VM: unknown parameter(s) {', '.join(unknown)}; valid: "
+                              f"{', '.join(f'{k} (default {v!r})' for k, v in VM_AR_DEFAULTS.items())}")
+    for key in ("policy", "variant"):
+        if p[key] not in exp.choices.get(key, (p[key],)):
+            raise ExperimentError(f"{exp.name}: {key} must be one of {', '.join(exp.choices[key])}, not {p[key]!r}")
+    p["time_scale"] = float(p["time_scale"]) or DEFAULT_TIME_SCALE.get(p["variant"], 1.0)
+    selectors = {"policy": p["policy"], "variant": p["variant"]}
+    if mode == "recorded":
+        return _recorded(exp, selectors, "recorded mode was asked for", quiet, guest_kind="kit-vm")
+    blocker = live_blocker(exp, "vm", None)
+    if blocker:
+        if mode == "live":
+            raise ExperimentRefused(f"{exp.name} cannot run in the kit's VM here: {blocker}")
+        return _recorded(exp, selectors, f"the kit's VM cannot run here: {blocker}", quiet, guest_kind="kit-vm")
+    from ..units import parse_size
+    from ..vm.errors import VmError
+    size = parse_size(p["size"]) if isinstance(p["size"], str) else int(p["size"])
+    lock, busy = _guest_lock(exp, "vm", lock_timeout_s)
+    if busy:
+        if mode == "live":
+            raise ExperimentBusy(busy)
+        return _recorded(exp, selectors, f"the kit's VM did not run: {busy}", quiet, guest_kind="kit-vm")
+    with lock:
+        _say(f"▶ {exp.name}: running LIVE in the kit's own VM ({p['policy']} · {p['variant']})", quiet)
+        try:
+            rest = {k: v for k, v in p.items() if k not in ("policy", "variant", "size")}
+            if session is not None:
+                fresh = not session.alive
+                machine, size, notices = session.machine(size, lock_timeout_s, _say_always)
+                waited = session.slot.waited_s if fresh and session.slot else None
+                rec = run_vm_autoreclaim(p["policy"], p["variant"], machine=machine, notices=notices, quiet=quiet,
+                                         size=size, **rest)
+            else:
+                with vm_slots.hold(lock_timeout_s, _say_always) as slot:
+                    waited = slot.waited_s
+                    rec = run_vm_autoreclaim(p["policy"], p["variant"], quiet=quiet, size=size, **rest)
+            _slot_notice(rec, waited)
+            return rec
+        except vm_slots.VmSlotsFull as exc:
+            if mode == "live":
+                raise ExperimentBusy(str(exc)) from None
+            return _recorded(exp, selectors, f"the kit's VM did not run: {exc}, so this is its recording", quiet,
+                             guest_kind="kit-vm")
+        except BaseException as exc:
+            if session is not None:
+                session.close()   # an interrupted or failed run leaves no clean guest to reuse
+            if isinstance(exc, KeyboardInterrupt):
+                if isinstance(exc, ExperimentInterrupted):
+                    raise
+                raise ExperimentInterrupted(f"{exp.name} in the kit's VM was interrupted: the VM was stopped; what "
+                                            f"was sampled so far is kept, marked partial",
+                                            getattr(exc, "recording", None)) from None
+            if mode == "live" or not isinstance(exc, (VmError, ValueError, RuntimeError)):
+                raise
+            failed = exc
     return _recorded(exp, selectors, f"the kit's VM could not run here ({failed})", quiet, guest_kind="kit-vm")
 
 

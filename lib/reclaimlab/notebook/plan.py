@@ -57,7 +57,7 @@ def has_vm_version(name: str) -> bool:
         from ..vm.experiments import DEFAULTS
     except Exception:
         return False
-    return name in DEFAULTS
+    return name in DEFAULTS or name == "auto-reclaim"   # auto-reclaim: wsl/vm_autoreclaim.py
 
 
 def place(name: str, mode: str, allow: bool | None, guest: str = "auto", info: Any = None) -> Placement:

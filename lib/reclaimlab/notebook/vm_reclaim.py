@@ -7,7 +7,8 @@ gradual and dropCache, the root cgroup's real `memory.reclaim`, QEMU's resident 
 or the ones the lab's `recordings` parameter gives under a "vm:auto-reclaim" key, e.g.
 {"vm:auto-reclaim:policy=gradual:variant=newer": "~/runs/g"}. A replayed recording must match its key's
 whole selector (harness.replay) and takes the place of the run with its own policy and variant. They are
-never run live from the lab: each watch takes minutes in a VM that boots first.
+never run live from this section: each watch at WSL's own clock takes minutes (section 3's runs, where the
+lab's `guest` puts them in the kit's VM, are time-compressed as the local ones are).
 """
 from __future__ import annotations
 

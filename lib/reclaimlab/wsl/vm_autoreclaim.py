@@ -150,12 +150,13 @@ DEFAULTS: dict[str, Any] = {"policy": "gradual", "variant": "newer", "time_scale
 
 def run_vm_autoreclaim(policy: str = "gradual", variant: str = "newer", *, machine: Machine | None = None,
                        mem_bytes: int | None = None, cache_dir=None, quiet: bool = True,
-                       **params: Any) -> Recording:
+                       notices: list[str] | None = None, **params: Any) -> Recording:
     """Fill the VM's page cache, go quiet, and run WSL's policy against the VM with the CPU gate on.
 
     time_scale: 1.0 = WSL's real clock (a compressed run says so in its parameters and `policy` text).
     idle_share: 0 = WSL's own threshold (0.5 %). observe_s bounds the wait for the policy after the idle
     mark; tail_s is watched after it (free page reporting hands the freed memory back in passes).
+    machine: a booted guest to run in (a lab's VmSession; left running); `notices`: how its sizes were scaled.
     """
     from ..units import parse_size
     from ..vm import build
@@ -172,16 +173,19 @@ def run_vm_autoreclaim(policy: str = "gradual", variant: str = "newer", *, machi
     size = parse_size(p["size"]) if isinstance(p["size"], str) else int(p["size"])
     say = (lambda _m: None) if quiet else (lambda m: print(f"  {m}", flush=True))
     own = machine is None
+    notices = list(notices or [])
     if own:
         vm_plan = plan(size, mem_bytes, host_allowance_bytes())
         machine = Machine(build.build(cache_dir=cache_dir), mem_mib=vm_plan.mem_mib, reporting=True)
         size = vm_plan.size_bytes
+        notices += vm_plan.notices
     run: VmSampler | None = None
     try:
         if own:
             machine.start()
             say(f"booted the kit's VM in {machine.boot_s:.1f} s ({machine.accel.hypervisor}, {machine.mem_mib} MiB)")
         run = VmSampler(machine, hz=p["sample_hz"], experiment="auto-reclaim", parameters=p)
+        run.notices.extend(notices)   # where banners look for them: a size scaled down to fit the VM
         guest = VmGuest(machine, mark=lambda kind, detail: run.mark(kind, detail))
         _script(run, guest, pol, size, p, say)
         run.mark("end")
