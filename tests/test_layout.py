@@ -14,6 +14,7 @@ PKG = LIB / "reclaimlab"
 # Lowest first. A module may import its own stage and any stage before it, never one after it.
 STAGES = [
     ("base", ["reclaimlab", "reclaimlab.paths", "reclaimlab.units"]),
+    ("catalog", ["reclaimlab.catalog"]),  # what each experiment is, declared once: pure data
     ("probe", ["reclaimlab.probe"]),
     ("recording", ["reclaimlab.recording"]),  # restructure: keep
     ("sampling", ["reclaimlab.sampling"]),

@@ -93,10 +93,10 @@ def live_blocker(exp: Experiment, guest: str, allow_system_changes: bool | None,
     if guest_info is None:
         from ..probe.guest import probe
         guest_info = probe(roots)
-    info = guest_info
-    ok, reason = info.live_support.get(exp.name, (False, "not known to the guest probe"))
-    if not ok:
-        return reason
+    from .verdicts import support
+    judged = support(exp, guest_info)  # from its declared needs: a test's own experiment is judged too
+    if not judged.live:
+        return judged.reason
     if exp.knobs:
         shared = consent.shared_reason(roots)
         if shared:
