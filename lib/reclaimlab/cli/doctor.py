@@ -17,7 +17,7 @@ from ..units import format_size
 
 KEY_WIDTH = 24
 VALUE_WIDTH = 26
-PAGE_KIB = 4  # x86-64 base pages; page_reporting_order counts in them
+PAGE_KIB = sources.page_bytes() // 1024  # this machine's base page; page_reporting_order counts in them
 
 
 DoctorError = UserError  # kept for callers and tests that name it

@@ -61,11 +61,14 @@ META: dict[str, str] = {
     "source_errors": "object: errors of extra sources",
     "stopped_by": "text: what ended a `reclaimlab watch` recording",
     "window_s": "s: the live dashboard's window (its Recording holds only the last window_s)",
+    "page_size_bytes": ("bytes: the guest's base page (4096 on x86-64); a recording without it (or "
+                        "page_size_kib) was made with 4096 (provenance.page_bytes reads it)"),
     "workload_cgroup": "object: the experiment's own memory cgroup (version, path)",
     "physmap_unavailable": ("text: why the recording holds no maps of physical memory (physmap.json), e.g. "
                             "/proc/kpageflags needs root"),
     # the kit's VM
-    "accel_reason": "text", "free_page_reporting": "text: on or off", "page_size_kib": "KiB",
+    "accel_reason": "text", "free_page_reporting": "text: on or off",
+    "page_size_kib": "KiB",  # the kit's VM's base page, in its recordings made before page_size_bytes
     "guest_thp": "text", "guest_disk": "bool", "guest_mem_mib": "MiB", "guest_cpus": "int",
     "boot_s": "s", "host_view": "text: what the host-side columns measure",
     "hostmap_unavailable": ("text: why the maps hold the guest's side only (no host map of QEMU's RAM), e.g. "
