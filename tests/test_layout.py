@@ -15,7 +15,8 @@ PKG = LIB / "reclaimlab"
 STAGES = [
     ("base", ["reclaimlab", "reclaimlab.paths", "reclaimlab.units"]),
     ("catalog", ["reclaimlab.catalog"]),  # what each experiment is, declared once: pure data
-    ("probe", ["reclaimlab.probe"]),
+    ("probe", ["reclaimlab.probe"]),  # reads this guest; changes nothing
+    ("control", ["reclaimlab.control"]),  # changes it: system-wide knobs, the live-run lock
     ("recording", ["reclaimlab.recording"]),  # restructure: keep
     ("sampling", ["reclaimlab.sampling"]),
     ("vm", ["reclaimlab.vm"]),
@@ -23,6 +24,7 @@ STAGES = [
     ("experiments", ["reclaimlab.experiments"]),  # restructure: keep
     ("present", ["reclaimlab.present"]),
     ("notebook", ["reclaimlab.notebook"]),
+    ("publish", ["reclaimlab.publish"]),  # the executed labs as a static site
     ("cli", ["reclaimlab.cli"]),  # restructure: keep
 ]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import click
 
 from ..recording import datasets, keep, recording
-from ..probe import lock as guestlock
+from ..control import lock as guestlock
 from ..experiments.harness import MODES, ExperimentError, ExperimentInterrupted, ExperimentRefused, get, run
 from ..paths import recordings_dir
 from .errors import UserError

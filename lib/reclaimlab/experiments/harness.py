@@ -15,7 +15,8 @@ import sys
 from typing import Any
 
 from ..recording import datasets
-from ..probe import lock as guestlock, consent, sources
+from ..control import lock as guestlock
+from ..probe import consent, sources
 from ..recording.recording import Recording
 
 from .registry import (GUESTS, MODES, REGISTRY, Experiment, ExperimentBusy,  # noqa: F401 (re-exported)

@@ -13,7 +13,8 @@ import os
 import time
 from typing import Any, Callable
 
-from ..probe import knobs, sources
+from ..control import knobs
+from ..probe import sources
 from ..probe.consent_source import consent_source
 from ..probe.procfs import cpu_shares, parse_status_kib
 from ..catalog import REGISTRY, attach_runner  # noqa: F401
