@@ -122,3 +122,13 @@ def test_probe_names_no_experiment_and_no_lab():
         assert not re.search(r"\blabs? 0\d", text), (path.name, re.search(r"\blabs? 0\d", text).group(0))
         assert "catalog" not in text and "experiments" not in re.sub(r"#.*|\"\"\".*?\"\"\"", "", text, flags=re.S), \
             path.name
+
+
+def test_every_kit_declaration_names_real_findings_and_labs():
+    import importlib
+    for exp in catalog.REGISTRY.values():
+        assert exp.labs and exp.findings and exp.events and exp.results, exp.name
+        for lab in exp.labs:
+            assert (ROOT / "labs" / f"{lab}.ipynb").is_file(), (exp.name, lab)
+        for module in exp.findings:
+            importlib.import_module(f"reclaimlab.present.findings.{module}")
