@@ -33,8 +33,12 @@ def toy():
         units={"rounds": "count"}, vm_defaults=None, needs=("memory",),
         results={"held_s": "s", "held_kib": "KiB"}, columns={"toy_resident_kib": "KiB"}, events=("hold",),
         labs=("99_toy_lab",), findings=("toy",)))
-    yield exp
+    yield catalog.attach_runner(TOY, _never_run)
     catalog.withdraw(TOY)
+
+
+def _never_run(**_kw):
+    raise AssertionError("the toy's live script is never run by these tests")
 
 
 def _toy_recording(**results) -> Recording:
@@ -62,6 +66,10 @@ def test_the_toy_is_in_the_plan(toy):
     info = verdicts.probe(tree_roots("firecracker-vm"), env={})
     how, why = plan.experiment_plan(TOY, "auto", None, guest_info=info)
     assert (how, why) == ("live", "this guest can run it")
+    catalog.declare(dataclasses.replace(toy, runner=None))  # declared, no live script: its recording is shown
+    how, why = plan.experiment_plan(TOY, "auto", None, guest_info=info)
+    assert how == "recorded" and "no live script" in why
+    toy = catalog.attach_runner(TOY, _never_run)
     # judged from its declared needs: too little memory here, and the plan shows its recording, saying why
     tight = dataclasses.replace(info, memory=dataclasses.replace(info.memory, memory_budget_bytes=1 << 20))
     how, why = plan.experiment_plan(TOY, "auto", None, guest_info=tight)

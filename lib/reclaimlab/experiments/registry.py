@@ -4,6 +4,7 @@ The live scripts (`live.py`) attach their runners to the catalog's declarations;
 """
 from __future__ import annotations
 
+from ..catalog import REGISTRY, Experiment  # noqa: F401 (what each experiment is: declared once, re-exported)
 from ..recording.recording import Recording
 
 MODES = ("auto", "live", "recorded")
@@ -33,13 +34,3 @@ class ExperimentInterrupted(KeyboardInterrupt):
     def __init__(self, message: str, recording: Recording | None):
         super().__init__(message)
         self.recording = recording
-
-
-# What each experiment is lives in the catalog (declared once); re-exported here for the harness.
-from ..catalog import REGISTRY, Experiment  # noqa: E402,F401
-
-
-def register(exp: Experiment) -> Experiment:
-    """Declare `exp` (catalog.declare): its runner comes with it."""
-    from ..catalog import declare
-    return declare(exp)
