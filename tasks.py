@@ -229,7 +229,7 @@ def site(args: list[str]) -> int:
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     if _run(BIN / "reclaimlab", "labs", "--mode", "recorded", env=env) != 0:
         _fail("a lab failed in recorded mode; see its output above (executed copies in build/labs/recorded/)")
-    return _run(PY, "-m", "reclaimlab.cli.site", *args, env=env)
+    return _run(PY, "-m", "reclaimlab.publish.site", *args, env=env)
 
 
 def main(argv: list[str]) -> int:

@@ -39,6 +39,17 @@ def tree_copy(tmp_path):
     return copy
 
 
+@pytest.fixture
+def demo_experiment():
+    """"demo": the tests' own experiment, declared through the public API (the schema refuses recordings
+    of an experiment nobody declared), withdrawn after the test (modules saving "demo" recordings use it)."""
+    from reclaimlab import catalog
+    catalog.declare(catalog.Experiment("demo", "the tests' own recordings", defaults={"size": "1GiB"},
+                                       results={"touch_s": "s", "free_s": "s"}, columns={"host_fake_kib": "KiB"}))
+    yield
+    catalog.withdraw("demo")
+
+
 class _ExecutedLabs:
     """Each lab executed by papermill at most once per mode in a pytest session, into build/labs/<mode>/
     (where `reclaimlab labs` writes it): the labs check, the claims tests, the browser's untrusted

@@ -178,7 +178,7 @@ def test_observe_can_exclude_this_process(tmp_path):
 
 
 def test_knob_applier_maps_actions_to_knobs_and_marks_events(monkeypatch):
-    from reclaimlab.probe import knobs
+    from reclaimlab.control import knobs
 
     calls, marks = [], []
     monkeypatch.setattr(knobs, "drop_caches", lambda level, allow=None, roots=None: calls.append(("drop", level)) or "d")

@@ -24,6 +24,7 @@ from conftest import tree_roots
 from reclaimlab.present import charts
 from reclaimlab.experiments import harness as experiments, sizing
 from reclaimlab.probe import guest, hostviews as host, consent
+from reclaimlab.experiments import verdicts
 from reclaimlab.recording import recording
 from reclaimlab.recording.recording import Recording
 from reclaimlab.sampling.sampler import Sampler
@@ -51,7 +52,7 @@ def no_consent_or_shared_from_the_developer(monkeypatch):
 
 @pytest.mark.parametrize("tree", TREES)
 def test_allocations_are_live_within_the_cgroup_knobs_are_not(tree):
-    info = guest.probe(tree_roots(tree), env={})
+    info = verdicts.probe(tree_roots(tree), env={})
     usage = CGROUP_FIGURES[tree][0]
     assert info.kind == "container" and info.memory.cgroup_limit_bytes == 2 * GIB
     assert info.memory.memory_budget_bytes == guest.safe_budget_bytes(info.memory.mem_available_bytes, 2 * GIB, usage)
@@ -64,11 +65,13 @@ def test_allocations_are_live_within_the_cgroup_knobs_are_not(tree):
 
 def test_the_shared_machine_is_the_reason_given_even_without_root():
     # A participant is not root either, but no permission would change the answer: say the real reason.
+    import dataclasses
     info = guest.probe(tree_roots("container-v2"), env={})
     knobs = {name: consent.KnobAccess(name, None, False, "needs root (reclaimlab never uses sudo)")
              for name in ("drop_caches", "compact_memory", "compaction_proactiveness", "memory.reclaim")}
-    support = guest.live_support(info.memory, knobs, False, "this runs in Binder (BINDER_* set)", False, 10 * GIB,
-                                 None, False, False)
+    info = dataclasses.replace(info, knobs=knobs, cgroup_limit_writable=False, consent_given=False,
+                               shared_reason="this runs in Binder (BINDER_* set)", scratch_free_bytes=10 * GIB)
+    support = verdicts.live_support(info)
     for name in KNOB_EXPERIMENTS:
         assert support[name].reason.startswith("this runs in Binder") and "needs root" not in support[name].reason
 

@@ -187,7 +187,7 @@ def test_app_cache_the_apps_database_is_cached_while_the_app_stays_small():
 
 
 def _leftover_scratch():
-    from reclaimlab.probe import scratch
+    from reclaimlab.control import scratch
     for base in (Path.home() / ".cache" / "reclaimlab", Path("/var/tmp")):
         yield from (base.glob(f"{scratch.PREFIX}{scratch.owner_tag()}-*") if base.is_dir() else [])
 

@@ -10,7 +10,7 @@ def test_counts_a_files_resident_pages_and_sees_them_dropped():
     import shutil
     import tempfile
 
-    from reclaimlab.probe import scratch
+    from reclaimlab.control import scratch
     size = 8 << 20
     # On a disk-backed folder (tmpfs pages are shared memory, which DONTNEED never drops)
     folder = tempfile.mkdtemp(prefix="fincore-test.", dir=scratch.scratch_base(size))

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from reclaimlab.probe import guest, consent
+from reclaimlab.experiments import verdicts
 from reclaimlab.cli.app import main
 from reclaimlab.probe.procfs import ProcParseError
 from reclaimlab.probe.sources import Roots, SourceError
@@ -28,14 +29,14 @@ STABLE_KEYS = {
     "free_page_reporting_reason", "page_reporting_order", "page_reporting_params", "host_views",
     "host_view_notes", "knobs", "cgroup_limit_writable", "shared_reason", "consent_given", "memory",
     "scratch_dir", "scratch_free_bytes", "kvm_usable", "qemu_path", "live_support", "proc_root",
-    "sys_root", "problems", "glossary",
+    "sys_root", "problems", "glossary", "kit_vm", "refusal",
 }
 MEMORY_KEYS = {"mem_total_bytes", "mem_available_bytes", "mem_free_bytes", "cgroup_version", "cgroup_path",
                "cgroup_limit_bytes", "cgroup_usage_bytes", "memory_budget_bytes"}
 
 
 def probe_tree(name: str, env: dict | None = None, **kw) -> guest.GuestInfo:
-    return guest.probe(tree_roots(name), env=env or {}, **kw)
+    return verdicts.probe(tree_roots(name), env=env or {}, **kw)
 
 
 # --- the budget rule ---------------------------------------------------------------------------
@@ -78,7 +79,7 @@ def test_to_dict_keys_are_stable_and_json():
     d = json.loads(json.dumps(probe_tree("firecracker-vm").to_dict()))
     assert set(d) == STABLE_KEYS
     assert set(d["memory"]) == MEMORY_KEYS
-    assert set(d["live_support"]) == set(guest.EXPERIMENTS)
+    assert set(d["live_support"]) == set(verdicts.labs())
     assert all(set(v) == {"verdict", "live", "reason", "needs_consent", "labs"} for v in d["live_support"].values())
     assert "since boot" in d["glossary"]["reported_kib"]
     assert set(d["knobs"]) == {"drop_caches", "compact_memory", "compaction_proactiveness", "memory.reclaim"}
@@ -91,7 +92,7 @@ def test_balloon_without_reporting_feature(tree_copy):
     features = roots.sys / "bus/virtio/devices/virtio0/features"
     bits = features.read_text()
     features.write_text(bits[:guest.VIRTIO_BALLOON_F_REPORTING] + "0" + bits[guest.VIRTIO_BALLOON_F_REPORTING + 1:])
-    info = guest.probe(roots, env={})
+    info = verdicts.probe(roots, env={})
     assert info.virtio_balloon and info.free_page_reporting is False
     assert "did not offer" in info.free_page_reporting_reason
 
@@ -118,12 +119,12 @@ def test_wsl2_consent_given_is_reported():
 def test_wsl2_powershell_when_tasklist_missing(tree_copy):
     roots = tree_copy("wsl2")
     (roots.proc.parent / "mnt/c/Windows/System32/tasklist.exe").unlink()
-    info = guest.probe(roots, env={})
+    info = verdicts.probe(roots, env={})
     assert [Path(v.source).name for v in info.host_views] == ["powershell.exe"]
 
 
 def test_wsl2_from_environment_alone():
-    info = guest.probe(tree_roots("bare-metal"), env={"WSL_DISTRO_NAME": "Ubuntu"})
+    info = verdicts.probe(tree_roots("bare-metal"), env={"WSL_DISTRO_NAME": "Ubuntu"})
     assert info.kind == "wsl2" and "WSL_DISTRO_NAME" in info.kind_reason
 
 
@@ -132,7 +133,7 @@ def test_container_wins_but_keeps_the_hypervisor(tree_copy):
     ns = roots.proc / "self/ns/pid"
     ns.unlink()
     ns.symlink_to("pid:[4026532999]")
-    info = guest.probe(roots, env={})
+    info = verdicts.probe(roots, env={})
     assert info.kind == "container" and info.hypervisor == "Hyper-V (WSL 2)"
     assert not info.live_support["page-cache"].live
 
@@ -177,14 +178,14 @@ def test_unknown_hypervisor_rather_than_a_guess(tree_copy):
     roots = tree_copy("bare-metal")
     cpuinfo = roots.proc / "cpuinfo"
     cpuinfo.write_text(cpuinfo.read_text().replace("flags\t\t: fpu", "flags\t\t: hypervisor fpu"))
-    info = guest.probe(roots, env={})
+    info = verdicts.probe(roots, env={})
     assert info.kind == "vm" and info.hypervisor == "unknown"
 
 
 def test_small_budget_refuses_allocation_experiments(tree_copy):
     roots = tree_copy("container-v2")
     (roots.sys / "fs/cgroup/memory.current").write_text(f"{2 * GIB - 300 * MIB}\n")
-    info = guest.probe(roots, env={})
+    info = verdicts.probe(roots, env={})
     assert info.memory.memory_budget_bytes == guest.safe_budget_bytes(300 * MIB) < guest.MIN_LIVE_BUDGET_BYTES
     for name in ("calloc-reclaim", "refault"):
         assert not info.live_support[name].live and "needs 256 MiB" in info.live_support[name].reason
@@ -203,12 +204,12 @@ def test_vm_support_reports_kvm_or_tcg(tree_copy, tmp_path):
     qemu.write_text("#!/bin/sh\n")
     qemu.chmod(0o755)
     roots = tree_copy("firecracker-vm")
-    tcg = guest.probe(roots, env={"PATH": str(bin_dir)}).live_support["vm"]
+    tcg = verdicts.probe(roots, env={"PATH": str(bin_dir)}).live_support["vm"]
     assert tcg.live and "TCG" in tcg.reason
     kvm = roots.proc.parent / "dev/kvm"
     kvm.parent.mkdir()
     kvm.write_text("")  # a tree stands the device in with a file
-    assert "KVM acceleration" in guest.probe(roots, env={"PATH": str(bin_dir)}).live_support["vm"].reason
+    assert "KVM acceleration" in verdicts.probe(roots, env={"PATH": str(bin_dir)}).live_support["vm"].reason
 
 
 # --- old kernels and broken trees --------------------------------------------------------------
@@ -216,7 +217,7 @@ def test_vm_support_reports_kvm_or_tcg(tree_copy, tmp_path):
 def test_old_kernel_without_memavailable_budgets_from_memfree(tree_copy):
     roots = tree_copy("firecracker-vm")
     shutil.copy(FILES / "meminfo-2.6.32", roots.proc / "meminfo")
-    info = guest.probe(roots, env={})
+    info = verdicts.probe(roots, env={})
     assert info.memory.mem_available_bytes is None
     assert info.memory.memory_budget_bytes == guest.safe_budget_bytes(910444 * 1024, None, 20250624)
     assert any("no MemAvailable" in p for p in info.problems)
@@ -226,19 +227,19 @@ def test_corrupt_meminfo_is_fatal_and_named(tree_copy):
     roots = tree_copy("firecracker-vm")
     shutil.copy(FILES / "meminfo-corrupt-value", roots.proc / "meminfo")
     with pytest.raises(ProcParseError, match=r"meminfo: line 2"):
-        guest.probe(roots, env={})
+        verdicts.probe(roots, env={})
 
 
 def test_missing_meminfo_is_fatal(tmp_path):
     with pytest.raises(SourceError, match="meminfo: not found"):
-        guest.probe(Roots(tmp_path, tmp_path), env={})
+        verdicts.probe(Roots(tmp_path, tmp_path), env={})
 
 
 def test_other_broken_files_become_problems(tree_copy):
     roots = tree_copy("container-v2")
     (roots.proc / "sys/kernel/osrelease").unlink()
     (roots.sys / "fs/cgroup/memory.max").write_text("lots\n")
-    info = guest.probe(roots, env={})
+    info = verdicts.probe(roots, env={})
     assert info.kernel_release is None
     assert any("osrelease" in p for p in info.problems)
     assert any("memory.max: 'lots'" in p for p in info.problems)
@@ -249,7 +250,7 @@ def test_other_broken_files_become_problems(tree_copy):
 
 def test_not_root_on_the_live_guest(monkeypatch):
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    info = guest.probe(Roots(), env={})
+    info = verdicts.probe(Roots(), env={})
     assert not info.is_root
     for name in ("drop_caches", "compact_memory"):
         knob = info.knobs[name]
@@ -266,7 +267,7 @@ def _setpriv_nobody() -> list[str]:
 
 
 def test_probe_as_nobody_in_a_real_subprocess():
-    code = "import json; from reclaimlab.probe import guest; print(json.dumps(guest.probe(env={}).to_dict()))"
+    code = "import json; from reclaimlab.experiments import verdicts; print(json.dumps(verdicts.probe(env={}).to_dict()))"
     run = subprocess.run([*_setpriv_nobody(), sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, cwd="/")
     if run.returncode != 0 and "Permission denied" in run.stderr:
@@ -284,7 +285,7 @@ def test_probe_as_nobody_in_a_real_subprocess():
 def test_live_probe_on_this_guest():
     if not (LIVE_PARAMS / "reported_kib").exists():
         pytest.skip(f"{LIVE_PARAMS}/reported_kib absent: not this project's kind of guest")
-    info = guest.probe(env={})
+    info = verdicts.probe(env={})
     assert info.kind == "vm" and info.virtio_balloon and info.free_page_reporting is True
     assert info.page_reporting_order == int((LIVE_PARAMS / "page_reporting_order").read_text())
     assert "host_reported_kib" in [v.column for v in info.host_views]
@@ -306,7 +307,7 @@ def test_doctor_table_on_each_tree(name):
     assert kind_row.split()[1] == probe_tree(name, env=dict(os.environ)).kind
     for section in ("Guest", "Memory", "Giving memory back", "Host views", "Knobs", "Experiments"):
         assert f"\n{section}" in result.output
-    for experiment in guest.EXPERIMENTS:
+    for experiment in verdicts.labs():
         assert f"  {experiment} " in result.output
 
 
@@ -392,7 +393,7 @@ def test_doctor_on_wsl1_says_what_it_means_and_offers_nothing_live():
     hypervisor_row = next(line for line in result.output.splitlines() if line.startswith("  hypervisor "))
     assert hypervisor_row.split()[1] == "none" and "Hyper-V" not in hypervisor_row
     rows = result.output.split("\nExperiments")[1].split("\n\n")[0].splitlines()[1:]
-    assert len(rows) == len(guest.EXPERIMENTS) and all(" recorded " in r for r in rows)
+    assert len(rows) == len(verdicts.labs()) and all(" recorded " in r for r in rows)
 
 
 def test_on_wsl1_labs_show_their_recordings_with_the_reason(monkeypatch):
@@ -435,7 +436,7 @@ def test_json_verdict_matches_what_auto_mode_does_here(monkeypatch):
     # The probe's verdict and experiments.live_blocker (what auto mode asks) agree on this guest.
     from reclaimlab.experiments import harness as experiments
     monkeypatch.delenv(consent.ALLOW_ENV, raising=False)
-    info = guest.probe()
+    info = verdicts.probe()
     for name in ("calloc-reclaim", "refault", "page-cache", "compaction", "auto-reclaim"):
         blocker = experiments.live_blocker(experiments.get(name), "local", None)
         assert (info.to_dict()["live_support"][name]["verdict"] == "live") == (blocker is None), (name, blocker)
@@ -466,9 +467,9 @@ def _experiment_runs(notebook: Path) -> set[str]:
 def test_labs_named_for_each_experiment_are_the_notebooks_that_run_it():
     labs_dir = Path(__file__).resolve().parent.parent / "labs"
     runs = {nb.stem: _experiment_runs(nb) for nb in labs_dir.glob("0[1-5]_*.ipynb")}
-    for name, labs in guest.LABS.items():
+    for name, labs in verdicts.labs().items():
         for lab in labs:
             assert name in runs[lab], (name, lab, runs[lab])
     for stem, names in runs.items():
-        for name in names & set(guest.EXPERIMENTS):
-            assert stem in guest.LABS[name], (stem, name)
+        for name in names & set(verdicts.labs()):
+            assert stem in verdicts.labs()[name], (stem, name)

@@ -6,6 +6,7 @@ import importlib
 import pytest
 
 from reclaimlab.notebook import guest_report, lab
+from reclaimlab.experiments import verdicts
 from reclaimlab.probe import consent, guest
 
 from conftest import TREES, tree_roots
@@ -31,12 +32,12 @@ def _doctor_verdicts(info: guest.GuestInfo) -> dict[str, str]:
                          ids=["no-consent", "consent", "shared"])
 @pytest.mark.parametrize("tree", TREE_NAMES)
 def test_lab_and_doctor_agree_on_every_verdict(tree, env):
-    info = guest.probe(tree_roots(tree), env=env)
+    info = verdicts.probe(tree_roots(tree), env=env)
     from_doctor = _doctor_verdicts(info)
     here = {v: k for k, v in guest_report.LIVE_HERE.items()}
     from_lab = {name: here[answer] for name, answer, _why in lab.live_rows(info)}
     assert from_lab == from_doctor
-    assert from_lab == {name: guest.verdict(name, s, info.consent_given) for name, s in info.live_support.items()}
+    assert from_lab == {name: guest.verdict(s, info.consent_given) for name, s in info.live_support.items()}
 
 
 def test_an_older_probe_dict_is_judged_by_the_same_verdict():

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from reclaimlab.probe import lock as guestlock
+from reclaimlab.control import lock as guestlock
 from reclaimlab.recording import recording
 from reclaimlab.cli.app import main
 from reclaimlab.experiments import ExperimentBusy, ExperimentError, run
@@ -22,7 +22,7 @@ from conftest import tree_roots
 LIB = Path(__file__).resolve().parent.parent / "lib"
 HOLDER = """
 import sys, time
-from reclaimlab.probe import lock as guestlock
+from reclaimlab.control import lock as guestlock
 with guestlock.hold(sys.argv[1], timeout_s=0, directory=sys.argv[3]):
     print("held", flush=True)
     time.sleep(float(sys.argv[2]))
@@ -31,7 +31,7 @@ with guestlock.hold(sys.argv[1], timeout_s=0, directory=sys.argv[3]):
 # lock's own function (the library reads no environment variable for it; LOCKS is this test's).
 RECLAIMLAB_IN = """
 import os
-from reclaimlab.probe import lock as guestlock
+from reclaimlab.control import lock as guestlock
 guestlock.machine_lock_dir = lambda: guestlock.Path(os.environ["LOCKS"])
 from reclaimlab.cli.app import main
 main()

@@ -286,11 +286,11 @@ def test_the_docs_list_every_way_consent_is_given_and_no_other(doc):
     assert consent.ALLOW_ENV in said and consent._TRUE <= said, given
     assert not ({"y", "enabled", "2"} & said)
     if _knob_functions_taking_allow():  # Python's own way in: named too
-        assert "reclaimlab.probe.knobs" in said and "allow=True" in said, given
+        assert "reclaimlab.control.knobs" in said and "allow=True" in said, given
 
 
 def _knob_functions_taking_allow() -> list[str]:
     import inspect
-    from reclaimlab.probe import knobs
+    from reclaimlab.control import knobs
     return [name for name, f in vars(knobs).items() if inspect.isfunction(f) and not name.startswith("_")
             and f.__module__ == knobs.__name__ and "allow" in inspect.signature(f).parameters]

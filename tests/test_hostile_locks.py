@@ -19,7 +19,8 @@ from click.testing import CliRunner
 
 from reclaimlab.cli import labs as labs_cli
 from reclaimlab.cli.app import main
-from reclaimlab.probe import consent, lock as guestlock
+from reclaimlab.control import lock as guestlock
+from reclaimlab.probe import consent
 
 from conftest import tree_roots
 
@@ -240,7 +241,7 @@ def test_holder_note_written_by_another_user_about_roots_process_is_not_believed
 @as_root
 def test_waiting_message_shows_a_hostile_note_without_escapes(sticky):
     """hostile-inputs review, case 1: a waiting run prints a holder's note that carries escapes without them."""
-    child = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom reclaimlab.probe import lock\n"
+    child = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom reclaimlab.control import lock\n"
                               "with lock.hold('calloc-reclaim', timeout_s=0, env={}, directory=sys.argv[1]):\n"
                               "    print('held', flush=True); time.sleep(60)", str(sticky)],
                              env={**os.environ, "PYTHONPATH": str(LIB)}, stdout=subprocess.PIPE, text=True)
@@ -269,7 +270,7 @@ def test_second_unprivileged_user_shares_roots_lock_file_but_cannot_write_it(vic
         where.chmod(0o1777)
         take(where)  # root's run leaves the lock file behind, 0644
         assert stat.S_IMODE(lock_path(where).stat().st_mode) == 0o644 and lock_path(where).stat().st_size == 0
-        out = subprocess.run([sys.executable, "-c", "import sys\nfrom reclaimlab.probe import lock\n"
+        out = subprocess.run([sys.executable, "-c", "import sys\nfrom reclaimlab.control import lock\n"
                               "with lock.hold('calloc-reclaim', timeout_s=0, env={}, directory=sys.argv[1]) as me:\n"
                               "    print('held by', me['user'])", str(where)],
                              env={"PYTHONPATH": str(LIB), "PATH": "/usr/bin:/bin"}, user=NOBODY, group=NOBODY,
@@ -456,7 +457,7 @@ def test_shared_runs_in_two_cgroups_still_run_side_by_side(sticky):
 
 
 SHARED_CHILD = """import sys
-from reclaimlab.probe import lock
+from reclaimlab.control import lock
 try:
     with lock.hold('refault', timeout_s=0, env={'RECLAIMLAB_SHARED': '1'}, directory=sys.argv[1], say=lambda _: None):
         print('held')

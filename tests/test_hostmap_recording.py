@@ -16,6 +16,8 @@ from reclaimlab.vm import hostmap
 
 from test_physmap_recording import forge, make_recording
 
+pytestmark = pytest.mark.usefixtures("demo_experiment")  # its recordings are of the tests' own experiment
+
 
 def host_of(snap, resident=(512, 0, 3, 0, 512, 512, 0, 0)) -> HostMap:
     """A host map of the test guest's 8 blocks: the host holds blocks 0, 4, 5 and three pages of block 2."""

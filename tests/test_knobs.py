@@ -5,11 +5,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from reclaimlab.probe import knobs, consent, sources
+from reclaimlab.control import knobs
+from reclaimlab.probe import consent, sources
 from reclaimlab.probe.consent import SystemChangeRefused
 from reclaimlab.units import MIB
 from reclaimlab.experiments.workloads import PageCacheFile
-from reclaimlab.probe.scratch import owner_tag
+from reclaimlab.control.scratch import owner_tag
 
 ROOTS = sources.Roots()
 NO_CONSENT = {}                              # RECLAIMLAB_ALLOW_SYSTEM_CHANGES unset

@@ -14,7 +14,9 @@ PKG = LIB / "reclaimlab"
 # Lowest first. A module may import its own stage and any stage before it, never one after it.
 STAGES = [
     ("base", ["reclaimlab", "reclaimlab.paths", "reclaimlab.units"]),
-    ("probe", ["reclaimlab.probe"]),
+    ("catalog", ["reclaimlab.catalog"]),  # what each experiment is, declared once: pure data
+    ("probe", ["reclaimlab.probe"]),  # reads this guest; changes nothing
+    ("control", ["reclaimlab.control"]),  # changes it: system-wide knobs, the live-run lock
     ("recording", ["reclaimlab.recording"]),  # restructure: keep
     ("sampling", ["reclaimlab.sampling"]),
     ("vm", ["reclaimlab.vm"]),
@@ -22,6 +24,7 @@ STAGES = [
     ("experiments", ["reclaimlab.experiments"]),  # restructure: keep
     ("present", ["reclaimlab.present"]),
     ("notebook", ["reclaimlab.notebook"]),
+    ("publish", ["reclaimlab.publish"]),  # the executed labs as a static site
     ("cli", ["reclaimlab.cli"]),  # restructure: keep
 ]
 

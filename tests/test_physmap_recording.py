@@ -19,6 +19,7 @@ from reclaimlab.sampling.sampler import Sampler, max_gap_during
 
 from test_physmap import fake_proc, guest_words, snapshot
 
+pytestmark = pytest.mark.usefixtures("demo_experiment")  # its recordings are of the tests' own experiment
 
 def make_recording(maps: int = 2) -> Recording:
     n = 20

@@ -20,7 +20,8 @@ LIB = Path(__file__).resolve().parent.parent / "lib"
 
 
 def make_meta(**over) -> dict:
-    meta = {"schema_version": recording.SCHEMA_VERSION, "experiment": "demo", "parameters": {"size": "1GiB"},
+    # refault: a declared experiment (the schema refuses others) whose required events are touch and free
+    meta = {"schema_version": recording.SCHEMA_VERSION, "experiment": "refault", "parameters": {"size": "1GiB"},
             "mode": "live", "complete": True, "kernel_release": "6.18.44-fc", "guest_kind": "vm",
             "hypervisor": "Firecracker (KVM)", "sample_hz": 10.0, "tool_version": "0.1.0",
             "date_utc": "2025-11-25T18:00:00Z"}
@@ -62,15 +63,14 @@ def leftovers(parent: Path) -> list[str]:
 
 def test_round_trip_keeps_every_value(tmp_path):
     rec = make_recording()
-    rec.meta["numpy_value"] = np.int64(7)
-    rec.meta["not_a_number"] = float("nan")
+    rec.meta["parameters"].update(numpy_value=np.int64(7), not_a_number=float("nan"))
     out = recording.save(rec, tmp_path / "rec")
     back = recording.load(out)
     assert back.path == out and back.is_recorded and back.complete
     pd.testing.assert_frame_equal(back.samples, rec.samples, check_dtype=False)
     pd.testing.assert_frame_equal(back.events, rec.events, check_dtype=False)
     pd.testing.assert_frame_equal(back.buddyinfo, rec.buddyinfo, check_dtype=False)
-    assert back.meta["numpy_value"] == 7 and back.meta["not_a_number"] is None
+    assert back.meta["parameters"]["numpy_value"] == 7 and back.meta["parameters"]["not_a_number"] is None
     # Plain files that pandas alone reads; meta.json is strict JSON (no NaN tokens).
     assert sorted(p.name for p in out.iterdir()) == ["buddyinfo.csv", "events.csv", "manifest.json", "meta.json",
                                                      "samples.csv"]
@@ -450,7 +450,7 @@ def test_write_manifest_command_adds_leaves_and_refuses(unverified, capsys):
     assert "already matches; unchanged" in capsys.readouterr().out
     assert recording.main(["--check", str(unverified)]) == 0
     text = (unverified / "events.csv").read_text()
-    (unverified / "events.csv").write_text(text.replace("touch", "tauch"))
+    (unverified / "events.csv").write_text(text.replace("1 GiB", "2 GiB"))
     assert recording.main(["--write-manifest", str(unverified)]) == 1  # never vouches for a changed folder
     assert "events.csv: changed since it was saved" in capsys.readouterr().err
     assert recording.main(["--write-manifest", "--force", str(unverified)]) == 0

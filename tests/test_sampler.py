@@ -22,6 +22,7 @@ from reclaimlab.probe.sources import Roots, SourceError
 
 GIB_KIB = 1024 * 1024
 
+pytestmark = pytest.mark.usefixtures("demo_experiment")  # its recordings are of the tests' own experiment
 
 def rewrite(path: Path, text: str) -> None:
     """Change a file in place (same inode), as the kernel does: a kept descriptor sees the new text."""

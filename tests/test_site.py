@@ -1,11 +1,11 @@
-"""The static site's pure parts: what it reads from a lab, what it drops, how it links (reclaimlab.cli.site)."""
+"""The static site's pure parts: what it reads from a lab, what it drops, how it links (reclaimlab.publish.site)."""
 from __future__ import annotations
 
 import json
 import re
 
 from reclaimlab import paths
-from reclaimlab.cli import site
+from reclaimlab.publish import site
 from reclaimlab.notebook import gofurther
 
 WIDGET = {"output_type": "display_data", "metadata": {},

@@ -10,11 +10,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from reclaimlab.probe import fincore, knobs, consent, pagemap, sources
+from reclaimlab.control import knobs
+from reclaimlab.probe import fincore, consent, pagemap, sources
 from reclaimlab.probe.consent import SystemChangeRefused
 from reclaimlab.units import GIB, MIB, PIB
 from reclaimlab.experiments.workloads import Allocator, Fragmenter, PageCacheFile, ScratchError, WorkloadError
-from reclaimlab.probe import scratch
+from reclaimlab.control import scratch
 from reclaimlab.experiments.workloads._child import ChildProcess, status_kib
 
 ROOTS = sources.Roots()

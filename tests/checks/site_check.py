@@ -4,7 +4,7 @@
     python tests/checks/site_check.py [--no-build] [--labs-executed-since EPOCH_S] [--no-self-test]
 
 1. Builds the site as `python3 tasks.py site` does: every lab executed in recorded mode by papermill
-   (build/labs/recorded/), then `python -m reclaimlab.cli.site` (build/site/). --no-build reuses both;
+   (build/labs/recorded/), then `python -m reclaimlab.publish.site` (build/site/). --no-build reuses both;
    --labs-executed-since reuses the executed labs when every one was written after that time (`tasks.py
    test` passes the start of its pytest session, in which every lab was executed once) and builds the site.
 2. Serves build/site/ with Python's http.server on 127.0.0.1 (a free port) and opens every page in
@@ -77,7 +77,7 @@ def build(python: str, labs_executed_since: float | None = None) -> float:
     t0 = time.monotonic()
     env = dict(os.environ, PATH=f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     commands = [[str(Path(python).parent / "reclaimlab"), "labs", "--mode", "recorded"],
-                [python, "-m", "reclaimlab.cli.site"]]
+                [python, "-m", "reclaimlab.publish.site"]]
     if labs_executed_since is not None:
         from reclaimlab.cli.labs import executed_since, lab_notebooks
         if executed_since(lab_notebooks(ROOT / "labs"), EXECUTED, labs_executed_since):

@@ -17,7 +17,7 @@ from ..units import format_size
 
 KEY_WIDTH = 24
 VALUE_WIDTH = 26
-PAGE_KIB = 4  # x86-64 base pages; page_reporting_order counts in them
+PAGE_KIB = sources.page_bytes() // 1024  # this machine's base page; page_reporting_order counts in them
 
 
 DoctorError = UserError  # kept for callers and tests that name it
@@ -142,12 +142,12 @@ VERDICT_TEXT = {"live": "live", "live_with_consent": "live, with consent", "reco
 def _experiment_rows(info: guest.GuestInfo) -> list[str]:
     rows = ["Experiments: what each lab does in mode='auto' (live here, or its recording)"]
     for name, support in info.live_support.items():
-        labs = ", ".join(lab[:2] for lab in guest.LABS.get(name, ()))
+        labs = ", ".join(lab[:2] for lab in support.labs)
         label = f"{name} (lab {labs})" if labs else name
         reason = support.reason
         if info.kind == "wsl1":
             reason = "WSL 1 has no guest kernel: see 'kind' above"
-        rows.append(_row(label, VERDICT_TEXT[guest.verdict(name, support, info.consent_given)], reason))
+        rows.append(_row(label, VERDICT_TEXT[guest.verdict(support, info.consent_given)], reason))
     return rows
 
 
@@ -181,7 +181,8 @@ def doctor(as_json: bool, proc_root: str | None, sys_root: str | None) -> None:
     roots = _roots(proc_root, sys_root)
     try:
         from ..vm import live_status  # here, not at the top: `reclaimlab --help` stays quick
-        info = guest.probe(roots, vm_status=live_status)
+        from ..experiments.verdicts import probe
+        info = probe(roots, vm_status=live_status)
     except (sources.SourceError, procfs.ProcParseError) as exc:
         raise DoctorError(str(exc)) from None
     if as_json:

@@ -22,7 +22,7 @@ from pathlib import Path
 import click
 
 from ..recording import datasets, keep, recording
-from ..probe import lock as guestlock
+from ..control import lock as guestlock
 from ..experiments.harness import MODES, ExperimentError, ExperimentInterrupted, ExperimentRefused, get, run
 from ..paths import recordings_dir
 from .errors import UserError
@@ -67,7 +67,34 @@ def _coerce(value: str):
     return value
 
 
-@click.command("record")
+def experiments_help() -> str:
+    """The experiments NAME may be, each with its parameters (units, defaults) and needs: from the catalog."""
+    from .. import catalog
+    lines = []
+    for name, exp in catalog.REGISTRY.items():
+        params = ", ".join(f"{k}={v!r} ({exp.unit_of(k)})" if not exp.unit_of(k).startswith("size")
+                           else f"{k}={v!r}" for k, v in exp.defaults.items())
+        needs = ", ".join(exp.needs) or "nothing"
+        lines.append(f"{name}: {exp.summary}. Parameters: {params}. Needs: {needs}"
+                     + ("; consent (system-wide knobs)" if exp.needs_consent else "")
+                     + (f". Kit's VM timings: {', '.join(f'{k}={v!r}' for k, v in exp.vm_defaults.items())}"
+                        if exp.vm_defaults else "")
+                     + (f". Labs: {', '.join(exp.labs)}" if exp.labs else "") + ".")
+    return "\n\n".join(lines)
+
+
+class _RecordCommand(click.Command):
+    """`record --help` lists the experiments declared when it is shown, not when this module was imported."""
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_help_text(ctx, formatter)
+        with formatter.section("Experiments"):
+            for paragraph in experiments_help().split("\n\n"):
+                formatter.write_text(paragraph)
+                formatter.write_paragraph()
+
+
+@click.command("record", cls=_RecordCommand)
 @click.argument("name", metavar="NAME")
 @click.option("--mode", type=click.Choice(MODES), default="live", show_default=True,
               help="live: run it here or refuse; auto: live where possible, else load the shipped recording.")
@@ -88,7 +115,7 @@ def _coerce(value: str):
 def record_command(name: str, mode: str, size: str | None, policy: str | None, param_pairs: tuple[str, ...],
                    guest: str, allow_system_changes: bool, out_text: str | None, to_data: bool,
                    wait_s: float) -> None:
-    """Run experiment NAME (one of: calloc-reclaim, page-cache, app-cache, compaction, auto-reclaim, refault)."""
+    """Run experiment NAME (listed below) and show, or save, its Recording."""
     try:
         get(name)
     except ExperimentError as exc:

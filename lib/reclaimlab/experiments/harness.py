@@ -6,7 +6,7 @@
 "recorded" (load the shipped recording), or "auto" (live where possible, recorded
 otherwise; the Recording's `why_shown` says which and why). Every path
 yields the same Recording, so charts and questions never need to know which.
-The experiments themselves live in `registry.py` (what each is) and `live.py` (their live scripts).
+What each experiment is lives in the catalog (`reclaimlab.catalog`, declared once); `live.py` holds their live scripts.
 """
 from __future__ import annotations
 
@@ -15,12 +15,13 @@ import sys
 from typing import Any
 
 from ..recording import datasets
-from ..probe import lock as guestlock, consent, sources
+from ..control import lock as guestlock
+from ..probe import consent, sources
 from ..vm import slots as vm_slots
 from ..recording.recording import Recording
 
 from .registry import (GUESTS, MODES, REGISTRY, Experiment, ExperimentBusy,  # noqa: F401 (re-exported)
-                       ExperimentError, ExperimentInterrupted, ExperimentRefused, register)
+                       ExperimentError, ExperimentInterrupted, ExperimentRefused)
 
 
 def get(name: str) -> Experiment:
@@ -94,10 +95,12 @@ def live_blocker(exp: Experiment, guest: str, allow_system_changes: bool | None,
     if guest_info is None:
         from ..probe.guest import probe
         guest_info = probe(roots)
-    info = guest_info
-    ok, reason = info.live_support.get(exp.name, (False, "not known to the guest probe"))
-    if not ok:
-        return reason
+    if exp.runner is None:
+        return f"{exp.name} is declared but has no live script (catalog.attach_runner gives it one)"
+    from .verdicts import support
+    judged = support(exp, guest_info)  # from its declared needs: a test's own experiment is judged too
+    if not judged.live:
+        return judged.reason
     if exp.knobs:
         shared = consent.shared_reason(roots)
         if shared:
@@ -304,7 +307,6 @@ def run(name: str, mode: str = "auto", *, guest: str = "local", allow_system_cha
         return _recorded(exp, selectors, f"live was not possible: {busy}", quiet)
     with lock:
         _say(f"▶ {name}: running LIVE on this machine", quiet)
-        assert exp.runner is not None
         rec = exp.runner(params=params, mode=mode, guest=guest, allow=allow_system_changes, quiet=quiet,
                          guest_info=guest_info)
     return rec  # why_shown: the live reason experiments.live.LiveRun gave its Recorder

@@ -13,10 +13,12 @@ import os
 import time
 from typing import Any, Callable
 
-from ..probe import knobs, sources
+from ..control import knobs
+from ..probe import sources
 from ..probe.consent_source import consent_source
 from ..probe.procfs import cpu_shares, parse_status_kib
-from .registry import REGISTRY, Experiment, ExperimentInterrupted, register
+from ..catalog import REGISTRY, attach_runner  # noqa: F401
+from .registry import ExperimentInterrupted
 from ..recording.recorder import why_interrupted
 from ..recording.recording import Recording
 from ..units import format_size, parse_size
@@ -259,11 +261,7 @@ def calloc_reclaim(params: dict[str, Any], mode: str, guest: str, allow: bool | 
     return run.recording
 
 
-register(Experiment(
-    "calloc-reclaim", "calloc a buffer, touch it, free it, and watch the host take the pages back",
-    defaults={"size": "3GB", "hold_s": 2.0, "observe_s": 25.0, "baseline_s": 1.0, "tail_s": 2.0,
-              "sample_hz": 10.0, "huge_pages": False},
-    runner=calloc_reclaim))
+attach_runner("calloc-reclaim", calloc_reclaim)  # declared in catalog/kit.py
 
 
 # ---------------------------------------------------------------- refault
@@ -310,10 +308,7 @@ def refault(params: dict[str, Any], mode: str, guest: str, allow: bool | None, q
     return run.recording
 
 
-register(Experiment(
-    "refault", "the cost of giving memory back: touching pages the host already took back",
-    defaults={"size": "1GiB", "wait_for_report_s": 30.0, "baseline_s": 1.0, "tail_s": 1.0, "sample_hz": 10.0},
-    runner=refault))
+attach_runner("refault", refault)  # declared in catalog/kit.py
 
 
 # ---------------------------------------------------------------- page-cache
@@ -394,11 +389,7 @@ def page_cache(params: dict[str, Any], mode: str, guest: str, allow: bool | None
     return run.recording
 
 
-register(Experiment(
-    "page-cache", "grow the page cache with file I/O and drop it with drop_caches 1, 2 and 3",
-    defaults={"size": "1.5GB", "settle_s": 2.0, "observe_s": 6.0, "walk_timeout_s": 30.0, "baseline_s": 1.0,
-              "tail_s": 1.0, "sample_hz": 10.0},
-    knobs=("drop_caches",), runner=page_cache))
+attach_runner("page-cache", page_cache)  # declared in catalog/kit.py
 
 
 # ---------------------------------------------------------------- app-cache
@@ -443,12 +434,7 @@ def app_cache(params: dict[str, Any], mode: str, guest: str, allow: bool | None,
     return run.recording
 
 
-register(Experiment(
-    "app-cache", "a real application (SQLite) fills the page cache while using little memory itself: "
-                 "free's columns beside the host's view, then drop_caches 1",
-    defaults={"size": "1.5GiB", "lookups": 20000, "cache_kib": 2048, "settle_s": 3.0, "observe_s": 8.0,
-              "baseline_s": 1.0, "tail_s": 1.0, "sample_hz": 10.0},
-    knobs=("drop_caches",), runner=app_cache))
+attach_runner("app-cache", app_cache)  # declared in catalog/kit.py
 
 
 # ---------------------------------------------------------------- compaction
@@ -512,10 +498,7 @@ def _held_pages_moved(before: list[int | None] | None, after: list[int | None] |
             "compact_vacated_blocks": pagemap.vacated_blocks(before, after, order)}
 
 
-register(Experiment(
-    "compaction", "fragment free memory, compact it, and see why only large free blocks reach the host",
-    defaults={"size": "2GiB", "settle_s": 2.0, "observe_s": 10.0, "baseline_s": 1.0, "sample_hz": 10.0},
-    knobs=("compact_memory",), runner=compaction))
+attach_runner("compaction", compaction)  # declared in catalog/kit.py
 
 
 # ---------------------------------------------------------------- auto-reclaim
@@ -730,19 +713,4 @@ def _wait_reporting_settles(run: LiveRun, at_least_s: float, quiet_s: float) -> 
     return round(time.monotonic() - t0, 2)
 
 
-register(Experiment(
-    "auto-reclaim", "WSL's autoMemoryReclaim (gradual, dropCache) reproduced on this guest, time-compressed",
-    # time_scale 0 = the variant's lab scale (DEFAULT_TIME_SCALE); 1 = WSL's real timing.
-    # idle_share 0 = WSL's own idle threshold (0.5 % of CPU time); a guest whose own daemons sit near it
-    # can raise it, and the recording's parameters say so.
-    # tail_s: at least this long after the last action (reporting runs ~2 s apart, in bursts), and then
-    # until the host view has been still for report_quiet_s.
-    # busy: a BusyLoop beside the page-cache workload for the whole watch, as a share of ONE CPU
-    # (0.03 = 3 %, an editor's language server); 0 = none. busy_period_ms: how often it wakes.
-    # variant "pressure": the PROPOSED gradual mode of microsoft/WSL #40778-#40779 (closed, not merged).
-    defaults={"policy": "gradual", "variant": "released", "size": "1.5GB", "time_scale": 0.0, "idle_share": 0.0,
-              "busy": 0.0, "busy_period_ms": 50.0, "observe_s": 60.0,
-              "baseline_s": 1.0, "tail_s": 20.0, "report_quiet_s": 5.0, "sample_hz": 10.0},
-    choices={"policy": ("gradual", "dropCache", "disabled"), "variant": ("released", "newer", "pressure")},
-    knobs=("drop_caches", "compact_memory", "memory.reclaim"), variant_keys=("policy", "variant", "busy"),
-    runner=auto_reclaim))
+attach_runner("auto-reclaim", auto_reclaim)  # declared in catalog/kit.py

@@ -1,12 +1,10 @@
-"""The registry of experiments: what each one is (name, defaults, knobs, variants) and the errors a run raises.
+"""The run modes and the errors a run raises; what each experiment is comes from the catalog (re-exported).
 
-The live scripts (`live.py`) register themselves here; the harness (`harness.py`) looks them up.
+The live scripts (`live.py`) attach their runners to the catalog's declarations; the harness looks them up.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
-
+from ..catalog import REGISTRY, Experiment  # noqa: F401 (what each experiment is: declared once, re-exported)
 from ..recording.recording import Recording
 
 MODES = ("auto", "live", "recorded")
@@ -36,23 +34,3 @@ class ExperimentInterrupted(KeyboardInterrupt):
     def __init__(self, message: str, recording: Recording | None):
         super().__init__(message)
         self.recording = recording
-
-
-@dataclass(frozen=True)
-class Experiment:
-    name: str
-    summary: str
-    defaults: dict[str, Any]
-    knobs: tuple[str, ...] = ()            # system-wide knobs it turns: these need consent
-    variant_keys: tuple[str, ...] = ()     # parameters that select a different recorded dataset
-    needs_memory: bool = True              # allocates memory (so sized to this guest)
-    choices: dict[str, tuple[str, ...]] = field(default_factory=dict)  # allowed values of str parameters
-    runner: Callable[..., Recording] | None = field(default=None, compare=False)
-
-
-REGISTRY: dict[str, Experiment] = {}
-
-
-def register(exp: Experiment) -> Experiment:
-    REGISTRY[exp.name] = exp
-    return exp

@@ -127,7 +127,7 @@ def _scaled_notice(rec: Recording, local_size: Any) -> None:
 def probe_guest() -> tuple[Any, str | None]:
     """(GuestInfo, None), or (None, why) where the probe is missing or failed: the status never stops a lab."""
     try:
-        from ..probe.guest import probe
+        from ..experiments.verdicts import probe
         from ..vm import live_status
     except ImportError as exc:
         return None, f"the guest probe is not available in this version of reclaimlab ({exc})"

@@ -22,6 +22,7 @@ from typing import Any, Mapping, NamedTuple
 import pandas as pd
 
 from ..probe import procfs
+from ..recording import provenance
 from ..recording.recording import Recording
 from ..units import format_kib, format_size
 from ..wsl import wslconfig
@@ -182,7 +183,7 @@ def reportable_kib(rec: Recording, order: int, label: str | None = None) -> floa
         raise ValueError(f"order={order!r} is not a buddy order; use an integer 0..10 (9 is 2 MiB with 4 KiB pages)")
     snap = buddy_snapshot(rec, label)
     blocks = dict(zip(snap["order"].astype(int), snap["free_blocks"].astype(int)))
-    return float(procfs.free_kib_at_least(blocks, order, rec.meta.get("page_size_kib", 4)))
+    return float(procfs.free_kib_at_least(blocks, order, provenance.page_kib(rec.meta)))
 
 
 def reportable_feedback(answer: Any, rec: Recording, order: int, label: str | None = None) -> Feedback:
@@ -193,7 +194,7 @@ def reportable_feedback(answer: Any, rec: Recording, order: int, label: str | No
     except _NoAnswer as exc:
         return Feedback(None, f"Order {order}: {exc}")
     snap = buddy_snapshot(rec, label)
-    page_kib = rec.meta.get("page_size_kib", 4)
+    page_kib = provenance.page_kib(rec.meta)
     total = float((snap["free_blocks"] * snap["pages_per_block"]).sum() * page_kib) / KIB_PER_MIB
     if _close(got, want):
         return Feedback(True, f"✔ **Right: {_mib(want)}** of the {_mib(total)} free at that moment sits in blocks of "
@@ -294,7 +295,7 @@ def pass_budget(rec: Recording, label: str = "before") -> dict[str, Any]:
     per_zone = snap[snap["order"] == top].groupby("zone")["free_blocks"].sum()
     n_top, zone = int(per_zone.max()), str(per_zone.idxmax())
     calls = -(-n_top // (REPORT_CAPACITY * BUDGET_DIVISOR))
-    block_mib = 2 ** top * rec.meta.get("page_size_kib", 4) / KIB_PER_MIB
+    block_mib = 2 ** top * provenance.page_kib(rec.meta) / KIB_PER_MIB
     return {"zone": zone, "top_order": top, "top_blocks": n_top, "block_mib": block_mib, "calls": calls,
             "budget_mib": (calls + 1) * REPORT_CAPACITY * block_mib}
 

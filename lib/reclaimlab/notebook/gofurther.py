@@ -8,7 +8,7 @@ true` in its metadata: JupyterLab 4 (@jupyterlab/cells MarkdownCell reads that k
 the cell) then hides every cell after the heading up to the next cell whose highest heading is of the
 same level or higher (another "Go further" heading of the same level included: two runs in a row fold apart) (@jupyterlab/notebook NotebookActions.findNextParentHeading). So the run must end
 where such a heading starts, or at the notebook's end; `problems()` checks that JupyterLab hides
-exactly the run. The static site (reclaimlab.cli.site) folds each run into one closed <details>.
+exactly the run. The static site (reclaimlab.publish.site) folds each run into one closed <details>.
 
 Words (the issue-25 budget): whitespace-separated tokens of a markdown cell's source, as written
 (links, table rules, HTML tags and fenced code included): what a reader scrolls past. Code cells and

@@ -99,16 +99,22 @@ def guest_rows(info: Any) -> list[tuple[str, str]]:
     if d.get("problems"):
         add("Could not read", ["problems"], "; ".join(d["problems"]))
     skip = known | {"schema_version", "live_support", "glossary", "problems", "proc_root", "sys_root", "scratch_dir", "scratch_free_bytes",
-                    "kvm_usable", "qemu_path"}
+                    "kvm_usable", "qemu_path", "kit_vm", "refusal"}
     rows += [(k.replace("_", " "), _generic(v)) for k, v in d.items() if k not in skip]
     return rows
+
+
+def _needs_consent(name: str) -> bool:
+    """From the experiment's declaration (an old probe's (live, reason) pair does not say)."""
+    from .. import catalog
+    return name in catalog.REGISTRY and catalog.get(name).needs_consent
 
 
 def live_rows(info: Any) -> list[tuple[str, str, str]]:
     """(experiment, live here?, why) rows from the probe's live_support."""
     d = info.to_dict() if hasattr(info, "to_dict") else dict(info)
     consent_given = bool(d.get("consent_given"))
-    return [(name, LIVE_HERE.get(entry_verdict(name, entry, consent_given), "no"),
+    return [(name, LIVE_HERE.get(entry_verdict(entry, consent_given, _needs_consent(name)), "no"),
              entry.get("reason", "") if isinstance(entry, dict) else entry[1])
             for name, entry in (d.get("live_support") or {}).items()]
 

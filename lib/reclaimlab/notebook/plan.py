@@ -1,19 +1,41 @@
 """What each experiment will do on this machine in a lab's mode: LIVE, RECORDED, REPLAYED or REFUSED, and why."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from .params import experiment_of
 from .placement import Facts, Placement, decide
 
-# Which experiments each lab runs (lab 05 runs them in the kit's own VM).
-LAB_EXPERIMENTS: dict[str, tuple[str, ...]] = {
-    "01 · calloc and reclaim": ("calloc-reclaim", "refault"),
-    "02 · page cache": ("page-cache", "app-cache"),
-    "03 · compaction": ("compaction",),
-    "04 · WSL autoMemoryReclaim": ("auto-reclaim",),
-    "05 · be the host": ("vm",),
-}
+# How a lab is named in the plan's table (others: "NN · the rest of its file name").
+LAB_TITLES = {"04_wsl_autoreclaim": "04 · WSL autoMemoryReclaim", "05_be_the_host": "05 · be the host"}
+
+
+def lab_title(stem: str) -> str:
+    return LAB_TITLES.get(stem) or f"{stem[:2]} · {stem[3:].replace('_', ' ')}"
+
+
+class _LabExperiments(Mapping):
+    """{lab title: the experiments it runs, and "vm" where it runs them in the kit's VM}, from each
+    experiment's declared `labs` (catalog), read at each access."""
+
+    def _table(self) -> dict[str, tuple[str, ...]]:
+        from .. import catalog
+        from ..catalog.kit import KIT_VM, KIT_VM_LABS
+        stems = sorted({stem for exp in catalog.REGISTRY.values() for stem in exp.labs} | set(KIT_VM_LABS))
+        return {lab_title(stem): tuple(name for name, exp in catalog.REGISTRY.items() if stem in exp.labs)
+                + ((KIT_VM,) if stem in KIT_VM_LABS else ()) for stem in stems}
+
+    def __getitem__(self, title: str) -> tuple[str, ...]:
+        return self._table()[title]
+
+    def __iter__(self):
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+
+LAB_EXPERIMENTS: Mapping[str, tuple[str, ...]] = _LabExperiments()
 
 LABELS = {"live": "LIVE", "recorded": "RECORDED", "refused": "REFUSED", "replayed": "REPLAYED"}
 

@@ -12,6 +12,7 @@ import pandas as pd
 from ..probe import procfs
 from ..recording.recording import Recording
 from ..units import format_kib
+from ..recording import provenance
 
 
 def first_event(rec: Recording, kind: str) -> float:
@@ -81,7 +82,7 @@ def free_blocks_by_order(rec: Recording, label: str) -> dict[int, int]:
 
 def free_kib_at_least(rec: Recording, label: str, min_order: int) -> int:
     """Free memory (KiB) held in blocks of order >= min_order in snapshot `label` (procfs.free_kib_at_least)."""
-    return procfs.free_kib_at_least(free_blocks_by_order(rec, label), min_order, rec.meta.get("page_size_kib", 4))
+    return procfs.free_kib_at_least(free_blocks_by_order(rec, label), min_order, provenance.page_kib(rec.meta))
 
 
 def reporting_order(rec: Recording) -> int | None:

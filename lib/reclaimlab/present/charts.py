@@ -27,6 +27,7 @@ import pandas as pd
 
 from ..recording.recording import Recording
 from . import analysis
+from ..recording import provenance
 
 KIB_PER_GIB = 1024 * 1024
 KIB_PER_MIB = 1024
@@ -420,7 +421,7 @@ def buddy_orders(rec: Recording, labels: list[str] | None = None, reporting_orde
     b = rec.buddyinfo
     if b.empty:
         raise ValueError("this recording has no buddyinfo snapshots")
-    page_kib = rec.meta.get("page_size_kib", 4)
+    page_kib = provenance.page_kib(rec.meta)
     tot = b.groupby(["label", "order"], sort=False, as_index=False)["free_blocks"].sum()
     tot["MiB"] = tot["free_blocks"] * (2 ** tot["order"]) * page_kib / KIB_PER_MIB
     if labels:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple
 
@@ -22,17 +22,6 @@ MIB = 1024 ** 2
 GIB = 1024 ** 3
 SCHEMA_VERSION = 2  # 2: live_support's "live" is what auto mode does (consent included); verdict, labs, glossary
 
-EXPERIMENTS = ("calloc-reclaim", "refault", "page-cache", "app-cache", "compaction", "auto-reclaim", "vm")
-CONSENT_EXPERIMENTS = frozenset({"page-cache", "app-cache", "compaction", "auto-reclaim"})  # they turn system-wide knobs
-LABS = {  # which lab notebook (labs/NAME.ipynb) runs which experiment; a test reads the notebooks
-    "calloc-reclaim": ("01_calloc_and_reclaim",),
-    "refault": ("01_calloc_and_reclaim",),
-    "page-cache": ("02_page_cache",),
-    "app-cache": ("02_page_cache",),
-    "compaction": ("03_compaction",),
-    "auto-reclaim": ("04_wsl_autoreclaim",),
-    "vm": ("03_compaction", "05_be_the_host"),  # lab 03: its order-5 vs order-9 section
-}
 VERDICTS = ("live", "live_with_consent", "recorded")
 REPORTED_KIB_MEANING = ("reported_kib: a running total since boot of the memory this guest has reported free to "
                         "its host (never goes down); not what the host holds now: watch how it grows")
@@ -53,32 +42,38 @@ QEMU_BINARY = "qemu-system-x86_64"
 
 
 class LiveSupport(NamedTuple):
-    live: bool   # True: the experiment can run live here (consent aside, see CONSENT_EXPERIMENTS)
+    """Whether something can run live here, judged from this guest's facts (experiments.verdicts judges
+    each experiment's declared needs; the probe itself names no experiment)."""
+    live: bool   # True: it can run live here (consent aside: see needs_consent)
     reason: str  # why, or why not, in one line a learner can act on
+    needs_consent: bool = False     # it turns system-wide knobs: live only once the user consents
+    labs: tuple[str, ...] = ()      # the lab notebooks (labs/NAME.ipynb) that run it
 
 
-def verdict(name: str, support: LiveSupport, consent_given: bool) -> str:
-    """What auto mode does with experiment `name` here: one of VERDICTS (the doctor's text and JSON agree)."""
+def verdict(support: LiveSupport, consent_given: bool) -> str:
+    """What auto mode does with it here: one of VERDICTS (the doctor's text and JSON agree)."""
     if not support.live:
         return "recorded"
-    if name in CONSENT_EXPERIMENTS and not consent_given:
+    if support.needs_consent and not consent_given:
         return "live_with_consent"
     return "live"
 
 
-def entry_verdict(name: str, entry: Any, consent_given: bool) -> str:
+def entry_verdict(entry: Any, consent_given: bool, needs_consent: bool = False) -> str:
     """The verdict of one entry of `to_dict()["live_support"]`: the one `verdict()`, whatever the schema.
 
     Schema 2 entries carry it; an older one ({live, reason, needs_consent}, where live meant "consent
-    aside", or a (live, reason) pair) is judged here by `verdict()`, so every reader agrees with the doctor.
+    aside", or a (live, reason) pair, for which the caller says `needs_consent`) is judged here by
+    `verdict()`, so every reader agrees with the doctor.
     """
     if isinstance(entry, Mapping):
         if "verdict" in entry:
             return str(entry["verdict"])
         live, reason = entry.get("live"), entry.get("reason", "")
+        needs_consent = bool(entry.get("needs_consent", needs_consent))
     else:
         live, reason = entry[0], entry[1]
-    return verdict(name, LiveSupport(bool(live), str(reason)), consent_given)
+    return verdict(LiveSupport(bool(live), str(reason), needs_consent), consent_given)
 
 
 @dataclass(frozen=True)
@@ -122,9 +117,12 @@ class GuestInfo:
                          cgroup_path, cgroup_limit_bytes, cgroup_usage_bytes, memory_budget_bytes}
     scratch_dir, scratch_free_bytes   where page-cache writes its file, and the room there
     kvm_usable          bool: /dev/kvm can be opened read-write; qemu_path: qemu-system-x86_64 or null
-    live_support        {experiment: {verdict, live, reason, needs_consent, labs}} for EXPERIMENTS: verdict is
+    refusal             why nothing at all runs live here (WSL 1), or null
+    kit_vm              {live, reason} the VM code's verdict on the kit's VM (probe's vm_status), or null
+    live_support        {experiment: {verdict, live, reason, needs_consent, labs}}, judged by the `judge`
+                        passed to probe() (experiments.verdicts: from each declaration's needs); verdict is
                         what mode='auto' does here ("live" | "live_with_consent" | "recorded", see VERDICTS);
-                        live is verdict == "live"; labs names the lab notebooks that run it (LABS)
+                        live is verdict == "live"; labs names the lab notebooks that run it
     glossary            {term: meaning} for verdict, live and reported_kib (a running total since boot)
     proc_root, sys_root the roots probed
     problems            list of one-line notes on files that could not be read
@@ -154,10 +152,12 @@ class GuestInfo:
     scratch_free_bytes: int | None
     kvm_usable: bool
     qemu_path: str | None
-    live_support: dict[str, LiveSupport]
     proc_root: str
     sys_root: str
     problems: tuple[str, ...] = field(default=())
+    kit_vm: LiveSupport | None = None
+    refusal: str | None = None          # why nothing at all runs live on this guest (WSL 1), else None
+    live_support: dict[str, LiveSupport] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -187,9 +187,11 @@ class GuestInfo:
             "scratch_free_bytes": self.scratch_free_bytes,
             "kvm_usable": self.kvm_usable,
             "qemu_path": self.qemu_path,
-            "live_support": {name: {"verdict": verdict(name, s, self.consent_given),
-                                    "live": verdict(name, s, self.consent_given) == "live", "reason": s.reason,
-                                    "needs_consent": name in CONSENT_EXPERIMENTS, "labs": list(LABS.get(name, ()))}
+            "refusal": self.refusal,
+            "kit_vm": None if self.kit_vm is None else {"live": self.kit_vm.live, "reason": self.kit_vm.reason},
+            "live_support": {name: {"verdict": verdict(s, self.consent_given),
+                                    "live": verdict(s, self.consent_given) == "live", "reason": s.reason,
+                                    "needs_consent": s.needs_consent, "labs": list(s.labs)}
                              for name, s in self.live_support.items()},
             "glossary": dict(GLOSSARY),
             "proc_root": self.proc_root,
@@ -379,13 +381,14 @@ def _qemu_and_kvm(roots: sources.Roots, env: Mapping[str, str]) -> tuple[str | N
     return qemu, kvm.exists() and os.access(kvm, os.R_OK | os.W_OK)
 
 
-# --- which experiments can run live -------------------------------------------------------------
+# --- what this guest has, phrased as the checks a live run makes (experiments.verdicts picks them) ----
 
 def _fmt_bytes(n: int | None) -> str:
     return format_size(n, digits={"GiB": 1, "MiB": 0}, smallest="MiB", largest="GiB")
 
 
-def _budget_support(memory: MemoryInfo) -> LiveSupport:
+def budget_support(memory: MemoryInfo) -> LiveSupport:
+    """Memory: at least MIN_LIVE_BUDGET_BYTES may be allocated safely here."""
     budget = memory.memory_budget_bytes
     if budget < MIN_LIVE_BUDGET_BYTES:
         return LiveSupport(False, f"only {_fmt_bytes(budget)} can be allocated safely here; needs "
@@ -393,8 +396,8 @@ def _budget_support(memory: MemoryInfo) -> LiveSupport:
     return LiveSupport(True, f"up to {_fmt_bytes(budget)} can be allocated safely")
 
 
-def _knob_support(needed: list[tuple[bool, str]], shared: str | None, consent_given: bool) -> LiveSupport:
-    """Knob experiments: every needed (ok, what) holds and the machine is not shared."""
+def knob_support(needed: list[tuple[bool, str]], shared: str | None, consent_given: bool) -> LiveSupport:
+    """A run that turns system-wide knobs: every needed (ok, what) holds and the machine is not shared."""
     if shared:
         # Said first: on a shared machine no permission would change the answer ("needs root" would mislead).
         return LiveSupport(False, f"{shared}: system-wide knobs stay off")
@@ -407,46 +410,38 @@ def _knob_support(needed: list[tuple[bool, str]], shared: str | None, consent_gi
     return LiveSupport(True, f"{have}; runs only with consent: allow_system_changes=True or {consent.ALLOW_ENV}=1")
 
 
-def _reclaim_means(reclaim_ok: bool, cgroup_limit_writable: bool) -> tuple[bool, str]:
-    if reclaim_ok:
+def knob_check(knobs: Mapping[str, consent.KnobAccess], name: str) -> tuple[bool, str]:
+    """(writable?, what) for the knob `name` (drop_caches, compact_memory, ...)."""
+    k = knobs.get(name)
+    return bool(k and k.writable), f"{name} {k.reason if k else 'unknown here'}"
+
+
+def reclaim_check(knobs: Mapping[str, consent.KnobAccess], cgroup_limit_writable: bool) -> tuple[bool, str]:
+    """(a way to reclaim a cgroup's memory?, which): v2 memory.reclaim, else v1's limit as a stand-in."""
+    reclaim = knobs.get("memory.reclaim")
+    if reclaim is not None and reclaim.writable:
         return True, "cgroup v2 memory.reclaim writable"
     if cgroup_limit_writable:
         return True, "cgroup v1 memory.limit_in_bytes writable (the labelled stand-in for memory.reclaim)"
     return False, "neither cgroup v2 memory.reclaim nor a writable cgroup v1 memory.limit_in_bytes"
 
 
-def live_support(memory: MemoryInfo, knobs: Mapping[str, consent.KnobAccess], cgroup_limit_writable: bool,
-                 shared: str | None, consent_given: bool, scratch_free_bytes: int | None,
-                 qemu_path: str | None, kvm_usable: bool, has_host_view: bool,
-                 vm_status: LiveSupport | None = None) -> dict[str, LiveSupport]:
-    """{experiment: LiveSupport} for EXPERIMENTS, from facts already probed (pure)."""
-    def knob(name: str) -> tuple[bool, str]:
-        k = knobs.get(name)
-        return bool(k and k.writable), f"{name} {k.reason if k else 'unknown here'}"
+def disk_check(scratch_free_bytes: int | None) -> tuple[bool, str]:
+    """(room for a scratch file?, what): at least MIN_SCRATCH_FREE_BYTES free where it goes."""
+    ok = scratch_free_bytes is not None and scratch_free_bytes >= MIN_SCRATCH_FREE_BYTES
+    return ok, (f"{_fmt_bytes(scratch_free_bytes)} free for the file (at least "
+                f"{_fmt_bytes(MIN_SCRATCH_FREE_BYTES)}; a run checks room for its own file's size)")
 
-    budget = _budget_support(memory)
-    calloc = budget if not budget.live or has_host_view else \
-        LiveSupport(True, budget.reason + "; no host view here, so only the guest's side shows")
-    disk_ok = scratch_free_bytes is not None and scratch_free_bytes >= MIN_SCRATCH_FREE_BYTES
-    reclaim_ok = knobs.get("memory.reclaim") is not None and knobs["memory.reclaim"].writable
+
+def qemu_support(qemu_path: str | None, kvm_usable: bool, kit_vm: LiveSupport | None) -> LiveSupport:
+    """Whether the kit's VM can boot here: QEMU on PATH and, where known, the VM code's own verdict."""
     qemu_note = "KVM acceleration (/dev/kvm usable)" if kvm_usable else "TCG emulation, slow (no usable /dev/kvm)"
-    page_cache = _knob_support([knob("drop_caches"),
-                                (disk_ok, f"{_fmt_bytes(scratch_free_bytes)} free for the file (at least "
-                                          f"{_fmt_bytes(MIN_SCRATCH_FREE_BYTES)}; a run checks room for its "
-                                          f"own file's size)")], shared, consent_given)
-    return {
-        "calloc-reclaim": calloc,
-        "refault": budget,
-        "page-cache": page_cache,
-        "app-cache": page_cache,  # the same needs: drop_caches and disk room for its database
-        "compaction": _knob_support([knob("compact_memory")], shared, consent_given),
-        "auto-reclaim": _knob_support([knob("drop_caches"), _reclaim_means(reclaim_ok, cgroup_limit_writable)],
-                                      shared, consent_given),
-        "vm": LiveSupport(vm_status.live, f"{qemu_path}: {vm_status.reason}") if qemu_path and vm_status else
-              LiveSupport(True, f"{qemu_path}: {qemu_note}") if qemu_path else
-              LiveSupport(False, f"{QEMU_BINARY} not on PATH (Debian: apt-get install qemu-system-x86); "
-                                 f"would use {qemu_note}"),
-    }
+    if qemu_path and kit_vm:
+        return LiveSupport(kit_vm.live, f"{qemu_path}: {kit_vm.reason}")
+    if qemu_path:
+        return LiveSupport(True, f"{qemu_path}: {qemu_note}")
+    return LiveSupport(False, f"{QEMU_BINARY} not on PATH (Debian: apt-get install qemu-system-x86); "
+                              f"would use {qemu_note}")
 
 
 # --- the probe -----------------------------------------------------------------------------------
@@ -474,12 +469,16 @@ def _kind(container: str | None, wsl: str | None, hypervisor: str | None,
 
 def probe(roots: sources.Roots | None = None, env: Mapping[str, str] = os.environ,
           scratch_dir: str | os.PathLike | None = None,
-          vm_status: Callable[[sources.Roots], LiveSupport | None] | None = None) -> GuestInfo:
+          vm_status: Callable[[sources.Roots], LiveSupport | None] | None = None,
+          judge: Callable[[GuestInfo], dict[str, LiveSupport]] | None = None) -> GuestInfo:
     """Probe the guest at `roots` (default: Roots.from_env(), the live machine).
 
     `vm_status(roots)` says whether the kit's VM can run here and on what: /dev/kvm can open yet
     fail to boot Linux, so only the VM code knows (callers above the probe pass
     `reclaimlab.vm.live_status`; the probe itself never imports the VM).
+    `judge(info)` gives `live_support`, what can run live here (callers above the probe pass
+    `experiments.verdicts.live_support`, which judges each experiment's declared needs; without it,
+    live_support is empty: the probe reports what the machine has, never what an experiment needs).
 
     Raises sources.SourceError / procfs.ProcParseError only when /proc/meminfo is missing or corrupt.
     """
@@ -507,11 +506,7 @@ def probe(roots: sources.Roots | None = None, env: Mapping[str, str] = os.enviro
     scratch_free = _scratch_free_bytes(scratch)
     qemu, kvm = _qemu_and_kvm(roots, env)
     kind, kind_reason = _kind(container, wsl, hypervisor, evidence, wsl1)
-    support = live_support(memory, knobs, limit_writable, shared, consent_given, scratch_free, qemu, kvm, bool(views),
-                           vm_status(roots) if qemu and vm_status else None)
-    if kind == "wsl1":
-        support = {name: LiveSupport(False, wsl1_refusal(env)) for name in support}
-    return GuestInfo(
+    info = GuestInfo(
         kind=kind, kind_reason=kind_reason, hypervisor=hypervisor, hypervisor_evidence=evidence,
         container=container, kernel_release=release, is_root=_is_root(),
         virtio_balloon=balloon == "virtio_balloon", balloon_driver=balloon,
@@ -520,5 +515,7 @@ def probe(roots: sources.Roots | None = None, env: Mapping[str, str] = os.enviro
         host_views=tuple(views), host_view_notes=tuple(view_notes), knobs=knobs,
         cgroup_limit_writable=limit_writable, shared_reason=shared, consent_given=consent_given,
         memory=memory, scratch_dir=scratch, scratch_free_bytes=scratch_free, kvm_usable=kvm, qemu_path=qemu,
-        live_support=support,
+        kit_vm=vm_status(roots) if qemu and vm_status else None,
+        refusal=wsl1_refusal(env) if kind == "wsl1" else None,
         proc_root=str(roots.proc), sys_root=str(roots.sys), problems=tuple(problems))
+    return replace(info, live_support=judge(info)) if judge else info

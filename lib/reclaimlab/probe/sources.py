@@ -80,11 +80,22 @@ def buddyinfo(roots: Roots) -> list[procfs.BuddyZone]:
     return procfs.parse_buddyinfo(read_text(p), str(p))
 
 
+DEFAULT_PAGE_BYTES = 4096  # x86-64's base page: what a recording that does not state its page size was made with
+
+
+def page_bytes() -> int:
+    """This machine's base page in bytes (SC_PAGE_SIZE; 4096 where it cannot be asked)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return DEFAULT_PAGE_BYTES
+
+
 def per_cpu_free_kib(roots: Roots) -> int | None:
     """KiB of free pages on the per-CPU page lists (/proc/zoneinfo), or None where it cannot be read."""
     p = roots.proc / "zoneinfo"
     try:
-        return procfs.parse_zoneinfo_per_cpu_pages(read_text(p), str(p)) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+        return procfs.parse_zoneinfo_per_cpu_pages(read_text(p), str(p)) * (page_bytes() // 1024)
     except (OSError, SourceError, procfs.ProcParseError):
         return None
 

@@ -78,7 +78,22 @@ def local_guest_facts(roots: sources.Roots | None = None, guest_info: Any = None
     probe is asked, and where it cannot answer the guest kind is "unknown".
     """
     roots = roots or sources.Roots.from_env()
-    return {"kernel_release": kernel_release(roots), **_guest_fields(guest_info, roots), **_cgroup_fields(roots)}
+    return {"kernel_release": kernel_release(roots), "page_size_bytes": sources.page_bytes(),
+            **_guest_fields(guest_info, roots), **_cgroup_fields(roots)}
+
+
+def page_bytes(meta: Mapping[str, Any]) -> int:
+    """The base page of the guest a recording was made on: its meta's page_size_bytes (or the kit's VM's
+    older page_size_kib); a recording that states neither was made with 4096-byte pages."""
+    stated = meta.get("page_size_bytes")
+    if stated is None and meta.get("page_size_kib") is not None:
+        stated = meta["page_size_kib"] * 1024
+    return int(stated) if stated else sources.DEFAULT_PAGE_BYTES
+
+
+def page_kib(meta: Mapping[str, Any]) -> int:
+    """page_bytes(meta) in KiB (buddy blocks and page counts are multiplied by it)."""
+    return page_bytes(meta) // 1024
 
 
 def build_meta(experiment: str, parameters: Mapping[str, Any] | None, mode: str, sample_hz: float,

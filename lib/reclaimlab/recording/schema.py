@@ -7,9 +7,9 @@
 Declared here, in one place:
 - META: the keys of meta.json (what each holds);
 - SAMPLE_COLUMNS: every column of samples.csv, with its unit;
-- RESULTS: per experiment, every key of meta["results"], with its unit (COMMON_RESULTS apply to all);
-- ALIASES: per experiment, the names older recordings used, and the name each one is now;
-- EVENTS: per experiment, the steps every complete recording of it marks (what its lab needs).
+- RESULTS, ALIASES, EVENTS, COLUMNS: per experiment, read from its declaration in `reclaimlab.catalog`
+  (its results with units, the names older recordings used, the steps every complete recording of it
+  marks, its own sample columns); a recording of an experiment nobody declared is refused.
 
 `recording.save()` refuses a recording that does not fit (RecordingError naming the key, so a new
 result is declared here before it is written), and `recording.load()` upgrades old names first.
@@ -22,6 +22,8 @@ import math
 import numbers
 from datetime import datetime
 from typing import Any, Iterable, Mapping
+
+from .. import catalog
 
 # Units: KiB, bytes, s, pages, count (events since boot), ratio, share (0..1), GB/s, Hz, text, list, bool,
 # order (a buddy order), blocks (blocks of 2**order pages), any (a free-form object).
@@ -59,11 +61,14 @@ META: dict[str, str] = {
     "source_errors": "object: errors of extra sources",
     "stopped_by": "text: what ended a `reclaimlab watch` recording",
     "window_s": "s: the live dashboard's window (its Recording holds only the last window_s)",
+    "page_size_bytes": ("bytes: the guest's base page (4096 on x86-64); a recording without it (or "
+                        "page_size_kib) was made with 4096 (provenance.page_bytes reads it)"),
     "workload_cgroup": "object: the experiment's own memory cgroup (version, path)",
     "physmap_unavailable": ("text: why the recording holds no maps of physical memory (physmap.json), e.g. "
                             "/proc/kpageflags needs root"),
     # the kit's VM
-    "accel_reason": "text", "free_page_reporting": "text: on or off", "page_size_kib": "KiB",
+    "accel_reason": "text", "free_page_reporting": "text: on or off",
+    "page_size_kib": "KiB",  # the kit's VM's base page, in its recordings made before page_size_bytes
     "guest_thp": "text", "guest_disk": "bool", "guest_mem_mib": "MiB", "guest_cpus": "int",
     "boot_s": "s", "host_view": "text: what the host-side columns measure",
     "hostmap_unavailable": ("text: why the maps hold the guest's side only (no host map of QEMU's RAM), e.g. "
@@ -103,105 +108,43 @@ COMMON_RESULTS: dict[str, str] = {
     "per_cpu_free_kib": "KiB by label",
 }
 
-RESULTS: dict[str, dict[str, str]] = {
-    "calloc-reclaim": {
-        "calloc_s": "s", "touch_s": "s", "free_s": "s",
-        # local: the child's own view
-        "child_rss_anon_before_kib": "KiB", "calloc_child_rss_anon_kib": "KiB", "touch_child_s": "s",
-        "touch_gb_per_s": "GB/s", "touch_child_rss_anon_kib": "KiB", "free_child_s": "s",
-        "free_child_rss_anon_kib": "KiB", "reported_after_free_kib": "KiB", "observed_after_free_s": "s",
-        # the kit's VM: QEMU's resident memory
-        "host_rss_before_kib": "KiB", "touch_pages": "pages", "free_host_peak_kib": "KiB",
-        "touched_host_kib": "KiB", "free_host_back_s": "s", "free_host_rss_after_kib": "KiB",
-        "free_host_returned_fraction": "share", "free_observed_s": "s",
-        # the workload's own memory cgroup (where the kit may create one)
-        "workload_cgroup_version": "int", "cgroup_before_kib": "KiB", "calloc_cgroup_kib": "KiB",
-        "touch_cgroup_kib": "KiB", "free_cgroup_kib": "KiB",
-    },
-    "refault": {
-        "calloc_s": "s", "calloc_hot_s": "s", "calloc_cold_s": "s",
-        "touch_first_s": "s", "touch_hot_s": "s", "touch_cold_s": "s",
-        "free_first_s": "s", "free_hot_s": "s", "free_cold_s": "s",
-        "first_touch_gb_per_s": "GB/s", "hot_touch_gb_per_s": "GB/s", "cold_touch_gb_per_s": "GB/s",
-        "reported_before_cold_kib": "KiB", "waited_for_report_s": "s", "workload_cgroup_version": "int",
-        "hot_host_peak_kib": "KiB", "hot_host_back_s": "s", "hot_host_rss_after_kib": "KiB",
-        "hot_host_returned_fraction": "share", "hot_observed_s": "s",
-    },
-    "page-cache": {
-        "write_file_s": "s", "sync_s": "s", "read_file_s": "s", "read_file_again_s": "s",
-        "read_file_cached_s": "s", "read_file_cold_s": "s", "rm_file_s": "s",
-        "walk_fs_s": "s", "walk_fs_again_s": "s",
-        "drop_caches_1_s": "s", "drop_caches_2_s": "s", "drop_caches_3_s": "s",
-        "drop_caches_1_sync_s": "s", "drop_caches_2_sync_s": "s", "drop_caches_3_sync_s": "s",
-        "file_bytes": "bytes",
-        "workload_cgroup_version": "int",
-        "drop_caches_host_peak_kib": "KiB", "drop_caches_host_back_s": "s",
-        "drop_caches_host_rss_after_kib": "KiB", "drop_caches_host_returned_fraction": "share",
-        "drop_caches_observed_s": "s",
-    },
-    "app-cache": {
-        "build_db_s": "s", "query_scan_s": "s", "query_lookups_s": "s", "drop_caches_1_s": "s",
-        "drop_caches_1_sync_s": "s", "db_bytes": "bytes", "db_rows": "count", "app_rss_max_kib": "KiB",
-        "sqlite_cache_kib": "KiB",
-    },
-    "compaction": {
-        "fragment_s": "s", "compact_memory_s": "s", "release_s": "s", "unfragment_s": "s",
-        "fragment_freed_pages": "pages", "fragment_held_pages": "pages", "fragment_fill_bytes": "bytes",
-        "reported_while_held_kib": "KiB", "page_reporting_order": "order",
-        "host_rss_before_kib": "KiB", "fragmented_host_rss_kib": "KiB", "compacted_host_rss_kib": "KiB",
-        "compaction_returned_kib": "KiB", "fragment_host_rss_kib": "KiB", "fragmented_returned_kib": "KiB",
-        # the fragmenter's own kept pages (their PFNs, /proc/<pid>/pagemap), just before and after compact_memory
-        "held_blocks_order": "order", "fragment_held_blocks": "blocks", "compacted_held_blocks": "blocks",
-        "compact_moved_held_pages": "pages", "compact_vacated_blocks": "blocks",
-    },
-    "auto-reclaim": {
-        "policy": "text", "method": "text", "time_scale": "ratio", "cgroup_version": "int",
-        "reclaimed_kib": "KiB", "actions": "list", "errors": "list", "fill_cache_s": "s",
-        "reclaim_method_available": "text", "reclaim_requests": "list", "report_settled_s": "s",
-        "idle_share": "share", "guest_busy_share_baseline": "share", "page_reporting_order": "order",
-        # every poll of the daemon: t_s, busy_share/user_share (of all CPUs), interval_idle, idle, actions,
-        # and for the pressure variant psi_some_avg10, refault_file_pages, refault_delta_pages, zone,
-        # floor_bytes, reclaim_bytes
-        "polls": "list", "nprocs": "int",
-        "gate_polls": "int", "gate_idle_polls": "int", "gate_limit_share": "share",
-        "gate_busy_share_min": "share", "gate_busy_share_median": "share", "gate_busy_share_max": "share",
-        "psi_some_avg10_max": "percent", "refault_pages_total": "pages", "refault_delta_pages_max": "pages",
-        "pressure_zones": "list",
-        # the busy loop beside the page cache (parameter busy > 0): its own CPU, a share of ONE CPU
-        "busy_loop_cpu_share": "share", "busy_loop_wakes": "int", "busy_loop_late_wakes": "int",
-        # in the kit's VM (wsl/vm_autoreclaim.py): the root cgroup's real memory.reclaim, the gate at every poll
-        "host_rss_before_kib": "KiB", "host_rss_idle_kib": "KiB", "host_rss_after_kib": "KiB",
-        "cache_idle_kib": "KiB", "cache_after_kib": "KiB", "swappiness_refused": "bool", "guest_swap_kib": "KiB",
-        "reclaim_eagain": "count", "poll_busy_shares": "list",  # gate_polls, gate_idle_polls: above
-        "poll_user_shares": "list", "action_longest_s": "s",
-        # the maps of physical memory at the idle mark and after the tail (vm.guestmap.read_maps), by label
-        "guest_map_file_kib": "KiB by label", "guest_map_reported_kib": "KiB by label",
-        "host_map_resident_kib": "KiB by label", "maps_reported_and_empty_kib": "KiB by label",
-    },
-    "watch": {},
-    "dashboard": {},
-}
-
-# Old name -> today's name, per experiment. Where a recording holds both, today's wins (the old one
-# measured the same thing another way, e.g. local `first_touch_s` timed by the child).
-ALIASES: dict[str, dict[str, str]] = {
-    "refault": {"first_touch_s": "touch_first_s", "hot_touch_s": "touch_hot_s", "cold_touch_s": "touch_cold_s"},
-    "page-cache": {"drop_caches_s": "drop_caches_3_s"},
-    "compaction": {"compact_s": "compact_memory_s"},
-}
+# Recordings that are no experiment's: `reclaimlab watch` and the live dashboard's window (no results).
+OTHER_RECORDINGS = {"watch": "reclaimlab watch", "dashboard": "the live dashboard's window",
+                    "sampler": "a Sampler run with no experiment named (its default)"}
 
 
-# The events every complete recording of an experiment holds, local and in the kit's VM alike (each lab
-# times its story from them). Later steps and `end` may be missing from a recording cut short, which
-# the labs say; these first steps may not.
-EVENTS: dict[str, tuple[str, ...]] = {
-    "calloc-reclaim": ("calloc", "touch", "free"),
-    "refault": ("touch", "free"),
-    "page-cache": ("write_file", "read_file", "drop_caches"),
-    "app-cache": ("build_db", "query"),
-    "compaction": ("fragment",),
-    "auto-reclaim": ("fill_cache",),
-}
+class _Declared(Mapping):
+    """{experiment: its declared field} read from the catalog at each access, so a declaration made
+    after import (a test's own experiment) is in the schema at once; `others` for the non-experiments."""
+
+    def __init__(self, field: str, others: Any):
+        self._field, self._others = field, others
+
+    def _table(self) -> dict[str, Any]:
+        table = {name: getattr(exp, self._field) for name, exp in catalog.REGISTRY.items()}
+        if self._others is not None:
+            table.update({name: self._others for name in OTHER_RECORDINGS})
+        return table
+
+    def __getitem__(self, key: str) -> Any:
+        return self._table()[key]
+
+    def __iter__(self):
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+
+# Per experiment, from its declaration (catalog): every key of meta["results"] with its unit
+# (COMMON_RESULTS apply to all); the names older recordings used and the name each one is now (where a
+# recording holds both, today's wins); the events every complete recording of it holds, local and in the
+# kit's VM alike (each lab times its story from them; later steps and `end` may be missing from a recording
+# cut short, which the labs say; these first steps may not); its own sample columns with their units.
+RESULTS: Mapping[str, dict[str, str]] = _Declared("results", {})
+ALIASES: Mapping[str, dict[str, str]] = _Declared("aliases", None)
+EVENTS: Mapping[str, tuple[str, ...]] = _Declared("events", None)
+COLUMNS: Mapping[str, dict[str, str]] = _Declared("columns", {})
 
 # Meta keys that must hold a value (never null) wherever they appear: load() relies on them.
 META_NOT_NULL = ("schema_version", "experiment", "parameters", "mode", "complete", "kernel_release",
@@ -314,18 +257,17 @@ def problem(meta: Mapping[str, Any], columns: Iterable[str]) -> str | None:
     """None when meta and the sample columns fit the schema, else one sentence naming the key and the fix."""
     experiment = meta.get("experiment")
     if experiment not in RESULTS:
-        # Not one of the kit's experiments (a test's or a tool's own recording): only its columns are checked.
-        bad = [c for c in columns if c not in SAMPLE_COLUMNS and not c.endswith(UNIT_SUFFIXES)]
-        return (f"sample column(s) {', '.join(bad)} have no unit in their name ({', '.join(UNIT_SUFFIXES)})"
-                if bad else None)
+        return (f"experiment {experiment!r} is not declared (known: {', '.join(RESULTS)}); declare it with "
+                f"reclaimlab.catalog.declare(Experiment(...)) before saving or loading its recordings")
     unknown_meta = sorted(k for k in meta if k not in META)
     if unknown_meta:
         return (f"meta key(s) {', '.join(unknown_meta)} are not declared in reclaimlab.recording.schema.META; "
                 f"declare them there (with what they hold) before writing them")
-    unknown_cols = [c for c in columns if c not in SAMPLE_COLUMNS]
+    own = COLUMNS.get(str(experiment), {})
+    unknown_cols = [c for c in columns if c not in SAMPLE_COLUMNS and c not in own]
     if unknown_cols:
-        return (f"sample column(s) {', '.join(unknown_cols)} are not declared in reclaimlab.recording.schema.SAMPLE_COLUMNS; "
-                f"declare each with its unit there")
+        return (f"sample column(s) {', '.join(unknown_cols)} are not declared in reclaimlab.recording.schema.SAMPLE_COLUMNS "
+                f"nor in {experiment}'s declaration (columns=); declare each with its unit there")
     results = meta.get("results")
     if results is None:
         return None
@@ -337,7 +279,7 @@ def problem(meta: Mapping[str, Any], columns: Iterable[str]) -> str | None:
             old = ALIASES.get(str(experiment), {}).get(key)
             hint = f" (an old name: write {old!r})" if old else ""
             return (f"result {key!r} of {experiment} is not declared in reclaimlab.recording.schema.RESULTS{hint}; "
-                    f"declare it with its unit there")
+                    f"declare it with its unit in {experiment}'s declaration (reclaimlab.catalog, results=)")
         if not _fits(unit, value):
             return f"result {key!r} of {experiment} must be {unit}, found {_shown(unit, value)}"
     return None

@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..probe import lock as guestlock
+from ..control import lock as guestlock
 from ..recording import keep
 from ..recording.recording import RecordingError, check_out
 from ..units import parse_size

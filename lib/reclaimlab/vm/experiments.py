@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
+from .. import catalog
 from ..recording.recording import Recording
 from ..units import format_size
 from . import build
@@ -19,17 +20,23 @@ from .machine import Machine
 from .sampler import VmSampler
 from .sizing import host_allowance_bytes, plan
 
-COMMON = {"baseline_s": 1.0, "tail_s": 1.0, "sample_hz": 10.0}
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "calloc-reclaim": {**COMMON, "hold_s": 1.0, "observe_s": 15.0},
-    "refault": {**COMMON, "wait_for_report_s": 15.0},
-    # drop_levels: "3" drops everything at once (lab 05); "1,2,3" drops in lab 02's steps (the file's clean
-    # pages, then the slab, then both), watching the host after the first
-    "page-cache": {**COMMON, "hold_s": 1.0, "observe_s": 15.0, "drop_levels": "3"},
-    # keep_every: the fragmenter keeps one 4 KiB page in this many (3: holes of 8 KiB, below any
-    # reporting order; 64: holes of 252 KiB, above order 5's 128 KiB and below order 9's 2 MiB)
-    "compaction": {**COMMON, "observe_s": 8.0, "keep_every": 3},
-}
+class _VmDefaults(Mapping):
+    """{experiment: its VM timings}, from each declaration's `vm_defaults` (catalog/kit.py), read at each access."""
+
+    def _table(self) -> dict[str, dict[str, Any]]:
+        return {name: dict(exp.vm_defaults) for name, exp in catalog.REGISTRY.items() if exp.vm_defaults is not None}
+
+    def __getitem__(self, name: str) -> dict[str, Any]:
+        return self._table()[name]
+
+    def __iter__(self):
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+
+DEFAULTS: Mapping[str, dict[str, Any]] = _VmDefaults()
 RETURNED_FRACTION = 0.9  # "back" = the host holds at most 10 % of the touched amount more than at rest
 
 

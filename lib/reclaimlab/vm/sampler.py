@@ -233,7 +233,7 @@ class VmSampler:
             "accel_reason": m.accel.reason,
             "free_page_reporting": "on" if m.reporting else "off",
             "page_reporting_order": self.page_reporting_order,
-            "page_size_kib": self.page_kib,
+            "page_size_bytes": self.page_kib * 1024,
             "guest_thp": hello.get("thp"),
             "guest_disk": hello.get("disk") == "yes",
             "guest_mem_mib": m.mem_mib,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ..probe.lock import machine_lock_dir
+from ..control.lock import machine_lock_dir
 
 POLL_S = 0.5
 FILE_PREFIX = "reclaimlab-vm-slot-"

@@ -6,7 +6,7 @@
 
 Like WSL's memory-reduction thread: the Policy decides, this module does the I/O. `observe()` reads
 /proc/stat and /proc/meminfo (parsed by probe/procfs.py) into an Observation; `knob_applier()` turns
-each action into a probe/knobs.py call and marks the event.
+each action into a control/knobs.py call and marks the event.
 
 For the pressure variant (proposed, not merged in WSL: microsoft/WSL #40778-#40779) `observe(pressure=True)`
 also reads PSI `some avg10` from /proc/pressure/memory and `workingset_refault_file` from /proc/vmstat
@@ -26,7 +26,8 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from ..probe import knobs, sources
+from ..control import knobs
+from ..probe import sources
 from ..probe.procfs import CpuTimes, cpu_shares, parse_cpu_times, parse_pid_stat
 from ..units import KIB
 from .autoreclaim_policy import Action, Compact, DropCaches, Observation, Policy, Reclaim, Tick

@@ -7,7 +7,7 @@ from .busy import BusyLoop
 from .fragmenter import FragmentResult, Fragmenter
 from .pagecache import PageCacheFile
 from .sqliteapp import SqliteApp
-from ...probe.scratch import ScratchError
+from ...control.scratch import ScratchError
 
 __all__ = ["Allocator", "BusyLoop", "FragmentResult", "Fragmenter", "PageCacheFile", "ScratchError", "SqliteApp", "StepResult",
            "WorkloadError"]

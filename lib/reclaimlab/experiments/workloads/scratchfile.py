@@ -1,7 +1,7 @@
 """The life cycle of a workload whose child process works on one file in a fresh scratch folder.
 
 PageCacheFile (a plain file) and SqliteApp (a database) share it: the folder is checked for room and
-made by probe/scratch.py at start(), the child runs `CHILD_MODULE`, and the folder is removed once the
+made by control/scratch.py at start(), the child runs `CHILD_MODULE`, and the folder is removed once the
 child has gone (a child still writing would hold the file open); if this process is SIGKILLed, the next
 run removes it (scratch.py).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ...probe import scratch
+from ...control import scratch
 from ...units import parse_size
 from ._child import ChildProcess, Workload
 

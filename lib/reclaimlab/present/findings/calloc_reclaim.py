@@ -14,6 +14,7 @@ from ..claims import THRESHOLDS, Claim, claim, negligible, share_verdict
 from ...recording.recording import Recording
 from ...units import format_size, parse_size
 from . import _stall
+from ...recording import provenance
 
 AFTER_FREE_S = 1.0  # the guest's counters are read this long after free (free itself takes ~0.2 s)
 
@@ -294,7 +295,7 @@ def batches(rec: Recording) -> Claim:
     first = float(b["start_s"].iloc[0] - t_free)
     gaps_s = b["start_s"].diff().dropna()
     order = analysis.reporting_order(rec)
-    block_kib = 2 ** order * rec.meta.get("page_size_kib", 4) if order is not None else None
+    block_kib = 2 ** order * provenance.page_kib(rec.meta) if order is not None else None
     whole = float((b["rise"] % block_kib == 0).mean()) if block_kib else None
     if whole is None:
         blocks = ""

@@ -17,6 +17,7 @@ from .. import analysis
 from ..claims import THRESHOLDS, Claim, claim, negligible, share_verdict
 from ...recording.recording import Recording
 from ...units import format_kib
+from ...recording import provenance
 
 DEFAULT_ORDER = 9  # the kernel's default, pageblock_order: 9 with 4 KiB pages on x86-64
 
@@ -35,7 +36,7 @@ def order_claim(rec: Recording) -> Claim:
         "assumed": "This recording does not say which order its guest reports; the figures below assume the kernel's "
                    "default, order **{order}** ({block} blocks).",
     }
-    page_kib = rec.meta.get("page_size_kib", 4)
+    page_kib = provenance.page_kib(rec.meta)
     return claim("compaction.reporting_order", "known" if known else "assumed", sentences, value=order, unit="order",
                  order=order, block=_size((2 ** order) * page_kib))
 
@@ -71,7 +72,7 @@ def snapshots_table(rec: Recording) -> tuple[list[tuple[str, ...]], tuple[str, .
 def _freed_kib(rec: Recording) -> float:
     """Memory the fragmenter freed (KiB): what the run says, else its size minus what it kept."""
     res = rec.meta.get("results") or {}
-    page_kib = rec.meta.get("page_size_kib", 4)
+    page_kib = provenance.page_kib(rec.meta)
     if res.get("fragment_freed_pages"):
         return float(res["fragment_freed_pages"]) * page_kib
     size = res.get("size_bytes") or (rec.meta.get("parameters") or {}).get("size_bytes")
@@ -136,7 +137,7 @@ def _where_reportable_went(rec: Recording, before: str, big_change_kib: float,
     held = res.get("fragment_held_pages")
     if big_change_kib >= 0 or pcp_before is None or pcp_after is None or held is None:
         return "", {}
-    held_kib = float(held) * rec.meta.get("page_size_kib", 4)
+    held_kib = float(held) * provenance.page_kib(rec.meta)
     pcp_rise = pcp_after - pcp_before
     rest = -big_change_kib - held_kib - small_rise_kib - pcp_rise
     pcp = f"grew by {analysis.mib(pcp_rise)}" if pcp_rise >= 0 else f"shrank by {analysis.mib(-pcp_rise)}"

@@ -9,6 +9,7 @@ from .. import analysis
 from ..claims import THRESHOLDS, Claim, claim
 from ...recording.recording import Recording
 from ...units import format_kib
+from ...recording import provenance
 
 
 def order_of(rec: Recording) -> int | None:
@@ -55,9 +56,9 @@ def returned_while_fragmented(rec: Recording) -> Claim:
     kib = res.get("fragmented_returned_kib")
     keep = int(p.get("keep_every", 3))
     size_kib = int(p.get("size_bytes", 0)) // 1024
-    held_kib = int(res.get("fragment_held_pages", 0)) * rec.meta.get("page_size_kib", 4)
+    held_kib = int(res.get("fragment_held_pages", 0)) * provenance.page_kib(rec.meta)
     ev = dict(order=order, block=_block(order), keep=keep, observe=float(p.get("observe_s", 0)),
-              hole=f"{(keep - 1) * rec.meta.get('page_size_kib', 4)} KiB",
+              hole=f"{(keep - 1) * provenance.page_kib(rec.meta)} KiB",
               freed=analysis.mib(size_kib - held_kib) if size_kib else "memory",
               returned=analysis.mib(max(kib, 0)) if kib is not None else "—")
     if kib is None or order is None:
@@ -162,7 +163,7 @@ def after_release(rec: Recording) -> Claim:
     whether the recording watched long enough after it to show reporting at all."""
     order = order_of(rec)
     t = rec.event_times("unfragment")
-    held_kib = int(rec.meta.get("results", {}).get("fragment_held_pages", 0)) * rec.meta.get("page_size_kib", 4)
+    held_kib = int(rec.meta.get("results", {}).get("fragment_held_pages", 0)) * provenance.page_kib(rec.meta)
     ev = dict(order=order, held=analysis.mib(held_kib) if held_kib >= 1024 else f"{held_kib} KiB")
     if not t or "host_vm_rss_kib" not in rec.samples.columns or rec.samples["host_vm_rss_kib"].isna().all():
         return claim(f"reporting_order.after_release.{order}", "not_measurable", _RELEASED, **ev)

@@ -12,6 +12,7 @@ import pandas as pd
 from .. import analysis
 from ..claims import THRESHOLDS, Claim, claim, ratio_verdict, share_verdict, times
 from ...recording.recording import Recording
+from ...recording import provenance
 
 REPORT_CAPACITY = 32     # PAGE_REPORTING_CAPACITY: blocks handed to the device per call (mm/page_reporting.c)
 BUDGET_DIVISOR = 16      # "a sixteenth of the current list plus one additional call"
@@ -154,7 +155,7 @@ def step_budget(rec: Recording) -> Claim:
     blocks = b[(b["label"] == "before") & (b["order"] == top)].groupby("zone")["free_blocks"].sum()
     n_top, zone = int(blocks.max()), str(blocks.idxmax())
     calls = -(-n_top // (REPORT_CAPACITY * BUDGET_DIVISOR))
-    block = 2 ** top * rec.meta.get("page_size_kib", 4) / 1024
+    block = 2 ** top * provenance.page_kib(rec.meta) / 1024
     budget = (calls + 1) * REPORT_CAPACITY * block
     largest = float(steps["MiB"].max())
     verdict = "matches" if ratio_verdict(largest / budget) == "about_the_same" else "differs"

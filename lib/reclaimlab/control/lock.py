@@ -58,7 +58,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from . import consent, sources
+from ..probe import consent, sources
 
 DEFAULT_TIMEOUT_S = 600.0   # a lab's longest live experiment takes a few minutes
 POLL_S = 0.2

@@ -1,6 +1,6 @@
 """The static site of the executed labs: build/labs/*.ipynb -> build/site/, readable with nothing installed.
 
-    python -m reclaimlab.cli.site [--labs build/labs] [--out build/site]   (python3 tasks.py site runs the labs first)
+    python -m reclaimlab.publish.site [--labs build/labs] [--out build/site]   (python3 tasks.py site runs the labs first)
 
 nbconvert's HTML exporter (the `lab` template, its CSS embedded) renders each executed lab; our template
 removes every script it would load from a CDN (require.js, MathJax, mermaid, the widget manager), so a
@@ -325,7 +325,7 @@ def build(labs_dir: Path, out_dir: Path, root: Path | None = None) -> list[Path]
 
 def main(argv: list[str] | None = None) -> int:
     root = paths.CHECKOUT
-    ap = argparse.ArgumentParser(prog="python -m reclaimlab.cli.site", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m reclaimlab.publish.site", description=__doc__.split("\n\n")[0])
     ap.add_argument("--labs", type=Path, default=root / "build" / "labs" / "recorded", help="the executed labs")
     ap.add_argument("--out", type=Path, default=root / "build" / "site")
     args = ap.parse_args(argv)

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from ..units import MIB, format_size
-from . import procfs
+from ..probe import procfs
 
 SCRATCH_ENV = "RECLAIMLAB_SCRATCH"
 PREFIX = "reclaimlab-"

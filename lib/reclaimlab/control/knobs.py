@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from . import consent, procfs, sources
-from .consent import SystemChangeRefused
+from ..probe import consent, procfs, sources
+from ..probe.consent import SystemChangeRefused
 from ..units import format_size
 from .scratch import owner_alive, owner_tag
 
