@@ -532,3 +532,32 @@ def touch_speeds(recordings: dict[str, Recording], title: str = "Writing every p
     if len(runs) > 1:
         enc.update(xOffset=alt.XOffset("run:N", sort=runs), color=alt.Color("run:N", sort=runs, title=None))
     return _configure(alt.Chart(speeds, title=title).mark_bar().encode(**enc).properties(width=width, height=height))
+
+
+def policy_model(runs: dict[str, pd.DataFrame], busy_until_s: float, title: str, width: int = 620,
+                 height: int = 240):
+    """The model VM's page cache under each setting (rows of `autoreclaim_policy.simulate`, one frame per
+    "version · setting"), with its steps marked: a labelled rule where the build ends, and a dot at each
+    poll where the setting acted (reclaim, drop_caches or compact_memory)."""
+    frames = [pd.DataFrame(df).assign(setting=name) for name, df in runs.items()]
+    if not frames:
+        raise ValueError("policy_model(): no runs to draw")
+    sim = pd.concat(frames, ignore_index=True)
+    sim["minute"] = sim["t_s"] / 60
+    sim["cache_GiB"] = sim["cache_bytes"] / 2**30
+    sim["version"] = sim["setting"].str.split(" · ").str[0]
+    # one field on two channels with the same title: Vega-Lite merges them into one legend
+    color = alt.Color("setting:N", title="version · setting", sort=list(runs))
+    lines = alt.Chart(sim).mark_line(interpolate="step-after").encode(
+        x=alt.X("minute:Q", title="minutes"), y=alt.Y("cache_GiB:Q", title="page cache (GiB)"), color=color,
+        strokeDash=alt.StrokeDash("setting:N", title="version · setting", sort=list(runs)),
+        # released lines drawn wider, so a newer line on the same values (both disabled: flat) leaves it visible
+        strokeWidth=alt.StrokeWidth("version:N", title="version", scale=alt.Scale(domain=["released", "newer"],
+                                                                                   range=[4, 1.5])))
+    acted = sim[sim["actions"].astype(str).str.contains("reclaim|drop_caches|compact_memory")]
+    dots = alt.Chart(acted).mark_point(filled=True, size=30).encode(x="minute:Q", y="cache_GiB:Q", color=color)
+    build_end = pd.DataFrame({"minute": [busy_until_s / 60], "label": ["build ends"]})
+    rule = alt.Chart(build_end).mark_rule(strokeDash=[4, 3], color="#555").encode(x="minute:Q")
+    label = alt.Chart(build_end).mark_text(align="left", dx=4, dy=-4, baseline="bottom", color="#555").encode(
+        x="minute:Q", y=alt.value(0), text="label:N")
+    return _configure(alt.layer(lines, dots, rule, label).properties(width=width, height=height, title=title))
