@@ -17,6 +17,7 @@ from .. import analysis
 from ..claims import THRESHOLDS, Claim, claim, negligible, share_verdict
 from ...recording.recording import Recording
 from ...units import format_kib
+from . import _host_now
 
 DEFAULT_ORDER = 9  # the kernel's default, pageblock_order: 9 with 4 KiB pages on x86-64
 
@@ -363,16 +364,21 @@ def host_reporting(rec: Recording) -> Claim:
                  f"its blocks from others")
     excess = (f": no more than that can be its doing; the other {analysis.mib(got['compact'] - big_rise)} were "
               f"free blocks it did not make" if got["compact"] > big_rise * THRESHOLDS["same_ratio"] else "")
-    return claim("compaction.host_reporting", verdict, sentences, value=share, unit="share", order=order,
-                 held=analysis.mib(max(got["fragment"], 0)), compact=analysis.mib(max(got["compact"], 0)),
-                 release=analysis.mib(max(got["release"], 0)), freed=analysis.mib(whole),
-                 compact_s=windows.get("compact", {}).get("length_s", 0.0), big_rise=_signed(big_rise),
-                 small_rise=analysis.mib(max(frag.evidence.get("small_rise_kib") or 0.0, 0.0)),
-                 source=_elsewhere(rec, frag), excess=excess, early=early,
-                 first_report_after_compact_s=first[0] if first else None,
-                 first_report_kib=first[1] if first else None, big_rise_kib=big_rise,
-                 fragment_kib=got["fragment"], compact_kib=got["compact"], release_kib=got["release"],
-                 freed_kib=whole)
+    c = claim("compaction.host_reporting", verdict, sentences, value=share, unit="share", order=order,
+              held=analysis.mib(max(got["fragment"], 0)), compact=analysis.mib(max(got["compact"], 0)),
+              release=analysis.mib(max(got["release"], 0)), freed=analysis.mib(whole),
+              compact_s=windows.get("compact", {}).get("length_s", 0.0), big_rise=_signed(big_rise),
+              small_rise=analysis.mib(max(frag.evidence.get("small_rise_kib") or 0.0, 0.0)),
+              source=_elsewhere(rec, frag), excess=excess, early=early,
+              first_report_after_compact_s=first[0] if first else None,
+              first_report_kib=first[1] if first else None, big_rise_kib=big_rise,
+              fragment_kib=got["fragment"], compact_kib=got["compact"], release_kib=got["release"],
+              freed_kib=whole)
+    counted = [w for w in windows.values() if w["column"] == "host_reported_kib"]
+    frag_map = [m.t_s for m in rec.physmaps if m.label == "fragmented"]
+    if not counted or not frag_map:  # the kit's VM: the host's figure is QEMU's RSS, not a counter
+        return c
+    return _host_now.with_host_now(c, rec, frag_map[0], float(rec.samples["t_s"].iloc[-1]))
 
 
 # The kernel reports a freed block no sooner than this after the free that asked for a pass (mm/page_reporting.c,
