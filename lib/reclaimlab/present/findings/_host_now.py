@@ -59,3 +59,28 @@ def with_host_now(c: Claim, rec: Recording, t0_s: float, t1_s: float) -> Claim:
     if not extra:
         return c
     return dataclasses.replace(c, sentence=f"{c.sentence} {extra}", evidence={**c.evidence, **evidence})
+
+
+# Upstream MemFree outside the buddy and per-CPU lists is about 0; this much is worth a sentence.
+OUTSIDE_MIN_KIB = 1024 * 1024
+
+
+def with_outside_buddy(c: Claim, rec: Recording) -> Claim:
+    """`c` with, where the run's first map shows much of MemFree in neither the buddy nor the per-CPU lists,
+    a sentence saying so: the free memory a lab counts from /proc/buddyinfo is then far below MemFree."""
+    maps = sorted(rec.physmaps, key=lambda m: m.t_s)
+    if not maps:
+        return c
+    first = maps[0]
+    snap = first.snapshot
+    outside = snap.outside_buddy_kib
+    if outside is None or outside < OUTSIDE_MIN_KIB:
+        return c
+    extra = (f"Free memory below means the buddy allocator's free lists (`/proc/buddyinfo`). With the map at "
+             f"'{first.label}' they held {analysis.gib(snap.kib(snap.buddy_free_pages))} and the per-CPU lists "
+             f"{analysis.gib(snap.kib(snap.per_cpu_pages))}, while MemFree counted {analysis.gib(snap.memfree_kib)}: "
+             f"the other **{analysis.gib(outside)}** sat in neither, as on a guest whose kernel hands memory to the "
+             f"buddy allocator late (freshly booted). Free page reporting walks only the buddy lists.")
+    return dataclasses.replace(c, sentence=f"{c.sentence} {extra}",
+                               evidence={**c.evidence, "outside_buddy_kib": {first.label: outside},
+                                         "memfree_kib": snap.memfree_kib})

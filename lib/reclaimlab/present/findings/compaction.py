@@ -37,8 +37,9 @@ def order_claim(rec: Recording) -> Claim:
                    "default, order **{order}** ({block} blocks).",
     }
     page_kib = rec.meta.get("page_size_kib", 4)
-    return claim("compaction.reporting_order", "known" if known else "assumed", sentences, value=order, unit="order",
-                 order=order, block=_size((2 ** order) * page_kib))
+    c = claim("compaction.reporting_order", "known" if known else "assumed", sentences, value=order, unit="order",
+              order=order, block=_size((2 ** order) * page_kib))
+    return _host_now.with_outside_buddy(c, rec)
 
 
 def _size(kib: float) -> str:
