@@ -243,7 +243,7 @@ def compaction(rec: Recording) -> Claim:
     sentences = {
         "nearly_all": "The fragmenter left **{stuck}** free in the guest that reporting could not use (no free "
                       "block of order {order} could form); after `compact_memory` the host's view fell by "
-                      "**{returned}**, nearly all of it.",
+                      "**{returned}** ({share:.0%} of it).",
         "most": "The fragmenter left **{stuck}** free in the guest that reporting could not use (no free block of "
                 "order {order} could form); after `compact_memory` the host's view fell by **{returned}** "
                 "({share:.0%}): most of it, not all. One `compact_memory` stops where its two scanners meet; "

@@ -1,0 +1,45 @@
+"""Static text the 2026-12-06 reads found still assuming an outcome or overstating a knob (issue 24): each
+test names the review case; the text must be true on any run."""
+from __future__ import annotations
+
+import json
+
+from reclaimlab.paths import labs_dir
+from reclaimlab.present.findings import vm
+from reclaimlab.recording import datasets
+
+
+def _text(stem: str) -> str:
+    nb = json.loads(next(labs_dir().glob(f"{stem}_*.ipynb")).read_text())
+    return "\n".join("".join(c["source"]) for c in nb["cells"])
+
+
+def test_no_lab_says_newer_wsl_builds_set_the_order():
+    """Teaching review 5: WSL sets the order by Windows build, not by its own version (lab 03 repeated it)."""
+    for stem in ("00", "01", "02", "03", "04", "05"):
+        assert "newer WSL builds" not in _text(stem), stem
+
+
+def test_drop_caches_is_never_said_to_drop_all_clean_page_cache():
+    """Teaching review 6: lab 04's text, its model-answer and its diagram said 'all clean page cache at once';
+    mapped, dirty and Shmem pages stay."""
+    assert "all clean page cache" not in _text("04")
+    svg = (labs_dir() / "img" / "wsl_reclaim_thread.svg").read_text()
+    assert "all clean page cache" not in svg and "unmapped" in svg
+
+
+def test_lab05_solution_does_not_promise_the_refault_cost_before_the_run():
+    """Teaching review 3 (lab 05's control): 'the slow cold touch of the ON run is ... the price of giving memory
+    back' assumed the outcome; the solution says what the control lets a slower cold touch measure."""
+    text = _text("05")
+    assert "price of giving memory back" not in text
+    assert "slower in the ON run alone measures the refault" in text
+
+
+def test_vm_compaction_nearly_all_quotes_its_share():
+    """Live-guest review, awkward: '100 % … nearly all of it' for one quantity; the sentence gives the share."""
+    rec = datasets.find("compaction", guest_kind="kit-vm")
+    rec.meta["results"]["compaction_returned_kib"] = vm.compaction(rec).evidence["stuck_kib"]  # all of it came back
+    c = vm.compaction(rec)
+    assert c.verdict == "nearly_all", c.sentence
+    assert "(100% of it)" in c.sentence and "nearly all of it" not in c.sentence
