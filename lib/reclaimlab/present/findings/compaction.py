@@ -199,7 +199,7 @@ def _held_moved(rec: Recording, order: int) -> tuple[str, dict[str, Any]]:
                 "their page frames from the fragmenter's `/proc/<pid>/pagemap`).")
     else:
         text = (f" It moved {moved:,} of the fragmenter's {held:,} kept pages (movable anonymous pages) and emptied "
-                f"{vacated or 0:,} blocks of order {order} of them.")
+                f"{vacated or 0:,} block{'' if vacated == 1 else 's'} of order {order} of them.")
     if _kept_pattern(rec) == 2:
         text += (" The fragmenter kept every other page: compaction moves pages it finds from the zone's bottom into "
                  "free pages it finds from the top until the two scans meet, and the kept pages of each block it "
@@ -306,6 +306,15 @@ def _elsewhere(rec: Recording, frag: Claim) -> str:
             "not only the fragmenter's")
 
 
+def _small_words(small_rise_kib: float, freed_kib: float) -> str:
+    """How much of what the fragmenter freed sat below the order: never more of it than it freed (a rise of
+    small-block memory beyond that came from the rest of the guest)."""
+    if freed_kib and small_rise_kib >= freed_kib:
+        return (f"free memory in blocks below the order rose by {analysis.mib(small_rise_kib)}, more than the "
+                f"{analysis.mib(freed_kib)} it freed, so all of that sat")
+    return f"{analysis.mib(small_rise_kib)} of the {analysis.mib(freed_kib)} it freed sat"
+
+
 def host_reporting(rec: Recording) -> Claim:
     """When did the host get memory back: while fragmented, after compaction, after release, and what of
     it the run's figures let us attribute to the fragmenter or to compaction."""
@@ -327,7 +336,7 @@ def host_reporting(rec: Recording) -> Claim:
                             "{order} on this guest.",
         "while_fragmented_elsewhere": "The host got **{held}** while the memory was still fragmented, {compact} after "
                                       "compaction and {release} after release. Not from the fragmenter's holes: "
-                                      "{small_rise} of the {freed} it freed sat below order {order} (above); "
+                                      "{small_words} below order {order} (above); "
                                       "{source}.",
         "little": "The host got little back in any window ({held} fragmented, {compact} after compaction, {release} "
                   "after release, of {freed} freed): reporting stalled on this guest, with its free memory in blocks "
@@ -369,7 +378,7 @@ def host_reporting(rec: Recording) -> Claim:
               held=analysis.mib(max(got["fragment"], 0)), compact=analysis.mib(max(got["compact"], 0)),
               release=analysis.mib(max(got["release"], 0)), freed=analysis.mib(whole),
               compact_s=windows.get("compact", {}).get("length_s", 0.0), big_rise=_signed(big_rise),
-              small_rise=analysis.mib(max(frag.evidence.get("small_rise_kib") or 0.0, 0.0)),
+              small_words=_small_words(max(frag.evidence.get("small_rise_kib") or 0.0, 0.0), whole),
               source=_elsewhere(rec, frag), excess=excess, early=early,
               first_report_after_compact_s=first[0] if first else None,
               first_report_kib=first[1] if first else None, big_rise_kib=big_rise,
