@@ -43,3 +43,15 @@ def test_vm_compaction_nearly_all_quotes_its_share():
     c = vm.compaction(rec)
     assert c.verdict == "nearly_all", c.sentence
     assert "(100% of it)" in c.sentence and "nearly all of it" not in c.sentence
+
+
+def test_a_run_that_never_acted_quotes_its_polls_not_only_its_baseline():
+    """Live read on the busy guest, lab 04: 'its idle test never passed: busy CPU was 99.5% in the baseline …
+    (WSL's released test counts user CPU only …)' for a newer run: the reason quoted the baseline, not the polls
+    the gate judged, and a released-only caveat on a newer run. The shipped busy newer dropCache run (59 polls,
+    none idle) now quotes its polls' range, without the released caveat."""
+    from reclaimlab.present.findings import auto_reclaim
+    rec = datasets.find("auto-reclaim", {"policy": "dropCache", "variant": "newer", "busy": 0.03})
+    c = auto_reclaim.actions(rec, "dropCache · newer")
+    assert "at every one of its" in c.sentence and "polls" in c.sentence, c.sentence
+    assert "user CPU only" not in c.sentence

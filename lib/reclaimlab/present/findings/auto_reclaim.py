@@ -314,9 +314,20 @@ def _no_action_reason(rec: Recording) -> dict:
     idle = rec.event_times("idle")
     watch_s = _end_s(rec) - (idle[0] if idle else 0.0)
     window_s = policy.window_polls * policy.poll_interval_s * scale
-    if share < 1 and isinstance(busy, (int, float)) and busy > share:
+    from .auto_reclaim_busy import _gate_figures  # (a module that imports this one)
+    gate = _gate_figures(rec)
+    user_only = (" (WSL's released test counts user CPU only, which this run did not record apart)"
+                 if p.get("variant", "released") == "released" else "")
+    if share < 1 and gate is not None:
+        # the polls' own figures: what the gate saw, not the baseline before it
+        busy_range = f"{gate['busy_min']:.1%} to {gate['busy_max']:.1%} (median {gate['busy_median']:.1%})"
+        why = (f"its idle test never passed: busy CPU was {busy_range} at every one of its {gate['polls']} polls, "
+               f"above the {share:.1%} it allows{user_only}" if gate["idle_polls"] == 0 else
+               f"its gate counted only {gate['idle_polls']} of {gate['polls']} polls idle (busy CPU {busy_range}, "
+               f"limit {share:.1%}){user_only}, not the {policy.window_polls} in a row its window needs")
+    elif share < 1 and isinstance(busy, (int, float)) and busy > share:
         why = (f"its idle test never passed: busy CPU was {busy:.1%} in the baseline, above the {share:.1%} it "
-               f"allows (WSL's released test counts user CPU only, which this run did not record apart)")
+               f"allows{user_only}")
     else:
         why = ("why is not measured here: the run records the gate's CPU only in its baseline "
                f"({f'busy {busy:.1%}' if isinstance(busy, (int, float)) else 'not measured'}), not at each poll")
