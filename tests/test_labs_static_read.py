@@ -55,3 +55,21 @@ def test_a_run_that_never_acted_quotes_its_polls_not_only_its_baseline():
     c = auto_reclaim.actions(rec, "dropCache · newer")
     assert "at every one of its" in c.sentence and "polls" in c.sentence, c.sentence
     assert "user CPU only" not in c.sentence
+
+
+def test_vm_first_step_never_calls_a_report_sooner_than_2_s_two_seconds_plus_a_pass():
+    """Live read, lab 05 in the kit's VM: 'The first step came 1.6 s after free: the documented 2 s after a
+    high-order free, plus the time the pass itself takes' (1.6 < 2). Edit: the shipped run's steps moved so the
+    first comes 1.6 s (and 1.0 s) after free; a sooner one names its cause only as possible, not measured."""
+    rec = datasets.find("calloc-reclaim", guest_kind="kit-vm")
+    first = vm.first_step(rec)
+    assert "plus the time the pass itself takes" not in first.sentence
+    import pandas as pd
+    from unittest import mock
+    for value, verdict in ((1.6, "as_documented"), (1.0, "sooner")):
+        with mock.patch.object(vm, "story", return_value={"steps": pd.DataFrame({"after_s": [value]})}):
+            c = vm.first_step(rec)
+        assert c.verdict == verdict
+        assert "plus the time the pass itself takes" not in c.sentence
+        if verdict == "sooner":
+            assert "not measured" in c.sentence and "landed between two passes" not in c.sentence

@@ -114,12 +114,13 @@ def first_step(rec: Recording) -> Claim:
     steps = story(rec)["steps"]
     sentences = {
         "none": "The host's view did not fall after `free` in this run.",
-        "as_documented": "The first step came **{first:.1f} s** after `free`: the documented 2 s after a "
-                         "high-order free, plus the time the pass itself takes.",
-        "sooner": "The first step came **{first:.1f} s** after `free`, sooner than the documented 2 s. A freshly "
-                  "booted guest is still reporting its boot-time free memory, pass after pass (never-touched "
-                  "memory costs the host nothing, so those passes do not show in `VmRSS`); our `free` landed "
-                  "between two passes already scheduled.",
+        "as_documented": "The first step came **{first:.1f} s** after `free`: about the documented 2 s after a "
+                         "high-order free (a pass takes time of its own, and an earlier free in the guest can "
+                         "start the 2 s clock sooner).",
+        "sooner": "The first step came **{first:.1f} s** after `free`, sooner than the documented 2 s: an earlier "
+                  "free in the guest can start the 2 s clock (a freshly booted guest is still reporting its "
+                  "boot-time free memory, which costs the host nothing and so does not show in `VmRSS`); which "
+                  "free started it here is not measured.",
         "later": "The first step came **{first:.1f} s** after `free`, later than the documented 2 s: the guest's "
                  "one CPU is emulated and shared with the rest of this machine, and the reporting work waits its turn.",
     }
