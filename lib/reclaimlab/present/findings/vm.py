@@ -116,7 +116,7 @@ def first_step(rec: Recording) -> Claim:
         "none": "The host's view did not fall after `free` in this run.",
         "as_documented": "The first step came **{first:.1f} s** after `free`: about the documented 2 s after a "
                          "high-order free (a pass takes time of its own, and an earlier free in the guest can "
-                         "start the 2 s clock sooner).",
+                         "start the 2 s clock early).",
         "sooner": "The first step came **{first:.1f} s** after `free`, sooner than the documented 2 s: an earlier "
                   "free in the guest can start the 2 s clock (a freshly booted guest is still reporting its "
                   "boot-time free memory, which costs the host nothing and so does not show in `VmRSS`); which "
