@@ -73,3 +73,19 @@ def test_vm_first_step_never_calls_a_report_sooner_than_2_s_two_seconds_plus_a_p
         assert "plus the time the pass itself takes" not in c.sentence
         if verdict == "sooner":
             assert "not measured" in c.sentence and "landed between two passes" not in c.sentence
+
+
+def test_vm_refault_control_calls_the_third_touch_near_its_hot_one_only_when_it_is():
+    """Live read, lab 05 in the kit's VM: 'the third touch ran at 0.70 GB/s … near the hot one (1.29 GB/s)'.
+    Edit: the control's speeds set to those figures; then to 1.20 against 1.29 (near)."""
+    from reclaimlab.paths import recordings_dir
+    from reclaimlab.recording import recording
+    runs = {e["parameters"].get("reporting"): recording.load(recordings_dir() / e["path"])
+            for e in datasets.read_index() if e["experiment"] == "refault" and e.get("guest_kind") == "kit-vm"}
+    on, off = runs[True], runs[False]
+    on.meta["results"]["cold_touch_gb_per_s"] = 0.17
+    off.meta["results"].update(cold_touch_gb_per_s=0.70, hot_touch_gb_per_s=1.29)
+    c = vm.refault_control(on, off)
+    assert "near" not in c.sentence and "slower than its own hot touch (1.29 GB/s)" in c.sentence
+    off.meta["results"]["cold_touch_gb_per_s"] = 1.20
+    assert "near its own hot touch (1.29 GB/s)" in vm.refault_control(on, off).sentence
