@@ -161,3 +161,8 @@ def test_gradual_newer_writes_memory_reclaim_and_the_cache_falls():
     # 138 MiB after the first step (241 -> 98 MiB Cached), another more: a real fall is tens of MiB and more.
     assert before - after >= 64 * 1024, (before, after)         # the guest's Cached, from its own meminfo
     assert res["cache_idle_kib"] - res["cache_after_kib"] >= 64 * 1024
+    # the maps at the idle mark and after the tail are kept whole (physmap.json), guest and host, beside
+    # their totals in the results
+    labels = [step.label for step in rec.physmaps]
+    assert labels == ["idle", "after"] and all(step.host is not None for step in rec.physmaps), labels
+    assert set(res["host_map_resident_kib"]) == {"idle", "after"}

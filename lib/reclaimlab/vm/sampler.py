@@ -152,6 +152,11 @@ class VmSampler:
         if self.maps:
             self.snapshot_maps(label)
 
+    @property
+    def maps_why_not(self) -> str | None:
+        """Why no more maps are taken (the guest's, else the host's), or None."""
+        return self._map_why_not or self._host_why_not
+
     def snapshot_maps(self, label: str) -> MapStep | None:
         """The guest's map now and the host's right after it, as one MapStep (None where the guest's
         cannot be taken: the first reason goes into meta as physmap_unavailable)."""

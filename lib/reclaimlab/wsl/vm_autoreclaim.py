@@ -26,7 +26,7 @@ from typing import Any, Callable
 from ..probe.procfs import CpuTimes, cpu_shares
 from ..recording.recording import Recording
 from ..units import GIB, KIB, format_size
-from ..vm.errors import VmCommandError
+from ..vm.errors import VmCommandError, VmError
 from ..vm.machine import Machine
 from ..vm.protocol import Reading, parse_reading
 from .autoreclaim_daemon import Daemon
@@ -209,17 +209,23 @@ def _swap_kib(machine: Machine) -> int | None:
 
 
 def _maps(run, label: str) -> None:
-    """The guest's and the host's map of physical memory now (vm.guestmap.read_maps), folded to KiB per class
-    into results[...][label]: what the guest holds as page cache, what it has reported, what QEMU holds."""
+    """Buddyinfo, then the guest's and the host's maps of physical memory now, kept whole in the recording
+    (physmap.json, as every kit-VM run) and folded to KiB per class into results[...][label]: what the guest
+    holds as page cache, what it has reported, what QEMU holds."""
     from ..probe.physmap import FrameClass
-    from ..vm import guestmap, hostmap
+    from ..vm import hostmap
 
     res = run.results
     try:
-        guest, host, _took = guestmap.read_maps(run.machine)
-    except (hostmap.HostMapError, OSError, ValueError) as exc:
+        run.machine.command("snapshot", label)
+        step = run.snapshot_maps(label)
+    except (VmError, OSError, ValueError) as exc:
         run.notices.append(f"no map of physical memory at {label}: {exc}")
         return
+    if step is None or step.host is None:
+        run.notices.append(f"no map of physical memory at {label}: {run.maps_why_not or 'not taken'}")
+        return
+    guest, host = step.snapshot, step.host
     agree = hostmap.agreement(guest, host)
     block_kib = guest.kib(guest.block_pages)
     for key, value in (("guest_map_file_kib", guest.kib(guest.pages(FrameClass.FILE))),
