@@ -6,6 +6,7 @@ true when a recording is replaced.
 """
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
@@ -112,8 +113,18 @@ def test_the_index_lists_the_vm_recordings():
     assert set(USED) <= vm
 
 
-def test_the_lab_runs_what_these_tests_check():
+def test_the_lab_runs_exactly_what_these_tests_check():
+    """The lab's run_vm(...) calls, read as Python (not as text), are the runs USED names: no more, no fewer."""
     cells = json.loads(LAB.read_text(encoding="utf-8"))["cells"]
-    source = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
-    for name, reporting in USED:
-        assert f'run_vm("{name}", reporting={reporting}' in source, (name, reporting)
+    calls = set()
+    for cell in cells:
+        if cell["cell_type"] != "code":
+            continue
+        source = "\n".join(line for line in "".join(cell["source"]).splitlines()
+                           if not line.lstrip().startswith(("%", "!")))
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "run_vm":
+                kwargs = {k.arg: k.value for k in node.keywords if k.arg}
+                reporting = ast.literal_eval(kwargs["reporting"]) if "reporting" in kwargs else True
+                calls.add((ast.literal_eval(node.args[0]), reporting))
+    assert calls == set(USED)
