@@ -37,7 +37,6 @@ class Case:
     expect: dict[str, str]        # claim key -> verdict
     doc: str
     replay_key: str = ""          # the key in the lab's `recordings` parameter (default: the experiment)
-    owner: str = ""               # the branch that writes this lab's claims, where it is not this one
     values: dict[str, float] = field(default_factory=dict)  # claim key -> value it must have (approx.)
 
 
@@ -289,26 +288,25 @@ CASES: list[Case] = [
     Case("compaction-reporting-stalled", "03_compaction.ipynb", "compaction", CP, stall_reporting_from("fragment"),
          {"compaction.host_reporting": "little"},
          "Reporting stalls for the whole run: the host gets little back in any window."),
-    # lab 01 · calloc and reclaim (its claims come from branch h11a: keys to confirm at merge)
+    # lab 01 · calloc and reclaim
     Case("refault-cold-not-slower", "01_calloc_and_reclaim.ipynb", "refault", shipped("refault"), cold_as_fast_as_hot,
          {"refault.cold_vs_hot": "about_the_same"},
-         "The cold touch ran as fast as the hot one: no '× slower' may be printed.", owner="h11a"),
+         "The cold touch ran as fast as the hot one: no '× slower' may be printed."),
     Case("refault-reporting-stalled", "01_calloc_and_reclaim.ipynb", "refault", shipped("refault"),
          refault_reporting_stalled, {"refault.cold_vs_hot": "not_measurable"},
-         "Only 5 % was reported before the cold touch: the comparison is not measurable, and the lab says why.",
-         owner="h11a"),
+         "Only 5 % was reported before the cold touch: the comparison is not measurable, and the lab says why."),
     Case("calloc-another-process", "01_calloc_and_reclaim.ipynb", "calloc-reclaim", shipped("calloc-reclaim"),
          another_process_allocating, {"calloc_reclaim.calloc": "next_to_nothing", "calloc_reclaim.whole_guest": "busy"},
          "Another program allocates 1.5 GiB between calloc and touch: the workload's own RssAnon still says "
-         "calloc committed next to nothing.", owner="h11a"),
-    # lab 04 · WSL autoMemoryReclaim (claims from branch h12b): runs are compared at equal time after their
+         "calloc committed next to nothing."),
+    # lab 04 · WSL autoMemoryReclaim: runs are compared at equal time after their
     # actions, so one cut short makes the comparison window short for every run, and none may be final.
     Case("auto-reclaim-tail-cut", "04_wsl_autoreclaim.ipynb", "auto-reclaim",
          shipped("auto-reclaim", policy="dropCache"), cut_after("drop_caches", None, 2.3),
          {"auto_reclaim.host_after_action.dropCache · newer": "cut_short",
           "auto_reclaim.host_after_action.gradual · newer": "cut_short"},
          "The dropCache run ends 2.3 s after its drop, mid-report: no 'reached the host after the action' "
-         "figure may be quoted as final.", replay_key="auto-reclaim:policy=dropCache", owner="h12"),
+         "figure may be quoted as final.", replay_key="auto-reclaim:policy=dropCache"),
 ]
 
 
@@ -451,7 +449,7 @@ def build(out_dir: Path, names: list[str] | None = None) -> list[dict]:
         written.append({"name": case.name, "lab": case.lab, "experiment": case.experiment,
                         "recordings": {case.replay_key or case.experiment: str(folder)},
                         "expect": case.expect, "values": case.values, "doc": case.doc,
-                        "edit": (case.edit.__doc__ or "").strip(), "owner": case.owner})
+                        "edit": (case.edit.__doc__ or "").strip()})
     (out_dir / "cases.json").write_text(json.dumps(written, indent=2) + "\n")
     return written
 
