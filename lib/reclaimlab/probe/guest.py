@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple
 
 from . import hostviews as host, consent, procfs, sources
-from ..units import format_size
+from ..units import GIB, MIB, format_size
 from .budget import SAFETY_FLOOR_BYTES, SAFETY_FRACTION, safe_budget_bytes  # noqa: F401 (re-exported)
 
-MIB = 1024 ** 2
-GIB = 1024 ** 3
 SCHEMA_VERSION = 2  # 2: live_support's "live" is what auto mode does (consent included); verdict, labs, glossary
 
 VERDICTS = ("live", "live_with_consent", "recorded")

@@ -37,10 +37,6 @@ def _mib(kib: float) -> str:
     return analysis.mib(kib)
 
 
-def _signed(kib: float) -> str:
-    return ("+" if kib > 0 else "−" if kib < 0 else "") + analysis.mib(abs(kib))
-
-
 def own_column(rec: Recording) -> tuple[str, float, str] | None:
     """(column, factor to KiB, what it is) of our file's own figure, or None where the run has none."""
     if analysis_has(rec, "workload_file_resident_kib"):
@@ -192,7 +188,7 @@ def _guest_context(rec: Recording, level: int, w: dict[str, float], ours_kib: fl
         verdict = ("others_too" if guest_fall - ours_kib > margin else
                    "others_grew" if ours_kib - guest_fall > margin else "ours_only")
     return claim(f"page_cache.drop_{level}_guest", verdict, sentences, value=-guest_fall, unit="KiB",
-                 change=_signed(-guest_fall), others=_mib(guest_fall - (ours_kib or 0)),
+                 change=analysis.signed_mib(-guest_fall), others=_mib(guest_fall - (ours_kib or 0)),
                  ours=_mib(ours_kib or 0), guest_fall_kib=guest_fall, ours_dropped_kib=ours_kib)
 
 
@@ -275,7 +271,7 @@ def slab_at_level_2(rec: Recording) -> Claim:
     fall = before - w["slab_reclaimable_kib_after"]
     share = fall / before if before else math.nan
     return claim("page_cache.slab_at_level_2", share_verdict(share), sentences, value=share, unit="share",
-                 fall=_mib(fall), before=_mib(before), walk=_signed(walk),
+                 fall=_mib(fall), before=_mib(before), walk=analysis.signed_mib(walk),
                  cached=_cached_meanwhile(w), cached_change_kib=w["cached_kib_after"] - w["cached_kib_before"],
                  slab_fall_kib=fall, slab_before_kib=before, walk_rise_kib=walk)
 
@@ -457,7 +453,7 @@ def steps_table(rec: Recording) -> tuple[list[tuple[str, ...]], tuple[str, ...]]
         return f"{s * 1000:.0f} ms" if s is not None else "—"
 
     def fmt(kib: float) -> str:
-        return "—" if kib is None or math.isnan(kib) else _signed(kib)
+        return "—" if kib is None or math.isnan(kib) else analysis.signed_mib(kib)
 
     writes = rec.event_times("write_file")
     first_drop = drop_time(rec, 1) or drop_time(rec, 3)
