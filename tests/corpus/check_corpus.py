@@ -30,6 +30,7 @@ def run_case(case: dict, out: Path) -> tuple[str, str, list[str]]:
     """(name, "ok" | "skip" | "fail", messages)."""
     import papermill
 
+    from reclaimlab.cli.labs import local_kernel
     from reclaimlab.present import claims
 
     lab = ROOT / "labs" / case["lab"]
@@ -39,8 +40,9 @@ def run_case(case: dict, out: Path) -> tuple[str, str, list[str]]:
     executed = out / "executed" / f"{case['name']}.ipynb"
     executed.parent.mkdir(parents=True, exist_ok=True)
     try:
-        papermill.execute_notebook(str(lab), str(executed), cwd=str(ROOT / "labs"), progress_bar=False,
-                                   parameters={"mode": "recorded", "recordings": case["recordings"]})
+        with local_kernel() as kernel:
+            papermill.execute_notebook(str(lab), str(executed), cwd=str(ROOT / "labs"), progress_bar=False,
+                                       parameters={"mode": "recorded", "recordings": case["recordings"]}, **kernel)
     except Exception as exc:  # papermill names the failing cell
         return case["name"], "fail", [f"{case['lab']} failed on this recording: {str(exc).splitlines()[0:3]}"]
     found = claims.by_key(claims.from_notebook(executed))
