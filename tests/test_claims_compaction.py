@@ -41,7 +41,10 @@ def test_corpus_case_verdicts_from_the_findings(case, tmp_path):
     except LookupError as exc:
         pytest.skip(str(exc))
     rec = recording.load(next(iter(built["recordings"].values())))
-    if case.experiment == "app-cache":
+    if case.replay_key.startswith("vm:compaction"):
+        from reclaimlab.present.findings import reporting_order as ro
+        got = [ro.returned_while_fragmented(rec), ro.after_compaction(rec), ro.after_release(rec)]
+    elif case.experiment == "app-cache":
         from reclaimlab.present.findings import app_cache
         got = app_cache.all_claims(rec)
     else:

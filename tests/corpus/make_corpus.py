@@ -429,6 +429,46 @@ CASES += [
 ]
 
 
+# Real runs kept for the corpus only (not shown to learners): tests/fixtures/recordings/<name>/.
+FIXTURE_RECORDINGS = Path(__file__).resolve().parents[1] / "fixtures" / "recordings"
+
+
+def fixture(name: str) -> Callable[[], Recording]:
+    def load() -> Recording:
+        return recording.load(FIXTURE_RECORDINGS / name)
+    return load
+
+
+def shipped_vm_order(order: int) -> Callable[[], Recording]:
+    """The shipped compaction run made in the kit's VM at page_reporting_order `order` (labs 03 and 05)."""
+    def load() -> Recording:
+        return datasets.find("compaction", {"page_reporting_order": order, "keep_every": 64}, guest_kind="kit-vm")
+    return load
+
+
+CASES += [
+    # lab 03 · the conditions users have, from real runs (issue 24)
+    Case("compaction-fresh-guest", "03_compaction.ipynb", "compaction", fixture("compaction-fresh-guest"), no_edit,
+         {"compaction.reporting_order": "known", "compaction.fragmented": "fragmented",
+          "compaction.compacted": "joined", "compaction.host_reporting": "after_compaction"},
+         "A real run on this Firecracker guest booted 4 minutes before (kernel 6.18.44-fc-v1300, 2026-12-06 "
+         "20:42 UTC, other helpers starting): 15.7 GiB of MemFree sat in neither the buddy nor the per-CPU lists "
+         "(the maps); here compaction joined +780 MiB into order-9 blocks and the host got 384 MiB after it, "
+         "where the shipped run (17:10 UTC, a busy guest) joined nothing."),
+    Case("compaction-vm-order-5", "03_compaction.ipynb", "compaction", shipped_vm_order(5), no_edit,
+         {"reporting_order.while_fragmented.5": "returned", "reporting_order.after_compaction.5": "still_reporting",
+          "reporting_order.after_release.5": "nothing"},
+         "The kit's VM at order 5 (the shipped run): 252 KiB holes hold 128 KiB blocks, so the host gets memory "
+         "while fragmented; what comes after compact_memory is that reporting still going.",
+         replay_key="vm:compaction:page_reporting_order=5"),
+    Case("compaction-vm-order-9", "03_compaction.ipynb", "compaction", shipped_vm_order(9), no_edit,
+         {"reporting_order.while_fragmented.9": "nothing", "reporting_order.after_compaction.9": "nothing",
+          "reporting_order.after_release.9": "nothing"},
+         "The kit's VM at order 9 (the shipped run): no 252 KiB hole holds a 2 MiB block, compaction forms none, "
+         "and nothing reaches the host.", replay_key="vm:compaction:page_reporting_order=9"),
+]
+
+
 def build(out_dir: Path, names: list[str] | None = None) -> list[dict]:
     """Write every case's recording under out_dir and return the cases as JSON-ready dicts."""
     out_dir.mkdir(parents=True, exist_ok=True)

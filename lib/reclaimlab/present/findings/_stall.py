@@ -68,7 +68,7 @@ def reasons(rec: Recording, *, unreported_kib: float, size_kib: float, t_free_s:
                          f"{order} and up (`/proc/buddyinfo`), more than the {analysis.mib(unreported_kib)} missing, "
                          f"so small free blocks do not explain it; what limited the passes is not measured here "
                          f"(upstream `mm/page_reporting.c` reports about a sixteenth of each free list per pass, "
-                         f"2 s apart, and this guest's kernel may patch that)")
+                         f"2 s apart{_patched_params(rec)})")
         elif small >= THRESHOLDS["stall_small_blocks_share"] * unreported_kib:
             evidence.setdefault("reasons", []).append("small_blocks")
             found.append(f"**{analysis.mib(small)}** of the guest's free memory sat in blocks smaller than "
@@ -111,6 +111,21 @@ def reasons(rec: Recording, *, unreported_kib: float, size_kib: float, t_free_s:
                                      "small blocks)"))
     why = "; ".join(found)
     return why[0].upper() + why[1:] + ".", evidence
+
+
+# Not settings: upstream's order and this kernel's running counts (reports, passes, blocks walked since boot).
+NOT_SETTINGS = {"page_reporting_order", "reported_kib", "passes", "walked"}
+
+
+def _patched_params(rec: Recording) -> str:
+    """The run's page_reporting settings beyond upstream's order, as a clause."""
+    params = rec.meta.get("page_reporting_params") or {}
+    extra = {k: v for k, v in params.items() if k not in NOT_SETTINGS}
+    if not extra:
+        return ", and this guest's kernel may change that"
+    listed = ", ".join(f"`{k}={v}`" for k, v in sorted(extra.items()))
+    return (f"; this guest's kernel patches it, with parameters {listed} at the run's start, whose effect on "
+            f"the passes this run does not measure")
 
 
 # What to try, for each reason the recording shows (and all of them where it shows none).

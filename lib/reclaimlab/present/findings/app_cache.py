@@ -29,6 +29,7 @@ STEP_LABELS = {"before": "before the app", "queried": "app done (built, queried)
 NO_PRESSURE_SHARE = 0.20     # MemAvailable above this share of MemTotal all run long: no memory pressure
 APP_SMALL_SHARE = 0.10       # the app's RSS below this share of its database's cached pages: "small"
 HOST_GOT_MOST_SHARE = 0.5    # the host view fell by at least this share of what the drop freed
+OUTSIDE_WORTH_KIB = 1024 * 1024  # MemFree outside the buddy and per-CPU lists worth a sentence (upstream: ~0)
 
 
 def free_columns(total_kib: float, free_kib: float, buffers_kib: float, cached_kib: float,
@@ -65,6 +66,7 @@ class View:
     app_rss_kib: float | None
     db_cached_kib: float | None
     reporting_order: int | None
+    outside_buddy_kib: float | None = None  # MemFree in neither the buddy nor the per-CPU lists (the map)
 
     @property
     def free_unreported_kib(self) -> float | None:
@@ -99,6 +101,13 @@ def _step_times(rec: Recording) -> dict[str, tuple[float, float, object]]:
     return out
 
 
+def _outside(snap) -> float | None:
+    """MemFree outside the buddy and per-CPU lists at a map; a few hundred MiB below zero is the lists moving
+    while the map is read (MemFree is read first), so it shows as 0."""
+    value = None if snap is None else snap.outside_buddy_kib
+    return None if value is None else float(max(value, 0))
+
+
 def views(rec: Recording) -> dict[str, View]:
     """{step: View} for the steps the run reached (before, queried, dropped); the host's side only where a
     map of physical memory was taken."""
@@ -118,7 +127,8 @@ def views(rec: Recording) -> dict[str, View]:
             small = float(sum(kib for k, kib in snap.free_unreported_kib_by_order().items() if k < cut))
         out[step] = View(step, t, cols["total"], cols["used"], cols["used_old"], cols["buff_cache"],
                          cols["available"], cols["free"], held, small, _value(rec, "workload_rss_kib", t + read_s),
-                         _value(rec, "workload_file_resident_kib", t), order)
+                         _value(rec, "workload_file_resident_kib", t), order,
+                         _outside(snap))
     return out
 
 
@@ -134,8 +144,9 @@ def free_table(rec: Recording) -> tuple[list[tuple[str, ...]], tuple[str, ...]]:
         ("free: used (total − available)", *(_mib(v[s].used_kib) for s in steps)),
         ("free: buff/cache", *(_mib(v[s].buff_cache_kib) for s in steps)),
         ("free: available", *(_mib(v[s].available_kib) for s in steps)),
-        ("host held (MemTotal − free blocks reported now)", *(_mib(v[s].host_held_kib) for s in steps)),
+        ("host held, at most (MemTotal − free blocks reported now)", *(_mib(v[s].host_held_kib) for s in steps)),
         ("… of it free, in blocks too small to report", *(_mib(v[s].free_too_small_kib) for s in steps)),
+        ("… of it free, outside the buddy and per-CPU lists", *(_mib(v[s].outside_buddy_kib) for s in steps)),
         ("our app's own memory (its RSS)", *(_mib(v[s].app_rss_kib) for s in steps)),
         ("our database in the page cache (mincore)", *(_mib(v[s].db_cached_kib) for s in steps)),
     ]
@@ -145,12 +156,13 @@ def free_table(rec: Recording) -> tuple[list[tuple[str, ...]], tuple[str, ...]]:
 def picture(rec: Recording) -> Claim:
     """Once the app was done: the host held X while `free` said Y used; what the difference was."""
     sentences = {
-        "cache_most": "Once the app was done the host held **{held}** of this guest while `free` said **{used}** used. "
-                      "The page cache (`buff/cache` **{cache}**) was most of the difference; the rest, **{small}**, was "
-                      "free memory in blocks too small to hand back (lab 03).",
-        "small_blocks_most": "Once the app was done the host held **{held}** of this guest while `free` said **{used}** "
-                             "used. The page cache (`buff/cache` **{cache}**) was part of the difference; more of it, "
-                             "**{small}**, was free memory in blocks too small to hand back (fragmented, lab 03).",
+        "cache_most": "Once the app was done the host held up to **{held}** of this guest while `free` said **{used}** "
+                      "used. The page cache (`buff/cache` **{cache}**) was most of the difference; the rest, **{small}**, "
+                      "was free memory in blocks too small to hand back (lab 03).{outside}",
+        "small_blocks_most": "Once the app was done the host held up to **{held}** of this guest while `free` said "
+                             "**{used}** used. The page cache (`buff/cache` **{cache}**) was part of the difference; "
+                             "more of it, **{small}**, was free memory in blocks too small to hand back (fragmented, "
+                             "lab 03).{outside}",
         "no_host_view": "This recording has no map of physical memory (not root, or an older recording), so the host's "
                         "side is unknown; `free` said **{used}** used and **{cache}** buff/cache.",
         "not_run": "This run has no step after the app was done.",
@@ -162,9 +174,17 @@ def picture(rec: Recording) -> Claim:
     if v.host_held_kib is None:
         return claim("app_cache.picture", "no_host_view", sentences, unit="KiB", **fig)
     small = v.free_too_small_kib or 0.0
+    outside = v.outside_buddy_kib or 0.0
+    # "most"/"part" weigh cache against small blocks: memory outside the lists is said apart, with its own figure
     verdict = "cache_most" if v.buff_cache_kib >= small else "small_blocks_most"
+    outside_words = (f" And **{_mib(outside)}** that MemFree counted sat outside the buddy and per-CPU lists (the map), "
+                     f"never reported, as on a guest whose kernel hands memory to the buddy allocator late (freshly "
+                     f"booted): whether the host backs that memory at all is not measured here, so {_mib(v.host_held_kib)} "
+                     f"is an upper bound."
+                     if outside >= OUTSIDE_WORTH_KIB else "")
     return claim("app_cache.picture", verdict, sentences, value=v.host_held_kib - v.used_kib, unit="KiB",
-                 held=_mib(v.host_held_kib), small=_mib(small), held_kib=v.host_held_kib, small_kib=small, **fig)
+                 held=_mib(v.host_held_kib), small=_mib(small), held_kib=v.host_held_kib, small_kib=small,
+                 outside=outside_words, outside_buddy_kib=v.outside_buddy_kib, **fig)
 
 
 def app_vs_cache(rec: Recording) -> Claim:

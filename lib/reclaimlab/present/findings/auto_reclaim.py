@@ -304,6 +304,26 @@ def _wsl_wait(rec: Recording, wait_s: float, scale: float) -> str:
     return f"{text}, more than its {window_s:.0f} s window: {why}"
 
 
+def gate_figures(rec: Recording) -> dict | None:
+    """The gate's figures from the run's polls (None: the run did not record its polls)."""
+    res, p = rec.meta.get("results") or {}, rec.meta.get("parameters") or {}
+    polls = res.get("polls")
+    if not isinstance(polls, list) or not polls:
+        return None
+    busy = sorted(r["busy_share"] for r in polls if isinstance(r.get("busy_share"), (int, float)))
+    if not busy:
+        return None
+    nprocs = res.get("nprocs") or 1
+    limit = float(res.get("gate_limit_share") or res.get("idle_share") or p.get("idle_share") or 0.005)
+    loop = res.get("busy_loop_cpu_share")
+    return dict(polls=len(busy), busy_min=busy[0], busy_median=busy[len(busy) // 2], busy_max=busy[-1],
+                idle_polls=sum(1 for b in busy if b <= limit + 1e-12), limit=limit, nprocs=nprocs,
+                limit_one_cpu=limit * nprocs, loop=loop, loop_asked=p.get("busy"),
+                loop_text=(f"the busy loop itself used {loop:.1%} of one CPU ({p.get('busy', 0):.0%} asked)"
+                           if isinstance(loop, (int, float)) else "the run had no busy loop"),
+                scale=float(res.get("time_scale") or p.get("time_scale") or 1.0))
+
+
 def _no_action_reason(rec: Recording) -> dict:
     """Why a run made no drop or reclaim, from the gate's figures: its threshold against the baseline's busy CPU."""
     policy = _policy(rec)
@@ -314,9 +334,19 @@ def _no_action_reason(rec: Recording) -> dict:
     idle = rec.event_times("idle")
     watch_s = _end_s(rec) - (idle[0] if idle else 0.0)
     window_s = policy.window_polls * policy.poll_interval_s * scale
-    if share < 1 and isinstance(busy, (int, float)) and busy > share:
+    gate = gate_figures(rec)
+    user_only = (" (WSL's released test counts user CPU only, which this run did not record apart)"
+                 if p.get("variant", "released") == "released" else "")
+    if share < 1 and gate is not None:
+        # the polls' own figures: what the gate saw, not the baseline before it
+        busy_range = f"{gate['busy_min']:.1%} to {gate['busy_max']:.1%} (median {gate['busy_median']:.1%})"
+        why = (f"its idle test never passed: busy CPU was {busy_range} at every one of its {gate['polls']} polls, "
+               f"above the {share:.1%} it allows{user_only}" if gate["idle_polls"] == 0 else
+               f"its gate counted only {gate['idle_polls']} of {gate['polls']} polls idle (busy CPU {busy_range}, "
+               f"limit {share:.1%}){user_only}, not the {policy.window_polls} in a row its window needs")
+    elif share < 1 and isinstance(busy, (int, float)) and busy > share:
         why = (f"its idle test never passed: busy CPU was {busy:.1%} in the baseline, above the {share:.1%} it "
-               f"allows (WSL's released test counts user CPU only, which this run did not record apart)")
+               f"allows{user_only}")
     else:
         why = ("why is not measured here: the run records the gate's CPU only in its baseline "
                f"({f'busy {busy:.1%}' if isinstance(busy, (int, float)) else 'not measured'}), not at each poll")

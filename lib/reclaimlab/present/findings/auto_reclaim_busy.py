@@ -15,7 +15,7 @@ from typing import Mapping
 from .. import analysis
 from ..claims import Claim, claim
 from ...recording.recording import Recording
-from .auto_reclaim import _label, idle_mark_s
+from .auto_reclaim import _label, gate_figures as _gate_figures, idle_mark_s
 
 ACTIONS = ("drop_caches", "reclaim")
 
@@ -32,26 +32,6 @@ def watched_s(rec: Recording) -> float:
 
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{x:.1%}"
-
-
-def _gate_figures(rec: Recording) -> dict | None:
-    """The gate's figures from the run's polls (None: the run did not record its polls)."""
-    res, p = rec.meta.get("results") or {}, rec.meta.get("parameters") or {}
-    polls = res.get("polls")
-    if not isinstance(polls, list) or not polls:
-        return None
-    busy = sorted(r["busy_share"] for r in polls if isinstance(r.get("busy_share"), (int, float)))
-    if not busy:
-        return None
-    nprocs = res.get("nprocs") or 1
-    limit = float(res.get("gate_limit_share") or res.get("idle_share") or p.get("idle_share") or 0.005)
-    loop = res.get("busy_loop_cpu_share")
-    return dict(polls=len(busy), busy_min=busy[0], busy_median=busy[len(busy) // 2], busy_max=busy[-1],
-                idle_polls=sum(1 for b in busy if b <= limit + 1e-12), limit=limit, nprocs=nprocs,
-                limit_one_cpu=limit * nprocs, loop=loop, loop_asked=p.get("busy"),
-                loop_text=(f"the busy loop itself used {loop:.1%} of one CPU ({p.get('busy', 0):.0%} asked)"
-                           if isinstance(loop, (int, float)) else "the run had no busy loop"),
-                scale=float(res.get("time_scale") or p.get("time_scale") or 1.0))
 
 
 def _pressure_figures(rec: Recording) -> dict:

@@ -14,7 +14,7 @@ from ..analysis import size_kib  # noqa: F401 (one definition; re-exported for c
 from ..claims import THRESHOLDS, Claim, claim, negligible, share_verdict
 from ...recording.recording import Recording
 from ...units import format_size
-from . import _stall
+from . import _host_now, _stall
 from ...recording import provenance
 
 AFTER_FREE_S = 1.0  # the guest's counters are read this long after free (free itself takes ~0.2 s)
@@ -193,16 +193,18 @@ def reporting(rec: Recording) -> Claim:
     share = reported / size
     observed = f"{t_end - t_free:.0f} s"
     if share >= THRESHOLDS["reported_enough_share"]:
-        return claim("calloc_reclaim.reporting", "returned", sentences, value=share, unit="share",
-                     reported=analysis.gib(reported), share=share, observed=observed, reported_kib=reported)
+        c = claim("calloc_reclaim.reporting", "returned", sentences, value=share, unit="share",
+                  reported=analysis.gib(reported), share=share, observed=observed, reported_kib=reported)
+        return _host_now.with_host_now(c, rec, t_free, t_end)
     why, evidence = _stall.reasons(rec, unreported_kib=size - reported, size_kib=size, t_free_s=t_free,
                                    t_end_s=t_end, snapshot="observed",
                                    wait_bound_s=rec.meta.get("parameters", {}).get("observe_s"))
     verdict = "partial" if share >= THRESHOLDS["share_most"] else "stalled"
-    return claim("calloc_reclaim.reporting", verdict, sentences, value=share, unit="share",
-                 reported=analysis.mib(reported), share=share, observed=observed, why=why,
-                 try_=_stall.what_to_try(evidence),
-                 reported_kib=reported, **evidence)
+    c = claim("calloc_reclaim.reporting", verdict, sentences, value=share, unit="share",
+              reported=analysis.mib(reported), share=share, observed=observed, why=why,
+              try_=_stall.what_to_try(evidence),
+              reported_kib=reported, **evidence)
+    return _host_now.with_host_now(c, rec, t_free, t_end)
 
 
 def _reporting_switch(rec: Recording) -> str:

@@ -18,6 +18,7 @@ from ..claims import THRESHOLDS, Claim, claim, negligible, share_verdict
 from ...recording.recording import Recording
 from ...units import format_kib
 from ...recording import provenance
+from . import _host_now
 
 DEFAULT_ORDER = 9  # the kernel's default, pageblock_order: 9 with 4 KiB pages on x86-64
 
@@ -37,8 +38,9 @@ def order_claim(rec: Recording) -> Claim:
                    "default, order **{order}** ({block} blocks).",
     }
     page_kib = provenance.page_kib(rec.meta)
-    return claim("compaction.reporting_order", "known" if known else "assumed", sentences, value=order, unit="order",
-                 order=order, block=_size((2 ** order) * page_kib))
+    c = claim("compaction.reporting_order", "known" if known else "assumed", sentences, value=order, unit="order",
+              order=order, block=_size((2 ** order) * page_kib))
+    return _host_now.with_outside_buddy(c, rec)
 
 
 def _size(kib: float) -> str:
@@ -194,7 +196,7 @@ def _held_moved(rec: Recording, order: int) -> tuple[str, dict[str, Any]]:
                 "their page frames from the fragmenter's `/proc/<pid>/pagemap`).")
     else:
         text = (f" It moved {moved:,} of the fragmenter's {held:,} kept pages (movable anonymous pages) and emptied "
-                f"{vacated or 0:,} blocks of order {order} of them.")
+                f"{vacated or 0:,} block{'' if vacated == 1 else 's'} of order {order} of them.")
     if _kept_pattern(rec) == 2:
         text += (" The fragmenter kept every other page: compaction moves pages it finds from the zone's bottom into "
                  "free pages it finds from the top until the two scans meet, and the kept pages of each block it "
@@ -301,6 +303,15 @@ def _elsewhere(rec: Recording, frag: Claim) -> str:
             "not only the fragmenter's")
 
 
+def _small_words(small_rise_kib: float, freed_kib: float) -> str:
+    """How much of what the fragmenter freed sat below the order: never more of it than it freed (a rise of
+    small-block memory beyond that came from the rest of the guest)."""
+    if freed_kib and small_rise_kib >= freed_kib:
+        return (f"free memory in blocks below the order rose by {analysis.mib(small_rise_kib)}, more than the "
+                f"{analysis.mib(freed_kib)} it freed, so all of that sat")
+    return f"{analysis.mib(small_rise_kib)} of the {analysis.mib(freed_kib)} it freed sat"
+
+
 def host_reporting(rec: Recording) -> Claim:
     """When did the host get memory back: while fragmented, after compaction, after release, and what of
     it the run's figures let us attribute to the fragmenter or to compaction."""
@@ -322,7 +333,7 @@ def host_reporting(rec: Recording) -> Claim:
                             "{order} on this guest.",
         "while_fragmented_elsewhere": "The host got **{held}** while the memory was still fragmented, {compact} after "
                                       "compaction and {release} after release. Not from the fragmenter's holes: "
-                                      "{small_rise} of the {freed} it freed sat below order {order} (above); "
+                                      "{small_words} below order {order} (above); "
                                       "{source}.",
         "little": "The host got little back in any window ({held} fragmented, {compact} after compaction, {release} "
                   "after release, of {freed} freed): reporting stalled on this guest, with its free memory in blocks "
@@ -360,16 +371,21 @@ def host_reporting(rec: Recording) -> Claim:
                  f"its blocks from others")
     excess = (f": no more than that can be its doing; the other {analysis.mib(got['compact'] - big_rise)} were "
               f"free blocks it did not make" if got["compact"] > big_rise * THRESHOLDS["same_ratio"] else "")
-    return claim("compaction.host_reporting", verdict, sentences, value=share, unit="share", order=order,
-                 held=analysis.mib(max(got["fragment"], 0)), compact=analysis.mib(max(got["compact"], 0)),
-                 release=analysis.mib(max(got["release"], 0)), freed=analysis.mib(whole),
-                 compact_s=windows.get("compact", {}).get("length_s", 0.0), big_rise=analysis.signed_mib(big_rise),
-                 small_rise=analysis.mib(max(frag.evidence.get("small_rise_kib") or 0.0, 0.0)),
-                 source=_elsewhere(rec, frag), excess=excess, early=early,
-                 first_report_after_compact_s=first[0] if first else None,
-                 first_report_kib=first[1] if first else None, big_rise_kib=big_rise,
-                 fragment_kib=got["fragment"], compact_kib=got["compact"], release_kib=got["release"],
-                 freed_kib=whole)
+    c = claim("compaction.host_reporting", verdict, sentences, value=share, unit="share", order=order,
+              held=analysis.mib(max(got["fragment"], 0)), compact=analysis.mib(max(got["compact"], 0)),
+              release=analysis.mib(max(got["release"], 0)), freed=analysis.mib(whole),
+              compact_s=windows.get("compact", {}).get("length_s", 0.0), big_rise=analysis.signed_mib(big_rise),
+              small_words=_small_words(max(frag.evidence.get("small_rise_kib") or 0.0, 0.0), whole),
+              source=_elsewhere(rec, frag), excess=excess, early=early,
+              first_report_after_compact_s=first[0] if first else None,
+              first_report_kib=first[1] if first else None, big_rise_kib=big_rise,
+              fragment_kib=got["fragment"], compact_kib=got["compact"], release_kib=got["release"],
+              freed_kib=whole)
+    counted = [w for w in windows.values() if w["column"] == "host_reported_kib"]
+    frag_map = [m.t_s for m in rec.physmaps if m.label == "fragmented"]
+    if not counted or not frag_map:  # the kit's VM: the host's figure is QEMU's RSS, not a counter
+        return c
+    return _host_now.with_host_now(c, rec, frag_map[0], float(rec.samples["t_s"].iloc[-1]))
 
 
 # The kernel reports a freed block no sooner than this after the free that asked for a pass (mm/page_reporting.c,

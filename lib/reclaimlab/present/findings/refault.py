@@ -16,7 +16,7 @@ from ..analysis import size_kib  # noqa: F401 (one definition; re-exported for c
 from ..claims import THRESHOLDS, Claim, claim, ratio_verdict, times
 from ...recording.recording import Recording
 from ...units import format_size
-from . import _stall
+from . import _host_now, _stall
 
 
 def reported_share(rec: Recording) -> float | None:
@@ -68,13 +68,23 @@ def reported_before_cold(rec: Recording) -> Claim:
     waited_s = res.get("waited_for_report_s")
     waited = f" in the {waited_s:.0f} s the experiment waited" if waited_s is not None else ""
     if share >= THRESHOLDS["reported_enough_share"]:
-        return claim("refault.reported_before_cold", "nearly_all", sentences, value=share, unit="share",
-                     reported=analysis.gib(reported), share=share, reported_kib=reported)
+        return _with_host_now(claim("refault.reported_before_cold", "nearly_all", sentences, value=share,
+                                    unit="share", reported=analysis.gib(reported), share=share,
+                                    reported_kib=reported), rec)
     why, evidence = _why_not_reported(rec, reported)
     verdict = "partial" if share >= THRESHOLDS["refault_min_reported_share"] else "little"
-    return claim("refault.reported_before_cold", verdict, sentences, value=share, unit="share",
-                 reported=analysis.mib(reported), share=share, waited=waited, why=why, try_=_stall.what_to_try(evidence),
-                 reported_kib=reported, size_kib=size, **evidence)
+    c = claim("refault.reported_before_cold", verdict, sentences, value=share, unit="share",
+              reported=analysis.mib(reported), share=share, waited=waited, why=why, try_=_stall.what_to_try(evidence),
+              reported_kib=reported, size_kib=size, **evidence)
+    return _with_host_now(c, rec)
+
+
+def _with_host_now(c: Claim, rec: Recording) -> Claim:
+    """The maps' 'reported now' beside the counter, from the hot free to the cold touch (where both are marked)."""
+    try:
+        return _host_now.with_host_now(c, rec, analysis.when(rec, "free", "hot"), analysis.when(rec, "touch", "cold"))
+    except KeyError:
+        return c
 
 
 def _speeds(rec: Recording) -> dict[str, float | None]:

@@ -115,12 +115,13 @@ def first_step(rec: Recording) -> Claim:
     steps = story(rec)["steps"]
     sentences = {
         "none": "The host's view did not fall after `free` in this run.",
-        "as_documented": "The first step came **{first:.1f} s** after `free`: the documented 2 s after a "
-                         "high-order free, plus the time the pass itself takes.",
-        "sooner": "The first step came **{first:.1f} s** after `free`, sooner than the documented 2 s. A freshly "
-                  "booted guest is still reporting its boot-time free memory, pass after pass (never-touched "
-                  "memory costs the host nothing, so those passes do not show in `VmRSS`); our `free` landed "
-                  "between two passes already scheduled.",
+        "as_documented": "The first step came **{first:.1f} s** after `free`: about the documented 2 s after a "
+                         "high-order free (a pass takes time of its own, and an earlier free in the guest can "
+                         "start the 2 s clock early).",
+        "sooner": "The first step came **{first:.1f} s** after `free`, sooner than the documented 2 s: an earlier "
+                  "free in the guest can start the 2 s clock (a freshly booted guest is still reporting its "
+                  "boot-time free memory, which costs the host nothing and so does not show in `VmRSS`); which "
+                  "free started it here is not measured.",
         "later": "The first step came **{first:.1f} s** after `free`, later than the documented 2 s: the guest's "
                  "one CPU is emulated and shared with the rest of this machine, and the reporting work waits its turn.",
     }
@@ -226,13 +227,13 @@ def refault_control(rec_on: Recording, rec_off: Recording) -> Claim:
         "not_measurable": "The recordings lack a cold touch speed.",
     }
     ratio = off / on if on and off else None
-    # "near the hot one" only where this run's own hot touch was within the same-speed factor of it
+    # "near its own hot touch" only where this run's own hot touch was within the same-speed factor of it
     below_hot = hot_off / off if hot_off and off else None
     if below_hot is not None and ratio_verdict(below_hot) == "slower":
         hot_words = (f"yet {times(below_hot)} slower than its own hot touch ({hot_off:.2f} GB/s) although the host "
                      "had kept every page: not a refault; touches under TCG vary on a busy host, run the pair again.")
     else:
-        hot_words = (f"near the hot one ({(hot_off or 0.0):.2f} GB/s): the host had kept every page, so nothing had "
+        hot_words = (f"near its own hot touch ({(hot_off or 0.0):.2f} GB/s): the host had kept every page, so nothing had "
                      "to be supplied again.")
     return claim("vm.refault_control", ratio_verdict(ratio, more="faster", less="slower"), sentences, value=ratio,
                  unit="ratio", on=on or 0.0, off=off or 0.0, hot_off=hot_off or 0.0,
@@ -251,7 +252,7 @@ def compaction(rec: Recording) -> Claim:
     sentences = {
         "nearly_all": "The fragmenter left **{stuck}** free in the guest that reporting could not use (no free "
                       "block of order {order} could form); after `compact_memory` the host's view fell by "
-                      "**{returned}**, nearly all of it.",
+                      "**{returned}** ({share:.0%} of it).",
         "most": "The fragmenter left **{stuck}** free in the guest that reporting could not use (no free block of "
                 "order {order} could form); after `compact_memory` the host's view fell by **{returned}** "
                 "({share:.0%}): most of it, not all. One `compact_memory` stops where its two scanners meet; "
