@@ -258,9 +258,9 @@ def compacted(rec: Recording) -> Claim:
 
 def host_windows(rec: Recording) -> list[dict[str, Any]]:
     """Per step (fragment, compaction, release): how much the host got back in the window after it (KiB)."""
-    if analysis_has(rec, "host_reported_kib"):
+    if analysis.has(rec, "host_reported_kib"):
         col, sign = "host_reported_kib", 1
-    elif analysis_has(rec, "host_vm_rss_kib"):
+    elif analysis.has(rec, "host_vm_rss_kib"):
         col, sign = "host_vm_rss_kib", -1   # the VM's resident memory falls as the host takes pages back
     else:
         return []
@@ -275,10 +275,6 @@ def host_windows(rec: Recording) -> list[dict[str, Any]]:
         out.append({"step": kind, "t0_s": t0, "length_s": t1 - t0,
                     "returned_kib": sign * analysis.change(rec, col, t0, t1), "column": col})
     return out
-
-
-def analysis_has(rec: Recording, column: str) -> bool:
-    return column in rec.samples.columns and bool(rec.samples[column].notna().any())
 
 
 def _first_report(rec: Recording, window: dict[str, Any]) -> tuple[float, float] | None:
