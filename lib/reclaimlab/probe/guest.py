@@ -205,8 +205,7 @@ def _read_word(path: Path) -> str | None:
     return text.strip() if text and text.strip() else None
 
 
-def kernel_release(roots: sources.Roots) -> str | None:
-    return _read_word(roots.proc / "sys/kernel/osrelease")
+kernel_release = sources.kernel_release  # one reader of osrelease, named here for the probe's callers
 
 
 def cpu_has_hypervisor_flag(roots: sources.Roots) -> bool:
