@@ -113,10 +113,19 @@ def test_start_turns_consent_off_whatever_the_environment_says():
     assert out == ["None", "RECLAIMLAB_SHARED=1 marks this machine as shared"]
 
 
-def test_the_binder_check_is_a_test_under_its_marker():
-    # tasks.py test runs pytest -m "": every marker, the binder one included
-    assert "pytestmark = pytest.mark.binder" in (ROOT / "tests" / "checks" / "test_check_binder.py").read_text()
-    assert '"-m", ""' in (ROOT / "tasks.py").read_text()
+def test_the_binder_check_is_a_test_under_its_marker_and_tasks_test_runs_every_marker(monkeypatch):
+    import test_check_binder  # noqa: E402  (beside binder_check, on the path above)
+    assert test_check_binder.pytestmark.mark.name == "binder"
+    assert any(name.startswith("test_") for name in vars(test_check_binder))
+    monkeypatch.syspath_prepend(str(ROOT))
+    import tasks
+    runs = []
+    monkeypatch.setattr(tasks, "setup", lambda extras: None)
+    monkeypatch.setattr(tasks, "install_system_packages", lambda: [])
+    monkeypatch.setattr(tasks, "_run", lambda *cmd, **kw: runs.append([str(c) for c in cmd]) or 0)
+    assert tasks.test([]) == 0
+    (argv,) = runs
+    assert argv[1:3] == ["-m", "pytest"] and argv[argv.index("-m", 2) + 1] == "", argv  # -m "": every marker
 
 
 # --- the check reads the banners lab.banner_html writes -----------------------------------------

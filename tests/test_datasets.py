@@ -68,7 +68,7 @@ def test_recording_is_small_valid_and_says_where_it_was_made(entry):
 def test_calloc_reclaim_recording_shows_the_story():
     rec = datasets.find("calloc-reclaim")
     size_kib = rec.meta["results"]["size_bytes"] / 1024
-    t_calloc, t_touch, t_free, t_end = (analysis.first_event(rec, k) for k in ("calloc", "touch", "free", "end"))
+    t_calloc, t_touch, t_free, t_end = (analysis.when(rec, k) for k in ("calloc", "touch", "free", "end"))
     # calloc alone: the allocator's own RssAnon barely moves, nor (in the moment after) does the guest's.
     assert analysis.change(rec, "workload_rss_anon_kib", t_calloc - 0.05, t_touch - 0.05) < 0.05 * size_kib
     assert analysis.change(rec, "anon_kib", t_calloc - 0.05, t_calloc + 0.3) < 0.05 * size_kib

@@ -110,9 +110,12 @@ def test_reported_kib_absent_is_none():
 def test_reported_kib_live_guest():
     if not LIVE_REPORTED.exists():
         pytest.skip(f"{LIVE_REPORTED} absent: this kernel does not expose reported_kib")
+    # Cumulative: the view's reading lies between two direct reads of the file around it, and never falls.
+    before = int(LIVE_REPORTED.read_text())
     with host.ReportedKib(Roots()) as view:
-        value = view.read()
-    assert isinstance(value, int) and value >= 0
+        first, second = view.read(), view.read()
+    after = int(LIVE_REPORTED.read_text())
+    assert before <= first <= second <= after
 
 
 # --- finding the interop executable ------------------------------------------------------------

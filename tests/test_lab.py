@@ -337,9 +337,8 @@ def test_replay_keys_pick_the_most_specific_run():
     assert experiments.replay_for("refault", "local", {}, table) is None
 
 
-def test_lab_rows_say_what_each_lab_runs_here(monkeypatch, tmp_path):
+def test_lab_rows_say_what_each_lab_runs_here(tmp_path):
     import shutil
-    monkeypatch.setattr(plan, "vm_plan", lambda mode: ("recorded", "no QEMU here"))
     mine = tmp_path / "cp"
     shutil.copytree(_shipped("compaction"), mine)
     ctx = lab.setup(show=False, mode="recorded", experiments=["calloc-reclaim", "refault", "page-cache"],
@@ -348,4 +347,4 @@ def test_lab_rows_say_what_each_lab_runs_here(monkeypatch, tmp_path):
     assert set(rows) == set(lab.LAB_EXPERIMENTS)
     assert rows["01 · calloc and reclaim"][0] == "calloc-reclaim: RECORDED; refault: RECORDED"
     assert rows["03 · compaction"][0] == "compaction: REPLAYED; the kit's VM: RECORDED" and str(mine) in rows["03 · compaction"][1]
-    assert rows["05 · be the host"] == ("the kit's VM: RECORDED", "no QEMU here")
+    assert rows["05 · be the host"] == ("the kit's VM: RECORDED", "you chose mode='recorded'")

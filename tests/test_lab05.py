@@ -6,6 +6,7 @@ true when a recording is replaced.
 """
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def test_each_recording_is_a_complete_kit_vm_run_of_modest_size(name, reporting)
 def test_with_reporting_on_the_host_gets_the_memory_back_within_15_s():
     rec = vm_rec("calloc-reclaim", True)
     r = rec.meta["results"]
-    t_free = analysis.first_event(rec, "free")
+    t_free = analysis.when(rec, "free")
     touched = r["free_host_peak_kib"] - r["host_rss_before_kib"]
     assert touched >= 0.9 * rec.meta["parameters"]["size_bytes"] / 1024, "the touch did not reach the host"
     returned = r["free_host_peak_kib"] - falls_to(rec, t_free, 15.0)
@@ -58,7 +59,7 @@ def test_with_reporting_on_the_host_gets_the_memory_back_within_15_s():
 def test_with_reporting_off_the_host_keeps_it():
     rec = vm_rec("calloc-reclaim", False)
     r = rec.meta["results"]
-    t_free = analysis.first_event(rec, "free")
+    t_free = analysis.when(rec, "free")
     touched = r["free_host_peak_kib"] - r["host_rss_before_kib"]
     assert touched > 500 * 1024
     returned = r["free_host_peak_kib"] - falls_to(rec, t_free, 15.0)
@@ -68,7 +69,7 @@ def test_with_reporting_off_the_host_keeps_it():
 
 def test_reporting_on_falls_in_steps_about_2_s_apart():
     rec = vm_rec("calloc-reclaim", True)
-    t_free = analysis.first_event(rec, "free")
+    t_free = analysis.when(rec, "free")
     s = rec.samples[rec.samples["t_s"] > t_free]
     d = s["host_vm_rss_kib"].diff()
     steps = s["t_s"][d < -64 * 1024].tolist()
@@ -80,7 +81,7 @@ def test_reporting_on_falls_in_steps_about_2_s_apart():
 def test_dropping_the_guests_cache_gives_the_host_memory_back():
     rec = vm_rec("page-cache", True)
     r = rec.meta["results"]
-    t_write = analysis.first_event(rec, "write_file")
+    t_write = analysis.when(rec, "write_file")
     rise = r["drop_caches_host_peak_kib"] - analysis.value_at(rec, "host_vm_rss_kib", t_write)
     fall = r["drop_caches_host_peak_kib"] - r["drop_caches_host_rss_after_kib"]
     assert rise > 500 * 1024 and fall >= 0.7 * rise
@@ -97,7 +98,7 @@ def test_refault_costs_only_when_the_host_took_the_pages():
 def test_compaction_lets_the_host_take_what_fragmentation_kept():
     rec = vm_rec("compaction", True)
     r = rec.meta["results"]
-    t_frag, t_comp = analysis.first_event(rec, "fragment"), analysis.first_event(rec, "compact")
+    t_frag, t_comp = analysis.when(rec, "fragment"), analysis.when(rec, "compact")
     stuck = lambda t: analysis.value_at(rec, "mem_free_kib", t) - analysis.value_at(rec, "reportable_free_kib", t)
     assert stuck(t_comp) - stuck(t_frag) > 256 * 1024, "the fragmenter left little unreportable free memory"
     assert abs(r["fragmented_host_rss_kib"] - analysis.value_at(rec, "host_vm_rss_kib", t_comp)) < 16 * 1024
@@ -112,8 +113,18 @@ def test_the_index_lists_the_vm_recordings():
     assert set(USED) <= vm
 
 
-def test_the_lab_runs_what_these_tests_check():
+def test_the_lab_runs_exactly_what_these_tests_check():
+    """The lab's run_vm(...) calls, read as Python (not as text), are the runs USED names: no more, no fewer."""
     cells = json.loads(LAB.read_text(encoding="utf-8"))["cells"]
-    source = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
-    for name, reporting in USED:
-        assert f'run_vm("{name}", reporting={reporting}' in source, (name, reporting)
+    calls = set()
+    for cell in cells:
+        if cell["cell_type"] != "code":
+            continue
+        source = "\n".join(line for line in "".join(cell["source"]).splitlines()
+                           if not line.lstrip().startswith(("%", "!")))
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "run_vm":
+                kwargs = {k.arg: k.value for k in node.keywords if k.arg}
+                reporting = ast.literal_eval(kwargs["reporting"]) if "reporting" in kwargs else True
+                calls.add((ast.literal_eval(node.args[0]), reporting))
+    assert calls == set(USED)

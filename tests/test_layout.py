@@ -13,7 +13,7 @@ PKG = LIB / "reclaimlab"
 
 # Lowest first. A module may import its own stage and any stage before it, never one after it.
 STAGES = [
-    ("base", ["reclaimlab", "reclaimlab.paths", "reclaimlab.units"]),
+    ("base", ["reclaimlab", "reclaimlab.paths", "reclaimlab.units", "reclaimlab.waiting"]),
     ("catalog", ["reclaimlab.catalog"]),  # what each experiment is, declared once: pure data
     ("probe", ["reclaimlab.probe"]),  # reads this guest; changes nothing
     ("control", ["reclaimlab.control"]),  # changes it: system-wide knobs, the live-run lock

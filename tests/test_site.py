@@ -13,8 +13,9 @@ WIDGET = {"output_type": "display_data", "metadata": {},
 CHART = {"output_type": "display_data", "metadata": {}, "data": {"image/svg+xml": ["<svg/>"]}}
 
 
-def _nb(*cells):
-    return {"cells": list(cells), "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+def _nb(*cells):  # nbformat 4.5 cells carry ids, as the labs' do
+    return {"cells": [{"id": f"cell-{i}", **c} for i, c in enumerate(cells)], "metadata": {}, "nbformat": 4,
+            "nbformat_minor": 5}
 
 
 def _md(text, tags=()):

@@ -6,6 +6,7 @@ The VM tests skip only when QEMU or a kernel are not installed (CI runs ci/setup
 from __future__ import annotations
 
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -79,11 +80,12 @@ def test_sample_row_uses_the_local_samplers_column_names():
                    "compact_stall_count": 1, "reportable_free_kib": 2048}
 
 
-def test_agent_source_documents_every_verb_the_host_sends():
+def test_the_agent_dispatches_exactly_the_verbs_the_host_sends():
+    # Both ways: a verb the host sends that the agent lacks is an "err" at run time in the guest;
+    # one the agent has that the host refuses is dead code. (`-m vm` runs the verbs in a booted guest.)
     source = (Path(build.__file__).parent / "agent.c").read_text()
-    for verb in protocol.VERBS:
-        assert f"!strcmp(verb, \"{verb}\")" in source, verb
-        assert f" *   {verb}" in source, f"{verb} missing from the protocol comment"
+    dispatched = re.findall(r'!strcmp\(verb, "([a-z_]+)"\)', source)
+    assert sorted(dispatched) == sorted(protocol.VERBS)
 
 
 # ---------------------------------------------------------------- build helpers (pure)

@@ -23,6 +23,8 @@ MIB = 1024 ** 2
 GIB = 1024 ** 3
 TIB = 1024 ** 4
 PIB = 1024 ** 5
+KIB_PER_MIB = MIB // KIB  # /proc and the recordings count KiB
+KIB_PER_GIB = GIB // KIB
 
 # Larger than any machine this kit will meet; a bigger number is a typo, not a request.
 MAX_BYTES = PIB

@@ -48,6 +48,7 @@ CI = Path(__file__).resolve().parent
 sys.path.insert(0, str(CI))
 import binder_check as bc  # noqa: E402  (Cgroup, the user environment, the labs' banners)
 from binder_check import CheckFailed  # noqa: E402
+from reclaimlab.probe import procfs  # noqa: E402
 
 ROOT = CI.parents[1]
 HUB_DIR = ROOT / "build" / "hub"            # node_modules (the proxy); the user environment where others can reach it
@@ -141,23 +142,15 @@ def limit_problem(user: str, cgroup_path: str | None, limit_bytes: int | None, w
 # --------------------------------------------------------------------------- the machine
 
 def meminfo_kib() -> dict[str, int]:
-    out = {}
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        out[key] = int(rest.split()[0])
-    return out
+    return procfs.parse_meminfo(Path("/proc/meminfo").read_text())
 
 
 KNOB_COUNTERS = ("drop_pagecache", "drop_slab")
 
 
 def vmstat() -> dict[str, int]:
-    out = {}
-    for line in Path("/proc/vmstat").read_text().splitlines():
-        key, _, value = line.partition(" ")
-        if key in KNOB_COUNTERS or key.startswith("compact_"):
-            out[key] = int(value)
-    return out
+    counters = procfs.parse_vmstat(Path("/proc/vmstat").read_text())
+    return {k: v for k, v in counters.items() if k in KNOB_COUNTERS or k.startswith("compact_")}
 
 
 class KernelLog:

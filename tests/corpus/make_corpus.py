@@ -22,6 +22,7 @@ import pandas as pd
 
 from reclaimlab.recording import datasets, recording
 from reclaimlab.paths import recordings_dir
+from reclaimlab.present.analysis import next_event, when
 from reclaimlab.recording.recording import Recording
 
 GIB_KIB = 1024 * 1024
@@ -37,7 +38,6 @@ class Case:
     expect: dict[str, str]        # claim key -> verdict
     doc: str
     replay_key: str = ""          # the key in the lab's `recordings` parameter (default: the experiment)
-    owner: str = ""               # the branch that writes this lab's claims, where it is not this one
     values: dict[str, float] = field(default_factory=dict)  # claim key -> value it must have (approx.)
 
 
@@ -89,24 +89,12 @@ def drop_columns(*columns: str, **meta: object) -> Callable[[Recording], None]:
     return edit
 
 
-def _t(rec: Recording, kind: str, detail: str | None = None, nth: int = 0) -> float:
-    ev = rec.events[rec.events["kind"] == kind]
-    if detail is not None:
-        ev = ev[ev["detail"].astype(str) == detail]
-    return float(ev["t_s"].iloc[nth])
-
-
-def _next(rec: Recording, t: float) -> float:
-    later = rec.events[rec.events["t_s"] > t]["t_s"]
-    return float(later.min()) if len(later) else float(rec.samples["t_s"].iloc[-1])
-
-
 def others_during_drop_1(rec: Recording) -> None:
     """Another program reads 3 GiB of files and fills 300 MiB of slab while drop_caches=1 runs: ramp the
     guest-wide Cached up by 3 GiB and SReclaimable by 300 MiB across the level-1 window (our file's own
     columns untouched)."""
-    t0 = _t(rec, "drop_caches", "1")
-    t1 = _next(rec, t0)
+    t0 = when(rec, "drop_caches", "1")
+    t1 = next_event(rec, t0)
     s = rec.samples
     ramp = ((s["t_s"] - t0) / (t1 - t0)).clip(0, 1)
     s["cached_kib"] = s["cached_kib"] + (ramp * 3 * GIB_KIB).round()
@@ -115,7 +103,7 @@ def others_during_drop_1(rec: Recording) -> None:
 
 def cut_after(kind: str, detail: str | None, after_s: float) -> Callable[[Recording], None]:
     def edit(rec: Recording) -> None:
-        t_cut = _t(rec, kind, detail) + after_s
+        t_cut = when(rec, kind, detail) + after_s
         rec.samples = rec.samples[rec.samples["t_s"] <= t_cut].reset_index(drop=True)
         rec.events = rec.events[rec.events["t_s"] <= t_cut].reset_index(drop=True)
         if len(rec.buddyinfo):
@@ -127,7 +115,7 @@ def cut_after(kind: str, detail: str | None, after_s: float) -> Callable[[Record
 
 def stall_reporting_from(kind: str, detail: str | None = None) -> Callable[[Recording], None]:
     def edit(rec: Recording) -> None:
-        t0 = _t(rec, kind, detail)
+        t0 = when(rec, kind, detail)
         s = rec.samples
         frozen = float(rec.at(t0)["host_reported_kib"])
         s.loc[s["t_s"] >= t0, "host_reported_kib"] = frozen
@@ -197,7 +185,7 @@ def refault_reporting_stalled(rec: Recording) -> None:
 def another_process_allocating(rec: Recording) -> None:
     """Another program allocates 1.5 GiB between calloc and touch: AnonPages (guest-wide) rises by 1.5 GiB
     there and stays; the workload's own RssAnon is untouched."""
-    t0, t1 = _t(rec, "calloc"), _t(rec, "touch")
+    t0, t1 = when(rec, "calloc"), when(rec, "touch")
     s = rec.samples
     ramp = ((s["t_s"] - t0) / max(t1 - t0, 1e-3)).clip(0, 1)
     s["anon_kib"] = s["anon_kib"] + (ramp * 1.5 * GIB_KIB).round()
@@ -289,26 +277,25 @@ CASES: list[Case] = [
     Case("compaction-reporting-stalled", "03_compaction.ipynb", "compaction", CP, stall_reporting_from("fragment"),
          {"compaction.host_reporting": "little"},
          "Reporting stalls for the whole run: the host gets little back in any window."),
-    # lab 01 · calloc and reclaim (its claims come from branch h11a: keys to confirm at merge)
+    # lab 01 · calloc and reclaim
     Case("refault-cold-not-slower", "01_calloc_and_reclaim.ipynb", "refault", shipped("refault"), cold_as_fast_as_hot,
          {"refault.cold_vs_hot": "about_the_same"},
-         "The cold touch ran as fast as the hot one: no '× slower' may be printed.", owner="h11a"),
+         "The cold touch ran as fast as the hot one: no '× slower' may be printed."),
     Case("refault-reporting-stalled", "01_calloc_and_reclaim.ipynb", "refault", shipped("refault"),
          refault_reporting_stalled, {"refault.cold_vs_hot": "not_measurable"},
-         "Only 5 % was reported before the cold touch: the comparison is not measurable, and the lab says why.",
-         owner="h11a"),
+         "Only 5 % was reported before the cold touch: the comparison is not measurable, and the lab says why."),
     Case("calloc-another-process", "01_calloc_and_reclaim.ipynb", "calloc-reclaim", shipped("calloc-reclaim"),
          another_process_allocating, {"calloc_reclaim.calloc": "next_to_nothing", "calloc_reclaim.whole_guest": "busy"},
          "Another program allocates 1.5 GiB between calloc and touch: the workload's own RssAnon still says "
-         "calloc committed next to nothing.", owner="h11a"),
-    # lab 04 · WSL autoMemoryReclaim (claims from branch h12b): runs are compared at equal time after their
+         "calloc committed next to nothing."),
+    # lab 04 · WSL autoMemoryReclaim: runs are compared at equal time after their
     # actions, so one cut short makes the comparison window short for every run, and none may be final.
     Case("auto-reclaim-tail-cut", "04_wsl_autoreclaim.ipynb", "auto-reclaim",
          shipped("auto-reclaim", policy="dropCache"), cut_after("drop_caches", None, 2.3),
          {"auto_reclaim.host_after_action.dropCache · newer": "cut_short",
           "auto_reclaim.host_after_action.gradual · newer": "cut_short"},
          "The dropCache run ends 2.3 s after its drop, mid-report: no 'reached the host after the action' "
-         "figure may be quoted as final.", replay_key="auto-reclaim:policy=dropCache", owner="h12"),
+         "figure may be quoted as final.", replay_key="auto-reclaim:policy=dropCache"),
 ]
 
 
@@ -329,7 +316,7 @@ def pressure_backs_off(rec: Recording) -> None:
     for poll in rec.meta["results"]["polls"]:
         poll.update(psi_some_avg10=6.0, zone="backoff: pressure", reclaim_bytes=0)
     rec.events = rec.events[~rec.events["kind"].isin(["reclaim", "compact_memory"])].reset_index(drop=True)
-    t0 = _t(rec, "idle")
+    t0 = when(rec, "idle")
     s = rec.samples
     held = float(s.loc[s["t_s"] <= t0, "workload_cgroup_bytes"].dropna().iloc[-1])
     s.loc[s["t_s"] > t0, "workload_cgroup_bytes"] = held
@@ -373,7 +360,7 @@ def host_view_held(rec: Recording) -> None:
     """QEMU's resident memory held at its idle-mark value for the rest of the run, in the samples and in the
     results (host_rss_after_kib): the guest dropped its cache but the host got nothing back (as with free page
     reporting off)."""
-    t0 = _t(rec, "idle")
+    t0 = when(rec, "idle")
     s = rec.samples
     held = float(s.loc[s["t_s"] <= t0, "host_vm_rss_kib"].dropna().iloc[-1])
     s.loc[s["t_s"] > t0, "host_vm_rss_kib"] = held
@@ -387,7 +374,7 @@ def vm_gate_never_open(rec: Recording) -> None:
     res["poll_busy_shares"] = [0.02 for _ in res.get("poll_busy_shares") or []]
     res["gate_idle_polls"] = 0
     rec.events = rec.events[~rec.events["kind"].isin(["reclaim", "drop_caches", "compact_memory"])].reset_index(drop=True)
-    t0 = _t(rec, "idle")
+    t0 = when(rec, "idle")
     s = rec.samples
     for column in ("host_vm_rss_kib", "cached_kib"):
         held = float(s.loc[s["t_s"] <= t0, column].dropna().iloc[-1])
@@ -491,7 +478,7 @@ def build(out_dir: Path, names: list[str] | None = None) -> list[dict]:
         written.append({"name": case.name, "lab": case.lab, "experiment": case.experiment,
                         "recordings": {case.replay_key or case.experiment: str(folder)},
                         "expect": case.expect, "values": case.values, "doc": case.doc,
-                        "edit": (case.edit.__doc__ or "").strip(), "owner": case.owner})
+                        "edit": (case.edit.__doc__ or "").strip()})
     (out_dir / "cases.json").write_text(json.dumps(written, indent=2) + "\n")
     return written
 

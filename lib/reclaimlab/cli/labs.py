@@ -5,9 +5,12 @@ without outputs. Stops at the first failing lab, naming the lab and the cell.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any, Iterator
 
 import click
 
@@ -59,6 +62,19 @@ def takes_guest(notebook: Path) -> bool:
                for c in cells)
 
 
+@contextlib.contextmanager
+def local_kernel() -> Iterator[dict[str, Any]]:
+    """papermill's keyword arguments for a kernel reached over Unix sockets in a private folder, not TCP.
+
+    Over TCP every kernel logs ipykernel's "running over TCP without encryption" warning to our
+    stderr, into the table `reclaimlab labs` prints; a socket in a 0700 folder needs no such warning.
+    The folder is short (/tmp/...): a socket's path must stay under 108 bytes.
+    """
+    from traitlets.config import Config
+    with tempfile.TemporaryDirectory(prefix="reclaimlab-kernel-") as folder:
+        yield {"config": Config({"KernelManager": {"transport": "ipc", "ip": str(Path(folder) / "k")}})}
+
+
 def execute_lab(notebook: Path, out_dir: Path, mode: str, extra: dict | None = None, *,
                 allow_system_changes: bool = False) -> tuple[float, int]:
     """Run one lab; return (seconds, bytes of the executed copy). Raises click.ClickException on failure."""
@@ -69,8 +85,9 @@ def execute_lab(notebook: Path, out_dir: Path, mode: str, extra: dict | None = N
     params = lab_parameters(mode, allow_system_changes, extra)
     t0 = time.monotonic()
     try:
-        pm.execute_notebook(str(notebook), str(out), parameters=params, cwd=str(notebook.parent),
-                            kernel_name="python3", progress_bar=False, log_output=False)
+        with local_kernel() as kernel:
+            pm.execute_notebook(str(notebook), str(out), parameters=params, cwd=str(notebook.parent),
+                                kernel_name="python3", progress_bar=False, log_output=False, **kernel)
     except PapermillExecutionError as exc:
         raise click.ClickException(f"{notebook.name}: cell {exc.exec_count} failed: {exc.ename}: "
                                    f"{str(exc.evalue).splitlines()[0] if exc.evalue else ''} "

@@ -27,11 +27,10 @@ from ..recording import keep, recording
 from ..probe import sources
 from ..probe.procfs import ProcParseError
 from ..sampling.sampler import MAX_HZ, MIN_HZ, Sampler, validate_hz
-from ..units import format_size
+from ..units import KIB, format_size
 
 TTY_REFRESH_MIN_S = 0.25   # a redrawn block faster than this is only flicker
 LINE_REFRESH_MIN_S = 1.0   # piped: one line a second at most, so logs stay readable
-KIB = 1024
 
 
 class WatchError(Exception):

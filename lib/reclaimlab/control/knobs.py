@@ -103,7 +103,7 @@ def set_compaction_proactiveness(value: int, allow: bool | None = None, roots: s
 
 def _require_cgroup_write(what: str, path: Path, roots: sources.Roots, allow: bool | None,
                           env: Mapping[str, str]) -> None:
-    """policy's rules (shared machine, consent) for a file of a cgroup we name, not our own cgroup."""
+    """consent's rules (shared machine, consent) for a file of a cgroup we name, not our own cgroup."""
     if not os.access(path, os.W_OK):
         raise SystemChangeRefused(f"{what} refused: {path} is not writable here (needs root; reclaimlab never uses sudo)")
     shared = consent.shared_reason(roots, env)

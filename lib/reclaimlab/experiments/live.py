@@ -22,6 +22,7 @@ from .registry import ExperimentInterrupted
 from ..recording.recorder import why_interrupted
 from ..recording.recording import Recording
 from ..units import format_size, parse_size
+from ..waiting import wait_until
 
 
 class LiveRun:
@@ -98,12 +99,7 @@ class LiveRun:
 
     def wait(self, seconds: float, until: Callable[[], bool] | None = None, poll_s: float = 0.25) -> float:
         """Sleep up to `seconds`, returning early once `until()` is true; returns the time waited."""
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < seconds:
-            if until is not None and until():
-                break
-            time.sleep(min(poll_s, max(0.0, seconds - (time.monotonic() - t0))))
-        return time.monotonic() - t0
+        return wait_until(seconds, until, poll_s)
 
     def reported_kib(self) -> int | None:
         for view in self.host_views:

@@ -3,7 +3,7 @@
 The request is compared with what this process may use now: MemAvailable, or the memory cgroup's
 limit minus its usage where that is tighter, less a margin (probe.budget.safe_budget_bytes). In `auto`
 mode a request above that is scaled down with a sentence for the learner; in `live` mode it is
-refused with SizeTooLarge. Any size a user can type (up to 1 PiB, see sizes.py) is handled here,
+refused with SizeTooLarge. Any size a user can type (up to 1 PiB, see units.py) is handled here,
 before a byte is allocated, so the kernel never has to survive it.
 """
 from __future__ import annotations

@@ -24,10 +24,9 @@ import pandas as pd
 from ..probe import procfs
 from ..recording import provenance
 from ..recording.recording import Recording
-from ..units import format_kib, format_size
+from ..units import KIB_PER_MIB, format_kib, format_size
 from ..wsl import wslconfig
 
-KIB_PER_MIB = 1024
 RELATIVE_TOLERANCE = 0.01   # an answer within 1 % (or ABSOLUTE_TOLERANCE_MIB) is right: rounding is fine
 ABSOLUTE_TOLERANCE_MIB = 1.0
 

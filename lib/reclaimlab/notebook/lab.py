@@ -24,7 +24,7 @@ The API (stable; other labs build on it), and the module that holds each name:
     predict(prompt, choices=None) -> Prediction      a prediction before a run (letter buttons or a text box)   predictions
     echo(prediction, claim, right, why_wrong)        after the run: the prediction against the claim's verdict  predictions
     question(prompt, options, answer_index, explanation)   a self-check with immediate feedback   questions
-    explain(markdown)                                text built with numbers from the recording   tables
+    explain(markdown)                                Markdown that judges nothing (a verdict is a Claim's)   tables
     show_physical_memory(rec, steps)                 the run's maps of physical memory, step by step, or why none   physmaps
     show_guest_and_host_maps(rec_or_runs, step)      the kit's VM: the guest's map beside the host's, how many blocks agree   vmmaps
     table(rows, header, caption)                     a small HTML table                       tables

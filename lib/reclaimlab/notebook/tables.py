@@ -8,7 +8,7 @@ from .output import escape as _e
 
 
 def explain(markdown: str) -> None:
-    """Display Markdown text, e.g. an explanation built with numbers measured in the recording shown."""
+    """Display Markdown text. It judges nothing: a sentence about the run is a Claim's (present.claims)."""
     output.display_markdown(markdown)
 
 

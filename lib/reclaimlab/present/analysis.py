@@ -11,15 +11,15 @@ import pandas as pd
 
 from ..probe import procfs
 from ..recording.recording import Recording
-from ..units import format_kib
+from ..units import format_kib, parse_size
 from ..recording import provenance
 
 
-def first_event(rec: Recording, kind: str) -> float:
-    times = rec.event_times(kind)
-    if not times:
-        raise KeyError(f"the recording has no {kind!r} event; it has: {', '.join(sorted(set(rec.events['kind'])))}")
-    return times[0]
+def size_kib(rec: Recording) -> float:
+    """The size a run allocated, in KiB: its results' size_bytes, else its parameters' (as typed or in bytes)."""
+    res = rec.meta.get("results", {})
+    params = rec.meta.get("parameters", {})
+    return (res.get("size_bytes") or params.get("size_bytes") or parse_size(params["size"])) / 1024
 
 
 def value_at(rec: Recording, column: str, t_s: float) -> float:
@@ -100,6 +100,11 @@ def gib(kib: float) -> str:  # the labs' name for units.format_kib in GiB
 
 def mib(kib: float) -> str:  # the labs' name for units.format_kib in whole MiB
     return format_kib(kib, "MiB", digits=0, grouping=True)
+
+
+def signed_mib(kib: float) -> str:
+    """A change in whole MiB with its sign: +12 MiB, −3 MiB (a true minus), 0 MiB."""
+    return ("+" if kib > 0 else "−" if kib < 0 else "") + mib(abs(kib))
 
 
 # --------------------------------------------------------------------------- events and bursts

@@ -28,10 +28,7 @@ import pandas as pd
 from ..recording.recording import Recording
 from . import analysis
 from ..recording import provenance
-
-KIB_PER_GIB = 1024 * 1024
-KIB_PER_MIB = 1024
-BYTES_PER_GIB = 1024 ** 3
+from ..units import GIB as BYTES_PER_GIB, KIB_PER_GIB, KIB_PER_MIB
 MAX_POINTS = 1500  # per series: more is invisible at chart width and only grows the page
 
 # What the guest's memory holds, bottom to top of the stack, with the meminfo fields behind each.

@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple
 
 from . import hostviews as host, consent, procfs, sources
-from ..units import format_size
+from ..units import GIB, MIB, format_size
 from .budget import SAFETY_FLOOR_BYTES, SAFETY_FRACTION, safe_budget_bytes  # noqa: F401 (re-exported)
 
-MIB = 1024 ** 2
-GIB = 1024 ** 3
 SCHEMA_VERSION = 2  # 2: live_support's "live" is what auto mode does (consent included); verdict, labs, glossary
 
 VERDICTS = ("live", "live_with_consent", "recorded")
@@ -207,8 +205,7 @@ def _read_word(path: Path) -> str | None:
     return text.strip() if text and text.strip() else None
 
 
-def kernel_release(roots: sources.Roots) -> str | None:
-    return _read_word(roots.proc / "sys/kernel/osrelease")
+kernel_release = sources.kernel_release  # one reader of osrelease, named here for the probe's callers
 
 
 def cpu_has_hypervisor_flag(roots: sources.Roots) -> bool:

@@ -394,8 +394,7 @@ def available_host_views(where: object = None, env: Mapping[str, str] = os.envir
     """
     if where is None or isinstance(where, sources.Roots):
         roots = where or sources.Roots.from_env()
-        release = sources.read_optional(roots.proc / "sys/kernel/osrelease")
-        specs, _ = find_host_views(roots, env, release.strip() if release else None)
+        specs, _ = find_host_views(roots, env, sources.kernel_release(roots))
     else:  # a GuestInfo (duck-typed: guest.py imports this module, not the other way round)
         roots = sources.Roots(Path(where.proc_root), Path(where.sys_root))
         specs = list(where.host_views)

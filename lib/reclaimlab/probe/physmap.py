@@ -424,7 +424,7 @@ def read_snapshot(roots: sources.Roots | None = None, block_order: int = 9,
         after = _buddy(roots)
     finally:
         os.close(fd)
-    release = (sources.read_optional(roots.proc / "sys" / "kernel" / "osrelease") or "unknown").strip()
+    release = sources.kernel_release(roots) or "unknown"
     return Snapshot(counts, largest, by_order, page_bytes, block_order, frames, time_utc, release,
                     memfree_kib=(meminfo or {}).get("MemFree"), buddy_before=before, buddy_after=after,
                     per_cpu_pages=None if per_cpu_kib is None else per_cpu_kib * 1024 // page_bytes,

@@ -8,7 +8,7 @@ that file ever looks like.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 
 class ProcParseError(ValueError):
@@ -234,17 +234,24 @@ def parse_memory_stat(text: str, source: str = "memory.stat") -> dict[str, int]:
     return parse_flat_keyed(text, source)
 
 
-def cgroup_file_anon_bytes(stat: dict[str, int]) -> tuple[int | None, int | None]:
-    """(page cache bytes, anonymous bytes) from memory.stat of either cgroup version.
+def cgroup_file_anon_keys(stat: Mapping[str, int]) -> tuple[str | None, str | None]:
+    """The memory.stat keys of (page cache, anonymous) memory in this stat, None where absent.
 
     v2 calls them 'file' and 'anon'; v1 calls them 'cache' and 'rss' (and the
     hierarchical 'total_cache' / 'total_rss', preferred since children count too).
     """
     if "file" in stat or "anon" in stat:
-        return stat.get("file"), stat.get("anon")
-    file_bytes = stat.get("total_cache", stat.get("cache"))
-    anon_bytes = stat.get("total_rss", stat.get("rss"))
-    return file_bytes, anon_bytes
+        wanted = ("file", "anon")
+    else:
+        wanted = ("total_cache" if "total_cache" in stat else "cache", "total_rss" if "total_rss" in stat else "rss")
+    file_key, anon_key = (k if k in stat else None for k in wanted)
+    return file_key, anon_key
+
+
+def cgroup_file_anon_bytes(stat: Mapping[str, int]) -> tuple[int | None, int | None]:
+    """(page cache bytes, anonymous bytes) from memory.stat of either cgroup version (cgroup_file_anon_keys)."""
+    file_key, anon_key = cgroup_file_anon_keys(stat)
+    return (stat[file_key] if file_key else None), (stat[anon_key] if anon_key else None)
 
 
 def parse_module_param(text: str, source: str) -> int | bool | str:

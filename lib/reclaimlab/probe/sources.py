@@ -58,6 +58,12 @@ def read_optional(path: Path) -> str | None:
         return None
 
 
+def kernel_release(roots: Roots) -> str | None:
+    """<proc>/sys/kernel/osrelease (so a captured tree reports its own kernel), or None where unreadable."""
+    text = read_optional(roots.proc / "sys" / "kernel" / "osrelease")
+    return text.strip() if text and text.strip() else None
+
+
 def meminfo(roots: Roots) -> dict[str, int]:
     p = roots.proc / "meminfo"
     return procfs.parse_meminfo(read_text(p), str(p))

@@ -23,11 +23,8 @@ def utc_now_iso() -> str:
 
 
 def kernel_release(roots: sources.Roots) -> str:
-    """From <proc>/sys/kernel/osrelease, so a captured tree reports its own kernel."""
-    text = sources.read_optional(roots.proc / "sys" / "kernel" / "osrelease")
-    if text and text.strip():
-        return text.strip()
-    return platform.release() if roots.is_live else UNKNOWN
+    """sources.kernel_release, else this machine's (live) or UNKNOWN (a captured tree without the file)."""
+    return sources.kernel_release(roots) or (platform.release() if roots.is_live else UNKNOWN)
 
 
 def _guest_fields(guest_info: Any, roots: sources.Roots) -> dict[str, Any]:

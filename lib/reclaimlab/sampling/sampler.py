@@ -99,13 +99,9 @@ def validate_hz(hz: Any) -> float:
 
 
 def _cgroup_stat_names(stat: Mapping[str, int]) -> dict[str, str]:
-    """memory.stat keys for the file/anon split: v2 'file'/'anon'; v1 hierarchical totals first."""
-    if "file" in stat or "anon" in stat:
-        names = {"file": "cgroup_file_bytes", "anon": "cgroup_anon_bytes"}
-    else:
-        names = {("total_cache" if "total_cache" in stat else "cache"): "cgroup_file_bytes",
-                 ("total_rss" if "total_rss" in stat else "rss"): "cgroup_anon_bytes"}
-    return {k: v for k, v in names.items() if k in stat}
+    """memory.stat key -> column for the file/anon split (the keys: procfs.cgroup_file_anon_keys)."""
+    file_key, anon_key = procfs.cgroup_file_anon_keys(stat)
+    return {k: col for k, col in ((file_key, "cgroup_file_bytes"), (anon_key, "cgroup_anon_bytes")) if k}
 
 
 class SampleReaders:

@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping
 from .. import catalog
 from ..recording.recording import Recording
 from ..units import format_size
+from ..waiting import wait_until
 from . import build
 from .machine import Machine
 from .sampler import VmSampler
@@ -49,15 +50,6 @@ def _back_to(run: VmSampler, base_kib: int, touched_kib: int) -> Callable[[], bo
         rss = run.host_rss_kib()
         return rss is not None and rss - base_kib <= (1 - RETURNED_FRACTION) * touched_kib
     return back
-
-
-def _wait(seconds: float, until: Callable[[], bool] | None = None, poll_s: float = 0.1) -> float:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < seconds:
-        if until is not None and until():
-            break
-        time.sleep(poll_s)
-    return time.monotonic() - t0
 
 
 SETTLED_S = 5.0  # reporting passes come ~2 s apart: no fall for this long means it is done
@@ -98,15 +90,15 @@ def _observe_return(run: VmSampler, base_kib: int, touched_kib: int, limit_s: fl
 # ---------------------------------------------------------------- the step scripts
 
 def calloc_reclaim(run: VmSampler, size: int, p: dict[str, Any]) -> None:
-    _wait(p["baseline_s"])
+    wait_until(p["baseline_s"])
     base = run.host_rss_kib() or 0
     run.results["host_rss_before_kib"] = base
     run.snapshot("before")
     run.step("calloc", format_size(size), "alloc", size)
-    _wait(p["hold_s"])
+    wait_until(p["hold_s"])
     ack = run.step("touch", "", "touch")
     run.results["touch_pages"] = int(ack.detail.get("pages", 0))
-    _wait(p["hold_s"])
+    wait_until(p["hold_s"])
     run.results["free_host_peak_kib"] = run.host_rss_kib()
     run.step("free", "", "free")
     touched_kib = (run.results["free_host_peak_kib"] or base) - base
@@ -116,7 +108,7 @@ def calloc_reclaim(run: VmSampler, size: int, p: dict[str, Any]) -> None:
 
 
 def refault(run: VmSampler, size: int, p: dict[str, Any]) -> None:
-    _wait(p["baseline_s"])
+    wait_until(p["baseline_s"])
     base = run.host_rss_kib() or 0
     run.snapshot("before")
     run.step("calloc", format_size(size), "alloc", size)
@@ -144,13 +136,13 @@ def refault(run: VmSampler, size: int, p: dict[str, Any]) -> None:
 def page_cache(run: VmSampler, size: int, p: dict[str, Any]) -> None:
     if not run.machine.hello or run.machine.hello.fields.get("disk") != "yes":
         raise RuntimeError("the guest has no disk mounted; page-cache needs one (see the console)")
-    _wait(p["baseline_s"])
+    wait_until(p["baseline_s"])
     base = run.host_rss_kib() or 0
     run.snapshot("before")
     run.step("write_file", format_size(size), "write_file", size)
     run.step("sync", "", "sync")
     run.step("read_file", "cached", "read_file")
-    _wait(p["hold_s"])
+    wait_until(p["hold_s"])
     run.results["drop_caches_host_peak_kib"] = peak = run.host_rss_kib() or base
     run.snapshot("cached")  # the file's pages in the guest's cache, and resident in the host
     levels = drop_levels(p["drop_levels"])
@@ -159,7 +151,7 @@ def page_cache(run: VmSampler, size: int, p: dict[str, Any]) -> None:
         if i == 0:
             _observe_return(run, base, peak - base, p["observe_s"], "drop_caches")
         else:
-            _wait(p["hold_s"])
+            wait_until(p["hold_s"])
     run.snapshot("dropped")  # after the drops: what reporting handed back, block by block
     run.step("read_file", "cold", "read_file")  # from the disk again: the cache is refilled
     run.step("rm_file", "", "rm_file")
@@ -178,7 +170,7 @@ def drop_levels(text: Any) -> list[int]:
 
 
 def compaction(run: VmSampler, size: int, p: dict[str, Any]) -> None:
-    _wait(p["baseline_s"])
+    wait_until(p["baseline_s"])
     base = run.host_rss_kib() or 0
     run.snapshot("before")
     keep = int(p["keep_every"])
@@ -187,14 +179,14 @@ def compaction(run: VmSampler, size: int, p: dict[str, Any]) -> None:
     # just after the free, before free page reporting's first pass (~2 s later): QEMU holds it all
     run.results["fragment_host_rss_kib"] = peak = run.host_rss_kib()
     run.snapshot("fragmented")
-    _wait(p["observe_s"])  # most of it is free in the guest, but in holes: reportable only above the order
+    wait_until(p["observe_s"])  # most of it is free in the guest, but in holes: reportable only above the order
     run.results["fragmented_host_rss_kib"] = before = run.host_rss_kib()
     run.results["fragmented_returned_kib"] = None if before is None or peak is None else peak - before
     if run.maps:  # what reporting took while fragmented, block by block: the holes at this order
         run.snapshot_maps("reported")
     run.step("compact", "", "compact")
     run.snapshot("compacted")
-    _wait(p["observe_s"])
+    wait_until(p["observe_s"])
     after = run.host_rss_kib()
     run.results["compacted_host_rss_kib"] = after
     if before is not None and after is not None:
@@ -262,7 +254,7 @@ def run_vm_experiment(name: str, reporting: bool = True, size_bytes: int | None 
                                f"the guest's /sys/module/page_reporting/parameters/page_reporting_order reads {got}")
         run.start()
         SCRIPTS[name](run, size, p)
-        _wait(p["tail_s"])
+        wait_until(p["tail_s"])
         run.mark("end")
         return run.stop()
     except BaseException as exc:

@@ -10,20 +10,14 @@ from __future__ import annotations
 import math
 
 from .. import analysis
+from ..analysis import size_kib  # noqa: F401 (one definition; re-exported for callers here)
 from ..claims import THRESHOLDS, Claim, claim, negligible, share_verdict
 from ...recording.recording import Recording
-from ...units import format_size, parse_size
+from ...units import format_size
 from . import _host_now, _stall
 from ...recording import provenance
 
 AFTER_FREE_S = 1.0  # the guest's counters are read this long after free (free itself takes ~0.2 s)
-
-
-def size_kib(rec: Recording) -> float:
-    res = rec.meta.get("results", {})
-    params = rec.meta.get("parameters", {})
-    size = res.get("size_bytes") or params.get("size_bytes") or parse_size(params["size"])
-    return size / 1024
 
 
 VM_WHO = "the guest's AnonPages: the agent is the VM's only program"
@@ -166,10 +160,9 @@ def whole_guest(rec: Recording) -> Claim:
     gaps = [abs(by_calloc - own_c), abs(by_touch - own_t), abs(by_free - own_f)]
     worst = max(gaps)
     verdict = "busy" if worst >= THRESHOLDS["busy_guest_share"] * size else "matches"
-    sign = lambda kib: ("+" if kib >= 0 else "−") + analysis.mib(abs(kib))  # noqa: E731
     return claim("calloc_reclaim.whole_guest", verdict, sentences, value=worst, unit="KiB", name=name,
-                 by_calloc=sign(by_calloc), by_touch=sign(by_touch), by_free=sign(by_free),
-                 own_calloc=sign(own_c), own_touch=sign(own_t), own_free=sign(own_f), worst=analysis.mib(worst),
+                 by_calloc=analysis.signed_mib(by_calloc), by_touch=analysis.signed_mib(by_touch), by_free=analysis.signed_mib(by_free),
+                 own_calloc=analysis.signed_mib(own_c), own_touch=analysis.signed_mib(own_t), own_free=analysis.signed_mib(own_f), worst=analysis.mib(worst),
                  guest_change_kib={"calloc": by_calloc, "touch": by_touch, "free": by_free},
                  own_change_kib={"calloc": own_c, "touch": own_t, "free": own_f})
 

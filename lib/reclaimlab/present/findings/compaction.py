@@ -121,7 +121,7 @@ def fragmented(rec: Recording) -> Claim:
     return claim("compaction.fragmented", verdict, sentences, value=share, unit="share", order=order, where=where,
                  **accounted,
                  freed=analysis.mib(freed) if not math.isnan(freed) else "an unknown amount",
-                 small_rise=analysis.mib(rise), big_change=_signed(f["big_kib"] - b["big_kib"]),
+                 small_rise=analysis.mib(rise), big_change=analysis.signed_mib(f["big_kib"] - b["big_kib"]),
                  added=(f"added only {analysis.mib(rise)} to it" if rise >= 0 else
                         f"did not add to it: it fell by {analysis.mib(-rise)} meanwhile, as other programs took "
                         f"free memory or freed pages merged"),
@@ -153,10 +153,6 @@ def _where_reportable_went(rec: Recording, before: str, big_change_kib: float,
             f"hold {analysis.mib(held_kib)}, the holes it left {analysis.mib(small_rise_kib)}, and the per-CPU page lists "
             f"(`/proc/zoneinfo`, where a freed page goes first and counts in no buddy list) {pcp}{tail}.",
             {"held_kib": held_kib, "per_cpu_rise_kib": pcp_rise, "unaccounted_kib": rest})
-
-
-def _signed(kib: float) -> str:
-    return ("+" if kib > 0 else "−" if kib < 0 else "") + analysis.mib(abs(kib))
 
 
 def _counter_change(rec: Recording, column: str, t0: float | None) -> float | None:
@@ -254,7 +250,7 @@ def compacted(rec: Recording) -> Claim:
     held_moved, held_ev = _held_moved(rec, order)
     return claim("compaction.compacted", verdict, sentences, value=share, unit="share", order=order,
                  order_below=order - 1, near_from=max(order - 3, 0), held_moved=held_moved, **held_ev, **scan,
-                 big_rise=_signed(big_rise), near_change=_signed(near_change), small_before=analysis.mib(base),
+                 big_rise=analysis.signed_mib(big_rise), near_change=analysis.signed_mib(near_change), small_before=analysis.mib(base),
                  was_fragmenter=(f" ({analysis.mib(frag_rise)} of it left there by the fragmenter)"
                                  if frag_rise and frag_rise > 0 else ""),
                  big_rise_kib=big_rise, near_change_kib=near_change, small_before_kib=base)
@@ -262,9 +258,9 @@ def compacted(rec: Recording) -> Claim:
 
 def host_windows(rec: Recording) -> list[dict[str, Any]]:
     """Per step (fragment, compaction, release): how much the host got back in the window after it (KiB)."""
-    if analysis_has(rec, "host_reported_kib"):
+    if analysis.has(rec, "host_reported_kib"):
         col, sign = "host_reported_kib", 1
-    elif analysis_has(rec, "host_vm_rss_kib"):
+    elif analysis.has(rec, "host_vm_rss_kib"):
         col, sign = "host_vm_rss_kib", -1   # the VM's resident memory falls as the host takes pages back
     else:
         return []
@@ -279,10 +275,6 @@ def host_windows(rec: Recording) -> list[dict[str, Any]]:
         out.append({"step": kind, "t0_s": t0, "length_s": t1 - t0,
                     "returned_kib": sign * analysis.change(rec, col, t0, t1), "column": col})
     return out
-
-
-def analysis_has(rec: Recording, column: str) -> bool:
-    return column in rec.samples.columns and bool(rec.samples[column].notna().any())
 
 
 def _first_report(rec: Recording, window: dict[str, Any]) -> tuple[float, float] | None:
@@ -378,7 +370,7 @@ def host_reporting(rec: Recording) -> Claim:
     c = claim("compaction.host_reporting", verdict, sentences, value=share, unit="share", order=order,
               held=analysis.mib(max(got["fragment"], 0)), compact=analysis.mib(max(got["compact"], 0)),
               release=analysis.mib(max(got["release"], 0)), freed=analysis.mib(whole),
-              compact_s=windows.get("compact", {}).get("length_s", 0.0), big_rise=_signed(big_rise),
+              compact_s=windows.get("compact", {}).get("length_s", 0.0), big_rise=analysis.signed_mib(big_rise),
               small_words=_small_words(max(frag.evidence.get("small_rise_kib") or 0.0, 0.0), whole),
               source=_elsewhere(rec, frag), excess=excess, early=early,
               first_report_after_compact_s=first[0] if first else None,

@@ -37,21 +37,13 @@ def _mib(kib: float) -> str:
     return analysis.mib(kib)
 
 
-def _signed(kib: float) -> str:
-    return ("+" if kib > 0 else "−" if kib < 0 else "") + analysis.mib(abs(kib))
-
-
 def own_column(rec: Recording) -> tuple[str, float, str] | None:
     """(column, factor to KiB, what it is) of our file's own figure, or None where the run has none."""
-    if analysis_has(rec, "workload_file_resident_kib"):
+    if analysis.has(rec, "workload_file_resident_kib"):
         return "workload_file_resident_kib", 1.0, "the file's own pages in memory (mincore)"
-    if analysis_has(rec, "workload_cgroup_bytes"):
+    if analysis.has(rec, "workload_cgroup_bytes"):
         return "workload_cgroup_bytes", 1 / 1024, "the memory cgroup our writer and reader ran in"
     return None
-
-
-def analysis_has(rec: Recording, column: str) -> bool:
-    return column in rec.samples.columns and bool(rec.samples[column].notna().any())
 
 
 def _own_at(rec: Recording, t_s: float) -> float:
@@ -76,17 +68,12 @@ def drop_time(rec: Recording, level: int) -> float | None:
     return float(ev["t_s"].iloc[0]) if len(ev) else None
 
 
-def _next(rec: Recording, t_s: float) -> float:
-    later = rec.events[rec.events["t_s"] > t_s]["t_s"]
-    return float(later.min()) if len(later) else float(rec.samples["t_s"].iloc[-1])
-
-
 def around_drop(rec: Recording, level: int) -> dict[str, float] | None:
     """Each figure just before drop_caches=level and just before the next step (KiB)."""
     t0 = drop_time(rec, level)
     if t0 is None:
         return None
-    t1 = _next(rec, t0)
+    t1 = analysis.next_event(rec, t0)
     out = {"t0_s": t0, "t1_s": t1, "window_s": t1 - t0}
     for col in ("cached_kib", "slab_reclaimable_kib", "mem_free_kib", "host_reported_kib"):
         out[f"{col}_before"] = analysis.value_at(rec, col, t0)
@@ -192,7 +179,7 @@ def _guest_context(rec: Recording, level: int, w: dict[str, float], ours_kib: fl
         verdict = ("others_too" if guest_fall - ours_kib > margin else
                    "others_grew" if ours_kib - guest_fall > margin else "ours_only")
     return claim(f"page_cache.drop_{level}_guest", verdict, sentences, value=-guest_fall, unit="KiB",
-                 change=_signed(-guest_fall), others=_mib(guest_fall - (ours_kib or 0)),
+                 change=analysis.signed_mib(-guest_fall), others=_mib(guest_fall - (ours_kib or 0)),
                  ours=_mib(ours_kib or 0), guest_fall_kib=guest_fall, ours_dropped_kib=ours_kib)
 
 
@@ -275,7 +262,7 @@ def slab_at_level_2(rec: Recording) -> Claim:
     fall = before - w["slab_reclaimable_kib_after"]
     share = fall / before if before else math.nan
     return claim("page_cache.slab_at_level_2", share_verdict(share), sentences, value=share, unit="share",
-                 fall=_mib(fall), before=_mib(before), walk=_signed(walk),
+                 fall=_mib(fall), before=_mib(before), walk=analysis.signed_mib(walk),
                  cached=_cached_meanwhile(w), cached_change_kib=w["cached_kib_after"] - w["cached_kib_before"],
                  slab_fall_kib=fall, slab_before_kib=before, walk_rise_kib=walk)
 
@@ -305,11 +292,11 @@ def sync_cleaned(rec: Recording) -> Claim:
     }
     syncs = rec.event_times("sync")
     writes = rec.event_times("write_file")
-    if not syncs or not writes or not analysis_has(rec, "dirty_kib"):
+    if not syncs or not writes or not analysis.has(rec, "dirty_kib"):
         return claim("page_cache.sync_cleaned", "not_measurable", sentences, unit="KiB")
     t_sync = syncs[0]
     peak = analysis.peak_change(rec, "dirty_kib", writes[0], t_sync) + analysis.value_at(rec, "dirty_kib", writes[0])
-    after = analysis.value_at(rec, "dirty_kib", _next(rec, t_sync))
+    after = analysis.value_at(rec, "dirty_kib", analysis.next_event(rec, t_sync))
     sync_s = rec.meta.get("results", {}).get("sync_s")
     verdict = "clean" if negligible(after, file_kib(rec)) else "still_dirty"
     return claim("page_cache.sync_cleaned", verdict, sentences, value=after, unit="KiB",
@@ -338,9 +325,9 @@ def host_after_drop(rec: Recording, level: int | None = None) -> Claim:
     w = around_drop(rec, level)
     if w is None:
         return claim("page_cache.host_after_drop", "not_run", sentences, unit="share", level=level)
-    if analysis_has(rec, "host_reported_kib"):
+    if analysis.has(rec, "host_reported_kib"):
         returned = w["host_reported_kib_after"] - w["host_reported_kib_before"]
-    elif analysis_has(rec, "host_vm_rss_kib"):  # the kit's VM: its QEMU process's resident memory falls
+    elif analysis.has(rec, "host_vm_rss_kib"):  # the kit's VM: its QEMU process's resident memory falls
         returned = analysis.value_at(rec, "host_vm_rss_kib", w["t0_s"]) - analysis.value_at(rec, "host_vm_rss_kib", w["t1_s"])
     else:
         return claim("page_cache.host_after_drop", "no_host_view", sentences, unit="share", level=level)
@@ -362,7 +349,7 @@ def _why_short(rec: Recording, w: dict[str, float]) -> tuple[str, str]:
     reports in it; anything else is "not measured here". Returns (sentence, which case)."""
     not_measured = ("Why the rest was not reported is not measured here (a `/proc/buddyinfo` snapshot after the "
                     "drop would show whether it sat in blocks below the reporting order).")
-    if not analysis_has(rec, "host_reported_kib"):
+    if not analysis.has(rec, "host_reported_kib"):
         return not_measured, "not_measured"
     steps = analysis.rises(rec, "host_reported_kib", w["t0_s"], w["t1_s"])
     if not len(steps):
@@ -395,7 +382,7 @@ def stayed(rec: Recording, level: int) -> Claim:
         return claim(key, "cut_short", sentences, unit="KiB", level=level, window=w["window_s"])
     t = _settled(rec, w)
     kept = analysis.value_at(rec, "cached_kib", t)
-    if not (analysis_has(rec, "shmem_kib") and analysis_has(rec, "dirty_kib")):
+    if not (analysis.has(rec, "shmem_kib") and analysis.has(rec, "dirty_kib")):
         return claim(key, "unnamed", sentences, value=kept, unit="KiB", level=level, kept=_mib(kept), cached_kib=kept)
     shmem, dirty = analysis.value_at(rec, "shmem_kib", t), analysis.value_at(rec, "dirty_kib", t)
     return claim(key, "named", sentences, value=kept, unit="KiB", level=level, kept=_mib(kept), shmem=_mib(shmem),
@@ -432,7 +419,7 @@ def blog_picture(rec: Recording) -> Claim:
         return claim("page_cache.blog_picture", "not_run", sentences, unit="ratio")
     anon = analysis.value_at(rec, "anon_kib", t0)
     cache = analysis.value_at(rec, "cached_kib", t0)
-    if analysis_has(rec, "buffers_kib"):
+    if analysis.has(rec, "buffers_kib"):
         cache += analysis.value_at(rec, "buffers_kib", t0)
     verdict = "cache_larger" if cache > anon else "anon_larger"
     return claim("page_cache.blog_picture", verdict, sentences, value=cache / anon if anon else None, unit="ratio",
@@ -457,7 +444,7 @@ def steps_table(rec: Recording) -> tuple[list[tuple[str, ...]], tuple[str, ...]]
         return f"{s * 1000:.0f} ms" if s is not None else "—"
 
     def fmt(kib: float) -> str:
-        return "—" if kib is None or math.isnan(kib) else _signed(kib)
+        return "—" if kib is None or math.isnan(kib) else analysis.signed_mib(kib)
 
     writes = rec.event_times("write_file")
     first_drop = drop_time(rec, 1) or drop_time(rec, 3)

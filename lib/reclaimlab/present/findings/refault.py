@@ -12,16 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from .. import analysis
+from ..analysis import size_kib  # noqa: F401 (one definition; re-exported for callers here)
 from ..claims import THRESHOLDS, Claim, claim, ratio_verdict, times
 from ...recording.recording import Recording
-from ...units import format_size, parse_size
+from ...units import format_size
 from . import _host_now, _stall
-
-
-def size_kib(rec: Recording) -> float:
-    res = rec.meta.get("results", {})
-    params = rec.meta.get("parameters", {})
-    return (res.get("size_bytes") or params.get("size_bytes") or parse_size(params["size"])) / 1024
 
 
 def reported_share(rec: Recording) -> float | None:
