@@ -144,8 +144,8 @@ class VmGuest:
 # ----------------------------------------------------------------------------- the experiment
 
 DEFAULTS: dict[str, Any] = {"policy": "gradual", "variant": "newer", "time_scale": 1.0, "idle_share": 0.0,
-                            "size": "1.5GB", "observe_s": 230.0, "baseline_s": 5.0, "tail_s": 20.0,
-                            "tail_min_s": 6.0, "report_quiet_s": 4.0, "sample_hz": 2.0, "maps": True}
+                            "size": "1.5GB", "observe_s": 230.0, "baseline_s": 10.0, "tail_s": 20.0,
+                            "sample_hz": 2.0, "maps": True}
 
 
 def run_vm_autoreclaim(policy: str = "gradual", variant: str = "newer", *, machine: Machine | None = None,
@@ -155,8 +155,7 @@ def run_vm_autoreclaim(policy: str = "gradual", variant: str = "newer", *, machi
 
     time_scale: 1.0 = WSL's real clock (a compressed run says so in its parameters and `policy` text).
     idle_share: 0 = WSL's own threshold (0.5 %). observe_s bounds the wait for the policy after the idle
-    mark; after it the tail is watched while free page reporting hands the freed memory back in passes
-    ~2 s apart: at least tail_min_s, then until QEMU's RSS has not fallen for report_quiet_s, at most tail_s.
+    mark; tail_s is watched after it (free page reporting hands the freed memory back in passes).
     machine: a booted guest to run in (a lab's VmSession; left running); `notices`: how its sizes were scaled.
     """
     from ..units import parse_size
@@ -228,29 +227,6 @@ def _maps(run, label: str) -> None:
                        ("host_map_resident_kib", host.resident_kib),
                        ("maps_reported_and_empty_kib", agree.both * block_kib)):
         res.setdefault(key, {})[label] = value
-
-
-FALL_KIB = 2 * 1024   # QEMU's RSS moving less than this is still: below one reported 2 MiB block (order 9)
-
-
-def _wait_host_settles(run, at_least_s: float, quiet_s: float, at_most_s: float) -> float:
-    """Wait at least `at_least_s`, then until QEMU's RSS (the host's view) has not fallen by FALL_KIB for
-    `quiet_s`, at most `at_most_s`: a run ends once reporting has handed back what it will, not at a fixed
-    time (lab 04's four runs must fit minutes). Returns the seconds waited; without a host view, at_most_s."""
-    t0 = time.monotonic()
-    low = run.host_rss_kib()
-    if low is None:
-        time.sleep(at_most_s)
-        return round(time.monotonic() - t0, 3)
-    last_fall = t0
-    while True:
-        time.sleep(0.5)
-        now = time.monotonic()
-        rss = run.host_rss_kib()
-        if rss is not None and rss < low - FALL_KIB:
-            low, last_fall = rss, now
-        if now - t0 >= at_most_s or (now - t0 >= at_least_s and now - last_fall >= quiet_s):
-            return round(now - t0, 3)
 
 
 def _script(run, guest: VmGuest, pol: Policy, size: int, p: dict[str, Any], say) -> None:
@@ -325,8 +301,7 @@ def _script(run, guest: VmGuest, pol: Policy, size: int, p: dict[str, Any], say)
     res["poll_busy_shares"] = [None if b is None else round(b, 5) for b in busy]
     res["poll_user_shares"] = [None if u is None else round(u, 5) for u in user]
     run.mark("tail", "after the last action: free page reporting finishes")
-    res["report_settled_s"] = _wait_host_settles(run, float(p["tail_min_s"]), float(p["report_quiet_s"]),
-                                                 float(p["tail_s"]))
+    time.sleep(float(p["tail_s"]))
     r = guest.reading()
     res["cache_after_kib"] = r.reclaimable_cache_kib
     res["host_rss_after_kib"] = run.host_rss_kib()
