@@ -739,7 +739,11 @@ def check(args: argparse.Namespace, tmp: Path, figures: Figures, cleanup: list) 
     servers = {uid: pid for pid, uid, cmd in processes_of(set(users.values())) if "jupyterhub-singleuser" in cmd}
     limits = []
     for p in participants:
-        path, cg_limit = memory_cgroup_of(servers[p.uid]) if p.uid in servers else (None, None)
+        if p.uid not in servers:  # not a cgroup problem: its server is gone (the culler, on a slow start?)
+            limits.append(f"{p.name}: no jupyterhub-singleuser process of this user is running; hub log: "
+                          f"{tail(hub.state / 'hub.log')}")
+            continue
+        path, cg_limit = memory_cgroup_of(servers[p.uid])
         problem = limit_problem(p.name, path, cg_limit, limit, mem_total)
         if problem:
             limits.append(problem)
