@@ -375,7 +375,9 @@ def _reported_heads() -> int:
 @pytest.mark.live
 def test_live_map_agrees_with_buddyinfo_and_reported_heads():
     """On this guest: free pages by order as in /proc/buddyinfo taken around the map, within what changed
-    between the two readings plus 2 %; reported blocks as the BUDDY|UPTODATE heads read separately."""
+    between the two readings plus 2 % and 1 MiB (the map walks every frame over ~1 s, and small free blocks
+    come and go meanwhile: a CI run here saw order 0 at 2,173 pages against 2,122 and 2,110 around it);
+    reported blocks as the BUDDY|UPTODATE heads read separately."""
     why = _root_with_kpageflags()
     if why:
         pytest.skip(why)
@@ -385,7 +387,7 @@ def test_live_map_agrees_with_buddyinfo_and_reported_heads():
     mapped = snap.free_pages_by_order()
     for k in range(len(before)):
         b, a = before[k] << k, after[k] << k
-        slack = abs(b - a) + 0.02 * max(b, a) + (2 << k)
+        slack = abs(b - a) + 0.02 * max(b, a) + (2 << k) + 256  # 256 pages: 1 MiB of churn during the read
         assert abs(mapped[k] - (a + b) / 2) <= slack, (k, mapped[k], b, a)
     heads = _reported_heads()
     mapped_reported = int(snap.free_blocks[1].sum())
