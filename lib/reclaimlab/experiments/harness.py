@@ -312,6 +312,19 @@ def run(name: str, mode: str = "auto", *, guest: str = "local", allow_system_cha
     return rec  # why_shown: the live reason experiments.live.LiveRun gave its Recorder
 
 
+def _vm_recording_instead(exp: Experiment, selectors: dict, mode: str, quiet: bool) -> Recording | None:
+    """The recording a kit-VM run shows instead (recorded mode, or the VM cannot run here and mode is auto),
+    or None to go on live; in live mode a VM that cannot run is refused with the reason."""
+    if mode == "recorded":
+        return _recorded(exp, selectors, "recorded mode was asked for", quiet, guest_kind="kit-vm")
+    blocker = live_blocker(exp, "vm", None)
+    if blocker:
+        if mode == "live":
+            raise ExperimentRefused(f"{exp.name} cannot run in the kit's VM here: {blocker}")
+        return _recorded(exp, selectors, f"the kit's VM cannot run here: {blocker}", quiet, guest_kind="kit-vm")
+    return None
+
+
 def _run_vm(exp: Experiment, mode: str, quiet: bool, params: dict[str, Any], lock_timeout_s: float) -> Recording:
     """The same experiment inside the kit's own QEMU guest (the notebook is then its host).
 
@@ -344,13 +357,9 @@ def _run_vm(exp: Experiment, mode: str, quiet: bool, params: dict[str, Any], loc
     params = resolve_params(vm_exp, params)
     # None picks the recordings made without an order on the command line (the kernel's own, 9 here)
     selectors = {"reporting": reporting, "page_reporting_order": order}
-    if mode == "recorded":
-        return _recorded(exp, selectors, "recorded mode was asked for", quiet, guest_kind="kit-vm")
-    blocker = live_blocker(exp, "vm", None)
-    if blocker:
-        if mode == "live":
-            raise ExperimentRefused(f"{exp.name} cannot run in the kit's VM here: {blocker}")
-        return _recorded(exp, selectors, f"the kit's VM cannot run here: {blocker}", quiet, guest_kind="kit-vm")
+    shown = _vm_recording_instead(exp, selectors, mode, quiet)
+    if shown is not None:
+        return shown
     from ..vm import run_vm_experiment
     from ..vm.errors import VmError
     lock, busy = _guest_lock(exp, "vm", lock_timeout_s)
@@ -419,13 +428,9 @@ def _run_vm_autoreclaim(exp: Experiment, mode: str, quiet: bool, params: dict[st
             raise ExperimentError(f"{exp.name}: {key} must be one of {', '.join(exp.choices[key])}, not {p[key]!r}")
     p["time_scale"] = float(p["time_scale"]) or DEFAULT_TIME_SCALE.get(p["variant"], 1.0)
     selectors = {"policy": p["policy"], "variant": p["variant"]}
-    if mode == "recorded":
-        return _recorded(exp, selectors, "recorded mode was asked for", quiet, guest_kind="kit-vm")
-    blocker = live_blocker(exp, "vm", None)
-    if blocker:
-        if mode == "live":
-            raise ExperimentRefused(f"{exp.name} cannot run in the kit's VM here: {blocker}")
-        return _recorded(exp, selectors, f"the kit's VM cannot run here: {blocker}", quiet, guest_kind="kit-vm")
+    shown = _vm_recording_instead(exp, selectors, mode, quiet)
+    if shown is not None:
+        return shown
     from ..units import parse_size
     from ..vm.errors import VmError
     size = parse_size(p["size"]) if isinstance(p["size"], str) else int(p["size"])
