@@ -104,3 +104,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if any(item.get_closest_marker(name) for name in MACHINE_MARKERS):
             item.add_marker(pytest.mark.xdist_group("machine"))
+
+
+def vm_missing() -> str | None:
+    """Why the kit's VM cannot boot here (no QEMU or no guest kernel), or None: the `vm` tests' skip reason."""
+    from reclaimlab.vm import build, machine
+    from reclaimlab.vm.errors import VmSetupError
+    try:
+        machine.find_qemu()
+        build.find_kernel()
+    except VmSetupError as exc:
+        return f"kit VM not installed here ({exc})"
+    return None

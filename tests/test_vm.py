@@ -194,13 +194,7 @@ def test_plan_fits_the_allowance_and_says_so():
 
 # ---------------------------------------------------------------- the real VM
 
-def _vm_missing() -> str | None:
-    try:
-        machine.find_qemu()
-        build.find_kernel()
-    except VmSetupError as exc:
-        return f"kit VM not installed here ({exc})"
-    return None
+from conftest import vm_missing as _vm_missing  # noqa: E402
 
 
 vm = pytest.mark.skipif(_vm_missing() is not None, reason=_vm_missing() or "")

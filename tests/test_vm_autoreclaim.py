@@ -128,15 +128,7 @@ def test_init_mounts_cgroup2_where_wsl_does():
 
 # ---------------------------------------------------------------- the real thing
 
-def _vm_missing() -> str | None:
-    from reclaimlab.vm import machine
-    from reclaimlab.vm.errors import VmSetupError
-    try:
-        machine.find_qemu()
-        build.find_kernel()
-    except VmSetupError as exc:
-        return f"kit VM not installed here ({exc})"
-    return None
+from conftest import vm_missing as _vm_missing  # noqa: E402
 
 
 @pytest.mark.vm

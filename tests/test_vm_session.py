@@ -11,17 +11,10 @@ import time
 import pytest
 
 from reclaimlab.units import MIB
-from reclaimlab.vm import build, machine
-from reclaimlab.vm.errors import VmSetupError
+from reclaimlab.vm import machine
 
 
-def _vm_missing() -> str | None:
-    try:
-        machine.find_qemu()
-        build.find_kernel()
-    except VmSetupError as exc:
-        return f"kit VM not installed here ({exc})"
-    return None
+from conftest import vm_missing as _vm_missing  # noqa: E402
 
 
 needs_vm = [pytest.mark.vm, pytest.mark.skipif(_vm_missing() is not None, reason=_vm_missing() or "")]
