@@ -94,6 +94,15 @@ def executed_lab() -> _ExecutedLabs:
     return _ExecutedLabs()
 
 
+@pytest.fixture(scope="session")
+def live_calloc_512mib():
+    """One live calloc-reclaim run of 512 MiB (held 1 s, watched 15 s after the free), made once per session
+    for every test asserting on such a run (the workload's counters, its maps, the sampler's gaps): the same
+    run made twice cost ~16 s more."""
+    from reclaimlab.experiments import run
+    return run("calloc-reclaim", mode="live", size="512MiB", hold_s=1.0, observe_s=15, quiet=True)
+
+
 MACHINE_MARKERS = ("live", "vm", "slow", "labs", "browser", "binder", "hub", "site", "corpus")
 
 

@@ -125,6 +125,25 @@ def test_a_widget_still_loading_keeps_the_page_unsettled(bc):
     assert bc.pending_widgets(failed) == 0 and bc.pending_widgets(rendered) == 0
 
 
+def test_a_live_dashboard_does_not_keep_the_page_unsettled_but_other_changes_do(bc):
+    class FakeLab:  # each read: the dashboard's cell shows a new time; `other` changes another cell
+        def __init__(self, other: bool):
+            self.n, self.other = 0, other
+
+        def state(self):
+            self.n += 1
+            return {"status": "idle", "cells": [
+                {"code": True, "live": True, "outputs": [{"mime": "", "widgets": 1, "text": f"t = {self.n} s"}],
+                 "text": f"t = {self.n} s"},
+                {"code": True, "live": False, "outputs": [], "text": str(self.n) if self.other else ""}]}
+    live = FakeLab(other=False)
+    st = bc.settled_state(live, min_s=0.02, max_s=5, poll_s=0.01)
+    assert live.n <= 3 and st["cells"][0]["text"] == f"t = {live.n} s"   # read as shown, not emptied
+    changing = FakeLab(other=True)
+    bc.settled_state(changing, min_s=0.02, max_s=0.2, poll_s=0.01)
+    assert changing.n >= 10   # never settled: read at max_s
+
+
 def md(source: str, tags: list[str] | None = None) -> dict:
     return {"cell_type": "markdown", "source": source, "metadata": {"tags": tags or []}}
 

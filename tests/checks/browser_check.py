@@ -45,6 +45,8 @@ What it does, and why:
   `hide-input` tag; untrusted: a chart as
   image/svg+xml, a chart image that does not load, a solution left open) must be reported, each
   of them: a check that cannot fail proves nothing. --self-test runs only those notebooks.
+- One notebook is checked at a time, while the next one's page loads (JupyterLab and its kernel start,
+  ~4 s) once the current kernel is idle. Each notebook's line in the log says where its time went.
 - Screenshots: build/screenshots/<lab>.png, the whole notebook (one taller than chromium can
   capture at once continues in <lab>-2.png, ...). The server's log: build/browser/jupyterlab.log.
 - Cleans up on success, failure and Ctrl-C: kernels, the server (and any kernel it left), chromium.
@@ -91,6 +93,8 @@ class LabResult:
     name: str
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    laps: list[tuple[str, float]] = field(default_factory=list)  # (step, seconds): where the time went
+    _lap_t: float = field(default_factory=time.monotonic, repr=False)
     charts: int = 0
     widgets: int = 0
     solutions: int = 0
@@ -98,6 +102,14 @@ class LabResult:
 
     def fail(self, what: str) -> None:
         self.failures.append(what)
+
+    def lap(self, step: str) -> None:
+        now = time.monotonic()
+        self.laps.append((step, now - self._lap_t))
+        self._lap_t = now
+
+    def timing(self) -> str:
+        return ", ".join(f"{step} {s:.1f}" for step, s in self.laps)
 
 
 def log(msg: str) -> None:
@@ -324,10 +336,17 @@ class Server:
             body = resp.read()
         return json.loads(body) if body else None
 
-    def shutdown_kernels(self) -> None:
+    def shutdown_kernels(self, nb_path: Path | None = None) -> None:
+        """Every kernel, or only those of nb_path's sessions (the next notebook's kernel may be starting)."""
         try:
-            for k in self.api("GET", "/api/kernels") or []:
-                self.api("DELETE", f"/api/kernels/{k['id']}", timeout_s=30)
+            if nb_path is None:
+                for k in self.api("GET", "/api/kernels") or []:
+                    self.api("DELETE", f"/api/kernels/{k['id']}", timeout_s=30)
+                return
+            rel = nb_path.relative_to(BUILD).as_posix()
+            for sess in self.api("GET", "/api/sessions") or []:
+                if sess.get("path") == rel:
+                    self.api("DELETE", f"/api/sessions/{sess['id']}", timeout_s=30)
         except (OSError, ValueError):
             pass  # the server is gone already; stop() ends what it left
 
@@ -412,6 +431,7 @@ PAGE_STATE_JS = """() => {
     // hidden element is its whole text, so what it "shows" is nothing.
     const hidden = cell.classList.contains('lm-mod-hidden') || cell.classList.contains('jp-mod-hidden');
     return {code: cell.classList.contains('jp-CodeCell'), prompt: prompt ? prompt.textContent.trim() : '', hidden,
+            live: !!cell.querySelector('.reclaimlab-dashboard'),
             collapsed: !!cell.querySelector('.jp-InputPlaceholder'),
             editor: !!editor && editor.getBoundingClientRect().height > 0,
             outputs, text: (cell.querySelector('.jp-Cell-outputArea') || {innerText: ''}).innerText || '',
@@ -464,6 +484,10 @@ class LabPage:
         self.page = context.new_page()
         self.page_errors: list[str] = []
         self.page.on("pageerror", lambda exc: self.page_errors.append(str(exc)))
+        self.blocked: list[str] = []  # the dashboard's page: requests off this machine, aborted
+        if nb_path.name == DASHBOARD_NB:
+            block_network(self.page, self.blocked)
+        self.begun = False
 
     def state(self) -> dict:
         st = self.page.evaluate(PAGE_STATE_JS)
@@ -471,11 +495,18 @@ class LabPage:
             raise CheckFailed("the notebook is not on the page")
         return st
 
-    def open(self) -> None:
+    def begin(self) -> None:
+        """Start loading the notebook: JupyterLab boots in the page and starts its kernel meanwhile."""
+        if self.begun:
+            return
+        self.begun = True
         rel = self.nb_path.relative_to(BUILD).as_posix()
         # ?reset: no workspace restored (it would reopen the previous lab and start its kernel too).
         self.page.goto(f"{self.server.base}/lab/tree/{rel}?reset&token={self.server.token}",
                        wait_until="domcontentloaded", timeout=90_000)
+
+    def open(self) -> None:
+        self.begin()
         self.page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=90_000)
         # The toolbar's indicator says "idle" before any kernel exists (the status bar then reads
         # "No Kernel | Initializing") and Run All Cells is lost: wait for the kernel's own Idle and
@@ -572,16 +603,22 @@ def pending_widgets(st: dict) -> int:
 
 def settled_state(lab: "LabPage", min_s: float = 1.5, max_s: float = 20.0, poll_s: float = 0.75) -> dict:
     """The page once it stops changing and every widget output has resolved (rendered or failed).
-    A live view (the dashboard) never settles; it is read at max_s."""
+    A live view (a cell showing the dashboard) never settles: its outputs are left out of the comparison
+    (check_dashboard reads them), which otherwise held the dashboard notebook the whole max_s."""
     t0 = time.monotonic()
     previous = None
     while True:
         time.sleep(poll_s)
         current = lab.state()
         elapsed = time.monotonic() - t0
-        if (current == previous and elapsed >= min_s and not pending_widgets(current)) or elapsed >= max_s:
+        if (still(current) == previous and elapsed >= min_s and not pending_widgets(current)) or elapsed >= max_s:
             return current
-        previous = current
+        previous = still(current)
+
+
+def still(st: dict) -> dict:
+    """The page state without what a live view keeps changing: its cell's outputs and their text."""
+    return {**st, "cells": [{**c, "outputs": [], "text": ""} if c.get("live") else c for c in st["cells"]]}
 
 
 def started(st: dict) -> bool:
@@ -795,22 +832,25 @@ def check_dashboard(result: LabResult, lab: LabPage, blocked: list[str]) -> None
                     "during another cell")
 
 
-def check_lab(context, server: Server, nb_path: Path, timeout_s: float) -> LabResult:
+def check_lab(server: Server, lab: "LabPage", then=lambda: None) -> LabResult:
+    """Run all of lab's notebook and check it; then() once its kernel is idle (the next page may start)."""
+    nb_path = lab.nb_path
     name = nb_path.stem
     result = LabResult(name)
     t0 = time.monotonic()
-    lab = LabPage(context, server, nb_path, timeout_s)
-    blocked: list[str] = []
-    if nb_path.name == DASHBOARD_NB:
-        block_network(lab.page, blocked)
     try:
         lab.open()
+        result.lap("open")
         lab.run_all()
         if nb_path.name == DASHBOARD_NB:
-            check_dashboard(result, lab, blocked)
+            check_dashboard(result, lab, lab.blocked)
         lab.wait_done()
+        result.lap("run")
+        then()
         st = settled_state(lab)
+        result.lap("settle")
         lab.save()
+        result.lap("save")
         nb = json.loads(nb_path.read_text(encoding="utf-8"))
         check_saved(result, nb)
         check_rendering(result, st, nb)
@@ -832,13 +872,16 @@ def check_lab(context, server: Server, nb_path: Path, timeout_s: float) -> LabRe
 
 def _finish(result: "LabResult", lab: "LabPage", server: "Server", shot: Path, t0: float) -> None:
     """After a notebook's check, pass or fail: its screenshot, its page closed, its kernels shut down
-    (one kernel at a time: this machine has 2 cores), its time."""
+    (one busy kernel at a time: this machine has 2 cores; the next notebook's idles, started), its time."""
     try:
+        result.lap("checks")
         lab.screenshot(shot)
+        result.lap("screenshot")
     except Exception as exc:  # noqa: BLE001
         log(f"{result.name}: no screenshot ({type(exc).__name__}: {exc})")
     lab.close()
-    server.shutdown_kernels()
+    server.shutdown_kernels(lab.nb_path)
+    result.lap("shutdown")
     result.seconds = time.monotonic() - t0
 
 
@@ -870,16 +913,19 @@ def open_a_solution(result: LabResult, lab: "LabPage", nb: dict) -> None:
         log(f"{result.name}: opened the solution in cell {at + 1}: it shows {shown[:50]!r}…")
 
 
-def check_untrusted_lab(context, server: Server, nb_path: Path) -> LabResult:
-    """Open an executed copy from disk, run nothing, and check what a learner sees."""
+def check_untrusted_lab(server: Server, lab: "LabPage", then=lambda: None) -> LabResult:
+    """Open an executed copy from disk, run nothing, and check what a learner sees; then() once it is open."""
+    nb_path = lab.nb_path
     result = LabResult(f"{UNTRUSTED}/{nb_path.stem}")
     t0 = time.monotonic()
-    lab = LabPage(context, server, nb_path, 60)
     try:
         if not served_untrusted(server, nb_path):
             result.fail("JupyterLab trusts this executed copy: the stage would not show what a learner sees")
         lab.open()
+        result.lap("open")
+        then()
         st = settled_state(lab)
+        result.lap("settle")
         nb = json.loads(nb_path.read_text(encoding="utf-8"))
         check_untrusted(result, st, nb)
         check_go_further_hidden(result, st, nb)
@@ -942,22 +988,41 @@ def main(argv: list[str]) -> int:
             context = pw.chromium.launch_persistent_context(
                 str(BUILD / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
                 args=CHROMIUM_ARGS, viewport=VIEWPORT)
+            # One notebook is checked at a time; the next one's page starts loading (JupyterLab's boot and
+            # its kernel's start, ~4 s each) once the current kernel is idle, while the current page
+            # settles, saves and is photographed.
+            queue = [(nb, args.timeout_s) for nb in notebooks] + [(nb, 60.0) for nb in untrusted]
+            pages = [LabPage(context, server, nb, timeout_s) for nb, timeout_s in queue[:1]]
+
+            def load_next() -> None:
+                if len(pages) < len(queue):
+                    pages.append(LabPage(context, server, *queue[len(pages)]))
+                    try:
+                        pages[-1].begin()
+                    except Exception as exc:  # noqa: BLE001  its own check opens it again and reports it
+                        pages[-1].begun = False
+                        log(f"{pages[-1].nb_path.stem}: loading it ahead failed ({type(exc).__name__}); opened when its turn comes")
+
             try:
-                for nb_path in notebooks:
+                for i, nb_path in enumerate(notebooks):
                     log(f"{nb_path.stem}: opening, running all cells")
-                    r = check_lab(context, server, nb_path, args.timeout_s)
+                    if len(pages) <= i:
+                        load_next()
+                    r = check_lab(server, pages[i], then=load_next)
                     if nb_path.name == SELF_TEST_NB:
                         r.failures = self_test_misses(r)
-                    log(f"{nb_path.stem}: {'ok' if not r.failures else 'FAILED'} in {r.seconds:.0f} s "
+                    log(f"{nb_path.stem}: {'ok' if not r.failures else 'FAILED'} in {r.seconds:.0f} s [{r.timing()}] "
                         f"({r.charts} charts, {r.widgets} outputs with widgets, {r.solutions} solutions, "
                         f"{r.collapsed} collapsed code cells checked)")
                     results.append(r)
-                for nb_path in untrusted:
+                for i, nb_path in enumerate(untrusted, start=len(notebooks)):
                     log(f"{UNTRUSTED}/{nb_path.stem}: opening the executed copy without running it")
-                    r = check_untrusted_lab(context, server, nb_path)
+                    if len(pages) <= i:
+                        load_next()
+                    r = check_untrusted_lab(server, pages[i], then=load_next)
                     if nb_path.name == SELF_TEST_UNTRUSTED_NB:
                         r.failures = self_test_misses(r, SELF_TEST_UNTRUSTED_EXPECTED)
-                    log(f"{r.name}: {'ok' if not r.failures else 'FAILED'} in {r.seconds:.0f} s ({r.charts} charts, "
+                    log(f"{r.name}: {'ok' if not r.failures else 'FAILED'} in {r.seconds:.0f} s [{r.timing()}] ({r.charts} charts, "
                         f"{r.solutions} solutions checked)")
                     results.append(r)
             finally:
