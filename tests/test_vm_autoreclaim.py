@@ -153,13 +153,13 @@ from conftest import vm_missing as _vm_missing  # noqa: E402
 @pytest.mark.vm
 @pytest.mark.skipif(_vm_missing() is not None, reason=_vm_missing() or "")
 def test_gradual_newer_writes_memory_reclaim_and_the_cache_falls():
-    """Newer gradual, time-compressed x0.5 (5 s polls, a 60 s window): the root cgroup's memory.reclaim is
-    written for real and the guest's own meminfo shows the cache fall (~2 min). The CPU gate is off here
+    """Newer gradual at lab 04's compression, x0.1 (1 s polls, a 12 s window): the root cgroup's memory.reclaim
+    is written for real and the guest's own meminfo shows the cache fall (~40 s with the boot). The CPU gate is off here
     (idle_share=1): under TCG on a loaded 2-CPU machine the guest's own CPU can stay above WSL's 0.5 % for
     the whole window (seen in a CI run here: no poll idle, nothing written), and what this test proves is
     the write; the gate on is the shipped recordings' and the pure engine's tests."""
-    rec = va.run_vm_autoreclaim("gradual", "newer", time_scale=0.5, size="320MiB", mem_bytes=1024 * MIB,
-                                baseline_s=2, tail_s=3, observe_s=110, idle_share=1)
+    rec = va.run_vm_autoreclaim("gradual", "newer", time_scale=0.1, size="320MiB", mem_bytes=1024 * MIB,
+                                baseline_s=2, tail_s=3, observe_s=60, idle_share=1)
     res = rec.meta["results"]
     assert res["errors"] == [] and res["method"].startswith("memory.reclaim (cgroup2 root"), res.get("method")
     assert res["idle_share"] == 1 and res["cgroup_version"] == 2

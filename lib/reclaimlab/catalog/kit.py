@@ -155,7 +155,7 @@ declare(Experiment(
     # idle_share 0 = WSL's own idle threshold (0.5 % of CPU time); a guest whose own daemons sit near it
     # can raise it, and the recording's parameters say so.
     # tail_s: at least this long after the last action (reporting runs ~2 s apart, in bursts), and then
-    # until the host view has been still for report_quiet_s.
+    # until the host view has been still for report_quiet_s (a run that dropped or reclaimed nothing: only that).
     # busy: a BusyLoop beside the page-cache workload for the whole watch, as a share of ONE CPU
     # (0.03 = 3 %, an editor's language server); 0 = none. busy_period_ms: how often it wakes.
     # variant "pressure": the PROPOSED gradual mode of microsoft/WSL #40778-#40779 (closed, not merged).
