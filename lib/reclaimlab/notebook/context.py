@@ -13,11 +13,12 @@ from .placement import GUEST_CHOICES, Placement
 
 
 # Where a lab's experiment runs in the kit's VM, the VM takes the steps the lab tells (lab 05 runs the
-# VM's own defaults): lab 02 drops the caches level by level, as its local run does; lab 04's two live auto-reclaim
-# watches are time-compressed as its local runs are (time_scale 0: the variant's), sampled at 1 Hz (the agent's
-# reads are guest CPU: at 2 Hz a released gradual run here never passed its gate, 1.0 % busy in the baseline;
-# the gate now leaves the sampler thread out, wsl/vm_autoreclaim.GATE_EXCLUDES), watch 60 s at most (released dropCache's window is 30 s at x0.05) and skip the maps
-# (lab 04 draws none), so both fit in a minute or two.
+# VM's own defaults): lab 02 drops the caches level by level, as its local run does; lab 04's two live
+# auto-reclaim watches are time-compressed as its local runs are (time_scale 0: the variant's), sampled at
+# 1 Hz (the agent's reads are guest CPU: at 2 Hz a released gradual run here never passed its gate, 1.0 % busy
+# in the baseline; the gate now leaves the sampler thread out, wsl/vm_autoreclaim.GATE_EXCLUDES), watch 60 s
+# at most (released dropCache's window is 30 s at x0.05) and skip the maps (lab 04 draws none), so both fit
+# in a minute or two.
 # One boot per lab where it can: lab 04's runs share the context's VmSession (vm/session.py: a clean start in
 # the same guest). Labs 01 and 03 boot per experiment: lab 01's refault measures a first touch of memory the
 # host has never backed, which a guest that has just run calloc-reclaim no longer has (the host keeps ~6 % of

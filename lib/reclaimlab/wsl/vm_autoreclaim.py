@@ -41,9 +41,10 @@ METHOD_PLAIN = ("memory.reclaim (cgroup2 root of the kit's VM, real write; plain
 # rest all of its busy time is the agent's (measured 2026-12-07 in the kit's 1-vCPU VM under TCG on this
 # loaded 2-core machine: 1 s polls at 1 Hz sampling saw 7 busy jiffies in 20 polls, the agent's own 7).
 # A lab's time-compressed poll of 1 s holds 100 jiffies, so ONE jiffy is 1 % of it, twice WSL's 0.5 %:
-# a single tick landing in the agent fails the poll. Half of the agent's work is its sampler thread,
-# the stream of samples to the host that WSL's guest does not run; "sampler" leaves that thread's CPU time
-# out. The policy's own reads (observe) and its writes stay counted, as WSL's thread's are.
+# a single tick landing in the agent fails the poll. Part of the agent's work is its sampler thread, the
+# stream of samples to the host that WSL's guest does not run (2 jiffies over a 14 s watch of lab 04 at 1 Hz
+# here); "sampler" leaves that thread's CPU time out, and lab 04's newer runs then acted at the first poll
+# their window allows. The policy's own reads (observe) and its writes stay counted, as WSL's thread's are.
 GATE_EXCLUDES = ("none", "sampler", "agent")
 
 
@@ -180,9 +181,10 @@ def run_vm_autoreclaim(policy: str = "gradual", variant: str = "newer", *, machi
     """Fill the VM's page cache, go quiet, and run WSL's policy against the VM with the CPU gate on.
 
     time_scale: 1.0 = WSL's real clock (a compressed run says so in its parameters and `policy` text).
-    idle_share: 0 = WSL's own threshold (0.5 %). gate_excludes: what the gate leaves out of the guest's busy CPU
-    (GATE_EXCLUDES; "sampler": the agent's sampler thread, which WSL's guest does not run). observe_s bounds the wait for the policy after the idle
-    mark; tail_s is watched after it (free page reporting hands the freed memory back in passes).
+    idle_share: 0 = WSL's own threshold (0.5 %). gate_excludes: what the gate leaves out of the guest's busy
+    CPU (GATE_EXCLUDES; "sampler": the agent's sampler thread, which WSL's guest does not run). observe_s
+    bounds the wait for the policy after the idle mark; tail_s is watched after it (free page reporting
+    hands the freed memory back in passes).
     machine: a booted guest to run in (a lab's VmSession; left running); `notices`: how its sizes were scaled.
     """
     from ..units import parse_size
