@@ -83,7 +83,8 @@ def test_vm_queue_figures_count_live_and_waited_runs_and_flag_other_recordings()
     seen = [vm(True), vm(True, notices=("this run waited 42 s for its turn: the machine runs only ...",)),
             vm(False, "the kit's VM did not run: this machine can run 2 kit's VMs at once and all were busy "
                       "while this run waited 600 s, so this is its recording"),
-            bc.Banner("02_page", "page-cache", False, "container", "shared", ())]
+            bc.Banner("02_page", "page-cache", False, "container", "shared", ()),
+            vm(False, bc.RECORDED_BY_LAB + "only the `variant` parameter's version runs live")]
     assert hub_check.vm_queue_figures(seen) == (2, 1, 600.0, [])
     live, recorded, wait, problems = hub_check.vm_queue_figures([vm(False, "no kernel")])
     assert (live, recorded, wait) == (0, 0, 0.0) and "for another reason than its turn: no kernel" in problems[0]

@@ -348,3 +348,16 @@ def test_lab_rows_say_what_each_lab_runs_here(tmp_path):
     assert rows["01 · calloc and reclaim"][0] == "calloc-reclaim: RECORDED; refault: RECORDED"
     assert rows["03 · compaction"][0] == "compaction: REPLAYED; the kit's VM: RECORDED" and str(mine) in rows["03 · compaction"][1]
     assert rows["05 · be the host"] == ("the kit's VM: RECORDED", "you chose mode='recorded'")
+
+
+def test_a_run_the_lab_shows_recorded_by_design_says_so_and_never_runs_live(capsys):
+    from reclaimlab.notebook.context import RECORDED_BY_LAB
+    live = lab.LabContext(mode="auto", allow_system_changes=True, plan={"auto-reclaim": ("live", "it can")})
+    rec = live.run("auto-reclaim", show_banner=False, recorded_because="only one version runs live",
+                   policy="gradual", variant="released")
+    assert rec.is_recorded and rec.why_shown == RECORDED_BY_LAB + "only one version runs live"
+    assert "running live" not in capsys.readouterr().out
+    # where the plan shows the recording anyway, its own reason stands
+    shown = lab.LabContext(mode="auto", allow_system_changes=False, plan={"auto-reclaim": ("recorded", "shared")})
+    rec = shown.run("auto-reclaim", show_banner=False, recorded_because="x", policy="gradual", variant="released")
+    assert rec.is_recorded and not rec.why_shown.startswith(RECORDED_BY_LAB)

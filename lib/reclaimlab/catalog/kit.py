@@ -142,6 +142,8 @@ AUTO_RECLAIM_RESULTS = {
     "cache_idle_kib": "KiB", "cache_after_kib": "KiB", "swappiness_refused": "bool", "guest_swap_kib": "KiB",
     "reclaim_eagain": "count", "poll_busy_shares": "list",  # gate_polls, gate_idle_polls: above
     "poll_user_shares": "list", "action_longest_s": "s",
+    # what the gate left out of the guest's busy CPU (wsl/vm_autoreclaim.GATE_EXCLUDES), and the sampler's jiffies
+    "gate_excludes": "text", "gate_sampler_jiffies": "count",
     # the maps of physical memory at the idle mark and after the tail (vm.guestmap.read_maps), by label
     "guest_map_file_kib": "KiB by label", "guest_map_reported_kib": "KiB by label",
     "host_map_resident_kib": "KiB by label", "maps_reported_and_empty_kib": "KiB by label",
@@ -153,7 +155,7 @@ declare(Experiment(
     # idle_share 0 = WSL's own idle threshold (0.5 % of CPU time); a guest whose own daemons sit near it
     # can raise it, and the recording's parameters say so.
     # tail_s: at least this long after the last action (reporting runs ~2 s apart, in bursts), and then
-    # until the host view has been still for report_quiet_s.
+    # until the host view has been still for report_quiet_s (a run that dropped or reclaimed nothing: only that).
     # busy: a BusyLoop beside the page-cache workload for the whole watch, as a share of ONE CPU
     # (0.03 = 3 %, an editor's language server); 0 = none. busy_period_ms: how often it wakes.
     # variant "pressure": the PROPOSED gradual mode of microsoft/WSL #40778-#40779 (closed, not merged).

@@ -414,7 +414,7 @@ def _run_vm_autoreclaim(exp: Experiment, mode: str, quiet: bool, params: dict[st
                         session: Any) -> Recording:
     """WSL's policy against the kit's VM (wsl/vm_autoreclaim.py), the CPU gate on: the VM is idle when its guest
     is. time_scale 0 takes the local run's compression for the variant (live.DEFAULT_TIME_SCALE), so a lab's
-    four runs fit in minutes; `session` (a VmSession) lends its booted guest, else the run boots its own."""
+    runs fit in minutes; `session` (a VmSession) lends its booted guest, else the run boots its own."""
     from ..wsl.vm_autoreclaim import DEFAULTS as VM_AR_DEFAULTS, run_vm_autoreclaim
     from .live import DEFAULT_TIME_SCALE
 

@@ -27,6 +27,7 @@
  *                        which WSL counts as success); err <strerror> (errno=<n>) for any other failure
  *   observe              one reading for an autoMemoryReclaim policy: cpu=<the aggregate /proc/stat cpu
  *                        line's first 8 fields, comma-separated> own=<this agent's utime,stime in ticks>
+ *                        sampler=<the sampler thread's utime,stime in ticks, a part of own>
  *                        and the /proc/meminfo fields MemTotal MemFree Cached Active(file) Inactive(file)
  *                        SReclaimable in KiB as mem_total= mem_free= cached= active_file= inactive_file=
  *                        sreclaimable=, psi_some_avg10=<x|none> (/proc/pressure/memory) and
@@ -72,6 +73,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/reboot.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -84,6 +86,7 @@ static int chan = -1;
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct timespec start;
 static volatile int sample_hz = 10;
+static volatile long sampler_tid = 0;   /* the sampler thread, so observe can report its CPU time apart */
 
 static long now_ms(void) {
     struct timespec t;
@@ -212,6 +215,7 @@ static int buddyinfo(char *out, int pos, int cap, int per_zone) {
 
 static void *sampler(void *unused) {
     (void)unused;
+    sampler_tid = syscall(SYS_gettid);
     char line[4096];
     struct timespec next;
     clock_gettime(CLOCK_MONOTONIC, &next);
@@ -356,10 +360,16 @@ static void observe(long id, long t0) {
         sscanf(stat, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &c[0], &c[1], &c[2], &c[3], &c[4], &c[5], &c[6], &c[7]) < 4)
         return reply(id, t0, "err", "/proc/stat: no aggregate cpu line");
     if (read_file_at("/proc/meminfo", mem, sizeof mem) <= 0) return reply(id, t0, "err", "/proc/meminfo: %s", strerror(errno));
-    unsigned long long ut = 0, st = 0;
+    unsigned long long ut = 0, st = 0, sut = 0, sst = 0;
     if (read_file_at("/proc/self/stat", self, sizeof self) > 0) {
         char *rp = strrchr(self, ')'); /* fields after comm: state(3) ... utime(14) stime(15) */
         if (rp) sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st);
+    }
+    char task[64];
+    snprintf(task, sizeof task, "/proc/self/task/%ld/stat", sampler_tid);
+    if (sampler_tid > 0 && read_file_at(task, self, sizeof self) > 0) {
+        char *rp = strrchr(self, ')');
+        if (rp) sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &sut, &sst);
     }
     char psi_s[32] = "none", ref_s[32] = "none";
     if (read_file_at("/proc/pressure/memory", psi, sizeof psi) > 0) {
@@ -370,9 +380,9 @@ static void observe(long id, long t0) {
         char *r = strstr(vm, "\nworkingset_refault_file ");
         if (r) snprintf(ref_s, sizeof ref_s, "%llu", strtoull(r + 25, NULL, 10));
     }
-    reply(id, t0, "ok", "cpu=%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu own=%llu,%llu mem_total=%lld mem_free=%lld cached=%lld "
+    reply(id, t0, "ok", "cpu=%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu own=%llu,%llu sampler=%llu,%llu mem_total=%lld mem_free=%lld cached=%lld "
           "active_file=%lld inactive_file=%lld sreclaimable=%lld psi_some_avg10=%s refault_file=%s",
-          c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], ut, st, meminfo_kib(mem, "MemTotal"), meminfo_kib(mem, "MemFree"),
+          c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], ut, st, sut, sst, meminfo_kib(mem, "MemTotal"), meminfo_kib(mem, "MemFree"),
           meminfo_kib(mem, "Cached"), meminfo_kib(mem, "Active(file)"), meminfo_kib(mem, "Inactive(file)"),
           meminfo_kib(mem, "SReclaimable"), psi_s, ref_s);
 }

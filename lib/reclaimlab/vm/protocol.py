@@ -182,6 +182,8 @@ class Reading:
     sreclaimable_kib: int
     psi_some_avg10: float | None    # /proc/pressure/memory "some avg10"; None where the kernel has no PSI
     refault_file_pages: int | None  # /proc/vmstat workingset_refault_file; None where absent
+    sampler_ticks: tuple[int, int] | None = None  # the agent's sampler thread's utime, stime (a part of own_*);
+                                                  # None from an agent that does not report it
 
     @property
     def reclaimable_cache_kib(self) -> int:
@@ -221,5 +223,9 @@ def parse_reading(detail: dict[str, str]) -> Reading:
     except ValueError:
         raise VmProtocolError(f"observe reply {line[:80]!r}: psi_some_avg10 {psi_text[:20]!r} is not a number") from None
     refaults = None if detail["refault_file"] == "none" else _int(detail["refault_file"], line, "refault_file")
+    sampler = _counts(detail["sampler"], line) if "sampler" in detail else None
+    if sampler is not None and len(sampler) != 2:
+        raise VmProtocolError(f"observe reply {line[:80]!r}: sampler= needs 2 counters")
     return Reading(CpuTimes(*cpu, own_user=own[0], own_system=own[1]), mem["mem_total"], mem["mem_free"],
-                   mem["cached"], mem["active_file"], mem["inactive_file"], mem["sreclaimable"], psi, refaults)
+                   mem["cached"], mem["active_file"], mem["inactive_file"], mem["sreclaimable"], psi, refaults,
+                   None if sampler is None else (sampler[0], sampler[1]))

@@ -5,7 +5,7 @@
     ...
     session.close()                                            # also at interpreter exit and on an interrupt
 
-Lab 04 runs four auto-reclaim watches in the VM; each starts clean in a reused guest (`fresh()`: the file of
+Lab 04 runs two auto-reclaim watches in the VM (its chosen version's gradual and dropCache); each starts clean in a reused guest (`fresh()`: the file of
 the last run removed, every clean page dropped, then a pause for free page reporting to hand it back), so a
 run sees what a new boot would show apart from the warm slab. Experiments that need a fresh boot keep theirs
 (vm/experiments.py: lab 01's refault measures first touches of memory the host never backed, and lab 03's

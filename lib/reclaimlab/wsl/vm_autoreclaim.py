@@ -37,12 +37,33 @@ METHOD_PLAIN = ("memory.reclaim (cgroup2 root of the kit's VM, real write; plain
                 "'swappiness=0' with EINVAL, and the VM has no swap, so only file pages and slab can go)")
 
 
+# What the CPU gate leaves out of the guest's busy time. The guest runs nothing but the kit's agent, and at
+# rest all of its busy time is the agent's (measured 2026-12-07 in the kit's 1-vCPU VM under TCG on this
+# loaded 2-core machine: 1 s polls at 1 Hz sampling saw 7 busy jiffies in 20 polls, the agent's own 7).
+# A lab's time-compressed poll of 1 s holds 100 jiffies, so ONE jiffy is 1 % of it, twice WSL's 0.5 %:
+# a single tick landing in the agent fails the poll. Part of the agent's work is its sampler thread, the
+# stream of samples to the host that WSL's guest does not run (2 jiffies over a 14 s watch of lab 04 at 1 Hz
+# here); "sampler" leaves that thread's CPU time out, and lab 04's newer runs then acted at the first poll
+# their window allows. The policy's own reads (observe) and its writes stay counted, as WSL's thread's are.
+GATE_EXCLUDES = ("none", "sampler", "agent")
+
+
+def gate_cpu(reading: Reading, exclude: str = "none") -> CpuTimes:
+    """The reading's CPU counters with `own_*` set to what the gate leaves out (cpu_shares subtracts it)."""
+    if exclude not in GATE_EXCLUDES:
+        raise ValueError(f"gate_excludes {exclude!r} is not one of {', '.join(GATE_EXCLUDES)}")
+    if exclude == "agent":
+        return reading.cpu
+    if exclude == "sampler" and reading.sampler_ticks is not None:
+        return replace(reading.cpu, own_user=reading.sampler_ticks[0], own_system=reading.sampler_ticks[1])
+    return replace(reading.cpu, own_user=0, own_system=0)
+
+
 def observation(reading: Reading, prev: CpuTimes | None, now_s: float, probe_user: float | None = None,
-                exclude_agent: bool = False) -> Observation:
+                exclude: str = "none") -> Observation:
     """An agent reading -> the Observation a Policy decides on (pure). The CPU shares are the whole guest's,
-    the agent included (as WSL's thread counts everything), unless `exclude_agent`."""
-    cpu = reading.cpu if exclude_agent else replace(reading.cpu, own_user=0, own_system=0)
-    user, busy = cpu_shares(prev, cpu)
+    the agent included (as WSL's thread counts everything), but for what `exclude` leaves out (GATE_EXCLUDES)."""
+    user, busy = cpu_shares(prev, gate_cpu(reading, exclude))
     return Observation(now_s=now_s, mem_total_bytes=reading.mem_total_kib * KIB,
                        mem_free_bytes=reading.mem_free_kib * KIB, user_cpu_fraction=user, busy_cpu_fraction=busy,
                        reclaimable_cache_bytes=reading.reclaimable_cache_kib * KIB,
@@ -73,18 +94,24 @@ class VmGuest:
     """The Daemon's eyes and hands in the kit's VM: observe / read_cpu / read_refaults / apply over the agent."""
 
     def __init__(self, machine: Machine, mark: Callable[[str, str], object] | None = None,
-                 exclude_agent: bool = False):
+                 exclude: str = "none"):
+        if exclude not in GATE_EXCLUDES:
+            raise ValueError(f"gate_excludes {exclude!r} is not one of {', '.join(GATE_EXCLUDES)}")
         self.machine = machine
         self._mark = mark
-        self.exclude_agent = exclude_agent
+        self.exclude = exclude
+        self.sampler_ticks: list[tuple[int, int]] = []   # the sampler thread's utime, stime at each reading
         self.swappiness_refused: bool | None = None    # None until a file-only reclaim was tried
         self.longest_action_s = 0.0                     # the longest drop or reclaim, from its start to its mark
 
     def reading(self) -> Reading:
-        return parse_reading(self.machine.command("observe", timeout_s=30.0).detail)
+        r = parse_reading(self.machine.command("observe", timeout_s=30.0).detail)
+        if r.sampler_ticks is not None:
+            self.sampler_ticks.append(r.sampler_ticks)
+        return r
 
     def _cpu(self, r: Reading) -> CpuTimes:
-        return r.cpu if self.exclude_agent else replace(r.cpu, own_user=0, own_system=0)
+        return gate_cpu(r, self.exclude)
 
     def observe(self, cpu_prev: CpuTimes | None, probe_s: float = 0.0) -> tuple[Observation, CpuTimes]:
         r = self.reading()
@@ -92,7 +119,7 @@ class VmGuest:
         if probe_s > 0:
             time.sleep(probe_s)
             probe, _ = cpu_shares(self._cpu(r), self._cpu(self.reading()))
-        return observation(r, cpu_prev, time.monotonic(), probe, self.exclude_agent), self._cpu(r)
+        return observation(r, cpu_prev, time.monotonic(), probe, self.exclude), self._cpu(r)
 
     def read_cpu(self) -> CpuTimes:
         return self._cpu(self.reading())
@@ -145,7 +172,7 @@ class VmGuest:
 
 DEFAULTS: dict[str, Any] = {"policy": "gradual", "variant": "newer", "time_scale": 1.0, "idle_share": 0.0,
                             "size": "1.5GB", "observe_s": 230.0, "baseline_s": 10.0, "tail_s": 20.0,
-                            "sample_hz": 2.0, "maps": True}
+                            "sample_hz": 2.0, "maps": True, "gate_excludes": "sampler"}
 
 
 def run_vm_autoreclaim(policy: str = "gradual", variant: str = "newer", *, machine: Machine | None = None,
@@ -154,8 +181,10 @@ def run_vm_autoreclaim(policy: str = "gradual", variant: str = "newer", *, machi
     """Fill the VM's page cache, go quiet, and run WSL's policy against the VM with the CPU gate on.
 
     time_scale: 1.0 = WSL's real clock (a compressed run says so in its parameters and `policy` text).
-    idle_share: 0 = WSL's own threshold (0.5 %). observe_s bounds the wait for the policy after the idle
-    mark; tail_s is watched after it (free page reporting hands the freed memory back in passes).
+    idle_share: 0 = WSL's own threshold (0.5 %). gate_excludes: what the gate leaves out of the guest's busy
+    CPU (GATE_EXCLUDES; "sampler": the agent's sampler thread, which WSL's guest does not run). observe_s
+    bounds the wait for the policy after the idle mark; tail_s is watched after it (free page reporting
+    hands the freed memory back in passes).
     machine: a booted guest to run in (a lab's VmSession; left running); `notices`: how its sizes were scaled.
     """
     from ..units import parse_size
@@ -186,7 +215,7 @@ def run_vm_autoreclaim(policy: str = "gradual", variant: str = "newer", *, machi
             say(f"booted the kit's VM in {machine.boot_s:.1f} s ({machine.accel.hypervisor}, {machine.mem_mib} MiB)")
         run = VmSampler(machine, hz=p["sample_hz"], experiment="auto-reclaim", parameters=p)
         run.notices.extend(notices)   # where banners look for them: a size scaled down to fit the VM
-        guest = VmGuest(machine, mark=lambda kind, detail: run.mark(kind, detail))
+        guest = VmGuest(machine, mark=lambda kind, detail: run.mark(kind, detail), exclude=p["gate_excludes"])
         _script(run, guest, pol, size, p, say)
         run.mark("end")
         return run.stop()
@@ -278,6 +307,7 @@ def _script(run, guest: VmGuest, pol: Policy, size: int, p: dict[str, Any], say)
             acted.append(len(daemon.ticks))
         return guest.apply(action)
 
+    daemon_start = len(guest.sampler_ticks)
     floor_kib = 160 * 1024   # newer's 128 MiB floor plus what the kernel keeps: "nothing left to take"
     with daemon:
         end = time.monotonic() + float(p["observe_s"])
@@ -306,6 +336,7 @@ def _script(run, guest: VmGuest, pol: Policy, size: int, p: dict[str, Any], say)
     res["gate_idle_polls"] = sum(t.idle for t in daemon.ticks)
     res["poll_busy_shares"] = [None if b is None else round(b, 5) for b in busy]
     res["poll_user_shares"] = [None if u is None else round(u, 5) for u in user]
+    _gate_excluded(run, guest, daemon_start)
     run.mark("tail", "after the last action: free page reporting finishes")
     time.sleep(float(p["tail_s"]))
     r = guest.reading()
@@ -315,3 +346,19 @@ def _script(run, guest: VmGuest, pol: Policy, size: int, p: dict[str, Any], say)
         _maps(run, "after")
     say(f"after: cache {format_size(r.reclaimable_cache_kib * KIB)}, QEMU RSS "
         f"{format_size((res['host_rss_after_kib'] or 0) * KIB)}; actions {res['actions']}; errors {res['errors']}")
+
+
+def _gate_excluded(run, guest: VmGuest, first: int) -> None:
+    """Say in the results and the banner what the gate left out of the guest's busy CPU over the watch."""
+    res = run.results
+    ticks = guest.sampler_ticks[first:]
+    left_out = guest.exclude if guest.exclude != "sampler" or ticks else "none"
+    res["gate_excludes"] = left_out
+    res["gate_sampler_jiffies"] = (sum(ticks[-1]) - sum(ticks[0])) if len(ticks) > 1 else None
+    if left_out == "sampler":
+        run.notices.append(
+            f"the CPU gate left out the guest agent's sampler thread ({res['gate_sampler_jiffies']} jiffies over the "
+            "watch): it streams the kit's samples, which WSL's guest does not run; everything else in the guest, "
+            "the policy's own reads and writes included, counted as busy")
+    elif left_out == "agent":
+        run.notices.append("the CPU gate left out the whole guest agent, the policy's own reads and writes included")

@@ -190,6 +190,9 @@ _IDLE = {
     "raised": "**How idle was decided.** These runs counted the guest as idle at busy CPU up to **{share:.1%}** "
               "(WSL: 0.5 %), time-compressed ×{scale:g}; busy CPU in the baseline was {busy}.",
     "wsl": "**How idle was decided.** WSL's own threshold, 0.5 % busy CPU, time-compressed ×{scale:g}.",
+    "wsl_no_sampler": "**How idle was decided.** WSL's own threshold, 0.5 % busy CPU, time-compressed ×{scale:g}, "
+                      "leaving out the kit's sampler thread in the guest (it streams the samples, which WSL's guest "
+                      "does not run); the rest of the guest, the policy's own reads included, counted.",
 }
 
 
@@ -200,7 +203,8 @@ def idle_rule(rec: Recording) -> Claim:
     scale = float(res.get("time_scale") or p.get("time_scale") or 1.0)
     busy = res.get("guest_busy_share_baseline")
     busy_s = f"{busy:.0%}" if isinstance(busy, (int, float)) else "not measured"
-    verdict = "gate_off" if share >= 1 else ("raised" if share > 0.005 + 1e-9 else "wsl")
+    verdict = "gate_off" if share >= 1 else ("raised" if share > 0.005 + 1e-9 else
+                                             "wsl_no_sampler" if res.get("gate_excludes") == "sampler" else "wsl")
     return claim("auto_reclaim.idle_rule", verdict, _IDLE, value=share, unit="share", share=share, scale=scale,
                  busy=busy_s)
 

@@ -98,17 +98,17 @@ def method(rec: Recording, label: str | None = None) -> Claim:
 
 
 _RUN = {
-    "host_fell": "**{label}** ({clock}, the CPU gate on at WSL's {limit:.1%}): its gate counted {idle_polls} of "
+    "host_fell": "**{label}** ({clock}, the CPU gate on at WSL's {limit:.1%}{left_out}): its gate counted {idle_polls} of "
                  "{polls} polls idle. It first acted **{wait:.0f} s** after the idle mark ({wsl_wait:.0f} s of WSL's clock), "
                  "{what}. The cache went from {cache_idle} to **{cache_end}**, and QEMU's resident memory (the host's "
                  "view) from {rss_idle} to **{rss_end}**: it fell by **{fell}** by the end, {tail:.0f} s after the "
                  "last action.",
-    "host_kept": "**{label}** ({clock}, the CPU gate on at WSL's {limit:.1%}): it first acted **{wait:.0f} s** after "
+    "host_kept": "**{label}** ({clock}, the CPU gate on at WSL's {limit:.1%}{left_out}): it first acted **{wait:.0f} s** after "
                  "the idle mark ({wsl_wait:.0f} s of WSL's clock), {what}, and the cache went from {cache_idle} to "
                  "{cache_end}, but QEMU's resident memory (the host's view) fell by less than {min_fall}: {rss_idle} "
                  "at the idle mark, **{rss_end}** at the end. What the guest freed had not reached the host by "
                  "the end of the run.",
-    "no_action": "**{label}** ({clock}, the CPU gate on at WSL's {limit:.1%}): made no drop or reclaim in the "
+    "no_action": "**{label}** ({clock}, the CPU gate on at WSL's {limit:.1%}{left_out}): made no drop or reclaim in the "
                  "{watch:.0f} s it watched after the idle mark; its gate counted {idle_polls} of {polls} polls idle. QEMU's "
                  "resident memory went from {rss_idle} to {rss_end}.",
     "no_host_view": "**{label}**: {acted}; this recording has no host-side view (QEMU's resident memory), so how "
@@ -139,7 +139,8 @@ def vm_run(rec: Recording, label: str | None = None) -> Claim:
     scale = _scale(rec)
     shares = [b for b in (res.get("poll_busy_shares") or []) if isinstance(b, (int, float))]
     limit = float(res.get("idle_share") or 0.005)
-    ev = dict(label=label, clock=_clock(scale), limit=limit, polls=res.get("gate_polls", len(shares)),
+    left_out = ", the kit's sampler thread left out" if res.get("gate_excludes") == "sampler" else ""
+    ev = dict(label=label, clock=_clock(scale), limit=limit, left_out=left_out, polls=res.get("gate_polls", len(shares)),
               idle_polls=res.get("gate_idle_polls", sum(1 for b in shares if b <= limit + 1e-12)),
               watch=t_end - t0, what=_what(rec),
               cache_idle=ar._at(rec, "cached_kib", t0), cache_end=ar._at(rec, "cached_kib", t_end))
