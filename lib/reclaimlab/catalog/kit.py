@@ -142,7 +142,7 @@ AUTO_RECLAIM_RESULTS = {
     "cache_idle_kib": "KiB", "cache_after_kib": "KiB", "swappiness_refused": "bool", "guest_swap_kib": "KiB",
     "reclaim_eagain": "count", "poll_busy_shares": "list",  # gate_polls, gate_idle_polls: above
     "poll_user_shares": "list", "action_longest_s": "s",
-    # the maps of physical memory at the idle mark and after the tail (vm.guestmap.read_maps), by label
+    # by label, folded from the whole maps kept at the idle mark and after the tail (physmap.json)
     "guest_map_file_kib": "KiB by label", "guest_map_reported_kib": "KiB by label",
     "host_map_resident_kib": "KiB by label", "maps_reported_and_empty_kib": "KiB by label",
 }
