@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from reclaimlab.present.findings import auto_reclaim as ar
+from reclaimlab.probe.physmap import FrameClass
 from reclaimlab.recording import datasets, recording
 from reclaimlab.wsl.autoreclaim_policy import NEWER_STEP_MIN_BYTES
 
@@ -37,9 +38,15 @@ def test_vm_runs_ran_with_the_gate_on_and_say_their_clock(policy, variant):
 @pytest.mark.parametrize("policy,variant", RUNS)
 def test_the_maps_show_the_cache_going_and_the_host_letting_go(policy, variant):
     """The guest's map (kpageflags) and the host's (QEMU's pagemap) at the idle mark and after the tail."""
-    res = _vm(policy, variant).meta["results"]
+    rec = _vm(policy, variant)
+    res = rec.meta["results"]
     for key in ("guest_map_file_kib", "guest_map_reported_kib", "host_map_resident_kib"):
         assert set(res[key]) == {"idle", "after"}, key
+    # the totals are folded from the whole maps the recording keeps (physmap.json), not a reading of their own
+    for m in rec.physmaps:
+        assert res["guest_map_file_kib"][m.label] == m.snapshot.kib(m.snapshot.pages(FrameClass.FILE))
+        assert res["guest_map_reported_kib"][m.label] == m.snapshot.kib(m.snapshot.pages(FrameClass.FREE_REPORTED))
+        assert res["host_map_resident_kib"][m.label] == m.host.resident_kib
     assert res["guest_map_file_kib"]["idle"] - res["guest_map_file_kib"]["after"] >= 128 * 1024
     assert res["guest_map_reported_kib"]["after"] > res["guest_map_reported_kib"]["idle"]
     assert res["host_map_resident_kib"]["after"] < res["host_map_resident_kib"]["idle"]

@@ -177,3 +177,18 @@ def test_gradual_newer_writes_memory_reclaim_and_the_cache_falls():
     labels = [step.label for step in rec.physmaps]
     assert labels == ["idle", "after"] and all(step.host is not None for step in rec.physmaps), labels
     assert set(res["host_map_resident_kib"]) == {"idle", "after"}
+
+
+def test_the_watch_waits_out_newers_burst_and_stops_on_the_policys_own_stop():
+    """Newer's tick.idle is its 12-poll window's: a poll busy over 0.5 % itself is skipped (no step) while the
+    window stays idle; that pauses the steps, it is not the policy saying "no more"."""
+    from reclaimlab.wsl.autoreclaim_policy import Tick
+    newer, released = Policy("gradual", "newer", 1.0), Policy("gradual", "released", 0.25)
+    quiet = Tick(0.0, True, False, ())
+    assert not va.watch_done(newer, quiet, 0.00531, 1_000_000)       # a burst: wait for the next poll
+    assert va.watch_done(newer, quiet, 0.004, 1_000_000)             # idle and no step asked: the floor
+    assert not va.watch_done(newer, Tick(0.0, True, False, (Reclaim(1, True, "x"),)), 0.004, 1_000_000)
+    assert not va.watch_done(newer, Tick(0.0, False, False, ()), 0.02, 1_000_000)   # busy window: paused
+    assert va.watch_done(newer, Tick(0.0, False, False, ()), 0.02, 100 * 1024)    # the cache is gone
+    assert va.watch_done(released, quiet, 0.03, 1_000_000)           # released's idle already tests the poll
+    assert va.watch_done(Policy("dropCache", "newer", 1.0), Tick(0.0, False, False, ()), 0.02, None)

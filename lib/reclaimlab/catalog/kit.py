@@ -144,7 +144,7 @@ AUTO_RECLAIM_RESULTS = {
     "poll_user_shares": "list", "action_longest_s": "s",
     # what the gate left out of the guest's busy CPU (wsl/vm_autoreclaim.GATE_EXCLUDES), and the sampler's jiffies
     "gate_excludes": "text", "gate_sampler_jiffies": "count",
-    # the maps of physical memory at the idle mark and after the tail (vm.guestmap.read_maps), by label
+    # by label, folded from the whole maps kept at the idle mark and after the tail (physmap.json)
     "guest_map_file_kib": "KiB by label", "guest_map_reported_kib": "KiB by label",
     "host_map_resident_kib": "KiB by label", "maps_reported_and_empty_kib": "KiB by label",
 }

@@ -264,6 +264,22 @@ def _maps(run, label: str) -> None:
         res.setdefault(key, {})[label] = value
 
 
+FLOOR_KIB = 160 * 1024   # newer's 128 MiB floor plus what the kernel keeps: "nothing left to take"
+
+
+def watch_done(pol: Policy, tick, busy_share: float | None, cache_after_kib: int | None) -> bool:
+    """After an action: a drop happened, or an IDLE poll asked for no more (the policy's own stop: newer's
+    floor, released's MemoryLow), or the cache is gone. A busy poll only pauses the steps, and so does
+    newer's burst: its tick.idle is the 12-poll window's, and a poll busy over the threshold itself is
+    skipped ("a short burst blocks this tick"), asking nothing, though the window stays idle."""
+    if pol.effective_mode == "dropCache":
+        return True
+    if cache_after_kib is not None and cache_after_kib < FLOOR_KIB:
+        return True
+    burst = pol.variant == "newer" and (busy_share is None or busy_share > pol.idle_share + 1e-12)
+    return tick.idle and not burst and not any(a.kind == "reclaim" for a in tick.actions)
+
+
 def _script(run, guest: VmGuest, pol: Policy, size: int, p: dict[str, Any], say) -> None:
     machine = guest.machine
     if not machine.hello or machine.hello.fields.get("disk") != "yes":
@@ -308,20 +324,15 @@ def _script(run, guest: VmGuest, pol: Policy, size: int, p: dict[str, Any], say)
         return guest.apply(action)
 
     daemon_start = len(guest.sampler_ticks)
-    floor_kib = 160 * 1024   # newer's 128 MiB floor plus what the kernel keeps: "nothing left to take"
     with daemon:
         end = time.monotonic() + float(p["observe_s"])
         while time.monotonic() < end and machine.alive:
             time.sleep(0.5)
-            if not acted or len(daemon.ticks) <= acted[-1]:
+            n = len(daemon.ticks)
+            if not acted or n <= acted[-1] or len(busy) < n:   # (the poll's shares come just after its tick)
                 continue
-            # done: a drop happened, or an IDLE poll after the last step asked for no more (the policy's own
-            # stop: newer's floor, released's MemoryLow), or the cache is gone. A busy poll only pauses the steps.
-            last_tick = daemon.ticks[-1]
             reclaims = [x for _, a, x in daemon.applied if a.kind == "reclaim"]
-            if (pol.effective_mode == "dropCache"
-                    or (last_tick.idle and not any(a.kind == "reclaim" for a in last_tick.actions))
-                    or (reclaims and reclaims[-1].cache_after_kib < floor_kib)):
+            if watch_done(pol, daemon.ticks[n - 1], busy[n - 1], reclaims[-1].cache_after_kib if reclaims else None):
                 break
     reclaims = [x for _, a, x in daemon.applied if a.kind == "reclaim"]
     res["reclaimed_kib"] = sum(x.reclaimed_bytes for x in reclaims) // 1024
