@@ -125,8 +125,8 @@ def _speeds(rec: Recording) -> dict[str, float | None]:
 
 
 NOT_MAPPED = ("this recording has no maps of which frames each touch got, so whether they were the reported ones, "
-              "and so {what}, is **not measured here** (a live run where the page flags can be read, as root, maps "
-              "them before and after each touch)")
+              "and so {what}, is **not measured here** (a local live run maps them before and after each touch "
+              "where the page flags can be read, as root)")
 
 
 def _cause(rec: Recording, verdict: str) -> tuple[str, dict[str, Any]]:
