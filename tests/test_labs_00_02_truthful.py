@@ -65,7 +65,7 @@ def test_refault_section_promises_no_cost_in_static_text():
     """Teaching review: lab 01's section 4, outcome and keypoint promised the cold touch measures the refault's price."""
     text = markdown("01")
     assert "The price of giving memory back" not in text and "after the host has taken them back" not in text
-    assert "where maps allow, counts its reported frames" in cell("01", "c40")
+    assert "where maps allow, counts reported frames" in cell("01", "c40")
 
 
 # ---------------------------------------------------------------- lab 01: why reporting stopped short
