@@ -324,3 +324,21 @@ def test_reportable_solution_runs_on_a_run_without_a_snapshot(capsys):
     code = (labs_dir() / "solutions" / "01_reportable.py").read_text()
     exec(compile(code, "01_reportable.py", "exec"), {"exercises": exercises, "rec": rec, "rec_ex": rec_ex, "snap": snap})
     assert re.search(r"\brec\b(?!_ex)", code.split("exercises.check_reportable", 1)[1]) is None
+
+
+def test_what_stayed_after_level_1_names_mapped_and_writeback_where_the_run_has_them():
+    """Fresh-guest read: 419 MiB of the 452 MiB that stayed cached were "not told apart" (no Mapped column). The
+    sampler now records Mapped and Writeback; the sentence names them, and what none of them covers as a floor."""
+    rec = edited(datasets.find("page-cache"))
+    t = page_cache._settled(rec, page_cache.around_drop(rec, 1))
+    kept = float(rec.samples.loc[(rec.samples["t_s"] - t).abs().idxmin(), "cached_kib"])
+    shmem = float(rec.samples.loc[(rec.samples["t_s"] - t).abs().idxmin(), "shmem_kib"])
+    rec.samples["writeback_kib"] = 0.0
+    rec.samples["mapped_kib"] = kept - shmem - 100 * 1024.0   # 100 MiB left, less what Dirty holds
+    c = page_cache.stayed(rec, 1)
+    assert c.verdict == "mapped" and "Mapped" in c.sentence and "under writeback" in c.sentence
+    floor = kept - shmem - c.evidence["dirty_kib"] - c.evidence["mapped_kib"]
+    assert c.evidence["rest_at_least_kib"] == pytest.approx(floor)
+    assert f"At least **{analysis.mib(floor)}** is none of these" in c.sentence and "not measured here" in c.sentence
+    rec.samples["mapped_kib"] = kept
+    assert "cover all of it" in page_cache.stayed(rec, 1).sentence
