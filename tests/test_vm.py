@@ -75,7 +75,7 @@ def test_reportable_free_counts_only_blocks_of_the_order():
 
 def test_sample_row_uses_the_local_samplers_column_names():
     row = sample_row(Sample(2500, {"MemFree": 10, "AnonPages": 20, "SReclaimable": 3, "compact_stall": 1,
-                                   "Writeback": 0}, (0,) * 9 + (1,)), page_reporting_order=9)
+                                   "Active(file)": 0}, (0,) * 9 + (1,)), page_reporting_order=9)
     assert row == {"guest_t_s": 2.5, "mem_free_kib": 10, "anon_kib": 20, "slab_reclaimable_kib": 3,
                    "compact_stall_count": 1, "reportable_free_kib": 2048}
 
