@@ -137,7 +137,8 @@ def _cause(rec: Recording, verdict: str) -> tuple[str, dict[str, Any]]:
         return f"The cold buffer is a fresh mapping: {NOT_MAPPED.format(what=what)}.", {}
     evidence = {"cold_frames_reported_share": cold["share"], "cold_frames_kib": cold["frames_kib"],
                 "hot_frames_reported_share": None if hot is None else hot["share"]}
-    hot_words = "" if hot is None else f", against {hot['share']:.0%} of the hot touch's"
+    hot_words = "" if hot is None else (f", against {hot['share']:.0%} of the hot touch's (in blocks reported at the "
+                                        f"map before the first `free`)")
     figure = (f"Of the frames the cold touch got, **{cold['share']:.0%}** ({analysis.mib(cold['reported_kib'])} of "
               f"{analysis.mib(cold['frames_kib'])}) sat in blocks marked reported to the host just before it{hot_words} "
               f"(maps of physical memory).")
