@@ -247,6 +247,20 @@ def _reporting_vm(rec: Recording) -> Claim:
 SMALL_BLOCKS_MIN_KIB = 64 * 1024
 
 
+def _huge_words(rec: Recording) -> str:
+    """Where the touch took the buffer in huge pages (AnonHugePages just before `free`), that figure: such a buffer
+    takes whole 2 MiB blocks, not the small free ones, and frees whole blocks again."""
+    if not analysis.has(rec, "anon_huge_kib"):
+        return ""
+    t = analysis.when(rec, "free") - 0.2
+    huge, anon = analysis.value_at(rec, "anon_huge_kib", t), analysis.value_at(rec, "anon_kib", t)
+    if not anon or huge < 0.9 * anon:
+        return ""
+    return (f" The touch took the buffer in 2 MiB huge pages (AnonHugePages {analysis.mib(huge)} of AnonPages "
+            f"{analysis.mib(anon)} before `free`): a huge page takes a whole 2 MiB block, not small ones, and frees it "
+            f"whole.")
+
+
 def _with_small_blocks_vm(c: Claim, rec: Recording) -> Claim:
     """Where the guest held much free memory in blocks below the reporting order (a long-used guest), the figures
     before `calloc` and after the watch: memory reporting never hands over, which QEMU's fall does not show."""
@@ -258,7 +272,7 @@ def _with_small_blocks_vm(c: Claim, rec: Recording) -> Claim:
     order = analysis.reporting_order(rec)
     extra = (f"In the guest, **{analysis.mib(after[0])}** of free memory sat in blocks below order {order} after the "
              f"watch ({analysis.mib(before[0])} before `calloc`; `/proc/buddyinfo`): reporting never hands those "
-             f"over, so whatever of them the host backs, it keeps.")
+             f"over, so whatever of them the host backs, it keeps.{_huge_words(rec)}")
     return dataclasses.replace(c, sentence=f"{c.sentence} {extra}",
                                evidence={**c.evidence, "small_block_free_kib": {"before": before[0], "after": after[0]}})
 
