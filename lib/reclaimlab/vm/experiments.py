@@ -103,7 +103,16 @@ def age(run: VmSampler, age_bytes: int) -> None:
     run.snapshot("aged")
 
 
+THP_ENABLED = "/sys/kernel/mm/transparent_hugepage/enabled"
+
+
 def calloc_reclaim(run: VmSampler, size: int, p: dict[str, Any]) -> None:
+    if p.get("thp_enabled"):
+        if p["thp_enabled"] not in ("always", "madvise", "never"):
+            raise VmExperimentError(f"calloc-reclaim: thp_enabled={p['thp_enabled']!r}; give always, madvise or never")
+        run.machine.command("set", THP_ENABLED, p["thp_enabled"])
+    # what the guest's kernel then said, e.g. "always [madvise] never" (the agent sends blanks as '_')
+    run.results["thp_enabled"] = run.machine.command("get", THP_ENABLED).detail.get("value", "").replace("_", " ")
     if int(p.get("age_bytes") or 0) > 0:
         age(run, int(p["age_bytes"]))
     wait_until(p["baseline_s"])
