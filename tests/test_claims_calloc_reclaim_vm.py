@@ -57,3 +57,16 @@ def test_a_long_used_guest_names_free_memory_below_the_order_that_reporting_neve
     assert rec.meta["parameters"]["age_bytes"] == 768 << 20 and rec.meta["results"]["age_held_pages"] == 98304
     fresh = calloc_reclaim.reporting(on)   # the shipped run, on a freshly booted VM
     assert "small_block_free_kib" not in fresh.evidence and "below order" not in fresh.sentence
+
+
+def test_a_touch_that_added_less_than_the_buffer_to_qemu_says_the_rest_was_backed_already(on):
+    """A touch of pages the host already backed (a long-used guest's holes) adds less to QEMU than the buffer:
+    the share of what it added leaves those out, and the claim says how much."""
+    import copy
+    import dataclasses
+    rec = dataclasses.replace(on, meta=copy.deepcopy(on.meta))
+    rec.meta["results"]["touched_host_kib"] = 426 * 1024
+    c = calloc_reclaim.reporting(rec)
+    assert "The touch added only **426 MiB** to QEMU for a buffer of 768 MiB" in c.sentence
+    assert "other 342 MiB were pages the host already backed" in c.sentence
+    assert "added only" not in calloc_reclaim.reporting(on).sentence
