@@ -4,6 +4,7 @@ recreated on a shipped recording or an edited copy of one, or read from the lab'
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -342,3 +343,13 @@ def test_what_stayed_after_level_1_names_mapped_and_writeback_where_the_run_has_
     assert f"At least **{analysis.mib(floor)}** is none of these" in c.sentence and "not measured here" in c.sentence
     rec.samples["mapped_kib"] = kept
     assert "cover all of it" in page_cache.stayed(rec, 1).sentence
+
+
+def test_a_real_run_with_the_mapped_column_names_what_stayed():
+    """Issue 24 (c), a real run here (2026-12-07 00:50 UTC, corpus case page-cache-mapped): Cached kept 223 MiB
+    after drop_caches=1, 219 MiB of it Mapped and 10 MiB Shmem."""
+    from reclaimlab.recording import recording as recording_mod
+    rec = recording_mod.load(Path(__file__).parent / "fixtures" / "recordings" / "page-cache-mapped")
+    c = page_cache.stayed(rec, 1)
+    assert c.verdict == "mapped" and "**223 MiB**: 219 MiB of it Mapped" in c.sentence
+    assert "10 MiB Shmem" in c.sentence and "cover all of it" in c.sentence
