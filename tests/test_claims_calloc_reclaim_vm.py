@@ -67,6 +67,20 @@ def test_a_touch_that_added_less_than_the_buffer_to_qemu_says_the_rest_was_backe
     rec = dataclasses.replace(on, meta=copy.deepcopy(on.meta))
     rec.meta["results"]["touched_host_kib"] = 426 * 1024
     c = calloc_reclaim.reporting(rec)
+    assert c.verdict == "returned_what_it_added" and "got it back" not in c.sentence
     assert "The touch added only **426 MiB** to QEMU for a buffer of 768 MiB" in c.sentence
     assert "other 342 MiB were pages the host already backed" in c.sentence
     assert "added only" not in calloc_reclaim.reporting(on).sentence
+
+
+def test_a_long_used_guest_touched_in_4k_pages_gave_back_only_what_the_touch_added():
+    """The aged VM with THP off (corpus case calloc-vm-long-used-4k): the touch took the 383 MiB of single-page holes
+    the host already backed, so QEMU grew 386 MiB for 768 MiB and fell 374 MiB; 399 MiB sat below order 9 after."""
+    from pathlib import Path
+    rec = load(Path(__file__).parent / "fixtures" / "recordings" / "calloc-vm-long-used-4k")
+    assert rec.meta["results"]["thp_enabled"] == "always madvise [never]"
+    c = calloc_reclaim.reporting(rec)
+    assert c.verdict == "returned_what_it_added" and c.value == 382740 / 395132
+    assert "the other 382 MiB were pages the host already backed" in c.sentence
+    assert "**399 MiB** of free memory sat in blocks below order 9 after the watch (389 MiB before" in c.sentence
+    assert "huge pages" not in c.sentence

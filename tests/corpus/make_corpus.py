@@ -465,6 +465,14 @@ CASES += [
          "reported, while the buffer, touched in huge pages, came back whole (99 % of what it added to QEMU).",
          replay_key="vm:calloc-reclaim", params={"guest": "vm"},
          values={"calloc_reclaim.reporting": 779848 / 786364}),   # QEMU fell 779,848 of the 786,364 KiB the touch added
+    Case("calloc-vm-long-used-4k", "01_calloc_and_reclaim.ipynb", "calloc-reclaim", fixture("calloc-vm-long-used-4k"),
+         no_edit,
+         {"calloc_reclaim.reporting": "returned_what_it_added", "calloc_reclaim.whole_guest": "one_program"},
+         "The same aged guest in the kit's VM with transparent huge pages off (thp_enabled=never, 2026-12-07 00:54 "
+         "UTC): the 4 KiB touch took the 383 MiB of single-page holes first, so it added only 386 MiB to QEMU for "
+         "its 768 MiB; after free 399 MiB sat below order 9 and QEMU gave back only what the touch had added.",
+         replay_key="vm:calloc-reclaim", params={"guest": "vm"},
+         values={"calloc_reclaim.reporting": 382740 / 395132}),   # QEMU fell 382,740 of the 395,132 KiB added
     Case("page-cache-mapped", "02_page_cache.ipynb", "page-cache", fixture("page-cache-mapped"), no_edit,
          {"page_cache.stayed_1": "mapped"},
          "A real run on this Firecracker guest (2026-12-07 00:50 UTC) with the Mapped and Writeback columns: after "
