@@ -92,3 +92,18 @@ def test_maps_of_another_run_shape_are_not_compared(shipped):
     rec = with_maps(shipped, reported_blocks=3)
     rec.physmaps[2] = dataclasses.replace(rec.physmaps[2], snapshot=snap([{R: BLOCK}] * 3))
     assert refault.touched_reported(rec, "cold") is None
+
+
+def test_a_real_run_maps_the_frames_each_touch_got():
+    """The live run of 2026-12-07 01:04 UTC (corpus case refault-maps-live): maps at first_touched, hot_touched,
+    before_cold and cold_touched; 6 MiB reported in the wait, and of the cold touch's 1,024 MiB of frames only
+    4 KiB sat in blocks reported just before it: the claim says so and does not measure a refault."""
+    from pathlib import Path
+    from reclaimlab.recording import recording
+    rec = recording.load(Path(__file__).parent / "fixtures" / "recordings" / "refault-maps-live")
+    assert [m.label for m in rec.physmaps] == ["first_touched", "hot_touched", "before_cold", "cold_touched"]
+    cold = refault.touched_reported(rec, "cold")
+    assert cold["frames_kib"] == 1048580 and cold["reported_kib"] == 4
+    c = refault.cold_vs_hot(rec)
+    assert c.verdict == "not_measurable" and c.evidence["cold_frames_reported_share"] == cold["share"]
+    assert "of the frames the cold touch got, 0% (0 MiB of 1,024 MiB) sat in blocks reported" in c.sentence

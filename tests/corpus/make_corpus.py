@@ -473,6 +473,12 @@ CASES += [
          "its 768 MiB; after free 399 MiB sat below order 9 and QEMU gave back only what the touch had added.",
          replay_key="vm:calloc-reclaim", params={"guest": "vm"},
          values={"calloc_reclaim.reporting": 382740 / 395132}),   # QEMU fell 382,740 of the 395,132 KiB added
+    Case("refault-maps-live", "01_calloc_and_reclaim.ipynb", "refault", fixture("refault-maps-live"), no_edit,
+         {"refault.reported_before_cold": "little", "refault.cold_vs_hot": "not_measurable",
+          "refault.cold_vs_first": "too_little_reported"},
+         "A real refault run here with maps of which frames each touch got (2026-12-07 01:04 UTC, busy shared "
+         "guest): 6 MiB reported in the 30 s wait while the maps marked 8.4 GiB reported; of the cold touch's "
+         "1,024 MiB of frames, 4 KiB sat in reported blocks, so the lab may not call the cold touch a refault."),
     Case("page-cache-mapped", "02_page_cache.ipynb", "page-cache", fixture("page-cache-mapped"), no_edit,
          {"page_cache.stayed_1": "mapped"},
          "A real run on this Firecracker guest (2026-12-07 00:50 UTC) with the Mapped and Writeback columns: after "

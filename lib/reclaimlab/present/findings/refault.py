@@ -179,11 +179,19 @@ def cold_vs_hot(rec: Recording) -> Claim:
         reason = "the recording lacks a touch speed."
     elif share is not None and share < THRESHOLDS["refault_min_reported_share"]:
         why, evidence = _why_not_reported(rec, res_kib := reported_kib(rec))
+        frames = touched_reported(rec, "cold")
+        mapped = "" if frames is None else (
+            f" The maps show it for our buffer: of the frames the cold touch got, {frames['share']:.0%} "
+            f"({analysis.mib(frames['reported_kib'])} of {analysis.mib(frames['frames_kib'])}) sat in blocks reported "
+            f"just before it.")
         reason = (f"the whole guest had reported only {analysis.mib(res_kib)} ({share:.0%} of the buffer's size) "
-                  f"before the cold touch, so it mostly found pages still in the guest. {why} {_stall.what_to_try(evidence)}")
+                  f"before the cold touch, so it mostly found pages still in the guest.{mapped} {why} "
+                  f"{_stall.what_to_try(evidence)}")
     if reason is not None:
+        cold_frames = touched_reported(rec, "cold")
         return claim("refault.cold_vs_hot", "not_measurable", sentences, cold_text=_gbps(cold), hot_text=_gbps(hot),
-                     reason=reason, hot_gb_per_s=hot, cold_gb_per_s=cold, reported_share=share)
+                     reason=reason, hot_gb_per_s=hot, cold_gb_per_s=cold, reported_share=share,
+                     cold_frames_reported_share=None if cold_frames is None else cold_frames["share"])
     ratio = hot / cold
     verdict = ratio_verdict(ratio)
     cause, frames = _cause(rec, verdict)
