@@ -228,6 +228,26 @@ def test_guest_rows_put_the_probe_in_plain_words():
     assert "live support" not in rows and "schema version" not in rows
 
 
+def test_guest_rows_name_memfree_outside_the_buddy_lists():
+    """Fresh-guest read: lab 00's report gave MemTotal and MemAvailable while ~16 GiB of MemFree sat outside
+    the buddy lists; it now gives that figure where it is 1 GiB or more, and nothing where it is not."""
+    memory = {**GUEST["memory"], "mem_free_bytes": 22 * 1024 ** 3, "buddy_free_bytes": 6 * 1024 ** 3}
+    text = dict(lab.guest_rows({**GUEST, "memory": memory}))["Memory"]
+    assert "Of MemFree's 22.00 GiB" in text and "held 6.00 GiB" in text and "**16.00 GiB** sat in neither" in text
+    for buddy in (21.5 * 1024 ** 3, None):
+        memory = {**GUEST["memory"], "mem_free_bytes": 22 * 1024 ** 3, "buddy_free_bytes": buddy}
+        assert "MemFree" not in dict(lab.guest_rows({**GUEST, "memory": memory}))["Memory"]
+
+
+def test_probe_reads_the_buddy_and_per_cpu_free_memory(tmp_path):
+    from reclaimlab.probe import guest, sources
+    (tmp_path / "buddyinfo").write_text("Node 0, zone   Normal   2   1   0   0   0   0   0   0   0   0   1\n")
+    (tmp_path / "zoneinfo").write_text("Node 0, zone   Normal\n  pagesets\n    cpu: 0\n              count: 3\n")
+    got = guest._buddy_free_bytes(sources.Roots(proc=tmp_path, sys=tmp_path))
+    page = sources.page_bytes()
+    assert got == (2 + 2 + 1024) * page + 3 * page
+
+
 def test_live_rows():
     assert lab.live_rows(GUEST) == [("calloc-reclaim", "yes", "up to 20 GiB"),
                                     ("page-cache", "yes, with consent", "drop_caches writable"),

@@ -4,6 +4,7 @@ recreated on a shipped recording or an edited copy of one, or read from the lab'
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -65,7 +66,7 @@ def test_refault_section_promises_no_cost_in_static_text():
     """Teaching review: lab 01's section 4, outcome and keypoint promised the cold touch measures the refault's price."""
     text = markdown("01")
     assert "The price of giving memory back" not in text and "after the host has taken them back" not in text
-    assert "what slowed it is not measured there" in cell("01", "c40")
+    assert "where maps allow, counts reported frames" in cell("01", "c40")
 
 
 # ---------------------------------------------------------------- lab 01: why reporting stopped short
@@ -324,3 +325,31 @@ def test_reportable_solution_runs_on_a_run_without_a_snapshot(capsys):
     code = (labs_dir() / "solutions" / "01_reportable.py").read_text()
     exec(compile(code, "01_reportable.py", "exec"), {"exercises": exercises, "rec": rec, "rec_ex": rec_ex, "snap": snap})
     assert re.search(r"\brec\b(?!_ex)", code.split("exercises.check_reportable", 1)[1]) is None
+
+
+def test_what_stayed_after_level_1_names_mapped_and_writeback_where_the_run_has_them():
+    """Fresh-guest read: 419 MiB of the 452 MiB that stayed cached were "not told apart" (no Mapped column). The
+    sampler now records Mapped and Writeback; the sentence names them, and what none of them covers as a floor."""
+    rec = edited(datasets.find("page-cache"))
+    t = page_cache._settled(rec, page_cache.around_drop(rec, 1))
+    kept = float(rec.samples.loc[(rec.samples["t_s"] - t).abs().idxmin(), "cached_kib"])
+    shmem = float(rec.samples.loc[(rec.samples["t_s"] - t).abs().idxmin(), "shmem_kib"])
+    rec.samples["writeback_kib"] = 0.0
+    rec.samples["mapped_kib"] = kept - shmem - 100 * 1024.0   # 100 MiB left, less what Dirty holds
+    c = page_cache.stayed(rec, 1)
+    assert c.verdict == "mapped" and "Mapped" in c.sentence and "under writeback" in c.sentence
+    floor = kept - shmem - c.evidence["dirty_kib"] - c.evidence["mapped_kib"]
+    assert c.evidence["rest_at_least_kib"] == pytest.approx(floor)
+    assert f"At least **{analysis.mib(floor)}** is none of these" in c.sentence and "not measured here" in c.sentence
+    rec.samples["mapped_kib"] = kept
+    assert "cover all of it" in page_cache.stayed(rec, 1).sentence
+
+
+def test_a_real_run_with_the_mapped_column_names_what_stayed():
+    """Issue 24 (c), a real run here (2026-12-07 00:50 UTC, corpus case page-cache-mapped): Cached kept 223 MiB
+    after drop_caches=1, 219 MiB of it Mapped and 10 MiB Shmem."""
+    from reclaimlab.recording import recording as recording_mod
+    rec = recording_mod.load(Path(__file__).parent / "fixtures" / "recordings" / "page-cache-mapped")
+    c = page_cache.stayed(rec, 1)
+    assert c.verdict == "mapped" and "**223 MiB**: 219 MiB of it Mapped" in c.sentence
+    assert "10 MiB Shmem" in c.sentence and "cover all of it" in c.sentence

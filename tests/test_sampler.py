@@ -169,7 +169,7 @@ def test_sampler_records_columns_marks_and_changes(tree_copy):
         time.sleep(0.15)
     rec = s.recording
     df = rec.samples
-    assert list(df.columns[:12]) == ["t_s", *MEMINFO_COLUMNS.values()]
+    assert list(df.columns[:1 + len(MEMINFO_COLUMNS)]) == ["t_s", *MEMINFO_COLUMNS.values()]
     for col in [*VMSTAT_COLUMNS.values(), "cgroup_usage_bytes", "cgroup_file_bytes", "cgroup_anon_bytes",
                 "host_fake_kib"]:
         assert col in df.columns

@@ -75,7 +75,7 @@ def test_reportable_free_counts_only_blocks_of_the_order():
 
 def test_sample_row_uses_the_local_samplers_column_names():
     row = sample_row(Sample(2500, {"MemFree": 10, "AnonPages": 20, "SReclaimable": 3, "compact_stall": 1,
-                                   "Writeback": 0}, (0,) * 9 + (1,)), page_reporting_order=9)
+                                   "Active(file)": 0}, (0,) * 9 + (1,)), page_reporting_order=9)
     assert row == {"guest_t_s": 2.5, "mem_free_kib": 10, "anon_kib": 20, "slab_reclaimable_kib": 3,
                    "compact_stall_count": 1, "reportable_free_kib": 2048}
 
@@ -519,3 +519,30 @@ def test_order_5_reporting_leaves_small_holes_order_9_none(image):
               f"agreement {hostmap.agreement(g, h).over_either:.1%}")
     assert len(small[5]) >= 256 and set(small[5].tolist()) <= {128, 256, 384, 512}   # 252 KiB runs: 128 KiB holes
     assert len(small[9]) <= 8                                                          # order 9: none, or nearly
+
+
+def test_age_leaves_single_free_pages_between_cached_ones():
+    """The long-used guest (issue 24): age_bytes touched, every other page freed and its holes filled by a file's
+    page cache, then the kept half freed; the agent's verbs in that order, and a buddyinfo snapshot after."""
+    from reclaimlab.catalog import get
+    from reclaimlab.vm import experiments
+    from reclaimlab.vm.protocol import Ack
+
+    class Run:
+        results: dict = {}
+        calls: list = []
+
+        def step(self, kind, detail, verb, *args):
+            self.calls.append((kind, detail, verb, *args))
+            return Ack(1, 0, 10, True, {"held_pages": "1024"} if verb == "fragment" else {})
+
+        def snapshot(self, label):
+            self.calls.append(("snapshot", label))
+
+    run = Run()
+    experiments.age(run, 8 << 20)
+    assert run.calls == [("age", "fragment", "fragment", 8 << 20, 2), ("age", "write_file", "write_file", 4 << 20),
+                         ("age", "unfragment", "unfragment"), ("snapshot", "aged")]
+    assert run.results["age_held_pages"] == 1024
+    assert get("calloc-reclaim").vm_defaults["age_bytes"] == 0   # declared once, off by default
+    assert get("calloc-reclaim").unit_of("age_bytes") == "bytes"

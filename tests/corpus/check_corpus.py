@@ -42,7 +42,8 @@ def run_case(case: dict, out: Path) -> tuple[str, str, list[str]]:
     try:
         with local_kernel() as kernel:
             papermill.execute_notebook(str(lab), str(executed), cwd=str(ROOT / "labs"), progress_bar=False,
-                                       parameters={"mode": "recorded", "recordings": case["recordings"]}, **kernel)
+                                       parameters={"mode": "recorded", "recordings": case["recordings"],
+                                                   **(case.get("params") or {})}, **kernel)
     except Exception as exc:  # papermill names the failing cell
         return case["name"], "fail", [f"{case['lab']} failed on this recording: {str(exc).splitlines()[0:3]}"]
     found = claims.by_key(claims.from_notebook(executed))

@@ -39,6 +39,7 @@ class Case:
     doc: str
     replay_key: str = ""          # the key in the lab's `recordings` parameter (default: the experiment)
     values: dict[str, float] = field(default_factory=dict)  # claim key -> value it must have (approx.)
+    params: dict[str, str] = field(default_factory=dict)    # more lab parameters (e.g. guest="vm" for a VM run)
 
 
 # --------------------------------------------------------------------------- sources
@@ -455,6 +456,34 @@ CASES += [
           "reporting_order.after_release.9": "nothing"},
          "The kit's VM at order 9 (the shipped run): no 252 KiB hole holds a 2 MiB block, compaction forms none, "
          "and nothing reaches the host.", replay_key="vm:compaction:page_reporting_order=9"),
+    Case("calloc-vm-long-used", "01_calloc_and_reclaim.ipynb", "calloc-reclaim", fixture("calloc-vm-long-used"),
+         no_edit,
+         {"calloc_reclaim.reporting": "returned", "calloc_reclaim.whole_guest": "one_program"},
+         "A real run in the kit's VM (QEMU TCG, Debian 6.1, 2026-12-07 00:33 UTC) aged as long use does first "
+         "(age_bytes=768 MiB: every other page kept, the holes filled by a file's page cache, the rest freed): "
+         "342 MiB of free memory sat in single pages below order 9 before calloc and after the watch, never "
+         "reported, while the buffer, touched in huge pages, came back whole (99 % of what it added to QEMU).",
+         replay_key="vm:calloc-reclaim", params={"guest": "vm"},
+         values={"calloc_reclaim.reporting": 779848 / 786364}),   # QEMU fell 779,848 of the 786,364 KiB the touch added
+    Case("calloc-vm-long-used-4k", "01_calloc_and_reclaim.ipynb", "calloc-reclaim", fixture("calloc-vm-long-used-4k"),
+         no_edit,
+         {"calloc_reclaim.reporting": "returned_what_it_added", "calloc_reclaim.whole_guest": "one_program"},
+         "The same aged guest in the kit's VM with transparent huge pages off (thp_enabled=never, 2026-12-07 00:54 "
+         "UTC): the 4 KiB touch took the 383 MiB of single-page holes first, so it added only 386 MiB to QEMU for "
+         "its 768 MiB; after free 399 MiB sat below order 9 and QEMU gave back only what the touch had added.",
+         replay_key="vm:calloc-reclaim", params={"guest": "vm"},
+         values={"calloc_reclaim.reporting": 382740 / 395132}),   # QEMU fell 382,740 of the 395,132 KiB added
+    Case("refault-maps-live", "01_calloc_and_reclaim.ipynb", "refault", fixture("refault-maps-live"), no_edit,
+         {"refault.reported_before_cold": "little", "refault.cold_vs_hot": "not_measurable",
+          "refault.cold_vs_first": "too_little_reported"},
+         "A real refault run here with maps of which frames each touch got (2026-12-07 01:04 UTC, busy shared "
+         "guest): 6 MiB reported in the 30 s wait while the maps marked 8.4 GiB reported; of the cold touch's "
+         "1,024 MiB of frames, 4 KiB sat in reported blocks, so the lab may not call the cold touch a refault."),
+    Case("page-cache-mapped", "02_page_cache.ipynb", "page-cache", fixture("page-cache-mapped"), no_edit,
+         {"page_cache.stayed_1": "mapped"},
+         "A real run on this Firecracker guest (2026-12-07 00:50 UTC) with the Mapped and Writeback columns: after "
+         "drop_caches=1, 223 MiB stayed cached, 219 MiB of it Mapped and 10 MiB Shmem (overlapping), so the lab "
+         "names what stayed instead of leaving it 'not told apart'."),
 ]
 
 
@@ -477,7 +506,7 @@ def build(out_dir: Path, names: list[str] | None = None) -> list[dict]:
         recording.save(rec, folder)
         written.append({"name": case.name, "lab": case.lab, "experiment": case.experiment,
                         "recordings": {case.replay_key or case.experiment: str(folder)},
-                        "expect": case.expect, "values": case.values, "doc": case.doc,
+                        "expect": case.expect, "values": case.values, "params": case.params, "doc": case.doc,
                         "edit": (case.edit.__doc__ or "").strip()})
     (out_dir / "cases.json").write_text(json.dumps(written, indent=2) + "\n")
     return written

@@ -17,6 +17,8 @@ CALLOC_RECLAIM_RESULTS = {
     "host_rss_before_kib": "KiB", "touch_pages": "pages", "free_host_peak_kib": "KiB",
     "touched_host_kib": "KiB", "free_host_back_s": "s", "free_host_rss_after_kib": "KiB",
     "free_host_returned_fraction": "share", "free_observed_s": "s",
+    "age_held_pages": "pages", "age_fragment_s": "s", "age_write_file_s": "s", "age_unfragment_s": "s",
+    "thp_enabled": "text",
     # the workload's own memory cgroup (where the kit may create one)
     "workload_cgroup_version": "int", "cgroup_before_kib": "KiB", "calloc_cgroup_kib": "KiB",
     "touch_cgroup_kib": "KiB", "free_cgroup_kib": "KiB",
@@ -26,8 +28,13 @@ declare(Experiment(
     "calloc-reclaim", "calloc a buffer, touch it, free it, and watch the host take the pages back",
     defaults={"size": "3GB", "hold_s": 2.0, "observe_s": 25.0, "baseline_s": 1.0, "tail_s": 2.0,
               "sample_hz": 10.0, "huge_pages": False},
-    units={"huge_pages": "bool"},
-    vm_defaults={**VM_COMMON, "hold_s": 1.0, "observe_s": 15.0},
+    units={"huge_pages": "bool", "thp_enabled": "text: always, madvise or never ('' leaves the guest's)"},
+    # VM: age_bytes: before the run, age the guest as long use does (vm.experiments.age): map and touch that much,
+    # free every other page, fill those holes with a file's page cache, then free the rest: single free pages
+    # between cached ones, below any reporting order (0: a freshly booted guest, as shipped).
+    # thp_enabled: the guest's transparent_hugepage/enabled for the run ("": its kernel's, Debian's "always": the
+    # buffer then takes whole 2 MiB blocks; "never": 4 KiB pages, which take the smallest free blocks first).
+    vm_defaults={**VM_COMMON, "hold_s": 1.0, "observe_s": 15.0, "age_bytes": 0, "thp_enabled": ""},
     needs=("memory",), wants=("host_view",), events=("calloc", "touch", "free"),
     labs=("01_calloc_and_reclaim",), findings=("calloc_reclaim",),
     results=CALLOC_RECLAIM_RESULTS))

@@ -274,12 +274,18 @@ def refault(params: dict[str, Any], mode: str, guest: str, allow: bool | None, q
         run.wait(params["baseline_s"])
         with Allocator(size) as alloc:
             child.attach(alloc.pid)
+            # Its pages are "ours" in the maps: which frames each touch got, and whether they had been reported
+            # (findings.refault.touched_reported). No map sits between a free and the touch after it but the
+            # cold touch's, which follows a wait anyway.
+            run.sampler.ours_pid = alloc.pid
             if cgroup is not None:
                 cgroup.add(alloc.pid)
             alloc.calloc()
             first = run.step("touch", "first", alloc.touch)
+            run.sampler.snapshot_physmap("first_touched")
             run.step("free", "first", alloc.free)
             hot = run.step("touch", "hot", alloc.touch_again)
+            run.sampler.snapshot_physmap("hot_touched")
             run.step("free", "hot", alloc.free)
             base = run.reported_kib()
             t_wait = time.monotonic()
@@ -292,9 +298,12 @@ def refault(params: dict[str, Any], mode: str, guest: str, allow: bool | None, q
                 run.notices.append("no host-side view: the cold touch waits a fixed time instead")
                 run.wait(params["wait_for_report_s"])
             run.results["waited_for_report_s"] = round(time.monotonic() - t_wait, 2)
-            run.sampler.snapshot_buddyinfo("before_cold")  # where reporting stalled: the free blocks' orders
+            # Where reporting stalled (the free blocks' orders), and the map of which blocks are reported now.
+            run.sampler.snapshot_buddyinfo("before_cold")
             cold = run.step("touch", "cold", alloc.touch_again)
+            run.sampler.snapshot_physmap("cold_touched")
             run.step("free", "cold", alloc.free)
+        run.sampler.ours_pid = None
         child.detach()
         for name, r in (("first", first), ("hot", hot), ("cold", cold)):
             # touch_<name>_s (the step's duration) is the one duration; the rate is the child's own

@@ -84,6 +84,9 @@ class MemoryInfo:
     cgroup_limit_bytes: int | None     # the tightest limit that applies; None = unlimited
     cgroup_usage_bytes: int | None
     memory_budget_bytes: int           # safe_budget_bytes() of the above
+    # Free in the buddy allocator's lists (/proc/buddyinfo) plus the per-CPU lists (/proc/zoneinfo): what free
+    # page reporting can walk. MemFree beyond it sits in neither (a kernel handing memory over late). None: unread.
+    buddy_free_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,8 @@ class GuestInfo:
     shared_reason       why system-wide knobs stay off here (consent.shared_reason), or null
     consent_given       bool: RECLAIMLAB_ALLOW_SYSTEM_CHANGES=1 is set
     memory              {mem_total_bytes, mem_available_bytes, mem_free_bytes, cgroup_version,
-                         cgroup_path, cgroup_limit_bytes, cgroup_usage_bytes, memory_budget_bytes}
+                         cgroup_path, cgroup_limit_bytes, cgroup_usage_bytes, memory_budget_bytes,
+                         buddy_free_bytes}
     scratch_dir, scratch_free_bytes   where page-cache writes its file, and the room there
     kvm_usable          bool: /dev/kvm can be opened read-write; qemu_path: qemu-system-x86_64 or null
     refusal             why nothing at all runs live here (WSL 1), or null
@@ -349,8 +353,22 @@ def _memory(roots: sources.Roots, problems: list[str]) -> tuple[MemoryInfo, sour
         mem_free_bytes=free_kib * 1024,
         cgroup_version=cgroup.version if cgroup else None,
         cgroup_path=str(cgroup.path) if cgroup else None,
-        cgroup_limit_bytes=limit, cgroup_usage_bytes=usage, memory_budget_bytes=budget)
+        cgroup_limit_bytes=limit, cgroup_usage_bytes=usage, memory_budget_bytes=budget,
+        buddy_free_bytes=_buddy_free_bytes(roots))
     return info, cgroup
+
+
+def _buddy_free_bytes(roots: sources.Roots) -> int | None:
+    """Bytes free in the buddy lists and the per-CPU lists, or None where either cannot be read."""
+    try:
+        zones = sources.buddyinfo(roots)
+    except (OSError, sources.SourceError, procfs.ProcParseError):
+        return None
+    per_cpu_kib = sources.per_cpu_free_kib(roots)
+    if per_cpu_kib is None:
+        return None
+    pages = sum(n << k for z in zones for k, n in enumerate(z.free_blocks))
+    return pages * sources.page_bytes() + per_cpu_kib * 1024
 
 
 def _is_root() -> bool:

@@ -85,7 +85,8 @@ SAMPLE_COLUMNS: dict[str, str] = {
     # /proc/meminfo
     "mem_total_kib": "KiB", "mem_free_kib": "KiB", "mem_available_kib": "KiB", "buffers_kib": "KiB",
     "cached_kib": "KiB", "anon_kib": "KiB", "shmem_kib": "KiB", "slab_reclaimable_kib": "KiB",
-    "slab_unreclaimable_kib": "KiB", "anon_huge_kib": "KiB", "dirty_kib": "KiB",
+    "slab_unreclaimable_kib": "KiB", "anon_huge_kib": "KiB", "dirty_kib": "KiB", "writeback_kib": "KiB",
+    "mapped_kib": "KiB",
     # /proc/vmstat
     "compact_stall_count": "count", "compact_success_count": "count", "compact_fail_count": "count",
     "compact_migrate_scanned_pages": "pages", "compact_free_scanned_pages": "pages", "compact_isolated_pages": "pages",

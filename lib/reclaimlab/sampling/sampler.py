@@ -54,6 +54,8 @@ MEMINFO_COLUMNS = {  # /proc/meminfo field -> column (the kernel reports KiB)
     "SUnreclaim": "slab_unreclaimable_kib",
     "AnonHugePages": "anon_huge_kib",
     "Dirty": "dirty_kib",
+    "Writeback": "writeback_kib",  # being written to disk: a drop skips it as it skips Dirty
+    "Mapped": "mapped_kib",        # file pages some process maps (tmpfs/shm included): a drop skips them
 }
 VMSTAT_COLUMNS = {  # /proc/vmstat counter -> column: events since boot, or pages scanned since boot
     "compact_stall": "compact_stall_count",

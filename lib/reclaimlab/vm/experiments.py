@@ -89,7 +89,32 @@ def _observe_return(run: VmSampler, base_kib: int, touched_kib: int, limit_s: fl
 
 # ---------------------------------------------------------------- the step scripts
 
+AGE_KEEP_EVERY = 2   # keep every other page: the holes are single pages, each between two kept ones
+
+
+def age(run: VmSampler, age_bytes: int) -> None:
+    """Age the guest as long use does: touch `age_bytes` of anonymous memory, free every other page, write a file
+    of the freed size (its page cache takes those single-page holes first: the smallest free blocks go first),
+    then free the kept pages. What is left is free single pages pinned apart by cached ones."""
+    ack = run.step("age", "fragment", "fragment", age_bytes, AGE_KEEP_EVERY)
+    run.results["age_held_pages"] = held = int(ack.detail.get("held_pages", 0))
+    run.step("age", "write_file", "write_file", max(age_bytes - held * 4096, 4096))
+    run.step("age", "unfragment", "unfragment")
+    run.snapshot("aged")
+
+
+THP_ENABLED = "/sys/kernel/mm/transparent_hugepage/enabled"
+
+
 def calloc_reclaim(run: VmSampler, size: int, p: dict[str, Any]) -> None:
+    if p.get("thp_enabled"):
+        if p["thp_enabled"] not in ("always", "madvise", "never"):
+            raise VmExperimentError(f"calloc-reclaim: thp_enabled={p['thp_enabled']!r}; give always, madvise or never")
+        run.machine.command("set", THP_ENABLED, p["thp_enabled"])
+    # what the guest's kernel then said, e.g. "always [madvise] never" (the agent sends blanks as '_')
+    run.results["thp_enabled"] = run.machine.command("get", THP_ENABLED).detail.get("value", "").replace("_", " ")
+    if int(p.get("age_bytes") or 0) > 0:
+        age(run, int(p["age_bytes"]))
     wait_until(p["baseline_s"])
     base = run.host_rss_kib() or 0
     run.results["host_rss_before_kib"] = base

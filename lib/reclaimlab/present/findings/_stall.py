@@ -11,6 +11,7 @@ from typing import Any
 from .. import analysis
 from ..claims import THRESHOLDS
 from ...recording.recording import Recording
+from . import _budget
 
 
 def small_block_free_kib(rec: Recording, label: str) -> tuple[int, int] | None:
@@ -62,13 +63,14 @@ def reasons(rec: Recording, *, unreported_kib: float, size_kib: float, t_free_s:
         small, large = blocks
         evidence.update(small_block_free_kib=small, large_block_free_kib=large)
         if large >= unreported_kib:
-            # Free memory in reportable blocks exceeded what was missing: small blocks are not why.
+            # Free memory in reportable blocks exceeded what was missing: small blocks are not why; the budget?
             evidence.setdefault("reasons", []).append("large_blocks_left")
+            budget, figures = _budget.held(rec, label=snapshot, missing_kib=unreported_kib, large_kib=large,
+                                           watched_s=t_end_s - t_free_s)
+            evidence.update(figures)
             found.append(f"the snapshot after the wait still held **{analysis.mib(large)}** in free blocks of order "
                          f"{order} and up (`/proc/buddyinfo`), more than the {analysis.mib(unreported_kib)} missing, "
-                         f"so small free blocks do not explain it; what limited the passes is not measured here "
-                         f"(upstream `mm/page_reporting.c` reports about a sixteenth of each free list per pass, "
-                         f"2 s apart{_patched_params(rec)})")
+                         f"so small free blocks do not explain it; {budget}{_patched_params(rec)}")
         elif small >= THRESHOLDS["stall_small_blocks_share"] * unreported_kib:
             evidence.setdefault("reasons", []).append("small_blocks")
             found.append(f"**{analysis.mib(small)}** of the guest's free memory sat in blocks smaller than "

@@ -369,6 +369,10 @@ def stayed(rec: Recording, level: int) -> Claim:
                  "(tmpfs and shared memory, which no drop frees), {dirty} Dirty (not yet on disk), and {rest} more, "
                  "which a drop also skips while a process maps the pages or they are in use (this recording has no "
                  "Mapped column to tell those apart).",
+        "mapped": "After `drop_caches={level}` the guest's Cached still held **{kept}**: {mapped} of it Mapped (file "
+                  "pages a process maps, which a drop skips; tmpfs pages mapped count there too), {shmem} Shmem (tmpfs "
+                  "and shared memory, which no drop frees), {dirty} Dirty and {writeback} under writeback (not yet on "
+                  "disk). {rest_words}",
         "unnamed": "After `drop_caches={level}` the guest's Cached still held **{kept}**: a drop skips pages a process "
                    "maps, dirty pages and Shmem (tmpfs); this recording has no column to tell which.",
         "not_run": "This run has no `drop_caches={level}` step.",
@@ -385,9 +389,32 @@ def stayed(rec: Recording, level: int) -> Claim:
     if not (analysis.has(rec, "shmem_kib") and analysis.has(rec, "dirty_kib")):
         return claim(key, "unnamed", sentences, value=kept, unit="KiB", level=level, kept=_mib(kept), cached_kib=kept)
     shmem, dirty = analysis.value_at(rec, "shmem_kib", t), analysis.value_at(rec, "dirty_kib", t)
+    if analysis.has(rec, "mapped_kib") and analysis.has(rec, "writeback_kib"):
+        return _stayed_mapped(key, sentences, level, kept, shmem, dirty, analysis.value_at(rec, "mapped_kib", t),
+                              analysis.value_at(rec, "writeback_kib", t))
     return claim(key, "named", sentences, value=kept, unit="KiB", level=level, kept=_mib(kept), shmem=_mib(shmem),
                  dirty=_mib(dirty), rest=_mib(max(kept - shmem - dirty, 0.0)), cached_kib=kept, shmem_kib=shmem,
                  dirty_kib=dirty)
+
+
+# Left over after Mapped, Shmem, Dirty and Writeback below this: those figures account for what stayed.
+STAYED_REST_MIN_KIB = 16 * 1024
+
+
+def _stayed_mapped(key: str, sentences: dict[str, str], level: int, kept: float, shmem: float, dirty: float,
+                   mapped: float, writeback: float) -> Claim:
+    """What stayed, with Mapped and Writeback too. Mapped and Shmem overlap (a mapped tmpfs page is both), so
+    kept minus all four is a floor of what none of them covers: 'at least'."""
+    rest = kept - shmem - dirty - mapped - writeback
+    if rest < STAYED_REST_MIN_KIB:
+        words = "Together they cover all of it (Mapped and Shmem may overlap)."
+    else:
+        words = (f"At least **{_mib(rest)}** is none of these (more where Mapped and Shmem overlap): pages in use at "
+                 f"that moment, which is not measured here.")
+    return claim(key, "mapped", sentences, value=kept, unit="KiB", level=level, kept=_mib(kept), shmem=_mib(shmem),
+                 dirty=_mib(dirty), mapped=_mib(mapped), writeback=_mib(writeback), rest_words=words, cached_kib=kept,
+                 shmem_kib=shmem, dirty_kib=dirty, mapped_kib=mapped, writeback_kib=writeback,
+                 rest_at_least_kib=max(rest, 0.0))
 
 
 def _settled(rec: Recording, w: dict[str, float]) -> float:

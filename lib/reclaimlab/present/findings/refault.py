@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .. import analysis
 from ..analysis import size_kib  # noqa: F401 (one definition; re-exported for callers here)
 from ..claims import THRESHOLDS, Claim, claim, ratio_verdict, times
 from ...recording.recording import Recording
+from ...probe.physmap import FrameClass
 from ...units import format_size
 from . import _host_now, _stall
 
@@ -87,9 +90,69 @@ def _with_host_now(c: Claim, rec: Recording) -> Claim:
         return c
 
 
+# Labels of the live run's maps: (map whose reported blocks count, map holding the touch's frames).
+TOUCH_MAPS = {"hot": ("first_touched", "hot_touched"), "cold": ("before_cold", "cold_touched")}
+BASELINE_MAP = "before_cold"   # the child with its buffer freed: its pages there are not the buffer's
+
+
+def touched_reported(rec: Recording, touch: str) -> dict[str, float] | None:
+    """Of the frames the `touch` ("hot"/"cold") got, how many sat in blocks marked reported at the map just
+    before it: {"frames_kib", "reported_kib", "share"}; None where the run has no such maps.
+
+    Per map block: min(our pages after, reported pages before). Reporting hands over whole blocks of
+    page_reporting_order (9 here, the maps' block order), so a block's reported pages are all of it or none
+    and this counts frames, not guesses. The child's own other pages (its interpreter) are left out by
+    subtracting its pages at 'before_cold', when the buffer was freed."""
+    by_label = {m.label: m for m in rec.physmaps}
+    source, after = TOUCH_MAPS[touch]
+    if source not in by_label or after not in by_label or BASELINE_MAP not in by_label:
+        return None
+    a, b, base = by_label[source].snapshot, by_label[after].snapshot, by_label[BASELINE_MAP].snapshot
+    if a.counts.shape != b.counts.shape:
+        return None
+    ours = b.counts[:, FrameClass.OURS].astype("int64")
+    frames = int(ours.sum()) - base.pages(FrameClass.OURS)
+    if frames <= 0:
+        return None
+    reported = int(np.minimum(ours, a.counts[:, FrameClass.FREE_REPORTED]).sum())
+    return {"frames_kib": float(b.kib(frames)), "reported_kib": float(b.kib(reported)),
+            "share": min(reported / frames, 1.0)}
+
+
 def _speeds(rec: Recording) -> dict[str, float | None]:
     res = rec.meta.get("results", {})
     return {k: res.get(f"{k}_touch_gb_per_s") for k in ("first", "hot", "cold")}
+
+
+NOT_MAPPED = ("this recording has no maps of which frames each touch got, so whether they were the reported ones, "
+              "and so {what}, is **not measured here** (a local live run maps them before and after each touch "
+              "where the page flags can be read, as root)")
+
+
+def _cause(rec: Recording, verdict: str) -> tuple[str, dict[str, Any]]:
+    """The cold touch against the hot one explained only by the share of its frames that had been reported."""
+    cold, hot = touched_reported(rec, "cold"), touched_reported(rec, "hot")
+    if cold is None:
+        what = "what slowed it" if verdict == "slower" else "what a refault costs"
+        return f"The cold buffer is a fresh mapping: {NOT_MAPPED.format(what=what)}.", {}
+    evidence = {"cold_frames_reported_share": cold["share"], "cold_frames_kib": cold["frames_kib"],
+                "hot_frames_reported_share": None if hot is None else hot["share"]}
+    hot_words = "" if hot is None else (f", against {hot['share']:.0%} of the hot touch's (in blocks reported at the "
+                                        f"map before the first `free`)")
+    figure = (f"Of the frames the cold touch got, **{cold['share']:.0%}** ({analysis.mib(cold['reported_kib'])} of "
+              f"{analysis.mib(cold['frames_kib'])}) sat in blocks marked reported to the host just before it{hot_words} "
+              f"(maps of physical memory).")
+    enough = cold["share"] >= THRESHOLDS["refault_min_reported_share"]
+    above_hot = hot is None or cold["share"] > hot["share"]
+    if verdict == "slower":
+        if enough and above_hot:
+            return (f"{figure} That share is what this run shows behind the slowdown: a first write to a frame the "
+                    f"host may have dropped waits for the host to back it."), evidence
+        return (f"{figure} Too few of its frames had been reported for reporting to explain the slowdown: what "
+                f"slowed it is **not measured here**."), evidence
+    if enough:
+        return f"{figure} Writing to those frames cost no time this run could measure.", evidence
+    return f"{figure} Too few had been reported for this run to show what a refault costs.", evidence
 
 
 def cold_vs_hot(rec: Recording) -> Claim:
@@ -97,15 +160,12 @@ def cold_vs_hot(rec: Recording) -> Claim:
     sp = _speeds(rec)
     hot, cold = sp["hot"], sp["cold"]
     share = reported_share(rec)
-    # What the run measured before the cold touch: the whole guest's reports, not our buffer's frames.
+    # What the run measured before the cold touch: the whole guest's reports; the maps (where taken): our frames.
     sentences = {
         "slower": "Touching {size} again right after `free` (hot) ran at **{hot:.2f} GB/s**; after the wait (cold), at "
-                  "**{cold:.2f} GB/s**: **{ratio_words} slower**. {reported_words} The cold buffer is a fresh "
-                  "mapping whose frames need not be the reported ones, so what slowed it is **not measured here** "
-                  "(a map of which physical pages the host took back would measure it).",
+                  "**{cold:.2f} GB/s**: **{ratio_words} slower**. {reported_words} {cause}",
         "about_the_same": "The cold touch ran at **{cold:.2f} GB/s**, about as fast as the hot one ({hot:.2f} GB/s). "
-                          "{reported_words} Whether the cold buffer's frames were among the reported ones is not "
-                          "measured here, so this run does not say what a refault costs.",
+                          "{reported_words} {cause}",
         "faster": "The cold touch ran at **{cold:.2f} GB/s**, *faster* than the hot one ({hot:.2f} GB/s, "
                   "{inverse_words}): that is not the refault cost, which can only slow a touch down. Touches this "
                   "short vary more than the effect when other programs take the CPU (or every instruction is "
@@ -119,16 +179,26 @@ def cold_vs_hot(rec: Recording) -> Claim:
         reason = "the recording lacks a touch speed."
     elif share is not None and share < THRESHOLDS["refault_min_reported_share"]:
         why, evidence = _why_not_reported(rec, res_kib := reported_kib(rec))
+        frames = touched_reported(rec, "cold")
+        mapped = "" if frames is None else (
+            f" The maps show it for our buffer: of the frames the cold touch got, {frames['share']:.0%} "
+            f"({analysis.mib(frames['reported_kib'])} of {analysis.mib(frames['frames_kib'])}) sat in blocks reported "
+            f"just before it.")
         reason = (f"the whole guest had reported only {analysis.mib(res_kib)} ({share:.0%} of the buffer's size) "
-                  f"before the cold touch, so it mostly found pages still in the guest. {why} {_stall.what_to_try(evidence)}")
+                  f"before the cold touch, so it mostly found pages still in the guest.{mapped} {why} "
+                  f"{_stall.what_to_try(evidence)}")
     if reason is not None:
+        cold_frames = touched_reported(rec, "cold")
         return claim("refault.cold_vs_hot", "not_measurable", sentences, cold_text=_gbps(cold), hot_text=_gbps(hot),
-                     reason=reason, hot_gb_per_s=hot, cold_gb_per_s=cold, reported_share=share)
+                     reason=reason, hot_gb_per_s=hot, cold_gb_per_s=cold, reported_share=share,
+                     cold_frames_reported_share=None if cold_frames is None else cold_frames["share"])
     ratio = hot / cold
-    return claim("refault.cold_vs_hot", ratio_verdict(ratio), sentences, value=ratio, unit="ratio", size=size,
-                 hot=hot, cold=cold, reported_words=_reported_words(rec), ratio_words=times(ratio),
+    verdict = ratio_verdict(ratio)
+    cause, frames = _cause(rec, verdict)
+    return claim("refault.cold_vs_hot", verdict, sentences, value=ratio, unit="ratio", size=size,
+                 hot=hot, cold=cold, reported_words=_reported_words(rec), ratio_words=times(ratio), cause=cause,
                  inverse_words=f"{times(1 / ratio)} faster", hot_gb_per_s=hot, cold_gb_per_s=cold,
-                 reported_share=share)
+                 reported_share=share, **frames)
 
 
 def _reported_words(rec: Recording) -> str:
