@@ -12,9 +12,10 @@ until the host's view of the guest stops falling (reporting has handed back what
 boot would show apart from the warm slab; its recording says it reused the guest (`clean_start` in results,
 and a notice). What cannot start clean keeps a boot of its own (`reusable`): with free page reporting off the
 host keeps every page a run touched and nothing in the guest makes it let go; lab 01's refault measures first
-touches of memory the host never backed. The reporting order is written at runtime where a run asks for one
-(/sys/module/page_reporting/parameters/page_reporting_order is 0644 in mm/page_reporting.c since Linux 5.14,
-and the guest reads it at every pass); the recording says it was written, not on the kernel command line.
+touches of memory the host never backed. The reporting order is written at runtime where a run asks for one:
+/sys/module/page_reporting/parameters/page_reporting_order is a 0644 module parameter of mm/page_reporting.c,
+used as soon as it is written (the kit's 6.1 guest reads back what was written; OrderNotWritable where a kernel
+refuses it, and the run then boots with it on the command line). The recording says how the order was set.
 QEMU dies with this process anyway (PR_SET_PDEATHSIG in machine).
 """
 from __future__ import annotations
