@@ -443,11 +443,17 @@ def test_json_verdict_matches_what_auto_mode_does_here(monkeypatch):
 
 
 def _experiment_runs(notebook: Path) -> set[str]:
-    """The experiments a notebook's code runs: `…run("name", …)` calls, "vm" where guest="vm"."""
+    """The experiments a notebook's code runs: `…run("name", …)` calls, "vm" where guest="vm" (in the call, or in
+    the lab's `setup(guest="vm")`, which puts all its runs there)."""
     import ast
     import json
     found = set()
-    for cell in json.loads(notebook.read_text())["cells"]:
+    cells = json.loads(notebook.read_text())["cells"]
+    vm_lab = any('setup(' in "".join(c["source"]) and 'guest="vm"' in "".join(c["source"])
+                 for c in cells if c["cell_type"] == "code")
+    if vm_lab:
+        found.add("vm")
+    for cell in cells:
         if cell["cell_type"] != "code":
             continue
         source = "".join(cell["source"])
@@ -460,7 +466,7 @@ def _experiment_runs(notebook: Path) -> set[str]:
                     and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
                 in_vm = any(k.arg == "guest" and isinstance(k.value, ast.Constant) and k.value.value == "vm"
                             for k in node.keywords)
-                found.add("vm" if in_vm else node.args[0].value)
+                found.add("vm" if in_vm or vm_lab else node.args[0].value)
     return found
 
 

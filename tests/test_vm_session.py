@@ -84,3 +84,36 @@ def test_an_interrupted_lab_run_stops_the_sessions_vm(monkeypatch):
         harness.run("auto-reclaim", mode="live", guest="vm", quiet=True, vm_session=session, policy="gradual",
                     variant="newer", size="128MiB")
     assert not session.alive and _gone(seen["pid"])
+
+
+def test_only_reporting_on_runs_share_a_guest():
+    from reclaimlab.vm.session import reusable
+    assert reusable("compaction", True) and reusable("refault", True) and reusable("page-cache", True)
+    # with reporting off the host keeps all a run touched: the next run could not start clean
+    assert not reusable("calloc-reclaim", False) and not reusable("refault", True, session_reporting=False)
+    assert not reusable("app-cache", True)
+
+
+@needs_vm[0]
+@needs_vm[1]
+def test_a_lab_session_writes_the_order_at_runtime_and_a_reporting_off_run_boots_its_own():
+    from reclaimlab.experiments import harness
+    from reclaimlab.vm.session import VmSession
+    session = VmSession()
+    kw = dict(mode="live", guest="vm", quiet=True, vm_session=session, size="96MiB", mem="768MiB")
+    try:
+        first = harness.run("compaction", page_reporting_order=5, keep_every=64, observe_s=3.0, **kw)
+        pid = session._machine.pid
+        second = harness.run("compaction", page_reporting_order=9, keep_every=64, observe_s=3.0, **kw)
+        assert session.boots == 1 and session._machine.pid == pid
+        for rec, order in ((first, 5), (second, 9)):
+            assert rec.meta["page_reporting_order"] == order == rec.meta["parameters"]["page_reporting_order"]
+            assert rec.meta["parameters"]["page_reporting_order_set"].startswith("written at runtime")
+        assert first.meta["results"]["clean_start"] is None        # the first run after the boot
+        clean = second.meta["results"]["clean_start"]
+        assert clean["runs_before_in_this_guest"] == 1 and clean["page_reporting_order"] == 9
+        assert any("reused the guest" in n for n in second.meta["notices"])
+        off = harness.run("calloc-reclaim", reporting=False, observe_s=2.0, **kw)
+        assert off.meta["free_page_reporting"] == "off" and not session.alive and _gone(pid)
+    finally:
+        session.close()

@@ -281,7 +281,7 @@ def run(name: str, mode: str = "auto", *, guest: str = "local", allow_system_cha
     if guest == "vm" and name == "auto-reclaim":
         return _run_vm_autoreclaim(exp, mode, quiet, params, lock_timeout_s, vm_session)
     if guest == "vm":
-        return _run_vm(exp, mode, quiet, params, lock_timeout_s)
+        return _run_vm(exp, mode, quiet, params, lock_timeout_s, vm_session)
     params = resolve_params(exp, params)
     selectors = {k: params[k] for k in exp.variant_keys}
     if mode == "recorded":
@@ -325,8 +325,13 @@ def _vm_recording_instead(exp: Experiment, selectors: dict, mode: str, quiet: bo
     return None
 
 
-def _run_vm(exp: Experiment, mode: str, quiet: bool, params: dict[str, Any], lock_timeout_s: float) -> Recording:
+def _run_vm(exp: Experiment, mode: str, quiet: bool, params: dict[str, Any], lock_timeout_s: float,
+            session: Any = None) -> Recording:
     """The same experiment inside the kit's own QEMU guest (the notebook is then its host).
+
+    `session` (a VmSession) lends its booted guest where the run can start clean in it (vm/session.py:
+    `reusable`); a run that cannot boots its own, after the session's guest is stopped (one guest at a
+    time: on Binder two do not fit the memory limit, and each holds one of the machine's VM slots).
 
     It takes the same lock as a local run: the VM's counters are its own, but its RAM is
     allocated in this guest and handed back through it (moving this guest's MemFree and
@@ -367,14 +372,33 @@ def _run_vm(exp: Experiment, mode: str, quiet: bool, params: dict[str, Any], loc
         if mode == "live":
             raise ExperimentBusy(busy)
         return _recorded(exp, selectors, f"the kit's VM did not run: {busy}", quiet, guest_kind="kit-vm")
+    from ..vm.session import OrderNotWritable, reusable
+    reuse = session is not None and reusable(exp.name, reporting, session.reporting)
     with lock:
         _say(f"▶ {exp.name}: running LIVE in the kit's own VM (free page reporting {'on' if reporting else 'off'})",
              quiet)
         try:
-            with vm_slots.hold(lock_timeout_s, _say_always) as slot:
-                rec = run_vm_experiment(exp.name, reporting=reporting, size_bytes=size_bytes, mem_bytes=mem_bytes,
-                                        quiet=quiet, page_reporting_order=order, **params)
-            _slot_notice(rec, slot.waited_s)
+            if reuse:
+                fresh = not session.alive
+                try:
+                    machine, size, notices = session.machine(size_bytes, lock_timeout_s, _say_always,
+                                                             mem_bytes=mem_bytes, page_reporting_order=order)
+                except OrderNotWritable:   # this guest's kernel fixes the order at boot: on the command line then
+                    session.close()
+                    reuse = False
+            if reuse:
+                waited = session.slot.waited_s if fresh and session.slot else None
+                rec = run_vm_experiment(exp.name, size_bytes=size, machine=machine, quiet=quiet,
+                                        page_reporting_order=order, notices=notices,
+                                        clean_start=None if session.runs == 1 else session.last_fresh, **params)
+            else:
+                if session is not None:
+                    session.close()   # one guest at a time: this run boots its own
+                with vm_slots.hold(lock_timeout_s, _say_always) as slot:
+                    waited = slot.waited_s
+                    rec = run_vm_experiment(exp.name, reporting=reporting, size_bytes=size_bytes, mem_bytes=mem_bytes,
+                                            quiet=quiet, page_reporting_order=order, **params)
+            _slot_notice(rec, waited)
         except vm_slots.VmSlotsFull as exc:
             if mode == "live":
                 raise ExperimentBusy(str(exc)) from None
@@ -383,10 +407,14 @@ def _run_vm(exp: Experiment, mode: str, quiet: bool, params: dict[str, Any], loc
         except ExperimentError:
             raise  # a wrong parameter: say so in every mode
         except (VmError, ValueError) as exc:  # the VM failed to boot or run, or this machine lacks the memory
+            if reuse:
+                session.close()   # a failed run leaves no clean guest to reuse
             if mode == "live":
                 raise
             failed = exc
         except KeyboardInterrupt as exc:
+            if reuse:
+                session.close()
             if isinstance(exc, ExperimentInterrupted):
                 raise
             raise ExperimentInterrupted(f"{exp.name} in the kit's VM was interrupted: the VM was stopped; what was "

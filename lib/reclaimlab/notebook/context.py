@@ -20,7 +20,8 @@ from .placement import GUEST_CHOICES, Placement
 # at most (released dropCache's window is 30 s at x0.05) and skip the maps (lab 04 draws none), so both fit
 # in a minute or two.
 # One boot per lab where it can: lab 04's runs share the context's VmSession (vm/session.py: a clean start in
-# the same guest). Labs 01 and 03 boot per experiment: lab 01's refault measures a first touch of memory the
+# the same guest), and so do lab 05's reporting-on runs (setup(one_guest=True); its reporting-off runs boot
+# their own: vm/session.py `reusable` says why). Labs 01 and 03 boot per experiment: lab 01's refault measures a first touch of memory the
 # host has never backed, which a guest that has just run calloc-reclaim no longer has (the host keeps ~6 % of
 # what it touched, and its free lists are warm); lab 03's order-5 and order-9 runs need different kernel
 # command lines; lab 02 runs one experiment in the VM.
@@ -56,6 +57,8 @@ class LabContext:
     placements: dict[str, Placement] = field(default_factory=dict)  # experiment -> where it runs (plan's source)
     mode_source: str = "the lab's mode parameter"               # where `mode` came from (see setup)
     vm_session: Any = None                                     # vm.session.VmSession: the lab's booted VM, if any
+    one_guest: bool = False                                    # every VM run may share vm_session (lab 05), not
+                                                               # only VM_SESSIONS'
 
     def close(self) -> None:
         """Stop the lab's kit's VM, if one is booted (also done at kernel exit: VmSession registers atexit)."""
@@ -100,15 +103,20 @@ class LabContext:
             mode, planned = "recorded", "recorded"
         else:
             recorded_because = None
+        shares = where == "vm" and planned == "live" and (name in VM_SESSIONS or self.one_guest)
         if planned == "live" and self.mode != "recorded":
-            booted = self.vm_session is not None and self.vm_session.alive and name in VM_SESSIONS
-            print(f"▶ {name}: running live " + ("in the kit's own VM, already booted by this lab, please wait…"
+            from ..vm.session import reusable
+            booted = shares and self.vm_session is not None and self.vm_session.alive and \
+                reusable(name, params.get("reporting", True), self.vm_session.reporting)
+            reporting = "" if "reporting" not in params else \
+                f" (free page reporting {'on' if params['reporting'] else 'off'})"
+            print(f"▶ {name}: running live " + (f"in the kit's own VM{reporting}, already booted by this lab, please wait…"
                                                 if where == "vm" and booted else
-                                                "in the kit's own VM (it boots first; under software emulation "
-                                                "this takes a minute or two), please wait…" if where == "vm" else
-                                                "on this machine, please wait…"), flush=True)
+                                                f"in the kit's own VM{reporting} (it boots first; under software "
+                                                "emulation this takes a minute or two), please wait…"
+                                                if where == "vm" else "on this machine, please wait…"), flush=True)
         session = None
-        if where == "vm" and name in VM_SESSIONS and planned == "live":
+        if shares:
             if self.vm_session is None:
                 from ..vm.session import VmSession
                 self.vm_session = VmSession()
@@ -169,7 +177,7 @@ def _mode_and_source(mode: Any, env: Any) -> tuple[str, str]:
 
 def setup(mode: str = "auto", allow_system_changes: bool = False, presenter: bool = False,
           sample_hz: float | None = None, experiments: Iterable[str] = (), guest: str = "auto", *, show: bool = True,
-          recordings: dict[str, str] | None = None, **sizes: Any) -> LabContext:
+          recordings: dict[str, str] | None = None, one_guest: bool = False, **sizes: Any) -> LabContext:
     """Validate a lab's parameters, switch on offline charts, probe this guest, show the status.
 
     mode: "auto" (live where possible), "live" or "recorded". A deployment pins every lab's mode with
@@ -186,6 +194,7 @@ def setup(mode: str = "auto", allow_system_changes: bool = False, presenter: boo
     recordings: {experiment: recording folder} to replay instead of running, e.g. an instructor's own
         `reclaimlab record` from a WSL 2 laptop ({} or None: none). A key may be "vm:<experiment>" for
         the kit's VM and end with ":<parameter>=<value>" to pick one run, e.g. "auto-reclaim:policy=dropCache".
+    one_guest: every run in the kit's VM may share one booted guest (lab 05), where it can start clean there.
     **sizes: size parameters such as size="3GB" (see reclaimlab.units); each must parse.
     Raises LabParameterError (a ValueError) naming the bad parameter and the valid values.
     """
@@ -205,7 +214,8 @@ def setup(mode: str = "auto", allow_system_changes: bool = False, presenter: boo
     info, note = probe_guest()
     ctx = LabContext(mode=mode, allow_system_changes=allow, presenter=presenter, sample_hz=hz,
                      sizes={k: str(v) for k, v in size_text.items()}, size_bytes=size_bytes,
-                     guest=info, guest_note=note, mode_source=mode_source, guest_choice=guest)
+                     guest=info, guest_note=note, mode_source=mode_source, guest_choice=guest,
+                     one_guest=_params.check_bool("one_guest", one_guest))
     ctx.recordings = _params.check_recordings(recordings)
     for name in experiments:
         replayed = _plan.replay_plan(name, ctx.recordings)

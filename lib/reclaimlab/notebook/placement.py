@@ -43,7 +43,7 @@ def decide(f: Facts) -> Placement:
         return Placement("recorded", "local", f"guest='local' but {f.local_blocker}")
     if f.guest == "vm":
         if vm_missing is None:
-            return Placement("live", "vm", "you chose guest='vm' and the kit's VM can run here")
+            return Placement("live", "vm", "the kit's VM can run here (guest='vm')")
         if f.mode == "live":
             return Placement("refused", "vm", f"mode='live' and guest='vm' but {vm_missing}")
         return Placement("recorded", "vm" if f.has_vm else "local", f"guest='vm' but {vm_missing}")

@@ -3,7 +3,8 @@
     rec = run_vm_experiment("calloc-reclaim", reporting=True, size_bytes=768 << 20)
 
 Each boots its own guest (free page reporting on or off, ~3 s under TCG) unless handed a
-booted `machine`, samples both sides while it runs, and always stops the VM it booted. The
+booted `machine` (a lab's VmSession, vm/session.py, which gave it a clean start), samples both sides
+while it runs, and always stops the VM it booted. The
 names match the local experiments; the host view is QEMU's resident memory.
 """
 from __future__ import annotations
@@ -220,6 +221,12 @@ def compaction(run: VmSampler, size: int, p: dict[str, Any]) -> None:
     run.results["host_rss_before_kib"] = base
 
 
+def _order_now(machine: Machine) -> int | None:
+    """The reused guest's page_reporting_order now (its session may have written it since the boot)."""
+    got = machine.command("get", "/sys/module/page_reporting/parameters/page_reporting_order").detail.get("value", "")
+    return int(got) if got.isdigit() else None
+
+
 SCRIPTS: dict[str, Callable[[VmSampler, int, dict[str, Any]], None]] = {
     "calloc-reclaim": calloc_reclaim, "refault": refault, "page-cache": page_cache, "compaction": compaction,
 }
@@ -228,12 +235,16 @@ SCRIPTS: dict[str, Callable[[VmSampler, int, dict[str, Any]], None]] = {
 def run_vm_experiment(name: str, reporting: bool = True, size_bytes: int | None = None,
                       mem_bytes: int | None = None, *, machine: Machine | None = None,
                       cache_dir: Path | None = None, quiet: bool = True,
-                      page_reporting_order: int | None = None, **params: Any) -> Recording:
+                      page_reporting_order: int | None = None, notices: list[str] | None = None,
+                      clean_start: dict[str, Any] | None = None, **params: Any) -> Recording:
     """Run experiment `name` in the kit's VM and return its Recording.
 
     reporting: free page reporting on or off (ignored with `machine`, which has its own).
     page_reporting_order: set on the guest's kernel command line as WSL does (None: the kernel's
-    choice); the recording's meta carries what the guest then read from sysfs.
+    choice); with `machine`, the order its session wrote at runtime. The parameters say which
+    (`page_reporting_order_set`); the meta carries what the guest then read from sysfs.
+    notices, clean_start: with `machine`, its session's scaling notices and what its clean start
+    did (None: the first run after the boot), kept in the results.
     size_bytes / mem_bytes: allocation and guest RAM; None sizes them to what this process
     may safely use. params: the experiment's timings (see DEFAULTS). On an exception or
     Ctrl-C the VM is stopped and the exception carries `.recording` (marked partial).
@@ -257,26 +268,39 @@ def run_vm_experiment(name: str, reporting: bool = True, size_bytes: int | None 
         notices = list(vm_plan.notices)
     else:
         size = size_bytes if size_bytes is not None else (machine.mem_mib << 20) // 3
-        notices = []
+        notices = list(notices or [])
+        if clean_start:
+            notices.append(f"this run reused the guest the lab booted for its earlier runs "
+                           f"({clean_start['runs_before_in_this_guest']} before it), after a clean start: the last "
+                           f"run's file removed, the caches dropped, and QEMU's resident memory "
+                           + (f"settled at {clean_start['host_rss_settled_kib'] // 1024} MiB" if clean_start.get("settled")
+                              else "still falling when the run began"))
     for n in notices:
         say(n)
     parameters = {**p, "size_bytes": size, "reporting": machine.reporting}
     if machine.page_reporting_order is not None:
         parameters["page_reporting_order"] = machine.page_reporting_order
+        parameters["page_reporting_order_set"] = "on the kernel command line"
+    elif not own and page_reporting_order is not None:
+        parameters["page_reporting_order"] = page_reporting_order
+        parameters["page_reporting_order_set"] = "written at runtime to /sys/module/page_reporting/parameters/"
     run: VmSampler | None = None
     try:
         if own:
             machine.start()
             say(f"booted the kit's VM in {machine.boot_s:.1f} s ({machine.accel.hypervisor}, "
                 f"{machine.mem_mib} MiB, free page reporting {'on' if machine.reporting else 'off'})")
-        run = VmSampler(machine, hz=p["sample_hz"], experiment=name, parameters=parameters)
+        run = VmSampler(machine, hz=p["sample_hz"], experiment=name, parameters=parameters,
+                        page_reporting_order=None if own else _order_now(machine))
         # notices: where banners look for them (a size scaled down to fit); results keep them too, as ever
         run.notices.extend(notices)
         run.results["notices"] = run.notices
-        asked, got = machine.page_reporting_order, run.page_reporting_order
+        if not own:
+            run.results["clean_start"] = clean_start   # None: the first run after the guest's boot
+        asked, got = parameters.get("page_reporting_order"), run.page_reporting_order
         if asked is not None and got != asked:
-            run.notices.append(f"page_reporting.page_reporting_order={asked} was on the kernel command line, but "
-                               f"the guest's /sys/module/page_reporting/parameters/page_reporting_order reads {got}")
+            run.notices.append(f"page_reporting_order={asked} was asked for ({parameters['page_reporting_order_set']}), "
+                               f"but the guest's /sys/module/page_reporting/parameters/page_reporting_order reads {got}")
         run.start()
         SCRIPTS[name](run, size, p)
         wait_until(p["tail_s"])

@@ -63,7 +63,8 @@ class VmSampler:
     """Subscribes to a booted Machine; `stop()` returns the Recording."""
 
     def __init__(self, machine: Machine, hz: float = 10.0, experiment: str = "vm",
-                 parameters: dict[str, Any] | None = None, maps: bool = True, map_block_order: int = 9):
+                 parameters: dict[str, Any] | None = None, maps: bool = True, map_block_order: int = 9,
+                 page_reporting_order: int | None = None):
         if machine.hello is None:
             raise ValueError("boot the Machine before sampling it")
         self.machine = machine
@@ -72,7 +73,9 @@ class VmSampler:
         self.parameters = dict(parameters or {})
         hello = machine.hello.fields
         order = hello.get("page_reporting_order", "none")
-        self.page_reporting_order = int(order) if order.isdigit() else None
+        # the boot's order, unless the caller read it since (a reused guest whose session wrote it at runtime)
+        self.page_reporting_order = page_reporting_order if page_reporting_order is not None else \
+            int(order) if order.isdigit() else None
         self.page_kib = int(hello.get("page_size", "4096")) // 1024
         # The guest's facts are the VM's own (its hello line, the Machine): the Recorder builds meta from them.
         self.recorder = Recorder(experiment, self.parameters, "live", self.hz, self._guest_facts())
