@@ -9,8 +9,8 @@
    spawner: see its docstring), RECLAIMLAB_SHARED=1 in the servers' environment, and jupyterhub-idle-culler
    as a hub service with a short timeout.
 3. Starts every server through the hub's REST API, checks each runs in a cgroup with the limit, and has every
-   participant run labs 00-04 (auto mode) at the same time, plus lab 05 (the kit's CPU-bound VM) for
-   --vm-participants of them, who then leave out 03 (the others run it meanwhile). A lab runs as a browser runs it: a session through the proxy, then each cell
+   participant run labs 00-04 (auto mode) at the same time, plus lab 05 (the kit's CPU-bound VM) first for
+   --vm-participants of them, more than the machine has VM slots, so their VM runs queue. A lab runs as a browser runs it: a session through the proxy, then each cell
    as an execute_request on the kernel's websocket (/user/<name>/api/kernels/<id>/channels) with the user's
    own token; outputs are collected into an executed copy (build/hub-labs/<user>/). While a cell runs the
    client polls the kernel's status every 10 s, as JupyterLab does, which is what keeps a busy server from
@@ -64,19 +64,15 @@ CONNECT_TIMEOUT_S = 60
 CELL_TIMEOUT_S = 900
 BASE_LABS = ("00", "01", "02", "03", "04")
 VM_LAB = "05"
-# Those who run lab 05 skip lab 03, which every other participant runs at the same time: it boots the same kit
-# VM (its order-5/9 section, twice). Run after lab 05 it kept the VM participants going long after the room had
-# emptied (they took 552 s, the others 337 s at most; CI on this project's 2-vCPU machine, 2026-11-26).
-# Lab 01 stays: every participant must show calloc-reclaim LIVE in their own cgroup (bc.banner_problems).
-# Only when every participant runs lab 05 do they run all five.
-VM_PARTICIPANT_SKIPS = ("03",)
+# Those who run lab 05 run it first (its emulated VMs are the longest lab, so they overlap the others' labs),
+# then labs 00-04 like everyone. They used to skip lab 03, whose order-5/9 section booted the kit's VM twice for
+# every participant; it now shows lab 05's recordings of those runs, so only lab 05 boots the VM here.
 # Labs 01-04 take guest="auto", which on a hub with QEMU runs them in the kit's VM. VM runs queue for the
 # machine's slots (vm/slots.py: one per core, as many as MemAvailable holds; 2 here), waiting their turn up to
 # 600 s, then showing the recording. Ten participants' labs 01-04 in the VM are ~400 s of VM time each, ~33
 # minutes on two slots, so this check keeps those labs on the participant's own machine (guest="local": lab 01
 # live in the cgroup, 02-04 recorded) and exercises the queue with lab 05's participants (--vm-participants,
-# default 2) and lab 03's order-5/9 section, which every other participant runs in the VM at the same time:
-# ~30 VM runs on two slots, so runs wait their turn (longest wait 304 s in a run here, 2026-12-06, with 3).
+# default 3: one more than this 2-core machine's VM slots, so their runs wait their turn).
 GUEST_LOCAL_LABS = ("01", "02", "03", "04")
 PROBE_TAG = "RECLAIMLAB-HUB-PROBE "
 # Run in each lab's kernel after its cells: what its live recordings say about where they were measured.
@@ -335,9 +331,7 @@ def user_environment(tmp: Path) -> tuple[Path, Path]:
         python = bc.runtime_python(repo)
         say(f"making the participants' environment {venv} ({python}, binder/requirements.txt, "
             f"jupyterhub=={jupyterhub.__version__}) ...")
-        bc.install(python, repo, venv)
-        bc.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", f"jupyterhub=={jupyterhub.__version__}"],
-               bc.PIP_TIMEOUT_S, "pip install jupyterhub", log=base / "pip-hub.log")
+        bc.install(python, repo, venv, extra=(f"jupyterhub=={jupyterhub.__version__}",))  # one pip run for both
         stamp.write_text(fingerprint)
     else:  # the editable install points at repo/, refreshed above
         say(f"reusing the participants' environment {venv} (requirements unchanged)")
@@ -655,6 +649,8 @@ def vm_queue_figures(seen: list) -> tuple[int, int, float, list[str]]:
         longest = max([longest, *waits])
         if b.live:
             live += 1
+        elif bc.recorded_by_design(b):
+            continue   # lab 03's order 5 against 9: never meant to boot the VM (lab 05 runs it live)
         elif "kit's VM" in b.reason and waits:
             recorded += 1
         else:
@@ -724,10 +720,7 @@ def check(args: argparse.Namespace, tmp: Path, figures: Figures, cleanup: list) 
         hub.api("POST", f"/hub/api/users/{name}/server")
     wait_ready(hub, list(users), 300)
     say(f"{len(users)} servers started through the REST API in {time.monotonic() - t_spawn:.0f} s")
-    # Lab 05 first for those who run it: its emulated VM is the longest lab, so it overlaps the others' labs.
-    vm_base_labs = ([nb for nb in base_labs if nb.name[:2] not in VM_PARTICIPANT_SKIPS]
-                    if args.vm_participants < args.participants else base_labs)
-    participants = [Participant(name, uid, vm_lab + vm_base_labs if i < args.vm_participants else base_labs,
+    participants = [Participant(name, uid, vm_lab + base_labs if i < args.vm_participants else base_labs,
                                 # The first half (lab 05's participants among them, who finish last) stop their
                                 # servers; the second half finish with the room and idle out while lab 05 still
                                 # runs, so the culler's timeout no longer adds to the check's time.
@@ -936,9 +929,9 @@ def knob_problems(before: dict[str, int], after: dict[str, int], log_lines: list
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ci/check-hub", description=__doc__.split("\n\n")[0])
     parser.add_argument("--participants", type=int, default=10, help="participants at once (default 10)")
-    parser.add_argument("--vm-participants", type=int, default=2,
-                        help="how many of them also run lab 05, the kit's CPU-bound VM (default 2; with the "
-                             "others' lab 03 VM runs they queue for a 2-core machine's two VM slots)")
+    parser.add_argument("--vm-participants", type=int, default=3,
+                        help="how many of them also run lab 05, the kit's CPU-bound VM (default 3: they queue "
+                             "for a 2-core machine's two VM slots)")
     parser.add_argument("--port", type=int, default=9000,
                         help="the hub's public port; the proxy API, the hub and the servers use the next ones")
     parser.add_argument("--break", dest="break_", choices=("no-limit", "oversubscribe"),
