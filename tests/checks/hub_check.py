@@ -70,9 +70,9 @@ VM_LAB = "05"
 # every participant; it now shows lab 05's recordings of those runs, so only lab 05 boots the VM here.
 # Labs 01-04 take guest="auto", which on a hub with QEMU runs them in the kit's VM. VM runs queue for the
 # machine's slots (vm/slots.py: one per core, as many as MemAvailable holds; 2 here), waiting their turn up to
-# 600 s, then showing the recording. Ten participants' labs 01-04 in the VM are ~400 s of VM time each, ~33
-# minutes on two slots, so this check keeps those labs on the participant's own machine (guest="local": lab 01
-# live in the cgroup, 02-04 recorded) and exercises the queue with lab 05's participants (--vm-participants,
+# 600 s, then showing the recording. Ten participants' labs 01-04 in the VM were ~400 s of VM time each, ~33
+# minutes on two slots (lab 03's order-5/9 runs, ~120 s of it, are now recorded), so this check keeps those
+# labs on the participant's own machine (guest="local": lab 01 live in the cgroup, 02-04 recorded) and exercises the queue with lab 05's participants (--vm-participants,
 # default 3: one more than this 2-core machine's VM slots, so their runs wait their turn).
 GUEST_LOCAL_LABS = ("01", "02", "03", "04")
 PROBE_TAG = "RECLAIMLAB-HUB-PROBE "
