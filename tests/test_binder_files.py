@@ -234,6 +234,17 @@ def test_with_qemu_labs_01_to_05_must_run_live_in_the_kit_vm():
     assert any("no experiment ran in the kit's VM" in p for p in binder_check.banner_problems(no_vm, knobs, True))
 
 
+def test_lab_03_shows_lab_05s_order_runs_recorded_saying_so():
+    knobs = {**KNOBS, "compaction": True, "auto-reclaim": True}
+    order = _vm("03_compaction", "compaction", False, reason="lab 05 runs the same experiment live in the kit's VM.")
+    assert binder_check.banner_problems(_labs_in_the_vm() + [order, order], knobs, True) == []
+    other = _vm("03_compaction", "compaction", False, reason="no kernel")
+    assert any("not LIVE in the kit's VM" in p for p in binder_check.banner_problems(_labs_in_the_vm() + [other], knobs, True))
+    elsewhere = _vm("02_page_cache", "page-cache", False, reason=order.reason)
+    assert any("02_page_cache: page-cache was RECORDED" in p
+               for p in binder_check.banner_problems(_labs_in_the_vm() + [elsewhere], knobs, True))
+
+
 def test_a_lab_slower_than_three_minutes_fails_the_check():
     assert binder_check.time_problems({"01_calloc": 120.0, "05_host": 179.0, "00_start": 400.0}) == []
     assert binder_check.time_problems({"02_page_cache": 181.0}) == ["02_page_cache: 181 s, more than 180 s"]

@@ -86,5 +86,8 @@ def test_vm_queue_figures_count_live_and_waited_runs_and_flag_other_recordings()
             bc.Banner("02_page", "page-cache", False, "container", "shared", ()),
             vm(False, bc.RECORDED_BY_LAB + "only the `variant` parameter's version runs live")]
     assert hub_check.vm_queue_figures(seen) == (2, 1, 600.0, [])
+    lab03 = bc.Banner("03_compaction", "compaction", False, "kit-vm",
+                      "lab 05 runs the same experiment live in the kit's VM.", ())
+    assert hub_check.vm_queue_figures(seen + [lab03]) == (2, 1, 600.0, [])   # by design: neither counted nor a problem
     live, recorded, wait, problems = hub_check.vm_queue_figures([vm(False, "no kernel")])
     assert (live, recorded, wait) == (0, 0, 0.0) and "for another reason than its turn: no kernel" in problems[0]

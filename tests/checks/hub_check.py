@@ -8,9 +8,9 @@
    127.0.0.1 with ci/hub_spawner.CgroupSpawner (each server in a memory cgroup limited to 2 GiB; why that
    spawner: see its docstring), RECLAIMLAB_SHARED=1 in the servers' environment, and jupyterhub-idle-culler
    as a hub service with a short timeout.
-3. Starts every server through the hub's REST API, checks each runs in a cgroup with the limit, and has every
-   participant run labs 00-04 (auto mode) at the same time, plus lab 05 (the kit's CPU-bound VM) for
-   --vm-participants of them, who then leave out 03 (the others run it meanwhile). A lab runs as a browser runs it: a session through the proxy, then each cell
+3. Starts every server through the hub's REST API; as soon as a participant's server is ready and runs in a
+   cgroup with the limit (else their labs are not run), that participant runs labs 00-04 (auto mode) at the same time, plus lab 05 (the kit's CPU-bound VM) first for
+   --vm-participants of them, more than the machine has VM slots, so their VM runs queue. A lab runs as a browser runs it: a session through the proxy, then each cell
    as an execute_request on the kernel's websocket (/user/<name>/api/kernels/<id>/channels) with the user's
    own token; outputs are collected into an executed copy (build/hub-labs/<user>/). While a cell runs the
    client polls the kernel's status every 10 s, as JupyterLab does, which is what keeps a busy server from
@@ -61,22 +61,19 @@ MIN_AVAILABLE_SHARE = 0.15
 CULL_TIMEOUT_S, CULL_EVERY_S = 60, 10
 ACTIVITY_INTERVAL_S = 10
 CONNECT_TIMEOUT_S = 60
+SPAWN_TIMEOUT_S = 300
 CELL_TIMEOUT_S = 900
 BASE_LABS = ("00", "01", "02", "03", "04")
 VM_LAB = "05"
-# Those who run lab 05 skip lab 03, which every other participant runs at the same time: it boots the same kit
-# VM (its order-5/9 section, twice). Run after lab 05 it kept the VM participants going long after the room had
-# emptied (they took 552 s, the others 337 s at most; CI on this project's 2-vCPU machine, 2026-11-26).
-# Lab 01 stays: every participant must show calloc-reclaim LIVE in their own cgroup (bc.banner_problems).
-# Only when every participant runs lab 05 do they run all five.
-VM_PARTICIPANT_SKIPS = ("03",)
+# Those who run lab 05 run it first (its emulated VMs are the longest lab, so they overlap the others' labs),
+# then labs 00-04 like everyone. They used to skip lab 03, whose order-5/9 section booted the kit's VM twice for
+# every participant; it now shows lab 05's recordings of those runs, so only lab 05 boots the VM here.
 # Labs 01-04 take guest="auto", which on a hub with QEMU runs them in the kit's VM. VM runs queue for the
 # machine's slots (vm/slots.py: one per core, as many as MemAvailable holds; 2 here), waiting their turn up to
-# 600 s, then showing the recording. Ten participants' labs 01-04 in the VM are ~400 s of VM time each, ~33
-# minutes on two slots, so this check keeps those labs on the participant's own machine (guest="local": lab 01
-# live in the cgroup, 02-04 recorded) and exercises the queue with lab 05's participants (--vm-participants,
-# default 2) and lab 03's order-5/9 section, which every other participant runs in the VM at the same time:
-# ~30 VM runs on two slots, so runs wait their turn (longest wait 304 s in a run here, 2026-12-06, with 3).
+# 600 s, then showing the recording. Ten participants' labs 01-04 in the VM were ~400 s of VM time each, ~33
+# minutes on two slots (lab 03's order-5/9 runs, ~120 s of it, are now recorded), so this check keeps those
+# labs on the participant's own machine (guest="local": lab 01 live in the cgroup, 02-04 recorded) and exercises the queue with lab 05's participants (--vm-participants,
+# default 3: one more than this 2-core machine's VM slots, so their runs wait their turn).
 GUEST_LOCAL_LABS = ("01", "02", "03", "04")
 PROBE_TAG = "RECLAIMLAB-HUB-PROBE "
 # Run in each lab's kernel after its cells: what its live recordings say about where they were measured.
@@ -335,9 +332,7 @@ def user_environment(tmp: Path) -> tuple[Path, Path]:
         python = bc.runtime_python(repo)
         say(f"making the participants' environment {venv} ({python}, binder/requirements.txt, "
             f"jupyterhub=={jupyterhub.__version__}) ...")
-        bc.install(python, repo, venv)
-        bc.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", f"jupyterhub=={jupyterhub.__version__}"],
-               bc.PIP_TIMEOUT_S, "pip install jupyterhub", log=base / "pip-hub.log")
+        bc.install(python, repo, venv, extra=(f"jupyterhub=={jupyterhub.__version__}",))  # one pip run for both
         stamp.write_text(fingerprint)
     else:  # the editable install points at repo/, refreshed above
         say(f"reusing the participants' environment {venv} (requirements unchanged)")
@@ -484,14 +479,23 @@ class Participant:
     token: str = ""
     results: list[LabResult] = dataclasses.field(default_factory=list)
     stop_when_done: bool = True   # False: left idle for the culler
-    seconds: float = 0.0
+    seconds: float = 0.0          # from their server's ready to their last lab's end
     crash: str = ""
+    ready_s: float | None = None  # their server's start, from the REST API request to ready
+    refused: str | None = None    # why their labs were not run: the server is not held to its limit
 
 
-def run_participant(hub: Hub, p: Participant) -> None:
+def run_participant(hub: Hub, p: Participant, limit: int, mem_total: int, t_spawn: float) -> None:
+    """Once this participant's server is ready and held to its limit (else no lab runs: ten live runs would size
+    from the machine), run their labs; the others' servers may still be starting, as in a room logging in."""
     t0 = time.monotonic()
     try:
-        for nb in p.labs:
+        wait_ready(hub, [p.name], SPAWN_TIMEOUT_S)
+        p.ready_s = time.monotonic() - t_spawn
+        p.token = hub.api("POST", f"/hub/api/users/{p.name}/tokens", json={"note": "check-hub", "expires_in": 3600})["token"]
+        p.refused = server_limit_problem(hub, p, limit, mem_total)
+        t0 = time.monotonic()
+        for nb in ([] if p.refused else p.labs):
             p.results.append(run_lab(hub, p, nb))
             if not p.results[-1].ok:
                 break
@@ -503,6 +507,15 @@ def run_participant(hub: Hub, p: Participant) -> None:
             hub.api("DELETE", f"/hub/api/users/{p.name}/server")
         except Exception as exc:
             p.crash = p.crash or f"stopping the server: {exc}"
+
+
+def server_limit_problem(hub: Hub, p: Participant, limit: int, mem_total: int) -> str | None:
+    """Why this participant's running server is not held to its memory limit (None: it is)."""
+    pids = [pid for pid, uid, cmd in processes_of({p.uid}) if "jupyterhub-singleuser" in cmd]
+    if not pids:  # not a cgroup problem: its server is gone (the culler, on a slow start?)
+        return f"{p.name}: no jupyterhub-singleuser process of this user is running; hub log: {tail(hub.state / 'hub.log')}"
+    path, cg_limit = memory_cgroup_of(pids[0])
+    return limit_problem(p.name, path, cg_limit, limit, mem_total)
 
 
 def run_lab(hub: Hub, p: Participant, notebook: Path) -> LabResult:
@@ -657,6 +670,8 @@ def vm_queue_figures(seen: list) -> tuple[int, int, float, list[str]]:
             live += 1
         elif b.reason.startswith(bc.RECORDED_BY_LAB):   # lab 04's other version, recorded by design
             continue
+        elif bc.recorded_by_design(b):
+            continue   # lab 03's order 5 against 9: never meant to boot the VM (lab 05 runs it live)
         elif "kit's VM" in b.reason and waits:
             recorded += 1
         else:
@@ -721,60 +736,59 @@ def check(args: argparse.Namespace, tmp: Path, figures: Figures, cleanup: list) 
     say(f"starting JupyterHub {hub.url} (CgroupSpawner, {limit / GIB:.2f} GiB per server, idle culler "
         f"{CULL_TIMEOUT_S} s) for {len(users)} participants ...")
     start_hub(hub, config)
-    t_spawn = time.monotonic()
-    for name in users:
-        hub.api("POST", f"/hub/api/users/{name}/server")
-    wait_ready(hub, list(users), 300)
-    say(f"{len(users)} servers started through the REST API in {time.monotonic() - t_spawn:.0f} s")
-    # Lab 05 first for those who run it: its emulated VM is the longest lab, so it overlaps the others' labs.
-    vm_base_labs = ([nb for nb in base_labs if nb.name[:2] not in VM_PARTICIPANT_SKIPS]
-                    if args.vm_participants < args.participants else base_labs)
-    participants = [Participant(name, uid, vm_lab + vm_base_labs if i < args.vm_participants else base_labs,
+    participants = [Participant(name, uid, vm_lab + base_labs if i < args.vm_participants else base_labs,
                                 # The first half (lab 05's participants among them, who finish last) stop their
                                 # servers; the second half finish with the room and idle out while lab 05 still
                                 # runs, so the culler's timeout no longer adds to the check's time.
                                 stop_when_done=i < len(users) - len(users) // 2)
                     for i, (name, uid) in enumerate(users.items())]
-    for p in participants:
-        p.token = hub.api("POST", f"/hub/api/users/{p.name}/tokens", json={"note": "check-hub", "expires_in": 3600})["token"]
-
-    # Before any lab: every server must be held to its limit (else ten live runs size from the machine).
-    servers = {uid: pid for pid, uid, cmd in processes_of(set(users.values())) if "jupyterhub-singleuser" in cmd}
-    limits = []
-    for p in participants:
-        if p.uid not in servers:  # not a cgroup problem: its server is gone (the culler, on a slow start?)
-            limits.append(f"{p.name}: no jupyterhub-singleuser process of this user is running; hub log: "
-                          f"{tail(hub.state / 'hub.log')}")
-            continue
-        path, cg_limit = memory_cgroup_of(servers[p.uid])
-        problem = limit_problem(p.name, path, cg_limit, limit, mem_total)
-        if problem:
-            limits.append(problem)
-    if limits:
-        raise CheckFailed("a participant's server is not held to its memory limit, so the labs were not run:\n  - "
-                          + "\n  - ".join(limits))
-    say(f"every server runs as its participant in its own memory cgroup of {limit / GIB:.2f} GiB "
-        f"({PREFIX}{os.getpid()}-<user>), RECLAIMLAB_SHARED=1")
-
     kmsg, counters_before = KernelLog(), vmstat()
     cleanup.append(kmsg.close)
     watch = Watch(f"*/{PREFIX}{os.getpid()}-*")
     watch.start()
     plans = {" ".join(nb.name[:2] for nb in p.labs) for p in participants}
-    say("the participants run their labs at once (" + "; ".join(
+    say(f"starting {len(users)} servers through the REST API; each participant runs their labs as soon as their "
+        f"server is ready and held to its limit (" + "; ".join(
         f"{sum(' '.join(nb.name[:2] for nb in p.labs) == plan for p in participants)} run {plan}" for plan in sorted(plans))
         + "), through the proxy and each kernel's websocket ...")
-    t_labs = time.monotonic()
-    threads = [threading.Thread(target=run_participant, args=(hub, p), daemon=True) for p in participants]
-    for t in threads:
-        t.start()
+    t_spawn = time.monotonic()
+
+    def log_in(group: list[Participant]) -> list[threading.Thread]:
+        for p in group:
+            hub.api("POST", f"/hub/api/users/{p.name}/server")
+        threads = [threading.Thread(target=run_participant, args=(hub, p, limit, mem_total, t_spawn), daemon=True)
+                   for p in group]
+        for t in threads:
+            t.start()
+        return threads
+
+    # Lab 05's participants log in first: theirs is the longest lab, and ten servers started at once share the
+    # two cores evenly, so all were ready together after ~70 s (2026-12-07). The others log in once these are ready.
+    first, rest = participants[:args.vm_participants], participants[args.vm_participants:]
+    threads = log_in(first)
+    deadline = time.monotonic() + SPAWN_TIMEOUT_S
+    while any(p.ready_s is None and not p.crash for p in first) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    threads += log_in(rest)
     for t in threads:
         t.join()
-    stopped = [p.name for p in participants if p.stop_when_done]
-    left_to_culler = [p.name for p in participants if not p.stop_when_done]
     t_done = time.monotonic()
     watch.stop()
-    say(f"labs done in {t_done - t_labs:.0f} s; as each participant finished, {len(stopped)} servers were stopped "
+    ready = [p.ready_s for p in participants if p.ready_s is not None]
+    if ready:
+        say(f"{len(ready)}/{len(users)} servers started through the REST API, ready {min(ready):.0f}-{max(ready):.0f} s "
+            f"after the requests")
+    refused = [p.refused for p in participants if p.refused]
+    if refused:
+        problems_before = ["a participant's server is not held to its memory limit, so their labs were not run:\n  - "
+                           + "\n  - ".join(refused)]
+    else:
+        problems_before = []
+        say(f"every server ran as its participant in its own memory cgroup of {limit / GIB:.2f} GiB "
+            f"({PREFIX}{os.getpid()}-<user>), RECLAIMLAB_SHARED=1")
+    stopped = [p.name for p in participants if p.stop_when_done]
+    left_to_culler = [p.name for p in participants if not p.stop_when_done]
+    say(f"servers and labs done in {t_done - t_spawn:.0f} s; as each participant finished, {len(stopped)} servers were stopped "
         f"through the REST API and {len(left_to_culler)} left idle for the culler ({CULL_TIMEOUT_S} s) ...")
     not_stopped = wait_gone(hub, stopped, 120)
     not_culled = wait_gone(hub, left_to_culler, CULL_TIMEOUT_S + 4 * max(CULL_EVERY_S, ACTIVITY_INTERVAL_S) + 60)
@@ -782,7 +796,7 @@ def check(args: argparse.Namespace, tmp: Path, figures: Figures, cleanup: list) 
     log_lines, counters_after = kmsg.new_lines(), vmstat()
 
     # ---- the figures and what went wrong
-    problems = []
+    problems = problems_before
     figures.labs_total = sum(len(p.labs) for p in participants)
     for p in participants:
         passed = [r for r in p.results if r.ok]
@@ -790,13 +804,14 @@ def check(args: argparse.Namespace, tmp: Path, figures: Figures, cleanup: list) 
         if len(passed) == len(p.labs):
             figures.passed_participants += 1
         times = ", ".join(f"{r.lab[:2]} {r.seconds:.0f} s" + ("" if r.ok else " FAILED") for r in p.results)
-        say(f"  {p.name}: {len(passed)}/{len(p.labs)} labs in {p.seconds:.0f} s ({times})")
+        ready = f"server ready after {p.ready_s:.0f} s, " if p.ready_s is not None else ""
+        say(f"  {p.name}: {ready}{len(passed)}/{len(p.labs)} labs in {p.seconds:.0f} s ({times})")
         for r in p.results:
             if not r.ok:
                 problems.append(f"{p.name} {r.lab}: {r.error} (executed copy: {OUT_DIR / p.name / (r.lab + '.ipynb')})")
         if p.crash:
             problems.append(f"{p.name}: the participant's client stopped: {p.crash}")
-        elif len(p.results) < len(p.labs) and all(r.ok for r in p.results):
+        elif len(p.results) < len(p.labs) and all(r.ok for r in p.results) and not p.refused:
             problems.append(f"{p.name}: only {len(p.results)} of {len(p.labs)} labs ran")
         seen = [b for r in p.results for b in bc.banners(OUT_DIR / p.name / f"{r.lab}.ipynb")]
         vm_live, vm_recorded, vm_wait, vm_problems = vm_queue_figures(seen)
@@ -938,9 +953,9 @@ def knob_problems(before: dict[str, int], after: dict[str, int], log_lines: list
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ci/check-hub", description=__doc__.split("\n\n")[0])
     parser.add_argument("--participants", type=int, default=10, help="participants at once (default 10)")
-    parser.add_argument("--vm-participants", type=int, default=2,
-                        help="how many of them also run lab 05, the kit's CPU-bound VM (default 2; with the "
-                             "others' lab 03 VM runs they queue for a 2-core machine's two VM slots)")
+    parser.add_argument("--vm-participants", type=int, default=3,
+                        help="how many of them also run lab 05, the kit's CPU-bound VM (default 3: they queue "
+                             "for a 2-core machine's two VM slots)")
     parser.add_argument("--port", type=int, default=9000,
                         help="the hub's public port; the proxy API, the hub and the servers use the next ones")
     parser.add_argument("--break", dest="break_", choices=("no-limit", "oversubscribe"),
