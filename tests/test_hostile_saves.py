@@ -222,7 +222,13 @@ def test_ctrl_c_during_a_save_is_held_until_the_recording_is_whole(tmp_path, mon
             os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C halfway through the save
 
     monkeypatch.setattr(recording, "_write", write_then_ctrl_c)
-    kept = keep.save_or_keep(make_recording(), tmp_path / "rec", "demo")
+    # A process started in the background by a non-interactive shell (nohup ... &) inherits SIGINT ignored, and
+    # keep leaves an ignored signal ignored: the test is about a learner's Ctrl-C, so it handles SIGINT as Python does.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        kept = keep.save_or_keep(make_recording(), tmp_path / "rec", "demo")
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert kept.where_asked and kept.signals == (signal.SIGINT,) and kept.exit_status == 130
     assert recording.load(tmp_path / "rec", require_manifest=True).complete
 
