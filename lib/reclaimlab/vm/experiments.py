@@ -20,6 +20,7 @@ from ..waiting import wait_until
 from . import build
 from .machine import Machine
 from .sampler import VmSampler
+from .session import order_now
 from .sizing import host_allowance_bytes, plan
 
 class _VmDefaults(Mapping):
@@ -221,12 +222,6 @@ def compaction(run: VmSampler, size: int, p: dict[str, Any]) -> None:
     run.results["host_rss_before_kib"] = base
 
 
-def _order_now(machine: Machine) -> int | None:
-    """The reused guest's page_reporting_order now (its session may have written it since the boot)."""
-    got = machine.command("get", "/sys/module/page_reporting/parameters/page_reporting_order").detail.get("value", "")
-    return int(got) if got.isdigit() else None
-
-
 SCRIPTS: dict[str, Callable[[VmSampler, int, dict[str, Any]], None]] = {
     "calloc-reclaim": calloc_reclaim, "refault": refault, "page-cache": page_cache, "compaction": compaction,
 }
@@ -291,7 +286,7 @@ def run_vm_experiment(name: str, reporting: bool = True, size_bytes: int | None 
             say(f"booted the kit's VM in {machine.boot_s:.1f} s ({machine.accel.hypervisor}, "
                 f"{machine.mem_mib} MiB, free page reporting {'on' if machine.reporting else 'off'})")
         run = VmSampler(machine, hz=p["sample_hz"], experiment=name, parameters=parameters,
-                        page_reporting_order=None if own else _order_now(machine))
+                        page_reporting_order=None if own else order_now(machine, timeout_s=120.0))
         # notices: where banners look for them (a size scaled down to fit); results keep them too, as ever
         run.notices.extend(notices)
         run.results["notices"] = run.notices

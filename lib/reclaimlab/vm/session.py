@@ -48,6 +48,12 @@ def reusable(name: str, reporting: bool, session_reporting: bool = True) -> bool
     return bool(reporting) and bool(session_reporting) and name in REUSABLE
 
 
+def order_now(machine: Machine, timeout_s: float) -> int | None:
+    """page_reporting_order as a running guest reads it now (a session may have written it since the boot)."""
+    got = machine.command("get", ORDER_PATH, timeout_s=timeout_s).detail.get("value", "")
+    return int(got) if got.isdigit() else None
+
+
 class OrderNotWritable(VmCommandError):
     """The guest refused a runtime page_reporting_order: the run must boot with it on the command line."""
 
@@ -117,8 +123,7 @@ class VmSession:
     def current_order(self) -> int | None:
         """page_reporting_order as the running guest reads it now."""
         assert self._machine is not None
-        got = self._machine.command("get", ORDER_PATH, timeout_s=30.0).detail.get("value", "")
-        return int(got) if got.isdigit() else None
+        return order_now(self._machine, timeout_s=30.0)
 
     def set_order(self, order: int | None) -> int | None:
         """Write page_reporting_order (None: the boot's own) in the running guest; what it reads back."""
