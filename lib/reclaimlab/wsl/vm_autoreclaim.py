@@ -48,10 +48,16 @@ METHOD_PLAIN = ("memory.reclaim (cgroup2 root of the kit's VM, real write; plain
 GATE_EXCLUDES = ("none", "sampler", "agent")
 
 
-def gate_cpu(reading: Reading, exclude: str = "none") -> CpuTimes:
-    """The reading's CPU counters with `own_*` set to what the gate leaves out (cpu_shares subtracts it)."""
+def check_gate_excludes(exclude: str) -> str:
+    """`exclude` if it is one of GATE_EXCLUDES, else ValueError naming the valid ones."""
     if exclude not in GATE_EXCLUDES:
         raise ValueError(f"gate_excludes {exclude!r} is not one of {', '.join(GATE_EXCLUDES)}")
+    return exclude
+
+
+def gate_cpu(reading: Reading, exclude: str = "none") -> CpuTimes:
+    """The reading's CPU counters with `own_*` set to what the gate leaves out (cpu_shares subtracts it)."""
+    check_gate_excludes(exclude)
     if exclude == "agent":
         return reading.cpu
     if exclude == "sampler" and reading.sampler_ticks is not None:
@@ -95,11 +101,9 @@ class VmGuest:
 
     def __init__(self, machine: Machine, mark: Callable[[str, str], object] | None = None,
                  exclude: str = "none"):
-        if exclude not in GATE_EXCLUDES:
-            raise ValueError(f"gate_excludes {exclude!r} is not one of {', '.join(GATE_EXCLUDES)}")
         self.machine = machine
         self._mark = mark
-        self.exclude = exclude
+        self.exclude = check_gate_excludes(exclude)
         self.sampler_ticks: list[tuple[int, int]] = []   # the sampler thread's utime, stime at each reading
         self.swappiness_refused: bool | None = None    # None until a file-only reclaim was tried
         self.longest_action_s = 0.0                     # the longest drop or reclaim, from its start to its mark
