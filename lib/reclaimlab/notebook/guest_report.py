@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any, Sequence
 
+from ..present.findings._host_now import OUTSIDE_MIN_KIB
 from ..probe import consent
 from ..probe.guest import entry_verdict
 from ..units import format_size
@@ -104,8 +105,8 @@ def guest_rows(info: Any) -> list[tuple[str, str]]:
     return rows
 
 
-# Upstream MemFree outside the buddy and per-CPU lists is about 0; this much is worth saying (as findings._host_now).
-OUTSIDE_MIN_BYTES = 1 << 30
+# Upstream MemFree outside the buddy and per-CPU lists is about 0; the findings' threshold says when it is worth saying.
+OUTSIDE_MIN_BYTES = OUTSIDE_MIN_KIB * 1024
 
 
 def _outside_buddy(m: dict) -> str:

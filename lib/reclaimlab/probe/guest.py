@@ -367,8 +367,8 @@ def _buddy_free_bytes(roots: sources.Roots) -> int | None:
     per_cpu_kib = sources.per_cpu_free_kib(roots)
     if per_cpu_kib is None:
         return None
-    pages = sum(n << k for z in zones for k, n in enumerate(z.free_blocks))
-    return pages * sources.page_bytes() + per_cpu_kib * 1024
+    page_kib = sources.page_bytes() // 1024
+    return (sum(procfs.free_kib_at_least(z.free_blocks, 0, page_kib) for z in zones) + per_cpu_kib) * 1024
 
 
 def _is_root() -> bool:
