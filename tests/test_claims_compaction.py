@@ -43,7 +43,7 @@ def test_corpus_case_verdicts_from_the_findings(case, tmp_path):
     rec = recording.load(next(iter(built["recordings"].values())))
     if case.replay_key.startswith("vm:compaction"):
         from reclaimlab.present.findings import reporting_order as ro
-        got = [ro.returned_while_fragmented(rec), ro.after_compaction(rec), ro.after_release(rec)]
+        got = [*ro.while_fragmented(rec), ro.compare(rec), ro.after_compaction(rec), ro.after_release(rec)]
     elif case.experiment == "app-cache":
         from reclaimlab.present.findings import app_cache
         got = app_cache.all_claims(rec)
@@ -102,3 +102,66 @@ def test_where_the_reportable_memory_went_when_the_run_read_the_per_cpu_lists():
     rec.meta["results"]["per_cpu_free_kib"] = {first: 80_000, "fragmented": 80_000 + pcp_rise / 2}
     c = cp.fragmented(rec)
     assert "went elsewhere in the guest" in c.sentence
+
+
+def test_the_one_order_vm_runs_keep_their_verdicts():
+    """The two shipped runs that each booted with one order on the kernel command line (as WSL sets it), compared
+    as two runs; the release joined no block in either (the guest's buddyinfo), which the claim now says."""
+    from reclaimlab.recording import datasets
+    from reclaimlab.present.findings import reporting_order as ro
+    runs = {o: datasets.find("compaction", {"page_reporting_order": o, "keep_every": 64, "then_order": None},
+                             guest_kind="kit-vm") for o in (5, 9)}
+    got = {c.key: c.verdict for r in runs.values()
+           for c in (*ro.while_fragmented(r), ro.after_compaction(r), ro.after_release(r))}
+    assert got == {"reporting_order.while_fragmented.5": "returned", "reporting_order.after_compaction.5": "still_reporting",
+                   "reporting_order.after_release.5": "not_merged", "reporting_order.while_fragmented.9": "nothing",
+                   "reporting_order.after_compaction.9": "nothing", "reporting_order.after_release.9": "not_merged"}
+    cmp = ro.compare({f"order {o}": r for o, r in runs.items()})
+    assert cmp.verdict == "lower_returns_more" and "two runs" in cmp.sentence
+
+
+def _with_phases(rec, phases, **results):
+    rec.meta["results"] = {**rec.meta["results"], "order_phases": phases, **results}
+    return rec
+
+
+def test_one_run_at_two_orders_is_judged_phase_by_phase():
+    from reclaimlab.recording import datasets
+    from reclaimlab.present.findings import reporting_order as ro
+    rec = datasets.find("compaction", {"page_reporting_order": 9, "then_order": 5}, guest_kind="kit-vm")
+    phases = rec.meta["results"]["order_phases"]
+    assert [p["order"] for p in phases] == [9, 5] and ro.order_in_force(rec) == 5
+    claims_ = {c.key: c for c in ro.while_fragmented(rec)}
+    assert claims_["reporting_order.while_fragmented.9"].verdict == "nothing"
+    five = claims_["reporting_order.while_fragmented.5"]
+    assert five.verdict == "returned" and "written at runtime" in five.sentence and "16 MiB" in five.sentence
+    # the seconds quoted are the ones each watch ran, not the limit
+    assert f"in {phases[0]['observed_s']:.0f} s" in ro.compare(rec).sentence
+    # nothing fell at order 5 within its watch: "not yet", not "returned"
+    edited = _with_phases(rec, [phases[0], {**phases[1], "returned_kib": 0}])
+    assert ro.returned_while_fragmented(edited, 5).verdict == "not_yet"
+    assert ro.compare(edited).verdict == "about_the_same"
+
+
+def test_after_the_release_tells_reporting_under_way_from_the_release():
+    """A fall after the release is the release's only where the guest's free blocks of the order grew."""
+    import pandas as pd
+    from reclaimlab.recording import datasets
+    from reclaimlab.present.findings import reporting_order as ro
+    rec = datasets.find("compaction", {"page_reporting_order": 9, "then_order": 5}, guest_kind="kit-vm")
+    c = ro.after_release(rec)
+    assert c.verdict == "still_reporting" and c.evidence["formed_kib"] < 32 * 1024 <= c.evidence["host_kib"]
+    t = rec.event_times("unfragment")[0]
+    s = rec.samples.copy()
+    after = s["t_s"] >= t
+    s.loc[after, "reportable_free_kib"] = s.loc[after, "reportable_free_kib"] + 200 * 1024   # the holes merged
+    rec.samples = s
+    assert ro.after_release(rec).verdict == "returned"
+    s2 = s.copy()
+    s2["host_vm_rss_kib"] = s2["host_vm_rss_kib"].iloc[0]   # and the host got nothing
+    rec.samples = s2
+    assert ro.after_release(rec).verdict == "formed_not_reported"
+    s3 = s2.copy()
+    s3.loc[after, "reportable_free_kib"] = s3.loc[~after, "reportable_free_kib"].iloc[-1]
+    rec.samples = s3
+    assert ro.after_release(rec).verdict == "not_merged"

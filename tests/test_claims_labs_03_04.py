@@ -57,12 +57,12 @@ def test_lab04_recorded_claims(executed_lab):
 @pytest.mark.slow
 def test_lab03_order_section_claims(executed_lab):
     found = _executed(executed_lab, "03")
-    recs = {e["parameters"]["page_reporting_order"]: datasets.recording.load(datasets.recordings_dir() / e["path"])
-            for e in datasets.read_index() if e["experiment"] == "compaction"
-            and e["parameters"].get("page_reporting_order") in (5, 9)}
-    expected = {c.key: c.verdict for c in [*(ro.returned_while_fragmented(r) for r in recs.values()),
-                                           *(ro.after_compaction(r) for r in recs.values()),
-                                           *(ro.after_release(r) for r in recs.values()),
-                                           ro.compare({f"order {o}": r for o, r in recs.items()})]}
+    # the one run that watched one fragmentation at order 9, then at order 5 written at runtime
+    rec = datasets.find("compaction", {"page_reporting_order": 9, "then_order": 5}, guest_kind="kit-vm")
+    expected = {c.key: c.verdict for c in [*ro.while_fragmented(rec), ro.after_compaction(rec),
+                                           ro.after_release(rec), ro.compare(rec)]}
+    assert set(expected) == {"reporting_order.while_fragmented.9", "reporting_order.while_fragmented.5",
+                             "reporting_order.after_compaction.5", "reporting_order.after_release.5",
+                             "reporting_order.compare"}
     assert {k: found[k]["verdict"] for k in expected} == expected
     assert found["reporting_order.compare"]["verdict"] == "lower_returns_more"

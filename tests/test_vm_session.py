@@ -96,9 +96,9 @@ def test_only_reporting_on_runs_share_a_guest():
 
 @needs_vm[0]
 @needs_vm[1]
-def test_a_lab_session_writes_the_order_at_runtime_and_a_reporting_off_run_boots_its_own():
+def test_a_lab_session_writes_the_order_at_runtime_and_a_reporting_off_run_boots_its_own(tmp_path):
     from reclaimlab.experiments import harness
-    from reclaimlab.vm.session import VmSession
+    from reclaimlab.vm.session import VmSession, order_now
     session = VmSession()
     kw = dict(mode="live", guest="vm", quiet=True, vm_session=session, size="96MiB", mem="768MiB")
     try:
@@ -113,6 +113,15 @@ def test_a_lab_session_writes_the_order_at_runtime_and_a_reporting_off_run_boots
         clean = second.meta["results"]["clean_start"]
         assert clean["runs_before_in_this_guest"] == 1 and clean["page_reporting_order"] == 9
         assert any("reused the guest" in n for n in second.meta["notices"])
+        # one fragmentation at two orders: 9, then 5 written at runtime mid-run (then a small free starts a pass)
+        both = harness.run("compaction", page_reporting_order=9, then_order=5, keep_every=64, observe_s=4.0,
+                           tail_s=0.0, **kw)
+        phases = both.meta["results"]["order_phases"]
+        assert [p["order"] for p in phases] == [9, 5] and all(p["observed_s"] <= 4.5 for p in phases)
+        assert both.meta["parameters"]["then_order"] == 5 and "order" in set(both.events["kind"])
+        assert order_now(session._machine, timeout_s=30.0) == 5
+        from reclaimlab.recording import recording
+        recording.save(both, tmp_path / "both")   # a reused guest's run saves: clean_start is declared
         off = harness.run("calloc-reclaim", reporting=False, observe_s=2.0, **kw)
         assert off.meta["free_page_reporting"] == "off" and not session.alive and _gone(pid)
     finally:

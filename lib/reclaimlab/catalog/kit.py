@@ -114,6 +114,9 @@ COMPACTION_RESULTS = {
     # the fragmenter's own kept pages (their PFNs, /proc/<pid>/pagemap), just before and after compact_memory
     "held_blocks_order": "order", "fragment_held_blocks": "blocks", "compacted_held_blocks": "blocks",
     "compact_moved_held_pages": "pages", "compact_vacated_blocks": "blocks",
+    # the kit's VM with then_order: one fragmentation watched at two orders, [{order, start_s, observed_s,
+    # host_rss_start_kib, host_rss_end_kib, returned_kib}], and how long the watch after compact_memory ran
+    "order_phases": "list", "compacted_observed_s": "s",
 }
 
 declare(Experiment(

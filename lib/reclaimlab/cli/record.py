@@ -135,6 +135,8 @@ def record_command(name: str, mode: str, size: str | None, policy: str | None, p
             variant = "reporting-" + ("on" if params.get("reporting", True) else "off")
             if params.get("page_reporting_order") is not None:
                 variant += f"-order{params['page_reporting_order']}"
+            if params.get("then_order") is not None:
+                variant += f"-then{params['then_order']}"
         out = recordings_dir() / name / "-".join(p for p in (stamp, guest, variant) if p)
     if out is not None:
         try:  # refuse before any work, so a long run never ends with nowhere to go ('' stays '', not '.')

@@ -133,7 +133,7 @@ def _guest_lock(exp: Experiment, guest: str, timeout_s: float) -> tuple[contextl
 
 
 # Selectors a "vm:" key may use besides the VM experiment's own timings (see _run_vm).
-VM_SELECTORS = ("reporting", "page_reporting_order", "size", "mem")
+VM_SELECTORS = ("reporting", "page_reporting_order", "then_order", "size", "mem")
 
 
 def _selector_keys(exp: Experiment, guest: str) -> list[str]:
@@ -350,10 +350,21 @@ def _run_vm(exp: Experiment, mode: str, quiet: bool, params: dict[str, Any], loc
     if isinstance(order, str) and order.strip().isdigit():
         order = int(order)
     from ..vm.machine import check_page_reporting_order
+    # then_order (compaction): the same fragmentation watched again after this order is written at runtime
+    then_order = params.pop("then_order", None)
+    if isinstance(then_order, str) and then_order.strip().isdigit():
+        then_order = int(then_order)
     try:
         order = check_page_reporting_order(order)
     except ValueError as exc:
         raise ExperimentError(f"{exp.name}: {exc}") from None
+    try:
+        then_order = check_page_reporting_order(then_order)
+    except ValueError as exc:
+        raise ExperimentError(f"{exp.name}: then_order: {str(exc).replace('page_reporting_order ', '', 1)}") from None
+    if then_order is not None and (exp.name != "compaction" or not reporting):
+        raise ExperimentError(f"{exp.name}: then_order is for compaction with free page reporting on (one "
+                              f"fragmentation watched at two orders); drop it or run compaction")
     size, mem = params.pop("size", None), params.pop("mem", None)
     from ..units import parse_size
     size_bytes = None if size is None else parse_size(size)
@@ -362,6 +373,8 @@ def _run_vm(exp: Experiment, mode: str, quiet: bool, params: dict[str, Any], loc
     params = resolve_params(vm_exp, params)
     # None picks the recordings made without an order on the command line (the kernel's own, 9 here)
     selectors = {"reporting": reporting, "page_reporting_order": order}
+    if exp.name == "compaction":   # a one-order request must not be shown the run that switched orders
+        selectors["then_order"] = then_order
     shown = _vm_recording_instead(exp, selectors, mode, quiet)
     if shown is not None:
         return shown
@@ -390,14 +403,16 @@ def _run_vm(exp: Experiment, mode: str, quiet: bool, params: dict[str, Any], loc
                 waited = session.slot.waited_s if fresh and session.slot else None
                 rec = run_vm_experiment(exp.name, size_bytes=size, machine=machine, quiet=quiet,
                                         page_reporting_order=order, notices=notices,
-                                        clean_start=None if session.runs == 1 else session.last_fresh, **params)
+                                        clean_start=None if session.runs == 1 else session.last_fresh,
+                                        then_order=then_order, **params)
             else:
                 if session is not None:
                     session.close()   # one guest at a time: this run boots its own
                 with vm_slots.hold(lock_timeout_s, _say_always) as slot:
                     waited = slot.waited_s
                     rec = run_vm_experiment(exp.name, reporting=reporting, size_bytes=size_bytes, mem_bytes=mem_bytes,
-                                            quiet=quiet, page_reporting_order=order, **params)
+                                            quiet=quiet, page_reporting_order=order, then_order=then_order,
+                                            **params)
             _slot_notice(rec, waited)
         except vm_slots.VmSlotsFull as exc:
             if mode == "live":

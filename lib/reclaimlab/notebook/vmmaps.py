@@ -36,9 +36,11 @@ def _pick(rec: Recording, step: str | None):
     return with_host[-1]
 
 
-def guest_and_host_maps_html(runs: Recording | Mapping[str, Recording], step: str | None = "after") -> str:
+def guest_and_host_maps_html(runs: Recording | Mapping[str, Recording],
+                             step: str | None | Mapping[str, str] = "after") -> str:
     """HTML: for each run ({title: Recording}, or one Recording) the guest's and the host's map at `step`
-    (its last pair where it has no such step), or a box saying why there are none."""
+    ({title: step} for a step per title, e.g. one run's two steps) (its last pair where it has no such step),
+    or a box saying why there are none."""
     from ..present.physmap_chart import guest_host_html
 
     runs = {"": runs} if isinstance(runs, Recording) else dict(runs)
@@ -48,12 +50,13 @@ def guest_and_host_maps_html(runs: Recording | Mapping[str, Recording], step: st
         if why is not None:
             parts.append(box("info", escape(f"{title}: {why}" if title else why)))
             continue
-        m = _pick(rec, step)
+        m = _pick(rec, step.get(title) if isinstance(step, Mapping) else step)
         head = f"{title}, " if title else ""
         parts.append(guest_host_html(m.snapshot, m.host, title=f"{head}step {m.label!r} (t = {m.t_s:.0f} s):"))
     return "".join(parts)
 
 
-def show_guest_and_host_maps(runs: Recording | Mapping[str, Recording], step: str | None = "after") -> None:
+def show_guest_and_host_maps(runs: Recording | Mapping[str, Recording],
+                             step: str | None | Mapping[str, str] = "after") -> None:
     """Show the guest's map beside the host's for a run in the kit's VM (or several: {title: Recording})."""
     display_html(guest_and_host_maps_html(runs, step))

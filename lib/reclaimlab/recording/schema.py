@@ -107,6 +107,8 @@ COMMON_RESULTS: dict[str, str] = {
     "requested_bytes": "bytes", "size_bytes": "bytes", "notices": "list",
     # free pages on the per-CPU lists (/proc/zoneinfo) at each buddyinfo snapshot, by its label
     "per_cpu_free_kib": "KiB by label",
+    # a run in a reused kit's VM: what its clean start did (vm/session.py fresh); None on the boot's first run
+    "clean_start": "object",
 }
 
 # Recordings that are no experiment's: `reclaimlab watch` and the live dashboard's window (no results).

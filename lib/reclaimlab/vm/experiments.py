@@ -20,7 +20,7 @@ from ..waiting import wait_until
 from . import build
 from .machine import Machine
 from .sampler import VmSampler
-from .session import order_now
+from .session import NUDGE_BYTES, ORDER_PATH, SETTLE_SLACK_KIB, order_now
 from .sizing import host_allowance_bytes, plan
 
 class _VmDefaults(Mapping):
@@ -196,6 +196,62 @@ def drop_levels(text: Any) -> list[int]:
     return levels
 
 
+QUIET_S = 6.0  # reporting passes come ~2 s apart (the first ~2 s after a free): no fall for this long, it is done
+
+
+def _watch_fall(run: VmSampler, limit_s: float, quiet_s: float = QUIET_S) -> tuple[int | None, float]:
+    """Watch QEMU's resident memory for at most limit_s, ending once it has not fallen for quiet_s (a fall
+    under SETTLE_SLACK_KIB is QEMU's own noise). Returns (its resident KiB at the end, seconds watched)."""
+    t0 = time.monotonic()
+    lowest, lowest_at = run.host_rss_kib(), t0
+    while time.monotonic() - t0 < limit_s:
+        time.sleep(0.1)
+        rss = run.host_rss_kib()
+        if rss is None or lowest is None:
+            break
+        if rss < lowest - SETTLE_SLACK_KIB:
+            lowest, lowest_at = rss, time.monotonic()
+        if time.monotonic() - lowest_at >= quiet_s:
+            break
+    return run.host_rss_kib(), round(time.monotonic() - t0, 2)
+
+
+def _write_order(run: VmSampler, order: int) -> None:
+    """Write page_reporting_order in the running guest, then start a reporting pass at it: the kernel starts one
+    only when a free forms a block of the order, so a small buffer is touched and freed (NUDGE_BYTES)."""
+    run.machine.command("set", ORDER_PATH, str(order), timeout_s=30.0)
+    got = order_now(run.machine, timeout_s=30.0)
+    if got != order:
+        raise VmExperimentError(f"compaction: then_order={order} was asked for, but the guest's {ORDER_PATH} reads "
+                                f"{got} after writing it: this kernel fixes the order at boot; run each order on its "
+                                f"own (page_reporting_order=N, no then_order)")
+    run.mark("order", f"{order}, written at runtime")
+    run.page_reporting_order = order   # the samples' reportable_free_kib from here on
+    for verb, *args in (("alloc", NUDGE_BYTES), ("touch",), ("free",)):
+        run.machine.command(verb, *args, timeout_s=60.0)
+
+
+def _orders_while_fragmented(run: VmSampler, peak: int | None, then_order: int, observe_s: float) -> int | None:
+    """One fragmentation seen at two reporting orders: the run's own, then `then_order` written at runtime. Each
+    phase watches until the host's view stops falling (or observe_s); `order_phases` in results says what each got."""
+    phases = []
+    for i, order in enumerate((run.page_reporting_order, then_order)):
+        if i:
+            _write_order(run, then_order)
+        start_s, start = run.now_s(), peak if not i else run.host_rss_kib()
+        end, watched_s = _watch_fall(run, observe_s)
+        phases.append({"order": order, "start_s": round(start_s, 2), "observed_s": watched_s,
+                       "nudge_bytes": NUDGE_BYTES if i else 0,
+                       "host_rss_start_kib": start, "host_rss_end_kib": end,
+                       "returned_kib": None if start is None or end is None else start - end})
+        if run.maps:  # what reporting took at this order, block by block
+            run.snapshot_maps(f"reported_at_{order}")
+    run.results["order_phases"] = phases
+    first = phases[0]
+    run.results["fragmented_returned_kib"] = first["returned_kib"]   # at the run's own order, as a one-order run
+    return phases[-1]["host_rss_end_kib"]
+
+
 def compaction(run: VmSampler, size: int, p: dict[str, Any]) -> None:
     wait_until(p["baseline_s"])
     base = run.host_rss_kib() or 0
@@ -206,14 +262,22 @@ def compaction(run: VmSampler, size: int, p: dict[str, Any]) -> None:
     # just after the free, before free page reporting's first pass (~2 s later): QEMU holds it all
     run.results["fragment_host_rss_kib"] = peak = run.host_rss_kib()
     run.snapshot("fragmented")
-    wait_until(p["observe_s"])  # most of it is free in the guest, but in holes: reportable only above the order
-    run.results["fragmented_host_rss_kib"] = before = run.host_rss_kib()
-    run.results["fragmented_returned_kib"] = None if before is None or peak is None else peak - before
-    if run.maps:  # what reporting took while fragmented, block by block: the holes at this order
-        run.snapshot_maps("reported")
+    then_order = p.get("then_order")
+    if then_order is None:
+        wait_until(p["observe_s"])  # most of it is free in the guest, but in holes: reportable only above the order
+        run.results["fragmented_host_rss_kib"] = before = run.host_rss_kib()
+        run.results["fragmented_returned_kib"] = None if before is None or peak is None else peak - before
+        if run.maps:  # what reporting took while fragmented, block by block: the holes at this order
+            run.snapshot_maps("reported")
+    else:
+        run.results["fragmented_host_rss_kib"] = before = _orders_while_fragmented(run, peak, then_order,
+                                                                                   p["observe_s"])
     run.step("compact", "", "compact")
     run.snapshot("compacted")
-    wait_until(p["observe_s"])
+    if then_order is None:
+        wait_until(p["observe_s"])
+    else:
+        run.results["compacted_observed_s"] = _watch_fall(run, p["observe_s"])[1]
     after = run.host_rss_kib()
     run.results["compacted_host_rss_kib"] = after
     if before is not None and after is not None:
@@ -231,13 +295,16 @@ def run_vm_experiment(name: str, reporting: bool = True, size_bytes: int | None 
                       mem_bytes: int | None = None, *, machine: Machine | None = None,
                       cache_dir: Path | None = None, quiet: bool = True,
                       page_reporting_order: int | None = None, notices: list[str] | None = None,
-                      clean_start: dict[str, Any] | None = None, **params: Any) -> Recording:
+                      clean_start: dict[str, Any] | None = None, then_order: int | None = None,
+                      **params: Any) -> Recording:
     """Run experiment `name` in the kit's VM and return its Recording.
 
     reporting: free page reporting on or off (ignored with `machine`, which has its own).
     page_reporting_order: set on the guest's kernel command line as WSL does (None: the kernel's
     choice); with `machine`, the order its session wrote at runtime. The parameters say which
     (`page_reporting_order_set`); the meta carries what the guest then read from sysfs.
+    then_order (compaction only): after watching the fragmented guest at its own order, write this order at
+    runtime and watch again: one fragmentation at two orders (results' `order_phases`).
     notices, clean_start: with `machine`, its session's scaling notices and what its clean start
     did (None: the first run after the boot), kept in the results.
     size_bytes / mem_bytes: allocation and guest RAM; None sizes them to what this process
@@ -250,6 +317,8 @@ def run_vm_experiment(name: str, reporting: bool = True, size_bytes: int | None 
     if unknown:
         raise VmExperimentError(f"{name}: unknown parameter(s) {', '.join(unknown)}; valid: "
                                 f"{', '.join(f'{k} (default {v!r})' for k, v in DEFAULTS[name].items())}")
+    if then_order is not None and name != "compaction":
+        raise VmExperimentError(f"{name}: then_order is a compaction parameter (one fragmentation at two orders)")
     p = {**DEFAULTS[name], **params}
     if name == "page-cache":
         drop_levels(p["drop_levels"])  # refuse a bad one before the VM boots
@@ -272,6 +341,10 @@ def run_vm_experiment(name: str, reporting: bool = True, size_bytes: int | None 
                               else "still falling when the run began"))
     for n in notices:
         say(n)
+    if then_order is not None:
+        if not machine.reporting:
+            raise VmExperimentError(f"{name}: then_order needs free page reporting on")
+        p["then_order"] = then_order
     parameters = {**p, "size_bytes": size, "reporting": machine.reporting}
     if machine.page_reporting_order is not None:
         parameters["page_reporting_order"] = machine.page_reporting_order
