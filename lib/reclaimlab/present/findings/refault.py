@@ -1,7 +1,9 @@
 """What a refault run showed (labs 01 and 05): how much the host had taken back before the cold
 touch, and the cold touch against the hot and the first one. `reported_kib` counts every report of the
 whole guest, and the cold buffer is a fresh mapping whose frames need not be the reported ones: the
-claims say how much slower the cold touch was, never why (a run does not measure that).
+slowdown is explained only by the share of the cold touch's frames that sat in reported blocks
+(`touched_reported`, from maps a live run takes after each touch, locally or in the kit's VM), and where
+a run has no such maps the claims say so.
 
 Result names (local and the kit's VM alike, declared in recording.schema): touch_{first,hot,cold}_s,
 {first,hot,cold}_touch_gb_per_s,
@@ -125,8 +127,8 @@ def _speeds(rec: Recording) -> dict[str, float | None]:
 
 
 NOT_MAPPED = ("this recording has no maps of which frames each touch got, so whether they were the reported ones, "
-              "and so {what}, is **not measured here** (a local live run maps them before and after each touch "
-              "where the page flags can be read, as root)")
+              "and so {what}, is **not measured here** (a live run maps them after each touch: in the kit's VM, "
+              "and locally where the page flags can be read, as root)")
 
 
 def _cause(rec: Recording, verdict: str) -> tuple[str, dict[str, Any]]:
