@@ -74,8 +74,10 @@ class _FakeVmRun:
     def __init__(self):
         from types import SimpleNamespace
         self.results, self.rss, self._ns = {}, 1_000_000, SimpleNamespace
+        self.maps, self.calls = True, []   # every step and map, in order
 
     def step(self, kind, detail, verb, *args):
+        self.calls.append(f"{kind} {detail}")
         key = f"{kind}_{detail}_s" if detail.isidentifier() or detail.isdigit() else f"{kind}_s"
         self.results[key] = {"touch": 0.5}.get(kind, 0.01)
         if (kind, detail) == ("free", "hot"):
@@ -89,7 +91,10 @@ class _FakeVmRun:
         pass
 
     def snapshot(self, label):
-        pass
+        self.calls.append(f"snapshot {label}")
+
+    def snapshot_maps(self, label, ours=False):
+        self.calls.append(f"maps {label}" + (" ours" if ours else ""))
 
 
 def test_vm_refault_writes_the_local_names():
@@ -104,6 +109,10 @@ def test_vm_refault_writes_the_local_names():
     assert [k for k in res if schema.unit_of_result("refault", k) is None] == []
     assert res["reported_before_cold_kib"] == 700_000 and res["size_bytes"] == 768 << 20
     assert "waited_for_report_s" in res
+    # the local run's maps: after each touch, with the buffer held and its frames as ours
+    assert [c for c in run.calls if c.startswith(("touch", "free", "maps", "snapshot"))] == [
+        "snapshot before", "touch first", "maps first_touched ours", "free first", "touch hot",
+        "maps hot_touched ours", "free hot", "snapshot before_cold", "touch cold", "maps cold_touched ours", "free cold"]
 
 
 # ---------------------------------------------------------------- edited copies: the contradictions of issue 11

@@ -354,16 +354,25 @@ def test_experiment_recording_has_both_views(image):
 
 @pytest.mark.vm
 @vm
-@pytest.mark.parametrize("name, labels, params", [
-    ("page-cache", ["before", "cached", "dropped"], {"hold_s": 0.5, "observe_s": 8.0}),
-    ("refault", ["before", "before_cold"], {"wait_for_report_s": 8.0}),
+@pytest.mark.parametrize("name, labels, buddy, params", [
+    ("page-cache", ["before", "cached", "dropped"], ["before", "cached", "dropped"], {"hold_s": 0.5, "observe_s": 8.0}),
+    # refault also maps after each touch, the buffer's frames as ours (findings.refault.touched_reported)
+    ("refault", ["before", "first_touched", "hot_touched", "before_cold", "cold_touched"], ["before", "before_cold"],
+     {"wait_for_report_s": 8.0}),
 ])
-def test_page_cache_and_refault_take_both_maps_at_each_buddyinfo_step(image, name, labels, params):
+def test_page_cache_and_refault_take_both_maps_at_each_buddyinfo_step(image, name, labels, buddy, params):
+    from reclaimlab.present.findings import refault
+    from reclaimlab.probe.physmap import FrameClass
     from reclaimlab.vm.experiments import run_vm_experiment
     rec = run_vm_experiment(name, reporting=True, size_bytes=256 * MIB, mem_bytes=1024 * MIB,
                             cache_dir=image.dir.parent, baseline_s=0.5, tail_s=0.5, **params)
-    assert [m.label for m in rec.physmaps] == labels and set(rec.buddyinfo["label"]) == set(labels)
+    assert [m.label for m in rec.physmaps] == labels and set(rec.buddyinfo["label"]) == set(buddy)
     assert all(m.host is not None for m in rec.physmaps)
+    if name == "refault":   # the whole buffer located after each touch, none of it while it is freed
+        ours = {m.label: m.snapshot.pages(FrameClass.OURS) for m in rec.physmaps}
+        assert ours == {"before": 0, "first_touched": 65536, "hot_touched": 65536, "before_cold": 0,
+                        "cold_touched": 65536}
+        assert refault.touched_reported(rec, "cold")["frames_kib"] == 256 * 1024
     assert rec.meta["sampler_cost"]["physmap_snapshots"] == len(labels)
     load = rec.meta["host_load"]
     assert load["cpus"] >= 1 and load["loadavg_1min_start"] >= 0 and load["loadavg_1min_end"] >= 0

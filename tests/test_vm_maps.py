@@ -81,6 +81,27 @@ def test_guest_snapshot_from_the_agent_is_the_local_decoders():
     assert snap.buddy_after == (0,) * 9 + (1, 1) and snap.free_pages_by_order() == (0,) * 9 + (512, 1024)
 
 
+def test_frames_marked_ours_by_the_agent_are_the_maps_ours():
+    """`pageflags ours`: bit 62 on the alloc buffer's frames (agent.c PAGEFLAGS_OURS) becomes the ours class,
+    the local run's class for the workload's PFNs; the other classes are decoded as without the mark."""
+    words = _guest_words()
+    marked = words.copy()
+    marked[1024:1280] |= guestmap.OURS_BIT                       # half the anonymous pages are the buffer's
+    snap = guestmap.snapshot_from(_ack(2048, ours_pages="256"), _parts(marked), block_order=9)
+    assert list(snap.counts[:, C.OURS]) == [0, 0, 256, 0] and list(snap.counts[:, C.ANON]) == [0, 0, 256, 0]
+    assert list(snap.counts[:, C.FREE_REPORTED]) == [512, 512, 0, 0]
+    plain = guestmap.snapshot_from(_ack(2048), _parts(words), block_order=9)
+    assert plain.pages(C.OURS) == 0 and np.array_equal(np.delete(snap.counts, [C.OURS, C.ANON], axis=1),
+                                                        np.delete(plain.counts, [C.OURS, C.ANON], axis=1))
+
+
+def test_the_agent_documents_and_marks_ours_with_the_bit_guestmap_decodes():
+    from pathlib import Path
+    source = (Path(guestmap.__file__).parent / "agent.c").read_text(encoding="utf-8")
+    assert "pageflags [ours]" in source and "#define PAGEFLAGS_OURS KPF_BIT(62)" in source
+    assert int(guestmap.OURS_BIT) == 1 << 62
+
+
 def _pagemap(present: np.ndarray, swapped: np.ndarray | None = None) -> bytes:
     entries = np.where(present, np.uint64(1 << 63) | np.uint64(0x1234), np.uint64(0))
     if swapped is not None:

@@ -37,8 +37,9 @@ def off():
     ("compaction", {"page_reporting_order": 5}, ["before", "fragmented", "reported", "compacted"]),
     ("compaction", {"page_reporting_order": 9}, ["before", "fragmented", "reported", "compacted"]),
     ("page-cache", {"reporting": True}, ["before", "cached", "dropped"]),
-    ("refault", {"reporting": True}, ["before", "before_cold"]),
-    ("refault", {"reporting": False}, ["before", "before_cold"]),
+    # and after each touch, the buffer's frames as ours (findings.refault.touched_reported)
+    ("refault", {"reporting": True}, ["before", "first_touched", "hot_touched", "before_cold", "cold_touched"]),
+    ("refault", {"reporting": False}, ["before", "first_touched", "hot_touched", "before_cold", "cold_touched"]),
     # WSL's policies in the kit's VM: at the idle mark (before the gate's baseline) and after the tail
     *[("auto-reclaim", {"policy": policy, "variant": variant}, ["idle", "after"])
       for policy in ("dropCache", "gradual") for variant in ("newer", "released")],

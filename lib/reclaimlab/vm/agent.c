@@ -35,10 +35,13 @@
  *   set <path> <value>   write a value to a file under /proc/sys/ or /sys/
  *   get <path>           read a file under /proc/ or /sys/; reply value=<text, blanks as '_'>
  *   snapshot <label>     send one B line (buddyinfo) with this label, then the ack
- *   pageflags            send the guest's /proc/kpageflags as P lines, then the ack: frames=, runs=,
+ *   pageflags [ours]     send the guest's /proc/kpageflags as P lines, then the ack: frames=, runs=,
  *                        lines=, read_ms= (to read, encode and send), kernel_ms= (of it, in the
  *                        kernel's reads of /proc/kpageflags), memfree_kib=, and the free
- *                        blocks per order (buddyinfo summed over zones) before= and after= the read
+ *                        blocks per order (buddyinfo summed over zones) before= and after= the read.
+ *                        With `ours`: the frames of alloc's buffer (its PFNs from /proc/self/pagemap,
+ *                        read just before the flags) carry PAGEFLAGS_OURS in their words, and the ack
+ *                        adds ours_pages= (frames marked); err when nothing is allocated
  *   rate <hz>            samples per second (1..50; default 10)
  *   quit                 ack, sync and power the guest off
  *
@@ -54,6 +57,8 @@
  *            (PAGEFLAGS_KEEP below: UPTODATE only with BUDDY, where it means reported), and
  *            bit 0 (KPF_LOCKED, never kept) standing for "some other flag": so free blocks,
  *            anon, file, slab and page tables make long runs. Lines stay under 8 KiB.
+ *            Bit 62 (PAGEFLAGS_OURS, not a kpageflags bit) marks a frame of alloc's buffer
+ *            (`pageflags ours` only).
  *   A <id> <t_start_ms> <t_end_ms> ok [key=value ...]   a command done
  *   A <id> <t_start_ms> <t_end_ms> err <message>         a command failed
  *   L <t_ms> <text>              a note
@@ -247,6 +252,7 @@ static void reply(long id, long t0, const char *status, const char *fmt, ...);
    include/uapi/linux/kernel-page-flags.h; the decoder is reclaimlab/probe/physmap.py */
 #define PAGEFLAGS_KEEP (KPF_BIT(5) | KPF_BIT(7) | KPF_BIT(10) | KPF_BIT(12) | KPF_BIT(20) | KPF_BIT(23) | KPF_BIT(26))
 #define PAGEFLAGS_OTHER KPF_BIT(0)
+#define PAGEFLAGS_OURS KPF_BIT(62)   /* a frame of alloc's buffer; reclaimlab/vm/guestmap.py OURS_BIT */
 #define PAGEFLAGS_CHUNK 65536   /* words per read: 512 KiB */
 #define PLINE_MAX 7900
 
@@ -293,16 +299,62 @@ static void buddy_totals(char *out, int cap) {
     snprintf(out, cap, "%s", eq && eq[1] ? eq + 1 : "none");
 }
 
-static void page_flags(long id, long t0) {
-    static unsigned long long words[PAGEFLAGS_CHUNK];
+static unsigned long long words[PAGEFLAGS_CHUNK];   /* one chunk of kpageflags (or pagemap) words */
+
+/* Calls fn(pfn, arg) for every present page of [addr, addr + bytes), from /proc/self/pagemap (PFNs
+   need CAP_SYS_ADMIN: the agent is root). 0, or -1 with errno. */
+static int each_pfn(const unsigned char *addr, size_t bytes, void (*fn)(unsigned long long, void *), void *arg) {
+    unsigned long long first = (uintptr_t)addr / PAGE, last = ((uintptr_t)addr + bytes - 1) / PAGE;
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    for (unsigned long long vpn = first; vpn <= last;) {
+        unsigned long long n = last - vpn + 1 < PAGEFLAGS_CHUNK ? last - vpn + 1 : PAGEFLAGS_CHUNK;
+        ssize_t r = pread(fd, words, n * 8, (off_t)(vpn * 8));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) { int e = r < 0 ? errno : EIO; close(fd); errno = e; return -1; }
+        for (size_t i = 0; i < (size_t)r / 8; i++)
+            if (words[i] >> 63) fn(words[i] & ((1ULL << 55) - 1), arg);  /* bit 63: present; 0-54: PFN */
+        vpn += (size_t)r / 8;
+    }
+    close(fd);
+    return 0;
+}
+
+struct pfn_set { unsigned char *bits; unsigned long long end, count; };
+static void pfn_max(unsigned long long pfn, void *arg) {
+    struct pfn_set *s = arg;
+    if (pfn + 1 > s->end) s->end = pfn + 1;
+}
+static void pfn_add(unsigned long long pfn, void *arg) {
+    struct pfn_set *s = arg;
+    if (pfn < s->end && !(s->bits[pfn >> 3] & (1 << (pfn & 7)))) { s->bits[pfn >> 3] |= 1 << (pfn & 7); s->count++; }
+}
+
+/* The buffer's frames as a bitmap by PFN: two passes over pagemap (the largest PFN, then the bits). */
+static int ours_set(const unsigned char *addr, size_t bytes, struct pfn_set *s) {
+    memset(s, 0, sizeof *s);
+    if (each_pfn(addr, bytes, pfn_max, s) < 0) return -1;
+    if (!s->end) return 0;
+    s->bits = calloc(s->end / 8 + 1, 1);
+    if (!s->bits) return -1;
+    if (each_pfn(addr, bytes, pfn_add, s) < 0) { free(s->bits); s->bits = NULL; return -1; }
+    return 0;
+}
+
+static void page_flags(long id, long t0, const unsigned char *ours, size_t ours_bytes) {
     char before[512], after[512], mem[8192];
     long long memfree = -1;
     if (read_file_at("/proc/meminfo", mem, sizeof mem) > 0) {
         char *m = strstr(mem, "MemFree:");
         if (m) memfree = strtoll(m + 8, NULL, 10);
     }
+    struct pfn_set mine = {0};
+    if (ours && ours_set(ours, ours_bytes, &mine) < 0)
+        return reply(id, t0, "err", "/proc/self/pagemap: %s", strerror(errno));
+    if (ours && mine.count && mine.end == 1)   /* every PFN read as 0: pagemap hides them without CAP_SYS_ADMIN */
+        { free(mine.bits); return reply(id, t0, "err", "/proc/self/pagemap shows no PFNs (needs CAP_SYS_ADMIN)"); }
     int fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return reply(id, t0, "err", "/proc/kpageflags: %s", strerror(errno));
+    if (fd < 0) { free(mine.bits); return reply(id, t0, "err", "/proc/kpageflags: %s", strerror(errno)); }
     buddy_totals(before, sizeof before);
     static struct pline pl;
     memset(&pl, 0, sizeof pl);
@@ -319,12 +371,14 @@ static void page_flags(long id, long t0) {
         if (r < 0) {
             int e = errno;
             close(fd);
+            free(mine.bits);
             return reply(id, t0, "err", "/proc/kpageflags at frame %llu: %s", frames, strerror(e));
         }
         size_t n = (size_t)r / 8;
         if (!n) break;
         for (size_t i = 0; i < n; i++) {
-            unsigned long long w = reduce_flags(words[i]);
+            unsigned long long w = reduce_flags(words[i]), f = frames + i;
+            if (f < mine.end && (mine.bits[f >> 3] & (1 << (f & 7)))) w |= PAGEFLAGS_OURS;
             if (count && w == cur) { count++; continue; }
             if (count) pline_run(&pl, cur, count);
             cur = w;
@@ -337,8 +391,11 @@ static void page_flags(long id, long t0) {
     if (count) pline_run(&pl, cur, count);
     pline_flush(&pl);
     buddy_totals(after, sizeof after);
-    reply(id, t0, "ok", "frames=%llu runs=%lu lines=%lu read_ms=%ld kernel_ms=%lld memfree_kib=%lld before=%s after=%s",
-          frames, pl.runs, pl.lines, now_ms() - t0, kernel_ns / 1000000, memfree, before, after);
+    free(mine.bits);
+    char ours_s[48] = "";
+    if (ours) snprintf(ours_s, sizeof ours_s, " ours_pages=%llu", mine.count);
+    reply(id, t0, "ok", "frames=%llu runs=%lu lines=%lu read_ms=%ld kernel_ms=%lld memfree_kib=%lld before=%s after=%s%s",
+          frames, pl.runs, pl.lines, now_ms() - t0, kernel_ns / 1000000, memfree, before, after, ours_s);
 }
 
 /* ---- autoMemoryReclaim observations (the host runs the policy, as WSL's init does in its guest) -- */
@@ -586,7 +643,12 @@ static void run_command(char *line) {
         emit("%s", out);
         return reply(id, t0, "ok", "");
     }
-    if (!strcmp(verb, "pageflags")) return page_flags(id, t0);
+    if (!strcmp(verb, "pageflags")) {
+        if (!arg) return page_flags(id, t0, NULL, 0);
+        if (strcmp(arg, "ours")) return reply(id, t0, "err", "pageflags takes nothing or 'ours'");
+        if (!buffer) return reply(id, t0, "err", "pageflags ours: nothing allocated; alloc first");
+        return page_flags(id, t0, buffer, buffer_bytes);
+    }
     if (!strcmp(verb, "rate")) {
         int hz = arg ? atoi(arg) : 0;
         if (hz < 1 || hz > 50) return reply(id, t0, "err", "rate takes 1..50 samples per second");

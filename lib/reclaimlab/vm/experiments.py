@@ -135,15 +135,21 @@ def calloc_reclaim(run: VmSampler, size: int, p: dict[str, Any]) -> None:
 
 
 def refault(run: VmSampler, size: int, p: dict[str, Any]) -> None:
+    """The local run's steps and maps: after each touch a map with the buffer's frames as ours, so
+    findings.refault.touched_reported can say how many of them sat in blocks reported just before."""
     wait_until(p["baseline_s"])
     base = run.host_rss_kib() or 0
     run.snapshot("before")
     run.step("calloc", format_size(size), "alloc", size)
     run.step("touch", "first", "touch")
+    if run.maps:
+        run.snapshot_maps("first_touched", ours=True)
     run.step("free", "first", "free")
     run.step("calloc", "hot", "alloc", size)
     run.step("touch", "hot", "touch")  # at once: the pages are free in the guest, not yet returned
     run.results["hot_host_peak_kib"] = peak = run.host_rss_kib() or base
+    if run.maps:
+        run.snapshot_maps("hot_touched", ours=True)
     run.step("free", "hot", "free")
     run.mark("wait", "for the host to take the pages back")
     _observe_return(run, base, peak - base, p["wait_for_report_s"], "hot")
@@ -155,6 +161,8 @@ def refault(run: VmSampler, size: int, p: dict[str, Any]) -> None:
     run.snapshot("before_cold")
     run.step("calloc", "cold", "alloc", size)
     run.step("touch", "cold", "touch")  # the host must supply every page again
+    if run.maps:
+        run.snapshot_maps("cold_touched", ours=True)
     run.step("free", "cold", "free")
     for k in ("first", "hot", "cold"):  # touch_{k}_s: the agent times the touch itself
         run.results[f"{k}_touch_gb_per_s"] = round(size / 1e9 / max(run.results[f"touch_{k}_s"], 1e-3), 3)

@@ -6,6 +6,8 @@ The agent reads the guest's /proc/kpageflags and sends it as runs of identical *
 (agent.c: only the bits probe/physmap.py decodes, UPTODATE only on a free page where it means
 "reported", bit 0 for "some other flag"). The reduction keeps every class `physmap.classify`
 gives, so the guest map is the same Snapshot type, decoded by the same pure code, as the local one.
+With `ours=True` (`pageflags ours`) the frames of the agent's alloc buffer carry OURS_BIT, which becomes
+the map's "ours" class, as a local run's workload PFNs do.
 
 `words_from_runs` and `snapshot_from` are pure; `read_guest_map` does the I/O.
 """
@@ -20,6 +22,9 @@ import numpy as np
 from ..probe import physmap
 from .errors import VmProtocolError
 from .protocol import Ack, PageFlags
+
+
+OURS_BIT = np.uint64(1 << 62)   # agent.c PAGEFLAGS_OURS: a frame of the agent's alloc buffer, not a kpageflags bit
 
 
 def words_from_runs(parts: Sequence[PageFlags], frames: int | None = None) -> np.ndarray:
@@ -54,11 +59,14 @@ def snapshot_from(ack: Ack, parts: Sequence[PageFlags], block_order: int = 9, pa
     block_order = physmap.check_block_order(block_order)
     frames = int(ack.detail.get("frames", "-1"))
     words = words_from_runs(parts, frames if frames >= 0 else None)
+    marked = (words & OURS_BIT) != 0
+    ours = np.flatnonzero(marked) if "ours_pages" in ack.detail else None
+    words[marked] &= ~OURS_BIT
     before, after = _orders(ack.detail.get("before")), _orders(ack.detail.get("after"))
     max_order = len(before) - 1 if before else physmap.MAX_ORDER
     step = 1 << max(block_order, max_order)
     chunks = ((lo, words[lo:lo + step * 64]) for lo in range(0, len(words), step * 64))
-    counts, largest, by_order, seen = physmap.summarise(chunks, block_order, max_order)
+    counts, largest, by_order, seen = physmap.summarise(chunks, block_order, max_order, ours_pfns=ours)
     memfree = int(ack.detail.get("memfree_kib", "-1"))
     return physmap.Snapshot(counts, largest, by_order, page_bytes, block_order, seen,
                             time_utc or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
@@ -66,10 +74,14 @@ def snapshot_from(ack: Ack, parts: Sequence[PageFlags], block_order: int = 9, pa
                             buddy_before=before, buddy_after=after)
 
 
-def read_guest_map(machine, block_order: int = 9) -> tuple[physmap.Snapshot, float]:
-    """(the guest's map now, seconds the round trip took: command, transfer and decoding)."""
+def read_guest_map(machine, block_order: int = 9, ours: bool = False) -> tuple[physmap.Snapshot, float]:
+    """(the guest's map now, seconds the round trip took: command, transfer and decoding).
+    ours: mark the frames of the agent's alloc buffer as ours (it must hold one)."""
     t0 = time.perf_counter()
-    ack, parts = machine.page_flags()
+    ack, parts = machine.page_flags(ours=ours)
+    if ours and "ours_pages" not in ack.detail:
+        raise VmProtocolError("page flags: the agent did not mark its buffer's frames (an agent older than this "
+                              "kit? rebuild the VM)")
     hello = machine.hello.fields if machine.hello else {}
     snap = snapshot_from(ack, parts, block_order, int(hello.get("page_size", "4096")),
                          hello.get("kernel", "unknown"))

@@ -298,12 +298,14 @@ class Machine:
         """Run one agent command and wait for its ack; VmCommandError if the agent reports failure."""
         return self._wait_ack(self._send(verb, *args), verb, args, timeout_s)
 
-    def page_flags(self, timeout_s: float = 60.0) -> tuple[Ack, list[PageFlags]]:
+    def page_flags(self, timeout_s: float = 60.0, ours: bool = False) -> tuple[Ack, list[PageFlags]]:
         """The guest's /proc/kpageflags as the agent sends it: (its ack, its P lines in order).
+        ours: the frames of the agent's alloc buffer marked (agent.c `pageflags ours`).
         vm/guestmap.py turns them into a map."""
-        ident = self._send("pageflags")
+        args = ("ours",) if ours else ()
+        ident = self._send("pageflags", *args)
         try:
-            ack = self._wait_ack(ident, "pageflags", (), timeout_s)
+            ack = self._wait_ack(ident, "pageflags", args, timeout_s)
         finally:
             with self._cond:
                 parts = self._page_flags.pop(ident, [])

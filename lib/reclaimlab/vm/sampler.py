@@ -160,14 +160,15 @@ class VmSampler:
         """Why no more maps are taken (the guest's, else the host's), or None."""
         return self._map_why_not or self._host_why_not
 
-    def snapshot_maps(self, label: str) -> MapStep | None:
+    def snapshot_maps(self, label: str, ours: bool = False) -> MapStep | None:
         """The guest's map now and the host's right after it, as one MapStep (None where the guest's
-        cannot be taken: the first reason goes into meta as physmap_unavailable)."""
+        cannot be taken: the first reason goes into meta as physmap_unavailable). ours: the agent's
+        alloc buffer's frames are the map's "ours" (it must hold one)."""
         if self._map_why_not is not None:
             return None
         start_s = self.now_s()
         try:
-            guest, read_s = guestmap.read_guest_map(self.machine, self.map_block_order)
+            guest, read_s = guestmap.read_guest_map(self.machine, self.map_block_order, ours=ours)
         except VmError as exc:
             self._map_why_not = f"the guest's map: {exc}"
             return None

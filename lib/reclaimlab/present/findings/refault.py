@@ -1,7 +1,9 @@
 """What a refault run showed (labs 01 and 05): how much the host had taken back before the cold
 touch, and the cold touch against the hot and the first one. `reported_kib` counts every report of the
 whole guest, and the cold buffer is a fresh mapping whose frames need not be the reported ones: the
-claims say how much slower the cold touch was, never why (a run does not measure that).
+slowdown is explained only by the share of the cold touch's frames that sat in reported blocks
+(`touched_reported`, from maps a live run takes after each touch, locally or in the kit's VM), and where
+a run has no such maps the claims say so.
 
 Result names (local and the kit's VM alike, declared in recording.schema): touch_{first,hot,cold}_s,
 {first,hot,cold}_touch_gb_per_s,
@@ -119,14 +121,35 @@ def touched_reported(rec: Recording, touch: str) -> dict[str, float] | None:
             "share": min(reported / frames, 1.0)}
 
 
+def touched_host_missing(rec: Recording, touch: str) -> dict[str, float] | None:
+    """Of the frames the `touch` got, how many sat in blocks the host held no page of at the map just before
+    it (the kit's VM: the host's map beside the guest's): {"frames_kib", "missing_kib", "share"}; None where
+    the run has no host maps. Whole empty blocks only, so these frames surely had nothing behind them, reported
+    or not (e.g. never touched since the guest booted: the host never backed them)."""
+    by_label = {m.label: m for m in rec.physmaps}
+    source, after = TOUCH_MAPS[touch]
+    if source not in by_label or after not in by_label or by_label[source].host is None:
+        return None
+    host, b = by_label[source].host, by_label[after].snapshot
+    if host.block_order != b.block_order:
+        return None
+    ours = b.counts[:, FrameClass.OURS].astype("int64")
+    n = min(len(ours), host.blocks)
+    frames = int(ours.sum())
+    if frames <= 0:
+        return None
+    missing = int(ours[:n][host.resident_pages[:n] == 0].sum())
+    return {"frames_kib": float(b.kib(frames)), "missing_kib": float(b.kib(missing)), "share": missing / frames}
+
+
 def _speeds(rec: Recording) -> dict[str, float | None]:
     res = rec.meta.get("results", {})
     return {k: res.get(f"{k}_touch_gb_per_s") for k in ("first", "hot", "cold")}
 
 
 NOT_MAPPED = ("this recording has no maps of which frames each touch got, so whether they were the reported ones, "
-              "and so {what}, is **not measured here** (a local live run maps them before and after each touch "
-              "where the page flags can be read, as root)")
+              "and so {what}, is **not measured here** (a live run maps them after each touch: in the kit's VM, "
+              "and locally where the page flags can be read, as root)")
 
 
 def _cause(rec: Recording, verdict: str) -> tuple[str, dict[str, Any]]:
@@ -148,11 +171,31 @@ def _cause(rec: Recording, verdict: str) -> tuple[str, dict[str, Any]]:
         if enough and above_hot:
             return (f"{figure} That share is what this run shows behind the slowdown: a first write to a frame the "
                     f"host may have dropped waits for the host to back it."), evidence
+        host = _host_missing_words(rec)
+        if host:
+            return f"{figure} Too few of its frames had been reported to explain the slowdown by reporting. {host[0]}", \
+                {**evidence, **host[1]}
         return (f"{figure} Too few of its frames had been reported for reporting to explain the slowdown: what "
                 f"slowed it is **not measured here**."), evidence
     if enough:
         return f"{figure} Writing to those frames cost no time this run could measure.", evidence
     return f"{figure} Too few had been reported for this run to show what a refault costs.", evidence
+
+
+def _host_missing_words(rec: Recording) -> tuple[str, dict[str, Any]] | None:
+    """The host's map behind a slowdown the reported share does not explain: the share of the cold touch's frames
+    the host held nothing behind, where it is enough and above the hot touch's (else None)."""
+    cold, hot = touched_host_missing(rec, "cold"), touched_host_missing(rec, "hot")
+    if cold is None or cold["share"] < THRESHOLDS["refault_min_reported_share"] or \
+            (hot is not None and cold["share"] <= hot["share"]):
+        return None
+    hot_words = "" if hot is None else f", against {hot['share']:.0%} of the hot touch's"
+    return (f"The host's map shows what did: just before the cold touch the host held no page in the blocks of "
+            f"**{cold['share']:.0%}** of its frames ({analysis.mib(cold['missing_kib'])} of "
+            f"{analysis.mib(cold['frames_kib'])}, in reported blocks or not)"
+            f"{hot_words}; a first write to such a frame waits for the host to back it."), \
+        {"cold_frames_host_missing_share": cold["share"],
+         "hot_frames_host_missing_share": None if hot is None else hot["share"]}
 
 
 def cold_vs_hot(rec: Recording) -> Claim:
