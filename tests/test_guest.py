@@ -32,7 +32,8 @@ STABLE_KEYS = {
     "sys_root", "problems", "glossary", "kit_vm", "refusal",
 }
 MEMORY_KEYS = {"mem_total_bytes", "mem_available_bytes", "mem_free_bytes", "cgroup_version", "cgroup_path",
-               "cgroup_limit_bytes", "cgroup_usage_bytes", "memory_budget_bytes", "buddy_free_bytes"}
+               "cgroup_limit_bytes", "cgroup_usage_bytes", "memory_budget_bytes", "buddy_free_bytes",
+               "buddy_below_order_bytes"}
 
 
 def probe_tree(name: str, env: dict | None = None, **kw) -> guest.GuestInfo:

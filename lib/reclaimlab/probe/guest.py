@@ -87,6 +87,9 @@ class MemoryInfo:
     # Free in the buddy allocator's lists (/proc/buddyinfo) plus the per-CPU lists (/proc/zoneinfo): what free
     # page reporting can walk. MemFree beyond it sits in neither (a kernel handing memory over late). None: unread.
     buddy_free_bytes: int | None = None
+    # Of the buddy lists' free memory, what sits in blocks below page_reporting_order: reporting never hands it
+    # over (a long-used guest holds much of its free memory so). None: buddyinfo or the order unread.
+    buddy_below_order_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,7 @@ class GuestInfo:
     consent_given       bool: RECLAIMLAB_ALLOW_SYSTEM_CHANGES=1 is set
     memory              {mem_total_bytes, mem_available_bytes, mem_free_bytes, cgroup_version,
                          cgroup_path, cgroup_limit_bytes, cgroup_usage_bytes, memory_budget_bytes,
-                         buddy_free_bytes}
+                         buddy_free_bytes, buddy_below_order_bytes}
     scratch_dir, scratch_free_bytes   where page-cache writes its file, and the room there
     kvm_usable          bool: /dev/kvm can be opened read-write; qemu_path: qemu-system-x86_64 or null
     refusal             why nothing at all runs live here (WSL 1), or null
@@ -354,8 +357,23 @@ def _memory(roots: sources.Roots, problems: list[str]) -> tuple[MemoryInfo, sour
         cgroup_version=cgroup.version if cgroup else None,
         cgroup_path=str(cgroup.path) if cgroup else None,
         cgroup_limit_bytes=limit, cgroup_usage_bytes=usage, memory_budget_bytes=budget,
-        buddy_free_bytes=_buddy_free_bytes(roots))
+        buddy_free_bytes=_buddy_free_bytes(roots), buddy_below_order_bytes=_buddy_below_order_bytes(roots))
     return info, cgroup
+
+
+def _buddy_below_order_bytes(roots: sources.Roots) -> int | None:
+    """Bytes free in buddy blocks below page_reporting_order, or None where buddyinfo or the order is unread."""
+    order = sources.page_reporting_order(roots)
+    try:
+        zones = sources.buddyinfo(roots)
+    except (OSError, sources.SourceError, procfs.ProcParseError):
+        return None
+    if order is None:
+        return None
+    page_kib = sources.page_bytes() // 1024
+    return sum(procfs.free_kib_at_least(z.free_blocks, 0, page_kib) - procfs.free_kib_at_least(z.free_blocks, order,
+                                                                                                page_kib)
+               for z in zones) * 1024
 
 
 def _buddy_free_bytes(roots: sources.Roots) -> int | None:

@@ -187,6 +187,14 @@ def cold_vs_hot(rec: Recording) -> Claim:
         reason = (f"the whole guest had reported only {analysis.mib(res_kib)} ({share:.0%} of the buffer's size) "
                   f"before the cold touch, so it mostly found pages still in the guest.{mapped} {why} "
                   f"{_stall.what_to_try(evidence)}")
+    elif (few := _few_frames_reported(rec)) is not None:
+        # The counter counts every program's reports; the maps say whether the cold touch's own frames were reported.
+        why, evidence = _why_not_reported(rec, few["reported_kib"])
+        reason = (f"of the frames the cold touch got, only **{few['share']:.0%}** ({analysis.mib(few['reported_kib'])} "
+                  f"of {analysis.mib(few['frames_kib'])}) sat in blocks reported just before it (maps of physical "
+                  f"memory), so it mostly found pages still in the guest, though the whole guest had reported "
+                  f"{analysis.mib(reported_kib(rec) or 0)} meanwhile ({share or 0:.0%} of the buffer's size, every "
+                  f"program's memory). {why} {_stall.what_to_try(evidence)}")
     if reason is not None:
         cold_frames = touched_reported(rec, "cold")
         return claim("refault.cold_vs_hot", "not_measurable", sentences, cold_text=_gbps(cold), hot_text=_gbps(hot),
@@ -199,6 +207,14 @@ def cold_vs_hot(rec: Recording) -> Claim:
                  hot=hot, cold=cold, reported_words=_reported_words(rec), ratio_words=times(ratio), cause=cause,
                  inverse_words=f"{times(1 / ratio)} faster", hot_gb_per_s=hot, cold_gb_per_s=cold,
                  reported_share=share, **frames)
+
+
+def _few_frames_reported(rec: Recording) -> dict[str, float] | None:
+    """The cold touch's frames (touched_reported) where too few of them had been reported to measure a refault."""
+    frames = touched_reported(rec, "cold")
+    if frames is None or frames["share"] >= THRESHOLDS["refault_min_reported_share"]:
+        return None
+    return frames
 
 
 def _reported_words(rec: Recording) -> str:
@@ -226,7 +242,7 @@ def cold_vs_first(rec: Recording) -> Claim:
                   "first touch paid for beyond it is not measured here.",
         "not_measurable": "The recording lacks the first or the cold touch's speed.",
         "too_little_reported": "The cold touch ran at {cold:.2f} GB/s against {first:.2f} GB/s for the very first "
-                               "one, but with only {share:.0%} of the buffer taken back by the host before it, this "
+                               "one, but with only {share:.0%} of {of_what} before it, this "
                                "says nothing about pages the host took back.",
     }
     if not first or not cold:
@@ -235,7 +251,14 @@ def cold_vs_first(rec: Recording) -> Claim:
     if share is not None and share < THRESHOLDS["refault_min_reported_share"]:
         # Same gate as cold_vs_hot: a cold touch that found its pages still in the guest measures no refault.
         return claim("refault.cold_vs_first", "too_little_reported", sentences, first=first, cold=cold, share=share,
-                     first_gb_per_s=first, cold_gb_per_s=cold, reported_share=share)
+                     of_what="the buffer taken back by the host", first_gb_per_s=first, cold_gb_per_s=cold,
+                     reported_share=share)
+    few = _few_frames_reported(rec)
+    if few is not None:
+        return claim("refault.cold_vs_first", "too_little_reported", sentences, first=first, cold=cold,
+                     share=few["share"], of_what="the frames it got in blocks reported to the host (maps)",
+                     first_gb_per_s=first, cold_gb_per_s=cold, reported_share=share,
+                     cold_frames_reported_share=few["share"])
     ratio = first / cold
     return claim("refault.cold_vs_first", ratio_verdict(ratio), sentences, value=ratio, unit="ratio", first=first,
                  cold=cold, ratio_words=times(ratio), inverse_words=times(1 / ratio),
