@@ -69,8 +69,7 @@ def reasons(rec: Recording, *, unreported_kib: float, size_kib: float, t_free_s:
                      f"between the maps at '{landed['from']}' and '{landed['to']}' ({analysis.mib(landed['small_before_kib'])} "
                      f"→ {analysis.mib(landed['small_after_kib'])}), against the {analysis.mib(unreported_kib)} missing: "
                      f"the freed memory landed in blocks smaller than order {order}, which reporting never hands over, "
-                     f"as on a guest in use a long time (free pages held apart by pages in use); free blocks of order "
-                     f"{order} and up not yet reported at '{landed['to']}': {analysis.mib(landed['large_unreported_after_kib'])}")
+                     f"as on a guest in use a long time (free pages held apart by pages in use)")
         if blocks is not None:
             evidence.update(small_block_free_kib=blocks[0], large_block_free_kib=blocks[1])
     elif blocks is not None:
@@ -117,7 +116,14 @@ def reasons(rec: Recording, *, unreported_kib: float, size_kib: float, t_free_s:
         if len(steps):
             quiet_s = t_end_s - float(steps["t_s"].iloc[-1])
             evidence["last_report_before_end_s"] = round(quiet_s, 1)
-            if quiet_s < THRESHOLDS["tail_still_reporting_s"]:
+            left = None if landed is None else landed["large_unreported_after_kib"]
+            if quiet_s < THRESHOLDS["tail_still_reporting_s"] and left is not None and left < 0.1 * unreported_kib:
+                # the maps: hardly any reportable block was left unreported, so a longer wait would add little
+                evidence.setdefault("reasons", []).append("still_reporting_little_left")
+                found.append(f"reports were still coming when the watch ended, but the map at '{landed['to']}' left "
+                             f"only {analysis.mib(left)} in free blocks of order {order} and up not yet reported: a "
+                             f"longer wait would add at most that")
+            elif quiet_s < THRESHOLDS["tail_still_reporting_s"]:
                 # the bound is the wait for reports; the recording's time watched adds the steps around it
                 bound = (f": the wait for them stopped at its bound of {wait_bound_s:.0f} s, too early" if wait_bound_s
                          else ": it ended too early")

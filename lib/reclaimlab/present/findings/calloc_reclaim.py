@@ -184,7 +184,7 @@ def reporting(rec: Recording) -> Claim:
         "partial": "The host got back **{reported}** ({share:.0%} of the buffer) in the {observed} watched: "
                    "free page reporting was on, but had not handed all of it back. {why} {try_}",
         "stalled": "The host got back only **{reported}** ({share:.0%} of the buffer) in the {observed} watched: "
-                   "free page reporting was on, but stalled. {why} {try_}",
+                   "free page reporting was on, but handed over little of it. {why} {try_}",
     }
     if in_vm(rec) and analysis.has(rec, "host_vm_rss_kib"):
         return _reporting_vm(rec)

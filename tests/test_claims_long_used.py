@@ -1,0 +1,156 @@
+"""A long-used guest, read live (issue 24, docs/reads/2026-12-07-long-used-guest.md): this Firecracker guest, up
+7.5 h, aged by ci/age-guest, then labs 00-04 run live and every printed sentence read against its figures. On
+such a guest a freed buffer lands in free blocks below the reporting order and the host gets next to nothing;
+the labs must say so from the run's figures, not blame large blocks left, a short watch, or call it batches."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reclaimlab.notebook import guest_report, predictions
+from reclaimlab.present import analysis, claims
+from reclaimlab.present.findings import _host_now, _landed, auto_reclaim, calloc_reclaim, compaction
+from reclaimlab.recording import datasets, recording
+from reclaimlab.recording.recording import Recording
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "recordings"
+
+
+def copied(rec: Recording) -> Recording:
+    return dataclasses.replace(rec, samples=rec.samples.copy(), events=rec.events.copy(),
+                               meta=copy.deepcopy(rec.meta), buddyinfo=rec.buddyinfo.copy(),
+                               physmaps=list(rec.physmaps))
+
+
+@pytest.fixture(scope="module")
+def aged() -> Recording:
+    """calloc-reclaim on this guest aged by ci/age-guest (6 GiB), 2026-12-07 04:07 UTC (corpus calloc-local-long-used)."""
+    return recording.load(FIXTURES / "calloc-local-long-used")
+
+
+def test_the_aged_run_is_a_real_local_run_with_its_provenance(aged):
+    m = aged.meta
+    assert m["kernel_release"] == "6.18.44-fc-v1300" and m["hypervisor"] == "Firecracker (KVM)"
+    assert m["guest_kind"] == "vm" and m["mode"] == "live" and m["date_utc"].startswith("2026-12-07T04:07")
+    assert m["uptime_s"] > 7 * 3600   # up 7.5 h: not a fresh boot
+
+
+def test_freed_memory_that_landed_below_the_order_is_the_reason_given(aged):
+    """The maps: free memory not reported below order 9 rose 2,468 MiB from 'touched' to 'observed' of the 2,617
+    MiB missing, and only 10 MiB of order >= 9 was left unreported. Before the fix the claim said the 11 GiB of large
+    blocks (already reported) 'do not explain it' and asked for a longer watch."""
+    c = calloc_reclaim.reporting(aged)
+    assert c.verdict == "stalled" and 0.08 < c.value < 0.09
+    landed = c.evidence["landed"]
+    assert (landed["from"], landed["to"]) == ("touched", "observed")
+    assert landed["rise_kib"] == 2527384 and landed["large_unreported_after_kib"] == 10240
+    assert c.evidence["reasons"] == ["landed_below_order", "still_reporting_little_left"]
+    assert f"rose by **{analysis.mib(2527384)}**" in c.sentence and "landed in blocks smaller than order 9" in c.sentence
+    assert "in use a long time" in c.sentence
+    assert "do not explain it" not in c.sentence and "stalled" not in c.sentence
+    assert "too early" not in c.sentence and "give it longer" not in c.sentence
+    assert "a longer wait would add at most that" in c.sentence and "compact memory first" in c.sentence
+
+
+def test_without_maps_the_buddyinfo_reason_is_unchanged(aged):
+    rec = copied(aged)
+    rec.physmaps = []
+    assert _landed.below_order(rec, analysis.when(rec, "free"), 1e9) is None
+    c = calloc_reclaim.reporting(rec)
+    assert "landed" not in c.evidence and "landed_below_order" not in c.evidence.get("reasons", [])
+
+
+def test_a_few_percent_back_is_not_called_batches_of_the_buffer_and_decides_no_prediction(aged):
+    """Lab 01 asked 'when will the host have the ~3 GB back?' and printed 'The run supports (b) after a short delay,
+    in a few batches' beside 8 % back. Now the batches claim says too little came back to tell."""
+    c = calloc_reclaim.batches(aged)
+    assert c.verdict == "too_little" and "**244 MiB** in all, 9% of the buffer" in c.sentence
+    assert "did not get the 2.79 GiB back" in c.sentence
+    bundle = predictions.echo_bundle(None, c, right={"as_documented": 1, "later": 1, "sooner": 1},
+                                     choices=("a", "b", "c"))
+    assert bundle[claims.MIME]["echo"]["supported"] is None
+
+
+def test_sooner_than_2_s_names_the_reports_before_free_or_says_not_measured(aged):
+    t_free = analysis.when(aged, "free")
+    words = calloc_reclaim._earlier_report(aged, t_free)
+    before = analysis.rises(aged, "host_reported_kib", t_free - 3, t_free)
+    assert ("reporting was already under way" in words) == bool(len(before))
+    assert "had already started" not in words
+
+
+def test_outside_the_lists_on_a_guest_up_for_hours_is_not_called_freshly_booted():
+    """Lab 03 said 2.37 GiB outside the lists sat so 'as on a guest ... (freshly booted)' on a guest up 7.5 h."""
+    rec = copied(recording.load(FIXTURES / "compaction-fresh-guest"))
+    assert "uptime_s" not in rec.meta   # recorded before uptime was: the old wording, as a possibility
+    carrier = dataclasses.replace(compaction.fragmented(rec), sentence="x")   # any claim: the sentence is appended
+    base = _host_now.with_outside_buddy(carrier, rec)
+    assert "freshly booted" in base.sentence
+    rec.meta["uptime_s"] = 26966.0   # the aged run's own uptime
+    late = _host_now.with_outside_buddy(dataclasses.replace(base, sentence="x"), rec)
+    assert "up 7.5 h (`/proc/uptime`)" in late.sentence and "freshly booted" not in late.sentence
+    assert "not measured here" in late.sentence
+    rec.meta["uptime_s"] = 240.0
+    fresh = _host_now.with_outside_buddy(dataclasses.replace(base, sentence="x"), rec)
+    assert "booted 4 min before the run" in fresh.sentence
+
+
+def test_a_fragmenter_run_on_a_long_used_guest_names_the_small_blocks_already_there():
+    """Lab 03 on the aged guest: 3,018 MiB sat below order 9 before the fragmenter freed 1,024 MiB; the claim said
+    only what the fragmenter added. Stand-in: the shipped run with 3 GiB more order-0 pages at both snapshots."""
+    rec = copied(datasets.find("compaction"))
+    b = rec.buddyinfo
+    row = (b["label"].isin(["before", "fragmented"])) & (b["order"] == 0) & (b["zone"] == "Normal")
+    b.loc[row, "free_blocks"] += 3 * 2**18
+    c = compaction.fragmented(rec)
+    assert c.verdict in ("fragmented", "partly")
+    assert "Before it ran, **" in c.sentence and "as on a guest in use a long time" in c.sentence
+    small_before = analysis.free_kib_at_least(rec, "before", 0) - analysis.free_kib_at_least(rec, "before", 9)
+    assert f"Before it ran, **{analysis.mib(small_before)}**" in c.sentence
+    fresh = copied(datasets.find("compaction"))   # no small blocks before: nothing to say
+    fb = fresh.buddyinfo
+    fb.loc[(fb["label"] == "before") & (fb["order"] < 9), "free_blocks"] = 0
+    assert "in use a long time" not in compaction.fragmented(fresh).sentence
+
+
+def test_lab00_states_free_memory_below_the_order_from_its_own_read():
+    row = guest_report._below_order({"buddy_below_order_bytes": 2_954_428_416, "buddy_free_bytes": 12_446_441_472}, 9)
+    assert "**2.75 GiB**" in row and "(24%)" in row and "below order 9" in row and "in use a long time" in row
+    assert guest_report._below_order({"buddy_below_order_bytes": 1_059_061_760,
+                                      "buddy_free_bytes": 19_590_000_000}, 9).count("long time") == 0
+    assert guest_report._below_order({"buddy_below_order_bytes": None, "buddy_free_bytes": 1}, 9) == ""
+
+
+def test_a_run_that_made_no_request_and_no_drop_says_so_plainly():
+    rec = copied(datasets.find("auto-reclaim", {"policy": "gradual"}))
+    rec.events = rec.events[~rec.events["kind"].isin(["reclaim", "drop_caches"])]
+    c = auto_reclaim.method(rec)
+    assert c.verdict == "no_request" and "nor any `drop_caches`" in c.sentence and "not at all" not in c.sentence
+
+
+def test_age_guest_ages_cleans_up_and_says_what_it_did(tmp_path):
+    """ci/age-guest at a tiny size: it reports each stage from /proc/buddyinfo, leaves its file, and --remove
+    deletes it. (Its interrupt path unmaps the buffer and deletes a half-written file.)"""
+    if not Path("/proc/buddyinfo").exists():
+        pytest.skip("no /proc/buddyinfo here")
+    f = tmp_path / "aged.bin"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "lib")}
+    out = subprocess.run([sys.executable, str(ROOT / "ci" / "age-guest"), "--size", "16MiB", "--file", str(f)],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    for stage in ("before", "touched", "every other page released", "file of 8 MiB written", "rest released (aged)"):
+        assert stage in out.stdout
+    assert f.stat().st_size == 8 * 2**20
+    gone = subprocess.run([sys.executable, str(ROOT / "ci" / "age-guest"), "--remove", "--file", str(f)],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert gone.returncode == 0 and "removed" in gone.stdout and not f.exists()
+    bad = subprocess.run([sys.executable, str(ROOT / "ci" / "age-guest"), "--size", "lots"],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert bad.returncode == 2 and "is not a size; give e.g. 4GiB" in bad.stderr
