@@ -15,7 +15,7 @@ import pytest
 
 from reclaimlab.notebook import guest_report, predictions
 from reclaimlab.present import analysis, claims
-from reclaimlab.present.findings import _host_now, _landed, auto_reclaim, calloc_reclaim, compaction
+from reclaimlab.present.findings import _host_now, _landed, auto_reclaim, calloc_reclaim, compaction, refault
 from reclaimlab.recording import datasets, recording
 from reclaimlab.recording.recording import Recording
 
@@ -154,3 +154,19 @@ def test_age_guest_ages_cleans_up_and_says_what_it_did(tmp_path):
     bad = subprocess.run([sys.executable, str(ROOT / "ci" / "age-guest"), "--size", "lots"],
                          capture_output=True, text=True, timeout=60, env=env)
     assert bad.returncode == 2 and "is not a size; give e.g. 4GiB" in bad.stderr
+
+
+def test_refault_on_the_aged_guest_judges_the_buffer_by_its_own_frames_not_the_counter():
+    """refault on the aged guest (04:09 UTC): the counter rose 916 MiB (89 % of the buffer's size) in the wait, and
+    lab 01 printed 'supports (c) Neither' from equal speeds; the maps: 1 MiB of the buffer's 1,024 MiB reported, the
+    cold touch's frames 0 % reported. No refault was measured, and the lab says so."""
+    rec = recording.load(FIXTURES / "refault-local-long-used")
+    r = refault.reported_before_cold(rec)
+    assert r.verdict == "little" and r.evidence["buffer_reported_share"] < 0.01
+    assert "**916 MiB**" in r.sentence and "The counter's rise was mostly other programs' memory." in r.sentence
+    assert "landed in blocks smaller than order 9" in r.sentence
+    hot = refault.cold_vs_hot(rec)
+    assert hot.verdict == "not_measurable" and "only **0%** (0 MiB of 1,024 MiB)" in hot.sentence
+    bundle = predictions.echo_bundle(None, hot, right={"slower": 1, "about_the_same": 2}, choices=("a", "b", "c"))
+    assert bundle[claims.MIME]["echo"]["supported"] is None
+    assert refault.cold_vs_first(rec).verdict == "too_little_reported"

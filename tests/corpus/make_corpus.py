@@ -494,6 +494,14 @@ CASES += [
          "not reported below order 9 rose 2,468 MiB between the maps: the lab must say the memory landed below "
          "the order, not that large blocks were left or that the host got it back in batches.",
          values={"calloc_reclaim.reporting": 249856 / (3e9 / 1024)}),   # 249,856 KiB reported of the 3 GB buffer
+    Case("refault-local-long-used", "01_calloc_and_reclaim.ipynb", "refault", fixture("refault-local-long-used"),
+         no_edit,
+         {"refault.reported_before_cold": "little", "refault.cold_vs_hot": "not_measurable",
+          "refault.cold_vs_first": "too_little_reported"},
+         "A real refault run on the same aged guest (2026-12-07 04:09 UTC): the since-boot counter rose 916 MiB "
+         "(89 % of the buffer's size) in the 30 s wait, yet of the 1,024 MiB the buffer held after the hot touch "
+         "1 MiB sat in reported blocks at 'before_cold' and free memory below order 9 rose 1,169 MiB: the counter "
+         "counted other memory, so the lab may neither call the buffer reported nor the cold touch a refault."),
 ]
 
 
