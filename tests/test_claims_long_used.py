@@ -170,3 +170,17 @@ def test_refault_on_the_aged_guest_judges_the_buffer_by_its_own_frames_not_the_c
     bundle = predictions.echo_bundle(None, hot, right={"slower": 1, "about_the_same": 2}, choices=("a", "b", "c"))
     assert bundle[claims.MIME]["echo"]["supported"] is None
     assert refault.cold_vs_first(rec).verdict == "too_little_reported"
+
+
+def test_app_cache_memory_outside_the_lists_on_a_guest_up_for_hours_is_not_called_freshly_booted():
+    """Lab 02's app-cache on the aged guest (7.6 h up) said 2,453 MiB outside the lists sat so 'as on a guest whose
+    kernel hands memory to the buddy allocator late (freshly booted)'. With the run's uptime it says what it knows."""
+    from reclaimlab.present.findings import app_cache
+    rec = copied(datasets.find("app-cache"))
+    before = app_cache.picture(rec)
+    if "outside the buddy and per-CPU lists" not in before.sentence:
+        pytest.skip("the shipped app-cache run has less than 1 GiB outside the lists")
+    rec.meta["uptime_s"] = 27360.0
+    after = app_cache.picture(rec)
+    assert "up 7.6 h (`/proc/uptime`): not a fresh boot's late hand-over" in after.sentence
+    assert "freshly booted" not in after.sentence and after.verdict == before.verdict

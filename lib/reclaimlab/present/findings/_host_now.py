@@ -70,7 +70,7 @@ OUTSIDE_MIN_KIB = 1024 * 1024
 FRESH_BOOT_S = 3600.0
 
 
-def _why_outside(rec: Recording) -> str:
+def why_outside(rec: Recording) -> str:
     """What the run's uptime says about memory in neither list: a fresh boot's late hand-over, or not known."""
     up = rec.meta.get("uptime_s")
     if up is None:
@@ -96,7 +96,7 @@ def with_outside_buddy(c: Claim, rec: Recording) -> Claim:
     extra = (f"Free memory below means the buddy allocator's free lists (`/proc/buddyinfo`). With the map at "
              f"'{first.label}' they held {analysis.gib(snap.kib(snap.buddy_free_pages))} and the per-CPU lists "
              f"{analysis.gib(snap.kib(snap.per_cpu_pages))}, while MemFree counted {analysis.gib(snap.memfree_kib)}: "
-             f"the other **{analysis.gib(outside)}** sat in neither, {_why_outside(rec)}. Free page reporting walks "
+             f"the other **{analysis.gib(outside)}** sat in neither, {why_outside(rec)}. Free page reporting walks "
              f"only the buddy lists.")
     return dataclasses.replace(c, sentence=f"{c.sentence} {extra}",
                                evidence={**c.evidence, "outside_buddy_kib": {first.label: outside},
