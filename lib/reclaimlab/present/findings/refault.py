@@ -214,7 +214,9 @@ def cold_vs_hot(rec: Recording) -> Claim:
     if hot is None or cold is None or hot <= 0 or cold <= 0:
         reason = "the recording lacks a touch speed."
     elif share is not None and share < THRESHOLDS["refault_min_reported_share"]:
-        why, evidence = _why_not_reported(rec, res_kib := reported_kib(rec))
+        res_kib = reported_kib(rec)
+        own = buffer_reported(rec)   # the same missing figure as reported_before_cold's where the maps locate it
+        why, evidence = _why_not_reported(rec, own["reported_kib"] if own is not None else res_kib)
         frames = touched_reported(rec, "cold")
         mapped = "" if frames is None else (
             f" The maps show it for our buffer: of the frames the cold touch got, {frames['share']:.0%} "
