@@ -198,3 +198,11 @@ def test_a_drop_whose_reports_outlast_the_watch_does_not_blame_the_watch_alone()
     c = page_cache.host_after_drop(rec)
     assert c.evidence["pace"] == "still_reporting" and "Reports were still coming" in c.sentence
     assert "below the reporting order" in c.sentence and "not measured here" in c.sentence
+
+
+def test_lab00_does_not_offer_a_boot_time_cause_on_a_guest_up_for_hours():
+    m = {"mem_free_bytes": 15_031_214_080, "buddy_free_bytes": 12_446_441_472}
+    assert "leaves it so after boot" in guest_report._outside_buddy(m)
+    late = guest_report._outside_buddy(m, 27_700.0)
+    assert "up 7.7 h (/proc/uptime), so not a fresh boot's late hand-over" in late and "after boot" not in late
+    assert "leaves it so after boot" in guest_report._outside_buddy(m, 240.0)

@@ -123,6 +123,7 @@ class GuestInfo:
     scratch_dir, scratch_free_bytes   where page-cache writes its file, and the room there
     kvm_usable          bool: /dev/kvm can be opened read-write; qemu_path: qemu-system-x86_64 or null
     refusal             why nothing at all runs live here (WSL 1), or null
+    uptime_s            seconds since the guest booted (/proc/uptime), or null
     kit_vm              {live, reason} the VM code's verdict on the kit's VM (probe's vm_status), or null
     live_support        {experiment: {verdict, live, reason, needs_consent, labs}}, judged by the `judge`
                         passed to probe() (experiments.verdicts: from each declaration's needs); verdict is
@@ -162,6 +163,7 @@ class GuestInfo:
     problems: tuple[str, ...] = field(default=())
     kit_vm: LiveSupport | None = None
     refusal: str | None = None          # why nothing at all runs live on this guest (WSL 1), else None
+    uptime_s: float | None = None       # /proc/uptime: a guest up for hours is no fresh boot
     live_support: dict[str, LiveSupport] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -193,6 +195,7 @@ class GuestInfo:
             "kvm_usable": self.kvm_usable,
             "qemu_path": self.qemu_path,
             "refusal": self.refusal,
+            "uptime_s": self.uptime_s,
             "kit_vm": None if self.kit_vm is None else {"live": self.kit_vm.live, "reason": self.kit_vm.reason},
             "live_support": {name: {"verdict": verdict(s, self.consent_given),
                                     "live": verdict(s, self.consent_given) == "live", "reason": s.reason,
@@ -549,6 +552,6 @@ def probe(roots: sources.Roots | None = None, env: Mapping[str, str] = os.enviro
         cgroup_limit_writable=limit_writable, shared_reason=shared, consent_given=consent_given,
         memory=memory, scratch_dir=scratch, scratch_free_bytes=scratch_free, kvm_usable=kvm, qemu_path=qemu,
         kit_vm=vm_status(roots) if qemu and vm_status else None,
-        refusal=wsl1_refusal(env) if kind == "wsl1" else None,
+        refusal=wsl1_refusal(env) if kind == "wsl1" else None, uptime_s=sources.uptime_s(roots),
         proc_root=str(roots.proc), sys_root=str(roots.sys), problems=tuple(problems))
     return replace(info, live_support=judge(info)) if judge else info
