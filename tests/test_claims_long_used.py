@@ -206,3 +206,25 @@ def test_lab00_does_not_offer_a_boot_time_cause_on_a_guest_up_for_hours():
     late = guest_report._outside_buddy(m, 27_700.0)
     assert "up 7.7 h (/proc/uptime), so not a fresh boot's late hand-over" in late and "after boot" not in late
     assert "leaves it so after boot" in guest_report._outside_buddy(m, 240.0)
+
+
+def test_lab_text_prints_every_text_output_in_order(tmp_path):
+    """ci/lab-text: the dump a read sets against the numbers (streams, Markdown, plain text, HTML tables)."""
+    import nbformat
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("1", outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text="LIVE on this machine\n"),
+        nbformat.v4.new_output("display_data", data={"text/markdown": "The host got back **6 MiB**",
+                                                     "text/plain": "<Markdown>"}),
+        nbformat.v4.new_output("display_data", data={"text/html": "<table><tr><td>before</td><td>3,665 MiB</td></tr>"
+                                                                  "</table>", "text/plain": "<HTML>"})])]
+    path = tmp_path / "lab.ipynb"
+    nbformat.write(nb, path)
+    out = subprocess.run([sys.executable, str(ROOT / "ci" / "lab-text"), str(path)], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert text.index("LIVE on this machine") < text.index("**6 MiB**") < text.index("before | 3,665 MiB |")
+    missing = subprocess.run([sys.executable, str(ROOT / "ci" / "lab-text"), str(tmp_path / "no.ipynb")],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "no notebook at" in missing.stderr
