@@ -73,11 +73,14 @@ def test_slow_cold_touch_on_mostly_reported_frames_names_that_share(shipped):
 
 
 def test_slow_cold_touch_on_few_reported_frames_says_the_cause_is_not_measured(shipped):
-    """The live review's case: the cold touch slower while little of what it got had been reported."""
+    """The live review's case: the cold touch slower while little of what it got had been reported. The maps
+    decide as the counter does: too few of its frames reported, no refault measured, so no verdict the lab's
+    prediction reads as (b) "the cold one is slower" (the long-used read of 2026-12-07)."""
     c = refault.cold_vs_hot(with_maps(shipped, reported_blocks=0))
-    assert c.verdict == "slower" and "**0%**" in c.sentence
-    assert "Too few of its frames had been reported" in c.sentence and "**not measured here**" in c.sentence
+    assert c.verdict == "not_measurable" and "**0%**" in c.sentence
+    assert "**not measure the refault cost**" in c.sentence and "mostly found pages still in the guest" in c.sentence
     assert "behind the slowdown" not in c.sentence
+    assert refault.cold_vs_first(with_maps(shipped, reported_blocks=0)).verdict == "too_little_reported"
 
 
 def test_a_recording_without_maps_says_not_measured_and_what_would_measure_it(shipped):

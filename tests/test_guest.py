@@ -29,10 +29,11 @@ STABLE_KEYS = {
     "free_page_reporting_reason", "page_reporting_order", "page_reporting_params", "host_views",
     "host_view_notes", "knobs", "cgroup_limit_writable", "shared_reason", "consent_given", "memory",
     "scratch_dir", "scratch_free_bytes", "kvm_usable", "qemu_path", "live_support", "proc_root",
-    "sys_root", "problems", "glossary", "kit_vm", "refusal",
+    "sys_root", "problems", "glossary", "kit_vm", "refusal", "uptime_s",
 }
 MEMORY_KEYS = {"mem_total_bytes", "mem_available_bytes", "mem_free_bytes", "cgroup_version", "cgroup_path",
-               "cgroup_limit_bytes", "cgroup_usage_bytes", "memory_budget_bytes", "buddy_free_bytes"}
+               "cgroup_limit_bytes", "cgroup_usage_bytes", "memory_budget_bytes", "buddy_free_bytes",
+               "buddy_below_order_bytes"}
 
 
 def probe_tree(name: str, env: dict | None = None, **kw) -> guest.GuestInfo:

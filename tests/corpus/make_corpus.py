@@ -482,6 +482,24 @@ CASES += [
          "A real run on this Firecracker guest (2026-12-07 00:50 UTC) with the Mapped and Writeback columns: after "
          "drop_caches=1, 223 MiB stayed cached, 219 MiB of it Mapped and 10 MiB Shmem (overlapping), so the lab "
          "names what stayed instead of leaving it 'not told apart'."),
+    Case("calloc-local-long-used", "01_calloc_and_reclaim.ipynb", "calloc-reclaim", fixture("calloc-local-long-used"),
+         no_edit,
+         {"calloc_reclaim.reporting": "stalled", "calloc_reclaim.batches": "too_little",
+          "calloc_reclaim.whole_guest": "matches"},
+         "A real run on this Firecracker guest (kernel 6.18.44-fc-v1300, up 7.5 h, 2026-12-07 04:07 UTC) aged "
+         "first by ci/age-guest (6 GiB: every other page released, a file's page cache in the holes; 2,772 MiB "
+         "below order 9 after): of the 2.79 GiB freed only 244 MiB (9 %) was reported in 30 s, while free memory "
+         "not reported below order 9 rose 2,468 MiB between the maps: the lab must say the memory landed below "
+         "the order, not that large blocks were left or that the host got it back in batches.",
+         values={"calloc_reclaim.reporting": 249856 / (3e9 / 1024)}),   # 249,856 KiB reported of the 3 GB buffer
+    Case("refault-local-long-used", "01_calloc_and_reclaim.ipynb", "refault", fixture("refault-local-long-used"),
+         no_edit,
+         {"refault.reported_before_cold": "little", "refault.cold_vs_hot": "not_measurable",
+          "refault.cold_vs_first": "too_little_reported"},
+         "A real refault run on the same aged guest (2026-12-07 04:09 UTC): the since-boot counter rose 916 MiB "
+         "(89 % of the buffer's size) in the 30 s wait, yet of the 1,024 MiB the buffer held after the hot touch "
+         "1 MiB sat in reported blocks at 'before_cold' and free memory below order 9 rose 1,169 MiB: the counter "
+         "counted other memory, so the lab may neither call the buffer reported nor the cold touch a refault."),
 ]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any, Sequence
 
-from ..present.findings._host_now import OUTSIDE_MIN_KIB
+from ..present.findings._host_now import FRESH_BOOT_S, OUTSIDE_MIN_KIB
 from ..probe import consent
 from ..probe.guest import entry_verdict
 from ..units import format_size
@@ -87,19 +87,21 @@ def guest_rows(info: Any) -> list[tuple[str, str]]:
             text += f", cgroup limit {_size(m['cgroup_limit_bytes'])}"
         if m.get("memory_budget_bytes") is not None:
             text += f"; experiments may allocate up to {_size(m['memory_budget_bytes'])}"
-        add("Memory", ["memory"], text + _outside_buddy(m))
+        add("Memory", ["memory"], text + _outside_buddy(m, d.get("uptime_s")) +
+            _below_order(m, d.get("page_reporting_order")))
     if "knobs" in d and isinstance(d["knobs"], dict):
         parts = [f"{name}: {'writable' if k.get('writable') else 'no'}"
                  + ("" if k.get("writable") else f" ({k.get('reason')})") for name, k in d["knobs"].items()]
         add("System-wide knobs", ["knobs", "cgroup_limit_writable"], "; ".join(parts) or "none")
     if "shared_reason" in d:
-        add("Shared machine", ["shared_reason"], d["shared_reason"] or "no")
+        add("Shared machine", ["shared_reason"], d["shared_reason"] or
+            "not marked as shared (RECLAIMLAB_SHARED unset, not a container); other users' programs are not looked for")
     if "consent_given" in d:
         add("System-wide changes allowed by the environment", ["consent_given"],
             f"{_yes(d['consent_given'])} ({consent.ALLOW_ENV})")
     if d.get("problems"):
         add("Could not read", ["problems"], "; ".join(d["problems"]))
-    skip = known | {"schema_version", "live_support", "glossary", "problems", "proc_root", "sys_root", "scratch_dir", "scratch_free_bytes",
+    skip = known | {"schema_version", "live_support", "uptime_s", "glossary", "problems", "proc_root", "sys_root", "scratch_dir", "scratch_free_bytes",
                     "kvm_usable", "qemu_path", "kit_vm", "refusal"}
     rows += [(k.replace("_", " "), _generic(v)) for k, v in d.items() if k not in skip]
     return rows
@@ -109,15 +111,35 @@ def guest_rows(info: Any) -> list[tuple[str, str]]:
 OUTSIDE_MIN_BYTES = OUTSIDE_MIN_KIB * 1024
 
 
-def _outside_buddy(m: dict) -> str:
+def _outside_buddy(m: dict, uptime_s: float | None = None) -> str:
     """Where much of MemFree is in neither the buddy nor the per-CPU lists: how much, from this probe's reads."""
     free, buddy = m.get("mem_free_bytes"), m.get("buddy_free_bytes")
     if free is None or buddy is None or free - buddy < OUTSIDE_MIN_BYTES:
         return ""
+    if uptime_s is not None and uptime_s >= FRESH_BOOT_S:
+        why = f"up {uptime_s / 3600:.1f} h (/proc/uptime), so not a fresh boot's late hand-over"
+    else:
+        why = "a kernel that hands memory to the buddy allocator late leaves it so after boot"
     return (f". Of MemFree's {_size(free)}, the buddy allocator's free lists and the per-CPU lists held {_size(buddy)} "
             f"(/proc/buddyinfo, /proc/zoneinfo): the other **{_size(free - buddy)}** sat in neither (why is not measured "
-            f"here; a kernel that hands memory to the buddy allocator late leaves it so after boot). Free page "
-            f"reporting walks only those lists")
+            f"here; {why}). Free page reporting walks only those lists")
+
+
+# Free memory below the reporting order worth a sentence, and the share of the buddy lists' free memory that
+# calls a guest long-used (here: 5 % freshly aged-out, 20-28 % after long use or ci/age-guest, 2026-12-07).
+BELOW_ORDER_MIN_BYTES = 512 * 2**20
+LONG_USED_SHARE = 0.15
+
+
+def _below_order(m: dict, order: int | None) -> str:
+    """How much of the buddy lists' free memory sat in blocks below the reporting order, from this probe's read."""
+    below, buddy = m.get("buddy_below_order_bytes"), m.get("buddy_free_bytes")
+    if below is None or not buddy or order is None or below < BELOW_ORDER_MIN_BYTES:
+        return ""
+    share = below / buddy
+    tail = ": as on a guest in use a long time, memory freed now may land there" if share >= LONG_USED_SHARE else ""
+    return (f". **{_size(below)}** of the free lists' memory ({share:.0%}) sat in blocks below order {order} "
+            f"(/proc/buddyinfo), which free page reporting never hands over{tail}")
 
 
 def _needs_consent(name: str) -> bool:

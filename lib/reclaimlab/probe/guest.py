@@ -87,6 +87,9 @@ class MemoryInfo:
     # Free in the buddy allocator's lists (/proc/buddyinfo) plus the per-CPU lists (/proc/zoneinfo): what free
     # page reporting can walk. MemFree beyond it sits in neither (a kernel handing memory over late). None: unread.
     buddy_free_bytes: int | None = None
+    # Of the buddy lists' free memory, what sits in blocks below page_reporting_order: reporting never hands it
+    # over (a long-used guest holds much of its free memory so). None: buddyinfo or the order unread.
+    buddy_below_order_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -116,10 +119,11 @@ class GuestInfo:
     consent_given       bool: RECLAIMLAB_ALLOW_SYSTEM_CHANGES=1 is set
     memory              {mem_total_bytes, mem_available_bytes, mem_free_bytes, cgroup_version,
                          cgroup_path, cgroup_limit_bytes, cgroup_usage_bytes, memory_budget_bytes,
-                         buddy_free_bytes}
+                         buddy_free_bytes, buddy_below_order_bytes}
     scratch_dir, scratch_free_bytes   where page-cache writes its file, and the room there
     kvm_usable          bool: /dev/kvm can be opened read-write; qemu_path: qemu-system-x86_64 or null
     refusal             why nothing at all runs live here (WSL 1), or null
+    uptime_s            seconds since the guest booted (/proc/uptime), or null
     kit_vm              {live, reason} the VM code's verdict on the kit's VM (probe's vm_status), or null
     live_support        {experiment: {verdict, live, reason, needs_consent, labs}}, judged by the `judge`
                         passed to probe() (experiments.verdicts: from each declaration's needs); verdict is
@@ -159,6 +163,7 @@ class GuestInfo:
     problems: tuple[str, ...] = field(default=())
     kit_vm: LiveSupport | None = None
     refusal: str | None = None          # why nothing at all runs live on this guest (WSL 1), else None
+    uptime_s: float | None = None       # /proc/uptime: a guest up for hours is no fresh boot
     live_support: dict[str, LiveSupport] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -190,6 +195,7 @@ class GuestInfo:
             "kvm_usable": self.kvm_usable,
             "qemu_path": self.qemu_path,
             "refusal": self.refusal,
+            "uptime_s": self.uptime_s,
             "kit_vm": None if self.kit_vm is None else {"live": self.kit_vm.live, "reason": self.kit_vm.reason},
             "live_support": {name: {"verdict": verdict(s, self.consent_given),
                                     "live": verdict(s, self.consent_given) == "live", "reason": s.reason,
@@ -354,8 +360,23 @@ def _memory(roots: sources.Roots, problems: list[str]) -> tuple[MemoryInfo, sour
         cgroup_version=cgroup.version if cgroup else None,
         cgroup_path=str(cgroup.path) if cgroup else None,
         cgroup_limit_bytes=limit, cgroup_usage_bytes=usage, memory_budget_bytes=budget,
-        buddy_free_bytes=_buddy_free_bytes(roots))
+        buddy_free_bytes=_buddy_free_bytes(roots), buddy_below_order_bytes=_buddy_below_order_bytes(roots))
     return info, cgroup
+
+
+def _buddy_below_order_bytes(roots: sources.Roots) -> int | None:
+    """Bytes free in buddy blocks below page_reporting_order, or None where buddyinfo or the order is unread."""
+    order = sources.page_reporting_order(roots)
+    try:
+        zones = sources.buddyinfo(roots)
+    except (OSError, sources.SourceError, procfs.ProcParseError):
+        return None
+    if order is None:
+        return None
+    page_kib = sources.page_bytes() // 1024
+    return sum(procfs.free_kib_at_least(z.free_blocks, 0, page_kib) - procfs.free_kib_at_least(z.free_blocks, order,
+                                                                                                page_kib)
+               for z in zones) * 1024
 
 
 def _buddy_free_bytes(roots: sources.Roots) -> int | None:
@@ -531,6 +552,6 @@ def probe(roots: sources.Roots | None = None, env: Mapping[str, str] = os.enviro
         cgroup_limit_writable=limit_writable, shared_reason=shared, consent_given=consent_given,
         memory=memory, scratch_dir=scratch, scratch_free_bytes=scratch_free, kvm_usable=kvm, qemu_path=qemu,
         kit_vm=vm_status(roots) if qemu and vm_status else None,
-        refusal=wsl1_refusal(env) if kind == "wsl1" else None,
+        refusal=wsl1_refusal(env) if kind == "wsl1" else None, uptime_s=sources.uptime_s(roots),
         proc_root=str(roots.proc), sys_root=str(roots.sys), problems=tuple(problems))
     return replace(info, live_support=judge(info)) if judge else info

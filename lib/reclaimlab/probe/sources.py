@@ -106,6 +106,15 @@ def per_cpu_free_kib(roots: Roots) -> int | None:
         return None
 
 
+def uptime_s(roots: Roots) -> float | None:
+    """Seconds since the guest booted (/proc/uptime's first field), or None where it cannot be read."""
+    text = read_optional(roots.proc / "uptime")
+    try:
+        return round(float(text.split()[0]), 1) if text else None
+    except (ValueError, IndexError):
+        return None
+
+
 PAGE_REPORTING_PARAMS = Path("module/page_reporting/parameters")
 
 

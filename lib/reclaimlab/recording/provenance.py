@@ -75,8 +75,9 @@ def local_guest_facts(roots: sources.Roots | None = None, guest_info: Any = None
     probe is asked, and where it cannot answer the guest kind is "unknown".
     """
     roots = roots or sources.Roots.from_env()
+    # uptime: a guest up for hours is not freshly booted (findings/_host_now tells the two apart by it)
     return {"kernel_release": kernel_release(roots), "page_size_bytes": sources.page_bytes(),
-            **_guest_fields(guest_info, roots), **_cgroup_fields(roots)}
+            "uptime_s": sources.uptime_s(roots), **_guest_fields(guest_info, roots), **_cgroup_fields(roots)}
 
 
 def page_bytes(meta: Mapping[str, Any]) -> int:

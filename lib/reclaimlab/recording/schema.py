@@ -40,6 +40,7 @@ META: dict[str, str] = {
     "complete": "bool: False where the run was interrupted",
     "interrupted": "text: why the run stopped early",
     "kernel_release": "text: uname -r of the guest",
+    "uptime_s": "s: the guest's /proc/uptime at the run's start, or null (recordings before 2026-12-07)",
     "guest_kind": "text: what the probe found (vm, wsl2, container, bare-metal, kit-vm, unknown)",
     "hypervisor": "text: the hypervisor the probe found, or null",
     "page_reporting_order": "order: the guest's free page reporting order, or null",

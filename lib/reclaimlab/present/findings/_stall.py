@@ -11,7 +11,7 @@ from typing import Any
 from .. import analysis
 from ..claims import THRESHOLDS
 from ...recording.recording import Recording
-from . import _budget
+from . import _budget, _landed
 
 
 def small_block_free_kib(rec: Recording, label: str) -> tuple[int, int] | None:
@@ -59,23 +59,41 @@ def reasons(rec: Recording, *, unreported_kib: float, size_kib: float, t_free_s:
                 {"free_page_reporting": "off"})
     order = analysis.reporting_order(rec)
     blocks = small_block_free_kib(rec, snapshot)
-    if blocks is not None:
+    landed = _landed.below_order(rec, t_free_s, t_end_s)
+    if landed is not None:
+        evidence["landed"] = landed
+    if landed is not None and landed["rise_kib"] >= THRESHOLDS["stall_small_blocks_share"] * unreported_kib:
+        # The maps say where the freed memory went: below the order, unreported (a long-used guest).
+        evidence.setdefault("reasons", []).append("landed_below_order")
+        found.append(f"free memory not reported in blocks below order {order} rose by **{analysis.mib(landed['rise_kib'])}** "
+                     f"between the maps at '{landed['from']}' and '{landed['to']}' ({analysis.mib(landed['small_before_kib'])} "
+                     f"→ {analysis.mib(landed['small_after_kib'])}), against the {analysis.mib(unreported_kib)} missing: "
+                     f"the freed memory landed in blocks smaller than order {order}, which reporting never hands over, "
+                     f"as on a guest in use a long time (free pages held apart by pages in use)")
+        if blocks is not None:
+            evidence.update(small_block_free_kib=blocks[0], large_block_free_kib=blocks[1])
+    elif blocks is not None:
         small, large = blocks
         evidence.update(small_block_free_kib=small, large_block_free_kib=large)
-        if large >= unreported_kib:
+        # Where the maps tell reported from not, blocks already reported before the free were not left to report.
+        left = landed["large_unreported_after_kib"] if landed is not None else large
+        if left >= unreported_kib:
             # Free memory in reportable blocks exceeded what was missing: small blocks are not why; the budget?
             evidence.setdefault("reasons", []).append("large_blocks_left")
             budget, figures = _budget.held(rec, label=snapshot, missing_kib=unreported_kib, large_kib=large,
                                            watched_s=t_end_s - t_free_s)
             evidence.update(figures)
+            unrep = ("" if landed is None else
+                     f", {analysis.mib(left)} of it not marked reported at '{landed['to']}' (the maps)")
             found.append(f"the snapshot after the wait still held **{analysis.mib(large)}** in free blocks of order "
-                         f"{order} and up (`/proc/buddyinfo`), more than the {analysis.mib(unreported_kib)} missing, "
+                         f"{order} and up (`/proc/buddyinfo`{unrep}), more than the {analysis.mib(unreported_kib)} missing, "
                          f"so small free blocks do not explain it; {budget}{_patched_params(rec)}")
         elif small >= THRESHOLDS["stall_small_blocks_share"] * unreported_kib:
             evidence.setdefault("reasons", []).append("small_blocks")
             found.append(f"**{analysis.mib(small)}** of the guest's free memory sat in blocks smaller than "
-                         f"order {order} (`/proc/buddyinfo` after the wait) and only {analysis.mib(large)} in "
-                         f"blocks of order {order} and up, less than the {analysis.mib(unreported_kib)} missing: "
+                         f"order {order} (`/proc/buddyinfo` after the wait) and only {analysis.mib(left)} in "
+                         f"blocks of order {order} and up{'' if landed is None else ' not yet reported (the maps)'}, "
+                         f"less than the {analysis.mib(unreported_kib)} missing: "
                          f"only free blocks of at least `page_reporting_order` are reported")
     else:
         evidence["small_block_free_kib"] = None
@@ -98,7 +116,14 @@ def reasons(rec: Recording, *, unreported_kib: float, size_kib: float, t_free_s:
         if len(steps):
             quiet_s = t_end_s - float(steps["t_s"].iloc[-1])
             evidence["last_report_before_end_s"] = round(quiet_s, 1)
-            if quiet_s < THRESHOLDS["tail_still_reporting_s"]:
+            left = None if landed is None else landed["large_unreported_after_kib"]
+            if quiet_s < THRESHOLDS["tail_still_reporting_s"] and left is not None and left < 0.1 * unreported_kib:
+                # the maps: hardly any reportable block was left unreported, so a longer wait would add little
+                evidence.setdefault("reasons", []).append("still_reporting_little_left")
+                found.append(f"reports were still coming when the watch ended, but the map at '{landed['to']}' left "
+                             f"only {analysis.mib(left)} in free blocks of order {order} and up not yet reported: a "
+                             f"longer wait would add at most that")
+            elif quiet_s < THRESHOLDS["tail_still_reporting_s"]:
                 # the bound is the wait for reports; the recording's time watched adds the steps around it
                 bound = (f": the wait for them stopped at its bound of {wait_bound_s:.0f} s, too early" if wait_bound_s
                          else ": it ended too early")
@@ -135,6 +160,7 @@ TRY = {
     "ended_early": "give it longer (`observe_s` / `wait_for_report_s`)",
     "others_allocated": "run it again when no other program is allocating",
     "small_blocks": "compact memory first so free memory forms large blocks again (lab 03)",
+    "landed_below_order": "compact memory first so free memory forms large blocks again (lab 03)",
     # reportable blocks were left: more passes, i.e. more time, would report them
     "large_blocks_left": "give it longer (`observe_s` / `wait_for_report_s`)",
     # no knob drains them (compact_memory and drop_caches leave them, measured on kernel 6.18, 2026-11-26):

@@ -158,7 +158,7 @@ _METHOD = {
                       "(WSL writes the root cgroup's; this run wrote {where}){plain}.",
     "v1_squeeze": "**{label}**: this guest has no `memory.reclaim` (cgroup v1): its {n} reclaim request(s) went to "
                   "the stand-in described above, a `memory.limit_in_bytes` squeeze of the experiment's own cgroup.",
-    "no_request": "**{label}**: made no reclaim request (it dropped caches{drop}), so no reclaim method was used.",
+    "no_request": "**{label}**: made no reclaim request ({drop}), so no reclaim method was used.",
 }
 
 
@@ -168,7 +168,7 @@ def method(rec: Recording, label: str | None = None) -> Claim:
     res = rec.meta.get("results", {})
     n = len(rec.event_times("reclaim"))
     drops = list(rec.events.detail[rec.events.kind == "drop_caches"]) if len(rec.events) else []
-    drop = f": `drop_caches={drops[0]}`" if drops else " not at all"
+    drop = f"it dropped caches: `drop_caches={drops[0]}`" if drops else "nor any `drop_caches`"
     m = res.get("method") if n else None
     # "memory.reclaim" (a local cgroup v2 guest: the experiment's own cgroup) or, in the kit's VM,
     # "memory.reclaim (cgroup2 root of the kit's VM, real write...)": WSL's own target

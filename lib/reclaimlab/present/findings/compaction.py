@@ -90,9 +90,11 @@ def fragmented(rec: Recording) -> Claim:
     sentences = {
         "fragmented": "**Fragmented.** The fragmenter freed {freed}, and free memory in blocks *below* order {order} "
                       "rose by **{small_rise}** while reportable free memory (blocks of order {order} and up) changed by "
-                      "{big_change}: the guest has that memory free, but free page reporting cannot see it.{where}",
+                      "{big_change}: the guest has that memory free, but free page reporting cannot see it.{where}"
+                      "{long_used}",
         "partly": "**Partly fragmented.** The fragmenter freed {freed}; free memory in blocks below order {order} rose "
-                  "by {small_rise} ({value:.0%} of it), and reportable free memory changed by {big_change}.{where}",
+                  "by {small_rise} ({value:.0%} of it), and reportable free memory changed by {big_change}.{where}"
+                  "{long_used}",
         "already": "**Already fragmented.** Before the fragmenter ran, **{small_before}** of this guest's free memory "
                    "already sat in blocks below order {order} (a guest that has been in use a long time), and the "
                    "fragmenter's {freed} {added}.",
@@ -118,7 +120,14 @@ def fragmented(rec: Recording) -> Claim:
     else:
         verdict = "not_fragmented"
     where, accounted = _where_reportable_went(rec, have[0], f["big_kib"] - b["big_kib"], rise)
+    long_used = ""
+    if verdict in ("fragmented", "partly") and not math.isnan(freed) and \
+            b["small_kib"] >= THRESHOLDS["share_most"] * freed:
+        # the guest's own small blocks, there before the fragmenter: a guest in use a long time
+        long_used = (f" Before it ran, **{analysis.mib(b['small_kib'])}** of this guest's free memory already sat in "
+                     f"blocks below order {order} ('{have[0]}'), as on a guest in use a long time.")
     return claim("compaction.fragmented", verdict, sentences, value=share, unit="share", order=order, where=where,
+                 long_used=long_used,
                  **accounted,
                  freed=analysis.mib(freed) if not math.isnan(freed) else "an unknown amount",
                  small_rise=analysis.mib(rise), big_change=analysis.signed_mib(f["big_kib"] - b["big_kib"]),

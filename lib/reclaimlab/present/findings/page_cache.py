@@ -358,7 +358,9 @@ def _why_short(rec: Recording, w: dict[str, float]) -> tuple[str, str]:
     if quiet_s < THRESHOLDS["tail_still_reporting_s"]:
         return (f"Reports were still coming when the next step began {w['window_s']:.0f} s after the drop "
                 f"({len(steps)} batches, the last {quiet_s:.1f} s before it): this watch was shorter than reporting "
-                f"took here.", "still_reporting")
+                f"took here. Whether the rest also sat in blocks below the reporting order (as on a guest in use a "
+                f"long time) is not measured here: the run has no `/proc/buddyinfo` snapshot after the drop.",
+                "still_reporting")
     return f"Reports had stopped {quiet_s:.1f} s before the next step. " + not_measured, "stopped"
 
 

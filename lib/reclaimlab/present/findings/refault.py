@@ -11,6 +11,7 @@ reported_before_cold_kib, waited_for_report_s.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -72,16 +73,51 @@ def reported_before_cold(rec: Recording) -> Claim:
     reported = reported_kib(rec)
     waited_s = res.get("waited_for_report_s")
     waited = f" in the {waited_s:.0f} s the experiment waited" if waited_s is not None else ""
-    if share >= THRESHOLDS["reported_enough_share"]:
-        return _with_host_now(claim("refault.reported_before_cold", "nearly_all", sentences, value=share,
-                                    unit="share", reported=analysis.gib(reported), share=share,
-                                    reported_kib=reported), rec)
-    why, evidence = _why_not_reported(rec, reported)
-    verdict = "partial" if share >= THRESHOLDS["refault_min_reported_share"] else "little"
+    own = buffer_reported(rec)
+    # The counter counts every program's reports; where the maps locate the buffer, its own share decides.
+    judged, missing = (share, size - reported) if own is None else (own["share"], size - own["reported_kib"])
+    if judged >= THRESHOLDS["reported_enough_share"]:
+        return _with_own(_with_host_now(claim("refault.reported_before_cold", "nearly_all", sentences, value=share,
+                                              unit="share", reported=analysis.gib(reported), share=share,
+                                              reported_kib=reported), rec), own)
+    why, evidence = _why_not_reported(rec, size - missing)
+    verdict = "partial" if judged >= THRESHOLDS["refault_min_reported_share"] else "little"
     c = claim("refault.reported_before_cold", verdict, sentences, value=share, unit="share",
               reported=analysis.mib(reported), share=share, waited=waited, why=why, try_=_stall.what_to_try(evidence),
               reported_kib=reported, size_kib=size, **evidence)
-    return _with_host_now(c, rec)
+    return _with_own(_with_host_now(c, rec), own)
+
+
+def buffer_reported(rec: Recording) -> dict[str, float] | None:
+    """Of the frames the buffer held after the hot touch, how many sat in blocks marked reported at 'before_cold'
+    (the maps; the same per-block count as touched_reported): {"frames_kib", "reported_kib", "share"}, or None."""
+    by_label = {m.label: m for m in rec.physmaps}
+    if "hot_touched" not in by_label or BASELINE_MAP not in by_label:
+        return None
+    a, b = by_label["hot_touched"].snapshot, by_label[BASELINE_MAP].snapshot
+    if a.counts.shape != b.counts.shape:
+        return None
+    ours = a.counts[:, FrameClass.OURS].astype("int64")
+    frames = int(ours.sum()) - b.pages(FrameClass.OURS)
+    if frames <= 0:
+        return None
+    reported = int(np.minimum(ours, b.counts[:, FrameClass.FREE_REPORTED]).sum())
+    return {"frames_kib": float(a.kib(frames)), "reported_kib": float(a.kib(reported)),
+            "share": min(reported / frames, 1.0)}
+
+
+def _with_own(c: Claim, own: dict[str, float] | None) -> Claim:
+    """The buffer's own figure from the maps beside the whole guest's counter."""
+    if own is None:
+        return c
+    other = (" The counter's rise was mostly other programs' memory." if own["share"] <
+             THRESHOLDS["refault_min_reported_share"] else "")
+    extra = (f"Of the {analysis.mib(own['frames_kib'])} of frames the buffer held after the hot touch, "
+             f"**{analysis.mib(own['reported_kib'])}** ({own['share']:.0%}) sat in blocks marked reported at "
+             f"'{BASELINE_MAP}' (maps of physical memory).{other}")
+    return dataclasses.replace(c, sentence=f"{c.sentence} {extra}",
+                               evidence={**c.evidence, "buffer_reported_kib": own["reported_kib"],
+                                         "buffer_reported_share": own["share"]})
 
 
 def _with_host_now(c: Claim, rec: Recording) -> Claim:
@@ -221,7 +257,9 @@ def cold_vs_hot(rec: Recording) -> Claim:
     if hot is None or cold is None or hot <= 0 or cold <= 0:
         reason = "the recording lacks a touch speed."
     elif share is not None and share < THRESHOLDS["refault_min_reported_share"]:
-        why, evidence = _why_not_reported(rec, res_kib := reported_kib(rec))
+        res_kib = reported_kib(rec)
+        own = buffer_reported(rec)   # the same missing figure as reported_before_cold's where the maps locate it
+        why, evidence = _why_not_reported(rec, own["reported_kib"] if own is not None else res_kib)
         frames = touched_reported(rec, "cold")
         mapped = "" if frames is None else (
             f" The maps show it for our buffer: of the frames the cold touch got, {frames['share']:.0%} "
@@ -230,6 +268,14 @@ def cold_vs_hot(rec: Recording) -> Claim:
         reason = (f"the whole guest had reported only {analysis.mib(res_kib)} ({share:.0%} of the buffer's size) "
                   f"before the cold touch, so it mostly found pages still in the guest.{mapped} {why} "
                   f"{_stall.what_to_try(evidence)}")
+    elif (few := _few_frames_reported(rec)) is not None:
+        # The counter counts every program's reports; the maps say whether the cold touch's own frames were reported.
+        why, evidence = _why_not_reported(rec, few["reported_kib"])
+        reason = (f"of the frames the cold touch got, only **{few['share']:.0%}** ({analysis.mib(few['reported_kib'])} "
+                  f"of {analysis.mib(few['frames_kib'])}) sat in blocks reported just before it (maps of physical "
+                  f"memory), so it mostly found pages still in the guest, though the whole guest had reported "
+                  f"{analysis.mib(reported_kib(rec) or 0)} meanwhile ({share or 0:.0%} of the buffer's size, every "
+                  f"program's memory). {why} {_stall.what_to_try(evidence)}")
     if reason is not None:
         cold_frames = touched_reported(rec, "cold")
         return claim("refault.cold_vs_hot", "not_measurable", sentences, cold_text=_gbps(cold), hot_text=_gbps(hot),
@@ -242,6 +288,14 @@ def cold_vs_hot(rec: Recording) -> Claim:
                  hot=hot, cold=cold, reported_words=_reported_words(rec), ratio_words=times(ratio), cause=cause,
                  inverse_words=f"{times(1 / ratio)} faster", hot_gb_per_s=hot, cold_gb_per_s=cold,
                  reported_share=share, **frames)
+
+
+def _few_frames_reported(rec: Recording) -> dict[str, float] | None:
+    """The cold touch's frames (touched_reported) where too few of them had been reported to measure a refault."""
+    frames = touched_reported(rec, "cold")
+    if frames is None or frames["share"] >= THRESHOLDS["refault_min_reported_share"]:
+        return None
+    return frames
 
 
 def _reported_words(rec: Recording) -> str:
@@ -269,7 +323,7 @@ def cold_vs_first(rec: Recording) -> Claim:
                   "first touch paid for beyond it is not measured here.",
         "not_measurable": "The recording lacks the first or the cold touch's speed.",
         "too_little_reported": "The cold touch ran at {cold:.2f} GB/s against {first:.2f} GB/s for the very first "
-                               "one, but with only {share:.0%} of the buffer taken back by the host before it, this "
+                               "one, but with only {share:.0%} of {of_what} before it, this "
                                "says nothing about pages the host took back.",
     }
     if not first or not cold:
@@ -278,7 +332,14 @@ def cold_vs_first(rec: Recording) -> Claim:
     if share is not None and share < THRESHOLDS["refault_min_reported_share"]:
         # Same gate as cold_vs_hot: a cold touch that found its pages still in the guest measures no refault.
         return claim("refault.cold_vs_first", "too_little_reported", sentences, first=first, cold=cold, share=share,
-                     first_gb_per_s=first, cold_gb_per_s=cold, reported_share=share)
+                     of_what="the buffer taken back by the host", first_gb_per_s=first, cold_gb_per_s=cold,
+                     reported_share=share)
+    few = _few_frames_reported(rec)
+    if few is not None:
+        return claim("refault.cold_vs_first", "too_little_reported", sentences, first=first, cold=cold,
+                     share=few["share"], of_what="the frames it got in blocks reported to the host (maps)",
+                     first_gb_per_s=first, cold_gb_per_s=cold, reported_share=share,
+                     cold_frames_reported_share=few["share"])
     ratio = first / cold
     return claim("refault.cold_vs_first", ratio_verdict(ratio), sentences, value=ratio, unit="ratio", first=first,
                  cold=cold, ratio_words=times(ratio), inverse_words=times(1 / ratio),
