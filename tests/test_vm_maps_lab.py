@@ -122,3 +122,23 @@ def test_order_5_takes_smaller_holes_than_order_9():
         said = physmap_chart.agreement_sentence(m.snapshot, m.host)
         assert (f"The host held only part of {part[o]:,} blocks" in said) == (part[o] > 0)
     assert part[5] > 10 * max(part[9], 1)   # order 5: 128 KiB holes given back inside blocks the host keeps in part
+
+
+def test_one_run_at_two_orders_maps_each_watch():
+    """The order 9-then-5 run maps the end of each watch: order 5 gives back holes inside 2 MiB blocks."""
+    rec = datasets.find("compaction", {"page_reporting_order": 9, "then_order": 5}, guest_kind="kit-vm")
+    m = {s.label: s for s in rec.physmaps}
+    part = {o: int((physmap_chart.host_categories(m[f"reported_at_{o}"].host) == 1).sum()) for o in (9, 5)}
+    assert part[5] > 10 * max(part[9], 1)
+    html_ = lab.guest_and_host_maps_html({"order 9": rec, "order 5": rec},
+                                         step={"order 9": "reported_at_9", "order 5": "reported_at_5"})
+    assert "step 'reported_at_9'" in html.unescape(html_) and "step 'reported_at_5'" in html.unescape(html_)
+
+
+def test_one_block_is_one_block_in_the_sentence():
+    # the shipped order-5 run's 'fragmented' map: the host held part of exactly one block
+    rec = datasets.find("compaction", {"page_reporting_order": 5, "keep_every": 64, "then_order": None},
+                        guest_kind="kit-vm")
+    m = {s.label: s for s in rec.physmaps}["fragmented"]
+    said = physmap_chart.agreement_sentence(m.snapshot, m.host)
+    assert "The host held only part of 1 block:" in said and "of 1 blocks" not in said

@@ -315,10 +315,12 @@ def agreement_sentence(guest: Snapshot, host) -> str:
         never = ("" if not a.host_only_free else f", all wholly free in the guest {why}"
                  if a.host_only_free == a.host_only else f"; {a.host_only_free:,} of them wholly free in the guest {why}")
         more = " more" if reported else ""
-        text += f" The host held nothing of {a.host_only:,}{more} blocks the guest had not reported{never}."
+        blocks = "block" if a.host_only == 1 else "blocks"
+        never = never.replace("all wholly", "wholly") if a.host_only == 1 else never
+        text += f" The host held nothing of {a.host_only:,}{more} {blocks} the guest had not reported{never}."
     part = int(np.count_nonzero(host_categories(host) == 1))
     if part:
-        text += (f" The host held only part of {part:,} blocks: pages inside them given back (holes smaller than "
+        text += (f" The host held only part of {part:,} block{'s' if part != 1 else ''}: pages inside them given back (holes smaller than "
                  f"{size}) or never touched.")
     if a.either:
         text += (f" Where either side says \"given back\", both say it for {a.both:,} of {a.either:,} blocks "

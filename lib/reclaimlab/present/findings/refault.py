@@ -266,14 +266,16 @@ def cold_vs_hot(rec: Recording) -> Claim:
             f"({analysis.mib(frames['reported_kib'])} of {analysis.mib(frames['frames_kib'])}) sat in blocks reported "
             f"just before it.")
         reason = (f"the whole guest had reported only {analysis.mib(res_kib)} ({share:.0%} of the buffer's size) "
-                  f"before the cold touch, so it mostly found pages still in the guest.{mapped} {why} "
+                  f"before the cold touch, so it mostly got frames no report had given back.{mapped} {why} "
                   f"{_stall.what_to_try(evidence)}")
-    elif (few := _few_frames_reported(rec)) is not None:
+    elif (few := _few_frames_reported(rec)) is not None and _host_missing_words(rec) is None:
         # The counter counts every program's reports; the maps say whether the cold touch's own frames were reported.
+        # (Where the host's map shows the cold touch's frames unbacked, _cause names that instead.)
         why, evidence = _why_not_reported(rec, few["reported_kib"])
         reason = (f"of the frames the cold touch got, only **{few['share']:.0%}** ({analysis.mib(few['reported_kib'])} "
                   f"of {analysis.mib(few['frames_kib'])}) sat in blocks reported just before it (maps of physical "
-                  f"memory), so it mostly found pages still in the guest, though the whole guest had reported "
+                  f"memory), so it mostly got frames no report had given back (whether the host backed them is not "
+                  f"measured without the host's map), though the whole guest had reported "
                   f"{analysis.mib(reported_kib(rec) or 0)} meanwhile ({share or 0:.0%} of the buffer's size, every "
                   f"program's memory). {why} {_stall.what_to_try(evidence)}")
     if reason is not None:
