@@ -164,3 +164,20 @@ def test_vm_compaction_short_of_all_gives_its_cause_as_not_measured():
         rec.meta["results"]["compaction_returned_kib"] = share * stuck
         c = vm.compaction(rec)
         assert c.verdict == verdict and "Why the rest stayed is not measured here" in c.sentence
+
+
+def test_lab00_names_each_experiments_reason_where_they_differ():
+    """Lab 00's row for lab 02 read "this machine cannot run it live (...), so it runs in the kit's own VM ...;
+    mode='live' but neither place can run it: ...": two reasons, neither naming its experiment."""
+    from reclaimlab.notebook import plan
+    from reclaimlab.notebook.placement import Placement
+    ctx = type("Ctx", (), {"mode": "live", "plan": {}, "recordings": {}, "allow_arg": False, "guest": None,
+                           "placements": {"page-cache": Placement("live", "vm", "runs in the kit's VM"),
+                                          "app-cache": Placement("refused", "local", "neither place can run it"),
+                                          "calloc-reclaim": Placement("live", "vm", "same"),
+                                          "refault": Placement("live", "vm", "same"),
+                                          "compaction": Placement("live", "vm", "x"),
+                                          "auto-reclaim": Placement("live", "vm", "y")}})()
+    rows = {name: why for name, _, why in plan.lab_rows(ctx)}
+    assert rows["02 · page cache"] == "page-cache: runs in the kit's VM; app-cache: neither place can run it"
+    assert rows["01 · calloc and reclaim"] == "same"
