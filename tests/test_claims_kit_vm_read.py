@@ -181,3 +181,28 @@ def test_lab00_names_each_experiments_reason_where_they_differ():
     rows = {name: why for name, _, why in plan.lab_rows(ctx)}
     assert rows["02 · page cache"] == "page-cache: runs in the kit's VM; app-cache: neither place can run it"
     assert rows["01 · calloc and reclaim"] == "same"
+
+
+def test_dirty_after_sync_names_no_writer_it_did_not_measure():
+    """The kit's VM run (lab 02, auto): "Dirty was still 32 MiB after sync returned: other programs were writing
+    meanwhile", in a guest whose only program is the agent; no figure shows whose pages they were."""
+    rec = _vm("page-cache", "20261206T205429Z-vm-reporting-on")
+    rec = _edited(rec)
+    t_sync = rec.event_times("sync")[0]
+    rec.samples.loc[rec.samples["t_s"] > t_sync, "dirty_kib"] = 32 * MIB
+    c = pc.sync_cleaned(rec)
+    assert c.verdict == "still_dirty"
+    assert "other programs were writing" not in c.sentence and "not measured here" in c.sentence
+
+
+def test_a_recording_shown_because_guest_is_vm_says_so_in_its_banner():
+    """Lab 02 with guest='vm' (auto): the set-up said "app-cache RECORDED: guest='vm' but it has no version for the
+    kit's VM", its banner "Why a recording: ... system-wide changes were not allowed" (the local blocker, which
+    consent would not lift in the VM)."""
+    from reclaimlab.notebook import lab
+    from reclaimlab.notebook.placement import Placement
+    why = "guest='vm' but it has no version for the kit's VM"
+    ctx = lab.LabContext(mode="auto", allow_system_changes=False, plan={"app-cache": ("recorded", why)},
+                         placements={"app-cache": Placement("recorded", "local", why)})
+    rec = ctx.run("app-cache", show_banner=False)
+    assert rec.is_recorded and rec.why_shown == why

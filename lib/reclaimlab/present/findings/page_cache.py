@@ -285,9 +285,9 @@ def sync_cleaned(rec: Recording) -> Claim:
         "clean": "In this run Dirty peaked at **{peak}** while the file was written, was {at_sync} when `sync` started, and "
                  "**{after}** once it returned{took}: the file's pages were now clean copies of what is on disk, which "
                  "`drop_caches=1` can drop.",
-        "still_dirty": "In this run Dirty was still **{after}** after `sync` returned (it peaked at {peak}): other "
-                       "programs were writing meanwhile (Dirty is a whole-machine counter); our file's pages were "
-                       "written by `sync` all the same.",
+        "still_dirty": "In this run Dirty was still **{after}** after `sync` returned (it peaked at {peak}); Dirty "
+                       "is a whole-machine counter, and whose pages those were is not measured here. Our file was "
+                       "written before `sync` began, and `sync` writes every page dirty when it is called.",
         "not_measurable": "This recording has no Dirty column or no `sync` step.",
     }
     syncs = rec.event_times("sync")
