@@ -203,6 +203,6 @@ def test_a_recording_shown_because_guest_is_vm_says_so_in_its_banner():
     from reclaimlab.notebook.placement import Placement
     why = "guest='vm' but it has no version for the kit's VM"
     ctx = lab.LabContext(mode="auto", allow_system_changes=False, plan={"app-cache": ("recorded", why)},
-                         placements={"app-cache": Placement("recorded", "local", why)})
+                         placements={"app-cache": Placement("recorded", "local", why)}, guest_choice="vm")
     rec = ctx.run("app-cache", show_banner=False)
     assert rec.is_recorded and rec.why_shown == why

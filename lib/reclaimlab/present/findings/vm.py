@@ -13,9 +13,9 @@ from .. import analysis
 from ..claims import THRESHOLDS, Claim, claim, ratio_verdict, share_verdict, times
 from ...recording.recording import Recording
 from ...recording import provenance
+from ._budget import BUDGET_DIVISOR, REPORT_CAPACITY  # noqa: F401 (one definition; re-exported for callers here)
+from .refault import reported_kib, reported_share
 
-REPORT_CAPACITY = 32     # PAGE_REPORTING_CAPACITY: blocks handed to the device per call (mm/page_reporting.c)
-BUDGET_DIVISOR = 16      # "a sixteenth of the current list plus one additional call"
 WINDOW_S = 15.0          # "given back within 15 s of free"
 
 
@@ -243,7 +243,6 @@ def refault_control(rec_on: Recording, rec_off: Recording) -> Claim:
 def _kept_words(rec_off: Recording) -> tuple[str, str]:
     """Whether the control's host kept its pages, from the control's own figure (QEMU's RSS before the third
     touch): (after "slower than its hot touch", after "near its hot touch")."""
-    from .refault import reported_kib, reported_share  # here: refault -> _stall -> _budget imports this module
     back, share = reported_kib(rec_off), reported_share(rec_off)
     if back is None or share is None:
         return "", ": whether the host kept every page is not measured in this control."
