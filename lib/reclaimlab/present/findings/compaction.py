@@ -212,6 +212,9 @@ def compacted(rec: Recording) -> Claim:
         "joined": "**Compacted.** {scan}, and reportable free memory (blocks of order {order} and up) grew by "
                   "**{big_rise}**: {value:.0%} of the {small_before} that sat in smaller blocks after "
                   "fragmenting{was_fragmenter}. Free memory joined into blocks the host can take.",
+        "joined_most": "**Compacted, mostly.** {scan}, and reportable free memory (blocks of order {order} and up) "
+                       "grew by **{big_rise}**: {value:.0%} of the {small_before} that sat in smaller blocks after "
+                       "fragmenting{was_fragmenter}; {left} stayed in smaller blocks.{held_moved}",
         "some": "**Compacted, partly.** {scan}; reportable free memory grew by {big_rise}, {value:.0%} of the "
                 "{small_before} in smaller blocks.{held_moved}",
         "below_order": "**Compaction joined memory, but below the reporting order.** {scan}; reportable free memory "
@@ -236,8 +239,10 @@ def compacted(rec: Recording) -> Claim:
     base = f["small_kib"]
     share = big_rise / base if base > 0 else math.nan
     v = share_verdict(share)
-    if v in ("nearly_all", "most"):
+    if v == "nearly_all":
         verdict = "joined"
+    elif v == "most":  # "most", not "nearly all": the rest still sat in smaller blocks
+        verdict = "joined_most"
     elif v == "some":
         verdict = "some"
     elif scanned is not None and negligible(scanned, 1) and scanned == 0:
@@ -253,6 +258,7 @@ def compacted(rec: Recording) -> Claim:
                  big_rise=analysis.signed_mib(big_rise), near_change=analysis.signed_mib(near_change), small_before=analysis.mib(base),
                  was_fragmenter=(f" ({analysis.mib(frag_rise)} of it left there by the fragmenter)"
                                  if frag_rise and frag_rise > 0 else ""),
+                 left=analysis.mib(c["small_kib"]), small_after_kib=c["small_kib"],
                  big_rise_kib=big_rise, near_change_kib=near_change, small_before_kib=base)
 
 
