@@ -441,7 +441,7 @@ CASES += [
     # lab 03 · the conditions users have, from real runs (issue 24)
     Case("compaction-fresh-guest", "03_compaction.ipynb", "compaction", fixture("compaction-fresh-guest"), no_edit,
          {"compaction.reporting_order": "known", "compaction.fragmented": "fragmented",
-          "compaction.compacted": "joined", "compaction.host_reporting": "after_compaction"},
+          "compaction.compacted": "joined_most", "compaction.host_reporting": "after_compaction"},
          "A real run on this Firecracker guest booted 4 minutes before (kernel 6.18.44-fc-v1300, 2026-12-06 "
          "20:42 UTC, other helpers starting): 15.7 GiB of MemFree sat in neither the buddy nor the per-CPU lists "
          "(the maps); here compaction joined +780 MiB into order-9 blocks and the host got 384 MiB after it, "

@@ -43,14 +43,37 @@ def lab_parameters(mode: str, allow_system_changes: bool = False, extra: dict | 
     return {"mode": mode, "allow_system_changes": allow_system_changes is True, **(extra or {})}
 
 
-def consent_notice(mode: str, allow_system_changes: bool, env=None) -> str | None:
-    """Said before a live run without consent: its knob labs (02-04) will stop it, and how to consent."""
+def consent_notice(mode: str, allow_system_changes: bool, env=None, guest: str | None = None,
+                   stems: tuple[str, ...] | None = None) -> str | None:
+    """Said before a live run: where its knob labs (02-04) run without consent and where live mode stops.
+    guest: the --guest given (None: each lab's own, auto); stems: the labs to run (None: all)."""
     from ..probe import consent
-    if mode != "live" or allow_system_changes or consent.changes_allowed(None, *([env] if env is not None else [])):
+    if mode != "live":
         return None
-    return (f"note: no consent to turn system-wide knobs, so live mode stops at the first lab that turns them "
-            f"(02-04) with the reason; on a machine that is yours add --allow-system-changes, or use --mode auto "
-            f"to see their recordings")
+    no_vm = _no_vm_version(stems)
+    stops = f"; {no_vm} has no version for the kit's VM, so live mode stops there with the reason" if no_vm else ""
+    if guest == "vm":  # every experiment runs in the kit's VM, whose knobs are its own: no consent asked
+        return (f"note: --guest vm runs every experiment in the kit's VM, whose system-wide knobs are its own"
+                f"{stops} (--mode auto shows its recording)") if no_vm else None
+    if allow_system_changes or consent.changes_allowed(None, *([env] if env is not None else [])):
+        return None
+    if guest == "local":
+        return (f"note: no consent to turn system-wide knobs, so live mode stops at the first lab that turns them "
+                f"(02-04) with the reason; on a machine that is yours add --allow-system-changes, or use --mode auto "
+                f"to see their recordings")
+    return (f"note: no consent to turn this machine's system-wide knobs, so labs 02-04 run those experiments in the "
+            f"kit's VM where it boots here, else live mode stops at the first lab that turns them with the "
+            f"reason{stops}; on a machine that is yours add --allow-system-changes, or use --mode auto to see "
+            f"their recordings")
+
+
+def _no_vm_version(stems: tuple[str, ...] | None) -> str:
+    """The experiments of these labs (None: all) that have no version for the kit's VM, e.g. "app-cache (lab 02)"."""
+    from .. import catalog
+    from ..notebook.plan import has_vm_version
+    missing = [f"{name} (lab {exp.labs[0][:2]})" for name, exp in catalog.REGISTRY.items()
+               if not has_vm_version(name) and (stems is None or set(exp.labs) & set(stems))]
+    return ", ".join(missing)
 
 
 def takes_guest(notebook: Path) -> bool:
@@ -120,7 +143,7 @@ def labs_command(mode: str, out_dir: Path | None, only: tuple[str, ...], allow_s
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise click.UsageError(f"--out {out_dir}: cannot create it ({exc.strerror})")
-    notice = consent_notice(mode, allow_system_changes)
+    notice = consent_notice(mode, allow_system_changes, guest=guest, stems=tuple(nb.stem for nb in notebooks))
     if notice:
         click.echo(notice)
     total_s = 0.0

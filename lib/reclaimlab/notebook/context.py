@@ -126,6 +126,10 @@ class LabContext:
         if recorded_because and rec.is_recorded and not rec.why_shown.startswith("replaying"):
             rec.why_shown = RECORDED_BY_LAB + recorded_because
         placed = self.placements.get(name)
+        if (placed is not None and placed.how == "recorded" and self.guest_choice == "vm" and self.mode != "recorded"
+                and rec.is_recorded and not recorded_because and not rec.why_shown.startswith("replaying")):
+            # guest='vm': the set-up table's reason (no VM version, or the VM cannot boot), not this machine's blocker
+            rec.why_shown = placed.why
         if placed is not None and placed.how == "live" and not rec.is_recorded:
             rec.why_shown = placed.why  # the lab's reason for this place, which is what the banner says
             if where == "vm" and name in VM_SCALED:

@@ -127,6 +127,9 @@ def lab_rows(ctx: Any) -> list[tuple[str, str, str]]:
             label = LABELS.get(how, how) + (" in the kit's VM" if placed and placed.how == "live"
                                             and placed.place == "vm" else "")
             parts.append(f"{exp}: {label}")
-            whys.append(why)
-        rows.append((name, "; ".join(parts), "; ".join(dict.fromkeys(whys))))
+            whys.append((exp, why))
+        distinct = list(dict.fromkeys(why for _, why in whys))
+        # one reason for all: said once; else each names its experiment (two bare reasons read as one lab's)
+        rows.append((name, "; ".join(parts), distinct[0] if len(distinct) == 1 else
+                     "; ".join(f"{exp}: {why}" for exp, why in whys)))
     return rows

@@ -16,8 +16,8 @@ from typing import Any
 from .. import analysis
 from ...recording import provenance
 from ...recording.recording import Recording
-from .vm import BUDGET_DIVISOR, REPORT_CAPACITY
-
+REPORT_CAPACITY = 32     # PAGE_REPORTING_CAPACITY: blocks handed to the device per call (mm/page_reporting.c)
+BUDGET_DIVISOR = 16      # "a sixteenth of the current list plus one additional call"
 PASS_DELAY_S = 2.0   # PAGE_REPORTING_DELAY: a pass runs 2 s after it is requested
 
 

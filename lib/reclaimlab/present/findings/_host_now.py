@@ -1,4 +1,5 @@
-"""The host figure itself: what the since-boot counter says beside what the maps show reported *now*.
+"""The host figure itself: what the since-boot counter (or, in the kit's VM, QEMU's resident memory) says
+beside what the maps show reported *now*.
 
 `host_reported_kib` (the guest's `reported_kib`) is a running total of every report since boot, of any
 program's memory, including memory reported twice or reported and reused since. The maps of physical
@@ -38,9 +39,13 @@ def sentence(rec: Recording, t0_s: float, t1_s: float) -> tuple[str, dict]:
         return "", {}
     a, b = pair
     ra, rb = a.snapshot.free_reported_kib, b.snapshot.free_reported_kib
-    text = (f"(`reported_kib` is a running total since boot of every report; the maps of physical memory show "
-            f"free memory marked reported *now*: {analysis.mib(ra)} at '{a.label}', {analysis.mib(rb)} at '{b.label}' "
-            f"({'+' if rb >= ra else '−'}{analysis.mib(abs(rb - ra))}).)")
+    now = (f"free memory marked reported *now*: {analysis.mib(ra)} at '{a.label}', {analysis.mib(rb)} at "
+           f"'{b.label}' ({'+' if rb >= ra else '−'}{analysis.mib(abs(rb - ra))})")
+    if analysis.has(rec, "host_reported_kib"):
+        text = f"(`reported_kib` is a running total since boot of every report; the maps of physical memory show {now}.)"
+    else:  # the kit's VM: the host's figure is QEMU's resident memory, not a counter
+        text = (f"(That figure is QEMU's resident memory falling; the guest's maps of physical memory show {now}, "
+                f"counting each block marked reported whether or not QEMU had memory behind it.)")
     evidence = {"reported_now_kib": {a.label: ra, b.label: rb}}
     oa, ob = a.snapshot.outside_buddy_kib, b.snapshot.outside_buddy_kib
     if oa is not None and ob is not None:

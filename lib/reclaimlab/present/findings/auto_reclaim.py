@@ -88,14 +88,14 @@ _HOST = {
     "most": "**{label}**: within **{dt:.0f} s** after its {action}, **{host}** reached the host, most of the "
             "**{freed}** of cache its actions freed ({share:.0%}).",
     "some": "**{label}**: within **{dt:.0f} s** after its {action}, only **{host}** of the **{freed}** freed "
-            "reached the host ({share:.0%}): reporting was still under way or the freed memory lay in blocks "
-            "below the reporting order (order {order}).",
+            "reached the host ({share:.0%}); whether reporting was still under way or the freed memory lay in "
+            "blocks below the reporting order (order {order}) is not measured here.",
     "little": "**{label}**: within **{dt:.0f} s** after its {action}, **{host}** reached the host, little of the "
-              "**{freed}** freed ({share:.0%}): the freed pages lay in blocks below the reporting order "
-              "(order {order}), or reporting had not yet run.",
+              "**{freed}** freed ({share:.0%}); whether the freed pages lay in blocks below the reporting order "
+              "(order {order}) or reporting had not yet run is not measured here.",
     "more_than_freed": "**{label}**: within **{dt:.0f} s** after its {action}, **{host}** reached the host, more than "
                        "the **{freed}** of cache its actions freed ({share:.0%}): the rest was memory freed elsewhere "
-                       "in the guest in that window{busy}, which the guest-wide `reported_kib` counts too.",
+                       "in the guest in that window{busy}, which {counter} too.",
     "cut_short": "**{label}**: the runs can be compared only **{dt:.1f} s** after their actions (the shortest "
                  "recording ends then). Free page reporting waits about 2 s after a free and then works in passes "
                  "about 2 s apart, so the {host} that reached the host from this run by then is not a final figure: "
@@ -125,14 +125,16 @@ def host_after_action(recs: Mapping[str, Recording], window_s: float | None = No
         action = "`drop_caches`" if kinds and kinds[0] == "drop_caches" else "first reclaim step"
         freed_kib = fall_across_actions(rec, CACHE_COLUMNS, action_times(rec, t, t + dt)) or 0.0
         busy = (rec.meta.get("results") or {}).get("guest_busy_share_baseline")
+        counter = "the guest-wide `reported_kib` counts"
         if "host_reported_kib" in rec.samples.columns and rec.samples["host_reported_kib"].notna().any():
             host_kib = analysis.change(rec, "host_reported_kib", t - 0.5, t + dt)
         elif "host_vm_rss_kib" in rec.samples.columns and rec.samples["host_vm_rss_kib"].notna().any():
             # the kit's VM: what the host got back is how far QEMU's resident memory fell
             host_kib = -analysis.change(rec, "host_vm_rss_kib", t - 0.5, t + dt)
+            counter = "QEMU's resident memory (the whole VM's) shows"
         else:
             host_kib = math.nan
-        ev = dict(label=label, dt=dt, action=action, order=order, t_action_s=round(t, 2),
+        ev = dict(label=label, dt=dt, action=action, order=order, t_action_s=round(t, 2), counter=counter,
                   host=analysis.gib(host_kib) if host_kib == host_kib else "—",
                   freed=analysis.gib(max(freed_kib, 0)), host_kib=host_kib, freed_kib=freed_kib,
                   mem_free_rise_kib=analysis.change(rec, "mem_free_kib", t - _BEFORE_S, t + dt),

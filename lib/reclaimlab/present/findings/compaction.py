@@ -221,6 +221,9 @@ def compacted(rec: Recording) -> Claim:
         "joined": "**Compacted.** {scan}, and reportable free memory (blocks of order {order} and up) grew by "
                   "**{big_rise}**: {value:.0%} of the {small_before} that sat in smaller blocks after "
                   "fragmenting{was_fragmenter}. Free memory joined into blocks the host can take.",
+        "joined_most": "**Compacted, mostly.** {scan}, and reportable free memory (blocks of order {order} and up) "
+                       "grew by **{big_rise}**: {value:.0%} of the {small_before} that sat in smaller blocks after "
+                       "fragmenting{was_fragmenter}; {left} stayed in smaller blocks.{held_moved}",
         "some": "**Compacted, partly.** {scan}; reportable free memory grew by {big_rise}, {value:.0%} of the "
                 "{small_before} in smaller blocks.{held_moved}",
         "below_order": "**Compaction joined memory, but below the reporting order.** {scan}; reportable free memory "
@@ -245,8 +248,10 @@ def compacted(rec: Recording) -> Claim:
     base = f["small_kib"]
     share = big_rise / base if base > 0 else math.nan
     v = share_verdict(share)
-    if v in ("nearly_all", "most"):
+    if v == "nearly_all":
         verdict = "joined"
+    elif v == "most":  # "most", not "nearly all": the rest still sat in smaller blocks
+        verdict = "joined_most"
     elif v == "some":
         verdict = "some"
     elif scanned is not None and negligible(scanned, 1) and scanned == 0:
@@ -262,6 +267,7 @@ def compacted(rec: Recording) -> Claim:
                  big_rise=analysis.signed_mib(big_rise), near_change=analysis.signed_mib(near_change), small_before=analysis.mib(base),
                  was_fragmenter=(f" ({analysis.mib(frag_rise)} of it left there by the fragmenter)"
                                  if frag_rise and frag_rise > 0 else ""),
+                 left=analysis.mib(c["small_kib"]), small_after_kib=c["small_kib"],
                  big_rise_kib=big_rise, near_change_kib=near_change, small_before_kib=base)
 
 
@@ -325,24 +331,24 @@ def host_reporting(rec: Recording) -> Claim:
         "after_compaction": "The host got {held} while the memory was fragmented, **{compact}** in the "
                             "{compact_s:.0f} s after `compact_memory` and {release} after the fragmenter released "
                             "the rest. Compaction added {big_rise} of free blocks of order {order} and up (the "
-                            "snapshots above){excess}{early}.",
+                            "snapshots above){excess}{early}.{short}",
         "after_compaction_elsewhere": "The host got {held} while the memory was fragmented, **{compact}** in the "
                                       "{compact_s:.0f} s after `compact_memory` and {release} after the fragmenter "
                                       "released the rest. Compaction added only {big_rise} of free blocks of order "
-                                      "{order} and up, so most of it was not compaction's doing: {source}.",
+                                      "{order} and up, so most of it was not compaction's doing: {source}.{short}",
         "after_release": "The host got {held} while the memory was fragmented and {compact} after compaction, but "
                          "**{release}** once the fragmenter released the pages it kept: here the free blocks of "
                          "order {order} formed when the pinning pages went, not by compaction.",
         "while_fragmented": "The host got **{held}** while the memory was still fragmented, {compact} after compaction "
                             "and {release} after release: the fragmenter's holes were large enough to report at order "
-                            "{order} on this guest.",
+                            "{order} on this guest.{short}",
         "while_fragmented_elsewhere": "The host got **{held}** while the memory was still fragmented, {compact} after "
                                       "compaction and {release} after release. Not from the fragmenter's holes: "
                                       "{small_words} below order {order} (above); "
-                                      "{source}.",
+                                      "{source}.{short}",
         "little": "The host got little back in any window ({held} fragmented, {compact} after compaction, {release} "
                   "after release, of {freed} freed): reporting stalled on this guest, with its free memory in blocks "
-                  "below order {order} (the snapshots above) or taken by other programs at once.",
+                  "below order {order} (the snapshots above) or taken by other programs at once.{short}",
         "no_host_view": "This recording has no host-side view, so when the host got memory back is not measured here.",
     }
     windows = {w["step"].replace("unfragment", "release").replace("compact_memory", "compact"): w
@@ -385,7 +391,7 @@ def host_reporting(rec: Recording) -> Claim:
               first_report_after_compact_s=first[0] if first else None,
               first_report_kib=first[1] if first else None, big_rise_kib=big_rise,
               fragment_kib=got["fragment"], compact_kib=got["compact"], release_kib=got["release"],
-              freed_kib=whole)
+              freed_kib=whole, short=_short_release(windows.get("release")))
     counted = [w for w in windows.values() if w["column"] == "host_reported_kib"]
     frag_map = [m.t_s for m in rec.physmaps if m.label == "fragmented"]
     if not counted or not frag_map:  # the kit's VM: the host's figure is QEMU's RSS, not a counter
@@ -396,6 +402,16 @@ def host_reporting(rec: Recording) -> Claim:
 # The kernel reports a freed block no sooner than this after the free that asked for a pass (mm/page_reporting.c,
 # PAGE_REPORTING_DELAY = 2 * HZ): a report sooner than this after compaction began came from a pass already due.
 _REPORT_DELAY_S = 2.0
+
+
+def _short_release(window: dict[str, Any] | None) -> str:
+    """Where the watch after the release ended sooner than the kernel's reporting delay: its figure cannot show
+    what the release handed over, so say so (else nothing)."""
+    if window is None or window["length_s"] >= _REPORT_DELAY_S:
+        return ""
+    return (f" The watch after the release lasted only {window['length_s']:.1f} s, less than the "
+            f"{_REPORT_DELAY_S:.0f} s the kernel waits before reporting a freed block: what the release handed "
+            f"the host is not measured here.")
 
 
 def all_claims(rec: Recording) -> dict[str, Claim]:

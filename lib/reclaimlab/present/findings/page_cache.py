@@ -249,8 +249,8 @@ def slab_at_level_2(rec: Recording) -> Claim:
                 "**{fall}** of the {before} of reclaimable slab ({value:.0%}): most of it (objects in use stay). {cached}",
         "some": "`drop_caches=2` freed {fall} of the {before} of reclaimable slab ({value:.0%}): only some; objects "
                 "in use (open files, working directories) stay, and others may have refilled it. {cached}",
-        "little": "`drop_caches=2` freed next to nothing of the {before} of reclaimable slab ({fall}): the objects were in "
-                  "use, or others refilled them at once. {cached}",
+        "little": "`drop_caches=2` freed next to nothing of the {before} of reclaimable slab ({fall}); whether its "
+                  "objects were in use or refilled at once is not measured here. {cached}",
         "not_run": "This run has no `drop_caches=2` step.",
     }
     w = around_drop(rec, 2)
@@ -285,9 +285,9 @@ def sync_cleaned(rec: Recording) -> Claim:
         "clean": "In this run Dirty peaked at **{peak}** while the file was written, was {at_sync} when `sync` started, and "
                  "**{after}** once it returned{took}: the file's pages were now clean copies of what is on disk, which "
                  "`drop_caches=1` can drop.",
-        "still_dirty": "In this run Dirty was still **{after}** after `sync` returned (it peaked at {peak}): other "
-                       "programs were writing meanwhile (Dirty is a whole-machine counter); our file's pages were "
-                       "written by `sync` all the same.",
+        "still_dirty": "In this run Dirty was still **{after}** after `sync` returned (it peaked at {peak}); Dirty "
+                       "is a whole-machine counter, and whose pages those were is not measured here. Our file was "
+                       "written before `sync` began, and `sync` writes every page dirty when it is called.",
         "not_measurable": "This recording has no Dirty column or no `sync` step.",
     }
     syncs = rec.event_times("sync")
@@ -490,9 +490,12 @@ def steps_table(rec: Recording) -> tuple[list[tuple[str, ...]], tuple[str, ...]]
             t_walk = rec.event_times("walk_fs")[0]
             rows.append(("walk the file system", "", "",
                          fmt(analysis.change(rec, "slab_reclaimable_kib", t_walk, w["t0_s"])), ""))
-        if level == 3 and len(rec.event_times("read_file")) > 1:
-            t_again = rec.event_times("read_file")[1]
-            rows.append(("read the file and walk again",
+        # a read between the level-2 drop and this one (the kit's VM reads only after level 3: no such row)
+        again = [t for t in rec.event_times("read_file")[1:] if level == 3 and t < w["t0_s"]]
+        if again:
+            t_again = again[0]
+            walked = any(t_again <= t < w["t0_s"] for t in rec.event_times("walk_fs"))
+            rows.append(("read the file and walk again" if walked else "read the file again",
                          fmt(_own_at(rec, w["t0_s"]) - _own_at(rec, t_again)) if own else "—",
                          fmt(analysis.change(rec, "cached_kib", t_again, w["t0_s"])),
                          fmt(analysis.change(rec, "slab_reclaimable_kib", t_again, w["t0_s"])), ""))

@@ -13,9 +13,9 @@ from .. import analysis
 from ..claims import THRESHOLDS, Claim, claim, ratio_verdict, share_verdict, times
 from ...recording.recording import Recording
 from ...recording import provenance
+from ._budget import BUDGET_DIVISOR, REPORT_CAPACITY  # noqa: F401 (one definition; re-exported for callers here)
+from .refault import reported_kib, reported_share
 
-REPORT_CAPACITY = 32     # PAGE_REPORTING_CAPACITY: blocks handed to the device per call (mm/page_reporting.c)
-BUDGET_DIVISOR = 16      # "a sixteenth of the current list plus one additional call"
 WINDOW_S = 15.0          # "given back within 15 s of free"
 
 
@@ -229,15 +229,28 @@ def refault_control(rec_on: Recording, rec_off: Recording) -> Claim:
     ratio = off / on if on and off else None
     # "near its own hot touch" only where this run's own hot touch was within the same-speed factor of it
     below_hot = hot_off / off if hot_off and off else None
+    kept = _kept_words(rec_off)
     if below_hot is not None and ratio_verdict(below_hot) == "slower":
-        hot_words = (f"yet {times(below_hot)} slower than its own hot touch ({hot_off:.2f} GB/s) although the host "
-                     "had kept every page: not a refault; touches under TCG vary on a busy host, run the pair again.")
+        hot_words = (f"yet {times(below_hot)} slower than its own hot touch ({hot_off:.2f} GB/s){kept[0]}: not a "
+                     "refault; touches under TCG vary on a busy host, run the pair again.")
     else:
-        hot_words = (f"near its own hot touch ({(hot_off or 0.0):.2f} GB/s): the host had kept every page, so nothing had "
-                     "to be supplied again.")
+        hot_words = f"near its own hot touch ({(hot_off or 0.0):.2f} GB/s){kept[1]}"
     return claim("vm.refault_control", ratio_verdict(ratio, more="faster", less="slower"), sentences, value=ratio,
                  unit="ratio", on=on or 0.0, off=off or 0.0, hot_off=hot_off or 0.0,
                  ratio_words=times(ratio) if ratio else "", hot_words=hot_words)
+
+
+def _kept_words(rec_off: Recording) -> tuple[str, str]:
+    """Whether the control's host kept its pages, from the control's own figure (QEMU's RSS before the third
+    touch): (after "slower than its hot touch", after "near its hot touch")."""
+    back, share = reported_kib(rec_off), reported_share(rec_off)
+    if back is None or share is None:
+        return "", ": whether the host kept every page is not measured in this control."
+    if share < THRESHOLDS["share_some"]:
+        kept = f"the host had kept its pages (QEMU's resident memory fell by {analysis.mib(back)} before it)"
+        return f" although {kept}", f": {kept}, so nothing had to be supplied again."
+    gave = f"QEMU's resident memory fell by {analysis.mib(back)} ({share:.0%} of the buffer) before it"
+    return f" ({gave})", f", though {gave}: the host had not kept every page."
 
 
 def compaction(rec: Recording) -> Claim:
@@ -255,11 +268,12 @@ def compaction(rec: Recording) -> Claim:
                       "**{returned}** ({share:.0%} of it).",
         "most": "The fragmenter left **{stuck}** free in the guest that reporting could not use (no free block of "
                 "order {order} could form); after `compact_memory` the host's view fell by **{returned}** "
-                "({share:.0%}): most of it, not all. One `compact_memory` stops where its two scanners meet; "
-                "it does not promise to clear every block.",
+                "({share:.0%}): most of it, not all. Why the rest stayed is not measured here (one `compact_memory` "
+                "stops where its two scanners meet and does not promise to clear every block).",
         "some": "The fragmenter left **{stuck}** free in the guest that reporting could not use; after "
-                "`compact_memory` the host's view fell by only **{returned}** ({share:.0%}). One `compact_memory` "
-                "stops where its two scanners meet; it does not promise to clear every block.",
+                "`compact_memory` the host's view fell by only **{returned}** ({share:.0%}). Why the rest stayed is not "
+                "measured here (one `compact_memory` stops where its two scanners meet and does not promise to "
+                "clear every block).",
         "little": "The fragmenter left **{stuck}** free in the guest that reporting could not use; after "
                   "`compact_memory` the host's view fell by only **{returned}** ({share:.0%}): **compaction freed "
                   "next to no large blocks in this run** (it can miss holes: see the instructor notes).",
