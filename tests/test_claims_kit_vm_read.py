@@ -76,7 +76,7 @@ def test_vm_refault_does_not_call_qemus_rss_the_since_boot_counter():
     """The VM run: "0.96 GiB reported ... (`reported_kib` is a running total since boot of every report ...)":
     the kit's VM has no such counter; its figure is QEMU's resident memory falling."""
     from reclaimlab.present.findings import refault
-    vm = refault.reported_before_cold(_vm("refault", "20261206T205509Z-vm-reporting-on"))
+    vm = refault.reported_before_cold(_vm("refault", "20261207T035538Z-vm-reporting-on"))
     assert "reported_kib" not in vm.sentence and "QEMU's resident memory" in vm.sentence
     assert "marked reported *now*" in vm.sentence and "reported_now_kib" in vm.evidence
 

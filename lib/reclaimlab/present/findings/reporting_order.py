@@ -115,7 +115,7 @@ _COMPACTED = {
                        "over holes that were reportable before it (each pass hands over a limited budget of blocks), "
                        "not compaction's work.",
     "nothing": "**Order {order}, after `compact_memory`**: compaction formed no new free blocks of order {order} or more "
-               "(buddyinfo, {rep_frag} → {rep_comp}: the held pages stayed where they were), and nothing more "
+               "(buddyinfo, {rep_frag} → {rep_comp}), and nothing more "
                "reached the host ({host} in {observe:.0f} s). One `compact_memory` does not promise to move every page.",
     "not_measurable": "**Order {order}, after `compact_memory`**: this recording lacks the buddyinfo snapshots or the "
                       "host-side view to say what compaction did.",
