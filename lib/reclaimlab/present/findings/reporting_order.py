@@ -109,13 +109,13 @@ _COMPACTED = {
     "formed": "**Order {order}, after `compact_memory`**: compaction formed **{gained}** of new free blocks of order "
               "{order} or more (buddyinfo, {rep_frag} → {rep_comp}), and the host got **{host}** more in the next "
               "{observe:.0f} s.",
-    "still_reporting": "**Order {order}, after `compact_memory`**: compaction formed no new free blocks of order {order} "
-                       "or more (buddyinfo, {rep_frag} → {rep_comp}); the **{host}** the host got in the next "
-                       "{observe:.0f} s ({rate_after}/s; {rate_before}/s before compaction) is reporting still handing "
-                       "over holes that were reportable before it (each pass hands over a limited budget of blocks), "
-                       "not compaction's work.",
-    "nothing": "**Order {order}, after `compact_memory`**: compaction formed no new free blocks of order {order} or more "
-               "(buddyinfo, {rep_frag} → {rep_comp}), and nothing more "
+    "still_reporting": "**Order {order}, after `compact_memory`**: compaction formed only {gained} of new free blocks "
+                       "of order {order} or more (buddyinfo, {rep_frag} → {rep_comp}); the **{host}** the host got in "
+                       "the next {observe:.0f} s ({rate_after}/s; {rate_before}/s before compaction) is mostly reporting "
+                       "still handing over holes that were reportable before it (each pass hands over a limited budget "
+                       "of blocks): compaction's part of it is at most {gained}.",
+    "nothing": "**Order {order}, after `compact_memory`**: compaction formed only {gained} of new free blocks of order "
+               "{order} or more (buddyinfo, {rep_frag} → {rep_comp}), and nothing more "
                "reached the host ({host} in {observe:.0f} s). One `compact_memory` does not promise to move every page.",
     "not_measurable": "**Order {order}, after `compact_memory`**: this recording lacks the buddyinfo snapshots or the "
                       "host-side view to say what compaction did.",
@@ -193,8 +193,9 @@ _RELEASED = {
                 "**{host}** reached the host in the {dt:.0f} s the recording went on.",
     "still_reporting": "**Order {order}, after the release**: **{host}** reached the host in the {dt:.0f} s after the "
                        "fragmenter let go of its held pages ({held}), yet free blocks of order {order} or more grew by "
-                       "only {formed} (the guest's buddyinfo): that is reporting still handing over holes it had not "
-                       "reached ({before} fell in the {before_s:.0f} s before the release), not the release's work.",
+                       "only {formed} (the guest's buddyinfo): that is mostly reporting still handing over holes it "
+                       "had not reached ({before} fell in the {before_s:.0f} s before the release); the release's part "
+                       "of it is at most {formed}.",
     "returned_elsewhere": "**Order {order}, after the release**: **{host}** reached the host in the {dt:.0f} s after "
                           "the release, though free blocks of order {order} or more grew by only {formed} and nothing "
                           "was falling before it: memory freed elsewhere in the guest, not the fragmenter's.",
