@@ -181,11 +181,14 @@ def test_app_cache_memory_outside_the_lists_on_a_guest_up_for_hours_is_not_calle
     rec.physmaps = [dataclasses.replace(m, snapshot=dataclasses.replace(
         m.snapshot, memfree_kib=m.snapshot.memfree_kib + 2_500_000)) for m in rec.physmaps]
     before = app_cache.picture(rec)
-    assert "outside the buddy and per-CPU lists" in before.sentence and "freshly booted" in before.sentence
+    # no uptime in the recording: it does not say the guest was freshly booted, only that it cannot tell
+    assert "outside the buddy and per-CPU lists" in before.sentence and "unknown uptime" in before.sentence
+    assert "whether it was freshly booted" in before.sentence and "is not known" in before.sentence
     rec.meta["uptime_s"] = 27360.0
     after = app_cache.picture(rec)
     assert "up 7.6 h (`/proc/uptime`): not a fresh boot's late hand-over" in after.sentence
     assert "freshly booted" not in after.sentence and after.verdict == before.verdict
+    assert "Whether the host backs that memory at all is not measured here either" in after.sentence
 
 
 def test_a_drop_whose_reports_outlast_the_watch_does_not_blame_the_watch_alone():

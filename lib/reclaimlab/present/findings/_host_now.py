@@ -79,7 +79,8 @@ def why_outside(rec: Recording) -> str:
     """What the run's uptime says about memory in neither list: a fresh boot's late hand-over, or not known."""
     up = rec.meta.get("uptime_s")
     if up is None:
-        return "as on a guest whose kernel hands memory to the buddy allocator late (freshly booted)"
+        return ("on a guest of unknown uptime (the recording predates `uptime_s`): whether it was freshly booted, "
+                "with a kernel that hands memory to the buddy allocator late, is not known")
     if up < FRESH_BOOT_S:
         return (f"on a guest booted {up / 60:.0f} min before the run (`/proc/uptime`), whose kernel hands memory "
                 f"to the buddy allocator late")

@@ -179,8 +179,8 @@ def picture(rec: Recording) -> Claim:
     # "most"/"part" weigh cache against small blocks: memory outside the lists is said apart, with its own figure
     verdict = "cache_most" if v.buff_cache_kib >= small else "small_blocks_most"
     outside_words = (f" And **{_mib(outside)}** that MemFree counted sat outside the buddy and per-CPU lists (the map), "
-                     f"never reported, {_host_now.why_outside(rec)}: whether the host backs that memory at all is not "
-                     f"measured here, so {_mib(v.host_held_kib)} "
+                     f"never reported, {_host_now.why_outside(rec)}. Whether the host backs that memory at all is not "
+                     f"measured here either, so {_mib(v.host_held_kib)} "
                      f"is an upper bound."
                      if outside >= OUTSIDE_WORTH_KIB else "")
     return claim("app_cache.picture", verdict, sentences, value=v.host_held_kib - v.used_kib, unit="KiB",
