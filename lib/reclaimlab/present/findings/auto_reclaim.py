@@ -83,8 +83,8 @@ def fall_across_actions(rec: Recording, columns: tuple[str, ...], times: list[fl
 
 
 _HOST = {
-    "nearly_all": "**{label}**: within **{dt:.0f} s** after its {action}, **{host}** reached the host, nearly all "
-                  "of the **{freed}** of cache its actions freed ({share:.0%}).",
+    "nearly_all": "**{label}**: within **{dt:.0f} s** after its {action}, **{host}** reached the host, {all_words} "
+                  "the **{freed}** of cache its actions freed ({share:.0%}).",
     "most": "**{label}**: within **{dt:.0f} s** after its {action}, **{host}** reached the host, most of the "
             "**{freed}** of cache its actions freed ({share:.0%}).",
     "some": "**{label}**: within **{dt:.0f} s** after its {action}, only **{host}** of the **{freed}** freed "
@@ -150,8 +150,10 @@ def host_after_action(recs: Mapping[str, Recording], window_s: float | None = No
             share = host_kib / freed_kib
             verdict = ("more_than_freed" if share >= THRESHOLDS["auto_reclaim_more_than_freed_share"]
                        else share_verdict(share))
+        # at or just above 100 % (under the more-than-freed share): "about as much as", never "nearly all of" 105 %
+        all_words = "about as much as" if share is not None and share >= 1.0 else "nearly all of"
         out.append(claim(key, verdict, _HOST, value=host_kib if host_kib == host_kib else None, unit="KiB",
-                         share=share if share is not None else 0.0, **ev))
+                         share=share if share is not None else 0.0, all_words=all_words, **ev))
     return out
 
 
