@@ -467,7 +467,10 @@ def _experiment_runs(notebook: Path) -> set[str]:
                     and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
                 in_vm = any(k.arg == "guest" and isinstance(k.value, ast.Constant) and k.value.value == "vm"
                             for k in node.keywords)
-                found.add("vm" if in_vm or vm_lab else node.args[0].value)
+                # run(name, "recorded", guest="vm") shows a kit's-VM recording: it boots nothing (lab 03's order run)
+                recorded = len(node.args) > 1 and isinstance(node.args[1], ast.Constant) and node.args[1].value == "recorded"
+                found.add(node.args[0].value if recorded and not vm_lab else "vm" if in_vm or vm_lab
+                          else node.args[0].value)
     return found
 
 

@@ -58,7 +58,7 @@ def support(exp: catalog.Experiment, info: GuestInfo) -> LiveSupport:
 
 
 def kit_vm_support(info: GuestInfo) -> LiveSupport:
-    """The kit's VM (a guest, not an experiment: labs 03 and 05 run experiments in it)."""
+    """The kit's VM (a guest, not an experiment: lab 05 runs experiments in it, and labs 01-04 where guest="auto" or "vm" puts them there)."""
     base = LiveSupport(False, info.refusal) if info.refusal else \
         guest.qemu_support(info.qemu_path, info.kvm_usable, info.kit_vm)
     return LiveSupport(base.live, base.reason, False, KIT_VM_LABS)
