@@ -16,3 +16,22 @@ def wait_until(seconds: float, until: Callable[[], bool] | None = None, poll_s: 
             break
         time.sleep(min(poll_s, max(0.0, seconds - (time.monotonic() - t0))))
     return time.monotonic() - t0
+
+
+def until_settled(read: Callable[[], float | None], quiet_s: float, limit_s: float, slack: float,
+                  poll_s: float = 0.1) -> tuple[float | None, bool, float]:
+    """Watch `read()` (e.g. QEMU's resident KiB) until it has not fallen by more than `slack` below its lowest for
+    quiet_s, or limit_s passes. Returns (its last value, whether it settled, seconds watched); a None read ends the
+    watch unsettled (the process is gone)."""
+    t0 = time.monotonic()
+    lowest, lowest_at = read(), t0
+    while time.monotonic() - t0 < limit_s:
+        time.sleep(poll_s)
+        value = read()
+        if value is None or lowest is None:
+            return value, False, time.monotonic() - t0
+        if value < lowest - slack:
+            lowest, lowest_at = value, time.monotonic()
+        if time.monotonic() - lowest_at >= quiet_s:
+            return value, True, time.monotonic() - t0
+    return read(), False, time.monotonic() - t0

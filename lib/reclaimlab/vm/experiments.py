@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 from .. import catalog
 from ..recording.recording import Recording
 from ..units import format_size
-from ..waiting import wait_until
+from ..waiting import until_settled, wait_until
 from . import build
 from .machine import Machine
 from .sampler import VmSampler
@@ -210,18 +210,8 @@ QUIET_S = 6.0  # reporting passes come ~2 s apart (the first ~2 s after a free):
 def _watch_fall(run: VmSampler, limit_s: float, quiet_s: float = QUIET_S) -> tuple[int | None, float]:
     """Watch QEMU's resident memory for at most limit_s, ending once it has not fallen for quiet_s (a fall
     under SETTLE_SLACK_KIB is QEMU's own noise). Returns (its resident KiB at the end, seconds watched)."""
-    t0 = time.monotonic()
-    lowest, lowest_at = run.host_rss_kib(), t0
-    while time.monotonic() - t0 < limit_s:
-        time.sleep(0.1)
-        rss = run.host_rss_kib()
-        if rss is None or lowest is None:
-            break
-        if rss < lowest - SETTLE_SLACK_KIB:
-            lowest, lowest_at = rss, time.monotonic()
-        if time.monotonic() - lowest_at >= quiet_s:
-            break
-    return run.host_rss_kib(), round(time.monotonic() - t0, 2)
+    end, _settled, watched_s = until_settled(run.host_rss_kib, quiet_s, limit_s, SETTLE_SLACK_KIB)
+    return (None if end is None else int(end)), round(watched_s, 2)
 
 
 def _write_order(run: VmSampler, order: int) -> None:

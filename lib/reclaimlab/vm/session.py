@@ -30,6 +30,7 @@ from . import build, slots
 from .errors import VmCommandError
 from .machine import Machine, read_rss_kib
 from .sizing import host_allowance_bytes, plan
+from ..waiting import until_settled
 
 ORDER_PATH = "/sys/module/page_reporting/parameters/page_reporting_order"
 SETTLE_S = 3.0          # free page reporting passes come ~2 s apart: no fall for this long means it is done
@@ -162,18 +163,9 @@ class VmSession:
     @staticmethod
     def _settle(m: Machine) -> tuple[int | None, bool]:
         """Wait until QEMU's resident memory has not fallen for SETTLE_S (at most SETTLE_LIMIT_S)."""
-        t0 = time.monotonic()
-        lowest, lowest_at = read_rss_kib(m.pid)[0], t0
-        while time.monotonic() - t0 < SETTLE_LIMIT_S:
-            time.sleep(0.25)
-            rss = read_rss_kib(m.pid)[0]
-            if rss is None or lowest is None:
-                return rss, False
-            if rss < lowest - SETTLE_SLACK_KIB:
-                lowest, lowest_at = rss, time.monotonic()
-            if time.monotonic() - lowest_at >= SETTLE_S:
-                return rss, True
-        return read_rss_kib(m.pid)[0], False
+        rss, settled, _s = until_settled(lambda: read_rss_kib(m.pid)[0], SETTLE_S, SETTLE_LIMIT_S, SETTLE_SLACK_KIB,
+                                         poll_s=0.25)
+        return (None if rss is None else int(rss)), settled
 
     def close(self) -> None:
         """Stop the guest (idempotent): QEMU is killed if the agent does not quit."""
