@@ -20,7 +20,7 @@ from ..waiting import until_settled, wait_until
 from . import build
 from .machine import Machine
 from .sampler import VmSampler
-from .session import NUDGE_BYTES, ORDER_PATH, SETTLE_SLACK_KIB, order_now
+from .session import NUDGE_BYTES, SETTLE_SLACK_KIB, OrderNotWritable, nudge, order_now, write_order
 from .sizing import host_allowance_bytes, plan
 
 class _VmDefaults(Mapping):
@@ -215,18 +215,16 @@ def _watch_fall(run: VmSampler, limit_s: float, quiet_s: float = QUIET_S) -> tup
 
 
 def _write_order(run: VmSampler, order: int) -> None:
-    """Write page_reporting_order in the running guest, then start a reporting pass at it: the kernel starts one
-    only when a free forms a block of the order, so a small buffer is touched and freed (NUDGE_BYTES)."""
-    run.machine.command("set", ORDER_PATH, str(order), timeout_s=30.0)
-    got = order_now(run.machine, timeout_s=30.0)
-    if got != order:
-        raise VmExperimentError(f"compaction: then_order={order} was asked for, but the guest's {ORDER_PATH} reads "
-                                f"{got} after writing it: this kernel fixes the order at boot; run each order on its "
-                                f"own (page_reporting_order=N, no then_order)")
+    """Write page_reporting_order in the running guest, then start a reporting pass at it (session.nudge)."""
+    try:
+        write_order(run.machine, order)
+    except OrderNotWritable as exc:
+        raise VmExperimentError(f"compaction: then_order={order} was asked for, but {exc}: this kernel fixes the "
+                                f"order at boot; run each order on its own (page_reporting_order=N, no then_order)") \
+            from None
     run.mark("order", f"{order}, written at runtime")
     run.page_reporting_order = order   # the samples' reportable_free_kib from here on
-    for verb, *args in (("alloc", NUDGE_BYTES), ("touch",), ("free",)):
-        run.machine.command(verb, *args, timeout_s=60.0)
+    nudge(run.machine)
 
 
 def _orders_while_fragmented(run: VmSampler, peak: int | None, then_order: int, observe_s: float) -> int | None:

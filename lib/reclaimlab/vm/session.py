@@ -59,6 +59,26 @@ class OrderNotWritable(VmCommandError):
     """The guest refused a runtime page_reporting_order: the run must boot with it on the command line."""
 
 
+def write_order(machine: Machine, order: int) -> int:
+    """Write page_reporting_order in the running guest and read it back; OrderNotWritable where the write is
+    refused or does not hold."""
+    try:
+        machine.command("set", ORDER_PATH, str(order), timeout_s=30.0)
+    except VmCommandError as exc:
+        raise OrderNotWritable(f"{ORDER_PATH} cannot be written at runtime here: {exc}") from None
+    got = order_now(machine, timeout_s=30.0)
+    if got != order:
+        raise OrderNotWritable(f"{ORDER_PATH} reads {got!r} after writing {order}: it cannot be set at runtime")
+    return got
+
+
+def nudge(machine: Machine) -> None:
+    """Start a reporting pass at the order now set: the kernel starts one only when a free forms a block of the
+    order, so a small buffer (NUDGE_BYTES) is touched and freed."""
+    for verb, *args in (("alloc", NUDGE_BYTES), ("touch",), ("free",)):
+        machine.command(verb, *args, timeout_s=60.0)
+
+
 class VmSession:
     """Lazily boots one Machine (free page reporting `reporting`) and hands it out until close()."""
 
@@ -130,15 +150,7 @@ class VmSession:
         """Write page_reporting_order (None: the boot's own) in the running guest; what it reads back."""
         assert self._machine is not None
         want = self.boot_order if order is None else order
-        if want is not None:
-            try:
-                self._machine.command("set", ORDER_PATH, str(want), timeout_s=30.0)
-            except VmCommandError as exc:
-                raise OrderNotWritable(f"{ORDER_PATH} cannot be written at runtime here: {exc}") from None
-        got = self.current_order()
-        if want is not None and got != want:
-            raise OrderNotWritable(f"{ORDER_PATH} reads {got!r} after writing {want}: it cannot be set at runtime")
-        return got
+        return self.current_order() if want is None else write_order(self._machine, want)
 
     def fresh(self, page_reporting_order: int | None = None) -> dict[str, Any]:
         """A clean start for the next run in this guest: the order set, the last run's file gone, every clean
@@ -151,9 +163,7 @@ class VmSession:
         m.command("rm_file", timeout_s=120.0)
         m.command("drop_caches", 3, timeout_s=120.0)
         if self.reporting and order != before:   # a high-order free wakes the reporting worker at the new order
-            m.command("alloc", NUDGE_BYTES, timeout_s=60.0)
-            m.command("touch", timeout_s=60.0)
-            m.command("free", timeout_s=60.0)
+            nudge(m)
         settled_kib, settled = self._settle(m)
         self.last_fresh = {"runs_before_in_this_guest": self.runs, "page_reporting_order": order,
                            "host_rss_settled_kib": settled_kib, "settled": settled,

@@ -91,18 +91,24 @@ def reported_before_cold(rec: Recording) -> Claim:
 def buffer_reported(rec: Recording) -> dict[str, float] | None:
     """Of the frames the buffer held after the hot touch, how many sat in blocks marked reported at 'before_cold'
     (the maps; the same per-block count as touched_reported): {"frames_kib", "reported_kib", "share"}, or None."""
+    return _reported_frames(rec, "hot_touched", BASELINE_MAP)
+
+
+def _reported_frames(rec: Recording, ours_map: str, reported_map: str) -> dict[str, float] | None:
+    """Our frames at map `ours_map` (less our pages at BASELINE_MAP) in blocks marked reported at `reported_map`:
+    per map block, min(our pages, reported pages). None where a map is missing or the two differ in shape."""
     by_label = {m.label: m for m in rec.physmaps}
-    if "hot_touched" not in by_label or BASELINE_MAP not in by_label:
+    if ours_map not in by_label or reported_map not in by_label or BASELINE_MAP not in by_label:
         return None
-    a, b = by_label["hot_touched"].snapshot, by_label[BASELINE_MAP].snapshot
-    if a.counts.shape != b.counts.shape:
+    o, r = by_label[ours_map].snapshot, by_label[reported_map].snapshot
+    if o.counts.shape != r.counts.shape:
         return None
-    ours = a.counts[:, FrameClass.OURS].astype("int64")
-    frames = int(ours.sum()) - b.pages(FrameClass.OURS)
+    ours = o.counts[:, FrameClass.OURS].astype("int64")
+    frames = int(ours.sum()) - by_label[BASELINE_MAP].snapshot.pages(FrameClass.OURS)
     if frames <= 0:
         return None
-    reported = int(np.minimum(ours, b.counts[:, FrameClass.FREE_REPORTED]).sum())
-    return {"frames_kib": float(a.kib(frames)), "reported_kib": float(a.kib(reported)),
+    reported = int(np.minimum(ours, r.counts[:, FrameClass.FREE_REPORTED]).sum())
+    return {"frames_kib": float(o.kib(frames)), "reported_kib": float(o.kib(reported)),
             "share": min(reported / frames, 1.0)}
 
 
@@ -141,20 +147,8 @@ def touched_reported(rec: Recording, touch: str) -> dict[str, float] | None:
     page_reporting_order (9 here, the maps' block order), so a block's reported pages are all of it or none
     and this counts frames, not guesses. The child's own other pages (its interpreter) are left out by
     subtracting its pages at 'before_cold', when the buffer was freed."""
-    by_label = {m.label: m for m in rec.physmaps}
     source, after = TOUCH_MAPS[touch]
-    if source not in by_label or after not in by_label or BASELINE_MAP not in by_label:
-        return None
-    a, b, base = by_label[source].snapshot, by_label[after].snapshot, by_label[BASELINE_MAP].snapshot
-    if a.counts.shape != b.counts.shape:
-        return None
-    ours = b.counts[:, FrameClass.OURS].astype("int64")
-    frames = int(ours.sum()) - base.pages(FrameClass.OURS)
-    if frames <= 0:
-        return None
-    reported = int(np.minimum(ours, a.counts[:, FrameClass.FREE_REPORTED]).sum())
-    return {"frames_kib": float(b.kib(frames)), "reported_kib": float(b.kib(reported)),
-            "share": min(reported / frames, 1.0)}
+    return _reported_frames(rec, after, source)
 
 
 def touched_host_missing(rec: Recording, touch: str) -> dict[str, float] | None:
