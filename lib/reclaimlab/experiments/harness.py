@@ -325,6 +325,20 @@ def _vm_recording_instead(exp: Experiment, selectors: dict, mode: str, quiet: bo
     return None
 
 
+def _pop_order(exp: Experiment, params: dict[str, Any], key: str) -> int | None:
+    """params[key] (removed) as a buddy order or None ("5" from a CLI --param reads as 5); ExperimentError else."""
+    from ..vm.machine import check_page_reporting_order
+    value = params.pop(key, None)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    try:
+        return check_page_reporting_order(value)
+    except ValueError as exc:
+        text = str(exc) if key == "page_reporting_order" else \
+            f"{key}: {str(exc).replace('page_reporting_order ', '', 1)}"
+        raise ExperimentError(f"{exp.name}: {text}") from None
+
+
 def _run_vm(exp: Experiment, mode: str, quiet: bool, params: dict[str, Any], lock_timeout_s: float,
             session: Any = None) -> Recording:
     """The same experiment inside the kit's own QEMU guest (the notebook is then its host).
@@ -346,22 +360,9 @@ def _run_vm(exp: Experiment, mode: str, quiet: bool, params: dict[str, Any], loc
     if not isinstance(reporting, bool):
         raise ExperimentError(f"{exp.name}: reporting must be True or False, not {reporting!r}")
     # page_reporting_order: on the guest's kernel command line, as WSL sets it (None: the kernel's own)
-    order = params.pop("page_reporting_order", None)
-    if isinstance(order, str) and order.strip().isdigit():
-        order = int(order)
-    from ..vm.machine import check_page_reporting_order
+    order = _pop_order(exp, params, "page_reporting_order")
     # then_order (compaction): the same fragmentation watched again after this order is written at runtime
-    then_order = params.pop("then_order", None)
-    if isinstance(then_order, str) and then_order.strip().isdigit():
-        then_order = int(then_order)
-    try:
-        order = check_page_reporting_order(order)
-    except ValueError as exc:
-        raise ExperimentError(f"{exp.name}: {exc}") from None
-    try:
-        then_order = check_page_reporting_order(then_order)
-    except ValueError as exc:
-        raise ExperimentError(f"{exp.name}: then_order: {str(exc).replace('page_reporting_order ', '', 1)}") from None
+    then_order = _pop_order(exp, params, "then_order")
     if then_order is not None and (exp.name != "compaction" or not reporting):
         raise ExperimentError(f"{exp.name}: then_order is for compaction with free page reporting on (one "
                               f"fragmentation watched at two orders); drop it or run compaction")
